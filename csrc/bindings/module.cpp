@@ -1,0 +1,10 @@
+// her2fast._native: the C++ kernels, one binding file per area. std::invalid_argument thrown by a
+// kernel reaches Python as ValueError (pybind11's standard translation).
+#include "common.hpp"
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "her2fast native kernels (private: use her2fast.texture and her2fast.superpixels)";
+  her2fast::py_bindings::register_lbp(m);
+  her2fast::py_bindings::register_slic(m);
+  her2fast::py_bindings::register_superpixel_features(m);
+}

@@ -1,0 +1,23 @@
+"""Type stubs of the private native extension (use the public wrappers instead)."""
+
+import numpy as np
+import numpy.typing as npt
+
+LBP_MAX_POINTS: int
+COLOUR_BINS: int
+
+def lbp_uniform_u8(image: npt.NDArray[np.uint8], P: int, R: float) -> npt.NDArray[np.uint8]: ...
+def lbp_uniform_f64(image: npt.NDArray[np.float64], P: int, R: float) -> npt.NDArray[np.uint8]: ...
+def slic(
+    image: npt.NDArray[np.uint8],
+    n_segments: int,
+    compactness: float,
+    max_iter: int,
+    mask: npt.NDArray[np.uint8] | None,
+    enforce_connectivity: bool,
+    min_size_factor: float,
+    max_size_factor: float,
+) -> tuple[npt.NDArray[np.int32], int]: ...
+def superpixel_features(
+    image: npt.NDArray[np.uint8], labels: npt.NDArray[np.int32], n_labels: int, P: int, R: float
+) -> npt.NDArray[np.float64]: ...
