@@ -46,9 +46,10 @@ HER2FAST_HOT void assign_row(const float* __restrict L, const float* __restrict 
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     const float dl = L[i] - cl, da = A[i] - ca, db = B[i] - cb, dx = xs[i] - cx;
     const float d = dl * dl + da * da + db * db + wxy * (dx * dx) + dy2;
-    const bool better = d < dist[i];
-    dist[i] = better ? d : dist[i];
-    lab[i] = better ? k : lab[i];
+    const float old = dist[i];
+    const std::int32_t take = -static_cast<std::int32_t>(d < old);  // all ones when d is nearer
+    dist[i] = d < old ? d : old;
+    lab[i] = (lab[i] & ~take) | (k & take);
   }
 }
 
@@ -85,48 +86,113 @@ void regular_grid_2d(std::ptrdiff_t h, std::ptrdiff_t w, double area, int n, std
 
 }  // namespace
 
+namespace {
+
+// Union-find over runs; the root of a set is its smallest run index, i.e. the run that comes first
+// in raster order, so components are numbered in the order a raster scan meets them.
+std::int32_t find_root(std::vector<std::int32_t>& parent, std::int32_t i) {
+  while (parent[static_cast<std::size_t>(i)] != i) {
+    parent[static_cast<std::size_t>(i)] = parent[static_cast<std::size_t>(parent[static_cast<std::size_t>(i)])];
+    i = parent[static_cast<std::size_t>(i)];
+  }
+  return i;
+}
+
+void unite(std::vector<std::int32_t>& parent, std::int32_t a, std::int32_t b) {
+  a = find_root(parent, a);
+  b = find_root(parent, b);
+  if (a == b) return;
+  if (a < b) parent[static_cast<std::size_t>(b)] = a;
+  else parent[static_cast<std::size_t>(a)] = b;
+}
+
+struct Run {
+  std::int32_t y, x0, x1;  // pixels [x0, x1) of row y
+  std::int32_t label;
+};
+
+}  // namespace
+
 int enforce_connectivity(std::int32_t* labels, std::ptrdiff_t h, std::ptrdiff_t w, const std::uint8_t* inside,
-                         std::ptrdiff_t min_size, std::ptrdiff_t max_size) {
+                         std::ptrdiff_t min_size) {
   if (labels == nullptr || inside == nullptr) throw std::invalid_argument("enforce_connectivity: null pointer");
   if (h < 1 || w < 1) throw std::invalid_argument("enforce_connectivity: empty image");
-  const std::ptrdiff_t n = h * w;
-  if (max_size < 1 || max_size > n) max_size = n;
-  std::vector<std::int32_t> out(static_cast<std::size_t>(n), -1);
-  std::vector<std::int32_t> queue(static_cast<std::size_t>(n));
-  std::int32_t next_label = 0;
-  for (std::ptrdiff_t p = 0; p < n; ++p) {
-    if (!inside[p] || out[static_cast<std::size_t>(p)] >= 0) continue;
-    const std::int32_t orig = labels[p];
-    out[static_cast<std::size_t>(p)] = next_label;
-    queue[0] = static_cast<std::int32_t>(p);
-    std::ptrdiff_t size = 1, head = 0;
-    std::int32_t adjacent = -1;
-    while (head < size) {
-      const std::ptrdiff_t q = queue[static_cast<std::size_t>(head++)];
-      const std::ptrdiff_t y = q / w, x = q - y * w;
-      const std::ptrdiff_t nbr[4] = {x > 0 ? q - 1 : -1, x + 1 < w ? q + 1 : -1, y > 0 ? q - w : -1,
-                                     y + 1 < h ? q + w : -1};
-      for (std::ptrdiff_t m : nbr) {
-        if (m < 0 || !inside[m]) continue;
-        const std::int32_t o = out[static_cast<std::size_t>(m)];
-        if (o < 0) {
-          if (labels[m] == orig && size < max_size) {
-            out[static_cast<std::size_t>(m)] = next_label;
-            queue[static_cast<std::size_t>(size++)] = static_cast<std::int32_t>(m);
-          }
-        } else if (o != next_label && adjacent < 0) {
-          adjacent = o;
-        }
+  if (h * w > std::numeric_limits<std::int32_t>::max())
+    throw std::invalid_argument("enforce_connectivity: image too large for int32 labels");
+  // 1. Runs of equal label along rows (inside pixels only); row_start[y] = first run of row y.
+  std::vector<Run> runs;
+  std::vector<std::int32_t> row_start(static_cast<std::size_t>(h) + 1);
+  for (std::ptrdiff_t y = 0; y < h; ++y) {
+    row_start[static_cast<std::size_t>(y)] = static_cast<std::int32_t>(runs.size());
+    const std::int32_t* lr = labels + y * w;
+    const std::uint8_t* in = inside + y * w;
+    std::ptrdiff_t x = 0;
+    while (x < w) {
+      if (!in[x]) {
+        ++x;
+        continue;
       }
-    }
-    if (size < min_size && adjacent >= 0) {
-      for (std::ptrdiff_t i = 0; i < size; ++i) out[static_cast<std::size_t>(queue[static_cast<std::size_t>(i)])] = adjacent;
-    } else {
-      ++next_label;
+      const std::ptrdiff_t x0 = x;
+      const std::int32_t k = lr[x];
+      while (x < w && in[x] && lr[x] == k) ++x;
+      runs.push_back({static_cast<std::int32_t>(y), static_cast<std::int32_t>(x0), static_cast<std::int32_t>(x), k});
     }
   }
-  for (std::ptrdiff_t p = 0; p < n; ++p)
-    if (inside[p]) labels[p] = out[static_cast<std::size_t>(p)];
+  row_start[static_cast<std::size_t>(h)] = static_cast<std::int32_t>(runs.size());
+  const std::int32_t n_runs = static_cast<std::int32_t>(runs.size());
+
+  // 2. Connected components: unite 4-adjacent runs (overlapping columns in consecutive rows) of the
+  //    same label. Remember every touching pair of runs for the merge step.
+  std::vector<std::int32_t> parent(static_cast<std::size_t>(n_runs));
+  for (std::int32_t i = 0; i < n_runs; ++i) parent[static_cast<std::size_t>(i)] = i;
+  std::vector<std::pair<std::int32_t, std::int32_t>> touching;  // (earlier run, later run), different labels
+  for (std::ptrdiff_t y = 0; y < h; ++y) {
+    const std::int32_t a_end = row_start[static_cast<std::size_t>(y) + 1];
+    for (std::int32_t a = row_start[static_cast<std::size_t>(y)]; a + 1 < a_end; ++a)
+      if (runs[static_cast<std::size_t>(a)].x1 == runs[static_cast<std::size_t>(a) + 1].x0)
+        touching.emplace_back(a, a + 1);  // horizontal neighbours always differ in label
+    if (y == 0) continue;
+    std::int32_t b = row_start[static_cast<std::size_t>(y) - 1];
+    const std::int32_t b_end = row_start[static_cast<std::size_t>(y)];
+    for (std::int32_t a = row_start[static_cast<std::size_t>(y)]; a < a_end; ++a) {
+      const Run& ra = runs[static_cast<std::size_t>(a)];
+      while (b < b_end && runs[static_cast<std::size_t>(b)].x1 <= ra.x0) ++b;
+      for (std::int32_t c = b; c < b_end && runs[static_cast<std::size_t>(c)].x0 < ra.x1; ++c) {
+        if (runs[static_cast<std::size_t>(c)].label == ra.label) unite(parent, c, a);
+        else touching.emplace_back(c, a);
+      }
+    }
+  }
+  // 3. Component sizes; components in raster order of their first pixel (root = first run).
+  std::vector<std::int64_t> size(static_cast<std::size_t>(n_runs), 0);
+  for (std::int32_t i = 0; i < n_runs; ++i) {
+    const std::int32_t r = find_root(parent, i);
+    parent[static_cast<std::size_t>(i)] = r;
+    size[static_cast<std::size_t>(r)] += runs[static_cast<std::size_t>(i)].x1 - runs[static_cast<std::size_t>(i)].x0;
+  }
+  // 4. In raster order, a component smaller than min_size joins the first-met neighbouring component
+  //    that comes before it (as Achanta's EnforceLabelConnectivity); the others get new labels.
+  std::vector<std::int32_t> earlier_neighbour(static_cast<std::size_t>(n_runs), -1);
+  for (const auto& [first, second] : touching) {
+    const std::int32_t ra = parent[static_cast<std::size_t>(first)], rb = parent[static_cast<std::size_t>(second)];
+    if (ra == rb) continue;
+    const std::int32_t lo = std::min(ra, rb), hi = std::max(ra, rb);
+    std::int32_t& e = earlier_neighbour[static_cast<std::size_t>(hi)];
+    if (e < 0 || lo < e) e = lo;
+  }
+  std::vector<std::int32_t> final_label(static_cast<std::size_t>(n_runs), -1);
+  std::int32_t next_label = 0;
+  for (std::int32_t r = 0; r < n_runs; ++r) {
+    if (parent[static_cast<std::size_t>(r)] != r) continue;
+    const std::int32_t e = earlier_neighbour[static_cast<std::size_t>(r)];
+    if (size[static_cast<std::size_t>(r)] < min_size && e >= 0) final_label[static_cast<std::size_t>(r)] = final_label[static_cast<std::size_t>(e)];
+    else final_label[static_cast<std::size_t>(r)] = next_label++;
+  }
+  for (std::int32_t i = 0; i < n_runs; ++i) {
+    const Run& run = runs[static_cast<std::size_t>(i)];
+    std::fill(labels + run.y * w + run.x0, labels + run.y * w + run.x1,
+              final_label[static_cast<std::size_t>(parent[static_cast<std::size_t>(i)])]);
+  }
   return next_label;
 }
 
@@ -144,9 +210,6 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   if (prm.max_iter < 1) throw std::invalid_argument("slic: max_iter must be >= 1, got " + std::to_string(prm.max_iter));
   if (!(prm.min_size_factor >= 0 && prm.min_size_factor <= 1))
     throw std::invalid_argument("slic: min_size_factor must be in [0, 1], got " + std::to_string(prm.min_size_factor));
-  if (!(prm.max_size_factor >= 1 && std::isfinite(prm.max_size_factor)))
-    throw std::invalid_argument("slic: max_size_factor must be finite and >= 1, got " +
-                                std::to_string(prm.max_size_factor));
 
   const std::ptrdiff_t n = h * w;
   const std::size_t nz = static_cast<std::size_t>(n);
@@ -169,6 +232,16 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   int vmin = 255, vmax = 0;
   for (std::ptrdiff_t y = 0; y < h; ++y) {
     const std::uint8_t* row = rgb + y * row_stride;
+    if (mask == nullptr) {
+      std::uint8_t lo = 255, hi = 0;
+      for (std::ptrdiff_t i = 0; i < 3 * w; ++i) {
+        lo = std::min(lo, row[i]);
+        hi = std::max(hi, row[i]);
+      }
+      vmin = std::min<int>(vmin, lo);
+      vmax = std::max<int>(vmax, hi);
+      continue;
+    }
     for (std::ptrdiff_t x = 0; x < w; ++x) {
       if (!inside[static_cast<std::size_t>(y * w + x)]) continue;
       for (int c = 0; c < 3; ++c) {
@@ -260,7 +333,12 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
       const std::ptrdiff_t cy = static_cast<std::ptrdiff_t>(std::lround(c.y));
       const std::ptrdiff_t cx = static_cast<std::ptrdiff_t>(std::lround(c.x));
       const std::ptrdiff_t y0 = std::max<std::ptrdiff_t>(0, cy - win), y1 = std::min<std::ptrdiff_t>(h - 1, cy + win);
-      const std::ptrdiff_t x0 = std::max<std::ptrdiff_t>(0, cx - win), x1 = std::min<std::ptrdiff_t>(w - 1, cx + win);
+      std::ptrdiff_t x0 = std::max<std::ptrdiff_t>(0, cx - win), x1 = std::min<std::ptrdiff_t>(w - 1, cx + win);
+      // Widen the window to a multiple of 16 columns (inside the image): whole SIMD vectors, and the
+      // same result whichever instruction set runs it.
+      const std::ptrdiff_t extra = (16 - (x1 - x0 + 1) % 16) % 16;
+      x1 = std::min<std::ptrdiff_t>(w - 1, x1 + extra - extra / 2);
+      x0 = std::max<std::ptrdiff_t>(0, x1 - (x1 - x0 + 1 + extra) + 1);
       for (std::ptrdiff_t y = y0; y <= y1; ++y) {
         const float dy = static_cast<float>(y) - c.y;
         const std::ptrdiff_t o = y * w + x0;
@@ -268,27 +346,48 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
                    c.l, c.a, c.b, c.x, wxy, wxy * dy * dy, static_cast<std::int32_t>(k));
       }
     }
-    // Update the centres (means of their pixels) and count the pixels that changed centre.
+    // Update the centres: means of their pixels, accumulated over runs of equal labels along rows.
+    const bool changed = !std::equal(labels, labels + n, previous.begin());
     std::fill(acc.begin(), acc.end(), 0.0);
-    std::ptrdiff_t changed = 0;
     for (std::ptrdiff_t y = 0; y < h; ++y) {
       const std::int32_t* lr = labels + y * w;
-      const std::int32_t* pr = previous.data() + y * w;
-      for (std::ptrdiff_t x = 0; x < w; ++x) {
+      const float* Lr = L.data() + y * w;
+      const float* Ar = A.data() + y * w;
+      const float* Br = B.data() + y * w;
+      std::ptrdiff_t x = 0;
+      while (x < w) {
         const std::int32_t k = lr[x];
-        changed += k != pr[x];
+        const std::ptrdiff_t x0 = x;
+        while (x < w && lr[x] == k) ++x;
+        // Two partial sums per channel: shorter dependency chains, same order on every CPU.
+        float sl0 = 0.f, sa0 = 0.f, sb0 = 0.f, sl1 = 0.f, sa1 = 0.f, sb1 = 0.f;
+        std::ptrdiff_t i = x0;
+        for (; i + 1 < x; i += 2) {
+          sl0 += Lr[i];
+          sa0 += Ar[i];
+          sb0 += Br[i];
+          sl1 += Lr[i + 1];
+          sa1 += Ar[i + 1];
+          sb1 += Br[i + 1];
+        }
+        if (i < x) {
+          sl0 += Lr[i];
+          sa0 += Ar[i];
+          sb0 += Br[i];
+        }
+        const float sl = sl0 + sl1, sa = sa0 + sa1, sb = sb0 + sb1;
         if (k < 0) continue;
-        const std::size_t p = static_cast<std::size_t>(y * w + x);
+        const double len = static_cast<double>(x - x0);
         double* a = acc.data() + static_cast<std::size_t>(k) * 6;
-        a[0] += L[p];
-        a[1] += A[p];
-        a[2] += B[p];
-        a[3] += static_cast<double>(y);
-        a[4] += static_cast<double>(x);
-        a[5] += 1.0;
+        a[0] += sl;
+        a[1] += sa;
+        a[2] += sb;
+        a[3] += static_cast<double>(y) * len;
+        a[4] += 0.5 * static_cast<double>(x0 + x - 1) * len;
+        a[5] += len;
       }
     }
-    if (changed == 0) break;  // a fixed point: further iterations change nothing
+    if (!changed) break;  // a fixed point: further iterations change nothing
     for (std::ptrdiff_t k = 0; k < n_seeds; ++k) {
       const double* a = acc.data() + static_cast<std::size_t>(k) * 6;
       if (a[5] <= 0) continue;
@@ -302,11 +401,8 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   // 4. Connectivity, or (when disabled) consecutive labels; in-mask pixels that no centre reached
   //    share one extra label.
   const double segment_size = static_cast<double>(area) / static_cast<double>(n_seeds);
-  if (prm.enforce_connectivity) {
-    const double max_sz = std::min(prm.max_size_factor * segment_size, static_cast<double>(n));
-    return enforce_connectivity(labels, h, w, inside.data(), static_cast<std::ptrdiff_t>(prm.min_size_factor * segment_size),
-                                static_cast<std::ptrdiff_t>(max_sz));
-  }
+  if (prm.enforce_connectivity)
+    return enforce_connectivity(labels, h, w, inside.data(), static_cast<std::ptrdiff_t>(prm.min_size_factor * segment_size));
   std::vector<std::int32_t> remap(static_cast<std::size_t>(n_seeds) + 1, -1);
   std::int32_t next = 0;
   for (std::ptrdiff_t p = 0; p < n; ++p) {

@@ -9,9 +9,10 @@
 //  3. Local k-means in [l a b x y]: each centre scans a 2S x 2S window (+-S) and the distance is
 //     ||lab_p - lab_k||^2 + (m / S)^2 ||xy_p - xy_k||^2 (m = compactness); at most max_iter
 //     iterations, stopping early when no pixel changes its centre (then the result is a fixed point).
-//  4. Connectivity: each label becomes one 4-connected region; fragments smaller than
-//     min_size_factor * area / n_seeds merge into an adjacent superpixel; a region stops growing at
-//     max_size_factor * area / n_seeds (as scikit-image). Labels are 0..K-1.
+//  4. Connectivity (Achanta's EnforceLabelConnectivity): each 4-connected component of a label
+//     becomes its own superpixel, except components smaller than min_size_factor * area / n_seeds,
+//     which join a neighbouring component met earlier in raster order. Labels are 0..K-1 in raster
+//     order of first appearance.
 // With a mask, only mask pixels take part (S from the mask area, seeds inside the mask) and
 // pixels outside the mask get label -1.
 #pragma once
@@ -27,7 +28,6 @@ struct SlicParams {
   int max_iter = 10;
   bool enforce_connectivity = true;
   double min_size_factor = 0.5;
-  double max_size_factor = 3.0;
 };
 
 /// SLIC superpixels of an RGB uint8 image: `rgb` has h rows of w pixels (3 interleaved bytes each),
@@ -38,9 +38,10 @@ struct SlicParams {
 int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdiff_t row_stride,
          const std::uint8_t* mask, std::ptrdiff_t mask_stride, const SlicParams& params, std::int32_t* labels);
 
-/// Makes every label a single 4-connected region (see step 4 above). `labels` (h x w, contiguous)
-/// holds any int32 values; values < 0 at pixels where `inside` is zero are left alone. Returns K.
+/// Makes every label a single 4-connected region (step 4 above). `labels` (h x w, contiguous) holds
+/// any int32 values; only pixels where `inside` (h x w) is nonzero take part, the others are left
+/// as they are. Returns K; the inside pixels then hold 0..K-1.
 int enforce_connectivity(std::int32_t* labels, std::ptrdiff_t h, std::ptrdiff_t w, const std::uint8_t* inside,
-                         std::ptrdiff_t min_size, std::ptrdiff_t max_size);
+                         std::ptrdiff_t min_size);
 
 }  // namespace her2fast

@@ -16,7 +16,6 @@ def slic(
     mask: npt.NDArray[np.uint8] | None,
     enforce_connectivity: bool,
     min_size_factor: float,
-    max_size_factor: float,
 ) -> tuple[npt.NDArray[np.int32], int]: ...
 def superpixel_features(
     image: npt.NDArray[np.uint8], labels: npt.NDArray[np.int32], n_labels: int, P: int, R: float

@@ -6,7 +6,7 @@ namespace her2fast::py_bindings {
 
 namespace {
 py::tuple slic_py(const py::array& image, int n_segments, double compactness, int max_iter,
-                  const py::object& mask, bool enforce_connectivity, double min_size_factor, double max_size_factor) {
+                  const py::object& mask, bool enforce_connectivity, double min_size_factor) {
   require_array<std::uint8_t>(image, "image", 3);
   if (image.shape(2) != 3) throw py::value_error("image must have 3 channels (H, W, 3), got " + std::to_string(image.shape(2)));
   const auto h = static_cast<std::ptrdiff_t>(image.shape(0)), w = static_cast<std::ptrdiff_t>(image.shape(1));
@@ -24,7 +24,6 @@ py::tuple slic_py(const py::array& image, int n_segments, double compactness, in
   prm.max_iter = max_iter;
   prm.enforce_connectivity = enforce_connectivity;
   prm.min_size_factor = min_size_factor;
-  prm.max_size_factor = max_size_factor;
   py::array_t<std::int32_t> labels({h, w});
   const std::uint8_t* src = static_cast<const std::uint8_t*>(image.data());
   std::int32_t* dst = labels.mutable_data();
@@ -39,7 +38,7 @@ py::tuple slic_py(const py::array& image, int n_segments, double compactness, in
 
 void register_slic(py::module_& m) {
   m.def("slic", &slic_py, py::arg("image"), py::arg("n_segments"), py::arg("compactness"), py::arg("max_iter"),
-        py::arg("mask"), py::arg("enforce_connectivity"), py::arg("min_size_factor"), py::arg("max_size_factor"),
+        py::arg("mask"), py::arg("enforce_connectivity"), py::arg("min_size_factor"),
         "SLIC superpixels of a C-contiguous (H, W, 3) uint8 image; mask: None or (H, W) uint8. "
         "Returns (labels int32 (H, W), K).");
 }
