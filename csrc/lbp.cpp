@@ -1,6 +1,7 @@
 #include "lbp.hpp"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -69,20 +70,25 @@ std::vector<Neighbour> make_neighbours(int P, double R, std::ptrdiff_t w) {
   return nbs;
 }
 
-// One row of one interpolated neighbour: bit[c] = bilinear(...) - centre[c] >= 0.
+// Horizontal step of the bilinear interpolation for one image row and one neighbour:
+// H[c] = (1 - dc[c]) * row[c + oc0] + dc[c] * row[c + oc1]  (scikit-image's "top"/"bottom").
+// The same row serves as "bottom" for pixel row r and as "top" for pixel row r + 1, so it is
+// computed once and cached (RowCache) -- bit-identical to computing it twice.
 template <typename T>
-inline __attribute__((always_inline)) void interp_row(const T* __restrict rowT, const T* __restrict rowB,
-                                                      const T* __restrict centre, const double* __restrict dc,
-                                                      const double* __restrict omdc, double dr, double omdr,
-                                                      int oc0, int oc1, std::ptrdiff_t w,
-                                                      std::uint8_t* __restrict bit) {
-  for (std::ptrdiff_t c = 0; c < w; ++c) {
-    const double top = omdc[c] * static_cast<double>(rowT[c + oc0]) + dc[c] * static_cast<double>(rowT[c + oc1]);
-    const double bottom =
-        omdc[c] * static_cast<double>(rowB[c + oc0]) + dc[c] * static_cast<double>(rowB[c + oc1]);
-    const double v = omdr * top + dr * bottom;
-    bit[c] = (v - static_cast<double>(centre[c])) >= 0.0;
-  }
+inline __attribute__((always_inline)) void hinterp_row(const T* __restrict row, const double* __restrict dc,
+                                                       const double* __restrict omdc, int oc0, int oc1,
+                                                       std::ptrdiff_t w, double* __restrict H) {
+  for (std::ptrdiff_t c = 0; c < w; ++c)
+    H[c] = omdc[c] * static_cast<double>(row[c + oc0]) + dc[c] * static_cast<double>(row[c + oc1]);
+}
+
+// Vertical step and threshold: bit[c] = ((1 - dr) * top[c] + dr * bottom[c]) - centre[c] >= 0.
+template <typename T>
+inline __attribute__((always_inline)) void vinterp_threshold_row(const double* __restrict top,
+                                                                 const double* __restrict bottom, double dr,
+                                                                 double omdr, const T* __restrict centre,
+                                                                 std::ptrdiff_t w, std::uint8_t* __restrict bit) {
+  for (std::ptrdiff_t c = 0; c < w; ++c) bit[c] = ((omdr * top[c] + dr * bottom[c]) - static_cast<double>(centre[c])) >= 0.0;
 }
 
 template <typename T>
@@ -108,15 +114,22 @@ inline __attribute__((always_inline)) void accumulate_row(const std::uint8_t* __
   }
 }
 
-HER2FAST_HOT void interp_row_u8(const std::uint8_t* rowT, const std::uint8_t* rowB, const std::uint8_t* centre,
-                                const double* dc, const double* omdc, double dr, double omdr, int oc0, int oc1,
-                                std::ptrdiff_t w, std::uint8_t* bit) {
-  interp_row(rowT, rowB, centre, dc, omdc, dr, omdr, oc0, oc1, w, bit);
+// Runtime-dispatched instances (GCC target_clones cannot clone templates directly).
+HER2FAST_HOT void hinterp_u8(const std::uint8_t* row, const double* dc, const double* omdc, int oc0, int oc1,
+                             std::ptrdiff_t w, double* H) {
+  hinterp_row(row, dc, omdc, oc0, oc1, w, H);
 }
-HER2FAST_HOT void interp_row_f64(const double* rowT, const double* rowB, const double* centre, const double* dc,
-                                 const double* omdc, double dr, double omdr, int oc0, int oc1, std::ptrdiff_t w,
-                                 std::uint8_t* bit) {
-  interp_row(rowT, rowB, centre, dc, omdc, dr, omdr, oc0, oc1, w, bit);
+HER2FAST_HOT void hinterp_f64(const double* row, const double* dc, const double* omdc, int oc0, int oc1,
+                              std::ptrdiff_t w, double* H) {
+  hinterp_row(row, dc, omdc, oc0, oc1, w, H);
+}
+HER2FAST_HOT void vinterp_u8(const double* top, const double* bottom, double dr, double omdr,
+                             const std::uint8_t* centre, std::ptrdiff_t w, std::uint8_t* bit) {
+  vinterp_threshold_row(top, bottom, dr, omdr, centre, w, bit);
+}
+HER2FAST_HOT void vinterp_f64(const double* top, const double* bottom, double dr, double omdr, const double* centre,
+                              std::ptrdiff_t w, std::uint8_t* bit) {
+  vinterp_threshold_row(top, bottom, dr, omdr, centre, w, bit);
 }
 HER2FAST_HOT void exact_row_u8(const std::uint8_t* nrow, const std::uint8_t* centre, std::ptrdiff_t w,
                                std::uint8_t* bit) {
@@ -130,14 +143,21 @@ HER2FAST_HOT void accumulate(const std::uint8_t* bit, const std::uint8_t* prev, 
   accumulate_row(bit, prev, first, w, sum, changes);
 }
 
-inline void interp_dispatch(const std::uint8_t* a, const std::uint8_t* b, const std::uint8_t* ctr, const double* dc,
-                            const double* omdc, double dr, double omdr, int oc0, int oc1, std::ptrdiff_t w,
-                            std::uint8_t* bit) {
-  interp_row_u8(a, b, ctr, dc, omdc, dr, omdr, oc0, oc1, w, bit);
+inline void hinterp(const std::uint8_t* row, const double* dc, const double* omdc, int oc0, int oc1, std::ptrdiff_t w,
+                    double* H) {
+  hinterp_u8(row, dc, omdc, oc0, oc1, w, H);
 }
-inline void interp_dispatch(const double* a, const double* b, const double* ctr, const double* dc, const double* omdc,
-                            double dr, double omdr, int oc0, int oc1, std::ptrdiff_t w, std::uint8_t* bit) {
-  interp_row_f64(a, b, ctr, dc, omdc, dr, omdr, oc0, oc1, w, bit);
+inline void hinterp(const double* row, const double* dc, const double* omdc, int oc0, int oc1, std::ptrdiff_t w,
+                    double* H) {
+  hinterp_f64(row, dc, omdc, oc0, oc1, w, H);
+}
+inline void vinterp(const double* top, const double* bottom, double dr, double omdr, const std::uint8_t* centre,
+                    std::ptrdiff_t w, std::uint8_t* bit) {
+  vinterp_u8(top, bottom, dr, omdr, centre, w, bit);
+}
+inline void vinterp(const double* top, const double* bottom, double dr, double omdr, const double* centre,
+                    std::ptrdiff_t w, std::uint8_t* bit) {
+  vinterp_f64(top, bottom, dr, omdr, centre, w, bit);
 }
 inline void exact_dispatch(const std::uint8_t* n, const std::uint8_t* ctr, std::ptrdiff_t w, std::uint8_t* bit) {
   exact_row_u8(n, ctr, w, bit);
@@ -145,6 +165,12 @@ inline void exact_dispatch(const std::uint8_t* n, const std::uint8_t* ctr, std::
 inline void exact_dispatch(const double* n, const double* ctr, std::ptrdiff_t w, std::uint8_t* bit) {
   exact_row_f64(n, ctr, w, bit);
 }
+
+// Two horizontally interpolated rows per neighbour, tagged with the image row they hold.
+struct RowCache {
+  std::vector<double> buf[2];
+  std::ptrdiff_t row[2] = {std::numeric_limits<std::ptrdiff_t>::min(), std::numeric_limits<std::ptrdiff_t>::min()};
+};
 
 template <typename T>
 void lbp_uniform_impl(const T* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdiff_t stride, int P, double R,
@@ -164,6 +190,10 @@ void lbp_uniform_impl(const T* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptr
   }
   auto row_ptr = [&](std::ptrdiff_t r) { return padded.data() + (r + pad) * wp + pad; };
 
+  std::vector<RowCache> caches(static_cast<std::size_t>(P));
+  for (int i = 0; i < P; ++i)
+    if (!nbs[static_cast<std::size_t>(i)].integral)
+      for (auto& b : caches[static_cast<std::size_t>(i)].buf) b.resize(static_cast<std::size_t>(w));
   std::vector<std::uint8_t> bit_a(static_cast<std::size_t>(w)), bit_b(static_cast<std::size_t>(w));
   std::vector<std::uint8_t> sum(static_cast<std::size_t>(w)), changes(static_cast<std::size_t>(w));
   const std::uint8_t non_uniform = static_cast<std::uint8_t>(P + 1);
@@ -180,9 +210,19 @@ void lbp_uniform_impl(const T* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptr
         const double rr = static_cast<double>(r) + nb.rp;
         const double minr = std::floor(rr);
         const double dr = rr - minr;
-        const T* rowT = row_ptr(static_cast<std::ptrdiff_t>(minr));
-        const T* rowB = row_ptr(static_cast<std::ptrdiff_t>(std::ceil(rr)));
-        interp_dispatch(rowT, rowB, centre, nb.dc.data(), nb.omdc.data(), dr, 1.0 - dr, nb.oc0, nb.oc1, w, bit);
+        RowCache& cache = caches[static_cast<std::size_t>(i)];
+        // Slot holding image row y, computing it (into the slot other than `keep`) on a miss.
+        auto slot_of = [&](std::ptrdiff_t y, int keep) {
+          for (int s = 0; s < 2; ++s)
+            if (cache.row[s] == y) return s;
+          const int s = keep == 0 ? 1 : 0;
+          hinterp(row_ptr(y), nb.dc.data(), nb.omdc.data(), nb.oc0, nb.oc1, w, cache.buf[s].data());
+          cache.row[s] = y;
+          return s;
+        };
+        const int top = slot_of(static_cast<std::ptrdiff_t>(minr), -1);
+        const int bottom = slot_of(static_cast<std::ptrdiff_t>(std::ceil(rr)), top);
+        vinterp(cache.buf[top].data(), cache.buf[bottom].data(), dr, 1.0 - dr, centre, w, bit);
       }
       accumulate(bit, prev, i == 0, w, sum.data(), changes.data());
       std::swap(bit, prev);

@@ -1,0 +1,148 @@
+"""``her2fast bench kernels``: the native kernels against their references, in one run.
+
+Single-threaded medians on real-image mosaics (scikit-image's IHC sample, 512^2 and 2048^2),
+the reference's median in the same run, and the ratio -- the figure that counts on a noisy
+machine. Then throughput on independent tiles with two threads against one (GIL released).
+
+Targets (issue 2): SLIC >= 20x skimage.segmentation.slic, uniform LBP >= 20x
+skimage.feature.local_binary_pattern, features >= 5x the numpy reference, 2 threads >= 1.7x.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import __version__
+from ..superpixels import slic, superpixel_features
+from ..texture import local_binary_pattern
+from .reference import grey_level, real_ihc_mosaic, superpixel_features_reference
+
+COMPACTNESS = 10.0
+MAX_ITER = 10
+PIXELS_PER_SUPERPIXEL = 655  # n_segments = 400 on 512 x 512
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _row(kernel: str, size: int, ours: float, ref: float, reference: str, target: float | None) -> dict:
+    return {
+        "kernel": kernel,
+        "size": size,
+        "ours_ms": ours * 1e3,
+        "reference": reference,
+        "reference_ms": ref * 1e3,
+        "ratio": ref / ours,
+        "target": target,
+        "meets_target": None if target is None else ref / ours >= target,
+    }
+
+
+def single_thread_rows(size: int, repeats: int) -> list[dict]:
+    from skimage.feature import local_binary_pattern as sk_lbp
+    from skimage.segmentation import slic as sk_slic
+
+    img = real_ihc_mosaic(size)
+    grey = grey_level(img)
+    n_segments = size * size // PIXELS_PER_SUPERPIXEL
+    ref_repeats = max(3, repeats // 2) if size > 1024 else repeats
+    rows = []
+    ours = median_seconds(lambda: slic(img, n_segments, COMPACTNESS, MAX_ITER), repeats)
+    ref = median_seconds(
+        lambda: sk_slic(img, n_segments=n_segments, compactness=COMPACTNESS, max_num_iter=MAX_ITER, start_label=0),
+        ref_repeats,
+    )
+    rows.append(_row(f"slic (n_segments={n_segments})", size, ours, ref, "skimage.segmentation.slic", 20.0))
+    ours = median_seconds(lambda: local_binary_pattern(grey, 8, 1.0), repeats)
+    ref = median_seconds(lambda: sk_lbp(grey, 8, 1.0, method="uniform"), ref_repeats)
+    rows.append(_row("uniform LBP (P=8, R=1)", size, ours, ref, "skimage.feature.local_binary_pattern", 20.0))
+    labels = slic(img, n_segments, COMPACTNESS, MAX_ITER)
+    ours = median_seconds(lambda: superpixel_features(img, labels), repeats)
+    ref = median_seconds(lambda: superpixel_features_reference(img, labels), ref_repeats)
+    rows.append(_row("superpixel features", size, ours, ref, "numpy bincount + skimage LBP", 5.0))
+    codes = local_binary_pattern(grey, 8, 1.0)
+    ref = median_seconds(lambda: superpixel_features_reference(img, labels, lbp_codes=codes), ref_repeats)
+    rows.append(_row("superpixel features", size, ours, ref, "numpy bincount, LBP codes given", None))
+    return rows
+
+
+def two_thread_rows(repeats: int) -> list[dict]:
+    """Throughput on 8 independent 512^2 tiles: 2 threads vs 1 (the kernels release the GIL)."""
+    big = real_ihc_mosaic(1024)
+    tiles = [np.ascontiguousarray(big[i : i + 512, j : j + 512]) for i in (0, 512) for j in (0, 512)] * 2
+    greys = [grey_level(t) for t in tiles]
+    labels = [slic(t, 400) for t in tiles]
+    work = {
+        "slic": lambda i: slic(tiles[i], 400, COMPACTNESS, MAX_ITER),
+        "uniform LBP": lambda i: local_binary_pattern(greys[i], 8, 1.0),
+        "superpixel features": lambda i: superpixel_features(tiles[i], labels[i]),
+    }
+    rows = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for name, fn in work.items():
+            one = median_seconds(lambda: [fn(i) for i in range(len(tiles))], repeats)
+            two = median_seconds(lambda: list(pool.map(fn, range(len(tiles)))), repeats)
+            rows.append(
+                {
+                    "kernel": name,
+                    "tiles": len(tiles),
+                    "one_thread_tiles_per_s": len(tiles) / one,
+                    "two_threads_tiles_per_s": len(tiles) / two,
+                    "speedup": one / two,
+                    "target": 1.7,
+                    "meets_target": one / two >= 1.7,
+                }
+            )
+    return rows
+
+
+def main(repeats: int = 7, json_path: str | None = None, quick: bool = False) -> int:
+    """Run the benchmark, print the tables, optionally write JSON. Returns 0."""
+    sizes = [512] if quick else [512, 2048]
+    repeats = min(repeats, 3) if quick else repeats
+    print(f"her2fast {__version__} kernels benchmark: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, single thread, median of {repeats}")
+    header = f"{'kernel':34s} {'size':>9s} {'ours ms':>9s} {'ref ms':>9s} {'ratio':>7s} {'target':>7s}  reference"
+    print(header)
+    print("-" * len(header))
+    rows: list[dict] = []
+    for size in sizes:
+        for row in single_thread_rows(size, repeats):
+            rows.append(row)
+            target = "" if row["target"] is None else f">={row['target']:.0f}x"
+            flag = "" if row["meets_target"] is None else (" ok" if row["meets_target"] else " MISSED")
+            print(f"{row['kernel']:34s} {size:>4d}x{size:<4d} {row['ours_ms']:9.2f} {row['reference_ms']:9.2f} "
+                  f"{row['ratio']:6.1f}x {target:>7s}  {row['reference']}{flag}")
+    print()
+    print(f"{'two threads, independent 512x512 tiles':40s} {'1 thread/s':>11s} {'2 threads/s':>12s} {'speedup':>8s}")
+    threads = two_thread_rows(repeats)
+    for row in threads:
+        flag = " ok" if row["meets_target"] else " MISSED (target 1.7x)"
+        print(f"{row['kernel']:40s} {row['one_thread_tiles_per_s']:11.1f} {row['two_threads_tiles_per_s']:12.1f} "
+              f"{row['speedup']:7.2f}x{flag}")
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump({"version": __version__, "machine": platform.machine(), "cpus": os.cpu_count(),
+                       "single_thread": rows, "two_threads": threads}, fh, indent=2)
+        print(f"\nwrote {json_path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
