@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment in .venv and install her2fast into it,
+# editable, with the CPU runtime and the test tools. Sourced by demo.sh and test.sh.
+# Needs: python3 (>= 3.10) with venv, g++ (C++17). Everything else comes from PyPI.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# Build tools first, then the package without build isolation: one download of each tool, and
+# the same cmake/ninja/pybind11 build the C++ tests.
+python -m pip install -q "setuptools>=77" wheel "pybind11>=2.12" "cmake>=3.18" ninja
+echo "== building and installing her2fast (C++ extension) into .venv"
+python -m pip install -q --no-build-isolation -e ".[cpu,test]"

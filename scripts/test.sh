@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set everything up and run all tests: C++ unit tests (plain and with AddressSanitizer +
+# UndefinedBehaviorSanitizer) and the Python test suite. CI runs exactly this (.ci/run).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+# C++ test framework from Debian (doctest-dev): install when missing.
+if [ ! -f /usr/include/doctest/doctest.h ]; then
+  echo "== installing doctest-dev (Debian) for the C++ unit tests"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends doctest-dev >/dev/null
+fi
+
+# shellcheck disable=SC1091
+source "$root/scripts/setup_env.sh"
+jobs="$(nproc 2>/dev/null || echo 2)"
+
+echo "== C++ unit tests"
+cmake -S . -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DHER2FAST_BUILD_PYTHON=OFF -DHER2FAST_BUILD_TESTS=ON >/dev/null
+cmake --build build/cpp-tests -j "$jobs"
+./build/cpp-tests/her2fast_core_tests
+
+echo "== C++ unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build/cpp-tests-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DHER2FAST_BUILD_PYTHON=OFF -DHER2FAST_BUILD_TESTS=ON -DHER2FAST_SANITIZE=ON >/dev/null
+cmake --build build/cpp-tests-asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ./build/cpp-tests-asan/her2fast_core_tests
+
+echo "== Python tests"
+python -m pytest "$@"
