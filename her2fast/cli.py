@@ -54,6 +54,36 @@ def _bench(args: argparse.Namespace) -> int:
     return kernels_main(repeats=args.repeats, json_path=args.json, quick=args.quick)
 
 
+# --------------------------------------------------------------------------------------- synth
+def _synth_args(p: argparse.ArgumentParser) -> None:
+    categories = ("0", "0+", "1+", "2+", "3+")
+    sub = p.add_subparsers(dest="synth_what", metavar="WHAT", required=True)
+    t = sub.add_parser("tiles", help="phantom tiles: <out>/<name>.png + <name>.npz (masks, labels, cell table)")
+    t.add_argument("--out", default="synth_tiles", help="output folder (default: %(default)s)")
+    t.add_argument("-n", "--count", type=int, default=8, help="tiles per category (default: %(default)s)")
+    t.add_argument("--size", type=int, default=512, help="tile size in pixels (default: %(default)s)")
+    t.add_argument("--categories", default=",".join(categories), help="comma-separated (default: %(default)s)")
+    t.add_argument("--variant", default="typical", help="preset variant (default: %(default)s)")
+    t.add_argument("--mpp", type=float, default=0.5, help="micrometres per pixel (default: %(default)s)")
+    t.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
+    s = sub.add_parser("slide", help="a pyramidal BigTIFF phantom slide + ground-truth sidecar")
+    s.add_argument("path", help="output .tiff path")
+    s.add_argument("--category", default="2+", choices=categories, help="(default: %(default)s)")
+    s.add_argument("--variant", default="typical", help="typical, near-threshold, unusual, heterogeneous")
+    s.add_argument("--width", type=int, default=4096, help="level-0 width in pixels (default: %(default)s)")
+    s.add_argument("--height", type=int, default=4096, help="level-0 height in pixels (default: %(default)s)")
+    s.add_argument("--mpp", type=float, default=0.5, help="micrometres per pixel (default: %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    s.add_argument("--jpeg-quality", type=int, default=85, help="(default: %(default)s)")
+
+
+@command("synth", "write phantom HER2 IHC tiles or a pyramidal phantom slide with exact ground truth", _synth_args)
+def _synth(args: argparse.Namespace) -> int:
+    from .synth.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="her2fast", description="Fast, reproducible HER2 IHC scoring.")
     parser.add_argument("--version", action="version", version=f"her2fast {__version__}")

@@ -1,0 +1,384 @@
+"""ASCO/CAP HER2 IHC scoring rules, written once, as pure functions on a cell table.
+
+The pipeline (measured cells) and the phantom generator (:mod:`her2fast.synth`, true cells) both call
+these functions, so a phantom's ground-truth category and a scored slide's category mean the same thing.
+Nothing here reads files or images.
+
+Two steps:
+
+1. **Per cell** -- :func:`classify_cells` maps each tumour cell's membrane *intensity class* and membrane
+   *completeness* (fraction of its perimeter that is stained) to a :class:`CellClass`.
+2. **Per slide** -- :func:`class_fractions` counts the classes among tumour cells and :func:`slide_category`
+   applies the ASCO/CAP 2018 thresholds (with the 2023 ASCO/CAP "HER2-low/ultralow" strata of 0):
+
+   ======  =====================================================================================
+   "3+"    complete, intense (circumferential) membrane staining in > 10 % of tumour cells
+   "2+"    weak-to-moderate complete staining in > 10 % of tumour cells -- cumulative with the 3+
+           cells -- or the "unusual" pattern: intense but incomplete (e.g. basolateral) staining
+           in > 10 % (ASCO/CAP 2018, Wolff et al., Fig. 1, note on unusual patterns)
+   "1+"    incomplete, faint / barely perceptible staining in > 10 % of tumour cells (cumulative:
+           every stained cell counts)
+   "0+"    HER2-ultralow: IHC 0 with faint incomplete staining in > 0 % and <= 10 % of tumour cells
+   "0"     HER2-null: no membrane staining at all
+   ======  =====================================================================================
+
+Counting is cumulative (a cell of a higher class also satisfies every lower criterion), as a
+pathologist reads a slide: 6 % of cells at 3+ and 6 % at 2+ is "12 % with at least weak-to-moderate
+complete staining", i.e. 2+.
+
+References
+----------
+.. [1] Wolff AC, Hammond MEH, Allison KH, et al. Human epidermal growth factor receptor 2 testing in
+   breast cancer: ASCO/CAP clinical practice guideline focused update. J Clin Oncol 2018;36:2105-2122.
+.. [2] Wolff AC, Somerfield MR, Dowsett M, et al. HER2 testing in breast cancer: ASCO-CAP guideline
+   update. J Clin Oncol 2023;41:3867-3872 (HER2-low, -ultralow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+__all__ = [
+    "CATEGORIES",
+    "IntensityClass",
+    "CellClass",
+    "ScoringRules",
+    "DEFAULT_RULES",
+    "CellTable",
+    "ClassFractions",
+    "ScoringResult",
+    "intensity_class_from_od",
+    "classify_cells",
+    "class_fractions",
+    "slide_category",
+    "score_cells",
+]
+
+#: The slide categories, in increasing order of HER2 expression ("0" = null, "0+" = ultralow).
+CATEGORIES: tuple[str, ...] = ("0", "0+", "1+", "2+", "3+")
+
+
+class IntensityClass(IntEnum):
+    """Membrane staining intensity of one cell, as a pathologist grades it."""
+
+    NONE = 0
+    FAINT = 1  #: faint / barely perceptible
+    WEAK_MODERATE = 2
+    STRONG = 3  #: intense
+
+
+class CellClass(IntEnum):
+    """Per-cell ASCO/CAP class from intensity and completeness (see :func:`classify_cells`)."""
+
+    NEGATIVE = 0  #: no membrane staining
+    FAINT_INCOMPLETE = 1  #: faint (any completeness) or weak-moderate but incomplete: a "1+ cell"
+    WEAK_MODERATE_COMPLETE = 2  #: a "2+ cell"
+    INTENSE_INCOMPLETE = 3  #: the "unusual" pattern; counts towards 2+
+    INTENSE_COMPLETE = 4  #: a "3+ cell"
+
+
+@dataclass(frozen=True)
+class ScoringRules:
+    """Thresholds of the ASCO/CAP rules; the defaults are the guideline's.
+
+    Parameters
+    ----------
+    positive_fraction : float
+        A criterion is met when *more than* this fraction of tumour cells meet it (ASCO/CAP: 10 %).
+    complete_fraction : float
+        A membrane is *complete* when at least this fraction of its perimeter is stained.
+    faint_od, weak_od, strong_od : float
+        Lower bounds of the membrane DAB optical density (along the DAB stain vector, at the membrane
+        centre line) of the FAINT, WEAK_MODERATE and STRONG intensity classes, used by
+        :func:`intensity_class_from_od` for measured cells. The phantom generator draws its cells'
+        membrane OD inside these bands (see ``docs/synth.md``).
+    """
+
+    positive_fraction: float = 0.10
+    complete_fraction: float = 0.90
+    faint_od: float = 0.08
+    weak_od: float = 0.40
+    strong_od: float = 1.20
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.positive_fraction < 1.0:
+            raise InvalidInputError(f"positive_fraction must be in [0, 1), got {self.positive_fraction}")
+        if not 0.0 < self.complete_fraction <= 1.0:
+            raise InvalidInputError(f"complete_fraction must be in (0, 1], got {self.complete_fraction}")
+        if not 0.0 < self.faint_od < self.weak_od < self.strong_od:
+            raise InvalidInputError(
+                "the OD thresholds must satisfy 0 < faint_od < weak_od < strong_od, got "
+                f"{self.faint_od}, {self.weak_od}, {self.strong_od}"
+            )
+
+
+DEFAULT_RULES = ScoringRules()
+
+_TABLE_COLUMNS = ("cell_id", "x", "y", "is_tumour", "intensity", "completeness", "membrane_dab_od", "region")
+
+
+@dataclass
+class CellTable:
+    """One row per cell, as parallel numpy arrays (the whole-slide state of the cells stage).
+
+    Attributes
+    ----------
+    cell_id : (n,) int64
+        Unique within a slide or tile; equals the value of the cell in a cell label map.
+    x, y : (n,) float32
+        Cell centre in pixels of the image it belongs to (level 0 for a slide).
+    is_tumour : (n,) bool
+        Tumour (epithelial) cell; only tumour cells are scored.
+    intensity : (n,) int8
+        :class:`IntensityClass` of the membrane staining.
+    completeness : (n,) float32
+        Fraction of the perimeter that is stained, in [0, 1].
+    membrane_dab_od : (n,) float32
+        DAB optical density of the stained membrane (centre line), 0 where unstained.
+    region : (n,) int8
+        Expression region the cell belongs to (heterogeneous phantoms; 0 elsewhere).
+    """
+
+    cell_id: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    is_tumour: np.ndarray
+    intensity: np.ndarray
+    completeness: np.ndarray
+    membrane_dab_od: np.ndarray
+    region: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+
+    _DTYPES = {
+        "cell_id": np.int64,
+        "x": np.float32,
+        "y": np.float32,
+        "is_tumour": np.bool_,
+        "intensity": np.int8,
+        "completeness": np.float32,
+        "membrane_dab_od": np.float32,
+        "region": np.int8,
+    }
+
+    def __post_init__(self) -> None:
+        n = len(np.asarray(self.cell_id))
+        if len(np.asarray(self.region)) == 0 and n:
+            self.region = np.zeros(n, np.int8)
+        for name in _TABLE_COLUMNS:
+            arr = np.asarray(getattr(self, name), dtype=self._DTYPES[name])
+            if arr.ndim != 1 or arr.shape[0] != n:
+                raise InvalidInputError(
+                    f"CellTable.{name} must be a 1-D array of {n} values (one per cell), got shape {arr.shape}"
+                )
+            setattr(self, name, arr)
+
+    def __len__(self) -> int:
+        return int(self.cell_id.shape[0])
+
+    @classmethod
+    def empty(cls) -> CellTable:
+        """A table with no rows."""
+        return cls(**{name: np.zeros(0, cls._DTYPES[name]) for name in _TABLE_COLUMNS})
+
+    @classmethod
+    def concatenate(cls, tables: list[CellTable]) -> CellTable:
+        """Rows of several tables, in order."""
+        if not tables:
+            return cls.empty()
+        return cls(**{name: np.concatenate([getattr(t, name) for t in tables]) for name in _TABLE_COLUMNS})
+
+    def select(self, rows: np.ndarray) -> CellTable:
+        """The rows picked by a boolean mask or an index array."""
+        return CellTable(**{name: getattr(self, name)[rows] for name in _TABLE_COLUMNS})
+
+    def cell_class(self, rules: ScoringRules = DEFAULT_RULES) -> np.ndarray:
+        """:func:`classify_cells` of every row."""
+        return classify_cells(self.intensity, self.completeness, rules)
+
+    def save_npz(self, path: str | Path) -> None:
+        """Write the table as a compressed ``.npz`` (plain arrays, no pickle)."""
+        np.savez_compressed(path, **{name: getattr(self, name) for name in _TABLE_COLUMNS})
+
+    @classmethod
+    def load_npz(cls, path: str | Path) -> CellTable:
+        """Read a table written by :meth:`save_npz`."""
+        with np.load(path, allow_pickle=False) as data:
+            missing = [c for c in _TABLE_COLUMNS if c not in data.files]
+            if missing:
+                raise InvalidInputError(f"{path} is not a her2fast cell table: missing columns {missing}")
+            return cls(**{name: data[name] for name in _TABLE_COLUMNS})
+
+
+@dataclass(frozen=True)
+class ClassFractions:
+    """Fractions of tumour cells per :class:`CellClass` and the cumulative fractions the rules test.
+
+    Attributes
+    ----------
+    n_tumour_cells : int
+    per_class : (5,) float64
+        Fraction of tumour cells in each :class:`CellClass`, indexed by the class value.
+    at_least_faint : float
+        Any membrane staining (classes 1-4): the 1+ / ultralow criterion.
+    at_least_weak_complete : float
+        Weak-to-moderate or intense complete, or intense incomplete (classes 2-4): the 2+ criterion.
+    intense_complete : float
+        Class 4: the 3+ criterion.
+    """
+
+    n_tumour_cells: int
+    per_class: np.ndarray
+
+    @property
+    def at_least_faint(self) -> float:
+        return float(self.per_class[1:].sum())
+
+    @property
+    def at_least_weak_complete(self) -> float:
+        return float(self.per_class[2:].sum())
+
+    @property
+    def intense_complete(self) -> float:
+        return float(self.per_class[CellClass.INTENSE_COMPLETE])
+
+    def as_percentages(self) -> dict[str, float]:
+        """``{class name (lower case): percentage of tumour cells}`` for reports."""
+        return {c.name.lower(): round(100.0 * float(self.per_class[c]), 4) for c in CellClass}
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    """The slide category and the fractions it was decided from."""
+
+    category: str
+    fractions: ClassFractions
+    rules: ScoringRules
+
+
+def intensity_class_from_od(membrane_dab_od: np.ndarray, rules: ScoringRules = DEFAULT_RULES) -> np.ndarray:
+    """Intensity class (int8, :class:`IntensityClass`) of measured membrane DAB optical densities.
+
+    Parameters
+    ----------
+    membrane_dab_od : array_like of float
+        DAB OD of each cell's membrane (along the DAB stain vector).
+    rules : ScoringRules
+        ``faint_od``, ``weak_od`` and ``strong_od`` are the class boundaries.
+
+    Examples
+    --------
+    >>> intensity_class_from_od([0.0, 0.1, 0.5, 2.0]).tolist()
+    [0, 1, 2, 3]
+    """
+    od = np.asarray(membrane_dab_od, dtype=np.float64)
+    edges = np.array([rules.faint_od, rules.weak_od, rules.strong_od])
+    return np.searchsorted(edges, od, side="right").astype(np.int8)
+
+
+def classify_cells(intensity: np.ndarray, completeness: np.ndarray, rules: ScoringRules = DEFAULT_RULES) -> np.ndarray:
+    """Per-cell :class:`CellClass` (int8) from membrane intensity class and completeness.
+
+    ======================================  ==========================
+    intensity, completeness c               class
+    ======================================  ==========================
+    NONE, or c == 0                         NEGATIVE
+    FAINT (any c)                           FAINT_INCOMPLETE
+    WEAK_MODERATE, c < complete_fraction    FAINT_INCOMPLETE (1+ cell)
+    WEAK_MODERATE, c >= complete_fraction   WEAK_MODERATE_COMPLETE
+    STRONG, c < complete_fraction           INTENSE_INCOMPLETE
+    STRONG, c >= complete_fraction          INTENSE_COMPLETE
+    ======================================  ==========================
+
+    Parameters
+    ----------
+    intensity : array_like of int
+        :class:`IntensityClass` values (0-3).
+    completeness : array_like of float
+        Stained fraction of each cell's perimeter, in [0, 1].
+    rules : ScoringRules
+
+    Examples
+    --------
+    >>> classify_cells([0, 1, 2, 2, 3, 3], [0.0, 0.4, 0.5, 0.95, 0.5, 1.0]).tolist()
+    [0, 1, 1, 2, 3, 4]
+    """
+    inten = np.asarray(intensity)
+    comp = np.asarray(completeness, dtype=np.float64)
+    if inten.shape != comp.shape:
+        raise InvalidInputError(f"intensity and completeness must have the same shape, got {inten.shape} and {comp.shape}")
+    if inten.size and (inten.min() < 0 or inten.max() > 3):
+        raise InvalidInputError(f"intensity must hold IntensityClass values 0..3, got range {inten.min()}..{inten.max()}")
+    if comp.size and (np.isnan(comp).any() or comp.min() < 0 or comp.max() > 1):
+        raise InvalidInputError("completeness must be in [0, 1] (fraction of the perimeter stained), without NaN")
+    complete = comp >= rules.complete_fraction
+    out = np.zeros(inten.shape, np.int8)
+    stained = (inten > 0) & (comp > 0)
+    out[stained] = CellClass.FAINT_INCOMPLETE
+    out[stained & (inten == IntensityClass.WEAK_MODERATE) & complete] = CellClass.WEAK_MODERATE_COMPLETE
+    strong = stained & (inten == IntensityClass.STRONG)
+    out[strong & ~complete] = CellClass.INTENSE_INCOMPLETE
+    out[strong & complete] = CellClass.INTENSE_COMPLETE
+    return out
+
+
+def class_fractions(cell_class: np.ndarray, is_tumour: np.ndarray | None = None) -> ClassFractions:
+    """Fractions of tumour cells in each :class:`CellClass`.
+
+    Parameters
+    ----------
+    cell_class : array_like of int
+        Output of :func:`classify_cells`.
+    is_tumour : array_like of bool, optional
+        Which cells are tumour cells (default: all).
+    """
+    cls = np.asarray(cell_class)
+    if is_tumour is not None:
+        tum = np.asarray(is_tumour, dtype=bool)
+        if tum.shape != cls.shape:
+            raise InvalidInputError(f"is_tumour must have the shape of cell_class {cls.shape}, got {tum.shape}")
+        cls = cls[tum]
+    n = int(cls.size)
+    counts = np.bincount(cls.astype(np.int64).ravel(), minlength=len(CellClass))[: len(CellClass)].astype(np.float64)
+    per_class = counts / n if n else counts
+    return ClassFractions(n_tumour_cells=n, per_class=per_class)
+
+
+def slide_category(fractions: ClassFractions, rules: ScoringRules = DEFAULT_RULES) -> str:
+    """ASCO/CAP category ("0", "0+", "1+", "2+", "3+") from tumour cell class fractions.
+
+    Raises
+    ------
+    InvalidInputError
+        When there are no tumour cells (no category can be given; score more tissue).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> slide_category(class_fractions(np.array([4] * 11 + [0] * 89)))
+    '3+'
+    >>> slide_category(class_fractions(np.array([4] * 10 + [2] + [0] * 89)))  # 10 % is not > 10 %
+    '2+'
+    """
+    if fractions.n_tumour_cells == 0:
+        raise InvalidInputError("no tumour cells to score: a category needs at least one tumour cell")
+    p = rules.positive_fraction
+    if fractions.intense_complete > p:
+        return "3+"
+    if fractions.at_least_weak_complete > p:
+        return "2+"
+    if fractions.at_least_faint > p:
+        return "1+"
+    if fractions.at_least_faint > 0:
+        return "0+"
+    return "0"
+
+
+def score_cells(cells: CellTable, rules: ScoringRules = DEFAULT_RULES) -> ScoringResult:
+    """Classify the cells of a table and give the slide category (pure; no I/O)."""
+    fr = class_fractions(cells.cell_class(rules), cells.is_tumour)
+    return ScoringResult(category=slide_category(fr, rules), fractions=fr, rules=rules)
