@@ -13,7 +13,10 @@ from .errors import (
     InvalidInputError,
     MissingResolutionError,
     ModelError,
+    NotBrightfieldError,
+    SlideNotFoundError,
     SlideReadError,
+    UnsupportedSlideError,
 )
 
 __version__ = "0.1.0"
@@ -24,5 +27,8 @@ __all__ = [
     "InvalidInputError",
     "MissingResolutionError",
     "ModelError",
+    "NotBrightfieldError",
+    "SlideNotFoundError",
     "SlideReadError",
+    "UnsupportedSlideError",
 ]

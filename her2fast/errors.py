@@ -11,7 +11,10 @@ __all__ = [
     "Her2FastError",
     "InvalidInputError",
     "SlideReadError",
+    "SlideNotFoundError",
+    "UnsupportedSlideError",
     "MissingResolutionError",
+    "NotBrightfieldError",
     "ModelError",
 ]
 
@@ -28,8 +31,20 @@ class SlideReadError(Her2FastError):
     """A slide file is missing, unsupported or corrupt; the message names the file."""
 
 
+class SlideNotFoundError(SlideReadError, FileNotFoundError):
+    """The slide path does not exist (also a ``FileNotFoundError``)."""
+
+
+class UnsupportedSlideError(SlideReadError):
+    """The file is not a format her2fast can read (unrecognised, unsupported compression, corrupt header)."""
+
+
 class MissingResolutionError(Her2FastError):
     """A slide carries no microns-per-pixel; pass ``mpp=`` explicitly."""
+
+
+class NotBrightfieldError(Her2FastError):
+    """The slide is not a brightfield (transmitted-light) image, e.g. a fluorescence scan; it cannot be scored."""
 
 
 class ModelError(Her2FastError):

@@ -1,0 +1,666 @@
+"""Reading whole slide images (OpenSlide) and plain images at a requested resolution.
+
+:func:`open_slide` returns a :class:`Slide` for
+
+- every format OpenSlide 4 reads (through ``openslide-python`` + ``openslide-bin``, no system library):
+  Aperio SVS, Hamamatsu NDPI/VMS, 3DHISTECH MRXS, Leica SCN, Ventana BIF, Philips TIFF, DICOM WSI,
+  Sakura SVSLIDE, Zeiss CZI, generic tiled pyramidal TIFF;
+- plain images -- PNG, JPEG, BMP and non-pyramidal TIFF (through Pillow / tifffile) -- as one-level
+  slides. They are decoded whole, so they are limited to :data:`MAX_PLAIN_PIXELS` pixels; convert a
+  larger image to a tiled pyramidal TIFF.
+
+Coordinates
+-----------
+All positions are **level-0 pixels** (the full-resolution frame, as in OpenSlide), and may be
+fractional. :meth:`Slide.read` ``(x, y, width, height, mpp)`` returns an image of ``height x width``
+*output* pixels of ``mpp`` micrometres each, whose top-left corner is the level-0 point ``(x, y)``:
+output pixel ``(i, j)`` covers level-0 ``[x + j*sx, x + (j+1)*sx) x [y + i*sy, y + (i+1)*sy)`` with
+``sx = mpp / mpp_x`` (and ``sy`` likewise). Areas outside the slide are white (glass).
+
+Resolution
+----------
+A slide's micrometres per pixel (``mpp``) come from its metadata (``openslide.mpp-x/-y``, or the TIFF
+resolution tags of a plain TIFF) or from the caller (``open_slide(path, mpp=0.5)``, which wins). A value
+outside :data:`PLAUSIBLE_MPP` (e.g. the 72 dpi = 352.8 um/px that image software writes by default) is not
+a microscope resolution and is ignored. Without a resolution, :func:`open_slide` raises
+:class:`~her2fast.errors.MissingResolutionError`.
+
+Brightfield
+-----------
+her2fast scores brightfield (transmitted light) IHC. Fluorescence scans open normally, for inspection, but
+:attr:`Slide.is_brightfield` is ``False`` and :meth:`Slide.require_brightfield` (called by tissue
+detection, hence by scoring) raises :class:`~her2fast.errors.NotBrightfieldError`. The test looks at the
+image, not the vendor metadata: brightfield slides show bright glass, fluorescence slides a dark
+background (see :func:`brightfield_evidence`).
+
+Thread safety
+-------------
+Reading is thread-safe: OpenSlide handles may be shared by threads (its C library locks internally and
+``openslide-python`` releases the GIL during decoding), and plain images are read-only arrays. One handle
+per thread is also fine and scales slightly better (../shared/FACTS.md: 1.5-1.9x with two threads either
+way). :meth:`Slide.close` must not run while another thread reads.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ._validate import as_int, as_positive_float
+from .errors import (
+    InvalidInputError,
+    MissingResolutionError,
+    NotBrightfieldError,
+    SlideNotFoundError,
+    SlideReadError,
+    UnsupportedSlideError,
+)
+
+__all__ = [
+    "MAX_PLAIN_PIXELS",
+    "PLAIN_IMAGE_SUFFIXES",
+    "PLAUSIBLE_MPP",
+    "BrightfieldEvidence",
+    "Slide",
+    "brightfield_evidence",
+    "open_slide",
+]
+
+#: Suffixes opened as plain one-level images when OpenSlide does not recognise the file.
+PLAIN_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+
+#: Largest plain image (pixels) decoded whole; larger ones must be converted to a pyramidal TIFF.
+MAX_PLAIN_PIXELS = 1 << 28
+
+#: Range of micrometres per pixel accepted from metadata as a microscope resolution.
+PLAUSIBLE_MPP = (0.02, 50.0)
+
+#: Largest block of pyramid-level pixels read from the file at once (bounds memory of large reads).
+_MAX_BLOCK = 2048
+
+_CONVERT_HINT = (
+    "convert it to a tiled pyramidal TIFF, e.g. `vips tiffsave IN OUT.tiff --tile --pyramid "
+    "--compression jpeg --Q 90 --tile-width 512 --tile-height 512`"
+)
+
+
+def _plausible(mpp: float | None) -> bool:
+    return mpp is not None and math.isfinite(mpp) and PLAUSIBLE_MPP[0] <= mpp <= PLAUSIBLE_MPP[1]
+
+
+def _float_or_none(value: object) -> float | None:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    """(h, w, 4) uint8 straight-alpha RGBA -> (h, w, 3) uint8 RGB over white."""
+    rgb = rgba[..., :3]
+    alpha = rgba[..., 3:4]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgb)
+    a = alpha.astype(np.uint16)
+    out = (rgb.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255
+    return out.astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class BrightfieldEvidence:
+    """What :func:`brightfield_evidence` measured on a thumbnail.
+
+    Attributes
+    ----------
+    is_brightfield : bool
+    background_brightness : float
+        95th percentile of the pixel brightness (mean of R, G, B; 0-255). Glass in brightfield is
+        near 255; the background of a fluorescence scan is near 0.
+    dark_fraction : float
+        Fraction of pixels darker than 50/255.
+    reason : str
+        One sentence for messages.
+    """
+
+    is_brightfield: bool
+    background_brightness: float
+    dark_fraction: float
+    reason: str
+
+
+def brightfield_evidence(thumbnail: np.ndarray) -> BrightfieldEvidence:
+    """Decide from a low-resolution RGB image whether a slide is brightfield.
+
+    Brightfield slides are mostly glass or lightly stained tissue: their brightest 5 % of pixels are
+    light (> 110/255 even for a section that fills the field). Fluorescence scans have a black background
+    with a few bright structures in one or two channels.
+
+    Parameters
+    ----------
+    thumbnail : (H, W, 3) uint8
+
+    Returns
+    -------
+    BrightfieldEvidence
+    """
+    arr = np.asarray(thumbnail)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or arr.size == 0:
+        raise InvalidInputError(f"thumbnail must be a non-empty (H, W, 3) uint8 array, got {arr.shape} {arr.dtype}")
+    lum = arr.astype(np.float32).mean(axis=2)
+    p95 = float(np.percentile(lum, 95))
+    dark = float((lum < 50).mean())
+    ok = p95 >= 110 and dark < 0.5
+    if ok:
+        reason = f"bright background (95th-percentile brightness {p95:.0f}/255)"
+    else:
+        reason = (
+            f"dark background (95th-percentile brightness {p95:.0f}/255, {100 * dark:.0f} % of pixels "
+            "darker than 50/255), as in a fluorescence scan"
+        )
+    return BrightfieldEvidence(ok, p95, dark, reason)
+
+
+class Slide:
+    """An open slide: pyramid geometry, resolution, and region reads at any micrometres per pixel.
+
+    Create with :func:`open_slide`; use as a context manager or call :meth:`close`.
+
+    Attributes
+    ----------
+    path : Path
+    vendor : str
+        OpenSlide's vendor (``"aperio"``, ``"hamamatsu"``, ``"generic-tiff"``, ``"dicom"``, ...) or
+        ``"image"`` for a plain image read with Pillow/tifffile.
+    dimensions : (int, int)
+        Level-0 ``(width, height)``.
+    level_dimensions : tuple of (int, int)
+    level_downsamples : tuple of float
+        Downsample of each level relative to level 0 (OpenSlide's definition).
+    mpp_x, mpp_y : float
+        Micrometres per level-0 pixel.
+    mpp_source : {"metadata", "user"}
+    objective_power : float or None
+        Scanning objective magnification when the metadata gives it.
+    properties : dict of str to str
+        The raw metadata (OpenSlide properties; empty for plain images).
+    """
+
+    def __init__(self) -> None:  # pragma: no cover - use open_slide
+        raise TypeError("use her2fast.slide.open_slide(path, mpp=...) to open a slide")
+
+    # -------------------------------------------------------------------------------- construction
+    @classmethod
+    def _create(
+        cls,
+        path: Path,
+        vendor: str,
+        level_dimensions: tuple[tuple[int, int], ...],
+        level_downsamples: tuple[float, ...],
+        mpp: tuple[float, float],
+        mpp_source: str,
+        objective_power: float | None,
+        properties: dict[str, str],
+        osr: object | None,
+        pixels: np.ndarray | None,
+    ) -> Slide:
+        self = object.__new__(cls)
+        self.path = path
+        self.vendor = vendor
+        self.level_dimensions = level_dimensions
+        self.level_downsamples = level_downsamples
+        self.dimensions = level_dimensions[0]
+        self.mpp_x, self.mpp_y = mpp
+        self.mpp_source = mpp_source
+        self.objective_power = objective_power
+        self.properties = properties
+        self._osr = osr
+        self._pixels = pixels
+        self._closed = False
+        self._lock = threading.Lock()
+        return self
+
+    # -------------------------------------------------------------------------------- basics
+    @property
+    def level_count(self) -> int:
+        """Number of pyramid levels (1 for plain images)."""
+        return len(self.level_dimensions)
+
+    @property
+    def mpp(self) -> float:
+        """Mean micrometres per level-0 pixel, ``(mpp_x + mpp_y) / 2``."""
+        return (self.mpp_x + self.mpp_y) / 2
+
+    @property
+    def level_mpp(self) -> tuple[float, ...]:
+        """Micrometres per pixel of each level (mean of x and y)."""
+        return tuple(self.mpp * d for d in self.level_downsamples)
+
+    @property
+    def size_um(self) -> tuple[float, float]:
+        """Level-0 extent ``(width, height)`` in micrometres."""
+        w, h = self.dimensions
+        return w * self.mpp_x, h * self.mpp_y
+
+    def __repr__(self) -> str:
+        w, h = self.dimensions
+        return (
+            f"Slide({str(self.path)!r}, vendor={self.vendor!r}, {w}x{h}, levels={self.level_count}, "
+            f"mpp=({self.mpp_x:.4g}, {self.mpp_y:.4g}) from {self.mpp_source})"
+        )
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file handle (idempotent). Not to be called while another thread reads."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._osr is not None:
+                self._osr.close()  # type: ignore[attr-defined]
+            self._osr = None
+            self._pixels = None
+
+    # -------------------------------------------------------------------------------- brightfield
+    @cached_property
+    def brightfield(self) -> BrightfieldEvidence:
+        """Evidence (from a thumbnail of at most 512 px) that the slide is brightfield; computed once."""
+        return brightfield_evidence(self.thumbnail(max_size=512))
+
+    @property
+    def is_brightfield(self) -> bool:
+        """Whether the slide looks like a brightfield scan (bright glass); see :func:`brightfield_evidence`."""
+        return self.brightfield.is_brightfield
+
+    def require_brightfield(self) -> None:
+        """Raise :class:`~her2fast.errors.NotBrightfieldError` unless the slide is brightfield."""
+        ev = self.brightfield
+        if not ev.is_brightfield:
+            raise NotBrightfieldError(
+                f"{self.path} is not a brightfield slide: {ev.reason}. her2fast scores brightfield HER2 "
+                "IHC (DAB) slides; fluorescence slides cannot be scored (open them with her2fast only for "
+                "inspection)"
+            )
+
+    # -------------------------------------------------------------------------------- reading
+    def best_level(self, mpp: float) -> int:
+        """The coarsest level whose resolution is at least as fine as ``mpp`` (level 0 if none is).
+
+        A level within 0.5 % of ``mpp`` counts as fine enough (0.499 um/px serves 0.5 um/px).
+        """
+        mpp = as_positive_float(mpp, "mpp")
+        best = 0
+        for k, level_mpp in enumerate(self.level_mpp):
+            if level_mpp <= mpp * 1.005:
+                best = k
+        return best
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SlideReadError(f"{self.path} is closed; open it again with her2fast.slide.open_slide")
+
+    def _read_level(self, level: int, lx: int, ly: int, lw: int, lh: int) -> tuple[np.ndarray, float, float]:
+        """RGB pixels of ``level`` starting near level pixel (lx, ly), white outside the slide.
+
+        Returns the block and its true origin in level pixels: OpenSlide takes level-0 locations, and when
+        the downsample is not an integer the origin is ``round(lx * d) / d`` rather than ``lx``.
+        """
+        if self._pixels is not None:
+            img = self._pixels
+            h, w = img.shape[:2]
+            out = np.full((lh, lw, 3), 255, np.uint8)
+            x0, y0 = max(lx, 0), max(ly, 0)
+            x1, y1 = min(lx + lw, w), min(ly + lh, h)
+            if x1 > x0 and y1 > y0:
+                out[y0 - ly : y1 - ly, x0 - lx : x1 - lx] = img[y0:y1, x0:x1]
+            return out, float(lx), float(ly)
+        d = self.level_downsamples[level]
+        x0, y0 = int(round(lx * d)), int(round(ly * d))
+        try:
+            region = self._osr.read_region((x0, y0), level, (lw, lh))  # type: ignore[union-attr]
+        except Exception as exc:  # openslide.OpenSlideError and friends
+            raise SlideReadError(
+                f"reading {lw}x{lh} pixels at level {level}, level-0 position ({x0}, {y0}) of {self.path} "
+                f"failed: {exc}. The file is corrupt or truncated; re-export or re-scan the slide"
+            ) from None
+        rgb = _composite_on_white(np.asarray(region))
+        return rgb, x0 / d, y0 / d
+
+    def read(
+        self,
+        x: float,
+        y: float,
+        width: int,
+        height: int,
+        mpp: float | None = None,
+        *,
+        level: int | None = None,
+    ) -> np.ndarray:
+        """Read a region at ``mpp`` micrometres per pixel.
+
+        Parameters
+        ----------
+        x, y : float
+            Top-left corner in level-0 pixels (may be fractional and may lie outside the slide).
+        width, height : int
+            Size of the output in pixels *at* ``mpp``.
+        mpp : float, optional
+            Output micrometres per pixel (default: level 0's, i.e. no resampling).
+        level : int, optional
+            Force the pyramid level to read from (default: :meth:`best_level`).
+
+        Returns
+        -------
+        (height, width, 3) uint8
+            RGB; transparent or out-of-slide areas are white.
+
+        Notes
+        -----
+        The source level is the coarsest one at least as fine as ``mpp``; its pixels are resampled with
+        Pillow's Lanczos filter (antialiased: its support widens with the reduction). Reads whose source
+        block exceeds 2048 x 2048 level pixels are done block by block, so memory stays bounded;
+        the blocking changes the result only by float rounding (a few pixels off by a grey level or two).
+        """
+        self._check_open()
+        width = as_int(width, "width", 1, 1 << 20)
+        height = as_int(height, "height", 1, 1 << 20)
+        try:
+            x, y = float(x), float(y)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"x and y must be numbers (level-0 pixels), got {x!r}, {y!r}") from None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise InvalidInputError(f"x and y must be finite, got {x}, {y}")
+        mpp = self.mpp if mpp is None else as_positive_float(mpp, "mpp")
+        if level is None:
+            level = self.best_level(mpp)
+        else:
+            level = as_int(level, "level", 0, self.level_count - 1)
+        d = self.level_downsamples[level]
+        # level pixels per output pixel, and the region's origin in level pixels
+        rx, ry = mpp / self.mpp_x / d, mpp / self.mpp_y / d
+        ox, oy = x / d, y / d
+        # output block size so that the source block stays under _MAX_BLOCK level pixels
+        bw = max(1, min(width, int(_MAX_BLOCK / max(rx, 1e-9))))
+        bh = max(1, min(height, int(_MAX_BLOCK / max(ry, 1e-9))))
+        if bw >= width and bh >= height:
+            return self._read_block(level, ox, oy, rx, ry, width, height)
+        out = np.empty((height, width, 3), np.uint8)
+        for j0 in range(0, height, bh):
+            h = min(bh, height - j0)
+            for i0 in range(0, width, bw):
+                w = min(bw, width - i0)
+                out[j0 : j0 + h, i0 : i0 + w] = self._read_block(level, ox + i0 * rx, oy + j0 * ry, rx, ry, w, h)
+        return out
+
+    def _read_block(self, level: int, ox: float, oy: float, rx: float, ry: float, w: int, h: int) -> np.ndarray:
+        """Output block of w x h pixels whose top-left corner is level point (ox, oy), rx/ry level px per px."""
+        exact = abs(rx - 1) < 1e-9 and abs(ry - 1) < 1e-9
+        if exact and abs(ox - round(ox)) < 1e-6 and abs(oy - round(oy)) < 1e-6:
+            block, fx, fy = self._read_level(level, int(round(ox)), int(round(oy)), w, h)
+            if fx == round(ox) and fy == round(oy):
+                return block
+        from PIL import Image
+
+        # Lanczos support is 3 input pixels at scale 1, 3*r when reducing by r; read that much margin.
+        mx, my = int(math.ceil(3 * max(rx, 1))) + 2, int(math.ceil(3 * max(ry, 1))) + 2
+        lx0, ly0 = int(math.floor(ox)) - mx, int(math.floor(oy)) - my
+        lx1, ly1 = int(math.ceil(ox + w * rx)) + mx, int(math.ceil(oy + h * ry)) + my
+        block, fx, fy = self._read_level(level, lx0, ly0, lx1 - lx0, ly1 - ly0)
+        box = (ox - fx, oy - fy, ox - fx + w * rx, oy - fy + h * ry)
+        img = Image.fromarray(block).resize((w, h), resample=Image.Resampling.LANCZOS, box=box)
+        return np.asarray(img)
+
+    def thumbnail(self, mpp: float | None = None, *, max_size: int | None = None) -> np.ndarray:
+        """The whole slide at low resolution.
+
+        Parameters
+        ----------
+        mpp : float, optional
+            Micrometres per thumbnail pixel. Output pixel ``(i, j)`` covers level-0 pixels
+            ``[j*sx, (j+1)*sx) x [i*sy, (i+1)*sy)`` with ``sx = mpp / mpp_x``; the last row and column
+            may reach past the slide edge (white).
+        max_size : int, optional
+            Instead of ``mpp``: the longer side in pixels (the mpp is chosen to fit).
+
+        Returns
+        -------
+        (H, W, 3) uint8
+        """
+        if (mpp is None) == (max_size is None):
+            raise InvalidInputError("pass exactly one of mpp= (um/px) or max_size= (pixels) to thumbnail()")
+        if mpp is None:
+            max_size = as_int(max_size, "max_size", 1, 1 << 16)
+            wum, hum = self.size_um
+            mpp = max(wum, hum) / max_size
+        mpp = as_positive_float(mpp, "mpp")
+        w, h = self.size_at(mpp)
+        return self.read(0, 0, w, h, mpp)
+
+    def size_at(self, mpp: float) -> tuple[int, int]:
+        """Size ``(width, height)`` in pixels of the whole slide at ``mpp`` (rounded up, at least 1)."""
+        mpp = as_positive_float(mpp, "mpp")
+        wum, hum = self.size_um
+        return max(1, int(math.ceil(wum / mpp - 1e-9))), max(1, int(math.ceil(hum / mpp - 1e-9)))
+
+
+# ------------------------------------------------------------------------------------ opening
+def _mpp_from_user(mpp: object, path: Path) -> tuple[float, float] | None:
+    if mpp is None:
+        return None
+    if isinstance(mpp, (tuple, list)):
+        if len(mpp) != 2:
+            raise InvalidInputError(f"mpp must be a number or a pair (mpp_x, mpp_y), got {mpp!r}")
+        return as_positive_float(mpp[0], "mpp_x"), as_positive_float(mpp[1], "mpp_y")
+    v = as_positive_float(mpp, "mpp")
+    return v, v
+
+
+def _missing_mpp(path: Path, found: str) -> MissingResolutionError:
+    return MissingResolutionError(
+        f"{path} has no usable resolution ({found}); pass mpp= with the scan resolution in micrometres "
+        "per pixel, e.g. open_slide(path, mpp=0.5) for a 20x scan or mpp=0.25 for 40x"
+    )
+
+
+def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = None) -> Slide:
+    """Open a whole slide image or a plain image.
+
+    Parameters
+    ----------
+    path : str or Path
+        A slide file OpenSlide reads (for DICOM, any ``.dcm`` file of the series; for MRXS, the ``.mrxs``
+        file), or a PNG/JPEG/BMP/TIFF image.
+    mpp : float or (float, float), optional
+        Micrometres per level-0 pixel. Overrides the metadata; required when the file has none (plain
+        images usually have none).
+
+    Returns
+    -------
+    Slide
+
+    Raises
+    ------
+    SlideNotFoundError
+        The path does not exist (also a ``FileNotFoundError``).
+    UnsupportedSlideError
+        Not a format her2fast reads, or OpenSlide rejects it (unsupported compression, unreadable DICOM,
+        corrupt header). The message names the file and says how to convert it.
+    MissingResolutionError
+        No plausible resolution in the metadata and no ``mpp=``.
+    InvalidInputError
+        A bad ``mpp`` value.
+
+    Notes
+    -----
+    Opening does not decode pixels of OpenSlide slides; a corrupt tile shows up as a
+    :class:`~her2fast.errors.SlideReadError` from :meth:`Slide.read`. Fluorescence slides open (for
+    inspection); see :meth:`Slide.require_brightfield`.
+
+    Examples
+    --------
+    >>> with open_slide("CMU-1.svs") as slide:  # doctest: +SKIP
+    ...     tile = slide.read(1000, 2000, 512, 512, mpp=0.5)
+    """
+    if not isinstance(path, (str, Path)):
+        raise InvalidInputError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
+    path = Path(path)
+    user_mpp = _mpp_from_user(mpp, path)
+    if not path.exists():
+        raise SlideNotFoundError(f"slide file not found: {path} (check the path and the working directory)")
+    if path.is_dir():
+        raise UnsupportedSlideError(
+            f"{path} is a folder; pass a slide file (for a DICOM series, any one of its .dcm files)"
+        )
+    import openslide
+
+    try:
+        vendor = openslide.OpenSlide.detect_format(str(path))
+    except Exception as exc:  # pragma: no cover - detect_format only fails on unreadable files
+        raise UnsupportedSlideError(f"cannot read {path}: {exc}") from None
+    if vendor is None:
+        if path.suffix.lower() in PLAIN_IMAGE_SUFFIXES:
+            return _open_plain(path, user_mpp)
+        raise UnsupportedSlideError(
+            f"{path} is not a slide format OpenSlide 4 recognises (SVS, NDPI, MRXS, SCN, BIF, Philips "
+            "TIFF, DICOM, tiled TIFF, ...) nor a plain PNG/JPEG/TIFF image; the file may be truncated or "
+            f"corrupt. If another program opens it, {_CONVERT_HINT}"
+        )
+    try:
+        osr = openslide.OpenSlide(str(path))
+    except Exception as exc:
+        msg = str(exc)
+        if vendor == "dicom":
+            fix = (
+                "OpenSlide reads DICOM VL Whole Slide Microscopy images with a TILED_FULL layout; re-export "
+                "the series with a WSI DICOM converter (e.g. wsidicomizer) or " + _CONVERT_HINT
+            )
+        else:
+            fix = _CONVERT_HINT
+        raise UnsupportedSlideError(
+            f"OpenSlide detected {path} as {vendor} but cannot open it ({msg}); {fix}"
+        ) from None
+    try:
+        props = dict(osr.properties)
+        dims = tuple((int(w), int(h)) for w, h in osr.level_dimensions)
+        downs = tuple(float(d) for d in osr.level_downsamples)
+        if user_mpp is not None:
+            mpp_xy, source = user_mpp, "user"
+        else:
+            mx = _float_or_none(props.get("openslide.mpp-x"))
+            my = _float_or_none(props.get("openslide.mpp-y"))
+            if mx is None or my is None:
+                raise _missing_mpp(path, "no openslide.mpp-x/-y in its metadata")
+            if not (_plausible(mx) and _plausible(my)):
+                raise _missing_mpp(
+                    path, f"its metadata says {mx:.4g} x {my:.4g} um/px, not a microscope resolution"
+                )
+            mpp_xy, source = (mx, my), "metadata"
+        power = _float_or_none(props.get("openslide.objective-power"))
+    except BaseException:
+        osr.close()
+        raise
+    return Slide._create(path, vendor, dims, downs, mpp_xy, source, power, props, osr, None)
+
+
+def _open_plain(path: Path, user_mpp: tuple[float, float] | None) -> Slide:
+    """A PNG/JPEG/BMP/TIFF image as a one-level slide (decoded whole)."""
+    meta_mpp: tuple[float, float] | None = None
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            pixels, meta_mpp = _read_plain_tiff(path)
+        else:
+            pixels, meta_mpp = _read_plain_pillow(path)
+    except (SlideReadError, InvalidInputError):
+        raise
+    except Exception as exc:
+        raise UnsupportedSlideError(
+            f"cannot decode the image {path}: {exc}. Check the file, or {_CONVERT_HINT}"
+        ) from None
+    if user_mpp is not None:
+        mpp_xy, source = user_mpp, "user"
+    elif meta_mpp is not None:
+        mpp_xy, source = meta_mpp, "metadata"
+    else:
+        raise _missing_mpp(path, "a plain image without a microscope resolution in its metadata")
+    h, w = pixels.shape[:2]
+    return Slide._create(path, "image", ((w, h),), (1.0,), mpp_xy, source, None, {}, None, pixels)
+
+
+def _to_rgb8(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.dtype != np.uint8:
+        raise UnsupportedSlideError(
+            f"{path} holds {arr.dtype} pixels; her2fast reads 8-bit RGB images. Convert it to 8-bit RGB "
+            "(e.g. `vips cast IN OUT.tiff uchar` after scaling)"
+        )
+    if arr.ndim == 2:
+        return np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        return _composite_on_white(arr)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return np.ascontiguousarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
+        g = arr[..., :1]
+        return _composite_on_white(np.concatenate([g, g, g, arr[..., 1:]], axis=2))
+    raise UnsupportedSlideError(f"{path} has an image shape {arr.shape} that is not grey or RGB(A)")
+
+
+def _check_size(path: Path, w: int, h: int) -> None:
+    if w * h > MAX_PLAIN_PIXELS:
+        raise UnsupportedSlideError(
+            f"{path} is a {w}x{h} plain image, too large to decode whole (limit {MAX_PLAIN_PIXELS} pixels); "
+            + _CONVERT_HINT
+        )
+
+
+def _read_plain_pillow(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            _check_size(path, *im.size)
+            dpi = im.info.get("dpi")
+            if im.mode not in ("RGB", "RGBA", "L", "LA"):
+                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+            arr = np.asarray(im)
+    meta = None
+    if dpi is not None and len(dpi) == 2:
+        mx, my = (_float_or_none(v) for v in dpi)
+        if mx and my:
+            mx, my = 25400.0 / mx, 25400.0 / my
+            meta = (mx, my) if _plausible(mx) and _plausible(my) else None
+    return _to_rgb8(arr, path), meta
+
+
+def _read_plain_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        _check_size(path, int(page.imagewidth), int(page.imagelength))
+        arr = page.asarray()
+        meta = None
+        tags = page.tags
+        unit = tags.get("ResolutionUnit")
+        xr, yr = tags.get("XResolution"), tags.get("YResolution")
+        if unit is not None and xr is not None and yr is not None:
+            per = {2: 25400.0, 3: 10000.0}.get(int(unit.value))  # inch, centimetre
+            xv = xr.value[0] / xr.value[1] if xr.value[1] else 0
+            yv = yr.value[0] / yr.value[1] if yr.value[1] else 0
+            if per and xv > 0 and yv > 0:
+                mx, my = per / xv, per / yv
+                meta = (mx, my) if _plausible(mx) and _plausible(my) else None
+    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):  # planar (C, H, W)
+        arr = np.moveaxis(arr, 0, -1)
+    return _to_rgb8(arr, path), meta
