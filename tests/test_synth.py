@@ -192,3 +192,57 @@ def test_writing_a_large_slide_has_bounded_memory():
     before_kb, after_kb, n_cells = map(int, out.stdout.split())
     assert n_cells > 10000
     assert (after_kb - before_kb) / 1024 < 80, f"peak RSS grew by {(after_kb - before_kb) / 1024:.0f} MB"
+
+
+def test_assign_cells_matches_brute_force_power_diagram():
+    from her2fast.synth._cells import assign_cells
+
+    rng = np.random.default_rng(0)
+    g = np.arange(-3, 14)
+    jj, ii = np.meshgrid(g, g)
+    sx = (jj.ravel() + 0.5 + rng.uniform(-0.42, 0.42, jj.size)) * 13.0
+    sy = (ii.ravel() + 0.5 + rng.uniform(-0.42, 0.42, jj.size)) * 13.0
+    w = rng.uniform(0, 30.0, sx.size)
+    xs = (np.arange(160) + 0.5) * 0.5
+    ys = (np.arange(128) + 0.5) * 0.5
+    r = assign_cells(sx, sy, w, xs, ys, 16, reach=3.0, with_neighbour=True)
+    X, Y = np.meshgrid(xs, ys)
+    power = (X[..., None] - sx) ** 2 + (Y[..., None] - sy) ** 2 - w
+    own = power.argmin(axis=2)
+    np.testing.assert_array_equal(r.site, own)
+    # distance to the own cell's boundary: min over the power bisectors
+    sep = np.hypot(sx[own][..., None] - sx, sy[own][..., None] - sy)
+    pown = np.take_along_axis(power, own[..., None], axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bis = np.where(sep > 0, (power - pown) / (2 * sep), np.inf)
+    d = np.minimum(bis.min(axis=2), 3.0)
+    np.testing.assert_allclose(r.d_edge, d, atol=2e-3)
+    near = d < 2.9
+    np.testing.assert_array_equal(r.neighbour[near], bis.argmin(axis=2)[near])
+
+
+def test_grid_noise_equals_pointwise_noise():
+    from her2fast.synth._noise import fbm, grid_fbm, grid_value_noise, value_noise
+
+    xs = np.linspace(3.1, 90.0, 70)
+    ys = np.linspace(-20.0, 40.0, 50)
+    X, Y = np.meshgrid(xs, ys)
+    np.testing.assert_allclose(grid_value_noise(xs, ys, 2.0, 5), value_noise(X, Y, 2.0, 5), atol=1e-5)
+    np.testing.assert_allclose(grid_fbm(xs, ys, 30.0, 7, octaves=3), fbm(X, Y, 30.0, 7, octaves=3), atol=1e-5)
+
+
+def test_every_tumour_cell_is_rendered_around_its_centre():
+    t = make_tile(384, category="3+", seed=3, jpeg_quality=None)
+    c = t.cells.select(t.cells.is_tumour)
+    iy = np.clip(np.rint(c.y).astype(int), 0, 383)
+    ix = np.clip(np.rint(c.x).astype(int), 0, 383)
+    assert (t.cell_labels[iy, ix] == c.cell_id).all()  # power weights never empty a cell
+
+
+def test_slide_bytes_do_not_depend_on_workers(tmp_path):
+    kw = dict(category="3+", width=640, height=512, seed=2, tile_size=256)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = make_slide(tmp_path / "a" / "s.tiff", workers=1, **kw)
+    b = make_slide(tmp_path / "b" / "s.tiff", workers=3, **kw)
+    assert _digest(a) == _digest(b)

@@ -84,7 +84,7 @@ class StainModel:
         d /= np.linalg.norm(d)
         r = np.cross(h, d)
         r = np.abs(r) / np.linalg.norm(r)
-        white = np.array([244.0, 243.0, 241.0]) + rng.normal(0, 2.0, 3)
+        white = np.array([250.0, 249.0, 247.0]) + rng.normal(0, 1.5, 3)
         return cls(
             vectors=np.stack([h, d, r]),
             white=np.clip(white, 225, 252),
@@ -118,6 +118,7 @@ class Sites:
     nuc_dx: np.ndarray
     nuc_dy: np.ndarray
     nuc_h: np.ndarray  # hematoxylin OD of the nucleus
+    grow: np.ndarray  # float64 in [0, 1): cell size variation (power-diagram weight, see tile.py)
 
     @classmethod
     def concatenate(cls, parts: list[Sites]) -> Sites:
@@ -164,6 +165,11 @@ class Scene:
         self.grid_per_block = 10
         self.block_um = self.spacing_um * self.grid_per_block
         self.nest_scale_um = float(rng.uniform(90, 160))
+        # wavy cell edges: pixel positions are displaced by up to warp_um before the cell assignment
+        self.warp_um = float(rng.uniform(0.9, 1.4))
+        # hematoxylin counterstain strength (preset x per-slide lab variation)
+        self.counterstain = preset.counterstain * float(rng.uniform(0.9, 1.1))
+        self.submembrane = preset.submembrane
         self.bx_min = int(np.floor(self.x0_um / self.block_um)) - 1
         self.by_min = int(np.floor(self.y0_um / self.block_um)) - 1
         self.n_blocks_x = int(np.ceil((self.x0_um + self.width_um) / self.block_um)) - self.bx_min + 2
@@ -293,8 +299,8 @@ class Scene:
         stroma &= self.hole_field(x, y) <= self.hole_threshold  # no nuclei floating in holes
         nucleus[stroma & (un < 0.22)] = NucleusKind.FIBROBLAST
         nucleus[stroma & (un >= 0.22) & (un < 0.30)] = NucleusKind.LYMPHOCYTE
-        a = rng.uniform(3.0, 5.0, n)
-        b = a * rng.uniform(0.6, 0.95, n)
+        a = rng.uniform(3.5, 6.0, n)
+        b = a * rng.uniform(0.55, 0.9, n)
         theta = rng.uniform(0, np.pi, n)
         nuc_h = rng.uniform(0.35, 0.85, n)
         fib = nucleus == NucleusKind.FIBROBLAST
@@ -308,6 +314,10 @@ class Scene:
         dx = rng.uniform(-1.2, 1.2, n)
         dy = rng.uniform(-1.2, 1.2, n)
 
+        # cell size variation beyond what the jitter gives (separate stream: the draws above stay)
+        rng2 = np.random.default_rng([self.seed, 0xB10D, bx + (1 << 20), by + (1 << 20)])
+        grow = rng2.random(n)
+
         f32 = np.float32
         return Sites(
             cell_id=cell_id, x=x, y=y, kind=kind, region=region, cell_class=cell_class, intensity=intensity,
@@ -315,6 +325,7 @@ class Scene:
             arc_start=arc_start.astype(f32), arc_length=arc_length.astype(f32), blush_od=blush.astype(f32),
             cyto_h=cyto_h.astype(f32), nucleus=nucleus, nuc_a=a.astype(f32), nuc_b=b.astype(f32),
             nuc_theta=theta.astype(f32), nuc_dx=dx.astype(f32), nuc_dy=dy.astype(f32), nuc_h=nuc_h.astype(f32),
+            grow=grow,
         )
 
     # ------------------------------------------------------------------ fat: a coarse hashed lattice

@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +147,7 @@ def make_slide(
     tile_size: int = 512,
     jpeg_quality: int = 85,
     n_levels: int | None = None,
+    workers: int | None = None,
 ) -> SlideGroundTruth:
     """Write a phantom whole slide (pyramidal BigTIFF) and its ground-truth sidecar; return the truth.
 
@@ -169,6 +172,9 @@ def make_slide(
         JPEG quality of the tiles (scanners use about 70-90).
     n_levels : int, optional
         Number of pyramid levels (default: halve until the level fits in one tile).
+    workers : int, optional
+        Threads rendering tiles (default: up to 4, at most the CPU count). The output does not depend
+        on it; memory grows by a few tens of MB per worker.
 
     Returns
     -------
@@ -191,6 +197,7 @@ def make_slide(
     quality = as_int(jpeg_quality, "jpeg_quality", 1, 100)
     if n_levels is not None:
         n_levels = as_int(n_levels, "n_levels", 1, 32)
+    n_workers = min(4, os.cpu_count() or 1) if workers is None else as_int(workers, "workers", 1, 64)
     preset = get_preset(category, variant)
     path = Path(path)
     if not path.parent.exists():
@@ -217,17 +224,36 @@ def make_slide(
         # is appended to the next level's raw file when its tile row is done. tifffile stops pulling
         # after the last tile, so the file is closed *before* the last tile is yielded.
         def level0_tiles() -> Iterator[tuple[np.ndarray, int, int]]:
-            for y in range(0, height, tile):
-                th = min(tile, height - y)
-                for x in range(0, width, tile):
-                    tw = min(tile, width - x)
-                    reg = render_region(scene, x, y, tw, th, mpp, noise_seed=(y << 24) ^ x, truth=False)
-                    eh, ew = -(-th // ep_factor), -(-tw // ep_factor)
-                    ep = np.pad(reg.epithelium_mask, ((0, eh * ep_factor - th), (0, ew * ep_factor - tw)))
-                    frac = ep.reshape(eh, ep_factor, ew, ep_factor).mean(axis=(1, 3))
-                    e0, e1 = y // ep_factor, x // ep_factor
-                    epithelium[e0 : e0 + eh, e1 : e1 + ew] = np.rint(frac * 255).astype(np.uint8)
-                    yield reg.rgb, x, y
+            # Tiles are rendered by a small thread pool (numpy and scipy release the GIL) a few tiles
+            # ahead, and consumed in order: the bytes do not depend on the number of workers.
+            origins = [(x, y) for y in range(0, height, tile) for x in range(0, width, tile)]
+
+            def render(xy: tuple[int, int]):
+                x, y = xy
+                return render_region(scene, x, y, min(tile, width - x), min(tile, height - y), mpp,
+                                     noise_seed=(y << 24) ^ x, truth=False)
+
+            def rendered() -> Iterator:
+                if n_workers == 1:
+                    yield from map(render, origins)
+                    return
+                with ThreadPoolExecutor(max_workers=n_workers) as pool:
+                    ahead: deque = deque()
+                    for xy in origins:
+                        ahead.append(pool.submit(render, xy))
+                        if len(ahead) > 2 * n_workers:
+                            yield ahead.popleft().result()
+                    while ahead:
+                        yield ahead.popleft().result()
+
+            for (x, y), reg in zip(origins, rendered()):
+                th, tw = reg.rgb.shape[:2]
+                eh, ew = -(-th // ep_factor), -(-tw // ep_factor)
+                ep = np.pad(reg.epithelium_mask, ((0, eh * ep_factor - th), (0, ew * ep_factor - tw)))
+                frac = ep.reshape(eh, ep_factor, ew, ep_factor).mean(axis=(1, 3))
+                e0, e1 = y // ep_factor, x // ep_factor
+                epithelium[e0 : e0 + eh, e1 : e1 + ew] = np.rint(frac * 255).astype(np.uint8)
+                yield reg.rgb, x, y
 
         def stored_tiles(k: int) -> Iterator[tuple[np.ndarray, int, int]]:
             w, h = sizes[k]

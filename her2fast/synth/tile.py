@@ -25,7 +25,8 @@ from scipy.spatial import cKDTree
 from .._validate import as_int, as_positive_float
 from ..errors import InvalidInputError
 from ..scoring import CellTable
-from ._noise import coarse_grid_field, fbm, value_noise
+from ._cells import assign_cells
+from ._noise import fbm, grid_fbm, grid_field, grid_value_noise, value_noise
 from .presets import Preset, get_preset
 from .scene import Kind, NucleusKind, Scene, Sites
 
@@ -82,16 +83,31 @@ class TileGroundTruth:
 
 
 def _in_arcs(theta: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """Whether angle theta (n,) lies in any of the arcs (n, 3)."""
-    rel = np.mod(theta[:, None] - start, 2 * np.pi)
+    """Whether angle theta (n,) lies in any of the arcs (n, 3) (radians)."""
+    rel = theta[:, None] - start
+    rel %= np.float32(2 * np.pi)
     return (rel < length).any(axis=1)
 
 
-def _ellipse_radius(dx: np.ndarray, dy: np.ndarray, a: np.ndarray, b: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    c, s = np.cos(theta), np.sin(theta)
-    u = dx * c + dy * s
-    v = -dx * s + dy * c
-    return np.sqrt((u / a) ** 2 + (v / b) ** 2)
+#: Per-site properties gathered per pixel in one go (columns of :func:`_site_table`).
+_P_CYTO_H, _P_BLUSH, _P_SIGMA, _P_MEM_OD, _P_NUC_A, _P_NUC_B, _P_COS, _P_SIN, _P_NUC_DX, _P_NUC_DY, _P_NUC_H = range(11)
+
+
+def _site_table(sites: Sites) -> np.ndarray:
+    th = sites.nuc_theta.astype(np.float64)
+    stained = (sites.kind == Kind.TUMOUR) & (sites.intensity > 0)
+    return np.column_stack([
+        sites.cyto_h, sites.blush_od, sites.fwhm_um / 2.3548, np.where(stained, sites.membrane_od, 0.0),
+        sites.nuc_a, sites.nuc_b, np.cos(th), np.sin(th), sites.nuc_dx, sites.nuc_dy, sites.nuc_h,
+    ]).astype(np.float32)
+
+
+_REACH_UM = 3.5  # distances to cell edges are exact up to here; membrane stain fades out before it
+
+
+def _block_px(mpp: float) -> int:
+    """Pixel block of the cell assignment: ~8 um, 4-32 px."""
+    return int(np.clip(round(8.0 / mpp), 4, 32))
 
 
 def render_region(
@@ -102,133 +118,177 @@ def render_region(
     Pixel (i, j) covers the square whose centre is at ((x0 + j + 0.5) mpp, (y0 + i + 0.5) mpp) um.
     `noise_seed` seeds the sensor noise only. With ``truth=False`` the ground-truth maps are empty
     (0 x 0) except ``epithelium_mask`` and ``tissue_mask`` (used by the slide writer).
+
+    The region is grown by the blur margin and to the global block lattice of the cell assignment
+    (:func:`her2fast.synth._cells.assign_cells`), so every pixel is computed the same way whichever
+    region it is rendered in; all per-pixel work is float32 and vectorised (no per-cell loops).
     """
+    f32 = np.float32
     st = scene.stain
     pset = scene.preset
+    seed = scene.seed
     sigma_px = st.psf_sigma_um / mpp
     pad = int(np.ceil(3.0 * sigma_px)) + 1
-    W, H = width + 2 * pad, height + 2 * pad
-    xs = (x0 - pad + np.arange(W) + 0.5) * mpp
-    ys = (y0 - pad + np.arange(H) + 0.5) * mpp
-    X = np.broadcast_to(xs[None, :], (H, W)).ravel()
-    Y = np.broadcast_to(ys[:, None], (H, W)).ravel()
-    n_px = X.size
-    halo = 3.5 * scene.spacing_um
+    B = _block_px(mpp)
+    gx0 = ((x0 - pad) // B) * B
+    gy0 = ((y0 - pad) // B) * B
+    W = -(-(x0 + width + pad - gx0) // B) * B
+    H = -(-(y0 + height + pad - gy0) // B) * B
+    cx, cy = x0 - gx0, y0 - gy0  # crop offsets of the requested region
+    xs = (gx0 + np.arange(W) + 0.5) * mpp
+    ys = (gy0 + np.arange(H) + 0.5) * mpp
+    halo = 3.5 * scene.spacing_um + scene.warp_um
     sites = scene.sites_in(xs[0] - halo, ys[0] - halo, xs[-1] + halo, ys[-1] + halo)
 
-    tree = cKDTree(np.column_stack([sites.x, sites.y]))
-    dist, idx = tree.query(np.column_stack([X, Y]), k=3)
-    a = idx[:, 0]
-    ax, ay = sites.x[a], sites.y[a]
-    d0 = dist[:, 0] ** 2
-    bis = np.empty((n_px, 2))
-    for j in (1, 2):
-        bj = idx[:, j]
-        sep = np.hypot(sites.x[bj] - ax, sites.y[bj] - ay)
-        bis[:, j - 1] = (dist[:, j] ** 2 - d0) / (2.0 * np.maximum(sep, 1e-6))
-    jmin = np.argmin(bis, axis=1)
-    rows = np.arange(n_px)
-    d_b = bis[rows, jmin]  # distance (um) from the pixel centre to its cell's nearest edge
-    nb = idx[rows, 1 + jmin]  # the neighbouring site across that edge
+    # --- cells: power diagram of the sites on warped positions (wavy edges), exact per pixel
+    amp = scene.warp_um
+    wx = grid_fbm(xs, ys, 7.0, seed + 101, octaves=2)
+    wy = grid_fbm(xs, ys, 7.0, seed + 103, octaves=2)
+    wx -= f32(0.5)
+    wx *= f32(2.6 * amp)
+    wy -= f32(0.5)
+    wy *= f32(2.6 * amp)
+    np.clip(wx, -amp, amp, out=wx)
+    np.clip(wy, -amp, amp, out=wy)
+    # the sites move with the warp, so each site stays inside its own (warped) cell
+    swx = np.clip(2.6 * amp * (fbm(sites.x, sites.y, 7.0, seed + 101, octaves=2) - 0.5), -amp, amp)
+    swy = np.clip(2.6 * amp * (fbm(sites.x, sites.y, 7.0, seed + 103, octaves=2) - 0.5), -amp, amp)
+    # power weights 0.8 grow nn^2 (nn: distance to the nearest other moved site) vary the cell sizes but
+    # never empty a cell: w_b - w_a <= 0.8 |s_a - s_b|^2 for every pair, so each site stays in its cell
+    moved = np.column_stack([sites.x + swx, sites.y + swy])
+    nn = cKDTree(moved).query(moved, k=2)[0][:, 1]
+    weight = 0.8 * sites.grow * nn * nn
+    asg = assign_cells(moved[:, 0], moved[:, 1], weight, xs, ys, B, warp=(wx, wy), warp_amp=amp,
+                       reach=_REACH_UM, with_neighbour=truth, need_edge=sites.kind == Kind.TUMOUR)
+    a = asg.site.ravel()
+    d_b = asg.d_edge.ravel()
+    n_px = a.size
 
-    kind = sites.kind[a].copy()
+    kind = sites.kind[a]
     if scene.with_glass:
-        kind[coarse_grid_field(scene.tissue_field, xs, ys, 4.0).ravel() <= 0] = Kind.GLASS
+        kind[grid_field(scene.tissue_field, xs, ys, 4.0).ravel() <= 0] = Kind.GLASS
     tissue = kind != Kind.GLASS
     tumour = kind == Kind.TUMOUR
     stroma = kind == Kind.STROMA
     fat = kind == Kind.FAT
+    table = _site_table(sites)
 
-    c_h = np.zeros(n_px)
-    c_dab = np.zeros(n_px)
-    c_res = np.where(tissue, 0.02, 0.0)
+    c_h = np.zeros(n_px, f32)
+    c_dab = np.zeros(n_px, f32)
+    c_res = np.where(tissue, f32(0.008), f32(0.0))
 
-    # --- stroma: oriented fibres, sparse non-specific DAB, holes (tears, lumina)
+    # --- stroma: near-white collagen with wavy fibres (contour lines of a smooth field), faint
+    # non-specific DAB, holes (tears, lumina)
     si = np.flatnonzero(stroma)
     if si.size:
-        sx, sy = X[si], Y[si]
-        phi_grid = coarse_grid_field(lambda x, y: fbm(x, y, 300.0, scene.seed + 61, octaves=2), xs, ys, 8.0)
-        phi = np.pi * 2.0 * phi_grid.ravel()[si]
-        u = sx * np.cos(phi) + sy * np.sin(phi)
-        v = -sx * np.sin(phi) + sy * np.cos(phi)
-        fib = value_noise(u, v * 8.0, 24.0, scene.seed + 67) * 0.7 + 0.3 * value_noise(u, v * 6.0, 9.0, scene.seed + 68)
-        c_h[si] = 0.025 + 0.09 * fib**2
-        patch = coarse_grid_field(lambda x, y: value_noise(x, y, 50.0, scene.seed + 69), xs, ys, 4.0).ravel()[si]
-        c_dab[si] = pset.stroma_dab_od * 2.0 * fib * patch
-        hole = coarse_grid_field(scene.hole_field, xs, ys, 2.0).ravel()[si] > scene.hole_threshold
-        c_h[si[hole]] = 0.0
-        c_dab[si[hole]] = 0.0
-        c_res[si[hole]] = 0.0
+        flow = grid_fbm(xs, ys, 90.0, seed + 61, octaves=3).ravel()[si]
+        fib = np.cos(f32(2 * np.pi * 38.0) * flow)
+        fib += f32(1.0)
+        fib *= f32(0.5)
+        fib **= 6
+        dens = grid_field(lambda x, y: value_noise(x, y, 40.0, seed + 69), xs, ys, 4.0).ravel()[si]
+        c_h[si] = f32(0.02) + f32(0.05) * fib * dens
+        c_dab[si] = f32(pset.stroma_dab_od) * (f32(0.4) + f32(1.2) * fib) * dens
+        hole = grid_field(scene.hole_field, xs, ys, 2.0).ravel()[si] > scene.hole_threshold
+        for arr in (c_h, c_dab, c_res):
+            arr[si[hole]] = 0.0
         tissue[si[hole]] = False
 
     # --- fat: adipocyte outlines from a coarse hashed lattice
     fi = np.flatnonzero(fat)
     if fi.size:
         fsites = scene.fat_sites(xs[0], ys[0], xs[-1], ys[-1])
-        fd, fidx = cKDTree(fsites).query(np.column_stack([X[fi], Y[fi]]), k=2)
+        fx, fy = xs[fi % W], ys[fi // W]
+        fd, fidx = cKDTree(fsites).query(np.column_stack([fx, fy]), k=2)
         sep = np.linalg.norm(fsites[fidx[:, 1]] - fsites[fidx[:, 0]], axis=1)
         fdb = (fd[:, 1] ** 2 - fd[:, 0] ** 2) / (2.0 * sep)
-        line = np.exp(-0.5 * (fdb / 0.6) ** 2)
-        c_h[fi] = 0.10 * line
-        c_dab[fi] = 0.015 * line
-        c_res[fi] = 0.01 * line
+        line = np.exp(-0.5 * (fdb / 0.6) ** 2).astype(f32)
+        c_h[fi] = 0.08 * line
+        c_dab[fi] = 0.012 * line
+        c_res[fi] = 0.006 * line
 
-    # --- tumour cells: cytoplasm, membrane (per-cell arcs), blush
+    # --- tumour cells: cytoplasm, membrane (per-cell arcs, wavy, uneven), submembranous DAB, blush
     ti = np.flatnonzero(tumour)
     mem_mask_t = np.zeros(0, bool)
     if ti.size:
         at = a[ti]
-        tx, ty = X[ti], Y[ti]
-        tex = value_noise(tx, ty, 2.0, scene.seed + 81)
-        c_h[ti] = sites.cyto_h[at] * (0.8 + 0.4 * tex)
-        blotch = coarse_grid_field(lambda x, y: value_noise(x, y, 4.0, scene.seed + 83), xs, ys, 1.0).ravel()[ti]
-        c_dab[ti] = sites.blush_od[at] * (0.6 + 0.8 * blotch)
-        sigma = sites.fwhm_um[at] / 2.3548
-        sig_eff = np.sqrt(sigma**2 + mpp**2 / 12.0)
-        prof = (sigma / sig_eff) * np.exp(-0.5 * (d_b[ti] / sig_eff) ** 2)
-        theta = np.arctan2(ty - ay[ti], tx - ax[ti])
-        stained = _in_arcs(theta, sites.arc_start[at], sites.arc_length[at]) & (sites.intensity[at] > 0)
-        gran = 0.8 + 0.4 * value_noise(tx, ty, 0.8, scene.seed + 85)
-        c_dab[ti] += stained * sites.membrane_od[at] * prof * gran
-        c_h[ti] += 0.05 * prof
-        half = np.maximum(sites.fwhm_um[at] / 2.0, 0.75 * mpp)
-        mem_mask_t = stained & (d_b[ti] <= half)
+        pt = table[at]
+        tdx = (xs[ti % W] - sites.x[at]).astype(f32)
+        tdy = (ys[ti // W] - sites.y[at]).astype(f32)
+        tex = grid_value_noise(xs, ys, 2.0, seed + 81).ravel()[ti]
+        c_h[ti] = pt[:, _P_CYTO_H] * (f32(0.8) + f32(0.4) * tex)
+        blotch = grid_value_noise(xs, ys, 4.0, seed + 83).ravel()[ti]
+        c_dab[ti] = pt[:, _P_BLUSH] * (f32(0.5) + blotch)
+        even = grid_value_noise(xs, ys, 2.5, seed + 87).ravel()[ti]
+        sigma = pt[:, _P_SIGMA] * (f32(0.7) + f32(0.6) * even)
+        sig_eff = np.sqrt(sigma * sigma + f32(mpp * mpp / 12.0))
+        db = d_b[ti]
+        z = db / sig_eff
+        prof = (sigma / sig_eff) * np.exp(f32(-0.5) * z * z)
+        theta = np.arctan2(tdy, tdx)
+        stained = _in_arcs(theta, sites.arc_start[at], sites.arc_length[at]) & (pt[:, _P_MEM_OD] > 0)
+        gran = f32(0.7) + f32(0.6) * grid_value_noise(xs, ys, 0.8, seed + 85).ravel()[ti]
+        diffuse = f32(scene.submembrane) * np.exp(-db / f32(1.6))
+        fade = np.clip(f32(_REACH_UM) - db, 0.0, 1.0)  # 0 at the reach of the exact edge distance
+        c_dab[ti] += stained * pt[:, _P_MEM_OD] * fade * (prof * gran + diffuse)
+        c_h[ti] += f32(0.04) * prof
+        half = np.maximum(pt[:, _P_SIGMA] * f32(1.1774), f32(0.75 * mpp))
+        mem_mask_t = stained & (db <= half)
 
-    # --- nuclei (tumour, fibroblasts, lymphocytes), clipped to their own cell
+    # --- nuclei (tumour, fibroblasts, lymphocytes), clipped to their own cell, irregular outlines
     nuc_kind = sites.nucleus[a]
     ni = np.flatnonzero((nuc_kind != NucleusKind.NONE) & tissue)
     nuc_inside = np.zeros(0, bool)
     if ni.size:
         an = a[ni]
-        ddx = X[ni] - (ax[ni] + sites.nuc_dx[an])
-        ddy = Y[ni] - (ay[ni] + sites.nuc_dy[an])
-        nb_ = sites.nuc_b[an]
-        r = _ellipse_radius(ddx, ddy, sites.nuc_a[an], nb_, sites.nuc_theta[an])
-        alpha = np.clip((1.0 - r) * nb_ / max(mpp, 0.35) + 0.5, 0.0, 1.0)
+        pn = table[an]
+        ddx = (xs[ni % W] - sites.x[an]).astype(f32) - pn[:, _P_NUC_DX]
+        ddy = (ys[ni // W] - sites.y[an]).astype(f32) - pn[:, _P_NUC_DY]
+        u = (ddx * pn[:, _P_COS] + ddy * pn[:, _P_SIN]) / pn[:, _P_NUC_A]
+        v = (ddy * pn[:, _P_COS] - ddx * pn[:, _P_SIN]) / pn[:, _P_NUC_B]
+        r = np.sqrt(u * u + v * v)
+        bumpy = grid_value_noise(xs, ys, 1.8, seed + 89).ravel()[ni]
+        r *= f32(0.9) + f32(0.2) * bumpy
+        alpha = np.clip((f32(1.0) - r) * pn[:, _P_NUC_B] / f32(max(mpp, 0.35)) + f32(0.5), 0.0, 1.0)
         keep = alpha > 0
-        ni, an, r, alpha = ni[keep], an[keep], r[keep], alpha[keep]
-        chrom = 0.65 * value_noise(X[ni], Y[ni], 1.3, scene.seed + 91) + 0.35 * value_noise(X[ni], Y[ni], 0.6, scene.seed + 92)
-        h_nuc = sites.nuc_h[an] * (0.55 + 0.8 * chrom) * (1.0 + 0.25 * (r > 0.8))
+        ni, r, alpha, pn = ni[keep], r[keep], alpha[keep], pn[keep]
+        chrom = (f32(0.65) * grid_value_noise(xs, ys, 1.3, seed + 91).ravel()[ni]
+                 + f32(0.35) * grid_value_noise(xs, ys, 0.6, seed + 92).ravel()[ni])
+        h_nuc = f32(scene.counterstain) * pn[:, _P_NUC_H] * (f32(0.55) + f32(0.8) * chrom)
+        h_nuc *= f32(1.0) + f32(0.25) * (r > 0.8)
         c_h[ni] = c_h[ni] * (1 - alpha) + h_nuc * alpha
-        c_dab[ni] *= 1.0 - 0.8 * alpha
+        c_dab[ni] *= f32(1.0) - f32(0.8) * alpha
         nuc_inside = r <= 1.0
 
     # --- Beer-Lambert, optics, sensor
-    vec = st.vectors
-    od = c_h[:, None] * vec[0] + c_dab[:, None] * vec[1] + c_res[:, None] * vec[2]
-    trans = np.exp(-od).reshape(H, W, 3)
+    vec = st.vectors.astype(f32)
+    c_h2, c_dab2, c_res2 = c_h.reshape(H, W), c_dab.reshape(H, W), c_res.reshape(H, W)
+    trans = np.empty((height, width, 3), f32)
     for ch in range(3):
-        trans[..., ch] = gaussian_filter(trans[..., ch], sigma_px, mode="nearest", truncate=3.0)
-    trans = trans[pad : pad + height, pad : pad + width]
-    xc, yc = xs[pad : pad + width], ys[pad : pad + height]
-    drift = 1.0 + 0.03 * (coarse_grid_field(lambda x, y: fbm(x, y, 2500.0, scene.seed + 97, octaves=2), xc, yc, 64.0) - 0.5)
-    signal = trans * (st.white[None, None, :] * drift[..., None])
-    rng = np.random.default_rng([scene.seed, 0x5E15, noise_seed & 0xFFFFFFFF, noise_seed >> 32])
-    noisy = signal + rng.standard_normal(signal.shape) * st.noise_sigma * np.sqrt(np.maximum(signal, 1.0) / 255.0)
-    rgb = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+        od = c_h2 * vec[0, ch]
+        od += c_dab2 * vec[1, ch]
+        od += c_res2 * vec[2, ch]
+        np.negative(od, out=od)
+        np.exp(od, out=od)
+        blurred = gaussian_filter(od, sigma_px, mode="nearest", truncate=3.0)
+        trans[..., ch] = blurred[cy : cy + height, cx : cx + width]
+    xc, yc = xs[cx : cx + width], ys[cy : cy + height]
+    drift = grid_field(lambda x, y: fbm(x, y, 2500.0, seed + 97, octaves=2), xc, yc, 64.0)
+    drift -= f32(0.5)
+    drift *= f32(0.03)
+    drift += f32(1.0)
+    trans *= drift[..., None]
+    trans *= st.white.astype(f32)[None, None, :]
+    rng = np.random.default_rng([seed, 0x5E15, noise_seed & 0xFFFFFFFF, noise_seed >> 32])
+    noise = rng.standard_normal(trans.shape, dtype=f32)
+    noise *= np.sqrt(np.maximum(trans, f32(1.0)) * f32(1.0 / 255.0))
+    noise *= f32(st.noise_sigma)
+    trans += noise
+    np.rint(trans, out=trans)
+    rgb = np.clip(trans, 0, 255).astype(np.uint8)
 
     def crop(flat: np.ndarray) -> np.ndarray:
-        return flat.reshape(H, W)[pad : pad + height, pad : pad + width]
+        return flat.reshape(H, W)[cy : cy + height, cx : cx + width]
 
     epithelium = crop(tumour & tissue)
     tissue_mask = crop(tissue)
@@ -243,29 +303,32 @@ def render_region(
     band = np.flatnonzero(tissue & (d_b < 0.5 * mpp))
     edge = np.zeros(n_px, bool)
     if band.size:
-        own = a[band]
-        other = nb[band]
-        th_own = np.arctan2(Y[band] - sites.y[own], X[band] - sites.x[own])
-        th_oth = np.arctan2(Y[band] - sites.y[other], X[band] - sites.x[other])
-        own_st = (sites.kind[own] == Kind.TUMOUR) & (sites.intensity[own] > 0) & _in_arcs(th_own, sites.arc_start[own], sites.arc_length[own])
-        oth_st = (sites.kind[other] == Kind.TUMOUR) & (sites.intensity[other] > 0) & _in_arcs(th_oth, sites.arc_start[other], sites.arc_length[other])
-        edge[band] = own_st | oth_st
+        nbr = asg.neighbour.ravel()
+        bx_, by_ = xs[band % W], ys[band // W]
+
+        def stained_at(site: np.ndarray) -> np.ndarray:
+            th = np.arctan2(by_ - sites.y[site], bx_ - sites.x[site]).astype(f32)
+            return ((sites.kind[site] == Kind.TUMOUR) & (sites.intensity[site] > 0)
+                    & _in_arcs(th, sites.arc_start[site], sites.arc_length[site]))
+
+        edge[band] = stained_at(a[band]) | stained_at(nbr[band])
     nuclei = np.zeros(n_px, bool)
     labels = np.zeros(n_px, np.int64)
-    labels[tumour & tissue] = sites.cell_id[a[tumour & tissue]]
+    tt = tumour & tissue
+    labels[tt] = sites.cell_id[a[tt]]
     if ni.size:
         nuclei[ni[nuc_inside]] = True
         stromal_nuc = ni[nuc_inside & (sites.kind[a[ni]] != Kind.TUMOUR)]
         labels[stromal_nuc] = sites.cell_id[a[stromal_nuc]]
     return RenderedRegion(
         rgb=rgb,
-        membrane_mask=crop(membrane),
-        membrane_edge=crop(edge),
-        nuclei_mask=crop(nuclei),
+        membrane_mask=crop(membrane).copy(),
+        membrane_edge=crop(edge).copy(),
+        nuclei_mask=crop(nuclei).copy(),
         cell_labels=crop(labels).astype(np.int32),
-        epithelium_mask=epithelium,
-        tissue_mask=tissue_mask,
-        dab_od=crop(c_dab).astype(np.float32),
+        epithelium_mask=epithelium.copy(),
+        tissue_mask=tissue_mask.copy(),
+        dab_od=crop(c_dab).copy(),
     )
 
 
