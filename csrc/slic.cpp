@@ -2,13 +2,20 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <unordered_map>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "simd_dispatch.hpp"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace her2fast {
 namespace {
@@ -24,25 +31,34 @@ inline float cbrt_positive(float x) {
   return y;
 }
 
-// XYZ (already divided by the D65 white point) -> CIELAB, in place; scikit-image's xyz2lab.
-HER2FAST_HOT void xyz_to_lab(float* __restrict x, float* __restrict y, float* __restrict z, std::size_t n) {
+// One row of RGB -> CIELAB: sRGB -> linear through `linear` (256 entries, the rescale folded in),
+// linear RGB -> XYZ / white, XYZ -> Lab. Two loops, so that the compiler vectorises both (the
+// first with gathers where the CPU has them); the arithmetic is the same in every lane.
+HER2FAST_HOT void rgb_row_to_lab(const std::uint8_t* __restrict rgb, std::ptrdiff_t w, const float* __restrict linear,
+                                 float* __restrict X, float* __restrict Y, float* __restrict Z) {
+  const float wx = 1.0f / 0.95047f, wz = 1.0f / 1.08883f;
+  for (std::ptrdiff_t x = 0; x < w; ++x) {
+    const float r = linear[rgb[3 * x]], g = linear[rgb[3 * x + 1]], b = linear[rgb[3 * x + 2]];
+    X[x] = (0.412453f * r + 0.357580f * g + 0.180423f * b) * wx;
+    Y[x] = 0.212671f * r + 0.715160f * g + 0.072169f * b;
+    Z[x] = (0.019334f * r + 0.119193f * g + 0.950227f * b) * wz;
+  }
   const float thr = 0.008856f;
-  for (std::size_t i = 0; i < n; ++i) {
-    const float tx = x[i], ty = y[i], tz = z[i];
+  for (std::ptrdiff_t x = 0; x < w; ++x) {
+    const float tx = X[x], ty = Y[x], tz = Z[x];
     const float fx = tx > thr ? cbrt_positive(std::max(tx, thr)) : 7.787f * tx + 16.0f / 116.0f;
     const float fy = ty > thr ? cbrt_positive(std::max(ty, thr)) : 7.787f * ty + 16.0f / 116.0f;
     const float fz = tz > thr ? cbrt_positive(std::max(tz, thr)) : 7.787f * tz + 16.0f / 116.0f;
-    x[i] = 116.0f * fy - 16.0f;     // L
-    y[i] = 500.0f * (fx - fy);      // a
-    z[i] = 200.0f * (fy - fz);      // b
+    X[x] = 116.0f * fy - 16.0f;     // L
+    Y[x] = 500.0f * (fx - fy);      // a
+    Z[x] = 200.0f * (fy - fz);      // b
   }
 }
 
 // One row of the assignment step for centre k: keep the nearer centre per pixel.
-HER2FAST_HOT void assign_row(const float* __restrict L, const float* __restrict A, const float* __restrict B,
-                             const float* __restrict xs, float* __restrict dist, std::int32_t* __restrict lab,
-                             std::ptrdiff_t n, float cl, float ca, float cb, float cx, float wxy, float dy2,
-                             std::int32_t k) {
+inline void assign_row(const float* __restrict L, const float* __restrict A, const float* __restrict B,
+                       const float* __restrict xs, float* __restrict dist, std::int32_t* __restrict lab,
+                       std::ptrdiff_t n, float cl, float ca, float cb, float cx, float wxy, float dy2, std::int32_t k) {
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     const float dl = L[i] - cl, da = A[i] - ca, db = B[i] - cb, dx = xs[i] - cx;
     const float d = dl * dl + da * da + db * db + wxy * (dx * dx) + dy2;
@@ -53,9 +69,179 @@ HER2FAST_HOT void assign_row(const float* __restrict L, const float* __restrict 
   }
 }
 
+// For each 8-bit mask: the positions of its set bits, lowest first, and how many there are.
+struct BitPositions {
+  std::uint8_t pos[256][8] = {};
+  std::uint8_t count[256] = {};
+  constexpr BitPositions() {
+    for (int m = 0; m < 256; ++m) {
+      int c = 0;
+      for (int j = 0; j < 8; ++j)
+        if (m & (1 << j)) pos[m][c++] = static_cast<std::uint8_t>(j);
+      count[m] = static_cast<std::uint8_t>(c);
+    }
+  }
+};
+constexpr BitPositions kBitPositions{};
+
+// Ends (exclusive) of the runs of equal labels in lab[0..w): ends[0..n), returns n. lab[w] must
+// hold a sentinel that differs from lab[w - 1]; `flags` and `ends` need room for w + 8.
+// Branch-free: the label changes are flagged (vectorised), packed 8 to a byte, and each byte's
+// set bits become run ends through a table.
+inline std::ptrdiff_t run_ends(const std::int32_t* __restrict lab, std::ptrdiff_t w, std::uint8_t* __restrict flags,
+                               std::int32_t* __restrict ends) {
+  for (std::ptrdiff_t x = 0; x < w; ++x) flags[x] = lab[x] != lab[x + 1];
+  for (std::ptrdiff_t x = w; x < w + 8; ++x) flags[x] = 0;
+  std::ptrdiff_t n = 0;
+  for (std::ptrdiff_t x = 0; x < w; x += 8) {
+    std::uint64_t v;
+    std::memcpy(&v, flags + x, sizeof v);
+    const unsigned m = static_cast<unsigned>((v * 0x0102040810204080ull) >> 56);  // byte j (0/1) -> bit j
+    for (int j = 0; j < 8; ++j) ends[n + j] = static_cast<std::int32_t>(x + 1 + kBitPositions.pos[m][j]);
+    n += kBitPositions.count[m];
+  }
+  return n;
+}
+
+// Eight float lanes. With GCC/clang a vector type (one AVX register or two SSE ones, whichever
+// clone runs: lane by lane the arithmetic is the same); elsewhere, or with SLIC_NO_VECTOR_EXT
+// defined (to check that both give the same labels), a plain array.
+#if defined(__GNUC__) && !defined(SLIC_NO_VECTOR_EXT)
+typedef float Lanes8 __attribute__((vector_size(32), aligned(4)));  // not over-aligned (std::vector)
+typedef std::int32_t Ints8 __attribute__((vector_size(32), aligned(4)));
+// acc += p[0..8) in lanes j < n (the other lanes add nothing).
+inline void add_first(Lanes8& acc, const float* p, int n) {
+  const Ints8 iota = {0, 1, 2, 3, 4, 5, 6, 7};
+  Ints8 bits;
+  std::memcpy(&bits, p, sizeof bits);
+  bits &= iota < n;
+  Lanes8 v;
+  std::memcpy(&v, &bits, sizeof v);
+  acc += v;
+}
+inline float fold8(const Lanes8& s) { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
+#else
+struct Lanes8 {
+  float v[8];
+  Lanes8& operator+=(const Lanes8& o) {
+    for (int j = 0; j < 8; ++j) v[j] += o.v[j];
+    return *this;
+  }
+};
+inline void add_first(Lanes8& acc, const float* p, int n) {
+  for (int j = 0; j < 8; ++j) acc.v[j] += j < n ? p[j] : 0.0f;
+}
+inline float fold8(const Lanes8& s) {
+  return ((s.v[0] + s.v[1]) + (s.v[2] + s.v[3])) + ((s.v[4] + s.v[5]) + (s.v[6] + s.v[7]));
+}
+#endif
+
+// Centre sums of one k-means iteration: L, a, b in 8 lanes (lane j: pixels j, j + 8, ... of each
+// run, so a run is a few whole vector adds with no per-pixel loop; folded in a fixed order at the
+// end, so the sums do not depend on the CPU); pixel count; sums of x and y.
+struct Sums {
+  Lanes8 l, a, b;
+  std::int64_t n, x, y;
+};
+
 struct Centre {
   float l, a, b, y, x;
 };
+
+// Ends the assignment of a row: pixels that no window reached (dist still +inf) or outside the
+// mask (dist -1) keep their label from `labels`; `cur` and `labels` then both hold the new row.
+// Returns whether any label changed.
+inline bool finish_row(const float* __restrict dist, std::int32_t* __restrict cur, std::int32_t* __restrict labels,
+                       std::ptrdiff_t w) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::int32_t diff = 0;
+  for (std::ptrdiff_t x = 0; x < w; ++x) {
+    const std::int32_t v = dist[x] >= 0.0f && dist[x] < inf ? cur[x] : labels[x];
+    diff |= v ^ labels[x];
+    labels[x] = v;
+    cur[x] = v;
+  }
+  return diff != 0;
+}
+
+struct Run {
+  std::int32_t y, x0, x1;  // pixels [x0, x1) of row y
+  std::int32_t label;
+};
+
+// One assigned row: its runs of equal labels go to out[0..n) (returns n) and
+// are added to the centre sums (labels < 0: pixels no window reached, or outside the mask).
+// lab[w] must hold a sentinel (a label no pixel has); L, A, B must be readable 7 floats past w;
+// flags and ends are scratch for run_ends.
+inline std::ptrdiff_t runs_and_sums(const std::int32_t* __restrict lab, std::ptrdiff_t w, std::int32_t y,
+                                    const float* __restrict L, const float* __restrict A, const float* __restrict B,
+                                    std::uint8_t* __restrict flags, std::int32_t* __restrict ends, Sums* __restrict acc,
+                                    Run* __restrict out) {
+  const std::ptrdiff_t n_runs = run_ends(lab, w, flags, ends);
+  std::int32_t x0 = 0;
+  for (std::ptrdiff_t r = 0; r < n_runs; ++r) {
+    const std::int32_t x1 = ends[r];
+    const std::int32_t k = lab[x0];
+    out[r] = {y, x0, x1, k};
+    if (k >= 0) {
+      Sums& a = acc[k];
+      for (std::int32_t i = x0; i < x1; i += 8) {  // whole vectors; lanes past the run add +0
+        const int m = std::min(8, x1 - i);
+        add_first(a.l, L + i, m);
+        add_first(a.a, A + i, m);
+        add_first(a.b, B + i, m);
+      }
+      const std::int64_t len = x1 - x0;
+      a.n += len;
+      a.x += (static_cast<std::int64_t>(x0) + x1 - 1) * len / 2;
+      a.y += y * len;
+    }
+    x0 = x1;
+  }
+  return n_runs;
+}
+
+// Per-iteration scratch and window tables shared by the rows of one sweep.
+struct Sweep {
+  const Centre* centres;
+  const std::int32_t* wx0;   // window of centre k: columns [wx0[k], wx0[k] + wlen[k])
+  const std::int32_t* wlen;
+  const float* xs;           // 0, 1, 2, ... (column coordinates)
+  float wxy;                 // (m / S)^2
+  float* dist;               // w, scratch
+  std::int32_t* cur;         // w + 1 (cur[w]: sentinel), scratch
+  std::uint8_t* flags;       // w + 8, scratch
+  std::int32_t* ends;        // w + 8, scratch
+  Sums* acc;                 // centre sums
+};
+
+// One row of a k-means sweep, start to end (one dispatched call per row, the steps inlined):
+// assignment by the centres ks[0..n_ks) (in index order) whose window covers row y, new labels
+// into `labels` (the row; returns in `changed` whether any changed), and its runs of equal labels
+// into out (returns their number) and the centre sums. `inside` (nullable) is the mask row.
+HER2FAST_HOT std::ptrdiff_t sweep_row(const Sweep& sw, std::ptrdiff_t y, std::ptrdiff_t w, const float* __restrict L,
+                                      const float* __restrict A, const float* __restrict B,
+                                      const std::uint8_t* __restrict inside, const std::int32_t* __restrict ks,
+                                      std::ptrdiff_t n_ks, std::int32_t* __restrict labels, bool& changed,
+                                      Run* __restrict out) {
+  const float inf = std::numeric_limits<float>::infinity();
+  if (inside != nullptr) {
+    for (std::ptrdiff_t x = 0; x < w; ++x) sw.dist[x] = inside[x] ? inf : -1.0f;  // -1: never assigned
+  } else {
+    for (std::ptrdiff_t x = 0; x < w; ++x) sw.dist[x] = inf;
+  }
+  const float fy = static_cast<float>(y);
+  for (std::ptrdiff_t e = 0; e < n_ks; ++e) {
+    const std::int32_t k = ks[e];
+    const Centre& c = sw.centres[k];
+    const float dy = fy - c.y;
+    const std::ptrdiff_t x0 = sw.wx0[k];
+    assign_row(L + x0, A + x0, B + x0, sw.xs + x0, sw.dist + x0, sw.cur + x0, sw.wlen[k], c.l, c.a, c.b, c.x, sw.wxy,
+               sw.wxy * dy * dy, k);
+  }
+  changed |= finish_row(sw.dist, sw.cur, labels, w);
+  return runs_and_sums(sw.cur, w, static_cast<std::int32_t>(y), L, A, B, sw.flags, sw.ends, sw.acc, out);
+}
 
 // scikit-image's util.regular_grid for a 2-D image (depth 1): start and step per axis.
 void regular_grid_2d(std::ptrdiff_t h, std::ptrdiff_t w, double area, int n, std::ptrdiff_t& start_y,
@@ -84,32 +270,136 @@ void regular_grid_2d(std::ptrdiff_t h, std::ptrdiff_t w, double area, int n, std
   step_x = std::max<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(std::nearbyint(sx)));
 }
 
-}  // namespace
+// Uninitialised storage for n trivial T (the Lab image, the runs, the connectivity tables). Large
+// buffers are 2 MiB-aligned and, on Linux, advised for transparent huge pages: faulting in fresh
+// memory 4 KiB at a time costs more than the work done on it. Untouched capacity costs nothing.
+template <class T>
+class BigBuffer {
+ public:
+  explicit BigBuffer(std::size_t n) {
+    const std::size_t bytes = std::max<std::size_t>(1, n) * sizeof(T);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    constexpr std::size_t huge = std::size_t{1} << 21;
+    if (bytes >= huge) {
+      const std::size_t rounded = (bytes + huge - 1) / huge * huge;
+      void* p = nullptr;
+      if (posix_memalign(&p, huge, rounded) == 0) {
+        madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
+        p_ = static_cast<T*>(p);
+        return;
+      }
+    }
+#endif
+    p_ = static_cast<T*>(std::malloc(bytes));
+    if (p_ == nullptr) throw std::bad_alloc();
+  }
+  ~BigBuffer() { std::free(p_); }
+  BigBuffer(const BigBuffer&) = delete;
+  BigBuffer& operator=(const BigBuffer&) = delete;
+  T* get() const { return p_; }
 
-namespace {
+ private:
+  T* p_ = nullptr;
+};
 
 // Union-find over runs; the root of a set is its smallest run index, i.e. the run that comes first
 // in raster order, so components are numbered in the order a raster scan meets them.
-std::int32_t find_root(std::vector<std::int32_t>& parent, std::int32_t i) {
-  while (parent[static_cast<std::size_t>(i)] != i) {
-    parent[static_cast<std::size_t>(i)] = parent[static_cast<std::size_t>(parent[static_cast<std::size_t>(i)])];
-    i = parent[static_cast<std::size_t>(i)];
+std::int32_t find_root(std::int32_t* parent, std::int32_t i) {
+  while (parent[i] != i) {
+    parent[i] = parent[parent[i]];
+    i = parent[i];
   }
   return i;
 }
 
-void unite(std::vector<std::int32_t>& parent, std::int32_t a, std::int32_t b) {
+void unite(std::int32_t* parent, std::int32_t a, std::int32_t b) {
   a = find_root(parent, a);
   b = find_root(parent, b);
   if (a == b) return;
-  if (a < b) parent[static_cast<std::size_t>(b)] = a;
-  else parent[static_cast<std::size_t>(a)] = b;
+  if (a < b) parent[b] = a;
+  else parent[a] = b;
 }
 
-struct Run {
-  std::int32_t y, x0, x1;  // pixels [x0, x1) of row y
-  std::int32_t label;
-};
+}  // namespace
+
+namespace {
+
+// Steps 2-4 of enforce_connectivity on runs of equal labels (row_start[y] = first run of row y,
+// row_start[h] = number of runs); writes the new labels of the run pixels and returns K.
+int connect_runs(const Run* rs, const std::vector<std::int32_t>& row_start, std::int32_t* labels, std::ptrdiff_t h,
+                 std::ptrdiff_t w, std::ptrdiff_t min_size) {
+  const std::int32_t n_runs = row_start[static_cast<std::size_t>(h)];
+  const std::size_t nr = static_cast<std::size_t>(n_runs);
+  const BigBuffer<std::int32_t> tables(3 * nr);
+  std::int32_t* const parent = tables.get();  // union-find forest, then the root of each run
+  std::int32_t* const size = parent + nr;     // pixels per component (at its root)
+  std::int32_t* const label = size + nr;      // per component: earliest earlier neighbour, then final label
+  // Calls f(c, a) for every pair of 4-adjacent runs c < a: side by side in a row, or overlapping
+  // columns in consecutive rows.
+  auto for_adjacent = [&](auto&& f) {
+    for (std::ptrdiff_t y = 0; y < h; ++y) {
+      const std::int32_t a0 = row_start[static_cast<std::size_t>(y)];
+      const std::int32_t a_end = row_start[static_cast<std::size_t>(y) + 1];
+      for (std::int32_t a = a0; a + 1 < a_end; ++a)
+        if (rs[a].x1 == rs[a + 1].x0) f(a, a + 1);
+      if (y == 0) continue;
+      std::int32_t b = row_start[static_cast<std::size_t>(y) - 1];
+      const std::int32_t b_end = a0;
+      for (std::int32_t a = a0; a < a_end; ++a) {
+        while (b < b_end && rs[b].x1 <= rs[a].x0) ++b;
+        for (std::int32_t c = b; c < b_end && rs[c].x0 < rs[a].x1; ++c) f(c, a);
+      }
+    }
+  };
+  // 2. Connected components: unite adjacent runs of the same label.
+  for (std::int32_t i = 0; i < n_runs; ++i) parent[i] = i;
+  for_adjacent([&](std::int32_t c, std::int32_t a) {
+    if (rs[c].label == rs[a].label) unite(parent, c, a);
+  });
+  // 3. Component sizes; components in raster order of their first pixel (root = first run).
+  std::fill(size, size + nr, 0);
+  for (std::int32_t i = 0; i < n_runs; ++i) {
+    const std::int32_t r = find_root(parent, i);
+    parent[i] = r;
+    size[r] += rs[i].x1 - rs[i].x0;
+  }
+  // 4. In raster order, a component smaller than min_size joins the first-met neighbouring component
+  //    that comes before it (as Achanta's EnforceLabelConnectivity); the others get new labels.
+  //    `label` first holds, per component, the earliest adjacent earlier component (-1: none) and
+  //    is then overwritten, in raster order, by the final label.
+  std::fill(label, label + nr, -1);
+  for_adjacent([&](std::int32_t c, std::int32_t a) {
+    const std::int32_t ra = parent[c], rb = parent[a];
+    if (ra == rb) return;
+    const std::int32_t lo = std::min(ra, rb), hi = std::max(ra, rb);
+    std::int32_t& e = label[hi];
+    if (e < 0 || lo < e) e = lo;
+  });
+  // The largest component of each input label (its "main body"; ties: the first in raster order)
+  // keeps a superpixel of its own unless it is tiny (< min_size / 4): only detached fragments merge.
+  // Without this rule a k-means cluster whose body is ragged (textured IHC, low compactness) can
+  // vanish entirely, and the superpixel count drops far below n_segments.
+  std::unordered_map<std::int32_t, std::int32_t> main_of;  // input label -> root of its largest component
+  for (std::int32_t r = 0; r < n_runs; ++r) {
+    if (parent[r] != r || rs[r].label < 0) continue;  // label < 0: pixels no centre reached, never a body
+    auto [it, inserted] = main_of.try_emplace(rs[r].label, r);
+    if (!inserted && size[r] > size[it->second]) it->second = r;
+  }
+  const std::ptrdiff_t tiny = min_size / 4;
+  std::int32_t next_label = 0;
+  for (std::int32_t r = 0; r < n_runs; ++r) {
+    if (parent[r] != r) continue;
+    const std::int32_t e = label[r];  // e < r: already a final label
+    const bool body = rs[r].label >= 0 && main_of[rs[r].label] == r && size[r] >= tiny;
+    label[r] = size[r] < min_size && e >= 0 && !body ? label[e] : next_label++;
+  }
+  for (std::int32_t i = 0; i < n_runs; ++i) {
+    const std::int32_t v = label[parent[i]];
+    std::int32_t* p = labels + static_cast<std::ptrdiff_t>(rs[i].y) * w;
+    for (std::int32_t x = rs[i].x0; x < rs[i].x1; ++x) p[x] = v;
+  }
+  return next_label;
+}
 
 }  // namespace
 
@@ -139,61 +429,7 @@ int enforce_connectivity(std::int32_t* labels, std::ptrdiff_t h, std::ptrdiff_t 
     }
   }
   row_start[static_cast<std::size_t>(h)] = static_cast<std::int32_t>(runs.size());
-  const std::int32_t n_runs = static_cast<std::int32_t>(runs.size());
-
-  // 2. Connected components: unite 4-adjacent runs (overlapping columns in consecutive rows) of the
-  //    same label. Remember every touching pair of runs for the merge step.
-  std::vector<std::int32_t> parent(static_cast<std::size_t>(n_runs));
-  for (std::int32_t i = 0; i < n_runs; ++i) parent[static_cast<std::size_t>(i)] = i;
-  std::vector<std::pair<std::int32_t, std::int32_t>> touching;  // (earlier run, later run), different labels
-  for (std::ptrdiff_t y = 0; y < h; ++y) {
-    const std::int32_t a_end = row_start[static_cast<std::size_t>(y) + 1];
-    for (std::int32_t a = row_start[static_cast<std::size_t>(y)]; a + 1 < a_end; ++a)
-      if (runs[static_cast<std::size_t>(a)].x1 == runs[static_cast<std::size_t>(a) + 1].x0)
-        touching.emplace_back(a, a + 1);  // horizontal neighbours always differ in label
-    if (y == 0) continue;
-    std::int32_t b = row_start[static_cast<std::size_t>(y) - 1];
-    const std::int32_t b_end = row_start[static_cast<std::size_t>(y)];
-    for (std::int32_t a = row_start[static_cast<std::size_t>(y)]; a < a_end; ++a) {
-      const Run& ra = runs[static_cast<std::size_t>(a)];
-      while (b < b_end && runs[static_cast<std::size_t>(b)].x1 <= ra.x0) ++b;
-      for (std::int32_t c = b; c < b_end && runs[static_cast<std::size_t>(c)].x0 < ra.x1; ++c) {
-        if (runs[static_cast<std::size_t>(c)].label == ra.label) unite(parent, c, a);
-        else touching.emplace_back(c, a);
-      }
-    }
-  }
-  // 3. Component sizes; components in raster order of their first pixel (root = first run).
-  std::vector<std::int64_t> size(static_cast<std::size_t>(n_runs), 0);
-  for (std::int32_t i = 0; i < n_runs; ++i) {
-    const std::int32_t r = find_root(parent, i);
-    parent[static_cast<std::size_t>(i)] = r;
-    size[static_cast<std::size_t>(r)] += runs[static_cast<std::size_t>(i)].x1 - runs[static_cast<std::size_t>(i)].x0;
-  }
-  // 4. In raster order, a component smaller than min_size joins the first-met neighbouring component
-  //    that comes before it (as Achanta's EnforceLabelConnectivity); the others get new labels.
-  std::vector<std::int32_t> earlier_neighbour(static_cast<std::size_t>(n_runs), -1);
-  for (const auto& [first, second] : touching) {
-    const std::int32_t ra = parent[static_cast<std::size_t>(first)], rb = parent[static_cast<std::size_t>(second)];
-    if (ra == rb) continue;
-    const std::int32_t lo = std::min(ra, rb), hi = std::max(ra, rb);
-    std::int32_t& e = earlier_neighbour[static_cast<std::size_t>(hi)];
-    if (e < 0 || lo < e) e = lo;
-  }
-  std::vector<std::int32_t> final_label(static_cast<std::size_t>(n_runs), -1);
-  std::int32_t next_label = 0;
-  for (std::int32_t r = 0; r < n_runs; ++r) {
-    if (parent[static_cast<std::size_t>(r)] != r) continue;
-    const std::int32_t e = earlier_neighbour[static_cast<std::size_t>(r)];
-    if (size[static_cast<std::size_t>(r)] < min_size && e >= 0) final_label[static_cast<std::size_t>(r)] = final_label[static_cast<std::size_t>(e)];
-    else final_label[static_cast<std::size_t>(r)] = next_label++;
-  }
-  for (std::int32_t i = 0; i < n_runs; ++i) {
-    const Run& run = runs[static_cast<std::size_t>(i)];
-    std::fill(labels + run.y * w + run.x0, labels + run.y * w + run.x1,
-              final_label[static_cast<std::size_t>(parent[static_cast<std::size_t>(i)])]);
-  }
-  return next_label;
+  return connect_runs(runs.data(), row_start, labels, h, w, min_size);
 }
 
 int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdiff_t row_stride,
@@ -213,7 +449,8 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
 
   const std::ptrdiff_t n = h * w;
   const std::size_t nz = static_cast<std::size_t>(n);
-  std::vector<std::uint8_t> inside(nz, 1);
+  std::vector<std::uint8_t> inside(mask != nullptr ? nz : 0);  // only with a mask: see in_mask
+  auto in_mask = [&](std::ptrdiff_t p) { return mask == nullptr || inside[static_cast<std::size_t>(p)] != 0; };
   std::ptrdiff_t area = n;
   if (mask != nullptr) {
     area = 0;
@@ -243,7 +480,7 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
       continue;
     }
     for (std::ptrdiff_t x = 0; x < w; ++x) {
-      if (!inside[static_cast<std::size_t>(y * w + x)]) continue;
+      if (!in_mask(y * w + x)) continue;
       for (int c = 0; c < 3; ++c) {
         vmin = std::min<int>(vmin, row[3 * x + c]);
         vmax = std::max<int>(vmax, row[3 * x + c]);
@@ -255,23 +492,17 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
     const double t = vmax > vmin ? std::clamp(static_cast<double>(v - vmin) / (vmax - vmin), 0.0, 1.0) : 0.0;
     linear[v] = static_cast<float>(t > 0.04045 ? std::pow((t + 0.055) / 1.055, 2.4) : t / 12.92);
   }
-  std::vector<float> L(nz), A(nz), B(nz);
-  {
-    const float wx = 1.0f / 0.95047f, wz = 1.0f / 1.08883f;
-    for (std::ptrdiff_t y = 0; y < h; ++y) {
-      const std::uint8_t* row = rgb + y * row_stride;
-      float* X = L.data() + y * w;
-      float* Y = A.data() + y * w;
-      float* Z = B.data() + y * w;
-      for (std::ptrdiff_t x = 0; x < w; ++x) {
-        const float r = linear[row[3 * x]], g = linear[row[3 * x + 1]], b = linear[row[3 * x + 2]];
-        X[x] = (0.412453f * r + 0.357580f * g + 0.180423f * b) * wx;
-        Y[x] = 0.212671f * r + 0.715160f * g + 0.072169f * b;
-        Z[x] = (0.019334f * r + 0.119193f * g + 0.950227f * b) * wz;
-      }
-    }
-    xyz_to_lab(L.data(), A.data(), B.data(), nz);
-  }
+  // Planes L, a, b of nz + 8 floats (the 8 extra are zero: the centre sums read whole vectors of 8
+  // from the start of a run); every other element is written by rgb_row_to_lab.
+  const BigBuffer<float> lab_buf(3 * (nz + 8));
+  float* const L = lab_buf.get();
+  float* const A = L + nz + 8;
+  float* const B = A + nz + 8;
+  std::fill(L + nz, L + nz + 8, 0.0f);
+  std::fill(A + nz, A + nz + 8, 0.0f);
+  std::fill(B + nz, B + nz + 8, 0.0f);
+  for (std::ptrdiff_t y = 0; y < h; ++y)
+    rgb_row_to_lab(rgb + y * row_stride, w, linear, L + y * w, A + y * w, B + y * w);
 
   // 2. Seeds on scikit-image's regular grid, moved to the lowest gradient in 3x3.
   std::ptrdiff_t sy0, sty, sx0, stx;
@@ -288,13 +519,13 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   std::vector<Centre> centres;
   for (std::ptrdiff_t y = sy0; y < h; y += sty) {
     for (std::ptrdiff_t x = sx0; x < w; x += stx) {
-      if (!inside[static_cast<std::size_t>(y * w + x)]) continue;
+      if (!in_mask(y * w + x)) continue;
       std::ptrdiff_t by = y, bx = x;
       double best = gradient(y, x);
       for (std::ptrdiff_t dy = -1; dy <= 1; ++dy)
         for (std::ptrdiff_t dx = -1; dx <= 1; ++dx) {
           const std::ptrdiff_t yy = y + dy, xx = x + dx;
-          if (yy < 0 || xx < 0 || yy >= h || xx >= w || !inside[static_cast<std::size_t>(yy * w + xx)]) continue;
+          if (yy < 0 || xx < 0 || yy >= h || xx >= w || !in_mask(yy * w + xx)) continue;
           const double g = gradient(yy, xx);
           if (g < best) {
             best = g;
@@ -308,7 +539,7 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   }
   if (centres.empty()) {  // a mask with no grid point inside: one seed at the first mask pixel
     for (std::ptrdiff_t p = 0; p < n; ++p)
-      if (inside[static_cast<std::size_t>(p)]) {
+      if (in_mask(p)) {
         const std::size_t q = static_cast<std::size_t>(p);
         centres.push_back({L[q], A[q], B[q], static_cast<float>(p / w), static_cast<float>(p % w)});
         break;
@@ -316,97 +547,96 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   }
   const std::ptrdiff_t n_seeds = static_cast<std::ptrdiff_t>(centres.size());
 
-  // 3. Local k-means.
+  // 3. Local k-means, swept row by row: for each row, every centre whose window covers it updates
+  //    that row segment (centres in index order, so a pixel ties to the lower index exactly as a
+  //    centre-by-centre sweep would), then the finished row is compared with the previous labels,
+  //    cut into runs of equal label and added to the centre sums while it is still in L1. The
+  //    distance and label scratch is one row, not the image.
   const std::ptrdiff_t win = step < 10 ? (3 * step + 1) / 2 : step;  // Achanta: 1.5 S for small S
   const float wxy = static_cast<float>((prm.compactness / step) * (prm.compactness / step));
-  std::vector<float> xs(static_cast<std::size_t>(w));
+  const std::size_t wz = static_cast<std::size_t>(w);
+  std::vector<float> xs(wz);
   for (std::ptrdiff_t x = 0; x < w; ++x) xs[static_cast<std::size_t>(x)] = static_cast<float>(x);
-  std::vector<float> dist(nz);
-  std::vector<std::int32_t> previous(nz);
-  std::vector<double> acc(static_cast<std::size_t>(n_seeds) * 6);
-  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> dist(wz);                 // per row: +inf inside, -1 outside (never assigned)
+  std::vector<std::int32_t> cur(wz + 1, -2);   // labels of the row being assigned; cur[w]: sentinel
+  std::vector<std::int32_t> ends(wz + 8);      // run ends of the row
+  std::vector<std::uint8_t> flags(wz + 8);     // label changes along the row
+  std::vector<Sums> acc(static_cast<std::size_t>(n_seeds));
+  // The runs of the last sweep, kept for the connectivity step (which needs exactly these when
+  // every pixel takes part).
+  const BigBuffer<Run> runs(nz);  // at most one run per pixel; only the pages used are touched
+  std::size_t n_runs_total = 0;
+  std::vector<std::int32_t> row_start(static_cast<std::size_t>(h) + 1);
+  // Windows of this iteration: columns [wx0, wx0 + wlen), rows [wy0, wy1]; rows_first/row_centres
+  // list, per image row, the centres whose window covers it (in index order).
+  std::vector<std::int32_t> wx0(static_cast<std::size_t>(n_seeds)), wlen(static_cast<std::size_t>(n_seeds));
+  std::vector<std::int32_t> wy0(static_cast<std::size_t>(n_seeds)), wy1(static_cast<std::size_t>(n_seeds));
+  std::vector<std::int32_t> rows_first(static_cast<std::size_t>(h) + 1), row_centres;
+  std::vector<std::int32_t> fill_at(static_cast<std::size_t>(h));
   for (int it = 0; it < prm.max_iter; ++it) {
-    for (std::size_t p = 0; p < nz; ++p) dist[p] = inside[p] ? inf : -1.0f;  // -1: never assigned
-    std::copy(labels, labels + n, previous.begin());
+    std::fill(rows_first.begin(), rows_first.end(), 0);
     for (std::ptrdiff_t k = 0; k < n_seeds; ++k) {
       const Centre& c = centres[static_cast<std::size_t>(k)];
       const std::ptrdiff_t cy = static_cast<std::ptrdiff_t>(std::lround(c.y));
       const std::ptrdiff_t cx = static_cast<std::ptrdiff_t>(std::lround(c.x));
       const std::ptrdiff_t y0 = std::max<std::ptrdiff_t>(0, cy - win), y1 = std::min<std::ptrdiff_t>(h - 1, cy + win);
-      std::ptrdiff_t x0 = std::max<std::ptrdiff_t>(0, cx - win), x1 = std::min<std::ptrdiff_t>(w - 1, cx + win);
-      // Widen the window to a multiple of 16 columns (inside the image): whole SIMD vectors, and the
-      // same result whichever instruction set runs it.
-      const std::ptrdiff_t extra = (16 - (x1 - x0 + 1) % 16) % 16;
-      x1 = std::min<std::ptrdiff_t>(w - 1, x1 + extra - extra / 2);
-      x0 = std::max<std::ptrdiff_t>(0, x1 - (x1 - x0 + 1 + extra) + 1);
-      for (std::ptrdiff_t y = y0; y <= y1; ++y) {
-        const float dy = static_cast<float>(y) - c.y;
-        const std::ptrdiff_t o = y * w + x0;
-        assign_row(L.data() + o, A.data() + o, B.data() + o, xs.data() + x0, dist.data() + o, labels + o, x1 - x0 + 1,
-                   c.l, c.a, c.b, c.x, wxy, wxy * dy * dy, static_cast<std::int32_t>(k));
-      }
+      const std::ptrdiff_t x0 = std::max<std::ptrdiff_t>(0, cx - win), x1 = std::min<std::ptrdiff_t>(w - 1, cx + win);
+      const std::size_t kz = static_cast<std::size_t>(k);
+      wx0[kz] = static_cast<std::int32_t>(x0);
+      wlen[kz] = static_cast<std::int32_t>(x1 - x0 + 1);
+      wy0[kz] = static_cast<std::int32_t>(y0);
+      wy1[kz] = static_cast<std::int32_t>(y1);
+      for (std::ptrdiff_t y = y0; y <= y1; ++y) ++rows_first[static_cast<std::size_t>(y) + 1];
     }
-    // Update the centres: means of their pixels, accumulated over runs of equal labels along rows.
-    const bool changed = !std::equal(labels, labels + n, previous.begin());
-    std::fill(acc.begin(), acc.end(), 0.0);
+    for (std::size_t y = 0; y < static_cast<std::size_t>(h); ++y) rows_first[y + 1] += rows_first[y];
+    row_centres.resize(static_cast<std::size_t>(rows_first[static_cast<std::size_t>(h)]));
+    std::copy(rows_first.begin(), rows_first.end() - 1, fill_at.begin());
+    for (std::int32_t k = 0; k < n_seeds; ++k)
+      for (std::int32_t y = wy0[static_cast<std::size_t>(k)]; y <= wy1[static_cast<std::size_t>(k)]; ++y)
+        row_centres[static_cast<std::size_t>(fill_at[static_cast<std::size_t>(y)]++)] = k;
+
+    bool changed = false;
+    std::fill(acc.begin(), acc.end(), Sums{});
+    n_runs_total = 0;
+    const Sweep sweep{centres.data(), wx0.data(), wlen.data(), xs.data(), wxy, dist.data(), cur.data(),
+                      flags.data(), ends.data(), acc.data()};
     for (std::ptrdiff_t y = 0; y < h; ++y) {
-      const std::int32_t* lr = labels + y * w;
-      const float* Lr = L.data() + y * w;
-      const float* Ar = A.data() + y * w;
-      const float* Br = B.data() + y * w;
-      std::ptrdiff_t x = 0;
-      while (x < w) {
-        const std::int32_t k = lr[x];
-        const std::ptrdiff_t x0 = x;
-        while (x < w && lr[x] == k) ++x;
-        // Two partial sums per channel: shorter dependency chains, same order on every CPU.
-        float sl0 = 0.f, sa0 = 0.f, sb0 = 0.f, sl1 = 0.f, sa1 = 0.f, sb1 = 0.f;
-        std::ptrdiff_t i = x0;
-        for (; i + 1 < x; i += 2) {
-          sl0 += Lr[i];
-          sa0 += Ar[i];
-          sb0 += Br[i];
-          sl1 += Lr[i + 1];
-          sa1 += Ar[i + 1];
-          sb1 += Br[i + 1];
-        }
-        if (i < x) {
-          sl0 += Lr[i];
-          sa0 += Ar[i];
-          sb0 += Br[i];
-        }
-        const float sl = sl0 + sl1, sa = sa0 + sa1, sb = sb0 + sb1;
-        if (k < 0) continue;
-        const double len = static_cast<double>(x - x0);
-        double* a = acc.data() + static_cast<std::size_t>(k) * 6;
-        a[0] += sl;
-        a[1] += sa;
-        a[2] += sb;
-        a[3] += static_cast<double>(y) * len;
-        a[4] += 0.5 * static_cast<double>(x0 + x - 1) * len;
-        a[5] += len;
-      }
+      // The row's runs go to the end of `runs` (kept for the connectivity step).
+      row_start[static_cast<std::size_t>(y)] = static_cast<std::int32_t>(n_runs_total);
+      const std::int32_t e0 = rows_first[static_cast<std::size_t>(y)], e1 = rows_first[static_cast<std::size_t>(y) + 1];
+      const std::ptrdiff_t n_runs =
+          sweep_row(sweep, y, w, L + y * w, A + y * w, B + y * w,
+                    mask != nullptr ? inside.data() + y * w : nullptr, row_centres.data() + e0, e1 - e0, labels + y * w,
+                    changed, runs.get() + n_runs_total);
+      n_runs_total += static_cast<std::size_t>(n_runs);
     }
+    row_start[static_cast<std::size_t>(h)] = static_cast<std::int32_t>(n_runs_total);
     if (!changed) break;  // a fixed point: further iterations change nothing
+    // New centres: the means.
     for (std::ptrdiff_t k = 0; k < n_seeds; ++k) {
-      const double* a = acc.data() + static_cast<std::size_t>(k) * 6;
-      if (a[5] <= 0) continue;
-      const double inv = 1.0 / a[5];
-      centres[static_cast<std::size_t>(k)] = {static_cast<float>(a[0] * inv), static_cast<float>(a[1] * inv),
-                                              static_cast<float>(a[2] * inv), static_cast<float>(a[3] * inv),
-                                              static_cast<float>(a[4] * inv)};
+      const Sums& a = acc[static_cast<std::size_t>(k)];
+      if (a.n <= 0) continue;
+      const double inv = 1.0 / static_cast<double>(a.n);
+      Centre& c = centres[static_cast<std::size_t>(k)];
+      c.l = static_cast<float>(fold8(a.l) * inv);
+      c.a = static_cast<float>(fold8(a.a) * inv);
+      c.b = static_cast<float>(fold8(a.b) * inv);
+      c.y = static_cast<float>(static_cast<double>(a.y) * inv);
+      c.x = static_cast<float>(static_cast<double>(a.x) * inv);
     }
   }
 
   // 4. Connectivity, or (when disabled) consecutive labels; in-mask pixels that no centre reached
   //    share one extra label.
   const double segment_size = static_cast<double>(area) / static_cast<double>(n_seeds);
-  if (prm.enforce_connectivity)
-    return enforce_connectivity(labels, h, w, inside.data(), static_cast<std::ptrdiff_t>(prm.min_size_factor * segment_size));
+  const std::ptrdiff_t min_size = static_cast<std::ptrdiff_t>(prm.min_size_factor * segment_size);
+  if (prm.enforce_connectivity && mask == nullptr)  // every pixel takes part: the runs of the last sweep
+    return connect_runs(runs.get(), row_start, labels, h, w, min_size);
+  if (prm.enforce_connectivity) return enforce_connectivity(labels, h, w, inside.data(), min_size);
   std::vector<std::int32_t> remap(static_cast<std::size_t>(n_seeds) + 1, -1);
   std::int32_t next = 0;
   for (std::ptrdiff_t p = 0; p < n; ++p) {
-    if (!inside[static_cast<std::size_t>(p)]) continue;
+    if (!in_mask(p)) continue;
     const std::size_t key = labels[p] < 0 ? static_cast<std::size_t>(n_seeds) : static_cast<std::size_t>(labels[p]);
     if (remap[key] < 0) remap[key] = next++;
     labels[p] = remap[key];

@@ -127,22 +127,29 @@ TEST_CASE("slic: an empty mask gives no superpixels") {
   CHECK(std::all_of(lab.begin(), lab.end(), [](std::int32_t v) { return v == -1; }));
 }
 
-TEST_CASE("enforce_connectivity: splits disconnected labels and merges small fragments") {
-  // Label 0 in two separate blocks, plus a 1-pixel island of label 5 inside label 1.
+TEST_CASE("enforce_connectivity: splits labels, merges small fragments, keeps each label's body") {
+  // min_size 8 (tiny: 2). Label 0: two 6-px blocks, the first is its body (kept though < 8), the
+  // second a fragment (merged). Label 3: a 1-px island (fragment, merged) and an 8-px body. Label 2:
+  // a 2-px fragment (merged) and a 9-px body. Label 9: a 1-px body, tiny, merged.
   const int h = 6, w = 8;
   std::vector<std::int32_t> lab = {
       0, 0, 1, 1, 1, 1, 0, 0,  //
       0, 0, 1, 1, 1, 1, 0, 0,  //
-      0, 0, 1, 5, 1, 1, 0, 0,  //
+      0, 0, 1, 3, 1, 1, 0, 0,  //
       2, 2, 1, 1, 1, 1, 2, 2,  //
-      2, 2, 2, 2, 2, 2, 2, 2,  //
-      2, 2, 2, 2, 2, 2, 2, 2,
+      3, 3, 3, 3, 2, 2, 2, 2,  //
+      3, 3, 3, 3, 2, 2, 2, 9,
   };
   std::vector<std::uint8_t> inside(h * w, 1);
-  const int k = her2fast::enforce_connectivity(lab.data(), h, w, inside.data(), 2);
-  CHECK(k == 4);  // left 0-block, 1 (with the island merged), right 0-block, 2
-  CHECK(lab[0] != lab[6]);
-  CHECK(lab[2 * w + 3] == lab[2 * w + 2]);
+  const int k = her2fast::enforce_connectivity(lab.data(), h, w, inside.data(), 8);
+  CHECK(k == 4);
+  auto at = [&](int y, int x) { return lab[y * w + x]; };
+  CHECK(at(0, 6) == at(0, 2));  // right 0-block joined label 1, its earliest neighbour
+  CHECK(at(2, 3) == at(2, 2));  // the island joined label 1
+  CHECK(at(3, 0) == at(0, 0));  // the 2-px fragment of label 2 joined the left 0-block (met first)
+  CHECK(at(4, 0) != at(0, 0));  // label 3's body is a superpixel of its own
+  CHECK(at(5, 7) == at(5, 6));  // tiny body of label 9 merged
+  CHECK(at(0, 0) != at(0, 2));
   for (int i = 0; i < k; ++i) CHECK(components_of(lab, h, w, i) == 1);
 }
 
