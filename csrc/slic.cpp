@@ -270,36 +270,78 @@ void regular_grid_2d(std::ptrdiff_t h, std::ptrdiff_t w, double area, int n, std
   step_x = std::max<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(std::nearbyint(sx)));
 }
 
-// Uninitialised storage for n trivial T (the Lab image, the runs, the connectivity tables). Large
-// buffers are 2 MiB-aligned and, on Linux, advised for transparent huge pages: faulting in fresh
-// memory 4 KiB at a time costs more than the work done on it. Untouched capacity costs nothing.
+// Raw memory for the large buffers: 2 MiB-aligned and, on Linux, advised for transparent huge
+// pages (faulting in fresh memory 4 KiB at a time costs more than the work done on it).
+void* allocate_big(std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr std::size_t huge = std::size_t{1} << 21;
+  if (bytes >= huge) {
+    const std::size_t rounded = (bytes + huge - 1) / huge * huge;
+    void* p = nullptr;
+    if (posix_memalign(&p, huge, rounded) == 0) {
+      madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
+      return p;
+    }
+  }
+#endif
+  void* p = std::malloc(std::max<std::size_t>(1, bytes));
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+// Per-thread scratch kept between calls, one slot per buffer role: a pipeline thread that runs
+// SLIC tile after tile reuses memory whose pages are already mapped, instead of faulting in (and
+// the kernel zeroing) fresh pages on every call -- which also serialises threads on the page-fault
+// path. Only the contents of a buffer while a call runs matter (every element is written before it
+// is read), so reuse cannot change a result. A slot keeps at most kScratchCap bytes; bigger
+// requests get a fresh allocation, freed on return.
+enum ScratchSlot { kScratchLab = 0, kScratchRuns = 1, kScratchTables = 2, kScratchSlots = 3 };
+constexpr std::size_t kScratchCap = std::size_t{64} << 20;
+
+struct ThreadScratch {
+  void* p[kScratchSlots] = {};
+  std::size_t bytes[kScratchSlots] = {};
+  bool busy[kScratchSlots] = {};
+  ~ThreadScratch() {
+    for (void* q : p) std::free(q);
+  }
+};
+thread_local ThreadScratch tl_scratch;
+
+// Uninitialised storage for n trivial T (the Lab image, the runs, the connectivity tables), from the
+// thread's scratch slot when it fits, else freshly allocated. Untouched capacity costs nothing.
 template <class T>
 class BigBuffer {
  public:
-  explicit BigBuffer(std::size_t n) {
+  BigBuffer(std::size_t n, ScratchSlot slot) {
     const std::size_t bytes = std::max<std::size_t>(1, n) * sizeof(T);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    constexpr std::size_t huge = std::size_t{1} << 21;
-    if (bytes >= huge) {
-      const std::size_t rounded = (bytes + huge - 1) / huge * huge;
-      void* p = nullptr;
-      if (posix_memalign(&p, huge, rounded) == 0) {
-        madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
-        p_ = static_cast<T*>(p);
-        return;
+    ThreadScratch& ts = tl_scratch;
+    if (bytes <= kScratchCap && !ts.busy[slot]) {
+      if (ts.bytes[slot] < bytes) {
+        std::free(ts.p[slot]);
+        ts.p[slot] = nullptr;
+        ts.bytes[slot] = 0;
+        ts.p[slot] = allocate_big(bytes);
+        ts.bytes[slot] = bytes;
       }
+      ts.busy[slot] = true;
+      slot_ = slot;
+      p_ = static_cast<T*>(ts.p[slot]);
+      return;
     }
-#endif
-    p_ = static_cast<T*>(std::malloc(bytes));
-    if (p_ == nullptr) throw std::bad_alloc();
+    p_ = static_cast<T*>(allocate_big(bytes));
   }
-  ~BigBuffer() { std::free(p_); }
+  ~BigBuffer() {
+    if (slot_ >= 0) tl_scratch.busy[slot_] = false;
+    else std::free(p_);
+  }
   BigBuffer(const BigBuffer&) = delete;
   BigBuffer& operator=(const BigBuffer&) = delete;
   T* get() const { return p_; }
 
  private:
   T* p_ = nullptr;
+  int slot_ = -1;
 };
 
 // Union-find over runs; the root of a set is its smallest run index, i.e. the run that comes first
@@ -330,7 +372,7 @@ int connect_runs(const Run* rs, const std::vector<std::int32_t>& row_start, std:
                  std::ptrdiff_t w, std::ptrdiff_t min_size) {
   const std::int32_t n_runs = row_start[static_cast<std::size_t>(h)];
   const std::size_t nr = static_cast<std::size_t>(n_runs);
-  const BigBuffer<std::int32_t> tables(3 * nr);
+  const BigBuffer<std::int32_t> tables(3 * nr, kScratchTables);
   std::int32_t* const parent = tables.get();  // union-find forest, then the root of each run
   std::int32_t* const size = parent + nr;     // pixels per component (at its root)
   std::int32_t* const label = size + nr;      // per component: earliest earlier neighbour, then final label
@@ -494,7 +536,7 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   }
   // Planes L, a, b of nz + 8 floats (the 8 extra are zero: the centre sums read whole vectors of 8
   // from the start of a run); every other element is written by rgb_row_to_lab.
-  const BigBuffer<float> lab_buf(3 * (nz + 8));
+  const BigBuffer<float> lab_buf(3 * (nz + 8), kScratchLab);
   float* const L = lab_buf.get();
   float* const A = L + nz + 8;
   float* const B = A + nz + 8;
@@ -564,7 +606,7 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   std::vector<Sums> acc(static_cast<std::size_t>(n_seeds));
   // The runs of the last sweep, kept for the connectivity step (which needs exactly these when
   // every pixel takes part).
-  const BigBuffer<Run> runs(nz);  // at most one run per pixel; only the pages used are touched
+  const BigBuffer<Run> runs(nz, kScratchRuns);  // at most one run per pixel; only the pages used are touched
   std::size_t n_runs_total = 0;
   std::vector<std::int32_t> row_start(static_cast<std::size_t>(h) + 1);
   // Windows of this iteration: columns [wx0, wx0 + wlen), rows [wy0, wy1]; rows_first/row_centres
