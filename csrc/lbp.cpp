@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -115,20 +116,12 @@ inline __attribute__((always_inline)) void accumulate_row(const std::uint8_t* __
 }
 
 // Runtime-dispatched instances (GCC target_clones cannot clone templates directly).
-HER2FAST_HOT void hinterp_u8(const std::uint8_t* row, const double* dc, const double* omdc, int oc0, int oc1,
-                             std::ptrdiff_t w, double* H) {
+HER2FAST_HOT void hinterp(const double* row, const double* dc, const double* omdc, int oc0, int oc1, std::ptrdiff_t w,
+                          double* H) {
   hinterp_row(row, dc, omdc, oc0, oc1, w, H);
 }
-HER2FAST_HOT void hinterp_f64(const double* row, const double* dc, const double* omdc, int oc0, int oc1,
-                              std::ptrdiff_t w, double* H) {
-  hinterp_row(row, dc, omdc, oc0, oc1, w, H);
-}
-HER2FAST_HOT void vinterp_u8(const double* top, const double* bottom, double dr, double omdr,
-                             const std::uint8_t* centre, std::ptrdiff_t w, std::uint8_t* bit) {
-  vinterp_threshold_row(top, bottom, dr, omdr, centre, w, bit);
-}
-HER2FAST_HOT void vinterp_f64(const double* top, const double* bottom, double dr, double omdr, const double* centre,
-                              std::ptrdiff_t w, std::uint8_t* bit) {
+HER2FAST_HOT void vinterp(const double* top, const double* bottom, double dr, double omdr, const double* centre,
+                          std::ptrdiff_t w, std::uint8_t* bit) {
   vinterp_threshold_row(top, bottom, dr, omdr, centre, w, bit);
 }
 HER2FAST_HOT void exact_row_u8(const std::uint8_t* nrow, const std::uint8_t* centre, std::ptrdiff_t w,
@@ -142,23 +135,10 @@ HER2FAST_HOT void accumulate(const std::uint8_t* bit, const std::uint8_t* prev, 
                              std::uint8_t* sum, std::uint8_t* changes) {
   accumulate_row(bit, prev, first, w, sum, changes);
 }
+HER2FAST_HOT void widen_row(const std::uint8_t* src, std::ptrdiff_t n, double* dst) {
+  for (std::ptrdiff_t i = 0; i < n; ++i) dst[i] = static_cast<double>(src[i]);
+}
 
-inline void hinterp(const std::uint8_t* row, const double* dc, const double* omdc, int oc0, int oc1, std::ptrdiff_t w,
-                    double* H) {
-  hinterp_u8(row, dc, omdc, oc0, oc1, w, H);
-}
-inline void hinterp(const double* row, const double* dc, const double* omdc, int oc0, int oc1, std::ptrdiff_t w,
-                    double* H) {
-  hinterp_f64(row, dc, omdc, oc0, oc1, w, H);
-}
-inline void vinterp(const double* top, const double* bottom, double dr, double omdr, const std::uint8_t* centre,
-                    std::ptrdiff_t w, std::uint8_t* bit) {
-  vinterp_u8(top, bottom, dr, omdr, centre, w, bit);
-}
-inline void vinterp(const double* top, const double* bottom, double dr, double omdr, const double* centre,
-                    std::ptrdiff_t w, std::uint8_t* bit) {
-  vinterp_f64(top, bottom, dr, omdr, centre, w, bit);
-}
 inline void exact_dispatch(const std::uint8_t* n, const std::uint8_t* ctr, std::ptrdiff_t w, std::uint8_t* bit) {
   exact_row_u8(n, ctr, w, bit);
 }
@@ -189,6 +169,24 @@ void lbp_uniform_impl(const T* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptr
     for (std::ptrdiff_t c = 0; c < w; ++c) dst[c] = src[c];
   }
   auto row_ptr = [&](std::ptrdiff_t r) { return padded.data() + (r + pad) * wp + pad; };
+  // The interpolation runs in double: padded rows as doubles, converted once per row into a ring
+  // (rows r - ceil(R) .. r + ceil(R) are live while row r is processed). float64 input is used as is.
+  const std::ptrdiff_t ring = 2 * (pad - 1) + 2;
+  std::vector<double> wide(std::is_same_v<T, double> ? 0 : static_cast<std::size_t>(ring * wp));
+  std::vector<std::ptrdiff_t> wide_row(static_cast<std::size_t>(ring), std::numeric_limits<std::ptrdiff_t>::min());
+  auto double_row = [&](std::ptrdiff_t y) -> const double* {
+    if constexpr (std::is_same_v<T, double>) {
+      return row_ptr(y);
+    } else {
+      const std::size_t slot = static_cast<std::size_t>(((y % ring) + ring) % ring);
+      double* d = wide.data() + static_cast<std::ptrdiff_t>(slot) * wp;
+      if (wide_row[slot] != y) {
+        widen_row(row_ptr(y) - pad, wp, d);
+        wide_row[slot] = y;
+      }
+      return d + pad;
+    }
+  };
 
   std::vector<RowCache> caches(static_cast<std::size_t>(P));
   for (int i = 0; i < P; ++i)
@@ -216,13 +214,13 @@ void lbp_uniform_impl(const T* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptr
           for (int s = 0; s < 2; ++s)
             if (cache.row[s] == y) return s;
           const int s = keep == 0 ? 1 : 0;
-          hinterp(row_ptr(y), nb.dc.data(), nb.omdc.data(), nb.oc0, nb.oc1, w, cache.buf[s].data());
+          hinterp(double_row(y), nb.dc.data(), nb.omdc.data(), nb.oc0, nb.oc1, w, cache.buf[s].data());
           cache.row[s] = y;
           return s;
         };
         const int top = slot_of(static_cast<std::ptrdiff_t>(minr), -1);
         const int bottom = slot_of(static_cast<std::ptrdiff_t>(std::ceil(rr)), top);
-        vinterp(cache.buf[top].data(), cache.buf[bottom].data(), dr, 1.0 - dr, centre, w, bit);
+        vinterp(cache.buf[top].data(), cache.buf[bottom].data(), dr, 1.0 - dr, double_row(r), w, bit);
       }
       accumulate(bit, prev, i == 0, w, sum.data(), changes.data());
       std::swap(bit, prev);
