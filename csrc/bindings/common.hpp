@@ -27,5 +27,6 @@ void require_array(const py::array& a, const char* name, int ndim) {
 void register_lbp(py::module_& m);
 void register_slic(py::module_& m);
 void register_superpixel_features(py::module_& m);
+void register_skeleton(py::module_& m);
 
 }  // namespace her2fast::py_bindings

@@ -3,8 +3,9 @@
 #include "common.hpp"
 
 PYBIND11_MODULE(_native, m) {
-  m.doc() = "her2fast native kernels (private: use her2fast.texture and her2fast.superpixels)";
+  m.doc() = "her2fast native kernels (private: use her2fast.texture, her2fast.superpixels and her2fast.cells)";
   her2fast::py_bindings::register_lbp(m);
   her2fast::py_bindings::register_slic(m);
   her2fast::py_bindings::register_superpixel_features(m);
+  her2fast::py_bindings::register_skeleton(m);
 }

@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import __version__
+from ..cells import membrane_skeleton
 from ..superpixels import slic, superpixel_features
 from ..texture import local_binary_pattern
-from .reference import grey_level, real_ihc_mosaic, superpixel_features_reference
+from .reference import grey_level, membrane_like_mask, real_ihc_mosaic, superpixel_features_reference
 
 COMPACTNESS = 10.0
 MAX_ITER = 10
@@ -56,6 +57,7 @@ def _row(kernel: str, size: int, ours: float, ref: float, reference: str, target
 
 def single_thread_rows(size: int, repeats: int) -> list[dict]:
     from skimage.feature import local_binary_pattern as sk_lbp
+    from skimage.morphology import skeletonize, thin
     from skimage.segmentation import slic as sk_slic
 
     img = real_ihc_mosaic(size)
@@ -73,12 +75,18 @@ def single_thread_rows(size: int, repeats: int) -> list[dict]:
     ref = median_seconds(lambda: sk_lbp(grey, 8, 1.0, method="uniform"), ref_repeats)
     rows.append(_row("uniform LBP (P=8, R=1)", size, ours, ref, "skimage.feature.local_binary_pattern", 20.0))
     labels = slic(img, n_segments, COMPACTNESS, MAX_ITER)
-    ours = median_seconds(lambda: superpixel_features(img, labels), repeats)
+    features = median_seconds(lambda: superpixel_features(img, labels), repeats)
     ref = median_seconds(lambda: superpixel_features_reference(img, labels), ref_repeats)
-    rows.append(_row("superpixel features", size, ours, ref, "numpy bincount + skimage LBP", 5.0))
+    rows.append(_row("superpixel features", size, features, ref, "numpy bincount + skimage LBP", 5.0))
     codes = local_binary_pattern(grey, 8, 1.0)
     ref = median_seconds(lambda: superpixel_features_reference(img, labels, lbp_codes=codes), ref_repeats)
-    rows.append(_row("superpixel features", size, ours, ref, "numpy bincount, LBP codes given", None))
+    rows.append(_row("superpixel features", size, features, ref, "numpy bincount, LBP codes given", None))
+    membrane = membrane_like_mask(size)
+    ours = median_seconds(lambda: membrane_skeleton(membrane), repeats)
+    ref = median_seconds(lambda: thin(membrane), ref_repeats)
+    rows.append(_row("membrane skeleton (Guo-Hall)", size, ours, ref, "skimage.morphology.thin (equal output)", None))
+    ref = median_seconds(lambda: skeletonize(membrane), ref_repeats)
+    rows.append(_row("membrane skeleton (Guo-Hall)", size, ours, ref, "skimage.morphology.skeletonize", None))
     return rows
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["grey_level", "colour_bins", "superpixel_features_reference", "real_ihc_mosaic"]
+__all__ = ["grey_level", "colour_bins", "superpixel_features_reference", "real_ihc_mosaic", "membrane_like_mask"]
 
 
 def grey_level(image: np.ndarray) -> np.ndarray:
@@ -76,3 +76,14 @@ def real_ihc_mosaic(size: int) -> np.ndarray:
             row.append(t[:, ::-1] if (i + j) % 2 else t)
         rows.append(np.concatenate(row, axis=1))
     return np.ascontiguousarray(np.concatenate(rows, axis=0)[:size, :size])
+
+
+def membrane_like_mask(size: int, seed: int = 0) -> np.ndarray:
+    """A size x size boolean mask of thick, partly broken cell outlines (membrane-segmentation-like)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    cells = ndi.binary_dilation(rng.random((size, size)) < 0.0015, iterations=7)
+    outline = cells ^ ndi.binary_erosion(cells, iterations=2)
+    cuts = ndi.binary_dilation(rng.random((size, size)) < 0.0005, iterations=2)
+    return outline & ~cuts
