@@ -84,6 +84,83 @@ def _synth(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# ------------------------------------------------------------------------------ train-epithelium
+def _train_epithelium_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="model folder to write (model.npz, config.json)")
+    p.add_argument("--phantom", action="append", default=[], metavar="SLIDE",
+                   help="phantom slide written by `her2fast synth slide` (its sidecar is the truth); repeatable")
+    p.add_argument("--annotated", action="append", nargs=2, default=[], metavar=("SLIDE", "GEOJSON"),
+                   help="real slide + QuPath GeoJSON export (polygons classified Tumor/Epithelium vs Stroma); repeatable")
+    p.add_argument("--slide-mpp", type=float, default=None, help="um/px for annotated slides without resolution metadata")
+    p.add_argument("--synth", default=None, metavar="FOLDER",
+                   help="also make phantom slides here (all --categories x --seeds; existing files are reused)")
+    p.add_argument("--categories", default="0,0+,1+,2+,3+", help="phantom categories for --synth (default: %(default)s)")
+    p.add_argument("--seeds", default="101,102", help="phantom seeds for --synth (default: %(default)s)")
+    p.add_argument("--size", type=int, default=4096, help="phantom side in px at 0.5 um/px for --synth (default: %(default)s)")
+    p.add_argument("--gamma", type=float, default=0.001, help="RBF gamma on standardised features (paper: 1/72; default: %(default)s)")
+    p.add_argument("--C", type=float, default=10.0, help="SVM C (default: %(default)s)")
+    p.add_argument("--max-samples", type=int, default=6000, help="superpixels to train on (default: %(default)s)")
+    p.add_argument("--mpp", type=float, default=2.0, help="classification resolution um/px (default: %(default)s)")
+    p.add_argument("--superpixel-um", type=float, default=20.0, help="superpixel side in um (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="threads (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="subsampling seed (default: %(default)s)")
+
+
+@command("train-epithelium", "train the epithelium/stroma superpixel SVM from phantom and/or QuPath-annotated slides",
+         _train_epithelium_args)
+def _train_epithelium(args: argparse.Namespace) -> int:
+    import json
+    import shlex
+    import time
+    from pathlib import Path
+
+    from .epithelium import (EpitheliumSettings, TrainingSet, annotated_training_set, fit_epithelium_model,
+                             phantom_training_set, superpixel_accuracy)
+    from .errors import InvalidInputError
+
+    t0 = time.perf_counter()
+    settings = EpitheliumSettings(mpp=args.mpp, superpixel_um=args.superpixel_um)
+    phantoms = [Path(p) for p in args.phantom]
+    if args.synth:
+        from .synth import make_slide
+
+        folder = Path(args.synth)
+        folder.mkdir(parents=True, exist_ok=True)
+        for seed in (int(s) for s in args.seeds.split(",") if s):
+            for cat in (c for c in args.categories.split(",") if c):
+                path = folder / f"phantom_{cat}_{seed}.tiff"
+                if not path.exists():
+                    print(f"making {path} ...", flush=True)
+                    make_slide(path, category=cat, width=args.size, height=args.size, mpp=0.5, seed=seed)
+                phantoms.append(path)
+    if not phantoms and not args.annotated:
+        raise InvalidInputError("nothing to train on: give --phantom SLIDE, --annotated SLIDE GEOJSON or --synth FOLDER")
+    sets, seeds = [], []
+    for path in phantoms:
+        ts = phantom_training_set(path, settings, workers=args.workers)
+        truth = json.loads(path.with_suffix("").with_name(path.with_suffix("").name + ".truth.json").read_text())
+        seeds.append(int(truth["seed"]))
+        print(f"{path}: {len(ts)} superpixels, {100 * ts.labels.mean():.0f} % epithelium", flush=True)
+        sets.append(ts)
+    for slide_path, geojson in args.annotated:
+        ts = annotated_training_set(slide_path, geojson, settings, mpp=args.slide_mpp, workers=args.workers)
+        print(f"{slide_path} + {geojson}: {len(ts)} labelled superpixels, {100 * ts.labels.mean():.0f} % epithelium", flush=True)
+        sets.append(ts)
+    training = TrainingSet.concatenate(sets)
+    model = fit_epithelium_model(training, gamma=args.gamma, C=args.C, max_samples=args.max_samples, seed=args.seed)
+    acc = superpixel_accuracy(model, training)
+    model = model.save(args.out, extra_metadata={
+        "training_command": "her2fast " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "",
+        "training_seeds": sorted(set(seeds)),
+        "training_accuracy_all_superpixels": round(acc, 4),
+        "n_superpixels_available": len(training),
+        "training_seconds": round(time.perf_counter() - t0, 1),
+    })
+    print(f"wrote {args.out}: {model.support_vectors.shape[0]} support vectors, training accuracy {acc:.3f} "
+          f"(all {len(training)} superpixels), sha256 {model.sha256[:16]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="her2fast", description="Fast, reproducible HER2 IHC scoring.")
     parser.add_argument("--version", action="version", version=f"her2fast {__version__}")
