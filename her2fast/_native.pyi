@@ -24,3 +24,25 @@ def thin(mask: npt.NDArray[np.uint8], max_iter: int) -> tuple[npt.NDArray[np.uin
 def enclosed_regions(
     skeleton: npt.NDArray[np.uint8],
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.uint8]]: ...
+def seeded_watershed(
+    elevation: npt.NDArray[np.float32],
+    markers: npt.NDArray[np.int32],
+    n_labels: int,
+    mask: npt.NDArray[np.uint8] | None,
+    barrier: float,
+    max_radius: float,
+    centre_base: npt.NDArray[np.int32] | None,
+    centre_frac: npt.NDArray[np.float64] | None,
+    climb: bool = False,
+) -> npt.NDArray[np.int32]: ...
+def membrane_rays(
+    labels: npt.NDArray[np.int32],
+    membrane: npt.NDArray[np.uint8],
+    dab_od: npt.NDArray[np.float32],
+    centre_base: npt.NDArray[np.int32],
+    centre_frac: npt.NDArray[np.float64],
+    n_rays: int,
+    max_length: float,
+    outside_reach: float,
+    max_run: float,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...

@@ -52,16 +52,24 @@ __all__ = [
     "DEFAULT_RULES",
     "CellTable",
     "ClassFractions",
+    "SlideConfidence",
+    "SlideSummary",
     "ScoringResult",
+    "STRATA",
     "intensity_class_from_od",
     "classify_cells",
     "class_fractions",
     "slide_category",
+    "slide_stratum",
+    "slide_confidence",
+    "slide_summary",
     "score_cells",
 ]
 
 #: The slide categories, in increasing order of HER2 expression ("0" = null, "0+" = ultralow).
 CATEGORIES: tuple[str, ...] = ("0", "0+", "1+", "2+", "3+")
+#: The same categories under the names of the 2023 strata (reports, ``SlideResult.stratum``).
+STRATA: tuple[str, ...] = ("null", "ultralow", "1+", "2+", "3+")
 
 
 class IntensityClass(IntEnum):
@@ -93,6 +101,11 @@ class ScoringRules:
         A criterion is met when *more than* this fraction of tumour cells meet it (ASCO/CAP: 10 %).
     complete_fraction : float
         A membrane is *complete* when at least this fraction of its perimeter is stained.
+    near_cutoff_z : float
+        :func:`slide_confidence` flags a slide ``"near_cutoff"`` when a criterion that decides its
+        category is fewer than this many binomial standard errors from its threshold (2.0).
+    min_tumour_cells : int
+        Fewer tumour cells than this are flagged ``"few_cells"`` (200).
     faint_od, weak_od, strong_od : float
         Lower bounds of the membrane DAB optical density (along the DAB stain vector, at the membrane
         centre line) of the FAINT, WEAK_MODERATE and STRONG intensity classes, used by
@@ -105,8 +118,15 @@ class ScoringRules:
     faint_od: float = 0.08
     weak_od: float = 0.40
     strong_od: float = 1.20
+    near_cutoff_z: float = 2.0
+    min_tumour_cells: int = 200
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.near_cutoff_z) and self.near_cutoff_z >= 0):
+            raise InvalidInputError(f"near_cutoff_z must be finite and >= 0, got {self.near_cutoff_z}")
+        if isinstance(self.min_tumour_cells, bool) or not isinstance(self.min_tumour_cells, (int, np.integer)) \
+                or self.min_tumour_cells < 0:
+            raise InvalidInputError(f"min_tumour_cells must be an integer >= 0, got {self.min_tumour_cells!r}")
         if not 0.0 <= self.positive_fraction < 1.0:
             raise InvalidInputError(f"positive_fraction must be in [0, 1), got {self.positive_fraction}")
         if not 0.0 < self.complete_fraction <= 1.0:
@@ -120,7 +140,13 @@ class ScoringRules:
 
 DEFAULT_RULES = ScoringRules()
 
-_TABLE_COLUMNS = ("cell_id", "x", "y", "is_tumour", "intensity", "completeness", "membrane_dab_od", "region")
+_TABLE_COLUMNS = (
+    "cell_id", "x", "y", "is_tumour", "intensity", "completeness", "membrane_dab_od", "region",
+    "closed", "membrane_thickness", "area",
+)
+#: Columns that may be left out when a table is built (filled with zeros / False): the expression region
+#: (phantoms) and what only measured cells have (:func:`her2fast.cells.measure_tile`).
+_OPTIONAL_COLUMNS = ("region", "closed", "membrane_thickness", "area")
 
 
 @dataclass
@@ -143,6 +169,17 @@ class CellTable:
         DAB optical density of the stained membrane (centre line), 0 where unstained.
     region : (n,) int8
         Expression region the cell belongs to (heterogeneous phantoms; 0 elsewhere).
+    closed : (n,) bool
+        The cell's nucleus lies inside a closed membrane loop (a skeleton loop enclosing a cell-sized
+        region that holds this nucleus and no other); measured cells only, False elsewhere.
+    membrane_thickness : (n,) float32
+        Median width (um) of the stained membrane where it is crossed by rays from the nucleus centre;
+        0 where unstained or not measured.
+    area : (n,) float32
+        Area of the cell territory (um^2); 0 where not measured.
+
+    The optional columns (``region``, ``closed``, ``membrane_thickness``, ``area``) may be omitted when
+    a table is built and are then filled with zeros / False; older ``.npz`` files without them load.
     """
 
     cell_id: np.ndarray
@@ -153,6 +190,9 @@ class CellTable:
     completeness: np.ndarray
     membrane_dab_od: np.ndarray
     region: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    closed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
+    membrane_thickness: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    area: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     _DTYPES = {
         "cell_id": np.int64,
@@ -163,12 +203,16 @@ class CellTable:
         "completeness": np.float32,
         "membrane_dab_od": np.float32,
         "region": np.int8,
+        "closed": np.bool_,
+        "membrane_thickness": np.float32,
+        "area": np.float32,
     }
 
     def __post_init__(self) -> None:
         n = len(np.asarray(self.cell_id))
-        if len(np.asarray(self.region)) == 0 and n:
-            self.region = np.zeros(n, np.int8)
+        for name in _OPTIONAL_COLUMNS:
+            if len(np.asarray(getattr(self, name))) == 0 and n:
+                setattr(self, name, np.zeros(n, self._DTYPES[name]))
         for name in _TABLE_COLUMNS:
             arr = np.asarray(getattr(self, name), dtype=self._DTYPES[name])
             if arr.ndim != 1 or arr.shape[0] != n:
@@ -208,10 +252,10 @@ class CellTable:
     def load_npz(cls, path: str | Path) -> CellTable:
         """Read a table written by :meth:`save_npz`."""
         with np.load(path, allow_pickle=False) as data:
-            missing = [c for c in _TABLE_COLUMNS if c not in data.files]
+            missing = [c for c in _TABLE_COLUMNS if c not in data.files and c not in _OPTIONAL_COLUMNS]
             if missing:
                 raise InvalidInputError(f"{path} is not a her2fast cell table: missing columns {missing}")
-            return cls(**{name: data[name] for name in _TABLE_COLUMNS})
+            return cls(**{name: data[name] for name in _TABLE_COLUMNS if name in data.files})
 
 
 @dataclass(frozen=True)
@@ -233,18 +277,31 @@ class ClassFractions:
 
     n_tumour_cells: int
     per_class: np.ndarray
+    counts: np.ndarray | None = None  #: (5,) int64 tumour cells per class, when known
+
+    def _cumulative(self, first: int, last: int = len(CellClass)) -> float:
+        # From the counts when known: k / n is correctly rounded, so exactly 10 % is never > 0.10,
+        # whereas a sum of rounded per-class fractions may be.
+        if self.counts is not None and self.n_tumour_cells:
+            return int(np.asarray(self.counts)[first:last].sum()) / self.n_tumour_cells
+        return float(self.per_class[first:last].sum())
 
     @property
     def at_least_faint(self) -> float:
-        return float(self.per_class[1:].sum())
+        return self._cumulative(1)
 
     @property
     def at_least_weak_complete(self) -> float:
-        return float(self.per_class[2:].sum())
+        return self._cumulative(2)
 
     @property
     def intense_complete(self) -> float:
-        return float(self.per_class[CellClass.INTENSE_COMPLETE])
+        return self._cumulative(CellClass.INTENSE_COMPLETE)
+
+    @property
+    def intense_incomplete(self) -> float:
+        """Class 3: the unusual pattern."""
+        return self._cumulative(CellClass.INTENSE_INCOMPLETE, CellClass.INTENSE_INCOMPLETE + 1)
 
     def as_percentages(self) -> dict[str, float]:
         """``{class name (lower case): percentage of tumour cells}`` for reports."""
@@ -252,12 +309,70 @@ class ClassFractions:
 
 
 @dataclass(frozen=True)
+class SlideConfidence:
+    """How far a slide's category is from changing, under the sampling uncertainty of its cell counts.
+
+    Attributes
+    ----------
+    margin_z : float
+        Distance of the nearest deciding criterion from its threshold, in binomial standard errors
+        (``inf`` when no criterion applies, e.g. no staining on a null slide).
+    nearest : str
+        The category on the other side of that threshold (e.g. ``"3+"`` for a 2+ slide whose 3+
+        criterion is close), or ``""``.
+    confidence : float
+        ``Phi(margin_z)`` (standard normal CDF), in [0.5, 1]: the one-sided probability that the true
+        fraction is on the observed side of the nearest threshold.
+    flags : tuple of str
+        ``"near_cutoff"`` (margin_z < ``rules.near_cutoff_z``), ``"few_cells"`` (fewer than
+        ``rules.min_tumour_cells`` tumour cells), ``"unusual_pattern"`` (2+ only through intense
+        incomplete staining), ``"no_tumour_cells"``.
+    """
+
+    margin_z: float
+    nearest: str
+    confidence: float
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SlideSummary:
+    """Slide-level membrane statistics of the tumour cells (reports).
+
+    Attributes
+    ----------
+    n_tumour_cells : int
+    percent_complete : float
+        % of tumour cells with a stained, complete membrane (completeness >= ``complete_fraction``).
+    n_closed : int
+        Tumour cells inside a closed membrane loop.
+    closed_ratio : float
+        ``n_closed / n_tumour_cells`` (0 without tumour cells).
+    mean_membrane_od : float
+        Mean membrane DAB OD of the stained tumour cells (0 when none is stained).
+    """
+
+    n_tumour_cells: int
+    percent_complete: float
+    n_closed: int
+    closed_ratio: float
+    mean_membrane_od: float
+
+
+@dataclass(frozen=True)
 class ScoringResult:
-    """The slide category and the fractions it was decided from."""
+    """The slide category and the fractions it was decided from.
+
+    ``stratum`` is the category under the 2023 strata names (:data:`STRATA`), ``confidence`` and
+    ``summary`` come from :func:`slide_confidence` and :func:`slide_summary`.
+    """
 
     category: str
     fractions: ClassFractions
     rules: ScoringRules
+    stratum: str = ""
+    confidence: SlideConfidence | None = None
+    summary: SlideSummary | None = None
 
 
 def intensity_class_from_od(membrane_dab_od: np.ndarray, rules: ScoringRules = DEFAULT_RULES) -> np.ndarray:
@@ -345,7 +460,7 @@ def class_fractions(cell_class: np.ndarray, is_tumour: np.ndarray | None = None)
     n = int(cls.size)
     counts = np.bincount(cls.astype(np.int64).ravel(), minlength=len(CellClass))[: len(CellClass)].astype(np.float64)
     per_class = counts / n if n else counts
-    return ClassFractions(n_tumour_cells=n, per_class=per_class)
+    return ClassFractions(n_tumour_cells=n, per_class=per_class, counts=counts.astype(np.int64))
 
 
 def slide_category(fractions: ClassFractions, rules: ScoringRules = DEFAULT_RULES) -> str:
@@ -378,7 +493,111 @@ def slide_category(fractions: ClassFractions, rules: ScoringRules = DEFAULT_RULE
     return "0"
 
 
+def slide_stratum(fractions: ClassFractions, rules: ScoringRules = DEFAULT_RULES) -> str:
+    """The category under the 2023 strata names: "null", "ultralow", "1+", "2+", "3+".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> slide_stratum(class_fractions(np.array([1] * 5 + [0] * 95)))
+    'ultralow'
+    """
+    return STRATA[CATEGORIES.index(slide_category(fractions, rules))]
+
+
+def _normal_cdf(z: float) -> float:
+    import math
+
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) if math.isfinite(z) else (1.0 if z > 0 else 0.0)
+
+
+def slide_confidence(fractions: ClassFractions, rules: ScoringRules = DEFAULT_RULES) -> SlideConfidence:
+    """Margin of the slide category to its nearest cut-off, in binomial standard errors, and flags.
+
+    The category is decided by a cascade of criteria (3+: intense complete > p; 2+: classes 2-4 > p;
+    1+: any staining > p; ultralow: any staining > 0). It changes when the criterion that decided it
+    falls to its threshold or a higher one rises to its threshold, so only those are *deciding*. For
+    each, with ``f`` the observed fraction of ``n`` tumour cells and ``p`` its threshold,
+    ``z = (f - p) / sqrt(p (1 - p) / n)`` (a one-sample binomial z); for the null/ultralow line
+    (``p = 0``) the count of stained cells ``k`` gives ``z = sqrt(k)`` (Poisson). ``margin_z`` is the
+    smallest ``|z|``; ``confidence = Phi(margin_z)``.
+
+    Parameters
+    ----------
+    fractions : ClassFractions
+    rules : ScoringRules
+        ``positive_fraction``, ``near_cutoff_z``, ``min_tumour_cells``.
+
+    Returns
+    -------
+    SlideConfidence
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = slide_confidence(class_fractions(np.array([4] * 105 + [0] * 895)))  # 10.5 % 3+ cells
+    >>> c.nearest, round(c.margin_z, 2), c.flags
+    ('2+', 0.53, ('near_cutoff',))
+    """
+    import math
+
+    n = fractions.n_tumour_cells
+    if n == 0:
+        return SlideConfidence(margin_z=0.0, nearest="", confidence=0.5, flags=("no_tumour_cells",))
+    p = rules.positive_fraction
+    se = math.sqrt(p * (1.0 - p) / n) if 0.0 < p < 1.0 else 0.0
+    k_stained = int(round(fractions.at_least_faint * n))
+
+    def z_of(f: float, thr: float) -> float:
+        if thr > 0 and se > 0:
+            return (f - thr) / se
+        return math.sqrt(k_stained) if k_stained else -math.inf  # the p = 0 line: Poisson on the count
+
+    # (criterion holds, z, category above the line, category below it), in cascade order
+    lines = [
+        (fractions.intense_complete > p, z_of(fractions.intense_complete, p), "3+", "2+"),
+        (fractions.at_least_weak_complete > p, z_of(fractions.at_least_weak_complete, p), "2+", "1+"),
+        (fractions.at_least_faint > p, z_of(fractions.at_least_faint, p), "1+", "0+"),
+        (fractions.at_least_faint > 0, z_of(fractions.at_least_faint, 0.0), "0+", "0"),
+    ]
+    margin, nearest = math.inf, ""
+    for holds, z, above, below in lines:
+        if math.isfinite(z) and abs(z) <= margin:  # ties: the lower line (the nearer category)
+            margin, nearest = abs(z), (below if holds else above)
+        if holds:
+            break  # lower criteria cannot change the category
+    flags = []
+    if margin < rules.near_cutoff_z:
+        flags.append("near_cutoff")
+    if n < rules.min_tumour_cells:
+        flags.append("few_cells")
+    if slide_category(fractions, rules) == "2+" and fractions.at_least_weak_complete - fractions.intense_incomplete <= p:
+        flags.append("unusual_pattern")
+    return SlideConfidence(margin_z=margin, nearest=nearest, confidence=_normal_cdf(margin), flags=tuple(flags))
+
+
+def slide_summary(cells: CellTable, rules: ScoringRules = DEFAULT_RULES) -> SlideSummary:
+    """% complete membranes, closed-membrane count and ratio, mean membrane OD of the tumour cells."""
+    t = cells.select(cells.is_tumour)
+    n = len(t)
+    stained = (t.intensity > 0) & (t.completeness > 0)
+    complete = stained & (t.completeness.astype(np.float64) >= rules.complete_fraction)
+    n_closed = int(t.closed.sum())
+    return SlideSummary(
+        n_tumour_cells=n,
+        percent_complete=100.0 * int(complete.sum()) / n if n else 0.0,
+        n_closed=n_closed,
+        closed_ratio=n_closed / n if n else 0.0,
+        mean_membrane_od=float(t.membrane_dab_od[stained].astype(np.float64).mean()) if stained.any() else 0.0,
+    )
+
+
 def score_cells(cells: CellTable, rules: ScoringRules = DEFAULT_RULES) -> ScoringResult:
-    """Classify the cells of a table and give the slide category (pure; no I/O)."""
+    """Classify the cells of a table and give the slide category, stratum, confidence and summary.
+
+    Pure (no I/O). Raises :class:`~her2fast.errors.InvalidInputError` without tumour cells.
+    """
     fr = class_fractions(cells.cell_class(rules), cells.is_tumour)
-    return ScoringResult(category=slide_category(fr, rules), fractions=fr, rules=rules)
+    category = slide_category(fr, rules)
+    return ScoringResult(category=category, fractions=fr, rules=rules, stratum=STRATA[CATEGORIES.index(category)],
+                         confidence=slide_confidence(fr, rules), summary=slide_summary(cells, rules))

@@ -106,3 +106,141 @@ def test_cell_table_roundtrip_and_score(tmp_path):
     for name in ("cell_id", "x", "is_tumour", "intensity", "completeness", "region"):
         np.testing.assert_array_equal(getattr(back, name), getattr(t, name))
     assert len(t.select(t.intensity > 0)) == 30
+
+
+# ----------------------------------------------------------------- exhaustive thresholds (issue 6)
+from her2fast.scoring import (  # noqa: E402
+    CATEGORIES,
+    STRATA,
+    IntensityClass,
+    slide_confidence,
+    slide_stratum,
+    slide_summary,
+)
+
+
+def _classes(n: int, counts: dict[int, int]) -> np.ndarray:
+    parts = [np.full(k, c, np.int8) for c, k in counts.items()]
+    return np.concatenate(parts + [np.zeros(n - sum(counts.values()), np.int8)])
+
+
+def _expected(n: int, k4: int, k23: int, k1: int, p_num: int = 1, p_den: int = 10) -> str:
+    """The rules in integer arithmetic: a criterion holds when k / n > p_num / p_den."""
+    more = lambda k: k * p_den > p_num * n  # noqa: E731
+    if more(k4):
+        return "3+"
+    if more(k4 + k23):
+        return "2+"
+    if more(k4 + k23 + k1):
+        return "1+"
+    return "0+" if k4 + k23 + k1 > 0 else "0"
+
+
+@pytest.mark.parametrize("n", list(range(1, 121)) + [199, 200, 201, 999, 1000, 1001, 12345])
+def test_every_count_around_each_ten_percent_line(n):
+    line = n // 10
+    ks = sorted({max(0, min(n, line + d)) for d in (-2, -1, 0, 1, 2)})
+    for k in ks:
+        # 3+ line (class 4), 2+ line (classes 2-4, cumulative, incl. the unusual pattern), 1+ line
+        for counts, args in [
+            ({4: k}, (k, 0, 0)),
+            ({2: k}, (0, k, 0)),
+            ({3: k}, (0, k, 0)),
+            ({4: k // 2, 2: k - k // 2}, (k // 2, k - k // 2, 0)),
+            ({1: k}, (0, 0, k)),
+            ({1: k - k // 3, 2: k // 3}, (0, k // 3, k - k // 3)),
+        ]:
+            fr = class_fractions(_classes(n, counts))
+            assert slide_category(fr) == _expected(n, *args), (n, counts)
+            assert slide_stratum(fr) == STRATA[CATEGORIES.index(_expected(n, *args))]
+
+
+@pytest.mark.parametrize("p", [0.05, 0.10, 0.15, 0.20])
+def test_configurable_positive_fraction_is_exact_at_the_line(p):
+    rules = ScoringRules(positive_fraction=p)
+    for n in (20, 100, 300, 1000):
+        k = round(p * n)
+        assert slide_category(class_fractions(_classes(n, {4: k})), rules) != "3+"  # exactly p: not > p
+        assert slide_category(class_fractions(_classes(n, {4: k + 1})), rules) == "3+"
+
+
+def test_completeness_cut_exactly_and_one_ulp_around():
+    for cut in (0.9, 0.8, 0.95, 1.0):
+        rules = ScoringRules(complete_fraction=cut)
+        below = np.nextafter(cut, 0.0)
+        above = min(np.nextafter(cut, 2.0), 1.0)
+        for inten, low, high in [(2, CellClass.FAINT_INCOMPLETE, CellClass.WEAK_MODERATE_COMPLETE),
+                                 (3, CellClass.INTENSE_INCOMPLETE, CellClass.INTENSE_COMPLETE)]:
+            got = classify_cells([inten] * 3, [below, cut, above], rules).tolist()
+            assert got == [low, high, high], (cut, inten, got)
+        # faint cells are 1+ cells at any completeness > 0; no completeness is negative
+        assert classify_cells([1, 1, 1], [below, cut, 0.0], rules).tolist() == [1, 1, 0]
+
+
+def test_od_bands_exactly_and_one_ulp_around():
+    r = ScoringRules()
+    for edge, cls in [(r.faint_od, IntensityClass.FAINT), (r.weak_od, IntensityClass.WEAK_MODERATE),
+                      (r.strong_od, IntensityClass.STRONG)]:
+        got = intensity_class_from_od([np.nextafter(edge, 0.0), edge, np.nextafter(edge, 9.0)]).tolist()
+        assert got == [cls - 1, cls, cls]
+    custom = ScoringRules(faint_od=0.1, weak_od=0.5, strong_od=1.0)
+    assert intensity_class_from_od([0.099, 0.1, 0.499, 0.5, 0.999, 1.0], custom).tolist() == [0, 1, 1, 2, 2, 3]
+
+
+# ------------------------------------------------------------------------- confidence and flags
+def test_confidence_margin_in_binomial_standard_errors():
+    n = 1000
+    se = np.sqrt(0.1 * 0.9 / n)
+    c = slide_confidence(class_fractions(_classes(n, {4: 130})))  # 13 % 3+ cells
+    assert c.nearest == "2+" and c.margin_z == pytest.approx(0.03 / se)
+    import math
+
+    assert c.confidence == pytest.approx(0.5 * (1 + math.erf(c.margin_z / math.sqrt(2))))
+    assert "near_cutoff" not in c.flags and 0.99 < c.confidence <= 1.0
+    near = slide_confidence(class_fractions(_classes(n, {4: 101})))
+    assert near.nearest == "2+" and near.margin_z < 0.2 and "near_cutoff" in near.flags and near.confidence < 0.6
+
+
+def test_confidence_uses_only_deciding_criteria():
+    # 2+ slide: deciding = the 2+ line (fall to 1+) and the 3+ line (rise to 3+); the 1+ line is irrelevant
+    n = 1000
+    fr = class_fractions(_classes(n, {4: 95, 2: 200}))  # 9.5 % 3+: close to the 3+ line
+    c = slide_confidence(fr)
+    assert slide_category(fr) == "2+" and c.nearest == "3+"
+    assert c.margin_z == pytest.approx(0.005 / np.sqrt(0.09 / n))
+    # 1+ slide far from every line but with 2+ cells near 10 %
+    fr1 = class_fractions(_classes(n, {1: 500, 2: 98}))
+    c1 = slide_confidence(fr1)
+    assert slide_category(fr1) == "1+" and c1.nearest == "2+" and "near_cutoff" in c1.flags
+
+
+def test_null_and_ultralow_line_and_flags():
+    null = slide_confidence(class_fractions(np.zeros(1000, np.int8)))
+    assert null.nearest == "1+" and null.margin_z == pytest.approx(0.1 / np.sqrt(0.09 / 1000))
+    one = slide_confidence(class_fractions(_classes(1000, {1: 1})))
+    assert one.nearest == "0" and one.margin_z == pytest.approx(1.0) and "near_cutoff" in one.flags
+    many = slide_confidence(class_fractions(_classes(1000, {1: 50})))  # 5 % faint: ultralow
+    assert many.nearest == "1+"  # the 1+ line (z = -5.3) is nearer than the null line (sqrt(50) = 7.1)
+    few = slide_confidence(class_fractions(_classes(50, {4: 40})))
+    assert "few_cells" in few.flags
+    unusual = slide_confidence(class_fractions(_classes(1000, {3: 300})))
+    assert "unusual_pattern" in unusual.flags
+    assert slide_confidence(class_fractions(np.zeros(0, np.int8))).flags == ("no_tumour_cells",)
+    with pytest.raises(InvalidInputError, match="near_cutoff_z"):
+        ScoringRules(near_cutoff_z=-1)
+
+
+def test_score_cells_gives_stratum_confidence_and_summary():
+    n = 100
+    t = CellTable(cell_id=np.arange(1, n + 1), x=np.zeros(n), y=np.zeros(n), is_tumour=np.r_[np.ones(90, bool), np.zeros(10, bool)],
+                  intensity=np.r_[np.full(20, 3), np.full(10, 1), np.zeros(70)],
+                  completeness=np.r_[np.ones(20), np.full(10, 0.5), np.zeros(70)],
+                  membrane_dab_od=np.r_[np.full(20, 2.0), np.full(10, 0.2), np.zeros(70)],
+                  closed=np.r_[np.ones(15, bool), np.zeros(85, bool)])
+    res = score_cells(t)
+    assert res.category == "3+" and res.stratum == "3+"
+    s = slide_summary(t)
+    assert s.n_tumour_cells == 90 and s.n_closed == 15
+    assert s.percent_complete == pytest.approx(100 * 20 / 90) and s.closed_ratio == pytest.approx(15 / 90)
+    assert s.mean_membrane_od == pytest.approx((20 * 2.0 + 10 * 0.2) / 30, rel=1e-6)
+    assert res.summary == s and res.confidence is not None and res.confidence.nearest == "2+"

@@ -28,5 +28,7 @@ void register_lbp(py::module_& m);
 void register_slic(py::module_& m);
 void register_superpixel_features(py::module_& m);
 void register_skeleton(py::module_& m);
+void register_watershed(py::module_& m);
+void register_membrane_rays(py::module_& m);
 
 }  // namespace her2fast::py_bindings

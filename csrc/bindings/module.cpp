@@ -8,4 +8,6 @@ PYBIND11_MODULE(_native, m) {
   her2fast::py_bindings::register_slic(m);
   her2fast::py_bindings::register_superpixel_features(m);
   her2fast::py_bindings::register_skeleton(m);
+  her2fast::py_bindings::register_watershed(m);
+  her2fast::py_bindings::register_membrane_rays(m);
 }

@@ -1,0 +1,50 @@
+#include "../membrane_rays.hpp"
+
+#include "common.hpp"
+
+namespace her2fast::py_bindings {
+
+namespace {
+py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, const py::array& dab_od,
+                           const py::array& centre_base, const py::array& centre_frac, int n_rays, double max_length,
+                           double outside_reach, double max_run) {
+  require_array<std::int32_t>(labels, "labels", 2);
+  require_array<std::uint8_t>(membrane, "membrane", 2);
+  require_array<float>(dab_od, "dab_od", 2);
+  const auto h = static_cast<std::ptrdiff_t>(labels.shape(0)), w = static_cast<std::ptrdiff_t>(labels.shape(1));
+  if (membrane.shape(0) != h || membrane.shape(1) != w || dab_od.shape(0) != h || dab_od.shape(1) != w)
+    throw py::value_error("labels, membrane and dab_od must have the same shape");
+  if (!py::isinstance<py::array_t<std::int32_t>>(centre_base) || !centre_base.dtype().is(py::dtype::of<std::int32_t>()) ||
+      centre_base.ndim() != 2 || centre_base.shape(1) != 2 || !(centre_base.flags() & py::array::c_style))
+    throw py::value_error("centre_base must be a C-contiguous (n, 2) int32 array");
+  if (!py::isinstance<py::array_t<double>>(centre_frac) || !centre_frac.dtype().is(py::dtype::of<double>()) ||
+      centre_frac.ndim() != 2 || centre_frac.shape(1) != 2 || !(centre_frac.flags() & py::array::c_style) ||
+      centre_frac.shape(0) != centre_base.shape(0))
+    throw py::value_error("centre_frac must be a C-contiguous float64 array of the shape of centre_base");
+  if (n_rays < 1) throw py::value_error("n_rays must be >= 1, got " + std::to_string(n_rays));
+  const auto n = static_cast<std::int32_t>(centre_base.shape(0));
+  py::array_t<float> run({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(n_rays)});
+  py::array_t<float> peak({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(n_rays)});
+  const auto* lab = static_cast<const std::int32_t*>(labels.data());
+  const auto* mem = static_cast<const std::uint8_t*>(membrane.data());
+  const auto* od = static_cast<const float*>(dab_od.data());
+  const auto* base = static_cast<const std::int32_t*>(centre_base.data());
+  const auto* frac = static_cast<const double*>(centre_frac.data());
+  float* run_ptr = run.mutable_data();
+  float* peak_ptr = peak.mutable_data();
+  {
+    py::gil_scoped_release release;
+    membrane_rays(lab, mem, od, h, w, n, base, frac, n_rays, max_length, outside_reach, max_run, run_ptr, peak_ptr);
+  }
+  return py::make_tuple(run, peak);
+}
+}  // namespace
+
+void register_membrane_rays(py::module_& m) {
+  m.def("membrane_rays", &membrane_rays_py, py::arg("labels"), py::arg("membrane"), py::arg("dab_od"),
+        py::arg("centre_base"), py::arg("centre_frac"), py::arg("n_rays"), py::arg("max_length"),
+        py::arg("outside_reach"), py::arg("max_run"),
+        "Membrane runs along rays from each cell centre -> (run_length float32[n, n_rays], peak_od float32[n, n_rays]).");
+}
+
+}  // namespace her2fast::py_bindings

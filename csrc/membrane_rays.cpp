@@ -1,0 +1,110 @@
+#include "membrane_rays.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace her2fast {
+
+void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, const float* dab_od, std::ptrdiff_t h,
+                   std::ptrdiff_t w, std::int32_t n_cells, const std::int32_t* centre_base, const double* centre_frac,
+                   int n_rays, double max_length, double outside_reach, double max_run, float* run_length,
+                   float* peak_od) {
+  if (labels == nullptr || membrane == nullptr || dab_od == nullptr || run_length == nullptr || peak_od == nullptr)
+    throw std::invalid_argument("membrane_rays: null pointer");
+  if (h < 1 || w < 1)
+    throw std::invalid_argument("membrane_rays: image must not be empty, got " + std::to_string(h) + "x" + std::to_string(w));
+  if (n_cells < 0) throw std::invalid_argument("membrane_rays: n_cells must be >= 0, got " + std::to_string(n_cells));
+  if (n_cells > 0 && (centre_base == nullptr || centre_frac == nullptr))
+    throw std::invalid_argument("membrane_rays: null centres");
+  if (n_rays < 1 || n_rays > 4096) throw std::invalid_argument("membrane_rays: n_rays must be in 1..4096, got " + std::to_string(n_rays));
+  if (!(max_length > 0.0) || !std::isfinite(max_length))
+    throw std::invalid_argument("membrane_rays: max_length must be finite and > 0, got " + std::to_string(max_length));
+  if (!(outside_reach >= 0.0) || !std::isfinite(outside_reach))
+    throw std::invalid_argument("membrane_rays: outside_reach must be finite and >= 0, got " + std::to_string(outside_reach));
+  if (!(max_run > 0.0) || !std::isfinite(max_run))
+    throw std::invalid_argument("membrane_rays: max_run must be finite and > 0, got " + std::to_string(max_run));
+
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  std::vector<double> cs(static_cast<std::size_t>(n_rays)), sn(static_cast<std::size_t>(n_rays));
+  for (int r = 0; r < n_rays; ++r) {
+    const double th = kTwoPi * (r + 0.5) / n_rays;
+    cs[static_cast<std::size_t>(r)] = std::cos(th);
+    sn[static_cast<std::size_t>(r)] = std::sin(th);
+  }
+  for (std::int32_t k = 0; k < n_cells; ++k) {
+    const std::int32_t own = k + 1;
+    const double fx = centre_frac[2 * k], fy = centre_frac[2 * k + 1];
+    if (!(fx >= 0.0 && fx < 1.0 && fy >= 0.0 && fy < 1.0))
+      throw std::invalid_argument("membrane_rays: centre_frac of cell " + std::to_string(k) + " must be in [0, 1), got " +
+                                  std::to_string(fx) + ", " + std::to_string(fy));
+    // Grid coordinates: pixel x spans [x - 1/2, x + 1/2); the start cell and the offset inside it.
+    std::ptrdiff_t cx0 = centre_base[2 * k], cy0 = centre_base[2 * k + 1];
+    double ux = fx + 0.5, uy = fy + 0.5;  // position inside pixel cx0 (shifted by 1/2), in [0.5, 1.5)
+    if (ux >= 1.0) { ux -= 1.0; ++cx0; }
+    if (uy >= 1.0) { uy -= 1.0; ++cy0; }
+    for (int r = 0; r < n_rays; ++r) {
+      float* run_out = run_length + static_cast<std::ptrdiff_t>(k) * n_rays + r;
+      float* od_out = peak_od + static_cast<std::ptrdiff_t>(k) * n_rays + r;
+      *run_out = 0.0f;
+      *od_out = 0.0f;
+      const double dx = cs[static_cast<std::size_t>(r)], dy = sn[static_cast<std::size_t>(r)];
+      std::ptrdiff_t ix = cx0, iy = cy0;
+      const int sx = dx > 0 ? 1 : -1, sy = dy > 0 ? 1 : -1;
+      double tmx = dx > 0 ? (1.0 - ux) / dx : dx < 0 ? ux / -dx : kInf;
+      double tmy = dy > 0 ? (1.0 - uy) / dy : dy < 0 ? uy / -dy : kInf;
+      const double tdx = dx != 0 ? 1.0 / std::fabs(dx) : kInf, tdy = dy != 0 ? 1.0 / std::fabs(dy) : kInf;
+      double t0 = 0.0;
+      bool inside = true, hit = false;
+      std::int32_t run_label = 0;
+      double t_exit = 0.0, run_start = 0.0, run_end = 0.0;
+      float peak = 0.0f;
+      while (true) {
+        if (ix < 0 || iy < 0 || ix >= w || iy >= h) break;
+        const double t1 = std::min(tmx, tmy);
+        const std::ptrdiff_t p = iy * w + ix;
+        const bool mem = membrane[p] != 0;
+        if (!hit) {
+          if (t0 > max_length) break;
+          if (inside && labels[p] != own) {
+            inside = false;
+            t_exit = t0;
+          }
+          if (!inside && t0 - t_exit >= outside_reach) break;
+          if (mem) {
+            hit = true;
+            run_label = labels[p];
+            run_start = t0;
+            run_end = t1;
+            peak = dab_od[p];
+          }
+        } else {
+          if (!mem || labels[p] != run_label || t0 - run_start >= max_run) break;
+          run_end = t1;
+          peak = std::max(peak, dab_od[p]);
+        }
+        // next pixel (x first at an exact corner)
+        if (tmx <= tmy) {
+          ix += sx;
+          t0 = tmx;
+          tmx += tdx;
+        } else {
+          iy += sy;
+          t0 = tmy;
+          tmy += tdy;
+        }
+      }
+      if (hit) {
+        // a run through a pixel corner has length 0 but is a hit: keep it positive
+        *run_out = std::max(static_cast<float>(std::min(run_end, run_start + max_run) - run_start), 1e-3f);
+        *od_out = peak;
+      }
+    }
+  }
+}
+
+}  // namespace her2fast

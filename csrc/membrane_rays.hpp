@@ -1,0 +1,35 @@
+// Membrane along rays from each cell's nucleus centre: completeness, intensity and thickness.
+//
+// membrane_rays: for cell k (label k + 1 of the territory map) and n_rays directions
+// theta_r = 2 pi (r + 1/2) / n_rays, walk the ray from the centre with an exact grid traversal
+// (Amanatides & Woo 1987: every pixel the ray passes through, in order, with the ray parameter t
+// (pixels) where it enters and leaves; at an exact corner the x step comes first), so the walk is
+// 4-connected and cannot slip through an 8-connected membrane line. Along the walk:
+//   - inside the cell's own territory, the first membrane pixel is a hit;
+//   - after the walk leaves the territory (a neighbour's territory or unassigned pixels), a membrane
+//     pixel entered less than `outside_reach` after the exit still counts (0: only the cell's own
+//     membrane counts); further out the ray is not covered;
+//   - from a hit the walk follows the membrane run (consecutive membrane pixels of the territory
+//     where it was hit) for at most `max_run`: run_length[k, r] = t(leave run) - t(enter run) > 0
+//     (at least 1e-3: a run through a pixel corner) and peak_od[k, r] = the largest `dab_od` over it;
+//   - the walk stops at the image border, at t > max_length, or when the run ends.
+// Uncovered rays get run_length = 0 and peak_od = 0. The centre is an integer base pixel plus a
+// fraction in [0, 1) (pixel (y, x) is centred at (x, y)), so the walk is bit-identical wherever a
+// tile starts.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace her2fast {
+
+/// `labels` (h x w int32, territory k + 1 for cell k), `membrane` (h x w uint8, nonzero = membrane),
+/// `dab_od` (h x w float); `centre_base` (n_cells x 2 int32: x, y) and `centre_frac` (n_cells x 2,
+/// in [0, 1)); outputs `run_length` and `peak_od` (n_cells x n_rays float32). Throws
+/// std::invalid_argument on bad arguments.
+void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, const float* dab_od, std::ptrdiff_t h,
+                   std::ptrdiff_t w, std::int32_t n_cells, const std::int32_t* centre_base, const double* centre_frac,
+                   int n_rays, double max_length, double outside_reach, double max_run, float* run_length,
+                   float* peak_od);
+
+}  // namespace her2fast

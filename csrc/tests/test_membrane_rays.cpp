@@ -1,0 +1,108 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "membrane_rays.hpp"
+
+using her2fast::membrane_rays;
+
+namespace {
+// A one-pixel-wide 8-connected ring (radius ~r) around (c, c), territory = its inside + the ring.
+struct Ring {
+  int n;
+  std::vector<std::uint8_t> membrane;
+  std::vector<std::int32_t> labels;
+  std::vector<float> od;
+  Ring(int size, double r, double gap_from_deg = 0, double gap_to_deg = 0) : n(size) {
+    membrane.assign(n * n, 0);
+    labels.assign(n * n, 0);
+    od.assign(n * n, 0.0f);
+    const double c = n / 2;
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) {
+        const double d = std::hypot(x - c, y - c);
+        double a = std::atan2(y - c, x - c) * 180.0 / 3.14159265358979;
+        if (a < 0) a += 360.0;
+        const bool in_gap = a >= gap_from_deg && a < gap_to_deg;
+        if (d <= r + 0.5) labels[y * n + x] = 1;
+        if (std::fabs(d - r) <= 0.75 && !in_gap) {
+          membrane[y * n + x] = 1;
+          od[y * n + x] = 1.5f;
+        }
+      }
+  }
+};
+}  // namespace
+
+TEST_CASE("membrane_rays: every ray of a closed thin ring is covered, with the ring's OD") {
+  Ring ring(41, 12.0);
+  std::vector<std::int32_t> base = {20, 20};
+  std::vector<double> frac = {0.0, 0.0};
+  const int nr = 72;
+  std::vector<float> run(nr), peak(nr);
+  membrane_rays(ring.labels.data(), ring.membrane.data(), ring.od.data(), 41, 41, 1, base.data(), frac.data(), nr, 20.0,
+                1.0, 5.0, run.data(), peak.data());
+  for (int r = 0; r < nr; ++r) {
+    CHECK(run[r] > 0.0f);
+    CHECK(run[r] < 4.0f);
+    CHECK(peak[r] == doctest::Approx(1.5));
+  }
+}
+
+TEST_CASE("membrane_rays: a ring with a quarter gap covers three quarters of the rays") {
+  Ring ring(41, 12.0, 0.0, 90.0);
+  std::vector<std::int32_t> base = {20, 20};
+  std::vector<double> frac = {0.0, 0.0};
+  const int nr = 72;
+  std::vector<float> run(nr), peak(nr);
+  membrane_rays(ring.labels.data(), ring.membrane.data(), ring.od.data(), 41, 41, 1, base.data(), frac.data(), nr, 20.0,
+                1.0, 5.0, run.data(), peak.data());
+  int covered = 0;
+  for (int r = 0; r < nr; ++r) covered += run[r] > 0.0f;
+  CHECK(covered >= 52);
+  CHECK(covered <= 56);
+}
+
+TEST_CASE("membrane_rays: membrane beyond the territory counts only within outside_reach") {
+  // Territory: columns x <= 10; a membrane column at x = 12 (one pixel of a neighbour in between).
+  const int h = 41, w = 30;
+  std::vector<std::int32_t> labels(h * w, 0);
+  std::vector<std::uint8_t> membrane(h * w, 0);
+  std::vector<float> od(h * w, 0.0f);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x <= 10; ++x) labels[y * w + x] = 1;
+    labels[y * w + 11] = 2;
+    membrane[y * w + 12] = 1;
+    od[y * w + 12] = 0.7f;
+  }
+  std::vector<std::int32_t> base = {2, 20};
+  std::vector<double> frac = {0.0, 0.0};
+  const int nr = 72;  // ray 0 and ray 71 are +-2.5 degrees from the x axis
+  std::vector<float> run(nr), peak(nr);
+  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 1, base.data(), frac.data(), nr, 30.0, 2.0, 5.0,
+                run.data(), peak.data());
+  CHECK(run[0] > 0.0f);
+  CHECK(run[nr - 1] > 0.0f);
+  CHECK(peak[0] == doctest::Approx(0.7));
+  CHECK(run[nr / 2] == 0.0f);  // pointing left: leaves the image without membrane
+  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 1, base.data(), frac.data(), nr, 30.0, 0.5, 5.0,
+                run.data(), peak.data());
+  CHECK(run[0] == 0.0f);  // the membrane is 1 px beyond the exit: out of reach
+}
+
+TEST_CASE("membrane_rays: invalid arguments throw") {
+  std::vector<std::int32_t> labels(4, 1), base = {0, 0};
+  std::vector<std::uint8_t> membrane(4, 0);
+  std::vector<float> od(4, 0.0f), run(1), peak(1);
+  std::vector<double> frac = {0.0, 0.0};
+  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 0, 5.0, 1.0,
+                                1.0, run.data(), peak.data()),
+                  std::invalid_argument);
+  frac[0] = 1.0;
+  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 1, 5.0, 1.0,
+                                1.0, run.data(), peak.data()),
+                  std::invalid_argument);
+}

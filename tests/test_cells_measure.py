@@ -1,0 +1,343 @@
+"""her2fast.cells: territories, rays and per-tile cell measurement (hand-built tiles, references)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from skimage.segmentation import watershed
+
+from her2fast import InvalidInputError
+from her2fast.cells import (
+    CellSettings,
+    TileCells,
+    measure_tile,
+    membrane_rays,
+    merge_cell_tables,
+    seeded_watershed,
+)
+from her2fast.scoring import CellTable, IntensityClass
+
+
+def membrane_like(seed: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """A membrane probability map (cell outlines, some broken) and nuclei at the cell centres."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    pts = rng.integers(8, size - 8, (size * size // 500, 2))
+    markers = np.zeros((size, size), np.int32)
+    markers[pts[:, 1], pts[:, 0]] = np.arange(1, len(pts) + 1)
+    cells = watershed(np.zeros((size, size)), markers)
+    edges = np.zeros((size, size), bool)
+    edges[:-1] |= cells[:-1] != cells[1:]
+    edges[:, :-1] |= cells[:, :-1] != cells[:, 1:]
+    edges &= ~ndi.binary_dilation(rng.random((size, size)) < 0.002, iterations=3)
+    prob = np.clip(ndi.gaussian_filter(edges.astype(np.float32), 0.8) * 2.5, 0, 1).astype(np.float32)
+    nuc = ndi.binary_dilation(markers > 0, iterations=2)
+    return prob, nuc
+
+
+# ------------------------------------------------------------------------------ hand-built tiles
+def disk_image(size: int = 96, centre: tuple[float, float] = (48, 48)) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.indices((size, size))
+    return yy - centre[1], xx - centre[0]
+
+
+def ring(size=96, centre=(48, 48), r_in=11.0, r_out=13.0, gap_deg: tuple[float, float] | None = None) -> np.ndarray:
+    dy, dx = disk_image(size, centre)
+    r = np.hypot(dy, dx)
+    m = (r >= r_in) & (r <= r_out)
+    if gap_deg is not None:
+        a = np.degrees(np.arctan2(dy, dx)) % 360
+        m &= ~((a >= gap_deg[0]) & (a < gap_deg[1]))
+    return m
+
+
+def nucleus(size=96, centre=(48, 48), radius=4.0) -> np.ndarray:
+    dy, dx = disk_image(size, centre)
+    return np.hypot(dy, dx) <= radius
+
+
+def test_ring_with_nucleus_is_one_closed_complete_cell():
+    mem = ring()
+    t = measure_tile(mem, 1.5 * mem, nucleus(), mpp=0.5)
+    assert isinstance(t, TileCells) and len(t.cells) == 1
+    c = t.cells
+    assert c.closed[0] and c.completeness[0] == pytest.approx(1.0)
+    assert c.intensity[0] == IntensityClass.STRONG and c.membrane_dab_od[0] == pytest.approx(1.5)
+    assert (c.x[0], c.y[0]) == (48.0, 48.0)
+    assert 0.8 <= c.membrane_thickness[0] <= 2.0  # a 2-3 px band at 0.5 um/px
+    # the territory fills the ring and its membrane: ~pi 13^2 px
+    assert c.area[0] == pytest.approx(np.pi * 13.0**2 * 0.25, rel=0.1)
+    assert t.n_artefact_loops == 0
+
+
+@pytest.mark.parametrize("gap", [(0, 45), (0, 90), (100, 280)])
+def test_broken_ring_is_open_and_incomplete(gap):
+    mem = ring(gap_deg=gap)
+    t = measure_tile(mem, 0.6 * mem, nucleus(), mpp=0.5)
+    c = t.cells
+    assert len(c) == 1 and not c.closed[0]
+    expected = 1.0 - (gap[1] - gap[0]) / 360.0
+    assert c.completeness[0] == pytest.approx(expected, abs=0.04)
+    assert c.intensity[0] == IntensityClass.WEAK_MODERATE
+
+
+def test_small_gap_is_not_a_gap_but_the_loop_is_open():
+    mem = ring(gap_deg=(10, 20))  # 10 degrees, ~1 um
+    c = measure_tile(mem, 1.0 * mem, nucleus(), mpp=0.5).cells
+    assert not c.closed[0] and c.completeness[0] == pytest.approx(1.0)
+    c0 = measure_tile(mem, 1.0 * mem, nucleus(), mpp=0.5, settings=CellSettings(max_gap_deg=0)).cells
+    assert c0.completeness[0] < 1.0
+
+
+def test_loop_without_nucleus_is_not_a_cell_but_an_artefact():
+    mem = ring() | ring(centre=(20, 20), r_in=6, r_out=7.5, size=96)
+    t = measure_tile(mem, mem * 1.0, nucleus(), mpp=0.5)
+    assert len(t.cells) == 1 and t.cells.x[0] == 48.0
+    assert t.n_artefact_loops == 1
+    empty = measure_tile(ring(), ring() * 1.0, np.zeros((96, 96), bool), mpp=0.5)
+    assert len(empty.cells) == 0 and empty.n_artefact_loops == 1 and empty.n_nuclei == 0
+
+
+def test_unstained_cell_and_a_loop_around_two_nuclei():
+    # no membrane: one negative cell, completeness 0
+    c = measure_tile(np.zeros((96, 96)), np.zeros((96, 96)), nucleus(), mpp=0.5).cells
+    assert len(c) == 1 and c.completeness[0] == 0 and c.intensity[0] == 0 and not c.closed[0]
+    # a large loop around two nuclei: neither cell is closed by it
+    big = ring(r_in=20, r_out=22)
+    nuc = nucleus(centre=(40, 48)) | nucleus(centre=(58, 48))
+    c2 = measure_tile(big, big * 1.0, nuc, mpp=0.5, settings=CellSettings(max_radius_um=14)).cells
+    assert len(c2) == 2 and not c2.closed.any()
+
+
+def test_two_cells_sharing_a_membrane_split_it():
+    # Two nuclei side by side, a vertical membrane between them, boxes around.
+    mem = np.zeros((60, 90), bool)
+    mem[14:16, 14:76] = mem[44:46, 14:76] = True
+    mem[14:46, 14:16] = mem[14:46, 74:76] = mem[14:46, 44:46] = True
+    nuc = np.zeros_like(mem)
+    nuc[27:33, 27:33] = nuc[27:33, 57:63] = True
+    t = measure_tile(mem.astype(np.float32), mem * 0.8, nuc, mpp=0.5, return_maps=True)
+    c = t.cells
+    assert len(c) == 2 and c.closed.all()
+    np.testing.assert_allclose(c.completeness, 1.0)
+    terr = t.territories
+    assert (terr[30, 16:44] == terr[30, 28]).all() and (terr[30, 46:74] == terr[30, 58]).all()
+    assert terr[30, 28] != terr[30, 58]
+    # the shared membrane is split between the two cells
+    assert set(np.unique(terr[30, 44:46])) <= {terr[30, 28], terr[30, 58]}
+
+
+def test_epithelium_mask_sets_is_tumour_and_labels_and_probabilities_work():
+    mem = ring()
+    epi = np.zeros((96, 96), bool)
+    c = measure_tile(mem, mem * 1.0, nucleus(), mpp=0.5, epithelium=epi).cells
+    assert not c.is_tumour[0]
+    labels = nucleus().astype(np.int32) * 7
+    prob = np.clip(mem * 0.9 + 0.05, 0, 1).astype(np.float32)
+    c2 = measure_tile(prob, mem * 1.0, labels, mpp=0.5).cells
+    assert len(c2) == 1 and c2.closed[0] and c2.completeness[0] == 1.0
+
+
+def test_ownership_by_core_and_margin_check():
+    mem = ring(size=128, centre=(60, 64))
+    nuc = nucleus(size=128, centre=(60, 64))
+    inside = measure_tile(mem, mem * 1.0, nuc, mpp=0.5, origin=(1000, 2000), core=(1030, 2030, 1098, 2098))
+    assert len(inside.cells) == 1 and (inside.cells.x[0], inside.cells.y[0]) == (1060.0, 2064.0)
+    outside = measure_tile(mem, mem * 1.0, nuc, mpp=0.5, origin=(1000, 2000), core=(1061, 2030, 1098, 2098))
+    assert len(outside.cells) == 0 and outside.n_nuclei == 1
+    # centre exactly on the core's left edge belongs to this tile, on its right edge to the next
+    on_edge = measure_tile(mem, mem * 1.0, nuc, mpp=0.5, origin=(1000, 2000), core=(1060, 2030, 1098, 2098))
+    assert len(on_edge.cells) == 1
+    with pytest.raises(InvalidInputError, match="tile margin"):
+        measure_tile(mem, mem * 1.0, nuc, mpp=0.5, origin=(0, 0), core=(10, 10, 118, 118))
+    with pytest.raises(InvalidInputError, match="inside the padded tile"):
+        measure_tile(mem, mem * 1.0, nuc, mpp=0.5, origin=(0, 0), core=(-5, 30, 90, 90))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(membrane=np.zeros((4, 4, 3))), "membrane must be 2-D"),
+        (dict(membrane=np.full((32, 32), 2.0)), r"probability in \[0, 1\]"),
+        (dict(dab_od=np.zeros((31, 32))), "dab_od must have the shape"),
+        (dict(dab_od=np.full((32, 32), np.nan)), "dab_od must be finite"),
+        (dict(nuclei=np.zeros((32, 32), np.float32)), "nuclei must be a boolean mask or an integer label map"),
+        (dict(mpp=0), "mpp must be finite and > 0"),
+        (dict(core=(1, 2, 3)), "core must be"),
+        (dict(settings=None), "settings must be a CellSettings"),
+    ],
+)
+def test_measure_tile_errors_name_the_parameter(kwargs, match):
+    args = dict(membrane=np.zeros((32, 32)), dab_od=np.zeros((32, 32)), nuclei=np.zeros((32, 32), bool))
+    args.update(kwargs)
+    membrane, dab_od, nuclei = args.pop("membrane"), args.pop("dab_od"), args.pop("nuclei")
+    with pytest.raises(InvalidInputError, match=match):
+        measure_tile(membrane, dab_od, nuclei, **args)
+
+
+def test_settings_validation():
+    with pytest.raises(InvalidInputError, match="membrane_threshold"):
+        CellSettings(membrane_threshold=0)
+    with pytest.raises(InvalidInputError, match="n_rays"):
+        CellSettings(n_rays=2)
+    with pytest.raises(InvalidInputError, match="max_radius_um"):
+        CellSettings(max_radius_um=-1)
+
+
+# --------------------------------------------------------------------- watershed vs scikit-image
+@pytest.mark.parametrize("seed", range(6))
+def test_watershed_equals_skimage_on_random_inputs(seed):
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(3, 120, 2))
+    elev = rng.random((h, w)).astype(np.float32)
+    k = int(rng.integers(1, 15))
+    markers = np.zeros((h, w), np.int32)
+    markers.flat[rng.choice(h * w, k, replace=False)] = np.arange(1, k + 1)
+    mask = (rng.random((h, w)) < 0.85) | (markers > 0)
+    np.testing.assert_array_equal(seeded_watershed(elev, markers), watershed(elev, markers, connectivity=1))
+    np.testing.assert_array_equal(seeded_watershed(elev, markers, mask=mask),
+                                  watershed(elev, markers, connectivity=1, mask=mask))
+
+
+def test_watershed_equals_skimage_on_membrane_like_landscapes():
+    for seed in range(3):
+        prob, nuc = membrane_like(seed)
+        from scipy import ndimage as ndi
+
+        markers, _ = ndi.label(nuc)
+        ours = seeded_watershed(prob, markers)
+        ref = watershed(prob, markers, connectivity=1)
+        # plateaus: tie order among markers differs from scikit-image's heap; nearly all pixels agree
+        assert (ours == ref).mean() > 0.97
+
+
+def test_watershed_agrees_with_skimage_on_real_her2_patches(her2_patch):
+    from scipy import ndimage as ndi
+    from skimage.color import rgb2hed
+
+    hed = rgb2hed(her2_patch[:384, :384])
+    dab = hed[..., 2].astype(np.float32)
+    elev = (dab - dab.min()) / max(float(np.ptp(dab)), 1e-6)
+    hema = ndi.gaussian_filter(hed[..., 0], 2)
+    blobs, n = ndi.label(hema > np.percentile(hema, 97))
+    # one marker pixel per nucleus, at distinct elevations (scikit-image's markers all have age 0,
+    # so the order among equal-valued markers is its heap's; ours is raster order)
+    markers = np.zeros(elev.shape, np.int32)
+    seen: set[float] = set()
+    for pos in ndi.minimum_position(elev, blobs, range(1, n + 1)):
+        if float(elev[pos]) not in seen:
+            seen.add(float(elev[pos]))
+            markers[pos] = len(seen)
+    ours = seeded_watershed(elev, markers)
+    ref = watershed(elev, markers, connectivity=1)
+    assert (ours == ref).mean() > 0.999  # 8-bit colours: many equal elevations
+
+
+def test_watershed_radius_barrier_and_climb_properties():
+    rng = np.random.default_rng(7)
+    elev = rng.random((80, 80)).astype(np.float32)
+    markers = np.zeros((80, 80), np.int32)
+    pts = np.array([[20, 20], [60, 25], [40, 60]])
+    markers[pts[:, 1], pts[:, 0]] = [1, 2, 3]
+    out = seeded_watershed(elev, markers, max_radius=15, centres=pts.astype(float))
+    yy, xx = np.indices(out.shape)
+    for k in (1, 2, 3):
+        d = np.hypot(xx - pts[k - 1, 0], yy - pts[k - 1, 1])
+        assert (d[out == k] <= 15).all()
+    # the barrier: a wall of membrane around seed 1 keeps its flood inside (it may climb onto the wall)
+    wall = ring(size=80, centre=(20, 20), r_in=8, r_out=9.5)
+    land = np.where(wall, 1.0, 0.1).astype(np.float32)
+    out = seeded_watershed(land, markers, barrier=0.5)
+    r = np.hypot(xx - 20, yy - 20)
+    assert (out[r > 10] != 1).all() and (out[r < 7] == 1).all()
+    # climb on a tie-free landscape: still a partition of the same reachable pixels
+    a = seeded_watershed(elev, markers)
+    b = seeded_watershed(elev, markers, climb=True)
+    np.testing.assert_array_equal(a > 0, b > 0)
+
+
+def test_watershed_errors():
+    with pytest.raises(InvalidInputError, match="markers must have the shape"):
+        seeded_watershed(np.zeros((3, 3)), np.zeros((3, 4), np.int32))
+    with pytest.raises(InvalidInputError, match="centres are required"):
+        seeded_watershed(np.zeros((3, 3)), np.ones((3, 3), np.int32), max_radius=2)
+    with pytest.raises(InvalidInputError, match="elevation must be finite"):
+        seeded_watershed(np.full((3, 3), np.inf), np.ones((3, 3), np.int32))
+    with pytest.raises(InvalidInputError, match="markers must be >= 0"):
+        seeded_watershed(np.zeros((3, 3)), -np.ones((3, 3), np.int32))
+
+
+# ---------------------------------------------------------------------------------- rays
+def test_rays_match_a_numpy_reference_on_a_ring():
+    mem = ring(r_in=11.5, r_out=12.5)
+    terr = (np.hypot(*disk_image()) <= 12.5).astype(np.int32)
+    run, peak = membrane_rays(terr, mem, mem * 2.0, np.array([[48.0, 48.0]]), n_rays=36)
+    assert (run > 0).all() and np.allclose(peak, 2.0)
+    # numpy reference: sample each ray densely; the crossing length of the band matches the run
+    theta = 2 * np.pi * (np.arange(36) + 0.5) / 36
+    t = np.arange(0, 20, 0.01)
+    xs = np.floor(48 + 0.5 + np.outer(np.cos(theta), t)).astype(int)
+    ys = np.floor(48 + 0.5 + np.outer(np.sin(theta), t)).astype(int)
+    ref = (mem[ys, xs] & (terr[ys, xs] == 1)).sum(axis=1) * 0.01
+    np.testing.assert_allclose(run[0], ref, atol=0.05)
+
+
+def test_rays_errors():
+    z = np.zeros((8, 8))
+    with pytest.raises(InvalidInputError, match="n_rays"):
+        membrane_rays(z.astype(np.int32), z > 0, z, [[4.0, 4.0]], n_rays=0)
+    with pytest.raises(InvalidInputError, match="territories must be an integer"):
+        membrane_rays(z, z > 0, z, [[4.0, 4.0]])
+
+
+# ------------------------------------------------------------------------------------ merging
+def _table(xs, ys):
+    n = len(xs)
+    return CellTable(cell_id=np.arange(1, n + 1), x=xs, y=ys, is_tumour=np.ones(n, bool), intensity=np.zeros(n),
+                     completeness=np.zeros(n), membrane_dab_od=np.zeros(n))
+
+
+def test_merge_orders_renumbers_scales_and_rejects_overlaps():
+    a, b = _table([5.0, 1.0], [2.0, 2.0]), _table([3.0], [1.0])
+    m = merge_cell_tables([a, b], level0_per_pixel=(2.0, 4.0))
+    assert m.cell_id.tolist() == [1, 2, 3]
+    assert m.x.tolist() == [6.0, 2.0, 10.0] and m.y.tolist() == [4.0, 8.0, 8.0]
+    assert len(merge_cell_tables([])) == 0
+    with pytest.raises(InvalidInputError, match="tiles overlap"):
+        merge_cell_tables([a, a])
+    with pytest.raises(InvalidInputError, match="tables\\[0\\]"):
+        merge_cell_tables([object()])  # type: ignore[list-item]
+
+
+def test_cell_table_optional_columns_and_old_files(tmp_path):
+    t = _table([1.0], [2.0])
+    assert t.closed.tolist() == [False] and t.area.dtype == np.float32
+    np.savez(tmp_path / "old.npz", **{k: getattr(t, k) for k in
+                                       ("cell_id", "x", "y", "is_tumour", "intensity", "completeness", "membrane_dab_od", "region")})
+    back = CellTable.load_npz(tmp_path / "old.npz")
+    assert back.closed.tolist() == [False] and back.membrane_thickness.tolist() == [0.0]
+
+
+def test_two_threads_at_once_give_the_sequential_results():
+    tiles = [membrane_like(s, 160) for s in range(4)]
+    expected = [measure_tile(p, p, n, mpp=0.5).cells for p, n in tiles]
+    results: dict[int, CellTable] = {}
+    start = threading.Barrier(2)
+
+    def work(offset: int) -> None:
+        start.wait()
+        for i in range(offset, len(tiles), 2):
+            p, n = tiles[i]
+            results[i] = measure_tile(p, p, n, mpp=0.5).cells
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for i, exp in enumerate(expected):
+        np.testing.assert_array_equal(results[i].completeness, exp.completeness)
+        np.testing.assert_array_equal(results[i].x, exp.x)
