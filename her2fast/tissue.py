@@ -8,14 +8,25 @@ Two steps, both cheap:
    - optical density relative to the glass (the background colour is estimated from the brightest
      pixels, so an off-white scanner background reads as OD 0), taking the strongest channel: hematoxylin
      absorbs red, DAB absorbs blue, so pale counterstained tissue and brown DAB both stand out;
-   - pen marks (saturated blue, green or near-black ink) are found by colour and excluded -- no
-     histological stain is green-dominant, none is as saturated blue as ink, and stained tissue at 8 um/px
-     is never near-black;
+   - pen marks (saturated blue, green or near-black ink) are found by colour *and size* and excluded -- no
+     histological stain is green-dominant, ink is more saturated than averaged hematoxylin, and a marker
+     stroke is hundreds of micrometres wide: ink-coloured regions narrower than
+     :data:`PEN_MIN_WIDTH_UM` (24 um; the darkest blue hematoxylin nuclei are 5-15 um) are not pen;
    - hysteresis thresholding: Otsu's threshold on the OD (clipped to a sensible range) seeds tissue, and a
      low threshold just above the glass noise grows it, so pale counterstain connected to stained tissue
      is kept while faint isolated smudges are not;
-   - morphology: a closing (16 um), removal of objects smaller than ``min_object_um2`` (dust, debris),
-     filling of holes smaller than ``min_hole_um2``.
+   - texture: pale areas touching that tissue whose OD is not flat (fat: adipocyte membranes; loose
+     stroma) are tissue, the bar being twice the glass's own spread (see :func:`_textured`);
+   - morphology: a closing of :data:`CLOSING_UM` (48 um: gaps, cracks and bays narrower than ~100 um are
+     tissue; the image is mirrored at its border, so tissue running off the edge is not eaten), removal of
+     objects smaller than ``min_object_um2`` (dust, debris), filling of holes enclosed by tissue smaller
+     than ``min_hole_um2`` (default :data:`MAX_HOLE_UM2`, 0.5 mm^2: fat, lumina, small tears).
+
+   What counts as tissue: the specimen as a pathologist outlines it -- fat, lumina, small holes and tears
+   inside it are tissue; glass around it, empty areas enclosed by tissue larger than 0.5 mm^2 and gaps
+   wider than ~100 um are not. Tissue running edge to edge (a patch with no glass in view) comes out as
+   tissue: pale areas in it are either textured, enclosed, or narrower than the closing. See
+   ``docs/tissue.md``.
 
 2. :func:`tile_grid` lays tiles of ``tile_size`` px at the working resolution (default 0.5 um/px) over
    the slide and keeps those whose *core* holds at least ``min_tissue`` tissue (area fraction from the
@@ -58,6 +69,21 @@ __all__ = [
 
 #: Default resolution of the tissue mask (um/px).
 TISSUE_MPP = 8.0
+
+#: Holes in tissue smaller than this (um^2) are tissue: fat, lumina, small tears (0.5 mm^2).
+MAX_HOLE_UM2 = 500_000.0
+
+#: Glass for the texture noise estimate is at least this far (um) from tissue.
+TEXTURE_GLASS_UM = 200.0
+
+#: Texture threshold floor (spread of the OD over 3 x 3 px, log10 units; one grey level at glass is 0.0017).
+TEXTURE_MIN_OD = 0.0015
+
+#: Texture in this band (um) around tissue is ignored (edge blur, JPEG ringing).
+TEXTURE_BAND_UM = 16.0
+
+#: Radius (um) of the closing: glass-like gaps narrower than twice this are tissue.
+CLOSING_UM = 48.0
 
 
 @dataclass
@@ -146,12 +172,100 @@ def _remove_small(mask: np.ndarray, min_px: int, keep_border: bool = False) -> n
     return keep[labels]
 
 
-def pen_mask(rgb: np.ndarray) -> np.ndarray:
+def _closing(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Binary closing by a disk of ``radius`` px (Euclidean, exact, O(pixels) whatever the radius).
+
+    The image is padded by reflection, so the closing neither eats into tissue cut by the image border nor
+    invents tissue there: what lies beyond the border is assumed to continue what is inside it.
+    """
+    from scipy import ndimage as ndi
+
+    if radius < 1 or not mask.any() or mask.all():
+        return mask.copy()
+    pad = int(math.ceil(radius)) + 1
+    padded = np.pad(mask, pad, mode="symmetric")
+    dilated = ndi.distance_transform_edt(~padded) <= radius
+    if dilated.all():
+        return np.ones_like(mask)
+    closed = ndi.distance_transform_edt(dilated) > radius
+    return closed[pad:-pad, pad:-pad] | mask
+
+
+def _textured(
+    od: np.ndarray,
+    tissue: np.ndarray,
+    glass: np.ndarray,
+    excluded: np.ndarray,
+    padding: np.ndarray,
+    mpp: float,
+    min_px: int,
+) -> np.ndarray:
+    """Pale but textured areas next to ``tissue``: fat (adipocyte membranes) and loose stroma.
+
+    Texture is the spread of ``od`` over 3 x 3 px. Glass is flat: its own spread (90th percentile on
+    ``glass`` pixels at least :data:`TEXTURE_GLASS_UM` from tissue, times 2, at least :data:`TEXTURE_MIN_OD`) sets the bar, so noisy
+    glass raises it instead of turning into tissue. ``excluded`` pixels (pen) and the step edges around
+    ``padding`` (scanner white) never count. Textured
+    pixels in a band of :data:`TEXTURE_BAND_UM` around ``tissue`` are ignored (blur and JPEG ringing at the
+    tissue edge are textured too); what remains counts if it forms regions of at least ``min_px`` pixels
+    that reach the band, i.e. touch tissue. The closing that follows bridges the band and fills the cells.
+    """
+    from scipy import ndimage as ndi
+
+    if not tissue.any():
+        return np.zeros_like(tissue)
+    mean = ndi.uniform_filter(od, size=3, mode="nearest")
+    spread = np.sqrt(np.maximum(ndi.uniform_filter(od * od, size=3, mode="nearest") - mean * mean, 0.0))
+    dist = ndi.distance_transform_edt(~tissue)
+    band = max(2.0, TEXTURE_BAND_UM / mpp)
+    excluded = excluded | ndi.binary_dilation(padding, iterations=2)
+    far = glass & ~excluded & (dist * mpp >= TEXTURE_GLASS_UM)
+    glass_spread = float(np.percentile(spread[far], 90)) if far.sum() > 50 else 0.0
+    level = max(TEXTURE_MIN_OD, 2.0 * glass_spread)
+    candidates = (spread > level) & (dist > band) & ~excluded
+    if not candidates.any():
+        return np.zeros_like(tissue)
+    labels, n = ndi.label(candidates, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    touching = np.zeros(n + 1, bool)
+    touching[np.unique(labels[candidates & (dist <= band + 1.5)])] = True
+    keep = touching & (sizes >= min_px)
+    keep[0] = False
+    return keep[labels]
+
+
+def _keep_wide(mask: np.ndarray, min_width_px: float) -> np.ndarray:
+    """The 8-connected components of ``mask`` that hold a disk at least ``min_width_px`` across."""
+    from scipy import ndimage as ndi
+
+    if not mask.any():
+        return mask.copy()
+    # distance to the nearest pixel outside the component (the image border counts as inside: a stroke cut
+    # by the border is as wide as it looks)
+    depth = ndi.distance_transform_edt(np.pad(mask, 1, mode="edge"))[1:-1, 1:-1]
+    labels, n = ndi.label(mask, structure=np.ones((3, 3), bool))
+    widest = ndi.maximum(depth, labels, index=np.arange(1, n + 1))
+    keep = np.concatenate([[False], 2.0 * np.asarray(widest) >= min_width_px])
+    return keep[labels]
+
+
+#: Pen ink must form a region at least this wide (um) -- marker strokes are 0.3-1 mm wide, nuclei 5-15 um.
+PEN_MIN_WIDTH_UM = 24.0
+
+
+def pen_mask(rgb: np.ndarray, mpp: float | None = None, *, min_width_um: float = PEN_MIN_WIDTH_UM) -> np.ndarray:
     """Pixels that look like pen ink (blue, green or black marker) on a low-resolution RGB image.
 
     Parameters
     ----------
     rgb : (H, W, 3) uint8
+    mpp : float, optional
+        Micrometres per pixel of ``rgb``. When given, ink must also be *large*: only connected regions of
+        ink-coloured pixels that hold a disk ``min_width_um`` across (and at least 3 px) are kept. Without it
+        the test is per pixel, by colour alone.
+    min_width_um : float
+        Narrowest pen region kept (default :data:`PEN_MIN_WIDTH_UM`, 24 um: a nucleus never is that wide,
+        a marker stroke always is).
 
     Returns
     -------
@@ -159,11 +273,18 @@ def pen_mask(rgb: np.ndarray) -> np.ndarray:
 
     Notes
     -----
+    Colour:
+
     - green ink: green clearly the brightest channel (no histological stain is green-dominant);
     - blue ink: blue or cyan hue (green >= red) with saturation > 0.55 and blue well above red;
       hematoxylin is violet (red > green) and, averaged at thumbnail scale, much less saturated;
     - black ink: all channels below 60 and unsaturated (the darkest stained tissue, dense hematoxylin or
       3+ DAB, keeps its hue; at 8 um/px it is rarely that dark at all).
+
+    Colour alone does not separate blue ink from the darkest hematoxylin nuclei of a blue-toned
+    counterstain (hue 225-235 deg, saturation up to 0.65, measured on the her2-ihc-40x 1+ patch), hence the
+    size rule when ``mpp`` is known: a nucleus is 5-15 um across and never reaches ``min_width_um``, while
+    a marker stroke is hundreds of micrometres wide.
     """
     arr = as_rgb_uint8(rgb, "rgb").astype(np.int16)
     r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
@@ -173,7 +294,12 @@ def pen_mask(rgb: np.ndarray) -> np.ndarray:
     green = (g - np.maximum(r, b) > 12) & (sat > 0.2)
     blue = (b == mx) & (sat > 0.55) & (b - r > 60) & (b - g > 20) & (g >= r - 5)
     black = (mx < 60) & (sat < 0.4)
-    return green | blue | black
+    ink = green | blue | black
+    if mpp is None:
+        return ink
+    mpp = as_positive_float(mpp, "mpp")
+    min_width_um = as_positive_float(min_width_um, "min_width_um")
+    return _keep_wide(ink, max(3.0, min_width_um / mpp))
 
 
 def segment_tissue(
@@ -181,8 +307,9 @@ def segment_tissue(
     mpp: float,
     *,
     min_object_um2: float = 10_000.0,
-    min_hole_um2: float = 40_000.0,
+    min_hole_um2: float = MAX_HOLE_UM2,
     threshold: float | None = None,
+    closing_um: float = CLOSING_UM,
 ) -> TissueMask:
     """Tissue mask of a low-resolution brightfield RGB image.
 
@@ -192,13 +319,17 @@ def segment_tissue(
         The slide (or a part of it) at low resolution, brightfield (see
         :func:`her2fast.slide.brightfield_evidence`).
     mpp : float
-        Micrometres per pixel of ``rgb`` (4-16 is the intended range).
+        Micrometres per pixel of ``rgb`` (4-16 is the intended range for slides; finer works for patches).
     min_object_um2 : float
         Smaller connected tissue pieces are removed (dust, debris); 10 000 um^2 is a 100 x 100 um speck.
     min_hole_um2 : float
-        Smaller holes inside tissue are filled (fat cells, tears).
+        Holes inside tissue (glass-like areas enclosed by tissue: fat, lumina, tears) smaller than this are
+        filled (default :data:`MAX_HOLE_UM2`, 0.5 mm^2); larger empty areas stay out.
     threshold : float, optional
         Fixed seed threshold on the optical density (default: Otsu's, clipped to [0.03, 0.15]).
+    closing_um : float
+        Radius of the morphological closing (default :data:`CLOSING_UM`): glass-like gaps, bays and
+        cracks narrower than twice this are tissue.
 
     Returns
     -------
@@ -211,8 +342,9 @@ def segment_tissue(
     mpp = as_positive_float(mpp, "mpp")
     min_obj_px = max(1, int(round(as_positive_float(min_object_um2 + 1e-12, "min_object_um2") / mpp**2)))
     min_hole_px = max(1, int(round(as_positive_float(min_hole_um2 + 1e-12, "min_hole_um2") / mpp**2)))
+    closing_px = as_positive_float(closing_um + 1e-12, "closing_um") / mpp
 
-    pen = pen_mask(arr)
+    pen = pen_mask(arr, mpp)
     # Glass colour: the 99th percentile per channel, trusted only if it is light (a slide without glass
     # falls back to white). Pure white (>= 254) is left out: scanners pad unscanned areas with it, and
     # the glass inside the scanned area is darker.
@@ -227,7 +359,7 @@ def segment_tissue(
     od = (-np.log10(np.maximum(f, 1.0) / background)).max(axis=2)
     od[pen] = 0.0  # ink must not leak into its neighbours through the smoothing
     odmax = ndi.uniform_filter(od, size=3, mode="nearest")  # 3x3 mean: noise down (sparse nuclei in pale stroma survive)
-    near_pen = ndi.binary_dilation(pen, structure=_disk(max(1, int(round(16.0 / mpp)))))
+    near_pen = ndi.binary_dilation(pen, structure=_disk(max(1, int(round(16.0 / mpp))))) if pen.any() else pen
     odmax[near_pen] = 0.0
 
     stats = usable & ~near_pen
@@ -252,8 +384,9 @@ def segment_tissue(
         tissue = keep[labels]
     else:
         tissue = np.zeros_like(weak)
-    radius = max(1, int(round(16.0 / mpp)))
-    tissue = ndi.binary_closing(np.pad(tissue, radius), structure=_disk(radius))[radius:-radius, radius:-radius]
+    padding = (arr >= 254).all(axis=2)
+    tissue |= _textured(od, tissue, stats & (odmax <= low), near_pen, padding, mpp, min_obj_px)
+    tissue = _closing(tissue, closing_px)
     tissue = _remove_small(tissue, min_obj_px)
     tissue = ~_remove_small(~tissue, min_hole_px, keep_border=True)
     tissue &= ~near_pen  # after hole filling, which would otherwise fill ink drawn on tissue back in
@@ -276,7 +409,7 @@ def detect_tissue(slide: Slide, *, mpp: float = TISSUE_MPP, **options: float) ->
     mpp : float
         Resolution of the mask (default 8 um/px).
     **options
-        Passed to :func:`segment_tissue` (``min_object_um2``, ``min_hole_um2``, ``threshold``).
+        Passed to :func:`segment_tissue` (``min_object_um2``, ``min_hole_um2``, ``threshold``, ``closing_um``).
 
     Returns
     -------

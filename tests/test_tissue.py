@@ -10,6 +10,7 @@ import pytest
 from her2fast import InvalidInputError, NotBrightfieldError
 from her2fast.slide import Slide, open_slide
 from her2fast.tissue import (
+    MAX_HOLE_UM2,
     TileGrid,
     TissueMask,
     detect_tissue,
@@ -35,7 +36,9 @@ def _load_conftest():
     return module
 
 
-shared_file = _load_conftest().shared_file
+_conftest = _load_conftest()
+shared_file = _conftest.shared_file
+load_rgb = _conftest.load_rgb
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +126,66 @@ def test_pen_mask_spares_stains():
     assert pen_mask(ink).all()
 
 
+def test_pen_must_be_wide():
+    # the same ink colour: a 5 um dot is a nucleus, a 40 um wide stroke is ink (at 1 um/px)
+    img = np.full((120, 120, 3), 240, np.uint8)
+    img[10:15, 10:15] = (30, 60, 170)
+    img[60:100, 5:115] = (30, 60, 170)
+    by_colour = pen_mask(img)
+    assert by_colour[10:15, 10:15].all() and by_colour[60:100, 5:115].all()
+    pen = pen_mask(img, 1.0)
+    assert not pen[10:15, 10:15].any() and pen[60:100, 5:115].all()
+    assert not pen_mask(img, 1.0, min_width_um=50.0).any()
+    with pytest.raises(InvalidInputError, match="mpp"):
+        pen_mask(img, -1.0)
+
+
+@pytest.mark.parametrize("name", ["her2ihc40x_score0.png", "her2ihc40x_score1+.png", "her2ihc40x_score2+.png",
+                                  "her2ihc40x_score3+.png"])
+def test_edge_to_edge_tissue_patches(name):
+    # tissue edge to edge, no glass in view (~0.6 um/px): all tissue, and the dark blue nuclei of the 1+ patch
+    # (hue 225-235 deg, saturation up to 0.65: ink-coloured) are not pen
+    rgb = load_rgb(shared_file(f"ihc/her2-ihc-40x/{name}"))
+    tissue = segment_tissue(rgb, 0.6)
+    assert tissue.fraction >= 0.98
+    assert not tissue.pen.any()
+    if name == "her2ihc40x_score1+.png":
+        assert pen_mask(rgb).sum() > 100  # by colour alone the nuclei would be ink
+
+
+def test_skimage_ihc_is_tissue(ihc_image):
+    tissue = segment_tissue(ihc_image, 0.5)
+    assert tissue.fraction >= 0.95 and not tissue.pen.any()
+
+
+def test_holes_fat_and_large_gaps():
+    # tissue disc (8 um/px) with: a small empty hole (0.1 mm^2), a large empty area (1.2 mm^2) and a fat-like
+    # patch of faint polygonal membranes at the edge of the tissue
+    rng = np.random.default_rng(4)
+    n = 400
+    img = np.clip(rng.normal(246, 0.4, (n, n, 3)), 0, 255)
+    yy, xx = np.mgrid[:n, :n]
+    disc = (yy - 200) ** 2 + (xx - 200) ** 2 < 170**2
+    img[disc] = np.clip(rng.normal([200, 185, 215], 8, (disc.sum(), 3)), 0, 255)
+    small = (yy - 120) ** 2 + (xx - 200) ** 2 < 22**2  # ~0.1 mm^2
+    large = (yy - 230) ** 2 + (xx - 150) ** 2 < 77**2  # ~1.2 mm^2 > MAX_HOLE_UM2
+    fat = (yy - 200) ** 2 + (xx - 350) ** 2 < 40**2  # straddles the disc's edge (a bay of fat)
+    img[small | large | fat] = np.clip(rng.normal(246, 0.4, ((small | large | fat).sum(), 3)), 0, 255)
+    membrane = fat & (((yy % 9) == 0) | ((xx % 9) == 0))  # adipocyte outlines, ~3 grey levels
+    img[membrane] -= 3
+    tissue = segment_tissue(img.astype(np.uint8), 8.0)
+    assert small.sum() * 64 < MAX_HOLE_UM2 < large.sum() * 64
+    assert tissue.mask[small].mean() > 0.99  # filled: a hole inside tissue
+    core = (yy - 230) ** 2 + (xx - 150) ** 2 < 65**2
+    assert not tissue.mask[core].any()  # a large empty area stays out
+    assert tissue.mask[fat].mean() > 0.9  # fat (textured) is tissue, even where it reaches the edge
+    assert not tissue.mask[:20].any()
+    # without texture the bay of fat reaching the edge is glass
+    img2 = img.copy()
+    img2[membrane] += 3
+    assert segment_tissue(img2.astype(np.uint8), 8.0).mask[fat & ~disc].mean() < 0.2
+
+
 def test_pale_counterstain_and_empty_glass():
     rng = np.random.default_rng(0)
     img = np.clip(rng.normal(243, 2, (200, 200, 3)), 0, 255)
@@ -158,6 +221,7 @@ def test_real_slides_tissue():
     with open_slide(shared_file("wsi/tcga-cr-7395-01a-01-ts1.svs"), mpp=0.5) as slide:
         tissue = detect_tissue(slide)
         assert 0.55 < tissue.fraction < 0.75  # a large section; the white padding around it is glass
+        # (its scanned glass is noisy; the texture rule must not turn that noise into tissue)
         assert not tissue.mask[0, :50].any()
 
 
