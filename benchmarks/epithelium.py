@@ -209,7 +209,7 @@ def overlays(out_dir: Path) -> list[str]:
         p = SHARED / "ihc" / "her2-ihc-40x" / name
         if not p.exists():
             continue
-        with open_slide(p, mpp=0.25) as slide:
+        with open_slide(p, mpp=0.6) as slide:
             mpp = 1.0  # the patches are ~0.25 mm: a finer mask than 8 um/px shows more
             thumb = slide.thumbnail(mpp)
             tissue = segment_tissue(thumb, mpp)
