@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/_helpers.py, importable from test modules
+
+from _helpers import SHARED_DATA, load_rgb, shared_file  # noqa: E402,F401  (re-exported for older tests)
+
 HER2_PATCHES = ["her2ihc40x_score0.png", "her2ihc40x_score1+.png", "her2ihc40x_score2+.png", "her2ihc40x_score3+.png"]
-
-
-def shared_file(relative: str) -> Path:
-    """Path of a file under ../shared/data; fails under CI (CI=true) and skips elsewhere when missing."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        message = f"shared test data missing: {path} (see ../shared/data/MANIFEST.md)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.ascontiguousarray(np.asarray(im.convert("RGB")))
 
 
 @pytest.fixture(scope="session")

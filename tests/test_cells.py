@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 from skimage.measure import euler_number
 from skimage.morphology import skeletonize, thin
+
+from _helpers import assert_same_in_two_threads
 
 from her2fast import InvalidInputError
 from her2fast.cells import enclosed_regions, membrane_skeleton
@@ -121,19 +122,4 @@ def test_errors_name_the_parameter(call, match):
 
 def test_two_threads_at_once_give_the_sequential_results():
     masks = [membrane_like_mask(s, 384) for s in range(6)]
-    expected = [membrane_skeleton(m) for m in masks]
-    results: dict[int, np.ndarray] = {}
-    start = threading.Barrier(2)
-
-    def work(offset: int) -> None:
-        start.wait()
-        for i in range(offset, len(masks), 2):
-            results[i] = membrane_skeleton(masks[i])
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i, exp in enumerate(expected):
-        np.testing.assert_array_equal(results[i], exp)
+    assert_same_in_two_threads(membrane_skeleton, masks)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import shared_file
 
 import her2fast
 from her2fast import (
@@ -19,24 +20,6 @@ from her2fast import (
     UnsupportedSlideError,
 )
 from her2fast.slide import brightfield_evidence, open_slide
-
-
-def _load_conftest():
-    """tests/conftest.py as a module (with --import-mode=importlib it is not importable by name)."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).with_name("conftest.py").resolve()
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == path:
-            return module
-    spec = importlib.util.spec_from_file_location("_her2fast_tests_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shared_file = _load_conftest().shared_file
 
 
 def phantom_path(tmp_path_factory: pytest.TempPathFactory) -> Path:

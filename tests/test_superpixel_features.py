@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
+
+from _helpers import assert_same_in_two_threads
 
 from her2fast import InvalidInputError
 from her2fast.bench.reference import colour_bins, superpixel_features_reference
@@ -84,20 +85,5 @@ def test_int64_labels_accepted():
 
 def test_two_threads_at_once_give_the_sequential_results(ihc_image):
     tiles = [np.ascontiguousarray(np.rot90(ihc_image, k)) for k in range(4)]
-    labels = [slic(t, n_segments=200) for t in tiles]
-    expected = [superpixel_features(t, lab) for t, lab in zip(tiles, labels)]
-    results: dict[int, np.ndarray] = {}
-    start = threading.Barrier(2)
-
-    def work(offset: int) -> None:
-        start.wait()
-        for i in range(offset, len(tiles), 2):
-            results[i] = superpixel_features(tiles[i], labels[i])
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i, exp in enumerate(expected):
-        np.testing.assert_array_equal(results[i], exp)
+    pairs = [(t, slic(t, n_segments=200)) for t in tiles]
+    assert_same_in_two_threads(lambda pair: superpixel_features(*pair), pairs)

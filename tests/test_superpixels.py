@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
@@ -13,6 +12,8 @@ from skimage.measure import label as connected_components
 from skimage.metrics import adapted_rand_error
 from skimage.segmentation import find_boundaries
 from skimage.segmentation import slic as sk_slic
+
+from _helpers import assert_same_in_two_threads
 
 from her2fast import InvalidInputError
 from her2fast.superpixels import slic
@@ -167,19 +168,4 @@ def test_errors_name_the_parameter(kwargs, match):
 
 def test_two_threads_at_once_give_the_sequential_results(ihc_image):
     tiles = [np.ascontiguousarray(np.rot90(ihc_image, k)) for k in range(4)]
-    expected = [slic(t, n_segments=150) for t in tiles]
-    results: dict[int, np.ndarray] = {}
-    start = threading.Barrier(2)
-
-    def work(offset: int) -> None:
-        start.wait()
-        for i in range(offset, len(tiles), 2):
-            results[i] = slic(tiles[i], n_segments=150)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i, exp in enumerate(expected):
-        np.testing.assert_array_equal(results[i], exp)
+    assert_same_in_two_threads(lambda t: slic(t, n_segments=150), tiles)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import warnings
 
 import numpy as np
@@ -10,6 +9,8 @@ import pytest
 from skimage.color import rgb2gray
 from skimage.feature import local_binary_pattern as sk_lbp
 from skimage.util import img_as_ubyte
+
+from _helpers import assert_same_in_two_threads
 
 from her2fast import InvalidInputError, _native
 from her2fast.texture import local_binary_pattern
@@ -122,19 +123,4 @@ def test_native_binding_maps_cpp_errors_to_value_error():
 
 def test_two_threads_at_once_give_the_sequential_results(ihc_image):
     tiles = [np.ascontiguousarray(ihc_image[..., c]) for c in range(3)] * 4
-    expected = [local_binary_pattern(t, 16, 2.0) for t in tiles]
-    results: dict[int, np.ndarray] = {}
-    start = threading.Barrier(2)
-
-    def work(offset: int) -> None:
-        start.wait()
-        for i in range(offset, len(tiles), 2):
-            results[i] = local_binary_pattern(tiles[i], 16, 2.0)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i, exp in enumerate(expected):
-        np.testing.assert_array_equal(results[i], exp)
+    assert_same_in_two_threads(lambda t: local_binary_pattern(t, 16, 2.0), tiles)

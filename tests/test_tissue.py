@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import load_rgb, shared_file
 
 from her2fast import InvalidInputError, NotBrightfieldError
 from her2fast.slide import Slide, open_slide
@@ -19,26 +20,6 @@ from her2fast.tissue import (
     segment_tissue,
     tile_grid,
 )
-
-
-def _load_conftest():
-    """tests/conftest.py as a module (with --import-mode=importlib it is not importable by name)."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).with_name("conftest.py").resolve()
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == path:
-            return module
-    spec = importlib.util.spec_from_file_location("_her2fast_tests_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_conftest = _load_conftest()
-shared_file = _conftest.shared_file
-load_rgb = _conftest.load_rgb
 
 
 @pytest.fixture(scope="module")
