@@ -4,6 +4,9 @@ The native core (``her2fast._native``, C++17) holds the hot kernels; the public 
 
 - :mod:`her2fast.superpixels` -- SLIC superpixels and per-superpixel features
 - :mod:`her2fast.texture` -- uniform local binary patterns
+
+The main call is :func:`her2fast.score` (``score(path) -> SlideResult``); it and :class:`SlideResult`,
+:class:`ScoreSettings` are loaded on first use, so ``import her2fast`` stays light.
 """
 
 from __future__ import annotations
@@ -21,8 +24,25 @@ from .errors import (
 
 __version__ = "0.1.0"
 
+_LAZY = {"score": "api", "SlideResult": "api", "ScoreSettings": "pipeline"}
+
+
+def __getattr__(name: str):
+    """Load :func:`score`, :class:`SlideResult` and :class:`ScoreSettings` on first access (PEP 562)."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'her2fast' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
+    "score",
+    "SlideResult",
+    "ScoreSettings",
     "Her2FastError",
     "InvalidInputError",
     "MissingResolutionError",

@@ -28,15 +28,26 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 # ---------------------------------------------------------------------------------------- demo
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="her2fast_demo", help="output folder (default: %(default)s)")
-    p.add_argument("--image", default=None, help="RGB image to use (default: scikit-image's IHC sample)")
-    p.add_argument("--n-segments", type=int, default=400, help="SLIC superpixels (default: %(default)s)")
+    p.add_argument("--category", default="3+", choices=["0", "0+", "1+", "2+", "3+"],
+                   help="category of the phantom slide (default: %(default)s)")
+    p.add_argument("--size", type=int, default=2048, help="phantom side in pixels at 0.5 um/px (default: %(default)s)")
+    p.add_argument("--method", choices=["unet", "classical"], default="unet", help="membrane segmentation")
+    p.add_argument("--kernels", action="store_true",
+                   help="instead: run the native kernels (SLIC, uniform LBP, superpixel features) on a real IHC image")
+    p.add_argument("--image", default=None, help="--kernels: RGB image to use (default: scikit-image's IHC sample)")
+    p.add_argument("--n-segments", type=int, default=400, help="--kernels: SLIC superpixels (default: %(default)s)")
 
 
-@command("demo", "run the native kernels (SLIC, uniform LBP, superpixel features) on a real IHC image", _demo_args)
+@command("demo", "make a phantom slide, score it and write the report (--kernels: the native kernels on a real image)",
+         _demo_args)
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    if args.kernels:
+        from .demo import run_demo
 
-    return run_demo(out_dir=args.out, image_path=args.image, n_segments=args.n_segments)
+        return run_demo(out_dir=args.out, image_path=args.image, n_segments=args.n_segments)
+    from .demo import run_score_demo
+
+    return run_score_demo(out_dir=args.out, category=args.category, size=args.size, method=args.method)
 
 
 # --------------------------------------------------------------------------------------- bench
@@ -159,6 +170,70 @@ def _train_epithelium(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {model.support_vectors.shape[0]} support vectors, training accuracy {acc:.3f} "
           f"(all {len(training)} superpixels), sha256 {model.sha256[:16]}")
     return 0
+
+
+# --------------------------------------------------------------------------------------- score
+def _score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files (SVS, NDPI, MRXS, tiled TIFF, DICOM, PNG, ...)")
+    p.add_argument("--out", default="her2fast_out", help="output folder (default: %(default)s)")
+    p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
+    p.add_argument("--json", action="store_true", help="print each result as one JSON line on stdout (no cell table)")
+    p.add_argument("--providers", default="auto",
+                   help="ONNX Runtime providers, 'auto' or comma-separated, e.g. CUDAExecutionProvider (default: %(default)s)")
+    p.add_argument("--method", choices=["unet", "classical"], default="unet",
+                   help="membrane segmentation (default: %(default)s)")
+    p.add_argument("--no-pictures", action="store_true", help="skip the overlay, zoom and heat-map PNGs")
+    p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+
+
+@command("score", "score whole slides (ASCO/CAP HER2 0/1+/2+/3+); exit 1 if a slide failed, 3 if one was not scorable",
+         _score_args)
+def _score(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .api import score
+    from .errors import Her2FastError
+    from .pipeline import ScoreSettings
+    from .report import write_report
+
+    providers = "auto" if args.providers == "auto" else [p.strip() for p in args.providers.split(",") if p.strip()]
+    settings = ScoreSettings(membrane_method=args.method)
+    out = Path(args.out)
+    failed = not_scorable = 0
+    stems: dict[str, int] = {}
+    for slide_path in args.slides:
+        stem = Path(slide_path).stem
+        stems[stem] = stems.get(stem, 0) + 1
+        name = stem if stems[stem] == 1 else f"{stem}-{stems[stem]}"
+        try:
+            result = score(slide_path, mpp=args.mpp, providers=providers, settings=settings, progress=not args.quiet)
+            files = write_report(result, out, name=name, pictures=not args.no_pictures, geojson=not args.no_geojson)
+        except Her2FastError as exc:
+            failed += 1
+            print(f"her2fast score: {slide_path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        except OSError as exc:  # e.g. the output folder is not writable
+            failed += 1
+            print(f"her2fast score: {slide_path}: {exc}", file=sys.stderr)
+            continue
+        if result.score is None:
+            not_scorable += 1
+        if args.json:
+            print(json.dumps(result.to_dict(include_cells=False)), flush=True)
+        else:
+            if result.score is None:
+                what = f"not scorable: {result.not_scorable}"
+            else:
+                what = (f"HER2 {result.score} ({result.stratum}), {result.percent_complete:.1f} % complete membranes, "
+                        f"confidence {result.confidence:.2f}, {result.counts['tumour_cells']} tumour cells")
+            flags = f" [{', '.join(result.flags)}]" if result.flags else ""
+            print(f"{slide_path}: {what}{flags}; {result.timings['total']:.1f} s -> {files['json']}", flush=True)
+    if failed:
+        print(f"her2fast score: {failed} of {len(args.slides)} slides failed", file=sys.stderr)
+        return 1
+    return 3 if not_scorable else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

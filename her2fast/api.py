@@ -1,0 +1,316 @@
+"""``her2fast.score(path)``: one slide in, a :class:`SlideResult` out.
+
+:func:`score` opens the slide, runs :func:`her2fast.pipeline.run_slide` (tissue, tiles, stain,
+epithelium, membrane, nuclei, cells) and scores the tumour cells with :func:`her2fast.scoring.score_cells`
+(ASCO/CAP 2018 categories and the 2023 strata). A slide that cannot be scored -- empty glass, no
+epithelium, fewer tumour cells than ``ScoringRules.min_tumour_cells`` -- gives ``score=None`` with the
+reason in ``not_scorable`` and ``flags``: never a number that was not measured. A file that cannot be
+read raises the errors of :mod:`her2fast.slide` (:class:`~her2fast.errors.SlideReadError` and
+subclasses, :class:`~her2fast.errors.MissingResolutionError`, :class:`~her2fast.errors.NotBrightfieldError`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import InvalidInputError
+from .pipeline import ScoreSettings, SlideMaps, run_slide
+from .scoring import CellClass, CellTable, score_cells
+
+__all__ = ["SlideResult", "ScoreSettings", "score", "RESULT_FORMAT_VERSION"]
+
+#: Version of the JSON layout written by :meth:`SlideResult.to_json`.
+RESULT_FORMAT_VERSION = 1
+
+_CELL_COLUMNS = ("cell_id", "x", "y", "is_tumour", "intensity", "completeness", "membrane_dab_od", "region",
+                 "closed", "membrane_thickness", "area")
+
+
+def _num(v: float | None, nd: int = 4) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return round(v, nd) if math.isfinite(v) else None
+
+
+@dataclass
+class SlideResult:
+    """The HER2 score of one slide and everything needed to trust or audit it.
+
+    Attributes
+    ----------
+    path : str
+        The slide file.
+    score : {"0", "1+", "2+", "3+"} or None
+        ASCO/CAP 2018 category; None when the slide is not scorable (see ``not_scorable``).
+    stratum : {"null", "ultralow", "1+", "2+", "3+"} or None
+        The 2023 strata (``"0"`` splits into null / ultralow).
+    category : {"0", "0+", "1+", "2+", "3+"} or None
+        :func:`her2fast.scoring.slide_category` (``"0+"`` = ultralow), for agreement tables.
+    percent_complete : float or None
+        % of tumour cells with a stained, complete membrane.
+    confidence : float or None
+        ``Phi(margin_z)``: one-sided probability that the true fractions sit on the observed side of the
+        nearest cut-off (:func:`her2fast.scoring.slide_confidence`).
+    margin_z : float or None
+        Distance of the nearest deciding criterion from its cut-off in binomial standard errors
+        (None when no criterion applies).
+    nearest : str
+        The category across that cut-off.
+    percentages : dict of str to float
+        % of tumour cells per :class:`~her2fast.scoring.CellClass` (lower-case names).
+    counts : dict of str to int
+        ``cells``, ``tumour_cells``, per class, ``closed``, tiles (total, with tissue, with epithelium,
+        segmented), artefact loops.
+    closed_ratio, mean_membrane_od : float or None
+    flags : list of str
+        ``near_cutoff``, ``few_cells``, ``unusual_pattern``, ``no_tumour_cells``, ``no_tissue``,
+        ``no_epithelium``, ``too_few_tumour_cells``, ``stain_vectors_fallback``, ``gpu_fallback_to_cpu``.
+    not_scorable : str or None
+        Why ``score`` is None, in words.
+    timings : dict of str to float
+        Seconds per stage (``open``, ``tissue``, ``grid``, ``stain``, ``epithelium``, ``read``,
+        ``deconvolve``, ``membrane``, ``nuclei``, ``cells``, ``merge``, ``scoring``, ``total``).
+    provenance : dict
+        ``her2fast_version``, ``models`` (name -> sha256), ``providers``, ``settings``, ``slide``
+        (path, vendor, width, height, mpp_x, mpp_y, mpp_source, levels, objective_power), ``stains``,
+        ``created`` (Unix time).
+    cells : CellTable
+        Every cell found (level-0 pixel centres), tumour or not.
+    maps : SlideMaps or None
+        Low-resolution masks for reports (not serialised).
+    """
+
+    path: str
+    score: str | None
+    stratum: str | None
+    category: str | None
+    percent_complete: float | None
+    confidence: float | None
+    margin_z: float | None
+    nearest: str
+    percentages: dict[str, float]
+    counts: dict[str, int]
+    closed_ratio: float | None
+    mean_membrane_od: float | None
+    flags: list[str]
+    not_scorable: str | None
+    timings: dict[str, float]
+    provenance: dict
+    cells: CellTable = field(default_factory=CellTable.empty, repr=False)
+    maps: SlideMaps | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def scorable(self) -> bool:
+        """Whether a score was given."""
+        return self.score is not None
+
+    def cell_array(self) -> np.ndarray:
+        """The cell table as a numpy structured array (one record per cell)."""
+        dt = [(c, getattr(self.cells, c).dtype) for c in _CELL_COLUMNS]
+        arr = np.empty(len(self.cells), dtype=dt)
+        for c in _CELL_COLUMNS:
+            arr[c] = getattr(self.cells, c)
+        return arr
+
+    def cell_classes(self) -> np.ndarray:
+        """(n,) int8 :class:`~her2fast.scoring.CellClass` of every cell under this result's rules."""
+        from .scoring import ScoringRules
+
+        rules = ScoringRules(**self.provenance.get("settings", {}).get("rules", {}))
+        return self.cells.cell_class(rules)
+
+    def to_dict(self, *, include_cells: bool = True) -> dict:
+        """JSON-ready dict; ``include_cells`` adds the cell table as column lists."""
+        d = {
+            "format_version": RESULT_FORMAT_VERSION,
+            "path": self.path,
+            "score": self.score,
+            "stratum": self.stratum,
+            "category": self.category,
+            "percent_complete": _num(self.percent_complete),
+            "confidence": _num(self.confidence),
+            "margin_z": _num(self.margin_z),
+            "nearest": self.nearest,
+            "percentages": {k: _num(v) for k, v in self.percentages.items()},
+            "counts": {k: int(v) for k, v in self.counts.items()},
+            "closed_ratio": _num(self.closed_ratio),
+            "mean_membrane_od": _num(self.mean_membrane_od),
+            "flags": list(self.flags),
+            "not_scorable": self.not_scorable,
+            "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
+            "provenance": self.provenance,
+        }
+        if include_cells:
+            d["cells"] = {c: getattr(self.cells, c).tolist() for c in _CELL_COLUMNS}
+        return d
+
+    def to_json(self, *, include_cells: bool = True, indent: int | None = 1) -> str:
+        """The result as JSON text (:meth:`from_json` reads it back).
+
+        Floats are rounded (4 decimals for fractions and percentages; cell columns keep float32
+        precision), so a round trip gives equal scores, flags and tables.
+        """
+        return json.dumps(self.to_dict(include_cells=include_cells), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SlideResult:
+        """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, dict) or "score" not in d or "provenance" not in d:
+            raise InvalidInputError("not a her2fast SlideResult: expected a dict with 'score' and 'provenance'")
+        version = d.get("format_version", 0)
+        if version > RESULT_FORMAT_VERSION:
+            raise InvalidInputError(f"SlideResult format {version} is newer than this her2fast reads "
+                                    f"({RESULT_FORMAT_VERSION}); upgrade her2fast")
+        cells = CellTable(**{c: np.asarray(v) for c, v in d["cells"].items()}) if d.get("cells") else CellTable.empty()
+        return cls(
+            path=d["path"], score=d["score"], stratum=d["stratum"], category=d.get("category"),
+            percent_complete=d["percent_complete"], confidence=d["confidence"], margin_z=d.get("margin_z"),
+            nearest=d.get("nearest", ""), percentages=dict(d["percentages"]), counts=dict(d["counts"]),
+            closed_ratio=d.get("closed_ratio"), mean_membrane_od=d.get("mean_membrane_od"),
+            flags=list(d["flags"]), not_scorable=d["not_scorable"], timings=dict(d["timings"]),
+            provenance=d["provenance"], cells=cells,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | Path) -> SlideResult:
+        """Read :meth:`to_json` output (the text, or a path to a ``.json`` file)."""
+        if isinstance(text, Path) or (isinstance(text, str) and not text.lstrip().startswith("{")):
+            path = Path(text)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise InvalidInputError(f"cannot read result file {path}: {exc}") from None
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"not a her2fast result JSON: {exc}") from None
+        return cls.from_dict(d)
+
+
+def _slide_meta(slide) -> dict:
+    w, h = slide.dimensions
+    return {
+        "path": str(slide.path), "vendor": slide.vendor, "width": int(w), "height": int(h),
+        "mpp_x": float(slide.mpp_x), "mpp_y": float(slide.mpp_y), "mpp_source": slide.mpp_source,
+        "levels": int(slide.level_count), "objective_power": slide.objective_power,
+    }
+
+
+def score(path: str | Path, *, mpp: float | None = None, providers="auto", settings: ScoreSettings | None = None,
+          progress: bool = True) -> SlideResult:
+    """Score the HER2 status of one whole slide image.
+
+    Parameters
+    ----------
+    path : str or Path
+        A slide OpenSlide reads (SVS, NDPI, MRXS, tiled TIFF, DICOM, ...) or a plain image.
+    mpp : float, optional
+        Micrometres per level-0 pixel; overrides the metadata, required when the file has none.
+    providers : "auto" or list of str
+        ONNX Runtime execution providers of the membrane U-Net (``"auto"``: GPU when onnxruntime-gpu
+        sees one, else CPU; an explicit list wins, CPU appended as the last resort).
+    settings : ScoreSettings, optional
+        Tile geometry, membrane method, nuclei, cell and scoring parameters (default ``ScoreSettings()``).
+    progress : bool
+        Print a progress line (tiles done / total, ETA) on stderr.
+
+    Returns
+    -------
+    SlideResult
+        ``score`` None with a reason in ``not_scorable`` (and a flag) for empty glass, no epithelium or
+        fewer tumour cells than ``settings.rules.min_tumour_cells``.
+
+    Raises
+    ------
+    SlideNotFoundError, UnsupportedSlideError, SlideReadError
+        The file is missing, not a slide, or corrupt (the message names the file and the fix).
+    MissingResolutionError
+        No resolution in the file and no ``mpp=``.
+    NotBrightfieldError
+        A fluorescence slide.
+    ModelError
+        A shipped model is missing or corrupt, or onnxruntime is not installed (for the U-Net).
+
+    Examples
+    --------
+    >>> import her2fast
+    >>> result = her2fast.score("slide.svs")  # doctest: +SKIP
+    >>> result.score, result.stratum, result.percent_complete  # doctest: +SKIP
+    ('3+', '3+', 71.2)
+    """
+    from .slide import open_slide
+
+    settings = ScoreSettings() if settings is None else settings
+    if not isinstance(settings, ScoreSettings):
+        raise InvalidInputError(f"settings must be a her2fast.ScoreSettings, got {type(settings).__name__}")
+    t_start = time.perf_counter()
+    with open_slide(path, mpp=mpp) as slide:
+        t_open = time.perf_counter() - t_start
+        meta = _slide_meta(slide)
+        out = run_slide(slide, settings, providers=providers, progress=progress)
+    timings = {"open": t_open, **out.timings}
+    t0 = time.perf_counter()
+    rules = settings.rules
+    cells = out.cells
+    flags = list(out.flags)
+    counts = dict(out.counts)
+    counts["cells"] = len(cells)
+    n_tumour = int(cells.is_tumour.sum())
+    counts["tumour_cells"] = n_tumour
+    not_scorable = out.not_scorable
+    result_score = stratum = category = None
+    percent_complete = confidence = margin_z = closed_ratio = mean_od = None
+    nearest = ""
+    percentages: dict[str, float] = {}
+    if n_tumour:
+        res = score_cells(cells, rules)
+        fr = res.fractions
+        percentages = {k: v for k, v in fr.as_percentages().items()}
+        cls_counts = fr.counts if fr.counts is not None else np.round(fr.per_class * n_tumour)
+        for c in CellClass:
+            counts[c.name.lower()] = int(cls_counts[c])
+        counts["closed"] = int(res.summary.n_closed)
+        percent_complete = res.summary.percent_complete
+        closed_ratio = res.summary.closed_ratio
+        mean_od = res.summary.mean_membrane_od
+        flags += [f for f in res.confidence.flags if f not in flags]
+        if n_tumour >= rules.min_tumour_cells and not_scorable is None:
+            category = res.category
+            result_score = "0" if category == "0+" else category
+            stratum = res.stratum
+            confidence = res.confidence.confidence
+            margin_z = res.confidence.margin_z if math.isfinite(res.confidence.margin_z) else None
+            nearest = res.confidence.nearest
+    elif not_scorable is None:
+        flags.append("no_tumour_cells")
+    if not_scorable is None and n_tumour < rules.min_tumour_cells:
+        not_scorable = (f"only {n_tumour} tumour cells found; at least {rules.min_tumour_cells} are needed "
+                        "for a score (ScoringRules.min_tumour_cells)")
+        flags.append("too_few_tumour_cells")
+    timings["scoring"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+    provenance = {
+        "her2fast_version": __version__,
+        "models": dict(out.model_sha256),
+        "providers": list(out.providers),
+        "settings": settings.to_dict(),
+        "slide": meta,
+        "stains": out.stains,
+        "created": round(time.time(), 3),
+    }
+    return SlideResult(
+        path=str(path), score=result_score, stratum=stratum, category=category,
+        percent_complete=percent_complete, confidence=confidence, margin_z=margin_z, nearest=nearest,
+        percentages=percentages, counts=counts, closed_ratio=closed_ratio, mean_membrane_od=mean_od,
+        flags=flags, not_scorable=not_scorable, timings=timings, provenance=provenance, cells=cells,
+        maps=out.maps,
+    )
+

@@ -1,0 +1,425 @@
+"""Membrane segmentation: the shipped ONNX U-Net (ONNX Runtime) and a classical baseline.
+
+:func:`predict` is the call the rest of her2fast uses: an RGB uint8 image of any size at a given
+µm/px in, a membrane probability map (H, W) float32 in [0, 1] out. With ``method="unet"`` the image is
+resampled to the model's µm/px, cut into overlapping tiles (only each tile's core is kept, so tile
+seams do not show), run through one cached ONNX Runtime session in batches, stitched and resampled
+back. ``method="classical"`` is the morphology baseline (colour deconvolution -> DAB -> ridge filter ->
+soft threshold) in the same interface, so every evaluation can show both.
+
+The network (``her2fast/models/membrane_unet/``): the modified U-Net of Khameneh et al. (2019), two
+heads (membrane, membrane centre line), trained on phantoms (:mod:`her2fast.synth`) by
+``training/train_membrane.py``; see its MODEL_CARD.md. This module needs ``onnxruntime`` (extra
+``her2fast[cpu]`` or ``her2fast[gpu]``) for ``method="unet"`` only; it never imports torch.
+
+References
+----------
+.. [1] F. Khameneh, S. Razavi, M. Kamasak, "Automated segmentation of cell membranes to evaluate HER2
+   status in whole slide images using a modified deep learning network", Computers in Biology and
+   Medicine 110 (2019) 164-174.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._validate import as_int, as_positive_float, as_rgb_uint8
+from .errors import InvalidInputError, ModelError
+
+__all__ = [
+    "MembraneModelConfig",
+    "MembraneMaps",
+    "MembraneSession",
+    "default_model_dir",
+    "load_model_config",
+    "get_session",
+    "predict",
+    "predict_maps",
+    "classical_membrane",
+    "METHODS",
+]
+
+METHODS = ("unet", "classical")
+_GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+_AUTO_ORDER = (*_GPU_PROVIDERS, "CPUExecutionProvider")
+#: images up to this side (px at the model's µm/px, margins included) run in one pass instead of tiles
+_SINGLE_PASS_MAX = 640
+
+
+@dataclass(frozen=True)
+class MembraneModelConfig:
+    """What ``config.json`` of a membrane model says (see ``her2fast/models/membrane_unet/``).
+
+    Attributes
+    ----------
+    path : Path
+        The ONNX file.
+    sha256 : str
+        Expected SHA-256 of the ONNX file (checked when a session is built).
+    mpp : float
+        µm/px the network works at; :func:`predict` resamples to it.
+    tile_size : int
+        Tile side fed to the network (px at `mpp`).
+    overlap : int
+        Margin (px) dropped on each side of a tile when stitching.
+    multiple : int
+        Input height and width must be multiples of this (2 ** number of poolings).
+    input_name : str
+    output_names : tuple of str
+        ``("membrane", "edge")``: probabilities (N, 1, H, W).
+    threshold : float
+        Decision threshold of the membrane probability (0.5: the exported probabilities are calibrated).
+    raw : dict
+        The whole config.json (normalisation, class names, opset, training command, metrics, ...).
+    """
+
+    path: Path
+    sha256: str
+    mpp: float
+    tile_size: int
+    overlap: int
+    multiple: int
+    input_name: str
+    output_names: tuple[str, ...]
+    threshold: float
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass
+class MembraneMaps:
+    """Membrane and membrane-edge probability maps of one image (both (H, W) float32 in [0, 1])."""
+
+    membrane: np.ndarray
+    edge: np.ndarray
+    mpp: float
+    method: str
+
+
+def default_model_dir() -> Path:
+    """Directory of the shipped membrane model (``her2fast/models/membrane_unet``)."""
+    return Path(str(resources.files("her2fast").joinpath("models", "membrane_unet")))
+
+
+def load_model_config(model_dir: str | Path | None = None) -> MembraneModelConfig:
+    """Read and check ``config.json`` of a membrane model directory (default: the shipped one).
+
+    Raises
+    ------
+    ModelError
+        When the directory, ``config.json`` or the ONNX file is missing or the config lacks a key.
+    """
+    d = Path(model_dir) if model_dir is not None else default_model_dir()
+    cfg_path = d / "config.json"
+    if not cfg_path.is_file():
+        raise ModelError(
+            f"membrane model config not found: {cfg_path}; pass model_dir= pointing to a directory with "
+            f"model.onnx and config.json, or reinstall her2fast (the shipped model lives in {default_model_dir()})"
+        )
+    try:
+        raw = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"membrane model config {cfg_path} is not valid JSON: {exc}") from exc
+    try:
+        path = d / raw["file"]
+        cfg = MembraneModelConfig(
+            path=path,
+            sha256=str(raw["sha256"]),
+            mpp=float(raw["mpp"]),
+            tile_size=int(raw["input"]["tile_size"]),
+            overlap=int(raw["input"]["overlap"]),
+            multiple=int(raw["input"]["multiple"]),
+            input_name=str(raw["input"]["name"]),
+            output_names=tuple(o["name"] for o in raw["outputs"]),
+            threshold=float(raw.get("threshold", 0.5)),
+            raw=raw,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"membrane model config {cfg_path} lacks or mangles a required key: {exc!r}") from exc
+    if not path.is_file():
+        raise ModelError(f"membrane model file not found: {path} (named by {cfg_path}); reinstall her2fast "
+                         f"or re-export it with `python -m training.export_membrane`")
+    return cfg
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _import_ort() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelError(
+            "the membrane U-Net needs ONNX Runtime, which is not installed: pip install 'her2fast[cpu]' "
+            "(or 'her2fast[gpu]' for onnxruntime-gpu); method='classical' works without it"
+        ) from exc
+    return ort
+
+
+def _resolve_providers(providers: str | Sequence[str], available: Sequence[str]) -> list[str]:
+    if isinstance(providers, str):
+        if providers != "auto":
+            raise InvalidInputError(f"providers must be 'auto' or a list of provider names, got {providers!r}; "
+                                    f"available here: {list(available)}")
+        return [p for p in _AUTO_ORDER if p in available] or list(available)
+    chosen = list(providers)
+    if not chosen:
+        raise InvalidInputError(f"providers must not be empty; available here: {list(available)}")
+    unknown = [p for p in chosen if p not in available]
+    if unknown:
+        raise InvalidInputError(f"providers {unknown} are not available in this onnxruntime build; "
+                                f"available: {list(available)} (onnxruntime-gpu provides the CUDA/TensorRT ones)")
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class MembraneSession:
+    """An ONNX Runtime session of a membrane model, built once (see :func:`get_session`).
+
+    Parameters
+    ----------
+    model_dir : path or None
+        Model directory (``model.onnx`` + ``config.json``); None: the shipped model.
+    providers : "auto" or list of str
+        ``"auto"``: TensorRT / CUDA when onnxruntime-gpu sees a GPU, CPU otherwise; an explicit list
+        wins (CPU is appended as the last resort).
+    threads : int or None
+        Intra-op threads (None: ONNX Runtime's default, all cores).
+
+    Attributes
+    ----------
+    providers : list of str
+        Providers the session actually uses (``session.get_providers()``).
+    fell_back : bool
+        True when a requested GPU provider was not taken (ONNX Runtime silently uses the CPU then);
+        a ``RuntimeWarning`` is issued too.
+    """
+
+    def __init__(self, model_dir: str | Path | None = None, providers: str | Sequence[str] = "auto",
+                 threads: int | None = None) -> None:
+        ort = _import_ort()
+        self.config = load_model_config(model_dir)
+        digest = _sha256(self.config.path)
+        if digest != self.config.sha256:
+            raise ModelError(f"membrane model {self.config.path} is corrupt or was replaced: sha256 {digest} "
+                             f"!= {self.config.sha256} in config.json; reinstall her2fast or re-export the model")
+        requested = _resolve_providers(providers, ort.get_available_providers())
+        so = ort.SessionOptions()
+        if threads is not None:
+            so.intra_op_num_threads = as_int(threads, "threads", 1, 1024)
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.config.path), sess_options=so, providers=requested)
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
+            raise ModelError(f"ONNX Runtime cannot load membrane model {self.config.path}: {exc}") from exc
+        self.requested = requested
+        self.providers: list[str] = list(self.session.get_providers())
+        wanted_gpu = [p for p in requested if p in _GPU_PROVIDERS]
+        self.fell_back = bool(wanted_gpu) and not any(p in self.providers for p in wanted_gpu)
+        if self.fell_back:
+            warnings.warn(f"requested {wanted_gpu} but ONNX Runtime uses {self.providers} (CUDA/cuDNN libraries "
+                          f"missing or no GPU); membrane inference runs on the CPU", RuntimeWarning, stacklevel=2)
+        self._lock = threading.Lock()
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run the network on a float32 (N, 3, H, W) batch of RGB / 255; returns (membrane, edge) (N, H, W)."""
+        if batch.ndim != 4 or batch.shape[1] != 3 or batch.dtype != np.float32:
+            raise InvalidInputError(f"batch must be float32 (N, 3, H, W), got {batch.dtype} {batch.shape}")
+        m = self.config.multiple
+        if batch.shape[2] % m or batch.shape[3] % m:
+            raise InvalidInputError(f"batch height and width must be multiples of {m}, got {batch.shape[2:]}")
+        mem, edge = self.session.run(list(self.config.output_names), {self.config.input_name: batch})
+        return mem[:, 0], edge[:, 0]
+
+
+_SESSIONS: dict[tuple, MembraneSession] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def get_session(model_dir: str | Path | None = None, providers: str | Sequence[str] = "auto",
+                threads: int | None = None) -> MembraneSession:
+    """The cached :class:`MembraneSession` for these arguments (built on first use)."""
+    key = (str(Path(model_dir).resolve()) if model_dir is not None else None,
+           providers if isinstance(providers, str) else tuple(providers), threads)
+    with _SESSIONS_LOCK:
+        s = _SESSIONS.get(key)
+        if s is None:
+            s = MembraneSession(model_dir, providers, threads)
+            _SESSIONS[key] = s
+        return s
+
+
+def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a uint8 RGB (h, w, 3) or float32 (h, w) array to `shape` (H, W) with PIL."""
+    from PIL import Image
+
+    if arr.shape[:2] == shape:
+        return arr
+    if arr.ndim == 3:
+        return np.asarray(Image.fromarray(arr).resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").resize((shape[1], shape[0]),
+                                                                               Image.Resampling.BILINEAR))
+
+
+def _unet_maps(image: np.ndarray, mpp: float, session: MembraneSession, batch_size: int) -> tuple[np.ndarray, ...]:
+    cfg = session.config
+    h0, w0 = image.shape[:2]
+    scale = mpp / cfg.mpp
+    if abs(scale - 1.0) > 0.01:
+        shape = (max(1, round(h0 * scale)), max(1, round(w0 * scale)))
+        img = _resize(image, shape)
+    else:
+        img = image
+    h, w = img.shape[:2]
+    t, o = cfg.tile_size, cfg.overlap
+    mult = cfg.multiple
+    if h + 2 * o <= _SINGLE_PASS_MAX and w + 2 * o <= _SINGLE_PASS_MAX:
+        # small image: one pass over the image plus a mirrored margin (cheaper than 2 x 2 overlapping tiles)
+        ph, pw = -(-(h + 2 * o) // mult) * mult, -(-(w + 2 * o) // mult) * mult
+        padded = np.pad(img, ((o, ph - h - o), (o, pw - w - o), (0, 0)), mode="symmetric")
+        x = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)
+        x *= np.float32(1.0 / 255.0)
+        pm, pe = session.run(x)
+        mem, edge = pm[0, o:o + h, o:o + w], pe[0, o:o + h, o:o + w]
+        if (h, w) != (h0, w0):
+            mem, edge = _resize(mem, (h0, w0)), _resize(edge, (h0, w0))
+        return np.clip(mem, 0, 1).astype(np.float32), np.clip(edge, 0, 1).astype(np.float32)
+    core = t - 2 * o
+    ny, nx = -(-h // core), -(-w // core)
+    ph, pw = ny * core + 2 * o, nx * core + 2 * o
+    padded = np.pad(img, ((o, ph - h - o), (o, pw - w - o), (0, 0)), mode="symmetric")
+    mem = np.zeros((ny * core, nx * core), np.float32)
+    edge = np.zeros_like(mem)
+    starts = [(iy * core, ix * core) for iy in range(ny) for ix in range(nx)]
+    for b in range(0, len(starts), batch_size):
+        chunk = starts[b:b + batch_size]
+        x = np.stack([padded[y:y + t, x_:x_ + t] for y, x_ in chunk])
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+        x *= np.float32(1.0 / 255.0)
+        pm, pe = session.run(x)
+        for (y, x_), m_, e_ in zip(chunk, pm, pe):
+            mem[y:y + core, x_:x_ + core] = m_[o:o + core, o:o + core]
+            edge[y:y + core, x_:x_ + core] = e_[o:o + core, o:o + core]
+    mem, edge = mem[:h, :w], edge[:h, :w]
+    if (h, w) != (h0, w0):
+        mem, edge = _resize(mem, (h0, w0)), _resize(edge, (h0, w0))
+    return np.clip(mem, 0, 1).astype(np.float32), np.clip(edge, 0, 1).astype(np.float32)
+
+
+def classical_membrane(image: np.ndarray, mpp: float, *, dab_threshold: float = 0.03,
+                       ridge_threshold: float = 0.0093, softness: float = 0.25) -> MembraneMaps:
+    """Classical membrane map: colour deconvolution -> DAB -> ridge filter -> soft threshold.
+
+    The DAB optical density (Ruifrok-Johnston deconvolution, :func:`skimage.color.rgb2hed`) is
+    filtered with the Sato tubeness filter (bright ridges, scales 0.5 and 1 µm) — the "morphology"
+    approach the paper compares the U-Net with. A pixel is membrane when both its DAB density and its
+    ridge response pass their thresholds; the returned "probability" is a logistic of the smaller
+    of the two normalised margins (0.5 at the threshold), so it thresholds like the U-Net's output.
+    Thresholds were fitted on validation phantoms (``benchmarks/membrane.py``).
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8
+    mpp : float
+        µm/px of `image`.
+    dab_threshold, ridge_threshold : float
+        DAB OD and Sato response at which a pixel becomes membrane.
+    softness : float
+        Width of the logistic, relative to each threshold.
+
+    Returns
+    -------
+    MembraneMaps
+        ``membrane`` as described; ``edge`` the ridge response scaled to [0, 1].
+    """
+    from skimage.color import rgb2hed
+    from skimage.filters import sato
+
+    image = as_rgb_uint8(image)
+    mpp = as_positive_float(mpp, "mpp")
+    dab = rgb2hed(image)[..., 2].astype(np.float32)
+    sigmas = [s / mpp for s in (0.5, 1.0)]
+    ridge = sato(dab, sigmas=sigmas, black_ridges=False, mode="reflect").astype(np.float32)
+    m_dab = (dab - dab_threshold) / (softness * dab_threshold)
+    m_ridge = (ridge - ridge_threshold) / (softness * ridge_threshold)
+    z = np.clip(np.minimum(m_dab, m_ridge), -30, 30)
+    prob = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    edge = np.clip(ridge / (4 * ridge_threshold), 0, 1).astype(np.float32)
+    return MembraneMaps(prob, edge, mpp, "classical")
+
+
+def predict_maps(image: np.ndarray, mpp: float, *, method: str = "unet", model_dir: str | Path | None = None,
+                 providers: str | Sequence[str] = "auto", threads: int | None = None,
+                 batch_size: int = 4) -> MembraneMaps:
+    """Membrane and membrane-edge probabilities of an RGB image (see :func:`predict`)."""
+    image = as_rgb_uint8(image)
+    mpp = as_positive_float(mpp, "mpp")
+    if method not in METHODS:
+        raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "classical":
+        return classical_membrane(image, mpp)
+    batch_size = as_int(batch_size, "batch_size", 1, 256)
+    session = get_session(model_dir, providers, threads)
+    mem, edge = _unet_maps(image, mpp, session, batch_size)
+    return MembraneMaps(mem, edge, mpp, "unet")
+
+
+def predict(image: np.ndarray, mpp: float, *, method: str = "unet", model_dir: str | Path | None = None,
+            providers: str | Sequence[str] = "auto", threads: int | None = None, batch_size: int = 4) -> np.ndarray:
+    """Membrane probability of every pixel of an RGB image of any size.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8
+        Brightfield HER2 IHC (DAB + hematoxylin) RGB.
+    mpp : float
+        µm/px of `image`; it is resampled to the model's µm/px (0.5) and the result back.
+    method : {"unet", "classical"}
+        The shipped U-Net (needs onnxruntime) or the classical baseline (:func:`classical_membrane`).
+    model_dir : path, optional
+        Another membrane model directory (``model.onnx`` + ``config.json``).
+    providers : "auto" or list of str
+        ONNX Runtime execution providers (see :class:`MembraneSession`).
+    threads : int, optional
+        ONNX Runtime intra-op threads (default: all cores).
+    batch_size : int
+        Tiles per network call.
+
+    Returns
+    -------
+    (H, W) float32 in [0, 1]
+        Membrane probability; threshold at 0.5 for a mask.
+
+    Raises
+    ------
+    InvalidInputError
+        Wrong image shape/dtype, non-positive `mpp`, unknown `method`.
+    ModelError
+        Model missing or corrupt (sha256 mismatch), or onnxruntime not installed.
+
+    Examples
+    --------
+    >>> from her2fast.synth import make_tile
+    >>> t = make_tile(256, category="3+", seed=1)
+    >>> p = predict(t.rgb, 0.5)
+    >>> p.shape, p.dtype
+    ((256, 256), dtype('float32'))
+    """
+    return predict_maps(image, mpp, method=method, model_dir=model_dir, providers=providers, threads=threads,
+                        batch_size=batch_size).membrane

@@ -1,0 +1,210 @@
+"""her2fast.score / SlideResult / `her2fast score`: phantoms end to end, bad inputs, JSON round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import shared_file
+
+SIZE = 2048
+SEED = 700  # not a training seed (membrane: make_tile seeds; epithelium SVM: slide seeds 101/102)
+
+
+@pytest.fixture(scope="session")
+def phantoms(tmp_path_factory):
+    """2048^2 phantom slides of the clear categories 3+ and 0, with their ground truth."""
+    from her2fast.synth import make_slide
+
+    folder = tmp_path_factory.mktemp("api_phantoms")
+    return {cat: make_slide(folder / f"p{cat.replace('+', 'p')}.tiff", category=cat, width=SIZE, height=SIZE,
+                            seed=SEED) for cat in ("3+", "0")}
+
+
+@pytest.fixture(scope="session")
+def results(phantoms):
+    import her2fast
+
+    return {cat: her2fast.score(gt.path, progress=False) for cat, gt in phantoms.items()}
+
+
+def write_blank_slide(path, size=1024, mpp=0.5, value=246):
+    """An all-glass pyramidal tiled TIFF that OpenSlide opens as generic-tiff with mpp."""
+    import tifffile
+
+    img = np.full((size, size, 3), value, np.uint8)
+    px_per_cm = 1e4 / mpp
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        level, sub = img, 0
+        while True:
+            tif.write(level, tile=(256, 256), photometric="rgb", compression="jpeg", subfiletype=sub,
+                      resolution=(px_per_cm * size / level.shape[1],) * 2, resolutionunit="CENTIMETER")
+            if level.shape[0] <= 256:
+                break
+            level, sub = level[::2, ::2].copy(), 1
+
+
+@pytest.mark.parametrize("cat", ["3+", "0"])
+def test_clear_phantom_scores_its_category(results, phantoms, cat):
+    r = results[cat]
+    truth = phantoms[cat]
+    assert truth.category in (cat, "0+" if cat == "0" else cat)
+    assert r.score == cat, (r.score, r.percentages, r.flags)
+    assert r.stratum in (("3+",) if cat == "3+" else ("null", "ultralow"))
+    assert r.not_scorable is None and r.confidence is not None and 0.5 <= r.confidence <= 1
+    n_true = int(truth.cells.is_tumour.sum())
+    assert 0.6 * n_true <= r.counts["tumour_cells"] <= 1.2 * n_true
+    assert abs(sum(r.percentages.values()) - 100.0) < 0.01
+    if cat == "3+":
+        assert r.percentages["intense_complete"] > 20 and r.percent_complete > 30
+    else:
+        assert r.percent_complete < 1
+
+
+def test_result_provenance_and_timings(results):
+    import her2fast
+
+    r = results["3+"]
+    p = r.provenance
+    assert p["her2fast_version"] == her2fast.__version__
+    assert len(p["models"]["epithelium_svm"]) == 64
+    from her2fast.membrane import load_model_config
+
+    assert p["models"]["membrane_unet"] == load_model_config().sha256
+    assert p["providers"] and p["stains"]["dab"]
+    assert p["slide"]["width"] == SIZE and p["slide"]["vendor"] == "generic-tiff"
+    assert abs(p["slide"]["mpp_x"] - 0.5) < 1e-6
+    assert p["settings"]["tile_size"] == r.provenance["settings"]["tile_size"]
+    for stage in ("tissue", "stain", "epithelium", "read", "membrane", "nuclei", "cells", "total"):
+        assert r.timings[stage] >= 0
+    assert r.timings["total"] >= r.timings["membrane"]
+    # every cell lies on the slide, in level-0 pixels, ids 1..n
+    c = r.cells
+    assert len(c) == r.counts["cells"] and np.array_equal(c.cell_id, np.arange(1, len(c) + 1))
+    assert c.x.min() >= 0 and c.x.max() < SIZE and c.y.min() >= 0 and c.y.max() < SIZE
+
+
+def test_json_round_trip(results, tmp_path):
+    from her2fast import SlideResult
+
+    r = results["3+"]
+    back = SlideResult.from_json(r.to_json())
+    assert back.score == r.score and back.stratum == r.stratum and back.flags == r.flags
+    assert back.counts == r.counts and back.provenance == json.loads(json.dumps(r.provenance))
+    assert back.percent_complete == pytest.approx(r.percent_complete, abs=1e-4)
+    for col in ("cell_id", "x", "y", "is_tumour", "intensity", "completeness", "closed"):
+        assert np.array_equal(getattr(back.cells, col), getattr(r.cells, col)), col
+    arr = r.cell_array()
+    assert arr.dtype.names[:3] == ("cell_id", "x", "y") and len(arr) == len(r.cells)
+    # from a file, without the cell table
+    f = tmp_path / "r.json"
+    f.write_text(r.to_json(include_cells=False))
+    small = SlideResult.from_json(f)
+    assert small.score == r.score and len(small.cells) == 0
+
+
+def test_all_glass_is_not_scorable(tmp_path):
+    import her2fast
+
+    path = tmp_path / "glass.tiff"
+    write_blank_slide(path)
+    r = her2fast.score(path, progress=False)
+    assert r.score is None and r.stratum is None and r.percent_complete is None
+    assert "no_tissue" in r.flags and "glass" in r.not_scorable
+    assert r.counts["tiles_tissue"] == 0 and len(r.cells) == 0
+    json.loads(r.to_json())  # still serialisable
+
+
+def test_too_few_tumour_cells_is_not_scorable(tmp_path):
+    import her2fast
+    from her2fast.synth import make_slide
+
+    gt = make_slide(tmp_path / "tiny.tiff", category="3+", width=384, height=384, seed=SEED)
+    r = her2fast.score(gt.path, progress=False)
+    assert r.score is None and r.confidence is None
+    assert "too_few_tumour_cells" in r.flags or "no_epithelium" in r.flags
+    assert "200" in r.not_scorable or "epithelium" in r.not_scorable
+
+
+@pytest.mark.parametrize("name, error, text", [
+    ("broken.svs", "UnsupportedSlideError", "broken.svs"),
+    ("unopenable.tiff", "UnsupportedSlideError", "unopenable.tiff"),
+    ("small_dicom.dcm", "UnsupportedSlideError", "small_dicom.dcm"),
+    ("unreadable.svs", "SlideReadError", "unreadable.svs"),
+    ("test3-DAPI-2-(387).ndpi", "NotBrightfieldError", "fluorescence"),
+    ("tcga-cr-7395-01a-01-ts1.svs", "MissingResolutionError", "pass mpp="),
+    ("boxes.png", "MissingResolutionError", "boxes.png"),
+])
+def test_broken_files_raise_named_errors(name, error, text):
+    import her2fast
+    from her2fast import errors
+
+    with pytest.raises(getattr(errors, error)) as info:
+        her2fast.score(shared_file(f"wsi/{name}"), progress=False)
+    assert text in str(info.value)
+    assert isinstance(info.value, errors.Her2FastError)
+
+
+def test_missing_file():
+    import her2fast
+
+    with pytest.raises(her2fast.SlideNotFoundError, match="nope.svs"):
+        her2fast.score("nope.svs", progress=False)
+
+
+def test_settings_validation():
+    from her2fast import ScoreSettings
+    from her2fast.cells import CellSettings
+    from her2fast.errors import InvalidInputError
+    from her2fast.scoring import ScoringRules
+
+    with pytest.raises(InvalidInputError, match=r"overlap must be >= 2 \* cells.max_radius_um / mpp = 48 px"):
+        ScoreSettings(overlap=32)
+    with pytest.raises(InvalidInputError, match="membrane_method"):
+        ScoreSettings(membrane_method="magic")
+    with pytest.raises(InvalidInputError, match="cells.rules and rules differ"):
+        ScoreSettings(rules=ScoringRules(min_tumour_cells=5))
+    s = ScoreSettings(rules=ScoringRules(min_tumour_cells=5), cells=CellSettings(rules=ScoringRules(min_tumour_cells=5)))
+    assert ScoreSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+def test_progress_line():
+    import io
+
+    from her2fast.pipeline import Progress
+
+    buf = io.StringIO()
+    p = Progress("x.svs", 20, every=10, stream=buf)
+    for _ in range(20):
+        p.update()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2 and lines[-1].startswith("x.svs: 20/20 tiles (100 %)") and "ETA" in lines[0]
+
+
+def test_cli_score_good_and_bad(tmp_path, capsys):
+    from her2fast.cli import main
+
+    out = tmp_path / "out"
+    bad = shared_file("wsi/broken.svs")
+    glass = tmp_path / "glass.tiff"
+    write_blank_slide(glass, size=512)
+    rc = main(["score", str(bad), str(glass), "--out", str(out), "--json", "-q", "--no-pictures"])
+    captured = capsys.readouterr()
+    assert rc == 1  # one slide failed; the other still completed
+    err = [ln for ln in captured.err.splitlines() if "broken.svs" in ln]
+    assert len(err) == 1 and "UnsupportedSlideError" in err[0]
+    line = json.loads(captured.out.strip().splitlines()[-1])
+    assert line["score"] is None and "no_tissue" in line["flags"]
+    assert (out / "glass.her2fast.json").exists()
+    rc = main(["score", str(glass), "--out", str(out), "-q", "--no-pictures"])
+    assert rc == 3 and "not scorable" in capsys.readouterr().out
+
+
+def test_import_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, her2fast; print(any(m in sys.modules for m in ('her2fast.api', 'onnxruntime', 'scipy')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -1,0 +1,114 @@
+"""Reports: QuPath GeoJSON structure, epithelium polygons, pictures, heat map, write_report files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def scored(tmp_path_factory):
+    import her2fast
+    from her2fast.synth import make_slide
+
+    folder = tmp_path_factory.mktemp("report")
+    gt = make_slide(folder / "r3.tiff", category="3+", width=1024, height=1024, seed=701)
+    return her2fast.score(gt.path, progress=False)
+
+
+def test_geojson_is_a_qupath_feature_collection(scored):
+    from her2fast.report import CLASS_NAMES, NON_TUMOUR, to_geojson
+
+    gj = json.loads(json.dumps(to_geojson(scored)))  # plain JSON types only
+    assert gj["type"] == "FeatureCollection"
+    feats = gj["features"]
+    det = [f for f in feats if f["properties"]["objectType"] == "detection"]
+    ann = [f for f in feats if f["properties"]["objectType"] == "annotation"]
+    assert len(det) == len(scored.cells) and ann
+    names = set(CLASS_NAMES.values()) | {NON_TUMOUR[0]}
+    w, h = scored.provenance["slide"]["width"], scored.provenance["slide"]["height"]
+    for f in det[:200] + ann:
+        assert f["type"] == "Feature" and isinstance(f["id"], str)
+        cls = f["properties"]["classification"]
+        assert isinstance(cls["name"], str) and len(cls["color"]) == 3 and all(0 <= c <= 255 for c in cls["color"])
+        g = f["geometry"]
+        assert g["type"] == "Polygon"
+        for ring in g["coordinates"]:
+            assert len(ring) >= 4 and ring[0] == ring[-1]
+            xy = np.array(ring)
+            assert xy[:, 0].min() >= -50 and xy[:, 0].max() <= w + 50 and xy[:, 1].max() <= h + 50
+    for f in det[:200]:
+        assert f["properties"]["classification"]["name"] in names
+        m = f["properties"]["measurements"]
+        assert set(m) >= {"completeness", "membrane DAB OD", "closed membrane", "area um2"}
+        assert all(isinstance(v, (int, float)) for v in m.values())
+    # detections sit on their cell centres (level-0 pixels)
+    first = det[0]["geometry"]["coordinates"][0]
+    cx, cy = np.mean(np.array(first[:-1]), axis=0)
+    assert abs(cx - scored.cells.x[0]) < 1 and abs(cy - scored.cells.y[0]) < 1
+    pts = to_geojson(scored, cell_shape="point", include_non_tumour=False)["features"]
+    pd = [f for f in pts if f["properties"]["objectType"] == "detection"]
+    assert len(pd) == int(scored.cells.is_tumour.sum()) and pd[0]["geometry"]["type"] == "Point"
+
+
+def test_epithelium_polygons_known_answer():
+    from her2fast.report import epithelium_polygons
+
+    m = np.zeros((40, 60), bool)
+    m[5:25, 10:40] = True
+    m[10:15, 20:25] = False  # a hole
+    m[30:35, 50:55] = True
+    polys = epithelium_polygons(m, (4.0, 2.0), tolerance=0.1)
+    assert len(polys) == 2
+    big = max(polys, key=lambda p: np.ptp(p[0][:, 0]))
+    assert len(big) == 2  # outer ring + hole
+    outer = big[0]
+    # the outer ring runs through the boundary pixels' centres: x in [10.5, 39.5] * 4, y in [5.5, 24.5] * 2
+    assert outer[:, 0].min() == pytest.approx(10.5 * 4, abs=2) and outer[:, 0].max() == pytest.approx(39.5 * 4, abs=2)
+    assert outer[:, 1].min() == pytest.approx(5.5 * 2, abs=1) and outer[:, 1].max() == pytest.approx(24.5 * 2, abs=1)
+
+
+def test_tile_percent_complete_matches_cells(scored):
+    from her2fast.report import tile_percent_complete
+
+    pct, n = tile_percent_complete(scored)
+    assert pct.shape == (scored.maps.n_rows, scored.maps.n_cols) == n.shape
+    assert n.sum() == scored.counts["tumour_cells"]
+    total = np.nansum(pct * n) / 100.0
+    assert total / n.sum() * 100 == pytest.approx(scored.percent_complete, abs=1e-3)
+    assert np.all(np.isnan(pct[n == 0]))
+
+
+def test_write_report_files(scored, tmp_path):
+    from PIL import Image
+
+    from her2fast import SlideResult
+    from her2fast.report import write_report
+    from her2fast.scoring import CellTable
+
+    files = write_report(scored, tmp_path)
+    assert set(files) == {"json", "cells", "geojson", "overlay", "zoom", "heatmap"}
+    assert files["json"].name == "r3.her2fast.json"
+    back = SlideResult.from_json(files["json"])
+    assert back.score == scored.score and back.counts == scored.counts
+    cells = CellTable.load_npz(files["cells"])
+    assert np.array_equal(cells.x, scored.cells.x)
+    for key in ("overlay", "zoom", "heatmap"):
+        with Image.open(files[key]) as im:
+            arr = np.asarray(im.convert("RGB"))
+        assert arr.ndim == 3 and min(arr.shape[:2]) >= 256 and arr.std() > 5, key
+    with Image.open(files["overlay"]) as im:
+        arr = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    # class colours are drawn
+    assert (np.all(arr == (220, 25, 25), axis=1).sum() + np.all(arr == (245, 140, 30), axis=1).sum()) > 50
+
+
+def test_pictures_need_maps(scored):
+    from her2fast import SlideResult
+    from her2fast.errors import InvalidInputError
+    from her2fast.report import tile_percent_complete
+
+    with pytest.raises(InvalidInputError, match="no maps"):
+        tile_percent_complete(SlideResult.from_json(scored.to_json()))
