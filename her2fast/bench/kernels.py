@@ -104,8 +104,17 @@ def two_thread_rows(repeats: int) -> list[dict]:
     rows = []
     with ThreadPoolExecutor(max_workers=2) as pool:
         for name, fn in work.items():
-            one = median_seconds(lambda: [fn(i) for i in range(len(tiles))], repeats)
-            two = median_seconds(lambda: list(pool.map(fn, range(len(tiles)))), repeats)
+            # One thread and two threads alternate, so that a noisy neighbour slows both alike.
+            sequential = lambda: [fn(i) for i in range(len(tiles))]  # noqa: E731
+            threaded = lambda: list(pool.map(fn, range(len(tiles))))  # noqa: E731
+            sequential(), threaded()
+            ones, twos = [], []
+            for _ in range(max(repeats, 9)):
+                for run, times in ((sequential, ones), (threaded, twos)):
+                    t0 = time.perf_counter()
+                    run()
+                    times.append(time.perf_counter() - t0)
+            one, two = statistics.median(ones), statistics.median(twos)
             rows.append(
                 {
                     "kernel": name,
