@@ -53,7 +53,7 @@ def _demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------- bench
 def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["kernels"], help="what to benchmark")
-    p.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement (median is printed)")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement (the best is printed)")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
     p.add_argument("--quick", action="store_true", help="512x512 only, fewer repeats (smoke run)")
 
