@@ -37,7 +37,6 @@ settings, sha256 of the arrays) -- no pickle -- and evaluated by a numpy predict
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -51,6 +50,7 @@ import numpy as np
 
 from . import superpixels as _sp
 from ._validate import as_int, as_positive_float, as_rgb_uint8
+from ._files import file_sha256
 from .errors import InvalidInputError, ModelError
 from .stain import StainVectors, deconvolve
 
@@ -225,12 +225,6 @@ def superpixel_features(
 
 
 # ------------------------------------------------------------------------------------------ model
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -324,7 +318,7 @@ class EpitheliumModel:
             feature_mean=self.feature_mean,
             feature_scale=self.feature_scale,
         )
-        digest = _sha256(npz)
+        digest = file_sha256(npz)
         meta = dict(self.metadata)
         meta.update(extra_metadata or {})
         config = {
@@ -362,7 +356,7 @@ class EpitheliumModel:
         npz = folder / str(cfg.get("arrays", "model.npz"))
         if not npz.is_file():
             raise ModelError(f"{npz} is missing (named by {cfg_path})")
-        digest = _sha256(npz)
+        digest = file_sha256(npz)
         if digest != cfg.get("sha256"):
             raise ModelError(f"{npz} does not match the sha256 in {cfg_path} (corrupt or replaced); re-install it")
         try:

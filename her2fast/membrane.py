@@ -21,7 +21,6 @@ References
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import warnings
@@ -33,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._validate import as_int, as_positive_float, as_rgb_uint8
+from ._files import file_sha256
 from .errors import InvalidInputError, ModelError
 
 __all__ = [
@@ -150,12 +150,6 @@ def load_model_config(model_dir: str | Path | None = None) -> MembraneModelConfi
     return cfg
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _import_ort() -> Any:
@@ -213,7 +207,7 @@ class MembraneSession:
                  threads: int | None = None) -> None:
         ort = _import_ort()
         self.config = load_model_config(model_dir)
-        digest = _sha256(self.config.path)
+        digest = file_sha256(self.config.path)
         if digest != self.config.sha256:
             raise ModelError(f"membrane model {self.config.path} is corrupt or was replaced: sha256 {digest} "
                              f"!= {self.config.sha256} in config.json; reinstall her2fast or re-export the model")
