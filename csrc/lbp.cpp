@@ -162,7 +162,15 @@ void lbp_uniform_impl(const T* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptr
   // exactly as scikit-image's constant mode with cval 0.
   const std::ptrdiff_t pad = static_cast<std::ptrdiff_t>(std::ceil(R)) + 1;
   const std::ptrdiff_t wp = w + 2 * pad, hp = h + 2 * pad;
-  std::vector<T> padded(static_cast<std::size_t>(wp * hp), T(0));
+  // The padded copy lives in a per-thread buffer kept between calls (up to 64 MiB): a thread that
+  // runs tile after tile reuses mapped pages instead of faulting in fresh ones on every call, which
+  // would also serialise threads in the kernel. Every element is written below before it is read.
+  thread_local std::vector<T> tl_padded;
+  std::vector<T> own_padded;
+  const std::size_t n_padded = static_cast<std::size_t>(wp * hp);
+  const bool reuse = n_padded * sizeof(T) <= (std::size_t{64} << 20);
+  std::vector<T>& padded = reuse ? tl_padded : own_padded;
+  padded.assign(n_padded, T(0));
   for (std::ptrdiff_t r = 0; r < h; ++r) {
     const T* src = img + r * stride;
     T* dst = padded.data() + (r + pad) * wp + pad;
