@@ -116,8 +116,9 @@ def segment_nuclei(
     2
     """
     from scipy import ndimage as ndi
-    from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
+
+    from .morphology import fill_holes, h_maxima
 
     h = np.asarray(hematoxylin_od)
     if h.ndim != 2 or not np.issubdtype(h.dtype, np.number):
@@ -144,7 +145,7 @@ def segment_nuclei(
         fg &= m.astype(bool)
     if s.opening_um > 0:
         fg = ndi.binary_opening(fg, structure=_disk(s.opening_um / mpp))
-    fg = ndi.binary_fill_holes(fg)
+    fg = fill_holes(fg)
     comp, n = ndi.label(fg, structure=np.ones((3, 3), bool))
     if n == 0:
         return np.zeros(h.shape, np.int32)

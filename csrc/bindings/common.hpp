@@ -30,5 +30,6 @@ void register_superpixel_features(py::module_& m);
 void register_skeleton(py::module_& m);
 void register_watershed(py::module_& m);
 void register_membrane_rays(py::module_& m);
+void register_reconstruct(py::module_& m);
 
 }  // namespace her2fast::py_bindings
