@@ -24,7 +24,7 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-_LAZY = {"score": "api", "SlideResult": "api", "ScoreSettings": "pipeline"}
+_LAZY = {"score": "api", "SlideResult": "api", "ScoreSettings": "pipeline", "ThreadPlan": "pipeline"}
 
 
 def __getattr__(name: str):
@@ -43,6 +43,7 @@ __all__ = [
     "score",
     "SlideResult",
     "ScoreSettings",
+    "ThreadPlan",
     "Her2FastError",
     "InvalidInputError",
     "MissingResolutionError",

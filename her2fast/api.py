@@ -21,7 +21,7 @@ import numpy as np
 
 from . import __version__
 from .errors import InvalidInputError
-from .pipeline import ScoreSettings, SlideMaps, run_slide
+from .pipeline import ScoreSettings, SlideMaps, ThreadPlan, run_slide
 from .scoring import CellClass, CellTable, score_cells
 
 __all__ = ["SlideResult", "ScoreSettings", "score", "RESULT_FORMAT_VERSION"]
@@ -205,7 +205,7 @@ def _slide_meta(slide) -> dict:
 
 
 def score(path: str | Path, *, mpp: float | None = None, providers="auto", settings: ScoreSettings | None = None,
-          progress: bool = True) -> SlideResult:
+          progress: bool = True, threads: ThreadPlan | None = None) -> SlideResult:
     """Score the HER2 status of one whole slide image.
 
     Parameters
@@ -221,6 +221,9 @@ def score(path: str | Path, *, mpp: float | None = None, providers="auto", setti
         Tile geometry, membrane method, nuclei, cell and scoring parameters (default ``ScoreSettings()``).
     progress : bool
         Print a progress line (tiles done / total, ETA) on stderr.
+    threads : ThreadPlan, optional
+        Reader / inference / post-processing threads of the tile stream (default: sized to the
+        machine by :meth:`her2fast.pipeline.ThreadPlan.for_machine`). The result does not depend on it.
 
     Returns
     -------
@@ -255,7 +258,7 @@ def score(path: str | Path, *, mpp: float | None = None, providers="auto", setti
     with open_slide(path, mpp=mpp) as slide:
         t_open = time.perf_counter() - t_start
         meta = _slide_meta(slide)
-        out = run_slide(slide, settings, providers=providers, progress=progress)
+        out = run_slide(slide, settings, providers=providers, progress=progress, threads=threads)
     timings = {"open": t_open, **out.timings}
     t0 = time.perf_counter()
     rules = settings.rules
@@ -304,6 +307,7 @@ def score(path: str | Path, *, mpp: float | None = None, providers="auto", setti
         "settings": settings.to_dict(),
         "slide": meta,
         "stains": out.stains,
+        "pipeline": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.performance.items()},
         "created": round(time.time(), 3),
     }
     return SlideResult(

@@ -12,8 +12,12 @@ at 2 um/px). Nothing at full resolution is kept.
 from __future__ import annotations
 
 import math
+import os
+import queue
 import sys
+import threading
 import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -23,7 +27,7 @@ from .errors import InvalidInputError
 from .nuclei import NucleiSettings, segment_nuclei
 from .scoring import CellTable, ScoringRules
 
-__all__ = ["ScoreSettings", "SlideMaps", "PipelineOutput", "Progress", "run_slide"]
+__all__ = ["ScoreSettings", "SlideMaps", "PipelineOutput", "Progress", "ThreadPlan", "run_slide"]
 
 _METHODS = ("unet", "classical")
 
@@ -144,6 +148,7 @@ class PipelineOutput:
     stains: dict
     providers: list[str]
     model_sha256: dict[str, str]
+    performance: dict = field(default_factory=dict)
 
 
 class Progress:
@@ -153,6 +158,7 @@ class Progress:
     """
 
     def __init__(self, name: str, total: int, *, enabled: bool = True, every: int = 10, stream=None) -> None:
+        self._lock = threading.Lock()
         self.name, self.total, self.enabled, self.every = name, total, enabled, max(1, every)
         self.stream = stream if stream is not None else sys.stderr
         self.t0 = time.perf_counter()
@@ -160,9 +166,10 @@ class Progress:
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def update(self, n: int = 1) -> None:
-        self.done += n
-        if self.enabled and (self.done % self.every == 0 or self.done == self.total):
-            self._print()
+        with self._lock:  # tiles finish on several threads
+            self.done += n
+            if self.enabled and (self.done % self.every == 0 or self.done == self.total):
+                self._print()
 
     def _print(self) -> None:
         el = time.perf_counter() - self.t0
@@ -178,6 +185,252 @@ class Progress:
         if self.enabled:
             self.stream.write(f"{self.name}: {text}\n")
             self.stream.flush()
+
+
+def _available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """How the tile stream uses the machine: the one place that sets thread counts.
+
+    The tile phase is a bounded stream: ``readers`` threads read tiles (OpenSlide and JPEG decoding
+    release the GIL) into a queue; the calling thread batches them through the membrane network
+    (ONNX Runtime, GIL released, ``inference_threads`` intra-op threads); ``post_workers`` threads
+    deconvolve, find nuclei and measure cells (native kernels and NumPy, mostly without the GIL).
+    At most ``queue_tiles`` tiles wait between two stages, so memory stays bounded whatever the slide.
+
+    Parameters
+    ----------
+    readers : int
+        Reader threads (0: read on the calling thread).
+    inference_threads : int
+        ONNX Runtime intra-op threads.
+    post_workers : int
+        Post-processing threads (0: on the calling thread, after each batch).
+    queue_tiles : int
+        Capacity of each queue between stages.
+    """
+
+    readers: int = 1
+    inference_threads: int = 1
+    post_workers: int = 1
+    queue_tiles: int = 8
+
+    def __post_init__(self) -> None:
+        for name, lo in (("readers", 0), ("inference_threads", 1), ("post_workers", 0), ("queue_tiles", 1)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > 256:
+                raise InvalidInputError(f"ThreadPlan.{name} must be an int in {lo}..256, got {v!r}")
+
+    @classmethod
+    def sequential(cls) -> ThreadPlan:
+        """Everything on the calling thread, one inference thread (the reference the stream must equal)."""
+        return cls(readers=0, inference_threads=1, post_workers=0)
+
+    @classmethod
+    def for_machine(cls, cores: int | None = None) -> ThreadPlan:
+        """The default for ``cores`` CPU cores (default: those this process may run on).
+
+        The network and the post-processing cost about the same per tile on a CPU, so the cores are
+        split between them: ONNX Runtime gets half (at least one) and as many post workers run as
+        the other half; one reader keeps both fed (a tile reads in ~10 ms).
+        """
+        n = _available_cores() if cores is None else int(cores)
+        if n < 1:
+            raise InvalidInputError(f"cores must be >= 1, got {cores!r}")
+        if n == 1:
+            return cls(readers=1, inference_threads=1, post_workers=1)
+        half = max(1, n // 2)
+        return cls(readers=1 if n < 8 else 2, inference_threads=half, post_workers=max(1, n - half))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_END = object()
+
+
+class _Stop(Exception):
+    """Raised inside a stage thread when another stage failed."""
+
+
+class _TileStream:
+    """The tile phase of :func:`run_slide` as a bounded producer/consumer stream (see :class:`ThreadPlan`)."""
+
+    def __init__(self, slide, grid, epi, stains, settings: ScoreSettings, providers, plan: ThreadPlan,
+                 progress: Progress) -> None:
+        self.slide, self.grid, self.epi, self.stains, self.s = slide, grid, epi, stains, settings
+        self.providers, self.plan, self.progress = providers, plan, progress
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.busy: dict[str, float] = defaultdict(float)
+        self._busy_lock = threading.Lock()
+        self.tables: list = [None] * len(grid)
+        self.artefacts = [0] * len(grid)
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _add(self, key: str, seconds: float) -> None:
+        with self._busy_lock:
+            self.busy[key] += seconds
+
+    def _put(self, q: queue.Queue, item) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue):
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            try:
+                return q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+
+    def _fail(self, exc: BaseException) -> None:
+        if not isinstance(exc, _Stop):
+            self.errors.append(exc)
+        self.stop.set()
+
+    # -- stages ---------------------------------------------------------------------------------
+    def _read_items(self, start: int, step: int):
+        """(index, TileImage) of every ``step``-th tile from ``start``, timed."""
+        from .tissue import read_tile
+
+        tiles = list(self.grid)
+        for i in range(start, len(tiles), step):
+            t0 = time.perf_counter()
+            item = (i, read_tile(self.slide, self.grid, tiles[i]))
+            self._add("read", time.perf_counter() - t0)
+            yield item
+
+    def _reader(self, q: queue.Queue, start: int, step: int) -> None:
+        try:
+            for item in self._read_items(start, step):
+                self._put(q, item)
+            self._put(q, _END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            self._fail(exc)
+
+    def _post(self, i: int, tile_image, membrane: np.ndarray) -> None:
+        from .stain import deconvolve
+
+        s = self.s
+        t0 = time.perf_counter()
+        conc = deconvolve(tile_image.image, self.stains)
+        t1 = time.perf_counter()
+        nuc = segment_nuclei(conc.hematoxylin, s.mpp, settings=s.nuclei)
+        t2 = time.perf_counter()
+        tile = tile_image.tile
+        epi_patch = _sample_mask(self.epi.epithelium_mask, self.epi.level0_per_pixel, tile.padded,
+                                 self.grid.level0_per_pixel)
+        tc = measure_tile(membrane, conc.dab, nuc, mpp=s.mpp, origin=tile.padded[:2], core=tile.core,
+                          epithelium=epi_patch, settings=s.cells)
+        t3 = time.perf_counter()
+        self.tables[i] = tc.cells
+        self.artefacts[i] = tc.n_artefact_loops
+        with self._busy_lock:
+            self.busy["deconvolve"] += t1 - t0
+            self.busy["nuclei"] += t2 - t1
+            self.busy["cells"] += t3 - t2
+        self.progress.update()
+
+    def _post_worker(self, q: queue.Queue) -> None:
+        try:
+            while (item := self._get(q)) is not _END:
+                self._post(*item)
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def _membrane(self, batch: list) -> list[np.ndarray]:
+        from .membrane import predict_maps_batch
+
+        t0 = time.perf_counter()
+        maps = predict_maps_batch([ti.image for _, ti in batch], self.s.mpp, method=self.s.membrane_method,
+                                  providers=self.providers, threads=self.plan.inference_threads,
+                                  batch_size=self.s.membrane_batch_size)
+        self._add("membrane", time.perf_counter() - t0)
+        return [m.membrane for m in maps]
+
+    # -- the stream -----------------------------------------------------------------------------
+    def run(self) -> tuple[list, int, dict[str, float], dict]:
+        plan = self.plan
+        threads: list[threading.Thread] = []
+        q_read: queue.Queue = queue.Queue(maxsize=plan.queue_tiles)
+        q_post: queue.Queue = queue.Queue(maxsize=plan.queue_tiles)
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        for k in range(plan.readers):
+            threads.append(threading.Thread(target=self._reader, args=(q_read, k, plan.readers),
+                                            name=f"her2fast-read-{k}", daemon=True))
+        for k in range(plan.post_workers):
+            threads.append(threading.Thread(target=self._post_worker, args=(q_post,),
+                                            name=f"her2fast-post-{k}", daemon=True))
+        for t in threads:
+            t.start()
+        try:
+            self._infer_loop(q_read, q_post)
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+        for t in threads:
+            t.join()
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        if self.errors:
+            raise self.errors[0]
+        n = len(self.tables)
+        perf = {
+            "threads": plan.to_dict(),
+            "wall_s": wall,
+            "tiles": n,
+            "tiles_per_s": n / wall if wall > 0 else 0.0,
+            "cpu_percent": 100.0 * cpu / wall if wall > 0 else 0.0,
+            "cores": _available_cores(),
+        }
+        return self.tables, int(sum(self.artefacts)), dict(self.busy), perf
+
+    def _infer_loop(self, q_read: queue.Queue, q_post: queue.Queue) -> None:
+        plan = self.plan
+        if plan.readers:
+            def items():
+                ended = 0
+                while ended < plan.readers:
+                    item = self._get(q_read)
+                    if item is _END:
+                        ended += 1
+                    else:
+                        yield item
+            source = items()
+        else:
+            source = self._read_items(0, 1)
+        batch_n = self.s.membrane_batch_size if self.s.membrane_method == "unet" else 1
+        batch: list = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            for (i, ti), mem in zip(batch, self._membrane(batch)):
+                if plan.post_workers:
+                    self._put(q_post, (i, ti, mem))
+                else:
+                    self._post(i, ti, mem)
+            batch.clear()
+
+        for item in source:
+            batch.append(item)
+            if len(batch) == batch_n:
+                flush()
+        flush()
+        for _ in range(plan.post_workers):
+            self._put(q_post, _END)
 
 
 def _sample_mask(mask: np.ndarray, mask_l0: tuple[float, float], bounds: tuple[int, int, int, int],
@@ -204,8 +457,9 @@ def _membrane_sha(method: str) -> dict[str, str]:
         return {}
 
 
-def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: bool = True) -> PipelineOutput:
-    """Run the stages over one open slide, tile by tile.
+def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: bool = True,
+              threads: ThreadPlan | None = None) -> PipelineOutput:
+    """Run the stages over one open slide: slide-level stages, then the tiles as a bounded stream.
 
     Parameters
     ----------
@@ -215,6 +469,9 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
         ONNX Runtime execution providers for the membrane U-Net.
     progress : bool
         Progress line on stderr.
+    threads : ThreadPlan, optional
+        Threads of the tile stream (default :meth:`ThreadPlan.for_machine`); the result does not
+        depend on it (:meth:`ThreadPlan.sequential` runs everything on the calling thread).
 
     Returns
     -------
@@ -223,8 +480,8 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
         the cell table is then empty.
     """
     from .epithelium import classify_slide, default_model, select_tiles
-    from .stain import StainVectors, deconvolve, slide_stain_vectors
-    from .tissue import detect_tissue, read_tiles, tile_grid
+    from .stain import slide_stain_vectors
+    from .tissue import detect_tissue, tile_grid
 
     timings: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -272,43 +529,32 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
     sub = sel.grid
     maps.tile_cols, maps.tile_rows = sub.cols.copy(), sub.rows.copy()
 
+    plan = ThreadPlan.for_machine() if threads is None else threads
+    if not isinstance(plan, ThreadPlan):
+        raise InvalidInputError(f"threads must be a her2fast.pipeline.ThreadPlan or None, got {type(plan).__name__}")
     used: list[str] = []
     if s.membrane_method == "unet":
         from .membrane import get_session
 
-        session = get_session(None, providers)
+        session = get_session(None, providers, plan.inference_threads)
         used = list(session.providers)
         shas["membrane_unet"] = session.config.sha256
         if session.fell_back:
             flags.append("gpu_fallback_to_cpu")
     else:
         used = ["classical"]
-    from .membrane import predict_maps
 
     prog = Progress(name, len(sub), enabled=progress)
-    tables = []
-    n_artefacts = 0
-    work_l0 = sub.level0_per_pixel
+    stream = _TileStream(slide, sub, epi, stains, s, providers, plan, prog)
+    tables, n_artefacts, busy, perf = stream.run()
+    for key, v in busy.items():
+        timings[key] = timings.get(key, 0.0) + v
+    timings["tiles_wall"] = perf["wall_s"]
     t = time.perf_counter()
-    for tile_image in read_tiles(slide, sub):
-        t = lap("read", t)
-        tile = tile_image.tile
-        conc = deconvolve(tile_image.image, stains)
-        t = lap("deconvolve", t)
-        mem = predict_maps(tile_image.image, s.mpp, method=s.membrane_method, providers=providers,
-                           batch_size=s.membrane_batch_size).membrane
-        t = lap("membrane", t)
-        nuc = segment_nuclei(conc.hematoxylin, s.mpp, settings=s.nuclei)
-        t = lap("nuclei", t)
-        epi_patch = _sample_mask(epi.epithelium_mask, epi.level0_per_pixel, tile.padded, work_l0)
-        tc = measure_tile(mem, conc.dab, nuc, mpp=s.mpp, origin=tile.padded[:2], core=tile.core,
-                          epithelium=epi_patch, settings=s.cells)
-        tables.append(tc.cells)
-        n_artefacts += tc.n_artefact_loops
-        t = lap("cells", t)
-        prog.update()
-    cells = merge_cell_tables(tables, level0_per_pixel=work_l0)
+    cells = merge_cell_tables(tables, level0_per_pixel=sub.level0_per_pixel)
     lap("merge", t)
     counts["tiles_segmented"] = len(sub)
     counts["artefact_loops"] = n_artefacts
-    return out(None, cells, stains.to_dict(), used)
+    result = out(None, cells, stains.to_dict(), used)
+    result.performance = perf
+    return result

@@ -59,6 +59,7 @@ __all__ = [
     "TissueMask",
     "Tile",
     "TileGrid",
+    "read_tile",
     "TileImage",
     "detect_tissue",
     "pen_mask",
@@ -701,7 +702,15 @@ def read_tiles(slide: Slide, grid: TileGrid) -> Iterator[TileImage]:
     sx, sy = grid.level0_per_pixel
     if not (math.isclose(sx, grid.mpp / slide.mpp_x, rel_tol=1e-9) and math.isclose(sy, grid.mpp / slide.mpp_y, rel_tol=1e-9)):
         raise InvalidInputError(f"this TileGrid was made for a slide with another resolution than {slide.path}")
-    p = grid.padded_size
     for tile in grid:
-        x0, y0 = tile.padded_level0[:2]
-        yield TileImage(tile=tile, image=slide.read(x0, y0, p, p, grid.mpp))
+        yield read_tile(slide, grid, tile)
+
+
+def read_tile(slide: Slide, grid: TileGrid, tile: Tile) -> TileImage:
+    """Read one tile of ``grid`` (core plus overlap margin) at the grid's resolution.
+
+    Thread-safe (OpenSlide handles may be shared by reader threads). See :func:`read_tiles`.
+    """
+    p = grid.padded_size
+    x0, y0 = tile.padded_level0[:2]
+    return TileImage(tile=tile, image=slide.read(x0, y0, p, p, grid.mpp))

@@ -243,3 +243,23 @@ def test_finetune_on_png_pairs_and_export(tmp_path):
                    "--crop", "64", "--batch", "2", "--weights", str(weights), "--export", str(tmp_path / "model")])
     prob = membrane.predict(make_tile(96, category="3+", seed=3).rgb, 0.5, model_dir=tmp_path / "model", threads=1)
     assert prob.shape == (96, 96)
+
+
+def test_predict_maps_batch_equals_predict_maps_per_image():
+    from her2fast.membrane import predict_maps, predict_maps_batch
+    from her2fast.synth import make_tile
+
+    tiles = [make_tile(160, category=c, seed=s).rgb for c, s in (("3+", 41), ("1+", 42), ("0", 43))]
+    for batch_size in (1, 2, 4):
+        got = predict_maps_batch(tiles, 0.5, batch_size=batch_size)
+        for im, m in zip(tiles, got):
+            ref = predict_maps(im, 0.5)
+            np.testing.assert_array_equal(m.membrane, ref.membrane)
+            np.testing.assert_array_equal(m.edge, ref.edge)
+    # mixed shapes and another resolution fall back to one image at a time, same maps
+    mixed = [tiles[0], tiles[1][:100, :120]]
+    for im, m in zip(mixed, predict_maps_batch(mixed, 0.6)):
+        np.testing.assert_array_equal(m.membrane, predict_maps(im, 0.6).membrane)
+    assert predict_maps_batch([], 0.5) == []
+    cl = predict_maps_batch(tiles[:1], 0.5, method="classical")
+    np.testing.assert_array_equal(cl[0].membrane, predict_maps(tiles[0], 0.5, method="classical").membrane)

@@ -1,0 +1,113 @@
+"""The tile stream of her2fast.pipeline: equal to the sequential path, bounded, errors surface, thread plans."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+
+from her2fast.errors import InvalidInputError
+from her2fast.pipeline import ScoreSettings, ThreadPlan
+
+SIZE = 1536
+SEED = 710  # not a training seed
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    from her2fast.synth import make_slide
+
+    return make_slide(tmp_path_factory.mktemp("stream") / "p2.tiff", category="2+", width=SIZE, height=SIZE, seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def sequential(phantom):
+    import her2fast
+
+    return her2fast.score(phantom.path, progress=False, threads=ThreadPlan.sequential())
+
+
+def _same_cells(a, b) -> None:
+    for f in dataclasses.fields(a.cells):
+        np.testing.assert_array_equal(getattr(a.cells, f.name), getattr(b.cells, f.name), err_msg=f.name)
+
+
+@pytest.mark.parametrize("plan", [ThreadPlan(readers=1, inference_threads=1, post_workers=1, queue_tiles=1),
+                                  ThreadPlan(readers=2, inference_threads=2, post_workers=2, queue_tiles=3),
+                                  ThreadPlan.for_machine()],
+                         ids=["r1-i1-p1-q1", "r2-i2-p2-q3", "for_machine"])
+def test_stream_equals_sequential(phantom, sequential, plan):
+    import her2fast
+
+    r = her2fast.score(phantom.path, progress=False, threads=plan)
+    assert r.counts["tiles_segmented"] >= 8  # enough tiles for the queues to fill and batches to split
+    _same_cells(r, sequential)
+    assert (r.score, r.stratum, r.percentages, r.flags) == (sequential.score, sequential.stratum,
+                                                           sequential.percentages, sequential.flags)
+    perf = r.provenance["pipeline"]
+    assert perf["threads"] == plan.to_dict()
+    assert perf["tiles"] == r.counts["tiles_segmented"] and perf["tiles_per_s"] > 0 and perf["cpu_percent"] > 0
+    for stage in ("read", "membrane", "deconvolve", "nuclei", "cells", "tiles_wall"):
+        assert r.timings[stage] > 0, stage
+
+
+def test_a_failing_stage_raises_its_error_and_stops_every_thread(phantom, monkeypatch):
+    import her2fast
+    import her2fast.pipeline as pipeline
+
+    calls = {"n": 0}
+    real = pipeline.measure_tile
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom in tile 3")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "measure_tile", failing)
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="boom in tile 3"):
+        her2fast.score(phantom.path, progress=False, threads=ThreadPlan(readers=1, inference_threads=1,
+                                                                        post_workers=2, queue_tiles=2))
+    assert threading.active_count() == before  # no stage thread left behind
+
+
+def test_a_failing_reader_raises_its_error(phantom, monkeypatch):
+    import her2fast
+    import her2fast.tissue as tissue
+
+    real = tissue.read_tile
+    seen = {"n": 0}
+
+    def failing(slide, grid, tile):
+        seen["n"] += 1
+        if seen["n"] == 5:
+            raise OSError("disk went away")
+        return real(slide, grid, tile)
+
+    monkeypatch.setattr(tissue, "read_tile", failing)
+    with pytest.raises(OSError, match="disk went away"):
+        her2fast.score(phantom.path, progress=False, threads=ThreadPlan(readers=1, post_workers=1))
+
+
+def test_thread_plans():
+    assert ThreadPlan.sequential() == ThreadPlan(readers=0, inference_threads=1, post_workers=0)
+    for cores in (1, 2, 3, 4, 8, 16, 64):
+        p = ThreadPlan.for_machine(cores)
+        assert p.inference_threads + p.post_workers <= max(2, cores)  # the cores are not oversubscribed
+        assert p.inference_threads >= 1 and p.post_workers >= 1 and p.readers >= 1
+    with pytest.raises(InvalidInputError, match="post_workers"):
+        ThreadPlan(post_workers=-1)
+    with pytest.raises(InvalidInputError, match="inference_threads"):
+        ThreadPlan(inference_threads=0)
+    with pytest.raises(InvalidInputError, match="cores"):
+        ThreadPlan.for_machine(0)
+
+
+def test_threads_argument_is_checked(phantom):
+    import her2fast
+
+    with pytest.raises(InvalidInputError, match="ThreadPlan"):
+        her2fast.score(phantom.path, progress=False, threads=2, settings=ScoreSettings())
