@@ -52,14 +52,33 @@ def _demo(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------- bench
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["kernels"], help="what to benchmark")
-    p.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement (the best is printed)")
+    p.add_argument("what", choices=["kernels", "pipeline"],
+                   help="kernels: SLIC/LBP/features vs scikit-image; pipeline: whole-slide throughput vs a reference pipeline")
+    p.add_argument("--repeats", type=int, default=7, help="kernels: timed repeats per measurement (the best is printed)")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
-    p.add_argument("--quick", action="store_true", help="512x512 only, fewer repeats (smoke run)")
+    p.add_argument("--quick", action="store_true", help="kernels: 512x512 only, fewer repeats (smoke run)")
+    p.add_argument("--slide", default=None, help="pipeline: slide to score (default: make a phantom)")
+    p.add_argument("--size", type=int, default=4096, help="pipeline: phantom side in px at 0.5 um/px (default: %(default)s)")
+    p.add_argument("--category", default="2+", help="pipeline: phantom category (default: %(default)s)")
+    p.add_argument("--mpp", type=float, default=None, help="pipeline: um/px for a slide without resolution metadata")
+    p.add_argument("--providers", default="auto", help="pipeline: ONNX Runtime providers, 'auto' or comma-separated")
+    p.add_argument("--threads", type=int, default=None, help="pipeline: cores to plan threads for (default: all)")
+    p.add_argument("--batch", type=int, default=4, help="pipeline: network tiles per inference call (default: %(default)s)")
+    p.add_argument("--no-reference", action="store_true", help="pipeline: skip the reference pipeline")
+    p.add_argument("--reference-tiles", type=int, default=12,
+                   help="pipeline: tiles the reference pipeline runs (default: %(default)s)")
+    p.add_argument("--work-dir", default="her2fast_bench", help="pipeline: where the phantom is made (default: %(default)s)")
 
 
 @command("bench", "benchmark against reference implementations measured in the same run", _bench_args)
 def _bench(args: argparse.Namespace) -> int:
+    if args.what == "pipeline":
+        from .bench.pipeline import main as pipeline_main
+
+        return pipeline_main(slide=args.slide, size=args.size, category=args.category, mpp=args.mpp,
+                             providers=args.providers, threads=args.threads, batch=args.batch,
+                             reference=not args.no_reference, reference_tiles=args.reference_tiles,
+                             json_path=args.json, work_dir=args.work_dir)
     from .bench.kernels import main as kernels_main
 
     return kernels_main(repeats=args.repeats, json_path=args.json, quick=args.quick)
@@ -234,6 +253,159 @@ def _score(args: argparse.Namespace) -> int:
         print(f"her2fast score: {failed} of {len(args.slides)} slides failed", file=sys.stderr)
         return 1
     return 3 if not_scorable else 0
+
+
+# ------------------------------------------------------------------------------------ evaluate
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("reference", metavar="REFERENCE.csv",
+                   help="CSV with slide,score[,percent_complete][,ish]; slide paths relative to the CSV's folder; "
+                        "score 0, 0+, 1+, 2+, 3+ or negative/equivocal/positive; ish amplified / not amplified")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder: per-slide reports, results.db, evaluation.json, confusion.csv, slides.csv, "
+                        "discordant.csv, contest.csv, report.html")
+    p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
+    p.add_argument("--providers", default="auto",
+                   help="ONNX Runtime providers, 'auto' or comma-separated (default: %(default)s)")
+    p.add_argument("--method", choices=["unet", "classical"], default="unet",
+                   help="membrane segmentation (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="slides scored in parallel (default: the batch default)")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the kappa intervals (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    p.add_argument("--no-pictures", action="store_true", help="skip overlays (the report then has no thumbnails)")
+    p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON of each slide")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+@command("evaluate", "agreement with reference scores (confusion matrix, kappa, cut-offs) and a validation report; "
+         "exit 0 when it ran, 1 on input errors", _evaluate_args)
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import format_summary, run_evaluation
+    from .pipeline import ScoreSettings
+
+    providers = "auto" if args.providers == "auto" else [p.strip() for p in args.providers.split(",") if p.strip()]
+    report, files = run_evaluation(
+        args.reference, args.out, mpp=args.mpp, settings=ScoreSettings(membrane_method=args.method),
+        providers=providers, workers=args.workers, progress=not args.quiet, pictures=not args.no_pictures,
+        geojson=not args.no_geojson, n_boot=args.n_boot, seed=args.seed,
+    )
+    print(format_summary(report))
+    print(f"wrote {', '.join(str(p) for p in files.values())}", flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------------- batch, watch
+def _many_slides_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``batch`` and ``watch``."""
+    p.add_argument("--out", required=True, help="output folder: per-slide reports and results.db")
+    p.add_argument("--store", default=None,
+                   help="results database: a file path or sqlite:///path (default: OUT/results.db)")
+    p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
+    p.add_argument("--providers", default="auto",
+                   help="ONNX Runtime providers, 'auto' or comma-separated (default: %(default)s)")
+    p.add_argument("--method", choices=["unet", "classical"], default="unet",
+                   help="membrane segmentation (default: %(default)s)")
+    p.add_argument("--no-pictures", action="store_true", help="skip the overlay, zoom and heat-map PNGs")
+    p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON")
+
+
+def _batch_args(p: argparse.ArgumentParser) -> None:
+    p.epilog = ("Resumable: a slide already scored (same content sha256, package and model versions) is skipped, so "
+                "rerunning after an interruption scores only the rest. Exit status: the number of slides that "
+                "failed, at most 100 (0: all good); 1 also for an error that stops the batch (e.g. the results "
+                "store cannot be written), 130 when interrupted. See docs/batch.md.")
+    p.add_argument("inputs", nargs="+", metavar="DIR|GLOB|LIST|SLIDE",
+                   help="folder (searched recursively), glob (quote it), text file with one path per line, or slides")
+    _many_slides_args(p)
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes, each scoring one slide (default: one per two CPU cores)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                       help="score on a Dask distributed cluster (OUT and the slides must be shared paths)")
+    group.add_argument("--dask", action="store_true",
+                       help="score on a Dask LocalCluster of --workers processes on this machine")
+    p.add_argument("--csv", default=None, help="export the whole store to this CSV afterwards (default: OUT/results.csv)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr, no per-slide lines")
+
+
+@command("batch", "score many slides into a results store (resumable; local processes or a Dask cluster); "
+         "exit status = number of failed slides (max 100)", _batch_args)
+def _batch(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    from pathlib import Path
+
+    from .batch import run_batch
+    from .errors import Her2FastError
+    from .pipeline import ScoreSettings
+
+    providers = "auto" if args.providers == "auto" else [p.strip() for p in args.providers.split(",") if p.strip()]
+    scheduler = args.scheduler or ("local" if args.dask else None)
+
+    def show(row: dict) -> None:
+        name = Path(row["slide_path"]).name
+        if row["status"] == "failed":
+            print(f"{name}: FAILED {row['error']}", flush=True)
+        elif row["score"] is None:
+            print(f"{name}: not scorable: {row['not_scorable']}{' (already done)' if row['skipped'] else ''}", flush=True)
+        else:
+            pc = row.get("percent_complete")
+            print(f"{name}: HER2 {row['score']} ({row['stratum']}), "
+                  f"{'?' if pc is None else f'{pc:.1f}'} % complete membranes"
+                  f"{' (already done)' if row['skipped'] else ''} -> {row['outputs'].get('json')}", flush=True)
+
+    def stop(signum, frame):  # SIGTERM ends the batch like Ctrl-C: stored rows stay, workers are stopped
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        summary = run_batch(args.inputs, args.out, store=args.store, workers=args.workers, mpp=args.mpp,
+                            settings=ScoreSettings(membrane_method=args.method), providers=providers,
+                            progress=not args.quiet, scheduler=scheduler, pictures=not args.no_pictures,
+                            geojson=not args.no_geojson, on_row=None if args.quiet else show)
+    except KeyboardInterrupt:
+        print("her2fast batch: interrupted; rerun the same command to finish the rest", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    csv_path = Path(args.csv) if args.csv else Path(args.out) / "results.csv"
+    try:
+        from .store import ResultsStore
+
+        with ResultsStore(args.store or args.out) as store:
+            tmp = csv_path.with_name(f".{csv_path.name}.tmp-{os.getpid()}")
+            store.export_csv(tmp)
+            os.replace(tmp, csv_path)
+    except (OSError, Her2FastError) as exc:
+        print(f"her2fast batch: warning: cannot write {csv_path}: {exc}", file=sys.stderr)
+    print(f"her2fast batch: {len(summary.rows)} slides: {summary.n_scored} scored, {summary.n_skipped} already done, "
+          f"{summary.n_failed} failed in {summary.seconds:.1f} s -> {csv_path}", file=sys.stderr)
+    return summary.exit_code
+
+
+def _watch_args(p: argparse.ArgumentParser) -> None:
+    p.epilog = ("Runs until SIGTERM or Ctrl-C (the slide being scored is finished first; a second signal aborts "
+                "it without a row), then exits 0. Slides that fail go to OUT/quarantine.csv and are not retried "
+                "until their content changes. See docs/batch.md for a systemd unit.")
+    p.add_argument("folder", metavar="DIR", help="the folder the scanner writes into (searched recursively)")
+    _many_slides_args(p)
+    p.add_argument("--settle", type=float, default=10.0,
+                   help="seconds a slide's size and mtime must stay unchanged before it is read (default: %(default)s)")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between looks at the folder (default: %(default)s)")
+    p.add_argument("--log", default=None, help="log file (default: OUT/her2fast-watch.log)")
+    p.add_argument("--once", action="store_true", help="score what is there (once it has settled), then exit")
+
+
+@command("watch", "scanner watch-folder service: score each slide once it has stopped growing; exit 0 on SIGTERM",
+         _watch_args)
+def _watch(args: argparse.Namespace) -> int:
+    from .pipeline import ScoreSettings
+    from .watch import watch
+
+    providers = "auto" if args.providers == "auto" else [p.strip() for p in args.providers.split(",") if p.strip()]
+    watch(args.folder, args.out, store=args.store, settle=args.settle, poll=args.poll, once=args.once,
+          log_file=args.log, mpp=args.mpp, settings=ScoreSettings(membrane_method=args.method), providers=providers,
+          pictures=not args.no_pictures, geojson=not args.no_geojson)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,21 @@
+"""`her2fast bench pipeline` end to end on a small phantom (a smoke run: the figures themselves are not checked)."""
+
+from __future__ import annotations
+
+import json
+
+from her2fast.cli import main
+
+
+def test_bench_pipeline_prints_and_writes_ratios(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "pipeline", "--size", "1024", "--category", "3+", "--reference-tiles", "2",
+                 "--threads", "2", "--json", str(out), "--work-dir", str(tmp_path)])
+    assert code == 0
+    text = capsys.readouterr().out
+    for needle in ("tiles/s of 512^2", "peak RSS", "projected 3,000-tile", "reference:", "ratio ours/reference"):
+        assert needle in text, needle
+    d = json.loads(out.read_text())
+    assert d["ours"]["tiles"] > 0 and d["ours"]["tiles_per_s"] > 0 and d["ours"]["peak_rss_mb"] > 0
+    assert d["reference"]["tiles"] == min(2, d["ours"]["tiles"]) and d["ratio"]["tile_phase"] > 0
+    assert d["threads"]["inference_threads"] + d["threads"]["post_workers"] == 2
