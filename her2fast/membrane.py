@@ -42,6 +42,7 @@ __all__ = [
     "default_model_dir",
     "load_model_config",
     "get_session",
+    "uses_gpu",
     "predict",
     "predict_maps",
     "predict_maps_batch",
@@ -180,6 +181,15 @@ def _resolve_providers(providers: str | Sequence[str], available: Sequence[str])
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
     return chosen
+
+
+def uses_gpu(providers: str | Sequence[str] = "auto") -> bool:
+    """Whether these providers would put the network on a GPU (without building a session)."""
+    try:
+        ort = _import_ort()
+    except ModelError:
+        return False
+    return any(p in _GPU_PROVIDERS for p in _resolve_providers(providers, ort.get_available_providers()))
 
 
 class MembraneSession:

@@ -233,16 +233,22 @@ class ThreadPlan:
         return cls(readers=0, inference_threads=1, post_workers=0)
 
     @classmethod
-    def for_machine(cls, cores: int | None = None) -> ThreadPlan:
+    def for_machine(cls, cores: int | None = None, *, gpu: bool = False) -> ThreadPlan:
         """The default for ``cores`` CPU cores (default: those this process may run on).
 
-        The network and the post-processing cost about the same per tile on a CPU, so the cores are
-        split between them: ONNX Runtime gets half (at least one) and as many post workers run as
+        CPU inference: the network and the post-processing cost about the same per tile, so the cores
+        are split between them: ONNX Runtime gets half (at least one) and as many post workers run as
         the other half; one reader keeps both fed (a tile reads in ~10 ms).
+        GPU inference (``gpu=True``): the network is cheap and the CPU feeds it, so one thread drives
+        the GPU and every other core reads (a quarter, at least two) or post-processes.
         """
         n = _available_cores() if cores is None else int(cores)
         if n < 1:
             raise InvalidInputError(f"cores must be >= 1, got {cores!r}")
+        if gpu:
+            readers = max(2, n // 4)
+            return cls(readers=readers, inference_threads=1, post_workers=max(1, n - readers - 1),
+                       queue_tiles=max(8, 2 * n))
         if n == 1:
             return cls(readers=1, inference_threads=1, post_workers=1)
         half = max(1, n // 2)
@@ -529,13 +535,15 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
     sub = sel.grid
     maps.tile_cols, maps.tile_rows = sub.cols.copy(), sub.rows.copy()
 
-    plan = ThreadPlan.for_machine() if threads is None else threads
-    if not isinstance(plan, ThreadPlan):
-        raise InvalidInputError(f"threads must be a her2fast.pipeline.ThreadPlan or None, got {type(plan).__name__}")
+    if threads is not None and not isinstance(threads, ThreadPlan):
+        raise InvalidInputError(f"threads must be a her2fast.pipeline.ThreadPlan or None, got {type(threads).__name__}")
+    plan = threads
     used: list[str] = []
     if s.membrane_method == "unet":
-        from .membrane import get_session
+        from .membrane import get_session, uses_gpu
 
+        if plan is None:
+            plan = ThreadPlan.for_machine(gpu=uses_gpu(providers))
         session = get_session(None, providers, plan.inference_threads)
         used = list(session.providers)
         shas["membrane_unet"] = session.config.sha256
@@ -543,6 +551,7 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
             flags.append("gpu_fallback_to_cpu")
     else:
         used = ["classical"]
+    plan = plan or ThreadPlan.for_machine()
 
     prog = Progress(name, len(sub), enabled=progress)
     stream = _TileStream(slide, sub, epi, stains, s, providers, plan, prog)

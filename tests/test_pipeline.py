@@ -98,6 +98,8 @@ def test_thread_plans():
         p = ThreadPlan.for_machine(cores)
         assert p.inference_threads + p.post_workers <= max(2, cores)  # the cores are not oversubscribed
         assert p.inference_threads >= 1 and p.post_workers >= 1 and p.readers >= 1
+        g = ThreadPlan.for_machine(cores, gpu=True)
+        assert g.inference_threads == 1 and g.readers >= 2 and g.readers + g.post_workers + 1 <= max(4, cores)
     with pytest.raises(InvalidInputError, match="post_workers"):
         ThreadPlan(post_workers=-1)
     with pytest.raises(InvalidInputError, match="inference_threads"):

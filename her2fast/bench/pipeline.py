@@ -226,13 +226,15 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
     from ..api import score
     from ..pipeline import ScoreSettings, ThreadPlan, _available_cores
 
+    from ..membrane import uses_gpu
+
+    prov = "auto" if providers == "auto" else [p.strip() for p in providers.split(",") if p.strip()]
     cores = _available_cores() if threads is None else threads
-    plan = ThreadPlan.for_machine(cores)
+    plan = ThreadPlan.for_machine(cores, gpu=uses_gpu(prov))
     settings = ScoreSettings(membrane_batch_size=batch)
     folder = Path(work_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = Path(slide) if slide else _make_slide(folder, size, category, seed)
-    prov = "auto" if providers == "auto" else [p.strip() for p in providers.split(",") if p.strip()]
 
     print(f"her2fast {__version__} bench pipeline: {path} ({cores} cores, threads {plan.to_dict()}, batch {batch})",
           flush=True)
