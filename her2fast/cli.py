@@ -63,7 +63,7 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mpp", type=float, default=None, help="pipeline: um/px for a slide without resolution metadata")
     p.add_argument("--providers", default="auto", help="pipeline: ONNX Runtime providers, 'auto' or comma-separated")
     p.add_argument("--threads", type=int, default=None, help="pipeline: cores to plan threads for (default: all)")
-    p.add_argument("--batch", type=int, default=4, help="pipeline: network tiles per inference call (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=None, help="pipeline: network tiles per inference call (default: ScoreSettings')")
     p.add_argument("--no-reference", action="store_true", help="pipeline: skip the reference pipeline")
     p.add_argument("--reference-tiles", type=int, default=12,
                    help="pipeline: tiles the reference pipeline runs (default: %(default)s)")

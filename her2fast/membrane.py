@@ -55,6 +55,8 @@ _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _AUTO_ORDER = (*_GPU_PROVIDERS, "CPUExecutionProvider")
 #: images up to this side (px at the model's µm/px, margins included) run in one pass instead of tiles
 _SINGLE_PASS_MAX = 640
+#: predict_maps_batch's one-pass limit (the slide pipeline's tiles: 704 + 2 x 48 px)
+_BATCH_SINGLE_PASS_MAX = 1088
 
 
 @dataclass(frozen=True)
@@ -393,19 +395,25 @@ def _single_pass_input(img: np.ndarray, o: int, mult: int) -> np.ndarray:
 
 def predict_maps_batch(images: Sequence[np.ndarray], mpp: float, *, method: str = "unet",
                        model_dir: str | Path | None = None, providers: str | Sequence[str] = "auto",
-                       threads: int | None = None, batch_size: int = 4) -> list[MembraneMaps]:
+                       threads: int | None = None, batch_size: int = 4,
+                       margin: int | None = None) -> list[MembraneMaps]:
     """:func:`predict_maps` of several images, sharing network batches where the images allow it.
 
-    Images of one shape that run in a single pass at the model's µm/px (tiles of the slide pipeline:
-    up to 576 px) are stacked ``batch_size`` at a time into one ONNX Runtime call; anything else
-    runs image by image. The maps equal :func:`predict_maps`'s for each image (the network treats
-    the images of a batch independently).
+    Images of one shape at the model's µm/px up to 1088 px with their margins (tiles of the slide
+    pipeline) run in a single pass, stacked ``batch_size`` at a time into one ONNX Runtime call;
+    anything else runs image by image through :func:`predict_maps`. Up to 576 px (and the default
+    margin) the maps equal :func:`predict_maps`'s (which runs one pass up to there too; the network
+    treats the images of a batch independently).
 
     Parameters
     ----------
     images : sequence of (H, W, 3) uint8
     mpp, method, model_dir, providers, threads, batch_size
         As :func:`predict_maps`.
+    margin : int, optional
+        Mirrored margin added around each image in single-pass mode (default: the model's
+        ``overlap``, 32 px). Images that already carry real context around the region that matters
+        (the slide pipeline's tiles) can use less.
 
     Returns
     -------
@@ -421,11 +429,11 @@ def predict_maps_batch(images: Sequence[np.ndarray], mpp: float, *, method: str 
         return [predict_maps(im, mpp, method=method) for im in images]
     session = get_session(model_dir, providers, threads)
     cfg = session.config
-    o = cfg.overlap
+    o = cfg.overlap if margin is None else as_int(margin, "margin", 0, 1024)
     shapes = {im.shape for im in images}
     h, w = images[0].shape[:2]
-    if (len(shapes) != 1 or abs(mpp / cfg.mpp - 1.0) > 0.01 or h + 2 * o > _SINGLE_PASS_MAX
-            or w + 2 * o > _SINGLE_PASS_MAX):
+    if (len(shapes) != 1 or abs(mpp / cfg.mpp - 1.0) > 0.01 or h + 2 * o > _BATCH_SINGLE_PASS_MAX
+            or w + 2 * o > _BATCH_SINGLE_PASS_MAX):
         return [MembraneMaps(*_unet_maps(im, mpp, session, batch_size), mpp, "unet") for im in images]
     out: list[MembraneMaps] = []
     for b in range(0, len(images), batch_size):

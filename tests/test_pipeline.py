@@ -13,6 +13,7 @@ from her2fast.pipeline import ScoreSettings, ThreadPlan
 
 SIZE = 1536
 SEED = 710  # not a training seed
+SETTINGS = ScoreSettings(tile_size=320)  # small tiles: many of them, so queues fill and batches split
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def phantom(tmp_path_factory):
 def sequential(phantom):
     import her2fast
 
-    return her2fast.score(phantom.path, progress=False, threads=ThreadPlan.sequential())
+    return her2fast.score(phantom.path, progress=False, settings=SETTINGS, threads=ThreadPlan.sequential())
 
 
 def _same_cells(a, b) -> None:
@@ -41,7 +42,7 @@ def _same_cells(a, b) -> None:
 def test_stream_equals_sequential(phantom, sequential, plan):
     import her2fast
 
-    r = her2fast.score(phantom.path, progress=False, threads=plan)
+    r = her2fast.score(phantom.path, progress=False, settings=SETTINGS, threads=plan)
     assert r.counts["tiles_segmented"] >= 8  # enough tiles for the queues to fill and batches to split
     _same_cells(r, sequential)
     assert (r.score, r.stratum, r.percentages, r.flags) == (sequential.score, sequential.stratum,
@@ -69,8 +70,8 @@ def test_a_failing_stage_raises_its_error_and_stops_every_thread(phantom, monkey
     monkeypatch.setattr(pipeline, "measure_tile", failing)
     before = threading.active_count()
     with pytest.raises(RuntimeError, match="boom in tile 3"):
-        her2fast.score(phantom.path, progress=False, threads=ThreadPlan(readers=1, inference_threads=1,
-                                                                        post_workers=2, queue_tiles=2))
+        her2fast.score(phantom.path, progress=False, settings=SETTINGS,
+                       threads=ThreadPlan(readers=1, inference_threads=1, post_workers=2, queue_tiles=2))
     assert threading.active_count() == before  # no stage thread left behind
 
 
@@ -89,7 +90,7 @@ def test_a_failing_reader_raises_its_error(phantom, monkeypatch):
 
     monkeypatch.setattr(tissue, "read_tile", failing)
     with pytest.raises(OSError, match="disk went away"):
-        her2fast.score(phantom.path, progress=False, threads=ThreadPlan(readers=1, post_workers=1))
+        her2fast.score(phantom.path, progress=False, settings=SETTINGS, threads=ThreadPlan(readers=1, post_workers=1))
 
 
 def test_thread_plans():
@@ -111,5 +112,7 @@ def test_thread_plans():
 def test_threads_argument_is_checked(phantom):
     import her2fast
 
+    with pytest.raises(InvalidInputError, match="membrane_margin"):
+        ScoreSettings(membrane_margin=-1)
     with pytest.raises(InvalidInputError, match="ThreadPlan"):
         her2fast.score(phantom.path, progress=False, threads=2, settings=ScoreSettings())

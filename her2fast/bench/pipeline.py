@@ -219,7 +219,7 @@ def run_reference(path: Path, mpp: float | None, settings, threads: int, n_tiles
 
 
 def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", seed: int = 7, mpp: float | None = None,
-         providers: str = "auto", threads: int | None = None, batch: int = 4, reference: bool = True,
+         providers: str = "auto", threads: int | None = None, batch: int | None = None, reference: bool = True,
          reference_tiles: int = 12, json_path: str | None = None, work_dir: str = "her2fast_bench") -> int:
     """Run the benchmark and print its table; returns the exit code."""
     from .. import __version__
@@ -231,7 +231,8 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
     prov = "auto" if providers == "auto" else [p.strip() for p in providers.split(",") if p.strip()]
     cores = _available_cores() if threads is None else threads
     plan = ThreadPlan.for_machine(cores, gpu=uses_gpu(prov))
-    settings = ScoreSettings(membrane_batch_size=batch)
+    settings = ScoreSettings() if batch is None else ScoreSettings(membrane_batch_size=batch)
+    batch = settings.membrane_batch_size
     folder = Path(work_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = Path(slide) if slide else _make_slide(folder, size, category, seed)
