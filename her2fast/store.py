@@ -1,10 +1,48 @@
-"""The results store: one row per slide run, in an embedded SQLite database (issue 8, first part).
+"""The results store: one row per slide run, in an embedded SQLite database (issue 8).
 
 A row is written in one transaction, and only once the run's outputs are complete, so a crash
 (even ``kill -9``) leaves either the whole row or nothing. A slide already scored with the same
 content hash and the same package and model versions is found with :meth:`ResultsStore.find_done`,
 which is what makes batches resumable and idempotent. Several processes may write at once (WAL
-journal, busy timeout).
+journal, busy timeout) -- on a local disk: SQLite's locking does not work on network file systems,
+so keep the database on the machine that runs ``her2fast batch`` / ``her2fast watch``.
+
+Schema (version 2)
+------------------
+Table ``runs``, one row per slide run (failed runs are history and are never de-duplicated; at most one
+``ok`` row per content hash, package version and model versions, enforced by a unique index):
+
+=================  =======  ====================================================================
+column             type     meaning
+=================  =======  ====================================================================
+id                 INTEGER  row number, in commit order
+slide_path         TEXT     absolute path of the slide when it was scored
+slide_size         INTEGER  bytes (all files of a multi-file slide such as MRXS)
+slide_mtime        REAL     newest modification time of those files (Unix seconds)
+slide_sha256       TEXT     sha256 of the slide's bytes ("" when the file could not be read)
+status             TEXT     ``ok`` or ``failed``
+category           TEXT     0, 0+, 1+, 2+, 3+ (:attr:`her2fast.SlideResult.category`) or NULL
+score              TEXT     ASCO/CAP 2018 score 0, 1+, 2+, 3+ or NULL (not scorable)
+stratum            TEXT     2023 stratum (null, ultralow, 1+, 2+, 3+) or NULL
+percent_complete   REAL     % of tumour cells with a stained complete membrane (schema 2)
+percentages        TEXT     JSON: % of tumour cells per class
+confidence         REAL     :attr:`her2fast.SlideResult.confidence`
+timings            TEXT     JSON: seconds per stage (``total``; ``outputs`` = writing the report)
+error              TEXT     why a run failed (names the file or folder and the fix)
+not_scorable       TEXT     why an ``ok`` run has no score (schema 2)
+flags              TEXT     JSON list of the result's flags (schema 2)
+package_version    TEXT     her2fast version
+model_versions     TEXT     JSON: model name -> sha256 of every model such a run uses
+started_at         REAL     Unix time the run started
+finished_at        REAL     Unix time the outputs were complete
+outputs            TEXT     JSON: kind (json, cells, geojson, overlay, zoom, heatmap) -> file path
+models_key         TEXT     canonical JSON of model_versions (for the unique index)
+=================  =======  ====================================================================
+
+``percent_complete`` is its own column (not a key of ``percentages``). Table ``quarantine``
+(schema 2): slides that cannot be scored, keyed by content hash, with the reason (``her2fast watch``
+never retries them until their content changes). Table ``meta`` holds ``schema_version``. A database
+written by an older her2fast is migrated when opened (missing columns and tables are added).
 """
 
 from __future__ import annotations
@@ -15,20 +53,28 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import Her2FastError, InvalidInputError
 
-__all__ = ["SlideIdentity", "RunRecord", "ResultsStore", "slide_identity", "StoreError"]
+__all__ = ["SlideIdentity", "RunRecord", "ResultsStore", "slide_identity", "slide_files", "slide_stat",
+           "StoreError"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _COLUMNS = (
     "slide_path", "slide_size", "slide_mtime", "slide_sha256", "status", "category", "score", "stratum",
     "percentages", "confidence", "timings", "error", "package_version", "model_versions", "started_at",
-    "finished_at", "outputs",
+    "finished_at", "outputs", "percent_complete", "not_scorable", "flags",
 )
+_REAL = ("slide_mtime", "confidence", "started_at", "finished_at", "percent_complete")
+_JSON = {"percentages": dict, "timings": dict, "model_versions": dict, "outputs": dict, "flags": list}
+_QUARANTINE = ("slide_sha256", "slide_path", "slide_size", "slide_mtime", "reason", "at")
+
+
+def _sql_type(column: str) -> str:
+    return "REAL" if column in _REAL else "INTEGER" if column == "slide_size" else "TEXT"
 
 
 class StoreError(Her2FastError):
@@ -45,13 +91,33 @@ class SlideIdentity:
     sha256: str
 
 
-def _slide_files(path: Path) -> list[Path]:
+def slide_files(path: str | os.PathLike) -> list[Path]:
     """The files that make up a slide: the file itself, plus the folder of a multi-file format (MRXS)."""
+    path = Path(path)
     files = [path]
     companion = path.with_suffix("")
     if path.suffix.lower() == ".mrxs" and companion.is_dir():
         files += sorted(p for p in companion.rglob("*") if p.is_file())
     return files
+
+
+_slide_files = slide_files  # older private name
+
+
+def slide_stat(path: str | os.PathLike) -> tuple[int, float, int]:
+    """``(total size, newest mtime, number of files)`` of a slide's files, without reading them.
+
+    Raises
+    ------
+    OSError
+        When a file vanishes while it is looked at.
+    """
+    size, mtime, files = 0, 0.0, slide_files(path)
+    for f in files:
+        st = f.stat()
+        size += st.st_size
+        mtime = max(mtime, st.st_mtime)
+    return size, mtime, len(files)
 
 
 def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIdentity:
@@ -67,7 +133,7 @@ def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIde
         raise InvalidInputError(f"slide file not found: {p}")
     digest = hashlib.sha256()
     size, mtime = 0, 0.0
-    for i, f in enumerate(_slide_files(p)):
+    for i, f in enumerate(slide_files(p)):
         st = f.stat()
         size += st.st_size
         mtime = max(mtime, st.st_mtime)
@@ -81,7 +147,7 @@ def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIde
 
 @dataclass
 class RunRecord:
-    """One slide run as stored (``status`` is ``"ok"`` or ``"failed"``)."""
+    """One slide run as stored (``status`` is ``"ok"`` or ``"failed"``); fields are the columns of ``runs``."""
 
     slide: SlideIdentity
     status: str
@@ -97,6 +163,9 @@ class RunRecord:
     outputs: Mapping[str, str] = field(default_factory=dict)
     started_at: float = 0.0
     finished_at: float = 0.0
+    percent_complete: float | None = None
+    not_scorable: str | None = None
+    flags: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):
@@ -114,16 +183,35 @@ def _database_path(location: str | os.PathLike) -> Path:
     if "://" in text:
         raise InvalidInputError(f"unsupported results store URL {text!r}: use a file path or sqlite:///path")
     p = Path(text)
-    return p / "results.db" if p.is_dir() else p
+    # a folder, or a path that does not exist yet and has no suffix (a folder to create)
+    return p / "results.db" if p.is_dir() or (not p.exists() and not p.suffix) else p
+
+
+def _decode(names: Sequence[str], values: Sequence) -> dict:
+    row = dict(zip(names, values))
+    for key, kind in _JSON.items():
+        if key in row:
+            row[key] = json.loads(row[key]) if row[key] else kind()
+    return row
 
 
 class ResultsStore:
     """SQLite results database (``results.db`` in the output folder by default).
 
+    One row per slide run in table ``runs`` (see the module docstring for the schema): ``percent_complete``
+    is a column of its own; ``percentages``, ``timings``, ``model_versions``, ``outputs`` and ``flags`` are
+    JSON and come back decoded from :meth:`rows` and :meth:`find_done`.
+
     Parameters
     ----------
     location : str or PathLike
-        A folder (the database is ``results.db`` inside), a file path, or ``sqlite:///path``.
+        A folder (the database is ``results.db`` inside; a path that does not exist yet and has no suffix
+        is taken for a folder to create), a file path (``runs.db``), or ``sqlite:///path``.
+
+    Raises
+    ------
+    StoreError
+        The database cannot be created, opened or migrated.
     """
 
     def __init__(self, location: str | os.PathLike) -> None:
@@ -131,21 +219,35 @@ class ResultsStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open results store {self.path}: {exc}") from exc
+        try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             with self._transaction():
                 self._conn.execute(
                     "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                    + ", ".join(f"{c} {'REAL' if c in ('slide_mtime', 'confidence', 'started_at', 'finished_at') else 'INTEGER' if c == 'slide_size' else 'TEXT'}" for c in _COLUMNS)
-                    + ", models_key TEXT NOT NULL)"
+                    + ", ".join(f"{c} {_sql_type(c)}" for c in _COLUMNS) + ", models_key TEXT NOT NULL)"
                 )
+                have = {r[1] for r in self._conn.execute("PRAGMA table_info(runs)")}
+                for c in _COLUMNS:  # migrate a database written by an older her2fast
+                    if c not in have:
+                        self._conn.execute(f"ALTER TABLE runs ADD COLUMN {c} {_sql_type(c)}")
                 self._conn.execute(
                     "CREATE UNIQUE INDEX IF NOT EXISTS one_ok_run ON runs (slide_sha256, package_version, models_key) "
                     "WHERE status = 'ok'"
                 )
+                self._conn.execute("CREATE INDEX IF NOT EXISTS runs_by_path ON runs (slide_path)")
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS quarantine (slide_sha256 TEXT PRIMARY KEY, slide_path TEXT, "
+                    "slide_size INTEGER, slide_mtime REAL, reason TEXT, at REAL)"
+                )
                 self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-                self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row is None or int(row[0]) < SCHEMA_VERSION:
+                    self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except (sqlite3.Error, OSError) as exc:
+            self._conn.close()
             raise StoreError(f"cannot open results store {self.path}: {exc}") from exc
 
     def _transaction(self):
@@ -156,12 +258,21 @@ class ResultsStore:
                 conn.execute("BEGIN IMMEDIATE")
 
             def __exit__(self_inner, exc_type, exc, tb):
-                conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                if exc_type is None:
+                    try:
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                elif conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 return False
 
         return _Tx()
 
     def close(self) -> None:
+        """Close the connection."""
         self._conn.close()
 
     def __enter__(self) -> ResultsStore:
@@ -170,49 +281,111 @@ class ResultsStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _select(self, sql: str, params: Sequence = ()) -> list[dict]:
+        try:
+            cur = self._conn.execute(sql, tuple(params))
+            names = [d[0] for d in cur.description]
+            return [_decode(names, values) for values in cur]
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read results store {self.path}: {exc}") from exc
+
     def find_done(self, sha256: str, package_version: str, model_versions: Mapping[str, str]) -> dict | None:
-        """The successful run of this content with these versions, or None."""
-        cur = self._conn.execute(
+        """The successful run of this content with these versions (a row as :meth:`rows` yields), or None."""
+        rows = self._select(
             "SELECT * FROM runs WHERE slide_sha256 = ? AND package_version = ? AND models_key = ? AND status = 'ok'",
             (sha256, package_version, _models_key(model_versions)),
         )
-        row = cur.fetchone()
-        return None if row is None else dict(zip([d[0] for d in cur.description], row))
+        return rows[0] if rows else None
 
-    def record(self, run: RunRecord) -> bool:
-        """Write one run in a single transaction. Returns False (and writes nothing) when an ``ok``
-        run of the same content and versions is already stored."""
+    def done_hashes(self, package_version: str, model_versions: Mapping[str, str]) -> frozenset[str]:
+        """Content hashes of every slide with an ``ok`` run of these versions (what a batch skips)."""
+        try:
+            cur = self._conn.execute(
+                "SELECT slide_sha256 FROM runs WHERE package_version = ? AND models_key = ? AND status = 'ok'",
+                (package_version, _models_key(model_versions)),
+            )
+            return frozenset(r[0] for r in cur)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read results store {self.path}: {exc}") from exc
+
+    def find_file(self, path: str | os.PathLike, size: int, mtime: float, package_version: str,
+                  model_versions: Mapping[str, str]) -> dict | None:
+        """The ``ok`` run of the file at ``path`` with this size and mtime and these versions, or None.
+
+        A cheap check (no hashing) for files seen before; :meth:`find_done` is the authority.
+        """
+        rows = self._select(
+            "SELECT * FROM runs WHERE slide_path = ? AND slide_size = ? AND slide_mtime = ? AND package_version = ? "
+            "AND models_key = ? AND status = 'ok'",
+            (str(path), int(size), float(mtime), package_version, _models_key(model_versions)),
+        )
+        return rows[0] if rows else None
+
+    def output_owners(self) -> dict[str, str]:
+        """Result-JSON path -> content hash of the slide whose ``ok`` run wrote it (the newest run wins)."""
+        owners: dict[str, str] = {}
+        for row in self._select("SELECT slide_sha256, outputs FROM runs WHERE status = 'ok' ORDER BY id"):
+            if row["outputs"].get("json"):
+                owners[str(row["outputs"]["json"])] = row["slide_sha256"]
+        return owners
+
+    def insert(self, run: RunRecord) -> tuple[bool, dict]:
+        """Write one run in a single transaction.
+
+        Returns
+        -------
+        (bool, dict)
+            Whether the row was written, and the row as :meth:`rows` yields it: the new row, or -- when an
+            ``ok`` run of the same content and versions is already stored -- that one (nothing is written).
+        """
         values = asdict(run)
         slide = values.pop("slide")
         row = {
             "slide_path": slide["path"], "slide_size": slide["size"], "slide_mtime": slide["mtime"],
-            "slide_sha256": slide["sha256"], **{k: values[k] for k in ("status", "category", "score", "stratum",
-                                                                       "confidence", "error", "package_version",
-                                                                       "started_at", "finished_at")},
+            "slide_sha256": slide["sha256"],
+            **{k: values[k] for k in ("status", "category", "score", "stratum", "confidence", "error",
+                                      "package_version", "started_at", "finished_at", "percent_complete",
+                                      "not_scorable")},
             "percentages": json.dumps(dict(run.percentages)), "timings": json.dumps(dict(run.timings)),
             "model_versions": json.dumps(dict(run.model_versions)), "outputs": json.dumps(dict(run.outputs)),
+            "flags": json.dumps(list(run.flags)),
         }
         try:
             with self._transaction():
-                if run.status == "ok" and self.find_done(slide["sha256"], run.package_version, run.model_versions):
-                    return False
-                self._conn.execute(
+                if run.status == "ok":
+                    existing = self.find_done(slide["sha256"], run.package_version, run.model_versions)
+                    if existing is not None:
+                        return False, existing
+                cur = self._conn.execute(
                     f"INSERT INTO runs ({', '.join(_COLUMNS)}, models_key) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)",
                     (*[row[c] for c in _COLUMNS], _models_key(run.model_versions)),
                 )
+                new_id = cur.lastrowid
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot write to results store {self.path}: {exc}") from exc
-        return True
+        return True, self.get(new_id)
+
+    def record(self, run: RunRecord) -> bool:
+        """Write one run in a single transaction. Returns False (and writes nothing) when an ``ok``
+        run of the same content and versions is already stored."""
+        return self.insert(run)[0]
+
+    def get(self, row_id: int) -> dict:
+        """The row with this ``id`` (as :meth:`rows` yields it).
+
+        Raises
+        ------
+        StoreError
+            When there is no such row.
+        """
+        rows = self._select("SELECT * FROM runs WHERE id = ?", (int(row_id),))
+        if not rows:
+            raise StoreError(f"no run with id {row_id} in results store {self.path}")
+        return rows[0]
 
     def rows(self) -> Iterator[dict]:
         """All runs, oldest first, as dicts of column -> value (JSON columns decoded)."""
-        cur = self._conn.execute("SELECT * FROM runs ORDER BY id")
-        names = [d[0] for d in cur.description]
-        for values in cur:
-            row = dict(zip(names, values))
-            for key in ("percentages", "timings", "model_versions", "outputs"):
-                row[key] = json.loads(row[key]) if row[key] else {}
-            yield row
+        yield from self._select("SELECT * FROM runs ORDER BY id")
 
     def export_csv(self, path: str | os.PathLike) -> int:
         """Write every run to a CSV file (JSON columns as JSON text). Returns the number of rows."""
@@ -225,6 +398,60 @@ class ResultsStore:
                 writer.writerow(values)
                 n += 1
         return n
+
+    # ------------------------------------------------------------------------------ quarantine
+    def quarantine(self, slide: SlideIdentity, reason: str) -> None:
+        """Put a slide's content on the quarantine list with the reason (replaces an older entry)."""
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    f"INSERT OR REPLACE INTO quarantine ({', '.join(_QUARANTINE)}) VALUES (?, ?, ?, ?, ?, ?)",
+                    (slide.sha256, slide.path, slide.size, slide.mtime, reason, time.time()),
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot write to results store {self.path}: {exc}") from exc
+
+    def release(self, sha256: str) -> bool:
+        """Take a slide's content off the quarantine list (``her2fast watch`` tries it again); True if it was on."""
+        try:
+            with self._transaction():
+                cur = self._conn.execute("DELETE FROM quarantine WHERE slide_sha256 = ?", (sha256,))
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot write to results store {self.path}: {exc}") from exc
+        return cur.rowcount > 0
+
+    def quarantined(self) -> list[dict]:
+        """The quarantine list, oldest first: ``slide_sha256, slide_path, slide_size, slide_mtime, reason, at``."""
+        return self._select(f"SELECT {', '.join(_QUARANTINE)} FROM quarantine ORDER BY at, slide_path")
+
+    def is_quarantined(self, sha256: str) -> bool:
+        """Whether this content is on the quarantine list."""
+        return bool(self._select("SELECT 1 AS x FROM quarantine WHERE slide_sha256 = ?", (sha256,)))
+
+    def find_quarantined_file(self, path: str | os.PathLike, size: int, mtime: float) -> dict | None:
+        """The quarantine entry of the file at ``path`` with this size and mtime (no hashing), or None."""
+        rows = self._select(
+            f"SELECT {', '.join(_QUARANTINE)} FROM quarantine WHERE slide_path = ? AND slide_size = ? AND slide_mtime = ?",
+            (str(path), int(size), float(mtime)),
+        )
+        return rows[0] if rows else None
+
+    def export_quarantine_csv(self, path: str | os.PathLike) -> int:
+        """Write the quarantine list to a CSV file. Returns the number of entries."""
+        rows = self.quarantined()
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(_QUARANTINE)
+            for r in rows:
+                writer.writerow([r[c] for c in _QUARANTINE])
+        return len(rows)
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check``: ``"ok"`` for a sound database, else the problems found."""
+        try:
+            return "\n".join(str(r[0]) for r in self._conn.execute("PRAGMA integrity_check"))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read results store {self.path}: {exc}") from exc
 
 
 def now() -> float:

@@ -124,3 +124,80 @@ def test_kill_9_mid_writing_leaves_whole_rows_only(tmp_path):
     versions = [r["package_version"] for r in rows]
     assert versions == [f"v{i}" for i in range(len(rows))]  # no gap, no duplicate, no half row
     assert all(r["percentages"] == {"x": float(i)} for i, r in enumerate(rows))
+
+
+OLD_SCHEMA = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, slide_path TEXT, slide_size INTEGER, slide_mtime REAL,
+  slide_sha256 TEXT, status TEXT, category TEXT, score TEXT, stratum TEXT, percentages TEXT, confidence REAL,
+  timings TEXT, error TEXT, package_version TEXT, model_versions TEXT, started_at REAL, finished_at REAL, outputs TEXT,
+  models_key TEXT NOT NULL);
+CREATE UNIQUE INDEX one_ok_run ON runs (slide_sha256, package_version, models_key) WHERE status = 'ok';
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO runs (slide_path, slide_size, slide_mtime, slide_sha256, status, category, score, percentages,
+  package_version, model_versions, outputs, timings, models_key)
+  VALUES ('/s.svs', 3, 1.0, 'abc', 'ok', '2+', '2+', '{"3+": 1.0}', '0.0.9', '{}', '{}', '{}', '{}');
+"""
+
+
+def test_schema_1_database_is_migrated(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "results.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(OLD_SCHEMA)
+    with ResultsStore(db) as store:
+        [old] = list(store.rows())
+        assert old["category"] == "2+" and old["percent_complete"] is None and old["flags"] == []
+        assert old["not_scorable"] is None and old["percentages"] == {"3+": 1.0}
+        assert store.find_done("abc", "0.0.9", {})["id"] == old["id"]
+        ident = slide_identity(make_slide(tmp_path))
+        run = ok_run(ident)
+        run.percent_complete, run.flags, run.not_scorable = 12.5, ["near_cutoff"], None
+        inserted, row = store.insert(run)
+        assert inserted and row["percent_complete"] == 12.5 and row["flags"] == ["near_cutoff"]
+        assert store.insert(ok_run(ident)) == (False, row)
+        assert store.get(row["id"]) == row
+        version = store._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        assert int(version) == 2 and store.integrity_check() == "ok"
+    with ResultsStore(db) as store:  # opening a migrated database again changes nothing
+        assert len(list(store.rows())) == 2
+
+
+def test_lookups_and_quarantine(tmp_path):
+    ident = slide_identity(make_slide(tmp_path))
+    run = ok_run(ident)
+    run.outputs = {"json": "/out/s.her2fast.json"}
+    with ResultsStore(tmp_path / "new-folder") as store:  # a missing path without suffix: a folder
+        assert store.path == tmp_path / "new-folder" / "results.db"
+        store.record(run)
+        assert store.done_hashes("0.1.0", {"unet": "abc"}) == {ident.sha256}
+        assert store.done_hashes("0.1.0", {"unet": "other"}) == frozenset()
+        assert store.find_file(ident.path, ident.size, ident.mtime, "0.1.0", {"unet": "abc"})["status"] == "ok"
+        assert store.find_file(ident.path, ident.size + 1, ident.mtime, "0.1.0", {"unet": "abc"}) is None
+        assert store.output_owners() == {"/out/s.her2fast.json": ident.sha256}
+        assert not store.is_quarantined(ident.sha256)
+        store.quarantine(ident, "corrupt")
+        store.quarantine(ident, "still corrupt")  # one entry per content
+        assert store.is_quarantined(ident.sha256)
+        assert [q["reason"] for q in store.quarantined()] == ["still corrupt"]
+        assert store.find_quarantined_file(ident.path, ident.size, ident.mtime)["slide_sha256"] == ident.sha256
+        assert store.export_quarantine_csv(tmp_path / "q.csv") == 1
+        assert store.release(ident.sha256) and not store.release(ident.sha256)
+        assert store.quarantined() == []
+    with open(tmp_path / "q.csv", encoding="utf-8") as fh:
+        assert list(csv.DictReader(fh))[0]["reason"] == "still corrupt"
+
+
+def test_mrxs_slide_is_its_file_and_folder(tmp_path):
+    from her2fast.store import slide_files, slide_stat
+
+    mrxs = make_slide(tmp_path, "a.mrxs", b"index")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "Data0000.dat").write_bytes(b"x" * 10)
+    assert slide_files(mrxs) == [mrxs, tmp_path / "a" / "Data0000.dat"]
+    size, _, n = slide_stat(mrxs)
+    assert (size, n) == (15, 2)
+    before = slide_identity(mrxs)
+    (tmp_path / "a" / "Data0001.dat").write_bytes(b"y")  # the scanner is still writing the folder
+    assert slide_stat(mrxs)[2] == 3 and slide_identity(mrxs).sha256 != before.sha256

@@ -1,0 +1,843 @@
+"""Many slides: find them, score each one into the results store, locally or on a Dask cluster (issue 8).
+
+:func:`run_batch` is ``her2fast batch``: it scores every slide of a folder, glob or list with a local
+process pool (default) or one task per slide on a Dask ``distributed`` cluster, and records one row per
+slide in the :class:`~her2fast.store.ResultsStore` (``results.db`` in the output folder).
+
+Guarantees
+----------
+- **Outputs before the row.** A slide's report files are written into a temporary folder inside the
+  output folder, flushed to disk and renamed into place; only then is its row committed (one SQLite
+  transaction). A crash or ``kill -9`` at any moment leaves either the whole row with all its files, or
+  no row (possibly with files of an unfinished run, which the rerun overwrites).
+- **Resumable, idempotent.** A slide whose content hash already has an ``ok`` row for the versions that
+  would be used (:func:`model_versions` -- the package version and the sha256 of each model the settings
+  use, read from the models' ``config.json``) is skipped; rerunning an interrupted batch scores the
+  rest and nothing twice.
+- **A bad slide does not stop the batch.** Its error is recorded as a ``failed`` row (failed rows are
+  history: a rerun tries the slide again). The batch stops only when the store itself cannot be
+  written (:class:`~her2fast.store.StoreError`, e.g. a full disk), leaving the database intact.
+
+The slide is scored in the worker (local process or Dask worker); the row is written by the calling
+process, so Dask workers need the slides and the output folder (shared paths, the same on every
+machine) but never the database.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import math
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .errors import Her2FastError, InvalidInputError, ModelError
+from .store import ResultsStore, RunRecord, SlideIdentity, StoreError, slide_identity
+
+__all__ = ["SLIDE_SUFFIXES", "BatchSummary", "find_slides", "model_versions", "default_workers", "score_to_store",
+           "run_batch"]
+
+#: File suffixes taken for slides when a folder or glob is searched (OpenSlide formats + plain images).
+SLIDE_SUFFIXES = frozenset({".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif",
+                            ".dcm", ".png", ".jpg", ".jpeg", ".bmp"})
+# her2fast's own pictures and phantom sidecars are never slides.
+_NOT_SLIDES = (".epithelium.png", ".overlay.png", ".zoom.png", ".heatmap.png")
+_TMP_PREFIX = ".her2fast-tmp-"
+_GLOB_CHARS = frozenset("*?[")
+
+
+# ------------------------------------------------------------------------------------ finding slides
+def _is_slide_name(p: Path) -> bool:
+    name = p.name.lower()
+    return p.suffix.lower() in SLIDE_SUFFIXES and not name.startswith(".") and not name.endswith(_NOT_SLIDES)
+
+
+def _scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[Path]:
+    """Slide files under ``folder`` (recursive; hidden names skipped; one ``.dcm`` per folder)."""
+    skip = {os.path.abspath(e) for e in exclude}
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and os.path.abspath(os.path.join(root, d)) not in skip)
+        dicom = False
+        for f in sorted(files):
+            p = Path(root) / f
+            if not _is_slide_name(p):
+                continue
+            if p.suffix.lower() == ".dcm":  # a DICOM WSI series: one file per level, any one opens it
+                if dicom:
+                    continue
+                dicom = True
+            found.append(p)
+    return found
+
+
+def _read_list(path: Path) -> list[Path]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read the slide list {path}: {exc}") from None
+    found: list[Path] = []
+    for line in lines:
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            found += _expand(entry, from_list=path)
+    return found
+
+
+def _expand(item: str | os.PathLike, *, from_list: Path | None = None) -> list[Path]:
+    text = os.fspath(item)
+    p = Path(text).expanduser()
+    if from_list is not None and not p.is_absolute():
+        p = from_list.parent / p
+    if p.is_dir():
+        return _scan_folder(p)
+    if p.is_file():
+        if p.suffix.lower() in SLIDE_SUFFIXES:
+            return [p]
+        if from_list is not None:
+            raise InvalidInputError(f"{from_list}: {p} is neither a slide file ({', '.join(sorted(SLIDE_SUFFIXES))}) "
+                                    "nor a folder (slide lists do not nest)")
+        return _read_list(p)
+    if _GLOB_CHARS & set(text):
+        out: list[Path] = []
+        for m in sorted(glob.glob(str(p), recursive=True)):
+            mp = Path(m)
+            out += _scan_folder(mp) if mp.is_dir() else [mp] if _is_slide_name(mp) else []
+        return out
+    if p.suffix.lower() in SLIDE_SUFFIXES:
+        return [p]  # a named slide that is missing: it gets a 'failed' row ("slide file not found")
+    raise InvalidInputError(f"{text}: no such slide file, folder or slide list (and no glob pattern)")
+
+
+def find_slides(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The slide files named by a folder, a glob, a list file, a slide path, or a sequence of these.
+
+    Parameters
+    ----------
+    inputs : str, PathLike or sequence of them
+        Each one is
+
+        - a folder: its slide files (suffixes :data:`SLIDE_SUFFIXES`), searched recursively, skipping
+          hidden names, her2fast's own pictures (``*.overlay.png``, ...) and all but one ``.dcm`` per folder
+          (the files of a DICOM series are one slide);
+        - a glob (``/scans/2026-*/*.svs``, ``**`` allowed): the matching slide files (matching folders are
+          searched as above);
+        - a slide file: itself (a missing one is kept: scoring records "slide file not found");
+        - any other file: a list, one path (or folder, or glob) per line, ``#`` starts a comment line,
+          relative paths are relative to the list's folder.
+
+    Returns
+    -------
+    list of Path
+        Absolute paths, sorted, each once.
+
+    Raises
+    ------
+    InvalidInputError
+        Nothing matched, or an input is neither a slide, a folder, a glob nor a readable list.
+
+    Examples
+    --------
+    >>> from her2fast.batch import find_slides
+    >>> find_slides("/scans/today")  # doctest: +SKIP
+    [PosixPath('/scans/today/A-1.svs'), PosixPath('/scans/today/A-2.svs')]
+    """
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if not items:
+        raise InvalidInputError("no slides given: pass a folder, a glob, a slide list or slide files")
+    found: dict[str, Path] = {}
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            raise InvalidInputError(f"inputs must be paths (str or PathLike), got {type(item).__name__}")
+        for p in _expand(item):
+            a = os.path.abspath(p)
+            found[a] = Path(a)
+    if not found:
+        shown = ", ".join(os.fspath(i) for i in items[:3]) + (", ..." if len(items) > 3 else "")
+        raise InvalidInputError(f"no slide files found in {shown} (looked for {', '.join(sorted(SLIDE_SUFFIXES))})")
+    return [found[k] for k in sorted(found)]
+
+
+def _batch_order(inputs) -> list[Path]:
+    """The batch's slides: a list of slide files keeps its order and repeats, anything else :func:`find_slides`."""
+    if not isinstance(inputs, (str, os.PathLike)):
+        items = list(inputs)
+        if items and all(isinstance(i, (str, os.PathLike)) and Path(os.fspath(i)).suffix.lower() in SLIDE_SUFFIXES
+                         and not (_GLOB_CHARS & set(os.fspath(i))) and not Path(os.fspath(i)).is_dir() for i in items):
+            return [Path(os.path.abspath(Path(os.fspath(i)).expanduser())) for i in items]
+    return find_slides(inputs)
+
+
+# ------------------------------------------------------------------------------------- versions
+def model_versions(settings=None) -> dict[str, str]:
+    """The sha256 of every model a run with these settings uses, from the models' ``config.json``.
+
+    Cheap (no model is loaded): the epithelium classifier (shipped, or ``$HER2FAST_EPITHELIUM_MODEL``)
+    and, for ``membrane_method="unet"``, the membrane U-Net. The loaders check the files against these
+    hashes, so a run that succeeds used exactly these models.
+
+    Parameters
+    ----------
+    settings : ScoreSettings, optional
+
+    Returns
+    -------
+    dict of str to str
+        ``{"epithelium_svm": sha256[, "membrane_unet": sha256]}``.
+
+    Raises
+    ------
+    ModelError
+        A model's config.json is missing or unreadable.
+    """
+    import json
+    from importlib.resources import files
+
+    from .membrane import load_model_config
+    from .pipeline import ScoreSettings
+
+    settings = ScoreSettings() if settings is None else settings
+    folder = os.environ.get("HER2FAST_EPITHELIUM_MODEL") or str(files("her2fast") / "models" / "epithelium_svm")
+    cfg = Path(folder) / "config.json"
+    try:
+        epi = str(json.loads(cfg.read_text())["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"cannot read the epithelium model's sha256 from {cfg}: {exc}; reinstall her2fast or fix "
+                         "$HER2FAST_EPITHELIUM_MODEL") from None
+    versions = {"epithelium_svm": epi}
+    if settings.membrane_method == "unet":
+        versions["membrane_unet"] = load_model_config().sha256
+    return versions
+
+
+def default_workers() -> int:
+    """Worker processes of a local batch: one per two CPU cores (at least one).
+
+    One slide already keeps two cores busy (ONNX Runtime's intra-op threads, the epithelium thread pool);
+    on the 2-core reference machine two workers were no faster than one (``docs/batch.md``).
+    """
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+# ------------------------------------------------------------------------------------- one slide
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _output_error(out_dir: Path, exc: OSError) -> str:
+    import errno
+
+    hint = ""
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
+        hint = " (the output folder's disk is full, or a file size or quota limit was hit); free space and rerun"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = " (no permission to write there); fix the permissions or choose another --out"
+    return f"cannot write the outputs to {out_dir}: {exc.strerror or exc}{hint}"
+
+
+def _fsync(path: Path, *, folder: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_outputs(result, out_dir: Path, name: str, *, pictures: bool, geojson: bool) -> dict[str, str]:
+    """Write the report into a temporary folder, flush it, rename the files into ``out_dir``."""
+    from .report import write_report
+
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f"{_TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    lock = -1
+    try:
+        lock = os.open(tmp / ".lock", os.O_CREAT | os.O_RDWR)  # held while writing: marks the folder in use
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        files = write_report(result, tmp, name=name, pictures=pictures, geojson=geojson)
+        for f in files.values():
+            _fsync(f)
+        final: dict[str, str] = {}
+        for key, f in files.items():
+            dest = out_dir / f.name
+            os.replace(f, dest)
+            final[key] = str(dest)
+        _fsync(out_dir, folder=True)
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if lock >= 0:
+            os.close(lock)
+
+
+def _clean_stale_temp(out_dir: Path) -> None:
+    """Remove temporary report folders left by killed processes of this machine (their lock is free)."""
+    import fcntl
+
+    host = socket.gethostname()
+    for d in out_dir.glob(_TMP_PREFIX + "*"):
+        if d.name[len(_TMP_PREFIX):].rsplit("-", 2)[0] != host:
+            continue  # another machine's (Dask worker): it cleans its own
+        try:
+            fd = os.open(d / ".lock", os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                if time.time() - d.stat().st_mtime > 3600:  # killed before it took its lock
+                    shutil.rmtree(d, ignore_errors=True)
+            except OSError:
+                pass
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live writer holds it
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def _identify(path: str) -> tuple[SlideIdentity, str | None]:
+    try:
+        return slide_identity(path), None
+    except InvalidInputError as exc:
+        return SlideIdentity(os.path.abspath(path), 0, 0.0, ""), str(exc)
+    except OSError as exc:
+        return SlideIdentity(os.path.abspath(path), 0, 0.0, ""), f"cannot read {path}: {exc}"
+
+
+def _free_name(name: str, sha256: str, out_dir: Path, owners: Mapping[str, str]) -> str:
+    """``name``, unless an ``ok`` run of other content already wrote ``<name>.her2fast.json`` there."""
+    owner = owners.get(str(out_dir / f"{name}.her2fast.json"))
+    return name if owner in (None, sha256) else f"{name}-{sha256[:8]}"
+
+
+def _score_one(path: str, identity: SlideIdentity, out_dir: Path, name: str, versions: Mapping[str, str], *,
+               mpp, settings, providers, progress: bool, pictures: bool, geojson: bool) -> tuple[RunRecord, str | None]:
+    """Score a slide and write its outputs; the record to store and the kind of failure (slide/output)."""
+    from .api import score
+
+    started = time.time()
+    common = dict(slide=identity, package_version=__version__, model_versions=dict(versions), started_at=started)
+
+    def failed(error: str, kind: str) -> tuple[RunRecord, str]:
+        return RunRecord(status="failed", error=error, finished_at=time.time(), **common), kind
+
+    try:
+        result = score(path, mpp=mpp, providers=providers, settings=settings, progress=progress)
+    except (Her2FastError, OSError) as exc:
+        return failed(_describe(exc), "slide")
+    except Exception as exc:  # noqa: BLE001 - a bug met on this slide must not stop the batch
+        return failed(f"unexpected error, please report it: {_describe(exc)}", "slide")
+    t0 = time.perf_counter()
+    try:
+        outputs = _write_outputs(result, out_dir, name, pictures=pictures, geojson=geojson)
+    except OSError as exc:
+        return failed(_output_error(out_dir, exc), "output")
+    except Her2FastError as exc:  # the slide reopened for the pictures
+        return failed(_describe(exc), "slide")
+    except Exception as exc:  # noqa: BLE001
+        return failed(f"unexpected error while writing the report, please report it: {_describe(exc)}", "slide")
+    d = result.to_dict(include_cells=False)
+    timings = {k: float(v) for k, v in d["timings"].items()}
+    timings["outputs"] = round(time.perf_counter() - t0, 4)
+    return RunRecord(status="ok", category=d["category"], score=d["score"], stratum=d["stratum"],
+                     percentages=d["percentages"], confidence=d["confidence"], timings=timings, outputs=outputs,
+                     finished_at=time.time(), percent_complete=d["percent_complete"], not_scorable=d["not_scorable"],
+                     flags=list(d["flags"]), **common), None
+
+
+def _row_of(store: ResultsStore, identity: SlideIdentity, record: RunRecord | None,
+            versions: Mapping[str, str]) -> dict:
+    """Commit a run (or look up the run a skip refers to); the row plus ``skipped``."""
+    if record is None:
+        row = store.find_done(identity.sha256, __version__, versions)
+        if row is None:
+            raise StoreError(f"the ok run of {identity.path} disappeared from results store {store.path} during the batch")
+        return {**row, "skipped": True}
+    inserted, row = store.insert(record)
+    return {**row, "skipped": not inserted}
+
+
+def score_to_store(path: str | os.PathLike, out_dir: str | os.PathLike, *, store: ResultsStore, mpp: float | None = None,
+                   settings=None, providers="auto", progress: bool = False, pictures: bool = True,
+                   geojson: bool = True) -> dict:
+    """Score one slide unless already done, write its report files, then record its row.
+
+    The report is complete on disk (written to a temporary folder and renamed into place) before the row
+    is committed. A slide with an ``ok`` row for the same content and versions is skipped.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The slide.
+    out_dir : str or PathLike
+        Report folder (``<name>.her2fast.json``, ``.cells.npz``, ``.geojson``, pictures). ``<name>`` is
+        the slide's file name without suffix, with ``-<first 8 hex of its sha256>`` appended when another
+        slide's ``ok`` run already wrote that name.
+    store : ResultsStore
+    mpp, settings, providers, progress
+        As :func:`her2fast.score`.
+    pictures, geojson : bool
+        Write the PNG pictures / the QuPath GeoJSON.
+
+    Returns
+    -------
+    dict
+        The stored row (as :meth:`ResultsStore.rows` yields it) plus ``skipped``: True when nothing was
+        scored. A slide that cannot be read or scored, or whose outputs cannot be written, gives a
+        ``failed`` row with the reason in ``error``; this function does not raise for a bad slide.
+
+    Raises
+    ------
+    StoreError
+        The results store cannot be written.
+    ModelError
+        A model's config.json is missing (every slide would fail).
+    """
+    from .pipeline import ScoreSettings
+
+    settings = ScoreSettings() if settings is None else settings
+    versions = model_versions(settings)
+    out = Path(os.path.abspath(out_dir))
+    record, _kind, identity = _process_one(str(path), out, Path(path).stem, versions, store.done_hashes(__version__, versions),
+                                           store.output_owners(), mpp=mpp, settings=settings, providers=providers,
+                                           progress=progress, pictures=pictures, geojson=geojson)
+    return _row_of(store, identity, record, versions)
+
+
+def _process_one(path: str, out: Path, name: str, versions, done, owners, **options):
+    """(record or None when skipped, failure kind, identity) of one slide."""
+    identity, error = _identify(path)
+    if error is not None:
+        return (RunRecord(slide=identity, status="failed", package_version=__version__, model_versions=dict(versions),
+                          error=error, started_at=time.time(), finished_at=time.time()), "slide", identity)
+    if identity.sha256 in done:
+        return None, None, identity
+    record, kind = _score_one(path, identity, out, _free_name(name, identity.sha256, out, owners), versions, **options)
+    return record, kind, identity
+
+
+# --------------------------------------------------------------------------------------- workers
+@dataclass(frozen=True)
+class _Job:
+    index: int
+    path: str
+    name: str
+
+
+@dataclass
+class _Outcome:
+    identity: SlideIdentity
+    record: RunRecord | None  # None: skipped (already done)
+
+
+_WORKER: dict = {}
+_TILES = re.compile(r"^(?P<name>.+?): (?P<done>\d+)/(?P<total>\d+) tiles")
+
+
+class _TileTap(io.TextIOBase):
+    """Stands in for stderr in a local worker: pipeline progress lines go to the parent as (slide, done, total)."""
+
+    def __init__(self, queue, key: str, fallback) -> None:
+        self.queue, self.key, self.fallback = queue, key, fallback
+
+    def write(self, text: str) -> int:
+        for line in text.replace("\r", "\n").split("\n"):
+            m = _TILES.match(line.strip())
+            if m:
+                self.queue.put((self.key, int(m["done"]), int(m["total"])))
+            elif line.strip():
+                self.fallback.write(line + "\n")
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        self.fallback.flush()
+
+
+def _init_worker(shared: dict, queue) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the workers
+    _WORKER["shared"], _WORKER["queue"] = shared, queue
+
+
+def _work(path: str, name: str, shared: dict, queue=None) -> _Outcome:
+    """One slide in a worker (local process or Dask): score it, write its outputs; no store access."""
+    options = dict(mpp=shared["mpp"], settings=shared["settings"], providers=shared["providers"],
+                   pictures=shared["pictures"], geojson=shared["geojson"], progress=queue is not None)
+    real = sys.stderr
+    if queue is not None:
+        sys.stderr = _TileTap(queue, path, real)
+    try:
+        record, _kind, identity = _process_one(path, Path(shared["out_dir"]), name, shared["versions"], shared["done"],
+                                               shared["owners"], **options)
+    finally:
+        sys.stderr = real
+    return _Outcome(identity, record)
+
+
+def _work_local(path: str, name: str) -> _Outcome:
+    return _work(path, name, _WORKER["shared"], _WORKER["queue"])
+
+
+def _died(path: str, versions: Mapping[str, str], why: str) -> _Outcome:
+    identity, error = _identify(path)
+    return _Outcome(identity, RunRecord(slide=identity, status="failed", package_version=__version__,
+                                        model_versions=dict(versions), error=error or why, started_at=time.time(),
+                                        finished_at=time.time()))
+
+
+_CRASH = ("the worker process died while scoring this slide (a crash in a native library, or killed, e.g. by the "
+          "out-of-memory killer); see the system log")
+
+
+def _stop_pool(pool) -> None:
+    pool.shutdown(wait=False, cancel_futures=True)
+    procs = getattr(pool, "_processes", None) or {}
+    for p in list(procs.values()):
+        if p.is_alive():
+            p.terminate()
+    for p in list(procs.values()):
+        p.join(10)
+
+
+def _run_local(jobs: Sequence[_Job], shared: dict, workers: int, ui: _BatchProgress) -> Iterator[tuple[_Job, _Outcome]]:
+    """A spawn-context process pool, at most ``workers`` slides in flight; a crashed worker costs one slide."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+    from queue import Empty
+
+    ctx = mp.get_context("spawn")  # never fork a parent that may hold ONNX Runtime threads
+    queue = ctx.Queue() if ui.enabled else None
+
+    def new_pool(n: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(shared, queue))
+
+    def drain() -> None:
+        if queue is None:
+            return
+        while True:
+            try:
+                key, d, t = queue.get_nowait()
+            except (Empty, OSError, ValueError):
+                return
+            ui.tiles(key, d, t)
+
+    pending = deque(jobs)
+    pool = new_pool(workers)
+    inflight: dict = {}
+    try:
+        while pending or inflight:
+            while pending and len(inflight) < workers:
+                job = pending.popleft()
+                inflight[pool.submit(_work_local, job.path, job.name)] = job
+                ui.started(job.path)
+            done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
+            drain()
+            suspects: list[_Job] = []
+            for fut in done:
+                job = inflight.pop(fut)
+                try:
+                    outcome = fut.result()
+                except BrokenProcessPool:
+                    suspects.append(job)
+                    continue
+                yield job, outcome
+            if not suspects:
+                continue
+            # A worker died: every slide in flight failed with it. Run each alone to find the culprit.
+            suspects += list(inflight.values())
+            inflight.clear()
+            _stop_pool(pool)
+            for job in sorted(suspects, key=lambda j: j.index):
+                solo = new_pool(1)
+                try:
+                    outcome = solo.submit(_work_local, job.path, job.name).result()
+                except BrokenProcessPool:
+                    outcome = _died(job.path, shared["versions"], _CRASH)
+                finally:
+                    _stop_pool(solo)
+                drain()
+                yield job, outcome
+            pool = new_pool(workers)
+    finally:
+        _stop_pool(pool)
+        if queue is not None:
+            queue.close()
+            queue.cancel_join_thread()
+
+
+def _run_dask(jobs: Sequence[_Job], shared: dict, scheduler, workers: int,
+              ui: _BatchProgress) -> Iterator[tuple[_Job, _Outcome]]:
+    """One task per slide on a Dask distributed cluster; results come back here to be stored."""
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise InvalidInputError("the Dask path needs the 'distributed' package: pip install 'her2fast[cluster]'") from None
+    cluster = client = None
+    own = True
+    try:
+        if isinstance(scheduler, str) and scheduler in ("local", "dask"):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None)
+            client = Client(cluster)
+        elif isinstance(scheduler, str):
+            try:
+                client = Client(scheduler, timeout="30s")
+            except (OSError, TimeoutError) as exc:
+                raise InvalidInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}; start it with "
+                                        "`dask scheduler` and its workers with `dask worker <address>`") from None
+        elif hasattr(scheduler, "submit") and hasattr(scheduler, "scatter"):
+            client, own = scheduler, False
+        else:
+            raise InvalidInputError(f"scheduler must be an address like 'tcp://host:8786', 'local' or a "
+                                    f"distributed.Client, got {scheduler!r}")
+        [shared_future] = client.scatter([shared], broadcast=True)
+        tag = uuid.uuid4().hex[:8]
+        futures = {}
+        for job in jobs:
+            fut = client.submit(_work, job.path, job.name, shared_future, pure=False,
+                                key=f"her2fast-score-{job.index}-{tag}")
+            futures[fut] = job
+        try:
+            for fut in as_completed(list(futures)):
+                job = futures[fut]
+                try:
+                    outcome = fut.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the slide took workers down
+                    outcome = _died(job.path, shared["versions"], f"the Dask task failed: {_describe(exc)}")
+                fut.release()
+                yield job, outcome
+        finally:
+            pending = [f for f in futures if not f.done()]
+            if pending:
+                client.cancel(pending)
+    finally:
+        if own and client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# -------------------------------------------------------------------------------------- progress
+def _fmt_seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    s = int(round(s))
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class _BatchProgress:
+    """``slides 3/10 (1 failed), now: A-4 45/120 tiles, ETA 1m20s`` on stderr (rewritten in place on a terminal)."""
+
+    def __init__(self, total: int, *, enabled: bool, stream=None) -> None:
+        self.total, self.enabled = total, enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.t0 = time.perf_counter()
+        self.done = self.skipped = self.failed = 0
+        self.current: dict[str, tuple[int, int]] = {}
+        self._width = 0
+
+    def started(self, key: str) -> None:
+        self.current.setdefault(key, (0, 0))
+
+    def tiles(self, key: str, done: int, total: int) -> None:
+        self.current[key] = (done, total)
+        if self._tty:
+            self._print()
+
+    def slide_done(self, key: str, row: Mapping) -> None:
+        self.current.pop(key, None)
+        self.done += 1
+        self.skipped += bool(row.get("skipped"))
+        self.failed += row.get("status") == "failed"
+        self._print()
+
+    def line(self) -> str:
+        elapsed = time.perf_counter() - self.t0
+        scored = self.done - self.skipped
+        eta = elapsed / scored * (self.total - self.done) if scored else float("nan")
+        parts = [f"slides {self.done}/{self.total}"]
+        extra = [f"{self.failed} failed"] * bool(self.failed) + [f"{self.skipped} skipped"] * bool(self.skipped)
+        if extra:
+            parts[0] += f" ({', '.join(extra)})"
+        now = [f"{Path(k).stem} {d}/{t} tiles" if t else Path(k).stem for k, (d, t) in self.current.items()]
+        if now:
+            parts.append("now: " + ", ".join(now))
+        parts.append(f"{_fmt_seconds(elapsed)} elapsed")
+        if self.done < self.total:
+            parts.append(f"ETA {_fmt_seconds(eta)}")
+        return ", ".join(parts)
+
+    def _print(self) -> None:
+        if not self.enabled:
+            return
+        text = self.line()
+        if self._tty:
+            self.stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled and self._tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ----------------------------------------------------------------------------------------- batch
+@dataclass
+class BatchSummary:
+    """What :func:`run_batch` did.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per input slide, in input order (:func:`find_slides` order; a list of slide files keeps its
+        own order and repeats): the stored row (:meth:`ResultsStore.rows` shape) plus ``skipped``.
+    n_scored, n_skipped, n_failed : int
+        Distinct slides scored now (``ok``), skipped (already done), failed.
+    seconds : float
+        Wall time of the batch.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    n_scored: int = 0
+    n_skipped: int = 0
+    n_failed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """``her2fast batch``'s exit status: the number of failed slides, at most 100 (0: all good)."""
+        return min(self.n_failed, 100)
+
+
+def run_batch(inputs, out_dir: str | os.PathLike, *, store: ResultsStore | str | os.PathLike | None = None,
+              workers: int | None = None, mpp: float | None = None, settings=None, providers="auto",
+              progress: bool = True, scheduler=None, pictures: bool = True, geojson: bool = True,
+              on_row: Callable[[dict], None] | None = None) -> BatchSummary:
+    """Score many slides into the results store: resumable, idempotent, one bad slide never stops it.
+
+    Parameters
+    ----------
+    inputs : str, PathLike or sequence
+        Folder, glob, slide list file, slide files (see :func:`find_slides`).
+    out_dir : str or PathLike
+        Report files of every slide, and ``results.db`` unless ``store`` says otherwise. With a Dask
+        cluster it must be a folder every worker writes to under the same path (a shared file system).
+    store : ResultsStore, str or PathLike, optional
+        The results store (an open one, or a folder / file / ``sqlite:///`` URL); default
+        ``out_dir/results.db``.
+    workers : int, optional
+        Local worker processes (default :func:`default_workers`), or Dask workers of ``scheduler="local"``.
+    mpp, settings, providers
+        As :func:`her2fast.score`.
+    progress : bool
+        One progress line on stderr (slides done/total, the current slides' tiles, ETA).
+    scheduler : str or distributed.Client, optional
+        None: a local process pool. ``"tcp://host:8786"``: one task per slide on that Dask scheduler's
+        workers. ``"local"``: a Dask ``LocalCluster`` of ``workers`` processes on this machine.
+    pictures, geojson : bool
+        Write the PNG pictures / the QuPath GeoJSON.
+    on_row : callable, optional
+        Called with each slide's row as soon as it is stored.
+
+    Returns
+    -------
+    BatchSummary
+
+    Raises
+    ------
+    InvalidInputError
+        No slides found, or bad arguments.
+    StoreError
+        The results store cannot be written (the batch stops; what was stored stays intact).
+    ModelError
+        A model is missing.
+
+    Examples
+    --------
+    >>> from her2fast.batch import run_batch
+    >>> summary = run_batch("/scans/today", "/results/today")  # doctest: +SKIP
+    >>> summary.n_scored, summary.n_failed  # doctest: +SKIP
+    (42, 1)
+    """
+    from ._validate import as_int
+    from .pipeline import ScoreSettings
+
+    t0 = time.perf_counter()
+    settings = ScoreSettings() if settings is None else settings
+    if not isinstance(settings, ScoreSettings):
+        raise InvalidInputError(f"settings must be a her2fast.ScoreSettings, got {type(settings).__name__}")
+    workers = default_workers() if workers is None else as_int(workers, "workers", 1, 1024)
+    slides = _batch_order(inputs)
+    out = Path(os.path.abspath(out_dir))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create the output folder {out}: {exc}") from None
+    versions = model_versions(settings)
+    own = not isinstance(store, ResultsStore)
+    st = ResultsStore(out if store is None else store) if own else store
+    by_path: dict[str, dict] = {}
+    try:
+        _clean_stale_temp(out)
+        unique = list(dict.fromkeys(str(p) for p in slides))
+        stems: dict[str, int] = {}
+        for u in unique:
+            stems[Path(u).stem] = stems.get(Path(u).stem, 0) + 1
+        jobs = [_Job(i, u, Path(u).stem if stems[Path(u).stem] == 1 else
+                     f"{Path(u).stem}-{hashlib.sha1(u.encode()).hexdigest()[:8]}") for i, u in enumerate(unique)]
+        shared = dict(done=st.done_hashes(__version__, versions), owners=st.output_owners(), versions=versions,
+                      out_dir=str(out), mpp=mpp, settings=settings, providers=providers, pictures=pictures,
+                      geojson=geojson)
+        ui = _BatchProgress(len(jobs), enabled=progress)
+        n = min(workers, len(jobs))
+        runner = _run_local(jobs, shared, n, ui) if scheduler is None else _run_dask(jobs, shared, scheduler, n, ui)
+        try:
+            for job, outcome in runner:
+                row = _row_of(st, outcome.identity, outcome.record, versions)
+                by_path[job.path] = row
+                ui.slide_done(job.path, row)
+                if on_row is not None:
+                    on_row(dict(row))
+        finally:
+            runner.close()
+            ui.finish()
+    finally:
+        if own:
+            st.close()
+    rows = [dict(by_path[str(p)]) for p in slides]
+    distinct = list(by_path.values())
+    return BatchSummary(
+        rows=rows,
+        n_scored=sum(r["status"] == "ok" and not r["skipped"] for r in distinct),
+        n_skipped=sum(r["status"] == "ok" and r["skipped"] for r in distinct),
+        n_failed=sum(r["status"] == "failed" for r in distinct),
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,317 @@
+"""``her2fast watch``: the scanner-side service that scores each slide once it has been written (issue 8).
+
+:func:`watch` polls a folder (recursively; polling works the same on local disks and network shares) and
+treats a slide -- a file, or for MRXS the file plus its companion folder -- as complete once its total size,
+newest mtime and number of files have stayed unchanged for ``settle`` seconds. It then scores the slide,
+writes its report into the output folder and its row into the results store (outputs first, see
+:mod:`her2fast.batch`), and moves on, one slide at a time.
+
+- **Never twice.** What was done is in the results store, keyed by content hash (and package and model
+  versions), so a restart picks up what arrived while the service was down and skips everything scored
+  before (a file seen before is recognised by path, size and mtime without re-reading it).
+- **Quarantine.** A slide that cannot be read or scored gets a ``failed`` row and goes on the store's
+  quarantine list with the reason (also written to ``OUT/quarantine.csv``); it is not tried again until its
+  content changes (or :meth:`~her2fast.store.ResultsStore.release` takes it off). A slide whose *outputs*
+  cannot be written (disk full) is not quarantined: it is tried again after ``retry_after`` seconds.
+- **Clean shutdown.** SIGTERM or SIGINT: the slide being scored is finished, then :func:`watch` returns
+  (the command exits 0); a second signal aborts that slide without writing its row.
+- **Logs** go to ``OUT/her2fast-watch.log`` (and stderr). Only one watcher may write to an output folder
+  (a lock file, ``OUT/.her2fast-watch.lock``).
+
+Scanners that write under a temporary name (``.name``, ``name.svs.part``) and rename at the end are
+ideal: such names are not slides and are never looked at.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .batch import _clean_stale_temp, _free_name, _identify, _row_of, _scan_folder, _score_one, model_versions
+from .errors import InvalidInputError
+from .store import ResultsStore, StoreError, slide_stat
+
+__all__ = ["WatchSummary", "watch"]
+
+LOG_NAME = "her2fast-watch.log"
+QUARANTINE_CSV = "quarantine.csv"
+
+
+@dataclass
+class WatchSummary:
+    """What one :func:`watch` session did (counts of distinct slides)."""
+
+    scored: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+    retried: int = 0
+
+
+def _make_logger(path: Path) -> tuple[logging.Logger, list[logging.Handler]]:
+    logger = logging.getLogger("her2fast.watch")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers: list[logging.Handler] = [logging.FileHandler(path, encoding="utf-8")]
+    except OSError as exc:
+        raise InvalidInputError(f"cannot open the log file {path}: {exc}") from None
+    handlers.append(logging.StreamHandler())
+    for h in handlers:
+        h.setFormatter(fmt)
+        logger.addHandler(h)
+    return logger, handlers
+
+
+def _lock(out: Path):
+    import fcntl
+
+    fh = open(out / ".her2fast-watch.lock", "a+")  # noqa: SIM115 - held for the whole session
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise InvalidInputError(f"another `her2fast watch` is already writing to {out}; stop it first "
+                                "(one watcher per output folder)") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+def _write_quarantine_csv(store: ResultsStore, out: Path, logger: logging.Logger) -> None:
+    path = out / QUARANTINE_CSV
+    tmp = out / f".{QUARANTINE_CSV}.tmp-{os.getpid()}"
+    try:
+        store.export_quarantine_csv(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.error("cannot write %s: %s", path, exc)
+
+
+class _Watcher:
+    def __init__(self, folder: Path, out: Path, store: ResultsStore, logger: logging.Logger, versions: dict,
+                 options: dict, summary: WatchSummary) -> None:
+        self.folder, self.out, self.store, self.log = folder, out, store, logger
+        self.versions, self.options, self.summary = versions, options, summary
+
+    def handle(self, path: Path, sig: tuple[int, float, int]) -> str:
+        """Score one settled slide: "done", "changed" (look again later) or "retry" (outputs not writable)."""
+        key = str(path)
+        size, mtime, _ = sig
+        st = self.store
+        if st.find_file(key, size, mtime, __version__, self.versions) is not None:
+            return "done"  # scored before (this file, unchanged)
+        if st.find_quarantined_file(key, size, mtime) is not None:
+            return "done"
+        identity, error = _identify(key)
+        if error is not None:
+            return "changed"  # vanished while being read
+        if (identity.size, identity.mtime) != (size, mtime):
+            return "changed"
+        done = st.find_done(identity.sha256, __version__, self.versions)
+        if done is not None:
+            self.log.info("skip %s: already scored (same content as %s, run %s)", key, done["slide_path"], done["id"])
+            self.summary.skipped += 1
+            return "done"
+        if st.is_quarantined(identity.sha256):
+            self.log.info("skip %s: quarantined earlier (same content)", key)
+            return "done"
+        self.log.info("scoring %s (%.1f MB)", key, size / 1e6)
+        name = _free_name(path.stem, identity.sha256, self.out, st.output_owners())
+        record, kind = _score_one(key, identity, self.out, name, self.versions, progress=False, **self.options)
+        row = _row_of(st, identity, record, self.versions)
+        if kind is None:
+            self.summary.scored += 1
+            what = (f"HER2 {row['score']} ({row['stratum']}), {row['percent_complete']} % complete"
+                    if row["score"] is not None else f"not scorable: {row['not_scorable']}")
+            self.log.info("scored %s: %s in %.1f s -> %s", key, what, row["finished_at"] - row["started_at"],
+                          row["outputs"].get("json"))
+            return "done"
+        if kind == "output":
+            self.summary.retried += 1
+            self.log.error("%s: %s", key, record.error)
+            return "retry"
+        st.quarantine(identity, record.error or "failed")
+        self.summary.quarantined += 1
+        self.log.warning("quarantined %s: %s", key, record.error)
+        _write_quarantine_csv(st, self.out, self.log)
+        return "done"
+
+
+def watch(folder: str | os.PathLike, out_dir: str | os.PathLike, *, store: ResultsStore | str | os.PathLike | None = None,
+          settle: float = 10.0, poll: float = 2.0, once: bool = False, log_file: str | os.PathLike | None = None,
+          mpp: float | None = None, settings=None, providers="auto", pictures: bool = True, geojson: bool = True,
+          retry_after: float = 60.0, stop: threading.Event | None = None) -> WatchSummary:
+    """Watch a scanner's output folder and score every slide once, after it has stopped growing.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        The folder the scanner writes into (searched recursively; ``out_dir`` is skipped if inside).
+    out_dir : str or PathLike
+        Report files, ``results.db`` (unless ``store``), ``quarantine.csv``, the log.
+    store : ResultsStore, str or PathLike, optional
+        The results store (default ``out_dir/results.db``).
+    settle : float
+        Seconds a slide's size, mtime and file count must stay unchanged before it is read.
+    poll : float
+        Seconds between looks at the folder.
+    once : bool
+        Score what is there (waiting for it to settle), then return.
+    log_file : str or PathLike, optional
+        Default ``out_dir/her2fast-watch.log``.
+    mpp, settings, providers, pictures, geojson
+        As :func:`her2fast.batch.score_to_store`.
+    retry_after : float
+        Seconds before a slide whose outputs could not be written (disk full) is tried again.
+    stop : threading.Event, optional
+        Set it to stop the loop (SIGTERM/SIGINT do the same when called from the main thread).
+
+    Returns
+    -------
+    WatchSummary
+
+    Raises
+    ------
+    InvalidInputError
+        ``folder`` is not a folder, bad settings, or another watcher holds ``out_dir``.
+    StoreError
+        The results store cannot be opened.
+    """
+    from ._validate import as_positive_float
+    from .pipeline import ScoreSettings
+
+    src = Path(os.path.abspath(folder))
+    if not src.is_dir():
+        raise InvalidInputError(f"watch folder not found or not a folder: {src}")
+    settle = float(settle)
+    if not settle >= 0:
+        raise InvalidInputError(f"settle must be >= 0 seconds, got {settle}")
+    poll = as_positive_float(poll, "poll")
+    settings = ScoreSettings() if settings is None else settings
+    out = Path(os.path.abspath(out_dir))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create the output folder {out}: {exc}") from None
+    logger, handlers = _make_logger(Path(log_file) if log_file else out / LOG_NAME)
+    stop = threading.Event() if stop is None else stop
+    summary = WatchSummary()
+    lock = previous = None
+    st = None
+    own = not isinstance(store, ResultsStore)
+    try:
+        lock = _lock(out)
+        versions = model_versions(settings)
+        st = ResultsStore(out if store is None else store) if own else store
+        if threading.current_thread() is threading.main_thread():
+            previous = _install_signals(stop, logger)
+        _clean_stale_temp(out)
+        _write_quarantine_csv(st, out, logger)
+        logger.info("her2fast %s watching %s -> %s (store %s, settle %.1f s, poll %.1f s, models %s, pid %d)",
+                    __version__, src, out, st.path, settle, poll,
+                    ", ".join(f"{k} {v[:12]}" for k, v in versions.items()), os.getpid())
+        options = dict(mpp=mpp, settings=settings, providers=providers, pictures=pictures, geojson=geojson)
+        watcher = _Watcher(src, out, st, logger, versions, options, summary)
+        try:
+            _loop(watcher, src, out, settle=settle, poll=poll, once=once, retry_after=retry_after, stop=stop)
+        except KeyboardInterrupt:
+            logger.warning("aborted the slide being scored (no row written for it)")
+        logger.info("stopped: %d scored, %d skipped (already scored), %d quarantined", summary.scored,
+                    summary.skipped, summary.quarantined)
+        return summary
+    except Exception as exc:
+        logger.error("watch stopped by an error: %s: %s", type(exc).__name__, exc)
+        raise
+    finally:
+        if previous is not None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+        if own and st is not None:
+            st.close()
+        if lock is not None:
+            lock.close()
+        for h in handlers:
+            logger.removeHandler(h)
+            h.close()
+
+
+def _install_signals(stop: threading.Event, logger: logging.Logger) -> dict:
+    count = [0]
+
+    def handler(signum, frame):
+        count[0] += 1
+        name = signal.Signals(signum).name
+        if count[0] == 1:
+            logger.info("%s received: stopping after the current slide", name)
+            stop.set()
+        else:
+            raise KeyboardInterrupt
+
+    return {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _loop(watcher: _Watcher, src: Path, out: Path, *, settle: float, poll: float, once: bool, retry_after: float,
+          stop: threading.Event) -> None:
+    observed: dict[str, tuple[tuple, float]] = {}  # path -> (signature, when it was first seen so)
+    handled: dict[str, tuple] = {}  # path -> signature dealt with
+    retry_at: dict[str, float] = {}
+    log = watcher.log
+    while not stop.is_set():
+        try:
+            slides = _scan_folder(src, exclude=[out])
+        except OSError as exc:
+            log.warning("cannot list %s: %s", src, exc)
+            slides = []
+        waiting = 0
+        for path in slides:
+            if stop.is_set():
+                break
+            key = str(path)
+            try:
+                sig = slide_stat(path)
+            except OSError:
+                observed.pop(key, None)
+                continue
+            if handled.get(key) == sig:
+                continue
+            now = time.monotonic()
+            prev = observed.get(key)
+            if prev is None or prev[0] != sig:
+                observed[key] = (sig, now)
+                waiting += 1
+                continue
+            if now - prev[1] < settle or retry_at.get(key, 0.0) > now:
+                waiting += 1
+                continue
+            try:
+                result = watcher.handle(path, sig)
+            except StoreError as exc:
+                log.error("%s: %s", key, exc)
+                result = "retry"
+            if result == "changed":
+                observed.pop(key, None)
+                waiting += 1
+            elif result == "retry" and not once:
+                retry_at[key] = time.monotonic() + retry_after
+                waiting += 1
+            else:
+                handled[key] = sig
+                observed.pop(key, None)
+                retry_at.pop(key, None)
+        present = {str(p) for p in slides}
+        for d in (observed, handled, retry_at):
+            for k in [k for k in d if k not in present]:
+                del d[k]
+        if once and waiting == 0:
+            break
+        stop.wait(poll)
