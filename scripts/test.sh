@@ -32,4 +32,4 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   ./build/cpp-tests-asan/her2fast_core_tests
 
 echo "== Python tests"
-python -m pytest "$@"
+python -m pytest --durations=15 "$@"
