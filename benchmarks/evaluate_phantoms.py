@@ -2,6 +2,11 @@
 
     python benchmarks/evaluate_phantoms.py [--size 2048] [--seeds 901,902] [--categories 0,0+,1+,2+,3+]
                                            [--method unet] [--folder /tmp/h2f_eval] [--json FILE]
+                                           [--cells cap_reach_um=0,outside_reach_um=0]
+
+``--categories`` takes ``category`` or ``category/variant`` items (``2+/unusual``; a bare category uses
+``--variant``). ``--cells`` overrides :class:`her2fast.cells.CellSettings` fields (e.g. to measure the
+old defaults against the new ones in the same run).
 
 Phantoms come from :func:`her2fast.synth.make_slide` with seeds the models never saw (the membrane
 U-Net trained on ``make_tile`` seeds, the epithelium SVM on slide seeds 101/102); the reference is each
@@ -58,6 +63,7 @@ def main() -> int:
     ap.add_argument("--method", default="unet", choices=["unet", "classical"])
     ap.add_argument("--folder", default="/tmp/h2f_eval")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--cells", default="", help="CellSettings overrides, e.g. cap_reach_um=0,outside_reach_um=0")
     args = ap.parse_args()
 
     import her2fast
@@ -67,17 +73,25 @@ def main() -> int:
 
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
-    settings = her2fast.ScoreSettings(membrane_method=args.method)
+    from dataclasses import replace
+
+    from her2fast.cells import CellSettings
+
+    overrides = {k: int(v) if v.lstrip("-").isdigit() and k == "n_rays" else float(v)
+                 for k, v in (kv.split("=") for kv in args.cells.split(",") if kv)}
+    settings = her2fast.ScoreSettings(membrane_method=args.method, cells=replace(CellSettings(), **overrides))
     rows = []
     print(f"her2fast {her2fast.__version__}, membrane {args.method}, {args.size}^2 px phantoms at 0.5 um/px, "
           f"variant {args.variant}")
     print(f"{'slide':28s} {'truth':>5s} {'pred':>5s} {'stratum':>8s} {'%cmpl t/m':>11s} {'cell acc':>8s} "
           f"{'tumour t/m':>11s} {'s':>6s} {'RSS MB':>7s}")
     for seed in (int(s) for s in args.seeds.split(",") if s):
-        for cat in (c for c in args.categories.split(",") if c):
-            path = folder / f"eval_{cat.replace('+', 'p')}_{seed}_{args.size}_{args.variant}.tiff"
+        for spec in (c for c in args.categories.split(",") if c):
+            cat, _, variant = spec.partition("/")
+            variant = variant or args.variant
+            path = folder / f"eval_{cat.replace('+', 'p')}_{seed}_{args.size}_{variant}.tiff"
             gt = load_ground_truth(path) if path.exists() else make_slide(
-                path, category=cat, width=args.size, height=args.size, seed=seed, variant=args.variant)
+                path, category=cat, width=args.size, height=args.size, seed=seed, variant=variant)
             t0 = time.perf_counter()
             r = her2fast.score(path, settings=settings, progress=False)
             secs = time.perf_counter() - t0
@@ -112,9 +126,11 @@ def main() -> int:
           f"quadratic {s.kappa['quadratic']:.3f} (95 % bootstrap {s.kappa_interval['quadratic'][0]:.2f}.."
           f"{s.kappa_interval['quadratic'][1]:.2f}); 5-way (null/ultralow split) accuracy {acc5:.3f}")
     cell_accs = [r["cell_class_accuracy"] for r in rows if np.isfinite(r["cell_class_accuracy"])]
-    pc_err = [abs(r["percent_complete"] - r["percent_complete_true"]) for r in rows if r["percent_complete"] is not None]
+    pc_diff = [r["percent_complete"] - r["percent_complete_true"] for r in rows if r["percent_complete"] is not None]
+    pc_err = np.abs(pc_diff)
     print(f"per-cell class accuracy (matched tumour cells) mean {np.mean(cell_accs):.3f}; "
-          f"% complete-membrane error mean {np.mean(pc_err):.1f} points, max {np.max(pc_err):.1f}")
+          f"% complete-membrane error mean {np.mean(pc_err):.1f} points, max {np.max(pc_err):.1f}, "
+          f"bias {np.mean(pc_diff):+.1f}")
     print("confusion matrix (rows predicted, columns reference):")
     print("        " + "".join(f"{lab:>6s}" for lab in SCORES))
     for lab, line in zip(SCORES, s.confusion):

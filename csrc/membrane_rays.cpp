@@ -9,10 +9,14 @@
 
 namespace her2fast {
 
+namespace {
+constexpr double kInfD = std::numeric_limits<double>::infinity();
+}  // namespace
+
 void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, const float* dab_od, std::ptrdiff_t h,
                    std::ptrdiff_t w, std::int32_t n_cells, const std::int32_t* centre_base, const double* centre_frac,
-                   int n_rays, double max_length, double outside_reach, double max_run, float* run_length,
-                   float* peak_od) {
+                   int n_rays, double max_length, double outside_reach, double max_run, double cap_radius,
+                   double cap_reach, float* run_length, float* peak_od) {
   if (labels == nullptr || membrane == nullptr || dab_od == nullptr || run_length == nullptr || peak_od == nullptr)
     throw std::invalid_argument("membrane_rays: null pointer");
   if (h < 1 || w < 1)
@@ -27,6 +31,10 @@ void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, con
     throw std::invalid_argument("membrane_rays: outside_reach must be finite and >= 0, got " + std::to_string(outside_reach));
   if (!(max_run > 0.0) || !std::isfinite(max_run))
     throw std::invalid_argument("membrane_rays: max_run must be finite and > 0, got " + std::to_string(max_run));
+  if (std::isnan(cap_radius) || (std::isfinite(cap_radius) && cap_radius < 0.0) || cap_radius == -kInfD)
+    throw std::invalid_argument("membrane_rays: cap_radius must be >= 0 or +inf, got " + std::to_string(cap_radius));
+  if (!(cap_reach >= 0.0) || !std::isfinite(cap_reach))
+    throw std::invalid_argument("membrane_rays: cap_reach must be finite and >= 0, got " + std::to_string(cap_reach));
 
   constexpr double kInf = std::numeric_limits<double>::infinity();
   constexpr double kTwoPi = 6.283185307179586476925286766559;
@@ -61,7 +69,8 @@ void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, con
       double t0 = 0.0;
       bool inside = true, hit = false;
       std::int32_t run_label = 0;
-      double t_exit = 0.0, run_start = 0.0, run_end = 0.0;
+      double t_stop = 0.0, run_start = 0.0, run_end = 0.0;
+      bool capped = false;
       float peak = 0.0f;
       while (true) {
         if (ix < 0 || iy < 0 || ix >= w || iy >= h) break;
@@ -72,18 +81,31 @@ void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, con
           if (t0 > max_length) break;
           if (inside && labels[p] != own) {
             inside = false;
-            t_exit = t0;
+            t_stop = t0 + outside_reach;
+            // left at the radius limit (the exit pixel lies beyond cap_radius - 1.5: the watershed could
+            // not, or barely could, give it to this cell): the cell may reach farther than the cap, so
+            // membrane up to cap_radius + cap_reach from the centre counts. Only the geometry decides,
+            // not the labels beyond (they depend on cells farther away), and the limit is measured from
+            // the centre, not from the exit, so a territory edge that moved by a pixel changes nothing.
+            const double ex = static_cast<double>(ix - centre_base[2 * k]) - fx;
+            const double ey = static_cast<double>(iy - centre_base[2 * k + 1]) - fy;
+            const double lim = std::max(cap_radius - 1.5, 0.0);
+            if (ex * ex + ey * ey > lim * lim) {
+              capped = true;
+              t_stop = std::max(t_stop, cap_radius + cap_reach);
+            }
           }
-          if (!inside && t0 - t_exit >= outside_reach) break;
+          if (!inside && t0 >= t_stop) break;
           if (mem) {
             hit = true;
-            run_label = labels[p];
+            // past the cap the run is followed over any label (the labels there depend on farther cells)
+            run_label = (!inside && capped) ? -1 : labels[p];
             run_start = t0;
             run_end = t1;
             peak = dab_od[p];
           }
         } else {
-          if (!mem || labels[p] != run_label || t0 - run_start >= max_run) break;
+          if (!mem || (run_label >= 0 && labels[p] != run_label) || t0 - run_start >= max_run) break;
           run_end = t1;
           peak = std::max(peak, dab_od[p]);
         }

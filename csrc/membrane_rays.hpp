@@ -9,6 +9,13 @@
 //   - after the walk leaves the territory (a neighbour's territory or unassigned pixels), a membrane
 //     pixel entered less than `outside_reach` after the exit still counts (0: only the cell's own
 //     membrane counts); further out the ray is not covered;
+//   - radius cap: when the walk leaves the territory at a pixel whose centre lies farther than
+//     cap_radius - 1.5 from the cell centre (the territory was cut by the radius limit of the
+//     watershed, not by a neighbour or by membrane), membrane entered before t = cap_radius +
+//     cap_reach counts too (any label; its run is followed over any label): a cell larger than the
+//     cap still finds its membrane. Geometry alone decides (not the labels beyond, which depend on
+//     farther cells; the limit is measured from the centre, not from the exit), so the result does not
+//     depend on the tile grid (cap_radius = +inf: off);
 //   - from a hit the walk follows the membrane run (consecutive membrane pixels of the territory
 //     where it was hit) for at most `max_run`: run_length[k, r] = t(leave run) - t(enter run) > 0
 //     (at least 1e-3: a run through a pixel corner) and peak_od[k, r] = the largest `dab_od` over it;
@@ -25,11 +32,11 @@ namespace her2fast {
 
 /// `labels` (h x w int32, territory k + 1 for cell k), `membrane` (h x w uint8, nonzero = membrane),
 /// `dab_od` (h x w float); `centre_base` (n_cells x 2 int32: x, y) and `centre_frac` (n_cells x 2,
-/// in [0, 1)); outputs `run_length` and `peak_od` (n_cells x n_rays float32). Throws
+/// in [0, 1)); `cap_radius` (>= 0 or +inf) and `cap_reach` (>= 0) in pixels; outputs `run_length` and `peak_od` (n_cells x n_rays float32). Throws
 /// std::invalid_argument on bad arguments.
 void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, const float* dab_od, std::ptrdiff_t h,
                    std::ptrdiff_t w, std::int32_t n_cells, const std::int32_t* centre_base, const double* centre_frac,
-                   int n_rays, double max_length, double outside_reach, double max_run, float* run_length,
-                   float* peak_od);
+                   int n_rays, double max_length, double outside_reach, double max_run, double cap_radius,
+                   double cap_reach, float* run_length, float* peak_od);
 
 }  // namespace her2fast

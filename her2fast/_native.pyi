@@ -45,4 +45,6 @@ def membrane_rays(
     max_length: float,
     outside_reach: float,
     max_run: float,
+    cap_radius: float = ...,
+    cap_reach: float = 0.0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...

@@ -2,12 +2,14 @@
 
 #include "common.hpp"
 
+#include <limits>
+
 namespace her2fast::py_bindings {
 
 namespace {
 py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, const py::array& dab_od,
                            const py::array& centre_base, const py::array& centre_frac, int n_rays, double max_length,
-                           double outside_reach, double max_run) {
+                           double outside_reach, double max_run, double cap_radius, double cap_reach) {
   require_array<std::int32_t>(labels, "labels", 2);
   require_array<std::uint8_t>(membrane, "membrane", 2);
   require_array<float>(dab_od, "dab_od", 2);
@@ -34,7 +36,8 @@ py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, c
   float* peak_ptr = peak.mutable_data();
   {
     py::gil_scoped_release release;
-    membrane_rays(lab, mem, od, h, w, n, base, frac, n_rays, max_length, outside_reach, max_run, run_ptr, peak_ptr);
+    membrane_rays(lab, mem, od, h, w, n, base, frac, n_rays, max_length, outside_reach, max_run, cap_radius, cap_reach, run_ptr,
+                  peak_ptr);
   }
   return py::make_tuple(run, peak);
 }
@@ -43,7 +46,8 @@ py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, c
 void register_membrane_rays(py::module_& m) {
   m.def("membrane_rays", &membrane_rays_py, py::arg("labels"), py::arg("membrane"), py::arg("dab_od"),
         py::arg("centre_base"), py::arg("centre_frac"), py::arg("n_rays"), py::arg("max_length"),
-        py::arg("outside_reach"), py::arg("max_run"),
+        py::arg("outside_reach"), py::arg("max_run"), py::arg("cap_radius") = std::numeric_limits<double>::infinity(),
+        py::arg("cap_reach") = 0.0,
         "Membrane runs along rays from each cell centre -> (run_length float32[n, n_rays], peak_od float32[n, n_rays]).");
 }
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -10,6 +11,7 @@
 using her2fast::membrane_rays;
 
 namespace {
+constexpr double kOff = std::numeric_limits<double>::infinity();  // no radius cap
 // A one-pixel-wide 8-connected ring (radius ~r) around (c, c), territory = its inside + the ring.
 struct Ring {
   int n;
@@ -44,7 +46,7 @@ TEST_CASE("membrane_rays: every ray of a closed thin ring is covered, with the r
   const int nr = 72;
   std::vector<float> run(nr), peak(nr);
   membrane_rays(ring.labels.data(), ring.membrane.data(), ring.od.data(), 41, 41, 1, base.data(), frac.data(), nr, 20.0,
-                1.0, 5.0, run.data(), peak.data());
+                1.0, 5.0, kOff, 0.0, run.data(), peak.data());
   for (int r = 0; r < nr; ++r) {
     CHECK(run[r] > 0.0f);
     CHECK(run[r] < 4.0f);
@@ -59,7 +61,7 @@ TEST_CASE("membrane_rays: a ring with a quarter gap covers three quarters of the
   const int nr = 72;
   std::vector<float> run(nr), peak(nr);
   membrane_rays(ring.labels.data(), ring.membrane.data(), ring.od.data(), 41, 41, 1, base.data(), frac.data(), nr, 20.0,
-                1.0, 5.0, run.data(), peak.data());
+                1.0, 5.0, kOff, 0.0, run.data(), peak.data());
   int covered = 0;
   for (int r = 0; r < nr; ++r) covered += run[r] > 0.0f;
   CHECK(covered >= 52);
@@ -82,15 +84,52 @@ TEST_CASE("membrane_rays: membrane beyond the territory counts only within outsi
   std::vector<double> frac = {0.0, 0.0};
   const int nr = 72;  // ray 0 and ray 71 are +-2.5 degrees from the x axis
   std::vector<float> run(nr), peak(nr);
-  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 1, base.data(), frac.data(), nr, 30.0, 2.0, 5.0,
+  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 1, base.data(), frac.data(), nr, 30.0, 2.0, 5.0, kOff, 0.0,
                 run.data(), peak.data());
   CHECK(run[0] > 0.0f);
   CHECK(run[nr - 1] > 0.0f);
   CHECK(peak[0] == doctest::Approx(0.7));
   CHECK(run[nr / 2] == 0.0f);  // pointing left: leaves the image without membrane
-  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 1, base.data(), frac.data(), nr, 30.0, 0.5, 5.0,
+  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 1, base.data(), frac.data(), nr, 30.0, 0.5, 5.0, kOff, 0.0,
                 run.data(), peak.data());
   CHECK(run[0] == 0.0f);  // the membrane is 1 px beyond the exit: out of reach
+}
+
+TEST_CASE("membrane_rays: past the radius cap, membrane within cap_reach counts (whatever the label beyond)") {
+  // Territory: the disc of radius 10 (the watershed's radius cap); membrane ring at radius 14 outside it.
+  const int n = 41;
+  const double c = 20.0;
+  std::vector<std::int32_t> labels(n * n, 0), neighbour(n * n, 0);
+  std::vector<std::uint8_t> membrane(n * n, 0);
+  std::vector<float> od(n * n, 0.0f);
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x) {
+      const double d = std::hypot(x - c, y - c);
+      labels[y * n + x] = d <= 10.0 ? 1 : 0;
+      neighbour[y * n + x] = d <= 10.0 ? 1 : 2;
+      if (std::fabs(d - 14.0) <= 0.75) {
+        membrane[y * n + x] = 1;
+        od[y * n + x] = 0.9f;
+      }
+    }
+  std::vector<std::int32_t> base = {20, 20};
+  std::vector<double> frac = {0.0, 0.0};
+  const int nr = 36;
+  std::vector<float> run(nr), peak(nr);
+  auto covered = [&](const std::vector<std::int32_t>& lab, double cap_radius, double cap_reach) {
+    membrane_rays(lab.data(), membrane.data(), od.data(), n, n, 1, base.data(), frac.data(), nr, 30.0, 0.0, 5.0,
+                  cap_radius, cap_reach, run.data(), peak.data());
+    int k = 0;
+    for (int r = 0; r < nr; ++r) k += run[r] > 0.0f;
+    return k;
+  };
+  CHECK(covered(labels, kOff, 0.0) == 0);     // no cap rule: own membrane only
+  CHECK(covered(labels, 10.0, 6.0) == nr);    // the ring lies 3-4.5 px beyond the cap
+  CHECK(peak[0] == doctest::Approx(0.9));
+  CHECK(covered(labels, 10.0, 2.0) == 0);     // out of reach (12 px from the centre)
+  CHECK(covered(labels, 16.0, 6.0) == 0);     // the territory ended before the cap: not a cap exit
+  CHECK(covered(neighbour, 10.0, 6.0) == nr);  // the label beyond the cap does not matter
+  CHECK(covered(neighbour, 13.0, 6.0) == 0);   // ended at a neighbour 10-11.4 px out, inside the cap
 }
 
 TEST_CASE("membrane_rays: invalid arguments throw") {
@@ -99,10 +138,16 @@ TEST_CASE("membrane_rays: invalid arguments throw") {
   std::vector<float> od(4, 0.0f), run(1), peak(1);
   std::vector<double> frac = {0.0, 0.0};
   CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 0, 5.0, 1.0,
-                                1.0, run.data(), peak.data()),
+                                1.0, kOff, 0.0, run.data(), peak.data()),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 1, 5.0, 1.0,
+                                1.0, -1.0, 0.0, run.data(), peak.data()),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 1, 5.0, 1.0,
+                                1.0, 3.0, -1.0, run.data(), peak.data()),
                   std::invalid_argument);
   frac[0] = 1.0;
   CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 1, 5.0, 1.0,
-                                1.0, run.data(), peak.data()),
+                                1.0, kOff, 0.0, run.data(), peak.data()),
                   std::invalid_argument);
 }
