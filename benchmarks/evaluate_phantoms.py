@@ -2,7 +2,7 @@
 
     python benchmarks/evaluate_phantoms.py [--size 2048] [--seeds 901,902] [--categories 0,0+,1+,2+,3+]
                                            [--method unet] [--folder /tmp/h2f_eval] [--json FILE]
-                                           [--cells cap_reach_um=0,outside_reach_um=0]
+                                           [--cells cap_reach_um=0,outside_reach_um=0] [--bands 0.09,0.26,0.92]
 
 ``--categories`` takes ``category`` or ``category/variant`` items (``2+/unusual``; a bare category uses
 ``--variant``). ``--cells`` overrides :class:`her2fast.cells.CellSettings` fields (e.g. to measure the
@@ -64,6 +64,7 @@ def main() -> int:
     ap.add_argument("--folder", default="/tmp/h2f_eval")
     ap.add_argument("--json", default=None)
     ap.add_argument("--cells", default="", help="CellSettings overrides, e.g. cap_reach_um=0,outside_reach_um=0")
+    ap.add_argument("--bands", default="", help="intensity OD bands faint,weak,strong (ScoringRules, cells and slide)")
     args = ap.parse_args()
 
     import her2fast
@@ -79,7 +80,14 @@ def main() -> int:
 
     overrides = {k: int(v) if v.lstrip("-").isdigit() and k == "n_rays" else float(v)
                  for k, v in (kv.split("=") for kv in args.cells.split(",") if kv)}
-    settings = her2fast.ScoreSettings(membrane_method=args.method, cells=replace(CellSettings(), **overrides))
+    from her2fast.scoring import ScoringRules
+
+    rules = ScoringRules()
+    if args.bands:
+        f, w, st = (float(v) for v in args.bands.split(","))
+        rules = replace(rules, faint_od=f, weak_od=w, strong_od=st)
+    settings = her2fast.ScoreSettings(membrane_method=args.method, rules=rules,
+                                      cells=replace(CellSettings(), rules=rules, **overrides))
     rows = []
     print(f"her2fast {her2fast.__version__}, membrane {args.method}, {args.size}^2 px phantoms at 0.5 um/px, "
           f"variant {args.variant}")
