@@ -20,6 +20,7 @@ coordinates are level-0 pixels, y down, polygons as closed rings.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "CLASS_NAMES",
     "NON_TUMOUR",
     "to_geojson",
+    "iter_geojson_features",
     "write_geojson",
     "epithelium_polygons",
     "tile_percent_complete",
@@ -147,8 +149,8 @@ def _holes(holes: np.ndarray, min_pixels: int) -> list[np.ndarray]:
     return [lab == k for k in range(1, n + 1) if areas[k] >= min_pixels]
 
 
-def to_geojson(result, *, cell_shape: str = "polygon", include_non_tumour: bool = True) -> dict:
-    """QuPath-importable GeoJSON of a result: epithelium annotations and cell detections.
+def iter_geojson_features(result, *, cell_shape: str = "polygon", include_non_tumour: bool = True) -> Iterator[dict]:
+    """The features of :func:`to_geojson`, one at a time (epithelium annotations, then cells).
 
     Parameters
     ----------
@@ -159,18 +161,17 @@ def to_geojson(result, *, cell_shape: str = "polygon", include_non_tumour: bool 
     include_non_tumour : bool
         Also export cells outside the epithelium (class ``"Non-tumour"``).
 
-    Returns
-    -------
+    Yields
+    ------
     dict
-        ``{"type": "FeatureCollection", "features": [...]}``; coordinates in level-0 pixels.
+        A GeoJSON Feature; coordinates in level-0 pixels.
     """
     if cell_shape not in ("polygon", "point"):
         raise InvalidInputError(f"cell_shape must be 'polygon' or 'point', got {cell_shape!r}")
-    features = []
     maps = result.maps
     if maps is not None and maps.epithelium_mask is not None:
         for i, rings in enumerate(epithelium_polygons(maps.epithelium_mask, maps.epithelium_level0_per_pixel)):
-            features.append({
+            yield {
                 "type": "Feature",
                 "id": f"epithelium-{i + 1}",
                 "geometry": {"type": "Polygon", "coordinates": [_ring(r) for r in rings]},
@@ -180,7 +181,7 @@ def to_geojson(result, *, cell_shape: str = "polygon", include_non_tumour: bool 
                     "classification": {"name": _EPITHELIUM[0], "color": list(_EPITHELIUM[1])},
                     "isLocked": True,
                 },
-            })
+            }
     cells = result.cells
     classes = result.cell_classes()
     mpp = float(result.provenance.get("slide", {}).get("mpp_x", 0.0)) or 1.0
@@ -203,7 +204,7 @@ def to_geojson(result, *, cell_shape: str = "polygon", include_non_tumour: bool 
             cname, colour = CLASS_NAMES[c], CLASS_COLOURS[c]
         else:
             cname, colour = NON_TUMOUR
-        features.append({
+        yield {
             "type": "Feature",
             "id": f"cell-{int(cells.cell_id[i])}",
             "geometry": geom,
@@ -219,16 +220,47 @@ def to_geojson(result, *, cell_shape: str = "polygon", include_non_tumour: bool 
                     "area um2": round(float(cells.area[i]), 2),
                 },
             },
-        })
-    return {"type": "FeatureCollection", "features": features}
+        }
+
+
+def to_geojson(result, *, cell_shape: str = "polygon", include_non_tumour: bool = True) -> dict:
+    """QuPath-importable GeoJSON of a result: epithelium annotations and cell detections.
+
+    Parameters
+    ----------
+    result : SlideResult
+    cell_shape : {"polygon", "point"}
+        Cells as 8-sided polygons of the cell territory's area (QuPath shows them as detections) or as
+        points.
+    include_non_tumour : bool
+        Also export cells outside the epithelium (class ``"Non-tumour"``).
+
+    Returns
+    -------
+    dict
+        ``{"type": "FeatureCollection", "features": [...]}``; coordinates in level-0 pixels. For a
+        whole slide (10^5-10^6 cells) use :func:`write_geojson`, which streams.
+    """
+    return {"type": "FeatureCollection",
+            "features": list(iter_geojson_features(result, cell_shape=cell_shape,
+                                                   include_non_tumour=include_non_tumour))}
 
 
 def write_geojson(result, path: str | Path, **options) -> Path:
-    """Write :func:`to_geojson` to ``path``."""
+    """Write :func:`to_geojson`'s content to ``path``, one feature at a time (memory stays flat).
+
+    The file is the same JSON as ``json.dumps(to_geojson(result), separators=(",", ":"))``.
+    """
     import json
 
     path = Path(path)
-    path.write_text(json.dumps(to_geojson(result, **options), separators=(",", ":")), encoding="utf-8")
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write('{"type":"FeatureCollection","features":[')
+        for k, feature in enumerate(iter_geojson_features(result, **options)):
+            if k:
+                fh.write(",")
+            fh.write(json.dumps(feature, separators=(",", ":")))
+        fh.write("]}")
     return path
 
 

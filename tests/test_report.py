@@ -112,3 +112,14 @@ def test_pictures_need_maps(scored):
 
     with pytest.raises(InvalidInputError, match="no maps"):
         tile_percent_complete(SlideResult.from_json(scored.to_json()))
+
+
+def test_write_geojson_streams_the_same_json_as_to_geojson(scored, tmp_path):
+    """write_geojson writes feature by feature; the file equals json.dumps(to_geojson(...))."""
+    from her2fast.report import to_geojson, write_geojson
+
+    assert len(scored.cells) > 10
+    path = write_geojson(scored, tmp_path / "r.geojson")
+    assert path.read_text(encoding="utf-8") == json.dumps(to_geojson(scored), separators=(",", ":"))
+    points = write_geojson(scored, tmp_path / "p.geojson", cell_shape="point", include_non_tumour=False)
+    assert json.loads(points.read_text()) == to_geojson(scored, cell_shape="point", include_non_tumour=False)
