@@ -13,7 +13,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from her2fast.cells import measure_tile, merge_cell_tables
-from her2fast.scoring import CellTable
+from her2fast.scoring import CellTable, ScoringRules
 
 SIZE = 1536
 OVERLAP = 48
@@ -63,11 +63,25 @@ def test_cell_table_does_not_depend_on_the_tile_grid(phantom, whole, tile, offse
     assert len(tiled) == len(whole)
     np.testing.assert_array_equal(tiled.x, whole.x)
     np.testing.assert_array_equal(tiled.y, whole.y)
-    for name in ("is_tumour", "intensity", "closed"):
+    for name in ("is_tumour", "closed"):
         np.testing.assert_array_equal(getattr(tiled, name), getattr(whole, name), err_msg=name)
-    np.testing.assert_array_equal(tiled.cell_class(), whole.cell_class())
     np.testing.assert_allclose(tiled.completeness, whole.completeness, atol=0.02)
     np.testing.assert_allclose(tiled.membrane_dab_od, whole.membrane_dab_od, atol=0.05)
+    # The membrane OD is equal up to float noise of a flood decided beyond the margin, so a cell whose
+    # OD sits on an intensity band's edge may change class: allowed only there, and only for a few cells.
+    rules = ScoringRules()
+    edges = np.array([rules.faint_od, rules.weak_od, rules.strong_od])
+    od = np.minimum(tiled.membrane_dab_od, whole.membrane_dab_od)[:, None]
+    od_hi = np.maximum(tiled.membrane_dab_od, whole.membrane_dab_od)[:, None]
+    on_edge = ((od <= edges) & (od_hi >= edges - 1e-6)).any(axis=1)
+    c_lo = np.minimum(tiled.completeness, whole.completeness)
+    c_hi = np.maximum(tiled.completeness, whole.completeness)
+    on_complete_edge = (c_lo < rules.complete_fraction) & (c_hi >= rules.complete_fraction)
+    for name, a, b, edge in (("intensity", tiled.intensity, whole.intensity, on_edge),
+                             ("cell class", tiled.cell_class(), whole.cell_class(), on_edge | on_complete_edge)):
+        differ = a != b
+        assert not (differ & ~edge).any(), f"{name} differs away from a band edge"
+        assert differ.sum() <= 0.002 * len(whole), f"{name}: {differ.sum()} cells differ"
     print(f"\n{tile}px @ {offset}: {len(tiled)} cells; differing completeness {(tiled.completeness != whole.completeness).sum()}, "
           f"OD {(tiled.membrane_dab_od != whole.membrane_dab_od).sum()}, area {(tiled.area != whole.area).sum()}")
     # territory areas may differ for a handful of cells (a flood tie decided beyond the margin)
