@@ -25,7 +25,23 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
     return register
 
 
-# ---------------------------------------------------------------------------------------- demo
+def _scoring_options(p: argparse.ArgumentParser, *, pictures_help: str = "skip the overlay, zoom and heat-map PNGs") -> None:
+    """Options of every command that scores slides (score, evaluate, batch, watch)."""
+    p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
+    p.add_argument("--providers", default="auto",
+                   help="ONNX Runtime providers, 'auto' or comma-separated, e.g. CUDAExecutionProvider (default: %(default)s)")
+    p.add_argument("--method", choices=["unet", "classical"], default="unet",
+                   help="membrane segmentation (default: %(default)s)")
+    p.add_argument("--no-pictures", action="store_true", help=pictures_help)
+    p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON")
+
+
+def parse_providers(text: str) -> str | list[str]:
+    """``--providers`` text -> ``"auto"`` or a list of ONNX Runtime provider names."""
+    return "auto" if text == "auto" else [p.strip() for p in text.split(",") if p.strip()]
+
+
+# --------------------------------------------------------------------------------------- demo
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="her2fast_demo", help="output folder (default: %(default)s)")
     p.add_argument("--category", default="3+", choices=["0", "0+", "1+", "2+", "3+"],
@@ -195,14 +211,8 @@ def _train_epithelium(args: argparse.Namespace) -> int:
 def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files (SVS, NDPI, MRXS, tiled TIFF, DICOM, PNG, ...)")
     p.add_argument("--out", default="her2fast_out", help="output folder (default: %(default)s)")
-    p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
     p.add_argument("--json", action="store_true", help="print each result as one JSON line on stdout (no cell table)")
-    p.add_argument("--providers", default="auto",
-                   help="ONNX Runtime providers, 'auto' or comma-separated, e.g. CUDAExecutionProvider (default: %(default)s)")
-    p.add_argument("--method", choices=["unet", "classical"], default="unet",
-                   help="membrane segmentation (default: %(default)s)")
-    p.add_argument("--no-pictures", action="store_true", help="skip the overlay, zoom and heat-map PNGs")
-    p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON")
+    _scoring_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
 
 
@@ -217,7 +227,7 @@ def _score(args: argparse.Namespace) -> int:
     from .pipeline import ScoreSettings
     from .report import write_report
 
-    providers = "auto" if args.providers == "auto" else [p.strip() for p in args.providers.split(",") if p.strip()]
+    providers = parse_providers(args.providers)
     settings = ScoreSettings(membrane_method=args.method)
     out = Path(args.out)
     failed = not_scorable = 0
@@ -263,16 +273,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="output folder: per-slide reports, results.db, evaluation.json, confusion.csv, slides.csv, "
                         "discordant.csv, contest.csv, report.html")
-    p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
-    p.add_argument("--providers", default="auto",
-                   help="ONNX Runtime providers, 'auto' or comma-separated (default: %(default)s)")
-    p.add_argument("--method", choices=["unet", "classical"], default="unet",
-                   help="membrane segmentation (default: %(default)s)")
+    _scoring_options(p, pictures_help="skip overlays (the report then has no thumbnails)")
     p.add_argument("--workers", type=int, default=None, help="slides scored in parallel (default: the batch default)")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the kappa intervals (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
-    p.add_argument("--no-pictures", action="store_true", help="skip overlays (the report then has no thumbnails)")
-    p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON of each slide")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -282,7 +286,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import format_summary, run_evaluation
     from .pipeline import ScoreSettings
 
-    providers = "auto" if args.providers == "auto" else [p.strip() for p in args.providers.split(",") if p.strip()]
+    providers = parse_providers(args.providers)
     report, files = run_evaluation(
         args.reference, args.out, mpp=args.mpp, settings=ScoreSettings(membrane_method=args.method),
         providers=providers, workers=args.workers, progress=not args.quiet, pictures=not args.no_pictures,
@@ -299,13 +303,7 @@ def _many_slides_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder: per-slide reports and results.db")
     p.add_argument("--store", default=None,
                    help="results database: a file path or sqlite:///path (default: OUT/results.db)")
-    p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
-    p.add_argument("--providers", default="auto",
-                   help="ONNX Runtime providers, 'auto' or comma-separated (default: %(default)s)")
-    p.add_argument("--method", choices=["unet", "classical"], default="unet",
-                   help="membrane segmentation (default: %(default)s)")
-    p.add_argument("--no-pictures", action="store_true", help="skip the overlay, zoom and heat-map PNGs")
-    p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON")
+    _scoring_options(p)
 
 
 def _batch_args(p: argparse.ArgumentParser) -> None:
@@ -338,7 +336,7 @@ def _batch(args: argparse.Namespace) -> int:
     from .errors import Her2FastError
     from .pipeline import ScoreSettings
 
-    providers = "auto" if args.providers == "auto" else [p.strip() for p in args.providers.split(",") if p.strip()]
+    providers = parse_providers(args.providers)
     scheduler = args.scheduler or ("local" if args.dask else None)
 
     def show(row: dict) -> None:
@@ -401,7 +399,7 @@ def _watch(args: argparse.Namespace) -> int:
     from .pipeline import ScoreSettings
     from .watch import watch
 
-    providers = "auto" if args.providers == "auto" else [p.strip() for p in args.providers.split(",") if p.strip()]
+    providers = parse_providers(args.providers)
     watch(args.folder, args.out, store=args.store, settle=args.settle, poll=args.poll, once=args.once,
           log_file=args.log, mpp=args.mpp, settings=ScoreSettings(membrane_method=args.method), providers=providers,
           pictures=not args.no_pictures, geojson=not args.no_geojson)

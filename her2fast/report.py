@@ -150,22 +150,8 @@ def _holes(holes: np.ndarray, min_pixels: int) -> list[np.ndarray]:
 
 
 def iter_geojson_features(result, *, cell_shape: str = "polygon", include_non_tumour: bool = True) -> Iterator[dict]:
-    """The features of :func:`to_geojson`, one at a time (epithelium annotations, then cells).
-
-    Parameters
-    ----------
-    result : SlideResult
-    cell_shape : {"polygon", "point"}
-        Cells as 8-sided polygons of the cell territory's area (QuPath shows them as detections) or as
-        points.
-    include_non_tumour : bool
-        Also export cells outside the epithelium (class ``"Non-tumour"``).
-
-    Yields
-    ------
-    dict
-        A GeoJSON Feature; coordinates in level-0 pixels.
-    """
+    """The features of :func:`to_geojson` (same parameters), one at a time: epithelium annotations,
+    then cells, each a GeoJSON Feature in level-0 pixels."""
     if cell_shape not in ("polygon", "point"):
         raise InvalidInputError(f"cell_shape must be 'polygon' or 'point', got {cell_shape!r}")
     maps = result.maps

@@ -228,7 +228,9 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
 
     from ..membrane import uses_gpu
 
-    prov = "auto" if providers == "auto" else [p.strip() for p in providers.split(",") if p.strip()]
+    from ..cli import parse_providers
+
+    prov = parse_providers(providers)
     cores = _available_cores() if threads is None else threads
     plan = ThreadPlan.for_machine(cores, gpu=uses_gpu(prov))
     settings = ScoreSettings() if batch is None else ScoreSettings(membrane_batch_size=batch)
