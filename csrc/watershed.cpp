@@ -1,8 +1,9 @@
 #include "watershed.hpp"
 
 #include <cmath>
+#include <algorithm>
+#include <functional>
 #include <cstring>
-#include <queue>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,17 +18,82 @@ inline std::uint32_t orderable(float v) {
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
-struct Entry {
-  std::uint64_t key;  // orderable(elevation) << 32 | age
-  std::int32_t index;
-  bool operator>(const Entry& o) const { return key > o.key; }
+// The flood's queue: entries (orderable(elevation) << 32 | age, pixel); keys are unique, and pops
+// return them in exactly the order of one min-heap. A single heap over a tile grows to ~10^5 entries
+// (every pixel waiting on a membrane), far beyond L2, and each pop then pays a cache miss per level.
+// So entries are spread over buckets by the high bits of the elevation key (bucket order = key
+// order); only the lowest non-empty bucket is kept as a (small) binary heap; entries pushed into other
+// buckets are appended unsorted and heapified when their bucket becomes the lowest. A push below the
+// current bucket (a pit) makes that bucket current; the bucket it leaves stays a valid heap.
+struct QueueEntry {
+  std::uint64_t key;
+  std::int32_t pixel;
+  bool operator>(const QueueEntry& o) const { return key > o.key; }
 };
+
+class FloodQueue {
+ public:
+  // All elevation keys lie in [lo, hi].
+  FloodQueue(std::uint32_t lo, std::uint32_t hi)
+      : lo_(lo >> kShift), buckets_((hi >> kShift) - (lo >> kShift) + 1), is_heap_(buckets_.size(), 0),
+        cur_(buckets_.size()) {}
+  bool empty() const { return size_ == 0; }
+  void push(std::uint32_t elevation_key, std::uint32_t age, std::int32_t pixel) {
+    const QueueEntry e{static_cast<std::uint64_t>(elevation_key) << 32 | age, pixel};
+    const std::size_t b = (elevation_key >> kShift) - lo_;
+    auto& v = buckets_[b];
+    v.push_back(e);
+    ++size_;
+    if (b < cur_) {
+      cur_ = b;
+      if (!is_heap_[b]) {
+        std::make_heap(v.begin(), v.end(), std::greater<QueueEntry>());
+        is_heap_[b] = 1;
+        return;
+      }
+    }
+    if (is_heap_[b]) std::push_heap(v.begin(), v.end(), std::greater<QueueEntry>());
+  }
+  std::int32_t pop() {  // the pixel of the smallest key; requires !empty()
+    while (buckets_[cur_].empty()) {
+      is_heap_[cur_] = 0;
+      ++cur_;
+    }
+    auto& v = buckets_[cur_];
+    if (!is_heap_[cur_]) {
+      std::make_heap(v.begin(), v.end(), std::greater<QueueEntry>());
+      is_heap_[cur_] = 1;
+    }
+    std::pop_heap(v.begin(), v.end(), std::greater<QueueEntry>());
+    const std::int32_t pixel = v.back().pixel;
+    v.pop_back();
+    --size_;
+    return pixel;
+  }
+
+ private:
+  static constexpr int kShift = 16;  // 2^16 buckets at most: 128 per octave of elevation
+  std::uint32_t lo_;
+  std::vector<std::vector<QueueEntry>> buckets_;
+  std::vector<std::uint8_t> is_heap_;
+  std::size_t cur_;
+  std::size_t size_ = 0;
+};
+
+// What the flood reads and writes per pixel, side by side (one cache line fetch per visit).
+struct PixelState {
+  float elevation;
+  std::int32_t label;
+};
+
+constexpr std::uint8_t kSeed = 1, kDone = 2;
 
 }  // namespace
 
 void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w, const std::int32_t* markers,
                       std::int32_t n_labels, const std::uint8_t* mask, float barrier, double max_radius,
-                      const std::int32_t* centre_base, const double* centre_frac, bool climb, std::int32_t* out) {
+                      const std::int32_t* centre_base, const double* centre_frac, bool climb, std::int32_t* out,
+                      int connectivity) {
   if (elevation == nullptr || markers == nullptr || out == nullptr)
     throw std::invalid_argument("seeded_watershed: null pointer");
   if (h < 1 || w < 1)
@@ -37,6 +103,8 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
     throw std::invalid_argument("seeded_watershed: image too large, " + std::to_string(h * w) + " pixels");
   if (n_labels < 0) throw std::invalid_argument("seeded_watershed: n_labels must be >= 0, got " + std::to_string(n_labels));
   if (std::isnan(barrier)) throw std::invalid_argument("seeded_watershed: barrier must not be NaN");
+  if (connectivity != 4 && connectivity != 8)
+    throw std::invalid_argument("seeded_watershed: connectivity must be 4 or 8, got " + std::to_string(connectivity));
   if (std::isnan(max_radius)) throw std::invalid_argument("seeded_watershed: max_radius must not be NaN");
   const bool limit = max_radius >= 0.0 && std::isfinite(max_radius);
   if (limit && (centre_base == nullptr || centre_frac == nullptr))
@@ -44,26 +112,35 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
   const double r2 = limit ? max_radius * max_radius : 0.0;
   const std::ptrdiff_t n = h * w;
 
-  std::vector<std::uint32_t> key(static_cast<std::size_t>(n));
+  // per-thread scratch, reused across calls: fresh pages for every tile cost more (page faults and
+  // zeroing) than the flood's own work on them
+  thread_local std::vector<PixelState> px_state;
+  thread_local std::vector<std::uint8_t> flags;  // kSeed | kDone
+  thread_local std::vector<float> from;          // climb: the elevation of the pixel that claimed each pixel
+  px_state.resize(static_cast<std::size_t>(n));
+  std::uint32_t key_lo = 0xffffffffu, key_hi = 0;
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     const float v = elevation[i];
     if (!std::isfinite(v))
       throw std::invalid_argument("seeded_watershed: elevation must be finite, got " + std::to_string(v) +
                                   " at pixel " + std::to_string(i));
-    key[static_cast<std::size_t>(i)] = orderable(v + 0.0f);
+    const std::uint32_t k = orderable(v + 0.0f);
+    key_lo = std::min(key_lo, k);
+    key_hi = std::max(key_hi, k);
+    px_state[static_cast<std::size_t>(i)].elevation = v + 0.0f;
   }
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
-  std::vector<std::uint8_t> seed(static_cast<std::size_t>(n), 0);
-  std::uint64_t age = 0;
+  FloodQueue queue(key_lo, key_hi);
+  flags.assign(static_cast<std::size_t>(n), 0);
+  std::uint32_t age = 0;  // every pixel is pushed at most once: ages < n < 2^31
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     const std::int32_t m = markers[i];
     if (m < 0 || m > n_labels)
       throw std::invalid_argument("seeded_watershed: marker " + std::to_string(m) + " at pixel " + std::to_string(i) +
                                   " is outside 0.." + std::to_string(n_labels));
-    out[i] = m;
+    px_state[static_cast<std::size_t>(i)].label = m;
     if (m > 0) {
-      seed[static_cast<std::size_t>(i)] = 1;
-      heap.push({static_cast<std::uint64_t>(key[static_cast<std::size_t>(i)]) << 32 | age++, static_cast<std::int32_t>(i)});
+      flags[static_cast<std::size_t>(i)] = kSeed;
+      queue.push(orderable(px_state[static_cast<std::size_t>(i)].elevation), age++, static_cast<std::int32_t>(i));
     }
   }
   if (limit)
@@ -74,43 +151,53 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
                                     std::to_string(fx) + ", " + std::to_string(fy));
     }
 
-  // climb: the elevation of the pixel that claimed each pixel, and whether a pixel has been popped
-  std::vector<float> from(climb ? static_cast<std::size_t>(n) : 0);
-  std::vector<std::uint8_t> done(climb ? static_cast<std::size_t>(n) : 0, 0);
-  const std::ptrdiff_t offsets[4] = {-w, -1, 1, w};
-  while (!heap.empty()) {
-    const Entry e = heap.top();
-    heap.pop();
-    const std::ptrdiff_t p = e.index;
-    const std::int32_t label = out[p];
+  if (climb) from.resize(static_cast<std::size_t>(n));  // written before it is read (at every claim)
+  // neighbours in scikit-image's order: up, left, right, down, then the diagonals (8-connectivity)
+  const std::ptrdiff_t dys[8] = {-1, 0, 0, 1, -1, -1, 1, 1}, dxs[8] = {0, -1, 1, 0, -1, 1, -1, 1};
+  std::ptrdiff_t offsets[8];
+  for (int k = 0; k < 8; ++k) offsets[k] = dys[k] * w + dxs[k];
+  PixelState* st = px_state.data();
+  while (!queue.empty()) {
+    const std::ptrdiff_t p = queue.pop();
+    const std::int32_t label = st[p].label;
     const std::ptrdiff_t py = p / w, px = p - py * w;
-    const float ep = elevation[p];
-    const bool on_barrier = !seed[static_cast<std::size_t>(p)] && ep >= barrier;
-    if (climb) done[static_cast<std::size_t>(p)] = 1;
-    for (int k = 0; k < 4; ++k) {
-      if ((k == 0 && py == 0) || (k == 3 && py == h - 1) || (k == 1 && px == 0) || (k == 2 && px == w - 1)) continue;
+    const float ep = st[p].elevation;
+    const bool on_barrier = !(flags[static_cast<std::size_t>(p)] & kSeed) && ep >= barrier;
+    if (climb) flags[static_cast<std::size_t>(p)] |= kDone;
+    std::int32_t bx = 0, by = 0;
+    double fx = 0.0, fy = 0.0;
+    if (limit) {
+      bx = centre_base[2 * label];
+      by = centre_base[2 * label + 1];
+      fx = centre_frac[2 * label];
+      fy = centre_frac[2 * label + 1];
+    }
+    for (int k = 0; k < connectivity; ++k) {
+      const std::ptrdiff_t qy = py + dys[k], qx = px + dxs[k];
+      if (qy < 0 || qy >= h || qx < 0 || qx >= w) continue;
       const std::ptrdiff_t q = p + offsets[k];
       const auto qs = static_cast<std::size_t>(q);
+      PixelState& sq = st[q];
       bool steal = false;
-      if (out[q] != 0) {
+      if (sq.label != 0) {
         // climb: a waiting pixel goes to the flood that reaches it from higher ground, still climbing
-        if (!climb || out[q] == label || seed[qs] || done[qs] || !(ep > from[qs]) || !(ep < elevation[q])) continue;
+        if (!climb || sq.label == label || flags[qs] != 0 || !(ep > from[qs]) || !(ep < sq.elevation)) continue;
         steal = true;
       }
       if (mask != nullptr && mask[q] == 0) continue;
-      if (on_barrier && !(elevation[q] >= barrier)) continue;
+      if (on_barrier && !(sq.elevation >= barrier)) continue;
       if (limit) {
-        const std::ptrdiff_t qy = q / w, qx = q - qy * w;
-        const double dx = static_cast<double>(qx - centre_base[2 * label]) - centre_frac[2 * label];
-        const double dy = static_cast<double>(qy - centre_base[2 * label + 1]) - centre_frac[2 * label + 1];
+        const double dx = static_cast<double>(qx - bx) - fx;
+        const double dy = static_cast<double>(qy - by) - fy;
         if (dx * dx + dy * dy > r2) continue;
       }
-      out[q] = label;
+      sq.label = label;
       if (climb) from[qs] = ep;
-      if (!steal)  // a stolen pixel is already queued (its key does not depend on who claimed it)
-        heap.push({static_cast<std::uint64_t>(key[qs]) << 32 | age++, static_cast<std::int32_t>(q)});
+      // a stolen pixel is already queued (its key does not depend on who claimed it)
+      if (!steal) queue.push(orderable(sq.elevation), age++, static_cast<std::int32_t>(q));
     }
   }
+  for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = st[i].label;
 }
 
 }  // namespace her2fast

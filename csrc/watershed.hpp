@@ -2,15 +2,17 @@
 //
 // seeded_watershed: the marker-controlled watershed of scikit-image
 // (`skimage.segmentation.watershed(elevation, markers, connectivity=1, mask=mask)`, compactness 0),
-// whose result it equals on inputs without ties, extended by two constraints that make territories
-// stop at membranes and stay cell-sized:
+// whose result it equals on inputs without ties (with connectivity 8: connectivity=2's), extended by
+// constraints that make territories stop at membranes and stay cell-sized:
 //
-//   - queue: a min-heap of (elevation, age); markers enter in raster order, every later push gets the
+//   - queue: a min-priority queue of (elevation, age) (bucketed by elevation, each bucket a heap
+//     once it is the lowest: the same pop order as one heap, with small heaps); markers enter in raster order, every later push gets the
 //     next age, so ties are first-in first-out and the order depends only on the relative positions
 //     of pixels (translating the image translates the result). A pixel takes the label of the
 //     neighbour that pushes it first (claim at push, as scikit-image without compactness).
-//   - 4-connectivity (up, left, right, down); pixels outside the image or where mask == 0 are never
-//     labelled.
+//   - 4-connectivity (up, left, right, down; scikit-image's connectivity=1) or 8-connectivity (then
+//     the diagonals up-left, up-right, down-left, down-right; connectivity=2); neighbours are visited
+//     in that order. Pixels outside the image or where mask == 0 are never labelled.
 //   - barrier (membranes): a non-marker pixel whose elevation is >= barrier may pass its label only to
 //     neighbours that are also >= barrier: a flood that climbed into a membrane runs along it but does
 //     not come down on the far side. barrier = +inf disables it.
@@ -39,6 +41,7 @@ namespace her2fast {
 /// when max_radius < 0. `climb`: see above. Throws std::invalid_argument on bad arguments (the value in the message).
 void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w, const std::int32_t* markers,
                       std::int32_t n_labels, const std::uint8_t* mask, float barrier, double max_radius,
-                      const std::int32_t* centre_base, const double* centre_frac, bool climb, std::int32_t* out);
+                      const std::int32_t* centre_base, const double* centre_frac, bool climb, std::int32_t* out,
+                      int connectivity = 4);
 
 }  // namespace her2fast

@@ -34,6 +34,7 @@ def seeded_watershed(
     centre_base: npt.NDArray[np.int32] | None,
     centre_frac: npt.NDArray[np.float64] | None,
     climb: bool = False,
+    connectivity: int = 4,
 ) -> npt.NDArray[np.int32]: ...
 def membrane_rays(
     labels: npt.NDArray[np.int32],
@@ -48,3 +49,4 @@ def membrane_rays(
     cap_radius: float = ...,
     cap_reach: float = 0.0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def distance_transform_edt(mask: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...

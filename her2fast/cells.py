@@ -220,13 +220,15 @@ def seeded_watershed(
     max_radius: float | None = None,
     centres: np.ndarray | None = None,
     climb: bool = False,
+    connectivity: int = 4,
 ) -> np.ndarray:
     """Marker-controlled watershed with a membrane barrier and a radius limit (C++, GIL released).
 
     Without ``barrier``, ``max_radius`` and ``climb`` it equals
-    ``skimage.segmentation.watershed(elevation, markers, connectivity=1, mask=mask)`` on inputs without
-    ties (4-connected priority flood; a pixel takes the label of the neighbour that reaches it first;
-    ties first-in first-out, markers entering in raster order).
+    ``skimage.segmentation.watershed(elevation, markers, connectivity=1 (4) or 2 (8), mask=mask)`` on
+    inputs without ties (priority flood; a pixel takes the label of the neighbour that reaches it
+    first; ties first-in first-out, markers entering in raster order, where scikit-image's order of
+    equal-valued markers is its heap's).
 
     Parameters
     ----------
@@ -249,6 +251,8 @@ def seeded_watershed(
         strictly higher ground while still strictly climbing (never on a plateau). At a cliff (a stained membrane rising gently from
         its own cell and dropping sharply into an unstained neighbour) the ridge then belongs to the
         cell it rises from, not to the neighbour that touched it first.
+    connectivity : {4, 8}
+        Pixel neighbourhood of the flood.
 
     Returns
     -------
@@ -295,7 +299,9 @@ def seeded_watershed(
         if c.shape != (n, 2) or not np.isfinite(c).all():
             raise InvalidInputError(f"centres must be a finite (n_labels, 2) = ({n}, 2) array, got shape {c.shape}")
         base, frac = _split_centres(np.vstack([np.zeros((1, 2)), c]))
-    return _native.seeded_watershed(elev, mk, n, m, bar, radius, base, frac, bool(climb))
+    if connectivity not in (4, 8):
+        raise InvalidInputError(f"connectivity must be 4 or 8, got {connectivity!r}")
+    return _native.seeded_watershed(elev, mk, n, m, bar, radius, base, frac, bool(climb), int(connectivity))
 
 
 def membrane_rays(
@@ -536,9 +542,11 @@ def _nucleus_labels(nuclei: np.ndarray, min_px: int) -> tuple[np.ndarray, int, n
         n = int(keep.sum())
         count = np.bincount(flat, minlength=n + 1)
     h, w = lab.shape
-    ys, xs = np.divmod(np.arange(h * w, dtype=np.int64), w)
-    sx = np.bincount(flat, weights=xs, minlength=n + 1)
-    sy = np.bincount(flat, weights=ys, minlength=n + 1)
+    pix = np.flatnonzero(flat)  # nucleus pixels only (~15 % of a tile)
+    ys, xs = np.divmod(pix, w)
+    on = flat[pix]
+    sx = np.bincount(on, weights=xs, minlength=n + 1)
+    sy = np.bincount(on, weights=ys, minlength=n + 1)
     # bincount with weights gives float64: exact for integer sums below 2**53
     return (np.ascontiguousarray(lab), n, count[1:].astype(np.int64), np.rint(sx[1:]).astype(np.int64),
             np.rint(sy[1:]).astype(np.int64))

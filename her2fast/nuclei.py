@@ -116,9 +116,9 @@ def segment_nuclei(
     2
     """
     from scipy import ndimage as ndi
-    from skimage.segmentation import watershed
 
-    from .morphology import fill_holes, h_maxima
+    from .cells import seeded_watershed
+    from .morphology import binary_dilation, binary_opening, distance_transform, fill_holes, h_maxima
 
     h = np.asarray(hematoxylin_od)
     if h.ndim != 2 or not np.issubdtype(h.dtype, np.number):
@@ -144,7 +144,7 @@ def segment_nuclei(
             raise InvalidInputError(f"mask must have the map's shape {h.shape}, got {m.shape}")
         fg &= m.astype(bool)
     if s.opening_um > 0:
-        fg = ndi.binary_opening(fg, structure=_disk(s.opening_um / mpp))
+        fg = binary_opening(fg, _disk(s.opening_um / mpp))
     fg = fill_holes(fg)
     comp, n = ndi.label(fg, structure=np.ones((3, 3), bool))
     if n == 0:
@@ -154,15 +154,15 @@ def segment_nuclei(
     keep = areas >= min_px
     keep[0] = False
     fg = keep[comp]
-    dist = ndi.distance_transform_edt(fg).astype(np.float32)
+    dist = distance_transform(fg)
     # seeds: h-maxima of the distance (depth split_depth_um), merged within min_distance_um
     depth = max(s.split_depth_um / mpp, 1e-3)
     peaks = h_maxima(dist, depth) if dist.max() > depth else (dist > 0).astype(np.uint8)
     peaks &= fg
     if s.min_distance_um > 0:
-        peaks = ndi.binary_dilation(peaks, structure=_disk(0.5 * s.min_distance_um / mpp)) & fg
+        peaks = binary_dilation(peaks, _disk(0.5 * s.min_distance_um / mpp)) & fg
     markers, n_markers = ndi.label(peaks, structure=np.ones((3, 3), bool))
-    labels = watershed(-dist, markers, mask=fg, connectivity=2)
+    labels = seeded_watershed(-dist, markers, mask=fg, connectivity=8)
     # components without a seed (flat, tiny) keep their own label
     orphan = fg & (labels == 0)
     if orphan.any():

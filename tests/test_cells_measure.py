@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+from _helpers import assert_same_in_two_threads
 from skimage.segmentation import watershed
 
 from her2fast import InvalidInputError
@@ -200,6 +201,8 @@ def test_watershed_equals_skimage_on_random_inputs(seed):
     np.testing.assert_array_equal(seeded_watershed(elev, markers), watershed(elev, markers, connectivity=1))
     np.testing.assert_array_equal(seeded_watershed(elev, markers, mask=mask),
                                   watershed(elev, markers, connectivity=1, mask=mask))
+    np.testing.assert_array_equal(seeded_watershed(elev, markers, mask=mask, connectivity=8),
+                                  watershed(elev, markers, connectivity=2, mask=mask))
 
 
 def test_watershed_equals_skimage_on_membrane_like_landscapes():
@@ -268,6 +271,29 @@ def test_watershed_errors():
         seeded_watershed(np.full((3, 3), np.inf), np.ones((3, 3), np.int32))
     with pytest.raises(InvalidInputError, match="markers must be >= 0"):
         seeded_watershed(np.zeros((3, 3)), -np.ones((3, 3), np.int32))
+    with pytest.raises(InvalidInputError, match="connectivity must be 4 or 8"):
+        seeded_watershed(np.zeros((3, 3)), np.ones((3, 3), np.int32), connectivity=6)
+
+
+def test_watershed_large_tile_queue_matches_skimage_and_threads():
+    """Tile-sized, many-valued landscapes exercise the bucketed queue (buckets becoming current,
+    pits below the current bucket); tie-free, so equal to scikit-image; same in two threads."""
+    rng = np.random.default_rng(11)
+    from scipy import ndimage as ndi
+
+    maps = []
+    for scale in (1e-3, -1.0, 1e4):  # tiny, negative and large elevations: different bucket ranges
+        field = ndi.gaussian_filter(rng.random((300, 260)), 3) + rng.random((300, 260)) * 1e-3
+        ranks = np.argsort(np.argsort(field, axis=None)).reshape(field.shape)  # smooth, but tie-free
+        elev = (ranks * scale).astype(np.float32)
+        assert len(np.unique(elev)) == elev.size
+        markers = np.zeros(elev.shape, np.int32)
+        markers.flat[rng.choice(elev.size, 40, replace=False)] = np.arange(1, 41)
+        for conn, sk in ((4, 1), (8, 2)):
+            np.testing.assert_array_equal(seeded_watershed(elev, markers, connectivity=conn),
+                                          watershed(elev, markers, connectivity=sk))
+        maps.append((elev, markers))
+    assert_same_in_two_threads(lambda em: seeded_watershed(em[0], em[1], barrier=float(np.median(em[0]))), maps)
 
 
 # ---------------------------------------------------------------------------------- rays

@@ -1,4 +1,5 @@
-"""her2fast.morphology (native grey reconstruction, h-maxima, hole filling) against scikit-image / SciPy."""
+"""her2fast.morphology (grey reconstruction, h-maxima, hole filling, binary morphology, distance transform)
+against scikit-image / SciPy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from skimage.morphology import h_maxima as sk_h_maxima
 from skimage.morphology import reconstruction as sk_reconstruction
 
 from her2fast.errors import InvalidInputError
-from her2fast.morphology import fill_holes, h_maxima, reconstruct_dilation
+from her2fast.morphology import (
+    binary_dilation,
+    binary_erosion,
+    binary_opening,
+    distance_transform,
+    fill_holes,
+    h_maxima,
+    reconstruct_dilation,
+)
+from her2fast.nuclei import _disk
 from her2fast.stain import deconvolve
 
 
@@ -77,3 +87,46 @@ def test_bad_inputs_name_the_problem():
         h_maxima(np.zeros(5), 1.0)
     with pytest.raises(InvalidInputError, match="h must be"):
         h_maxima(np.zeros((3, 3)), 0.0)
+    with pytest.raises(InvalidInputError, match="odd sides"):
+        binary_erosion(np.zeros((3, 3), bool), np.ones((2, 3), bool))
+    with pytest.raises(InvalidInputError, match="2-D"):
+        distance_transform(np.zeros(5, bool))
+
+
+def test_binary_morphology_equals_scipy_on_random_masks_and_structures():
+    rng = np.random.default_rng(4)
+    for i in range(300):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        m = rng.random((h, w)) < rng.random()
+        if i % 3 == 0:
+            st = _disk(float(rng.uniform(0, 4)))
+        else:  # any odd-sided structure, rows with gaps, not symmetric, sometimes empty
+            st = rng.random(tuple(int(v) * 2 + 1 for v in rng.integers(0, 3, 2))) < 0.6
+        np.testing.assert_array_equal(binary_erosion(m, st), ndi.binary_erosion(m, structure=st))
+        np.testing.assert_array_equal(binary_dilation(m, st), ndi.binary_dilation(m, structure=st))
+        np.testing.assert_array_equal(binary_opening(m, st), ndi.binary_opening(m, structure=st))
+
+
+def test_distance_transform_equals_scipy_on_random_masks():
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        h, w = (int(v) for v in rng.integers(1, 90, 2))
+        m = rng.random((h, w)) < rng.uniform(0.0, 1.0)
+        np.testing.assert_array_equal(distance_transform(m), ndi.distance_transform_edt(m).astype(np.float32))
+    ones = np.ones((4, 5), bool)  # no background pixel: scipy's convention
+    np.testing.assert_array_equal(distance_transform(ones), ndi.distance_transform_edt(ones).astype(np.float32))
+
+
+def test_binary_morphology_and_distance_equal_scipy_on_real_nuclei(her2_patch):
+    hem = deconvolve(her2_patch).hematoxylin.astype(np.float32)
+    fg = ndi.gaussian_filter(hem, 1.0) >= 0.27
+    for r in (1.0, 2.0, 3.5):
+        np.testing.assert_array_equal(binary_opening(fg, _disk(r)), ndi.binary_opening(fg, structure=_disk(r)))
+        np.testing.assert_array_equal(binary_dilation(fg, _disk(r)), ndi.binary_dilation(fg, structure=_disk(r)))
+    np.testing.assert_array_equal(distance_transform(fg), ndi.distance_transform_edt(fg).astype(np.float32))
+
+
+def test_distance_transform_in_two_threads():
+    rng = np.random.default_rng(6)
+    masks = [rng.random((200, 170)) < p for p in (0.3, 0.7, 0.95, 0.99)]
+    assert_same_in_two_threads(distance_transform, masks)

@@ -31,5 +31,6 @@ void register_skeleton(py::module_& m);
 void register_watershed(py::module_& m);
 void register_membrane_rays(py::module_& m);
 void register_reconstruct(py::module_& m);
+void register_distance(py::module_& m);
 
 }  // namespace her2fast::py_bindings

@@ -11,4 +11,5 @@ PYBIND11_MODULE(_native, m) {
   her2fast::py_bindings::register_watershed(m);
   her2fast::py_bindings::register_membrane_rays(m);
   her2fast::py_bindings::register_reconstruct(m);
+  her2fast::py_bindings::register_distance(m);
 }
