@@ -54,6 +54,12 @@ class FloodQueue {
     }
     if (is_heap_[b]) std::push_heap(v.begin(), v.end(), std::greater<QueueEntry>());
   }
+  // The pixel that pop() will return next if nothing smaller is pushed first, or -1 when that is not
+  // known cheaply (the lowest bucket is not a heap yet or is empty): for prefetching only.
+  std::int32_t peek() const {
+    if (cur_ >= buckets_.size() || !is_heap_[cur_] || buckets_[cur_].empty()) return -1;
+    return buckets_[cur_].front().pixel;
+  }
   std::int32_t pop() {  // the pixel of the smallest key; requires !empty()
     while (buckets_[cur_].empty()) {
       is_heap_[cur_] = 0;
@@ -80,10 +86,13 @@ class FloodQueue {
   std::size_t size_ = 0;
 };
 
-// What the flood reads and writes per pixel, side by side (one cache line fetch per visit).
+// What the flood reads and writes per pixel, side by side: one cache line fetch per visit (the flood
+// visits pixels in elevation order, all over the tile, so nearly every visit is a cache miss).
 struct PixelState {
   float elevation;
   std::int32_t label;
+  float from;          // climb: the elevation of the pixel that claimed this one
+  std::uint8_t flags;  // kSeed | kDone
 };
 
 constexpr std::uint8_t kSeed = 1, kDone = 2;
@@ -115,8 +124,6 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
   // per-thread scratch, reused across calls: fresh pages for every tile cost more (page faults and
   // zeroing) than the flood's own work on them
   thread_local std::vector<PixelState> px_state;
-  thread_local std::vector<std::uint8_t> flags;  // kSeed | kDone
-  thread_local std::vector<float> from;          // climb: the elevation of the pixel that claimed each pixel
   px_state.resize(static_cast<std::size_t>(n));
   std::uint32_t key_lo = 0xffffffffu, key_hi = 0;
   for (std::ptrdiff_t i = 0; i < n; ++i) {
@@ -127,10 +134,9 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
     const std::uint32_t k = orderable(v + 0.0f);
     key_lo = std::min(key_lo, k);
     key_hi = std::max(key_hi, k);
-    px_state[static_cast<std::size_t>(i)].elevation = v + 0.0f;
+    px_state[static_cast<std::size_t>(i)] = PixelState{v + 0.0f, 0, 0.0f, 0};
   }
   FloodQueue queue(key_lo, key_hi);
-  flags.assign(static_cast<std::size_t>(n), 0);
   std::uint32_t age = 0;  // every pixel is pushed at most once: ages < n < 2^31
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     const std::int32_t m = markers[i];
@@ -139,7 +145,7 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
                                   " is outside 0.." + std::to_string(n_labels));
     px_state[static_cast<std::size_t>(i)].label = m;
     if (m > 0) {
-      flags[static_cast<std::size_t>(i)] = kSeed;
+      px_state[static_cast<std::size_t>(i)].flags = kSeed;
       queue.push(orderable(px_state[static_cast<std::size_t>(i)].elevation), age++, static_cast<std::int32_t>(i));
     }
   }
@@ -151,7 +157,6 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
                                     std::to_string(fx) + ", " + std::to_string(fy));
     }
 
-  if (climb) from.resize(static_cast<std::size_t>(n));  // written before it is read (at every claim)
   // neighbours in scikit-image's order: up, left, right, down, then the diagonals (8-connectivity)
   const std::ptrdiff_t dys[8] = {-1, 0, 0, 1, -1, -1, 1, 1}, dxs[8] = {0, -1, 1, 0, -1, 1, -1, 1};
   std::ptrdiff_t offsets[8];
@@ -159,11 +164,21 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
   PixelState* st = px_state.data();
   while (!queue.empty()) {
     const std::ptrdiff_t p = queue.pop();
+    {  // the flood jumps around the tile: fetch the next pixel's rows while this one is processed
+#if defined(__GNUC__) || defined(__clang__)
+      const std::ptrdiff_t nxt = queue.peek();
+      if (nxt >= 0) {
+        __builtin_prefetch(st + nxt);
+        if (nxt >= w) __builtin_prefetch(st + nxt - w);
+        if (nxt + w < n) __builtin_prefetch(st + nxt + w);
+      }
+#endif
+    }
     const std::int32_t label = st[p].label;
     const std::ptrdiff_t py = p / w, px = p - py * w;
     const float ep = st[p].elevation;
-    const bool on_barrier = !(flags[static_cast<std::size_t>(p)] & kSeed) && ep >= barrier;
-    if (climb) flags[static_cast<std::size_t>(p)] |= kDone;
+    const bool on_barrier = !(st[p].flags & kSeed) && ep >= barrier;
+    if (climb) st[p].flags |= kDone;
     std::int32_t bx = 0, by = 0;
     double fx = 0.0, fy = 0.0;
     if (limit) {
@@ -176,12 +191,11 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
       const std::ptrdiff_t qy = py + dys[k], qx = px + dxs[k];
       if (qy < 0 || qy >= h || qx < 0 || qx >= w) continue;
       const std::ptrdiff_t q = p + offsets[k];
-      const auto qs = static_cast<std::size_t>(q);
       PixelState& sq = st[q];
       bool steal = false;
       if (sq.label != 0) {
         // climb: a waiting pixel goes to the flood that reaches it from higher ground, still climbing
-        if (!climb || sq.label == label || flags[qs] != 0 || !(ep > from[qs]) || !(ep < sq.elevation)) continue;
+        if (!climb || sq.label == label || sq.flags != 0 || !(ep > sq.from) || !(ep < sq.elevation)) continue;
         steal = true;
       }
       if (mask != nullptr && mask[q] == 0) continue;
@@ -192,7 +206,7 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
         if (dx * dx + dy * dy > r2) continue;
       }
       sq.label = label;
-      if (climb) from[qs] = ep;
+      if (climb) sq.from = ep;
       // a stolen pixel is already queued (its key does not depend on who claimed it)
       if (!steal) queue.push(orderable(sq.elevation), age++, static_cast<std::int32_t>(q));
     }

@@ -773,10 +773,13 @@ def measure_tile(
     n_artefacts = 0
     if empty.size:
         flat_r = regions.labels.ravel()
-        ys_all, xs_all = np.divmod(np.arange(flat_r.size, dtype=np.int64), w)
-        on = flat_r >= 0
-        rsx = np.bincount(flat_r[on], weights=xs_all[on], minlength=n_regions)[empty]
-        rsy = np.bincount(flat_r[on], weights=ys_all[on], minlength=n_regions)[empty]
+        is_empty = np.zeros(n_regions + 1, bool)  # index -1 (skeleton) -> the last entry, False
+        is_empty[empty] = True
+        pix = np.flatnonzero(is_empty[flat_r])  # pixels of the empty loops only
+        ys_e, xs_e = np.divmod(pix, w)
+        r_e = flat_r[pix]
+        rsx = np.bincount(r_e, weights=xs_e, minlength=n_regions)[empty]
+        rsy = np.bincount(r_e, weights=ys_e, minlength=n_regions)[empty]
         a = regions.area[empty]
         gx = np.rint(rsx).astype(np.int64) + a * ox
         gy = np.rint(rsy).astype(np.int64) + a * oy
