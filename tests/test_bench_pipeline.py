@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from her2fast.cli import main
+from her2fast.pipeline import ThreadPlan
 
 
 def test_bench_pipeline_prints_and_writes_ratios(tmp_path, capsys):
@@ -18,4 +19,4 @@ def test_bench_pipeline_prints_and_writes_ratios(tmp_path, capsys):
     d = json.loads(out.read_text())
     assert d["ours"]["tiles"] > 0 and d["ours"]["tiles_per_s"] > 0 and d["ours"]["peak_rss_mb"] > 0
     assert d["reference"]["tiles"] == min(2, d["ours"]["tiles"]) and d["ratio"]["tile_phase"] > 0
-    assert d["threads"]["inference_threads"] + d["threads"]["post_workers"] == 2
+    assert d["threads"] == ThreadPlan.for_machine(2).to_dict()  # --threads 2: the plan for 2 cores

@@ -117,7 +117,8 @@ def test_gpu_fallback_is_detected(monkeypatch):
             return ["CPUExecutionProvider"]
 
     class Opts:
-        pass
+        def add_session_config_entry(self, key, value):
+            setattr(self, key, value)
 
     fake = types.SimpleNamespace(
         get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],

@@ -37,8 +37,10 @@ def _same_cells(a, b) -> None:
 
 @pytest.mark.parametrize("plan", [ThreadPlan(readers=1, inference_threads=1, post_workers=1, queue_tiles=1),
                                   ThreadPlan(readers=2, inference_threads=2, post_workers=2, queue_tiles=3),
+                                  ThreadPlan(readers=3, inference_threads=1, post_workers=2, queue_tiles=2,
+                                             inference_lanes=3),
                                   ThreadPlan.for_machine()],
-                         ids=["r1-i1-p1-q1", "r2-i2-p2-q3", "for_machine"])
+                         ids=["r1-i1-p1-q1", "r2-i2-p2-q3", "r3-i1-p2-q2-lanes3", "for_machine"])
 def test_stream_equals_sequential(phantom, sequential, plan):
     import her2fast
 
@@ -97,7 +99,9 @@ def test_thread_plans():
     assert ThreadPlan.sequential() == ThreadPlan(readers=0, inference_threads=1, post_workers=0)
     for cores in (1, 2, 3, 4, 8, 16, 64):
         p = ThreadPlan.for_machine(cores)
-        assert p.inference_threads + p.post_workers <= max(2, cores)  # the cores are not oversubscribed
+        # the network gets at most half the cores' worth of threads beyond one lane; post workers one per core
+        assert p.inference_lanes * p.inference_threads <= max(2, cores)
+        assert 1 <= p.inference_lanes <= 4 and p.post_workers <= max(1, cores)
         assert p.inference_threads >= 1 and p.post_workers >= 1 and p.readers >= 1
         g = ThreadPlan.for_machine(cores, gpu=True)
         assert g.inference_threads == 1 and g.readers >= 2 and g.readers + g.post_workers + 1 <= max(4, cores)
@@ -105,6 +109,8 @@ def test_thread_plans():
         ThreadPlan(post_workers=-1)
     with pytest.raises(InvalidInputError, match="inference_threads"):
         ThreadPlan(inference_threads=0)
+    with pytest.raises(InvalidInputError, match="inference_lanes > 1 needs readers"):
+        ThreadPlan(readers=0, inference_lanes=2)
     with pytest.raises(InvalidInputError, match="cores"):
         ThreadPlan.for_machine(0)
 
