@@ -212,6 +212,8 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
     }
   }
   for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = st[i].label;
+  // keep a tile's worth of scratch per thread, not the largest image ever flooded
+  if (px_state.capacity() > (std::size_t{4} << 20)) std::vector<PixelState>().swap(px_state);
 }
 
 }  // namespace her2fast
