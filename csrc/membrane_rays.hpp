@@ -39,4 +39,23 @@ void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, con
                    int n_rays, double max_length, double outside_reach, double max_run, double cap_radius,
                    double cap_reach, float* run_length, float* peak_od);
 
+
+// own_side_gate: the own-side gated membrane OD of covered rays (her2fast.cells, `far_side_weight`).
+// For ray r of cell k (direction (dir_x[r], dir_y[r]) from the centre), with profile samples every
+// `step` px (bilinear `dab_od`, coordinates clamped to the image, j * step from the centre):
+//   - first = the first sample (0 <= j, j * step < max_length) whose nearest pixel is membrane of the
+//     cell's own territory (`cell_labels[k]`); none: the ray gets +inf (not measured);
+//   - runs = round(run_length[k, r] / step); the peak = the largest profile value (the last one on a
+//     plateau) over [first, first + runs + run_extra]; the ridge = the largest over
+//     [first - n05, first + runs + n15];
+//   - inner / outer = the mean profile over samples n05..n15 before / after the ridge (only j >= 0);
+//   - gate = clip((inner - far_weight * outer) / max((1 - far_weight) * inner, 1e-6), 0, 1);
+//   - gated[k, r] = peak * gate; rays with covered[k, r] == 0 get +inf.
+// Sample windows are bounded by the widest ray of the call (as the NumPy reference in the tests).
+void own_side_gate(const std::int32_t* labels, const std::uint8_t* membrane, const float* dab_od, std::ptrdiff_t h,
+                   std::ptrdiff_t w, std::int32_t n_cells, const std::int32_t* cell_labels,
+                   const std::int32_t* centre_base, const double* centre_frac, const std::uint8_t* covered,
+                   const float* run_length, int n_rays, const double* dir_x, const double* dir_y, double max_length,
+                   double step, int n05, int n15, int run_extra, double far_weight, double* gated);
+
 }  // namespace her2fast

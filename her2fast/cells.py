@@ -28,9 +28,12 @@ Per tile (:func:`measure_tile`) and per slide (:func:`merge_cell_tables`):
    slip through a one-pixel membrane line): a ray is *covered* when it meets membrane inside the
    territory or less than ``outside_reach_um`` (0.5 um) beyond it, or -- when the territory was cut by
    the radius limit -- less than ``cap_reach_um`` (4 um) beyond the cap. ``completeness`` = covered fraction of the rays (the angle-weighted fraction of the
-   territory boundary covered by membrane, as the phantom defines it); ``membrane_dab_od`` = mean over
-   covered rays of the peak DAB OD of the membrane run (the centre-line OD along the stained boundary);
-   ``intensity`` = :func:`her2fast.scoring.intensity_class_from_od` of it; ``membrane_thickness`` =
+   territory boundary covered by membrane, as the phantom defines it); ``membrane_dab_od`` = the 75th
+   percentile (``intensity_quantile``) over covered rays of the peak DAB OD of the membrane run, each
+   multiplied by an own-side gate in [0, 1]: the mean OD 0.5-1.5 um inside the membrane ridge against
+   ``far_side_weight`` (0.9) times that outside it, so a ray whose stain is a neighbour's membrane seen
+   through the blur counts ~0 (``far_side_weight=0, intensity_quantile=0.5`` gives the former median
+   of the run peaks); ``intensity`` = :func:`her2fast.scoring.intensity_class_from_od` of it; ``membrane_thickness`` =
    median length of the runs (um).
 4. **Closed membranes**: the membrane mask's skeleton (:func:`membrane_skeleton`) cuts the tile into
    regions (:func:`enclosed_regions`); a cell is ``closed`` when the region at its centre is enclosed,
@@ -389,6 +392,39 @@ def _rays(lab, mem, od, base, frac, n_rays, max_length, outside_reach, max_run, 
                                  cap_reach)
 
 
+_STEP_PX = 0.25  # sampling step along a ray (pixels) of the own-side gate
+
+
+def _gated_membrane_od(od, lab, mem, labels, base, frac, covered, run, n_rays, max_length, mpp, far_weight,
+                       quantile):
+    """Per cell: the ``quantile`` over its covered rays of the run's peak DAB OD times the own-side gate.
+
+    Along each covered ray (bilinear OD every 0.25 px): the run starts at the first membrane pixel of the
+    cell's own territory; the ridge is the OD maximum from 0.5 um before the run to 1.5 um beyond its end
+    (past the territory: a neighbour's membrane peaks on its own side); ``inner`` / ``outer`` are the
+    mean OD 0.5-1.5 um inside / outside the ridge; gate = clip((inner - w outer) / ((1 - w) inner), 0, 1)
+    with ``w = far_weight`` (C++: :func:`her2fast._native.own_side_gate`; a NumPy version of the same
+    steps is the reference in tests/test_cells_measure.py). Returns (gated OD per cell, rays used per cell).
+    """
+    m = base.shape[0]
+    if m == 0 or not covered.any():
+        return np.zeros(m, np.float64), np.zeros(m, np.int64)
+    ang = 2.0 * np.pi * (np.arange(n_rays) + 0.5) / n_rays
+    du = _STEP_PX * mpp  # um per sample
+    n05, n15 = int(0.5 / du + 1e-9), int(1.5 / du + 1e-9)
+    val = _native.own_side_gate(
+        np.ascontiguousarray(lab, dtype=np.int32), np.ascontiguousarray(mem).view(np.uint8),
+        np.ascontiguousarray(od, dtype=np.float32), np.ascontiguousarray(labels, dtype=np.int32),
+        np.ascontiguousarray(base, dtype=np.int32), np.ascontiguousarray(frac, dtype=np.float64),
+        np.ascontiguousarray(covered).view(np.uint8), np.ascontiguousarray(run, dtype=np.float32),
+        np.cos(ang), np.sin(ang), float(max_length), _STEP_PX, n05, n15, int(1.0 / _STEP_PX), float(far_weight))
+    used = np.isfinite(val).sum(axis=1)
+    q = np.floor(quantile * np.maximum(used - 1, 0) + 1e-9).astype(np.int64)  # the lower quantile
+    srt = np.sort(val, axis=1)
+    out = np.where(used > 0, srt[np.arange(m), np.minimum(q, val.shape[1] - 1)], 0.0)
+    return out, used
+
+
 # ---------------------------------------------------------------------------------- per tile
 @dataclass(frozen=True)
 class CellSettings:
@@ -438,6 +474,16 @@ class CellSettings:
     min_loop_um2 : float
         Enclosed nucleus-free regions at least this large (and within ``max_radius_um`` of their
         centre) are counted as artefact loops; smaller ones are holes in a thick membrane.
+    far_side_weight : float
+        Weight ``w`` of the far side in the own-side gate of the membrane OD (0.9): per covered ray the
+        run's peak OD is multiplied by ``clip((inner - w * outer) / ((1 - w) * inner), 0, 1)``, where
+        ``inner`` / ``outer`` are the mean DAB OD 0.5-1.5 um inside / outside the membrane ridge. A
+        cell's own membrane stain lies on its side of the boundary; a neighbour's membrane, seen through
+        the blur, lies mostly on the far side. Gate 1: an isolated membrane, or two neighbours stained
+        alike; 0: the stain is the neighbour's. 0 switches the gate off (always 1).
+    intensity_quantile : float
+        The per-cell ``membrane_dab_od`` is this quantile (lower) of the gated peak ODs of the covered
+        rays (0.75).
     rules : ScoringRules
         The OD bands of the intensity classes (:func:`her2fast.scoring.intensity_class_from_od`).
     """
@@ -452,6 +498,8 @@ class CellSettings:
     max_run_um: float = 5.0
     min_nucleus_um2: float = 6.0
     min_loop_um2: float = 12.0
+    far_side_weight: float = 0.9
+    intensity_quantile: float = 0.75
     rules: ScoringRules = field(default_factory=lambda: DEFAULT_RULES)
 
     def __post_init__(self) -> None:
@@ -470,6 +518,10 @@ class CellSettings:
                 raise InvalidInputError(f"{name} must be finite and >= 0, got {v}")
         if isinstance(self.n_rays, bool) or not isinstance(self.n_rays, (int, np.integer)) or not 4 <= self.n_rays <= 4096:
             raise InvalidInputError(f"n_rays must be an integer in 4..4096, got {self.n_rays!r}")
+        if not (np.isfinite(self.far_side_weight) and 0.0 <= self.far_side_weight < 1.0):
+            raise InvalidInputError(f"far_side_weight must be in [0, 1), got {self.far_side_weight}")
+        if not (np.isfinite(self.intensity_quantile) and 0.0 <= self.intensity_quantile <= 1.0):
+            raise InvalidInputError(f"intensity_quantile must be in [0, 1], got {self.intensity_quantile}")
         if not isinstance(self.rules, ScoringRules):
             raise InvalidInputError(f"rules must be a ScoringRules, got {type(self.rules).__name__}")
 
@@ -794,7 +846,13 @@ def measure_tile(
     area_px = np.bincount(territories.ravel(), minlength=n + 1)[1:]
     x = (base[:, 0].astype(np.float64) + ox) + frac[:, 0]
     y = (base[:, 1].astype(np.float64) + oy) + frac[:, 1]
-    od_own = od_mean[idx].astype(np.float32)
+    if settings.far_side_weight > 0 or settings.intensity_quantile != 0.5:
+        gated, used = _gated_membrane_od(od, territories, mem_mask, idx + 1, base[idx], frac[idx], covered[idx],
+                                         run[idx], int(settings.n_rays), radius + 2.0, mpp_f,
+                                         float(settings.far_side_weight), float(settings.intensity_quantile))
+        od_own = np.where(used > 0, gated, od_mean[idx]).astype(np.float32)
+    else:
+        od_own = od_mean[idx].astype(np.float32)
     cells = CellTable(
         cell_id=idx + 1,
         x=x[idx],

@@ -107,20 +107,22 @@ class ScoringRules:
     min_tumour_cells : int
         Fewer tumour cells than this are flagged ``"few_cells"`` (200).
     faint_od, weak_od, strong_od : float
-        Lower bounds of the *measured* membrane DAB optical density (the median over a cell's rays of
-        the peak deconvolved DAB OD along its own membrane) of the FAINT, WEAK_MODERATE and STRONG
-        intensity classes, used by :func:`intensity_class_from_od` for measured cells (0.09, 0.26,
-        1.20). Blur and JPEG lower a thin membrane's measured peak below the OD it was rendered with
-        (the phantom's bands, ``docs/synth.md``: 0.08 / 0.40 / 1.20), so faint_od and weak_od were
-        fitted on training-seed phantom tiles (``benchmarks/calibrate_intensity.py``); strong_od keeps
-        the rendering band (the fitted 0.92 turned a typical 2+ phantom into 3+). docs/scoring.md
+        Lower bounds of the *measured* membrane DAB optical density of the FAINT, WEAK_MODERATE and
+        STRONG intensity classes (0.05, 0.23, 1.20), used by :func:`intensity_class_from_od` for measured
+        cells. The measure (:func:`her2fast.cells.measure_tile`, ``membrane_dab_od``) is the 75th
+        percentile over a cell's covered rays of the peak deconvolved DAB OD of its own membrane run,
+        gated by the own side of the membrane ridge (a neighbour's membrane seen through the blur counts
+        0). faint_od and weak_od were fitted on training-seed phantom tiles
+        (``benchmarks/calibrate_intensity.py``; the phantom's rendering bands are 0.08 / 0.40 / 1.20,
+        ``docs/synth.md``); strong_od keeps the rendering band 1.20 (the fitted 0.89 classes the
+        weak-moderate membranes of unblurred inputs strong, ``tests/test_cells_seams.py``); docs/scoring.md
         has the figures.
     """
 
     positive_fraction: float = 0.10
     complete_fraction: float = 0.90
-    faint_od: float = 0.09
-    weak_od: float = 0.26
+    faint_od: float = 0.05
+    weak_od: float = 0.23
     strong_od: float = 1.20
     near_cutoff_z: float = 2.0
     min_tumour_cells: int = 200

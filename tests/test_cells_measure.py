@@ -367,3 +367,108 @@ def test_two_threads_at_once_give_the_sequential_results():
     for i, exp in enumerate(expected):
         np.testing.assert_array_equal(results[i].completeness, exp.completeness)
         np.testing.assert_array_equal(results[i].x, exp.x)
+
+
+# ------------------------------------------------------------------- own-side gated membrane OD
+_STEP_PX = 0.25
+
+
+def _last_argmax(v: np.ndarray) -> np.ndarray:
+    """Index of the last maximum along axis 1 (a plateau's outer end)."""
+    return v.shape[1] - 1 - np.argmax(v[:, ::-1], axis=1)
+
+
+def _gated_membrane_od_numpy(od, lab, mem, labels, base, frac, covered, run, n_rays, max_length, mpp, far_weight,
+                       quantile):
+    """NumPy reference of :func:`her2fast.cells._gated_membrane_od` (its first version). Per cell: the ``quantile`` over its covered rays of the run's peak DAB OD times the own-side gate.
+
+    Along each covered ray (bilinear OD every 0.25 px): the run starts at the first membrane pixel of the
+    cell's own territory; the ridge is the OD maximum from 0.5 um before the run to 1.5 um beyond its end
+    (past the territory: a neighbour's membrane peaks on its own side); ``inner`` / ``outer`` are the
+    mean OD 0.5-1.5 um inside / outside the ridge; gate = clip((inner - w outer) / ((1 - w) inner), 0, 1)
+    with ``w = far_weight``. Returns (gated OD per cell, rays used per cell).
+    """
+    from scipy.ndimage import map_coordinates
+
+    m = base.shape[0]
+    out = np.zeros(m, np.float64)
+    used = np.zeros(m, np.int64)
+    ci, ri = np.nonzero(covered)
+    if ci.size == 0:
+        return out, used
+    ang = 2.0 * np.pi * (ri + 0.5) / n_rays
+    ux, uy = np.cos(ang), np.sin(ang)
+    cx = base[ci, 0] + frac[ci, 0]
+    cy = base[ci, 1] + frac[ci, 1]
+    h, w = od.shape
+    # first membrane pixel of the own territory (nearest pixel of each sample)
+    t = np.arange(0.0, max_length, _STEP_PX)
+    xi = np.clip(np.rint(cx[:, None] + ux[:, None] * t), 0, w - 1).astype(np.intp)
+    yi = np.clip(np.rint(cy[:, None] + uy[:, None] * t), 0, h - 1).astype(np.intp)
+    hit = mem[yi, xi] & (lab[yi, xi] == labels[ci][:, None])
+    del xi, yi
+    ok = hit.any(axis=1)
+    first = np.argmax(hit, axis=1)
+    del hit
+    du = _STEP_PX * mpp  # um per sample
+    n05, n15 = int(0.5 / du + 1e-9), int(1.5 / du + 1e-9)
+    runs = np.rint(run[ci, ri] / _STEP_PX).astype(np.int64)
+    lo = first - n05  # ridge search [lo, hi]
+    hi = first + runs + n15
+    start = lo - n15  # profile window [start, start + width)
+    width = int((hi - lo).max()) + 2 * n15 + 1
+    k = np.arange(width)
+    j = start[:, None] + k[None, :]  # sample index along the ray
+    tt = j * _STEP_PX
+    prof = map_coordinates(od, [(cy[:, None] + uy[:, None] * tt).ravel(), (cx[:, None] + ux[:, None] * tt).ravel()],
+                           order=1, mode="nearest").reshape(j.shape)
+    valid = j >= 0  # not behind the centre
+    # own-run peak: the run and one pixel beyond it
+    run_win = valid & (j >= first[:, None]) & (j <= (first + runs)[:, None] + int(1.0 / _STEP_PX))
+    pk = _last_argmax(np.where(run_win, prof, -np.inf))
+    peak = prof[np.arange(ci.size), pk]
+    srch = valid & (j >= lo[:, None]) & (j <= hi[:, None])
+    ridge = _last_argmax(np.where(srch, prof, -np.inf))
+    rel = k[None, :] - ridge[:, None]
+    win_in = valid & (rel <= -n05) & (rel >= -n15)
+    win_out = valid & (rel >= n05) & (rel <= n15)
+    v_in = np.where(win_in, prof, 0).sum(axis=1) / np.maximum(win_in.sum(axis=1), 1)
+    v_out = np.where(win_out, prof, 0).sum(axis=1) / np.maximum(win_out.sum(axis=1), 1)
+    gate = np.clip((v_in - far_weight * v_out) / np.maximum((1.0 - far_weight) * v_in, 1e-6), 0.0, 1.0)
+    val = np.full(covered.shape, np.inf)
+    val[ci[ok], ri[ok]] = (peak * gate)[ok]
+    used = np.isfinite(val).sum(axis=1)
+    q = np.floor(quantile * np.maximum(used - 1, 0) + 1e-9).astype(np.int64)  # the lower quantile
+    srt = np.sort(val, axis=1)
+    out = np.where(used > 0, srt[np.arange(m), np.minimum(q, val.shape[1] - 1)], 0.0)
+    return out, used
+
+
+@pytest.mark.parametrize("category", ["1+", "2+", "3+", "2+/unusual"])
+def test_gated_membrane_od_equals_the_numpy_reference(category, monkeypatch):
+    """The C++ kernel against the NumPy steps it replaced, on the pipeline's inputs of phantom tiles."""
+    import her2fast.cells as cells_mod
+    from her2fast import membrane, stain
+    from her2fast.nuclei import segment_nuclei
+    from her2fast.synth import make_tile
+
+    cat, _, variant = category.partition("/")
+    t = make_tile(384, category=cat, variant=variant or "typical", seed=61)
+    conc = stain.deconvolve(t.rgb, stain.estimate_stain_vectors(t.rgb))
+    prob = membrane.predict(t.rgb, 0.5)
+    nuc = segment_nuclei(conc.hematoxylin, 0.5)
+    calls = []
+    native = cells_mod._gated_membrane_od
+
+    def spy(*args):
+        out = native(*args)
+        calls.append((args, out))
+        return out
+
+    monkeypatch.setattr(cells_mod, "_gated_membrane_od", spy)
+    measure_tile(prob, conc.dab, nuc, mpp=0.5, origin=(0, 0), core=(48, 48, 336, 336))
+    (args, (got, used)), = calls
+    exp, used_ref = _gated_membrane_od_numpy(*args)
+    assert used.sum() > 100
+    np.testing.assert_array_equal(used, used_ref)
+    np.testing.assert_allclose(got, exp, rtol=0, atol=2e-5)  # bilinear sums in another order: float32 rounding

@@ -151,3 +151,63 @@ TEST_CASE("membrane_rays: invalid arguments throw") {
                                 1.0, kOff, 0.0, run.data(), peak.data()),
                   std::invalid_argument);
 }
+
+namespace {
+// A ring of OD 1.5 with extra stain 0.6 on one side of it (inside: the cell's own; outside: a neighbour's).
+std::vector<double> gate_of_ring(bool stain_inside) {
+  Ring ring(61, 12.0);
+  const double c = 30.0;
+  for (int y = 0; y < 61; ++y)
+    for (int x = 0; x < 61; ++x) {
+      const double d = std::hypot(x - c, y - c);
+      const bool side = stain_inside ? (d >= 12.0 - 4.0 && d <= 12.0 - 1.0) : (d >= 12.0 + 1.0 && d <= 12.0 + 4.0);
+      if (side) ring.od[y * 61 + x] = 0.6f;
+    }
+  std::vector<std::int32_t> base = {30, 30}, cell_labels = {1};
+  std::vector<double> frac = {0.0, 0.0};
+  const int nr = 16;
+  std::vector<float> run(nr), peak(nr);
+  membrane_rays(ring.labels.data(), ring.membrane.data(), ring.od.data(), 61, 61, 1, base.data(), frac.data(), nr, 20.0,
+                1.0, 5.0, kOff, 0.0, run.data(), peak.data());
+  std::vector<std::uint8_t> covered(nr);
+  std::vector<double> dx(nr), dy(nr), gated(nr);
+  for (int r = 0; r < nr; ++r) {
+    covered[r] = r % 4 != 3;  // every fourth ray uncovered: +inf
+    const double a = 2.0 * 3.141592653589793 * (r + 0.5) / nr;
+    dx[r] = std::cos(a);
+    dy[r] = std::sin(a);
+  }
+  her2fast::own_side_gate(ring.labels.data(), ring.membrane.data(), ring.od.data(), 61, 61, 1, cell_labels.data(),
+                          base.data(), frac.data(), covered.data(), run.data(), nr, dx.data(), dy.data(), 22.0, 0.25, 4,
+                          12, 4, 0.9, gated.data());
+  return gated;
+}
+}  // namespace
+
+TEST_CASE("own_side_gate: own-side stain keeps the ring's peak, a neighbour's side gives 0, uncovered is +inf") {
+  const auto own = gate_of_ring(true), far = gate_of_ring(false);
+  for (int r = 0; r < 16; ++r) {
+    if (r % 4 == 3) {
+      CHECK(std::isinf(own[r]));
+      CHECK(std::isinf(far[r]));
+      continue;
+    }
+    CHECK(own[r] == doctest::Approx(1.5).epsilon(0.01));
+    CHECK(far[r] == 0.0);
+  }
+}
+
+TEST_CASE("own_side_gate: invalid arguments throw") {
+  std::vector<std::int32_t> lab(9, 1), cl = {1}, base = {1, 1};
+  std::vector<std::uint8_t> mem(9, 1), cov = {1};
+  std::vector<float> od(9, 1.0f), run = {1.0f};
+  std::vector<double> frac = {0.0, 0.0}, dx = {1.0}, dy = {0.0}, out(1);
+  auto call = [&](double step, int n05, int n15, double fw) {
+    her2fast::own_side_gate(lab.data(), mem.data(), od.data(), 3, 3, 1, cl.data(), base.data(), frac.data(), cov.data(),
+                            run.data(), 1, dx.data(), dy.data(), 2.0, step, n05, n15, 4, fw, out.data());
+  };
+  CHECK_NOTHROW(call(0.25, 1, 2, 0.9));
+  CHECK_THROWS_AS(call(0.0, 1, 2, 0.9), std::invalid_argument);
+  CHECK_THROWS_AS(call(0.25, 3, 2, 0.9), std::invalid_argument);
+  CHECK_THROWS_AS(call(0.25, 1, 2, 1.0), std::invalid_argument);
+}
