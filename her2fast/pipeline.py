@@ -57,7 +57,9 @@ class ScoreSettings:
         The shipped U-Net (ONNX Runtime) or the classical ridge-filter baseline
         (:func:`her2fast.membrane.predict_maps`).
     membrane_batch_size : int
-        Network tiles per ONNX Runtime call (2).
+        Network tiles per ONNX Runtime call (1: with several inference lanes a batch of 2 was no
+        faster on 2 cores and took 420 MB more memory for the lanes' ONNX Runtime buffers; a GPU
+        wants larger batches: ``her2fast bench pipeline --batch``).
     membrane_margin : int
         Mirrored margin the network adds around a tile (0: the tile's ``overlap`` is real context
         already; the model's own 32 px changed 0.3 % of cell classes on a 3+ phantom and costs 28 %
@@ -75,7 +77,7 @@ class ScoreSettings:
     min_tissue: float = 0.05
     min_epithelium: float = 0.02
     membrane_method: str = "unet"
-    membrane_batch_size: int = 2
+    membrane_batch_size: int = 1
     membrane_margin: int = 0
     nuclei: NucleiSettings = field(default_factory=NucleiSettings)
     cells: CellSettings = field(default_factory=CellSettings)
