@@ -118,7 +118,8 @@ def run_score_demo(out_dir: str = "her2fast_demo", *, category: str = "3+", size
         print(f"  HER2 score {result.score} (stratum {result.stratum}; truth {true_score}), "
               f"{result.percent_complete:.1f} % tumour cells with complete membranes, confidence {result.confidence:.2f}")
         print(f"  {result.counts['tumour_cells']} tumour cells in {result.counts['tiles_segmented']} tiles, "
-              f"{result.timings['total']:.1f} s (membrane {result.timings.get('membrane', 0):.1f} s)"
+              f"{result.timings['total']:.1f} s (tile phase {result.timings.get('tiles_wall', 0):.1f} s, "
+              f"{result.provenance.get('pipeline', {}).get('tiles_per_s', 0):.2f} tiles/s)"
               + (f"; flags: {', '.join(result.flags)}" if result.flags else ""))
     print("  outputs:")
     for key, path in files.items():
