@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -75,6 +76,29 @@ def test_a_failing_stage_raises_its_error_and_stops_every_thread(phantom, monkey
         her2fast.score(phantom.path, progress=False, settings=SETTINGS,
                        threads=ThreadPlan(readers=1, inference_threads=1, post_workers=2, queue_tiles=2))
     assert threading.active_count() == before  # no stage thread left behind
+
+
+def test_a_failing_network_call_in_a_lane_raises_its_error_and_stops_every_thread(phantom, monkeypatch):
+    """With several inference lanes, a lane that is not the calling thread fails: the error surfaces
+    and every thread (readers, lanes, post workers) stops."""
+    import her2fast
+    import her2fast.membrane as membrane
+
+    real = membrane.predict_maps_batch
+
+    def failing(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("network failed in a lane")
+        time.sleep(0.05)  # the calling thread's lane is slow: the other lanes surely take tiles
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(membrane, "predict_maps_batch", failing)
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="network failed in a lane"):
+        her2fast.score(phantom.path, progress=False, settings=SETTINGS,
+                       threads=ThreadPlan(readers=1, inference_threads=1, post_workers=2, queue_tiles=2,
+                                          inference_lanes=3))
+    assert threading.active_count() == before
 
 
 def test_a_failing_reader_raises_its_error(phantom, monkeypatch):
