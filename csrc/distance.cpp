@@ -65,10 +65,7 @@ void distance_transform_edt(const std::uint8_t* mask, std::ptrdiff_t h, std::ptr
       z[static_cast<std::size_t>(k)] = k == 0 ? -inf : s;
       z[static_cast<std::size_t>(k) + 1] = inf;
     }
-    if (k < 0) {  // no zero in any column reaching this row cannot happen once any_zero holds
-      for (std::ptrdiff_t x = 0; x < w; ++x) o[x] = std::numeric_limits<float>::infinity();
-      continue;
-    }
+    // k >= 0 here: a column holding a zero has a finite f in every row, and any_zero holds
     std::ptrdiff_t j = 0;
     for (std::ptrdiff_t x = 0; x < w; ++x) {
       while (z[static_cast<std::size_t>(j) + 1] < static_cast<double>(x)) ++j;

@@ -56,3 +56,24 @@ def assert_same_in_two_threads(fn: Callable[[Any], np.ndarray], items: Sequence[
     expected = [fn(x) for x in items]
     for got, exp in zip(map_in_two_threads(fn, items), expected):
         np.testing.assert_array_equal(got, exp)
+
+
+# hand-built cells: a membrane ring (optionally with an angular gap) and a round nucleus
+def disk_image(size: int = 96, centre: tuple[float, float] = (48, 48)) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.indices((size, size))
+    return yy - centre[1], xx - centre[0]
+
+
+def ring(size=96, centre=(48, 48), r_in=11.0, r_out=13.0, gap_deg: tuple[float, float] | None = None) -> np.ndarray:
+    dy, dx = disk_image(size, centre)
+    r = np.hypot(dy, dx)
+    m = (r >= r_in) & (r <= r_out)
+    if gap_deg is not None:
+        a = np.degrees(np.arctan2(dy, dx)) % 360
+        m &= ~((a >= gap_deg[0]) & (a < gap_deg[1]))
+    return m
+
+
+def nucleus(size=96, centre=(48, 48), radius=4.0) -> np.ndarray:
+    dy, dx = disk_image(size, centre)
+    return np.hypot(dy, dx) <= radius

@@ -5,24 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import nucleus, ring
 
 from her2fast.cells import CellSettings, _close_gaps, measure_tile, membrane_rays
-
-
-def _ring(size, centre, r_in, r_out, gap_deg=None):
-    yy, xx = np.indices((size, size))
-    dy, dx = yy - centre[1], xx - centre[0]
-    r = np.hypot(dy, dx)
-    m = (r >= r_in) & (r <= r_out)
-    if gap_deg is not None:
-        a = np.degrees(np.arctan2(dy, dx)) % 360
-        m &= ~((a >= gap_deg[0]) & (a < gap_deg[1]))
-    return m
-
-
-def _nucleus(size, centre, radius=4.0):
-    yy, xx = np.indices((size, size))
-    return np.hypot(yy - centre[1], xx - centre[0]) <= radius
 
 
 def _close_gaps_reference(covered: np.ndarray, gap: int) -> np.ndarray:
@@ -64,8 +49,8 @@ def test_a_two_pixel_gap_is_complete_and_a_twenty_pixel_gap_is_not():
     r_mid = 12.0  # 6 um
     for gap_px, complete in ((2, True), (20, False)):
         half = np.degrees(gap_px / r_mid) / 2
-        mem = _ring(size, c, 11.0, 13.0, gap_deg=(90 - half, 90 + half))
-        cell = measure_tile(mem, 0.8 * mem, _nucleus(size, c), mpp=0.5).cells
+        mem = ring(size, c, 11.0, 13.0, gap_deg=(90 - half, 90 + half))
+        cell = measure_tile(mem, 0.8 * mem, nucleus(size, c), mpp=0.5).cells
         assert len(cell) == 1
         assert bool(cell.completeness[0] >= 0.9) is complete, (gap_px, cell.completeness[0])
         if not complete:
@@ -76,16 +61,16 @@ def test_a_cell_larger_than_the_radius_cap_finds_its_membrane():
     # a 25-px ring whose nucleus sits 6 px off-centre: the membrane lies 19-31 px (9.5-15.5 um) from the
     # nucleus centre, partly beyond max_radius_um = 12 um (24 px), all within 12 + cap_reach_um = 16 um
     size = 128
-    mem = _ring(size, (64, 64), 24.0, 26.0)
-    nuc = _nucleus(size, (58, 64))
+    mem = ring(size, (64, 64), 24.0, 26.0)
+    nuc = nucleus(size, (58, 64))
     new = measure_tile(mem, 1.5 * mem, nuc, mpp=0.5).cells
     assert new.completeness[0] == pytest.approx(1.0) and new.intensity[0] == 3
     old = measure_tile(mem, 1.5 * mem, nuc, mpp=0.5, settings=CellSettings(cap_reach_um=0.0)).cells
     assert 0.3 < old.completeness[0] < 0.9
     # a ring wholly beyond the cap: no membrane in the territory, so the cell is not stained at all
     # (whether a cell is stained comes from its own territory only)
-    far = _ring(size, (64, 64), 29.0, 31.0)
-    far_cell = measure_tile(far, 1.5 * far, _nucleus(size, (64, 64)), mpp=0.5).cells
+    far = ring(size, (64, 64), 29.0, 31.0)
+    far_cell = measure_tile(far, 1.5 * far, nucleus(size, (64, 64)), mpp=0.5).cells
     assert far_cell.completeness[0] == 0.0 and far_cell.intensity[0] == 0
 
 

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from _helpers import assert_same_in_two_threads
+from _helpers import assert_same_in_two_threads, disk_image, nucleus, ring
 from skimage.segmentation import watershed
 
 from her2fast import InvalidInputError
@@ -40,26 +40,6 @@ def membrane_like(seed: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------ hand-built tiles
-def disk_image(size: int = 96, centre: tuple[float, float] = (48, 48)) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.indices((size, size))
-    return yy - centre[1], xx - centre[0]
-
-
-def ring(size=96, centre=(48, 48), r_in=11.0, r_out=13.0, gap_deg: tuple[float, float] | None = None) -> np.ndarray:
-    dy, dx = disk_image(size, centre)
-    r = np.hypot(dy, dx)
-    m = (r >= r_in) & (r <= r_out)
-    if gap_deg is not None:
-        a = np.degrees(np.arctan2(dy, dx)) % 360
-        m &= ~((a >= gap_deg[0]) & (a < gap_deg[1]))
-    return m
-
-
-def nucleus(size=96, centre=(48, 48), radius=4.0) -> np.ndarray:
-    dy, dx = disk_image(size, centre)
-    return np.hypot(dy, dx) <= radius
-
-
 def test_ring_with_nucleus_is_one_closed_complete_cell():
     mem = ring()
     t = measure_tile(mem, 1.5 * mem, nucleus(), mpp=0.5)

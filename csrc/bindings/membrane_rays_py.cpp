@@ -3,19 +3,27 @@
 #include "common.hpp"
 
 #include <limits>
+#include <utility>
 
 namespace her2fast::py_bindings {
 
 namespace {
-py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, const py::array& dab_od,
-                           const py::array& centre_base, const py::array& centre_frac, int n_rays, double max_length,
-                           double outside_reach, double max_run, double cap_radius, double cap_reach) {
+// The three maps both kernels read: labels int32, membrane uint8, dab_od float32, all h x w.
+std::pair<std::ptrdiff_t, std::ptrdiff_t> require_tile_maps(const py::array& labels, const py::array& membrane,
+                                                            const py::array& dab_od) {
   require_array<std::int32_t>(labels, "labels", 2);
   require_array<std::uint8_t>(membrane, "membrane", 2);
   require_array<float>(dab_od, "dab_od", 2);
   const auto h = static_cast<std::ptrdiff_t>(labels.shape(0)), w = static_cast<std::ptrdiff_t>(labels.shape(1));
   if (membrane.shape(0) != h || membrane.shape(1) != w || dab_od.shape(0) != h || dab_od.shape(1) != w)
     throw py::value_error("labels, membrane and dab_od must have the same shape");
+  return {h, w};
+}
+
+py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, const py::array& dab_od,
+                           const py::array& centre_base, const py::array& centre_frac, int n_rays, double max_length,
+                           double outside_reach, double max_run, double cap_radius, double cap_reach) {
+  const auto [h, w] = require_tile_maps(labels, membrane, dab_od);
   if (!py::isinstance<py::array_t<std::int32_t>>(centre_base) || !centre_base.dtype().is(py::dtype::of<std::int32_t>()) ||
       centre_base.ndim() != 2 || centre_base.shape(1) != 2 || !(centre_base.flags() & py::array::c_style))
     throw py::value_error("centre_base must be a C-contiguous (n, 2) int32 array");
@@ -46,12 +54,7 @@ py::array_t<double> own_side_gate_py(const py::array& labels, const py::array& m
                                      const py::array& centre_frac, const py::array& covered, const py::array& run_length,
                                      const py::array& dir_x, const py::array& dir_y, double max_length, double step,
                                      int n05, int n15, int run_extra, double far_weight) {
-  require_array<std::int32_t>(labels, "labels", 2);
-  require_array<std::uint8_t>(membrane, "membrane", 2);
-  require_array<float>(dab_od, "dab_od", 2);
-  const auto h = static_cast<std::ptrdiff_t>(labels.shape(0)), w = static_cast<std::ptrdiff_t>(labels.shape(1));
-  if (membrane.shape(0) != h || membrane.shape(1) != w || dab_od.shape(0) != h || dab_od.shape(1) != w)
-    throw py::value_error("labels, membrane and dab_od must have the same shape");
+  const auto [h, w] = require_tile_maps(labels, membrane, dab_od);
   require_array<std::int32_t>(cell_labels, "cell_labels", 1);
   require_array<std::int32_t>(centre_base, "centre_base", 2);
   require_array<double>(centre_frac, "centre_frac", 2);
