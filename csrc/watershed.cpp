@@ -86,16 +86,16 @@ class FloodQueue {
   std::size_t size_ = 0;
 };
 
-// What the flood reads and writes per pixel, side by side: one cache line fetch per visit (the flood
-// visits pixels in elevation order, all over the tile, so nearly every visit is a cache miss).
+// What the flood reads and writes per pixel, side by side in 8 bytes (the flood visits pixels in
+// elevation order, all over the tile, so nearly every visit is a cache miss; a tile's states fit the
+// caches better at 8 bytes than at 16): the elevation, and the label with two flags in its top bits.
+// The climb rule's "from" elevation, read only where two floods meet, is kept apart.
 struct PixelState {
   float elevation;
-  std::int32_t label;
-  float from;          // climb: the elevation of the pixel that claimed this one
-  std::uint8_t flags;  // kSeed | kDone
+  std::uint32_t label_flags;  // label | kSeed | kDone
 };
 
-constexpr std::uint8_t kSeed = 1, kDone = 2;
+constexpr std::uint32_t kSeed = 1u << 30, kDone = 1u << 31, kLabelBits = kSeed - 1;
 
 }  // namespace
 
@@ -110,7 +110,9 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
                                 std::to_string(w));
   if (h * w >= (std::ptrdiff_t{1} << 31))
     throw std::invalid_argument("seeded_watershed: image too large, " + std::to_string(h * w) + " pixels");
-  if (n_labels < 0) throw std::invalid_argument("seeded_watershed: n_labels must be >= 0, got " + std::to_string(n_labels));
+  if (n_labels < 0 || static_cast<std::uint32_t>(n_labels) > kLabelBits)
+    throw std::invalid_argument("seeded_watershed: n_labels must be in 0.." + std::to_string(kLabelBits) + ", got " +
+                                std::to_string(n_labels));
   if (std::isnan(barrier)) throw std::invalid_argument("seeded_watershed: barrier must not be NaN");
   if (connectivity != 4 && connectivity != 8)
     throw std::invalid_argument("seeded_watershed: connectivity must be 4 or 8, got " + std::to_string(connectivity));
@@ -124,7 +126,9 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
   // per-thread scratch, reused across calls: fresh pages for every tile cost more (page faults and
   // zeroing) than the flood's own work on them
   thread_local std::vector<PixelState> px_state;
+  thread_local std::vector<float> px_from;  // climb: the elevation of the pixel that claimed this one
   px_state.resize(static_cast<std::size_t>(n));
+  if (climb) px_from.resize(static_cast<std::size_t>(n));
   std::uint32_t key_lo = 0xffffffffu, key_hi = 0;
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     const float v = elevation[i];
@@ -134,7 +138,7 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
     const std::uint32_t k = orderable(v + 0.0f);
     key_lo = std::min(key_lo, k);
     key_hi = std::max(key_hi, k);
-    px_state[static_cast<std::size_t>(i)] = PixelState{v + 0.0f, 0, 0.0f, 0};
+    px_state[static_cast<std::size_t>(i)] = PixelState{v + 0.0f, 0};
   }
   FloodQueue queue(key_lo, key_hi);
   std::uint32_t age = 0;  // every pixel is pushed at most once: ages < n < 2^31
@@ -143,9 +147,8 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
     if (m < 0 || m > n_labels)
       throw std::invalid_argument("seeded_watershed: marker " + std::to_string(m) + " at pixel " + std::to_string(i) +
                                   " is outside 0.." + std::to_string(n_labels));
-    px_state[static_cast<std::size_t>(i)].label = m;
     if (m > 0) {
-      px_state[static_cast<std::size_t>(i)].flags = kSeed;
+      px_state[static_cast<std::size_t>(i)].label_flags = static_cast<std::uint32_t>(m) | kSeed;
       queue.push(orderable(px_state[static_cast<std::size_t>(i)].elevation), age++, static_cast<std::int32_t>(i));
     }
   }
@@ -162,6 +165,7 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
   std::ptrdiff_t offsets[8];
   for (int k = 0; k < 8; ++k) offsets[k] = dys[k] * w + dxs[k];
   PixelState* st = px_state.data();
+  float* from = climb ? px_from.data() : nullptr;
   while (!queue.empty()) {
     const std::ptrdiff_t p = queue.pop();
     {  // the flood jumps around the tile: fetch the next pixel's rows while this one is processed
@@ -174,11 +178,12 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
       }
 #endif
     }
-    const std::int32_t label = st[p].label;
+    const std::uint32_t lf = st[p].label_flags;
+    const std::uint32_t label = lf & kLabelBits;
     const std::ptrdiff_t py = p / w, px = p - py * w;
     const float ep = st[p].elevation;
-    const bool on_barrier = !(st[p].flags & kSeed) && ep >= barrier;
-    if (climb) st[p].flags |= kDone;
+    const bool on_barrier = !(lf & kSeed) && ep >= barrier;
+    if (climb) st[p].label_flags = lf | kDone;
     std::int32_t bx = 0, by = 0;
     double fx = 0.0, fy = 0.0;
     if (limit) {
@@ -193,9 +198,12 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
       const std::ptrdiff_t q = p + offsets[k];
       PixelState& sq = st[q];
       bool steal = false;
-      if (sq.label != 0) {
+      if (sq.label_flags != 0) {
         // climb: a waiting pixel goes to the flood that reaches it from higher ground, still climbing
-        if (!climb || sq.label == label || sq.flags != 0 || !(ep > sq.from) || !(ep < sq.elevation)) continue;
+        // (seeds and popped pixels carry a flag, so their label_flags never equal a bare label)
+        if (!climb || sq.label_flags == label || (sq.label_flags & ~kLabelBits) != 0 || !(ep > from[q]) ||
+            !(ep < sq.elevation))
+          continue;
         steal = true;
       }
       if (mask != nullptr && mask[q] == 0) continue;
@@ -205,15 +213,18 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
         const double dy = static_cast<double>(qy - by) - fy;
         if (dx * dx + dy * dy > r2) continue;
       }
-      sq.label = label;
-      if (climb) sq.from = ep;
+      sq.label_flags = label;
+      if (climb) from[q] = ep;
       // a stolen pixel is already queued (its key does not depend on who claimed it)
       if (!steal) queue.push(orderable(sq.elevation), age++, static_cast<std::int32_t>(q));
     }
   }
-  for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = st[i].label;
+  for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = static_cast<std::int32_t>(st[i].label_flags & kLabelBits);
   // keep a tile's worth of scratch per thread, not the largest image ever flooded
-  if (px_state.capacity() > (std::size_t{4} << 20)) std::vector<PixelState>().swap(px_state);
+  if (px_state.capacity() > (std::size_t{8} << 20)) {
+    std::vector<PixelState>().swap(px_state);
+    std::vector<float>().swap(px_from);
+  }
 }
 
 }  // namespace her2fast

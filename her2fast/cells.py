@@ -283,8 +283,8 @@ def seeded_watershed(
     if mk.min() < 0:
         raise InvalidInputError(f"markers must be >= 0, got minimum {mk.min()}")
     n = int(mk.max())
-    if n >= 2**31 - 1:
-        raise InvalidInputError(f"markers must be < 2**31 - 1, got maximum {n}")
+    if n >= 2**30:
+        raise InvalidInputError(f"markers must be < 2**30, got maximum {n}")
     mk = np.ascontiguousarray(mk, dtype=np.int32)
     m = None if mask is None else np.ascontiguousarray(_as_2d(mask, "mask", elev.shape) != 0).view(np.uint8)
     bar = np.inf if barrier is None else float(barrier)
