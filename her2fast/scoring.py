@@ -126,6 +126,7 @@ class ScoringRules:
     strong_od: float = 1.20
     near_cutoff_z: float = 2.0
     min_tumour_cells: int = 200
+    ultralow_fraction: float = 0.01
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.near_cutoff_z) and self.near_cutoff_z >= 0):
@@ -135,6 +136,9 @@ class ScoringRules:
             raise InvalidInputError(f"min_tumour_cells must be an integer >= 0, got {self.min_tumour_cells!r}")
         if not 0.0 <= self.positive_fraction < 1.0:
             raise InvalidInputError(f"positive_fraction must be in [0, 1), got {self.positive_fraction}")
+        if not (np.isfinite(self.ultralow_fraction) and 0.0 <= self.ultralow_fraction <= self.positive_fraction):
+            raise InvalidInputError(f"ultralow_fraction must be in [0, positive_fraction = {self.positive_fraction}], "
+                                    f"got {self.ultralow_fraction}")
         if not 0.0 < self.complete_fraction <= 1.0:
             raise InvalidInputError(f"complete_fraction must be in (0, 1], got {self.complete_fraction}")
         if not 0.0 < self.faint_od < self.weak_od < self.strong_od:
@@ -494,7 +498,7 @@ def slide_category(fractions: ClassFractions, rules: ScoringRules = DEFAULT_RULE
         return "2+"
     if fractions.at_least_faint > p:
         return "1+"
-    if fractions.at_least_faint > 0:
+    if fractions.at_least_faint > rules.ultralow_fraction:
         return "0+"
     return "0"
 
@@ -521,18 +525,18 @@ def slide_confidence(fractions: ClassFractions, rules: ScoringRules = DEFAULT_RU
     """Margin of the slide category to its nearest cut-off, in binomial standard errors, and flags.
 
     The category is decided by a cascade of criteria (3+: intense complete > p; 2+: classes 2-4 > p;
-    1+: any staining > p; ultralow: any staining > 0). It changes when the criterion that decided it
-    falls to its threshold or a higher one rises to its threshold, so only those are *deciding*. For
-    each, with ``f`` the observed fraction of ``n`` tumour cells and ``p`` its threshold,
-    ``z = (f - p) / sqrt(p (1 - p) / n)`` (a one-sample binomial z); for the null/ultralow line
-    (``p = 0``) the count of stained cells ``k`` gives ``z = sqrt(k)`` (Poisson). ``margin_z`` is the
+    1+: any staining > p; ultralow: any staining > ``rules.ultralow_fraction``). It changes when the
+    criterion that decided it falls to its threshold or a higher one rises to its threshold, so only
+    those are *deciding*. For each, with ``f`` the observed fraction of ``n`` tumour cells and ``t`` its
+    threshold, ``z = (f - t) / sqrt(t (1 - t) / n)`` (a one-sample binomial z); for a null/ultralow line
+    at ``t = 0`` the count of stained cells ``k`` gives ``z = sqrt(k)`` (Poisson). ``margin_z`` is the
     smallest ``|z|``; ``confidence = Phi(margin_z)``.
 
     Parameters
     ----------
     fractions : ClassFractions
     rules : ScoringRules
-        ``positive_fraction``, ``near_cutoff_z``, ``min_tumour_cells``.
+        ``positive_fraction``, ``ultralow_fraction``, ``near_cutoff_z``, ``min_tumour_cells``.
 
     Returns
     -------
@@ -551,20 +555,20 @@ def slide_confidence(fractions: ClassFractions, rules: ScoringRules = DEFAULT_RU
     if n == 0:
         return SlideConfidence(margin_z=0.0, nearest="", confidence=0.5, flags=("no_tumour_cells",))
     p = rules.positive_fraction
-    se = math.sqrt(p * (1.0 - p) / n) if 0.0 < p < 1.0 else 0.0
+    u = rules.ultralow_fraction
     k_stained = int(round(fractions.at_least_faint * n))
 
     def z_of(f: float, thr: float) -> float:
-        if thr > 0 and se > 0:
-            return (f - thr) / se
-        return math.sqrt(k_stained) if k_stained else -math.inf  # the p = 0 line: Poisson on the count
+        if 0.0 < thr < 1.0:
+            return (f - thr) / math.sqrt(thr * (1.0 - thr) / n)
+        return math.sqrt(k_stained) if k_stained else -math.inf  # a line at 0: Poisson on the count
 
     # (criterion holds, z, category above the line, category below it), in cascade order
     lines = [
         (fractions.intense_complete > p, z_of(fractions.intense_complete, p), "3+", "2+"),
         (fractions.at_least_weak_complete > p, z_of(fractions.at_least_weak_complete, p), "2+", "1+"),
         (fractions.at_least_faint > p, z_of(fractions.at_least_faint, p), "1+", "0+"),
-        (fractions.at_least_faint > 0, z_of(fractions.at_least_faint, 0.0), "0+", "0"),
+        (fractions.at_least_faint > u, z_of(fractions.at_least_faint, u), "0+", "0"),
     ]
     margin, nearest = math.inf, ""
     for holds, z, above, below in lines:

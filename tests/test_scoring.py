@@ -36,7 +36,9 @@ def test_classify_cells_table():
     "counts, expected",
     [
         ({}, "0"),
-        ({1: 1}, "0+"),
+        ({1: 1}, "0"),  # one faint cell in 1000: under the ultralow floor (1 %)
+        ({1: 10}, "0"),  # exactly 1 % is not > 1 %
+        ({1: 11}, "0+"),
         ({1: 100}, "0+"),  # exactly 10 % is not > 10 %
         ({1: 101}, "1+"),
         ({2: 100}, "0+"),  # 10 % 2+ cells: no criterion > 10 %, some staining -> ultralow
@@ -124,8 +126,8 @@ def _classes(n: int, counts: dict[int, int]) -> np.ndarray:
     return np.concatenate(parts + [np.zeros(n - sum(counts.values()), np.int8)])
 
 
-def _expected(n: int, k4: int, k23: int, k1: int, p_num: int = 1, p_den: int = 10) -> str:
-    """The rules in integer arithmetic: a criterion holds when k / n > p_num / p_den."""
+def _expected(n: int, k4: int, k23: int, k1: int, p_num: int = 1, p_den: int = 10, u_num: int = 1, u_den: int = 100) -> str:
+    """The rules in integer arithmetic: a criterion holds when k / n > p_num / p_den (ultralow: > u_num / u_den)."""
     more = lambda k: k * p_den > p_num * n  # noqa: E731
     if more(k4):
         return "3+"
@@ -133,7 +135,7 @@ def _expected(n: int, k4: int, k23: int, k1: int, p_num: int = 1, p_den: int = 1
         return "2+"
     if more(k4 + k23 + k1):
         return "1+"
-    return "0+" if k4 + k23 + k1 > 0 else "0"
+    return "0+" if (k4 + k23 + k1) * u_den > u_num * n else "0"
 
 
 @pytest.mark.parametrize("n", list(range(1, 121)) + [199, 200, 201, 999, 1000, 1001, 12345])
@@ -215,10 +217,18 @@ def test_confidence_uses_only_deciding_criteria():
 
 
 def test_null_and_ultralow_line_and_flags():
-    null = slide_confidence(class_fractions(np.zeros(1000, np.int8)))
+    literal = ScoringRules(ultralow_fraction=0.0)  # the guideline's "> 0 %"
+    null = slide_confidence(class_fractions(np.zeros(1000, np.int8)), literal)
     assert null.nearest == "1+" and null.margin_z == pytest.approx(0.1 / np.sqrt(0.09 / 1000))
-    one = slide_confidence(class_fractions(_classes(1000, {1: 1})))
+    one = slide_confidence(class_fractions(_classes(1000, {1: 1})), literal)
+    assert slide_category(class_fractions(_classes(1000, {1: 1})), literal) == "0+"
     assert one.nearest == "0" and one.margin_z == pytest.approx(1.0) and "near_cutoff" in one.flags
+    # the default 1 % floor: a null slide's nearest line is the ultralow one, a binomial z at 1 %
+    null = slide_confidence(class_fractions(np.zeros(1000, np.int8)))
+    assert null.nearest == "0+" and null.margin_z == pytest.approx(0.01 / np.sqrt(0.0099 / 1000))
+    two = slide_confidence(class_fractions(_classes(1000, {1: 2})))
+    assert slide_category(class_fractions(_classes(1000, {1: 2}))) == "0"
+    assert two.nearest == "0+" and two.margin_z == pytest.approx(0.008 / np.sqrt(0.0099 / 1000))
     many = slide_confidence(class_fractions(_classes(1000, {1: 50})))  # 5 % faint: ultralow
     assert many.nearest == "1+"  # the 1+ line (z = -5.3) is nearer than the null line (sqrt(50) = 7.1)
     few = slide_confidence(class_fractions(_classes(50, {4: 40})))
@@ -228,6 +238,18 @@ def test_null_and_ultralow_line_and_flags():
     assert slide_confidence(class_fractions(np.zeros(0, np.int8))).flags == ("no_tumour_cells",)
     with pytest.raises(InvalidInputError, match="near_cutoff_z"):
         ScoringRules(near_cutoff_z=-1)
+    with pytest.raises(InvalidInputError, match="ultralow_fraction"):
+        ScoringRules(ultralow_fraction=0.2)
+
+
+@pytest.mark.parametrize("n", [50, 100, 101, 999, 1000, 1001, 4321])
+def test_every_count_around_the_ultralow_floor(n):
+    for u_num, u_den in ((1, 100), (0, 1), (1, 50)):
+        rules = ScoringRules(ultralow_fraction=u_num / u_den)
+        line = n * u_num // u_den
+        for k in sorted({max(0, line + d) for d in (-2, -1, 0, 1, 2)}):
+            fr = class_fractions(_classes(n, {1: k}))
+            assert slide_category(fr, rules) == _expected(n, 0, 0, k, u_num=u_num, u_den=u_den), (n, k, u_num, u_den)
 
 
 def test_score_cells_gives_stratum_confidence_and_summary():
