@@ -452,3 +452,55 @@ def test_gated_membrane_od_equals_the_numpy_reference(category, monkeypatch):
     assert used.sum() > 100
     np.testing.assert_array_equal(used, used_ref)
     np.testing.assert_allclose(got, exp, rtol=0, atol=2e-5)  # bilinear sums in another order: float32 rounding
+
+
+def _nucleus_labels_numpy(nuclei, min_px):
+    """NumPy reference of :func:`her2fast.cells._nucleus_labels` (its previous version)."""
+    from scipy import ndimage as ndi
+
+    if nuclei.dtype == np.bool_:
+        lab, n = ndi.label(nuclei, structure=np.ones((3, 3), bool))
+    else:
+        uniq, inv = np.unique(nuclei, return_inverse=True)
+        lab = inv.reshape(nuclei.shape)
+        if uniq[0] != 0:
+            lab = lab + 1
+        n = int(lab.max())
+    lab = lab.astype(np.int32, copy=False)
+    flat = lab.ravel()
+    count = np.bincount(flat, minlength=n + 1)
+    keep = count >= max(min_px, 1)
+    keep[0] = False
+    remap = np.zeros(n + 1, np.int32)
+    remap[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    lab = remap[lab]
+    flat = lab.ravel()
+    n = int(keep.sum())
+    count = np.bincount(flat, minlength=n + 1)
+    ys, xs = np.divmod(np.arange(flat.size), lab.shape[1])
+    sx = np.bincount(flat, weights=xs, minlength=n + 1)
+    sy = np.bincount(flat, weights=ys, minlength=n + 1)
+    return lab, n, count[1:], np.rint(sx[1:]).astype(np.int64), np.rint(sy[1:]).astype(np.int64)
+
+
+def test_nucleus_labels_equal_the_numpy_reference():
+    from her2fast.cells import _nucleus_labels
+
+    rng = np.random.default_rng(5)
+    cases = []
+    for _ in range(40):
+        h, w = rng.integers(1, 70, 2)
+        lab = rng.integers(0, rng.integers(1, 40), (h, w))
+        lab[rng.random((h, w)) < 0.4] = 0
+        cases.append(lab.astype(rng.choice([np.int32, np.int64, np.uint16])))
+        cases.append(rng.random((h, w)) < 0.3)  # a mask: components
+    cases.append(np.where(rng.random((30, 30)) < 0.5, 2**40 + rng.integers(0, 5, (30, 30)), 0))  # sparse ids
+    cases.append(membrane_like(3, 200)[1])  # nuclei of a synthetic tile
+    for nuc in cases:
+        for min_px in (0, 1, 3, 12):
+            got = _nucleus_labels(nuc, min_px)
+            exp = _nucleus_labels_numpy(nuc, min_px)
+            np.testing.assert_array_equal(got[0], exp[0])
+            assert got[1] == exp[1]
+            for a, b in zip(got[2:], exp[2:]):
+                np.testing.assert_array_equal(a, b)

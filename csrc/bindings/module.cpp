@@ -12,4 +12,5 @@ PYBIND11_MODULE(_native, m) {
   her2fast::py_bindings::register_membrane_rays(m);
   her2fast::py_bindings::register_reconstruct(m);
   her2fast::py_bindings::register_distance(m);
+  her2fast::py_bindings::register_label_table(m);
 }
