@@ -181,11 +181,14 @@ def _batch_order(inputs) -> list[Path]:
 
 # ------------------------------------------------------------------------------------- versions
 def model_versions(settings=None) -> dict[str, str]:
-    """The sha256 of every model a run with these settings uses, from the models' ``config.json``.
+    """The sha256 of every model a run with these settings uses, and of the settings themselves.
 
     Cheap (no model is loaded): the epithelium classifier (shipped, or ``$HER2FAST_EPITHELIUM_MODEL``)
-    and, for ``membrane_method="unet"``, the membrane U-Net. The loaders check the files against these
-    hashes, so a run that succeeds used exactly these models.
+    and, for ``membrane_method="unet"``, the membrane U-Net, from the models' ``config.json`` (the
+    loaders check the files against these hashes, so a run that succeeds used exactly these models);
+    ``"settings"`` is the sha256 of the canonical JSON of ``settings.to_dict()`` (first 16 hex digits),
+    so that the results store never hands back a result computed with other thresholds, bands or
+    tiles (including defaults changed by a newer her2fast of the same version number).
 
     Parameters
     ----------
@@ -194,7 +197,7 @@ def model_versions(settings=None) -> dict[str, str]:
     Returns
     -------
     dict of str to str
-        ``{"epithelium_svm": sha256[, "membrane_unet": sha256]}``.
+        ``{"epithelium_svm": sha256[, "membrane_unet": sha256], "settings": sha256[:16]}``.
 
     Raises
     ------
@@ -218,6 +221,8 @@ def model_versions(settings=None) -> dict[str, str]:
     versions = {"epithelium_svm": epi}
     if settings.membrane_method == "unet":
         versions["membrane_unet"] = load_model_config().sha256
+    canonical = json.dumps(settings.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    versions["settings"] = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     return versions
 
 

@@ -120,8 +120,17 @@ def test_model_versions_match_what_the_loaders_check():
     from her2fast.pipeline import ScoreSettings
 
     v = model_versions()
-    assert v == {"epithelium_svm": default_model().sha256, "membrane_unet": load_model_config().sha256}
-    assert model_versions(ScoreSettings(membrane_method="classical")) == {"epithelium_svm": default_model().sha256}
+    assert set(v) == {"epithelium_svm", "membrane_unet", "settings"}
+    assert v["epithelium_svm"] == default_model().sha256 and v["membrane_unet"] == load_model_config().sha256
+    c = model_versions(ScoreSettings(membrane_method="classical"))
+    assert set(c) == {"epithelium_svm", "settings"} and c["settings"] != v["settings"]
+    # any setting is part of the key: a result scored with other rules is never reused
+    from her2fast.cells import CellSettings
+    from her2fast.scoring import ScoringRules
+
+    r = ScoringRules(ultralow_fraction=0.0)
+    other = model_versions(ScoreSettings(rules=r, cells=CellSettings(rules=r)))
+    assert other["settings"] != v["settings"] and model_versions(ScoreSettings())["settings"] == v["settings"]
 
 
 # --------------------------------------------------------------------------------- score_to_store
