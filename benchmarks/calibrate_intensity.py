@@ -91,7 +91,7 @@ def main() -> int:
         raise SystemExit("training seeds must be < 1000 (held-out tiles use >= 5000)")
     od, cls = collect(train, cats, args.size, Path(args.cache))
     cuts = [best_cut(od, cls, k) for k in range(3)]
-    fitted = ScoringRules(faint_od=round(cuts[0], 2), weak_od=round(cuts[1], 2), strong_od=round(cuts[2], 2))
+    fitted = ScoringRules(faint_od=max(round(cuts[0], 2), 0.01), weak_od=round(cuts[1], 2), strong_od=round(cuts[2], 2))
     print(f"training tiles: seeds {train}, {len(cats)} presets, {od.size} matched tumour cells")
     for k in range(4):
         q = np.percentile(od[cls == k], [10, 50, 90]) if (cls == k).any() else [np.nan] * 3

@@ -504,3 +504,42 @@ def test_nucleus_labels_equal_the_numpy_reference():
             assert got[1] == exp[1]
             for a, b in zip(got[2:], exp[2:]):
                 np.testing.assert_array_equal(a, b)
+
+
+def test_cytoplasm_weight_subtracts_the_cells_cytoplasmic_dab():
+    from her2fast.cells import CellSettings, _cytoplasm_od
+
+    yy, xx = np.indices((64, 64))
+    r = np.hypot(yy - 32, xx - 32)
+    mem = (r > 9) & (r < 11.5)
+    nuc = r < 4
+    # a blurred membrane (Gaussian profile) over 0.2 OD of cytoplasmic blush inside the cell
+    od = (1.5 * np.exp(-0.5 * (r - 10.25) ** 2) + 0.2 * (r < 8)).astype(np.float32)
+    cyto = od[(r >= 4) & (r < 6)].mean()  # >= 3 px (1.5 um) from every membrane pixel, off the nucleus
+    assert cyto == pytest.approx(0.2, abs=1e-3)
+    plain = measure_tile(mem, od, nuc, mpp=0.5).cells
+    assert plain.membrane_dab_od[0] > 1.0
+    sub = measure_tile(mem, od, nuc, mpp=0.5, settings=CellSettings(cytoplasm_weight=1.0)).cells
+    assert sub.membrane_dab_od[0] == pytest.approx(plain.membrane_dab_od[0] - cyto, abs=1e-5)
+    half = measure_tile(mem, od, nuc, mpp=0.5, settings=CellSettings(cytoplasm_weight=0.5)).cells
+    assert half.membrane_dab_od[0] == pytest.approx(plain.membrane_dab_od[0] - 0.5 * cyto, abs=1e-5)
+    # the helper against its definition on random territories: mean OD of territory pixels more than
+    # gap from any membrane pixel (a disk), off nuclei
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        terr = rng.integers(0, 6, (40, 50)).astype(np.int32)
+        memb = rng.random((40, 50)) < 0.05
+        marks = (rng.random((40, 50)) < 0.1).astype(np.int32)
+        val = rng.random((40, 50)).astype(np.float32)
+        gap = float(rng.uniform(0, 3))
+        got = _cytoplasm_od(val, terr, marks, memb, 5, gap)
+        my, mx = np.nonzero(memb)
+        near = np.zeros_like(memb)
+        for y, x in zip(my, mx):
+            near |= (yy[:40, :50] - y) ** 2 + (xx[:40, :50] - x) ** 2 <= gap * gap + 1e-9
+        ok = ~near & (marks == 0)
+        for k in range(1, 6):
+            sel = ok & (terr == k)
+            assert got[k - 1] == pytest.approx(val[sel].mean() if sel.any() else 0.0, abs=1e-6)
+    with pytest.raises(InvalidInputError, match="cytoplasm_weight"):
+        CellSettings(cytoplasm_weight=-1)
