@@ -33,7 +33,8 @@ Per tile (:func:`measure_tile`) and per slide (:func:`merge_cell_tables`):
    multiplied by an own-side gate in [0, 1]: the mean OD 0.5-1.5 um inside the membrane ridge against
    ``far_side_weight`` (0.9) times that outside it, so a ray whose stain is a neighbour's membrane seen
    through the blur counts ~0 (``far_side_weight=0, intensity_quantile=0.5`` gives the former median
-   of the run peaks); ``intensity`` = :func:`her2fast.scoring.intensity_class_from_od` of it; ``membrane_thickness`` =
+   of the run peaks), minus the cell's cytoplasmic DAB (``cytoplasm_weight``: the mean DAB OD of its
+   territory >= 1.5 um from membrane, off nuclei; ASCO/CAP disregards cytoplasmic staining); ``intensity`` = :func:`her2fast.scoring.intensity_class_from_od` of it; ``membrane_thickness`` =
    median length of the runs (um).
 4. **Closed membranes**: the membrane mask's skeleton (:func:`membrane_skeleton`) cuts the tile into
    regions (:func:`enclosed_regions`); a cell is ``closed`` when the region at its centre is enclosed,
@@ -487,11 +488,10 @@ class CellSettings:
     cytoplasm_weight : float
         The per-cell ``membrane_dab_od`` is the gated membrane OD minus this times the cell's
         cytoplasmic DAB (the mean DAB OD of its territory pixels at least ``cytoplasm_gap_um`` from any
-        membrane pixel and off nuclei), at least 0 (default 0: off). ASCO/CAP disregards cytoplasmic
-        staining, and with weight 1 the same membrane class reads alike on phantoms with and without
-        cytoplasmic blush; but with bands re-fitted for it (0.05 / 0.15 / 0.75) held-out slides scored
-        the same (22/24) and held-out cells slightly worse (class accuracy 0.771 -> 0.761), so it is not
-        the default (docs/scoring.md).
+        membrane pixel and off nuclei), at least 0 (1). ASCO/CAP scores membrane staining and
+        disregards cytoplasmic staining; without the subtraction the same membrane class read ~1.5x
+        higher on phantoms with cytoplasmic blush and submembranous stain, and no single strong band
+        suited every preset (docs/scoring.md). 0 switches it off (then use bands 0.05 / 0.23 / 1.20).
     cytoplasm_gap_um : float
         Distance from the membrane beyond which a territory pixel counts as cytoplasm (1.5 um).
     rules : ScoringRules
@@ -510,7 +510,7 @@ class CellSettings:
     min_loop_um2: float = 12.0
     far_side_weight: float = 0.9
     intensity_quantile: float = 0.75
-    cytoplasm_weight: float = 0.0
+    cytoplasm_weight: float = 1.0
     cytoplasm_gap_um: float = 1.5
     rules: ScoringRules = field(default_factory=lambda: DEFAULT_RULES)
 

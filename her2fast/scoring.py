@@ -108,16 +108,16 @@ class ScoringRules:
         Fewer tumour cells than this are flagged ``"few_cells"`` (200).
     faint_od, weak_od, strong_od : float
         Lower bounds of the *measured* membrane DAB optical density of the FAINT, WEAK_MODERATE and
-        STRONG intensity classes (0.05, 0.23, 1.20), used by :func:`intensity_class_from_od` for measured
+        STRONG intensity classes (0.05, 0.15, 0.80), used by :func:`intensity_class_from_od` for measured
         cells. The measure (:func:`her2fast.cells.measure_tile`, ``membrane_dab_od``) is the 75th
         percentile over a cell's covered rays of the peak deconvolved DAB OD of its own membrane run,
         gated by the own side of the membrane ridge (a neighbour's membrane seen through the blur counts
-        0). faint_od and weak_od were fitted on training-seed phantom tiles
-        (``benchmarks/calibrate_intensity.py``; the phantom's rendering bands are 0.08 / 0.40 / 1.20,
-        on the renderer's own undeconvolved DAB, ``docs/synth.md``); strong_od keeps the rendering band
-        1.20 (on 24 training-seed phantom slides it ties with the fitted 0.89, 22/24 each).
-        ``CellSettings(cytoplasm_weight=1)`` with bands 0.05 / 0.15 / 0.75 is the tested alternative
-        (docs/scoring.md).
+        0), minus the cell's cytoplasmic DAB. weak_od was fitted on training-seed phantom tiles (0.153,
+        ``benchmarks/calibrate_intensity.py``); faint_od (whose tile fit is degenerate, 0.002) and
+        strong_od (tile fit 0.67) were chosen on 72 training-seed phantom slides (seeds 801-806, every
+        preset: 69/72; the best without the cytoplasm subtraction was 65/72), never on held-out ones.
+        The phantom's rendering bands are 0.08 / 0.40 / 1.20 on the renderer's own undeconvolved DAB
+        (``docs/synth.md``). docs/scoring.md has the figures.
     ultralow_fraction : float
         HER2-ultralow (``"0+"``) needs faint staining in *more than* this fraction of tumour cells (1 %).
         The guideline's line is "> 0 %"; a measured slide always has a few cells measured faint by
@@ -128,8 +128,8 @@ class ScoringRules:
     positive_fraction: float = 0.10
     complete_fraction: float = 0.90
     faint_od: float = 0.05
-    weak_od: float = 0.23
-    strong_od: float = 1.20
+    weak_od: float = 0.15
+    strong_od: float = 0.80
     near_cutoff_z: float = 2.0
     min_tumour_cells: int = 200
     ultralow_fraction: float = 0.01

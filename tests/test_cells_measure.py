@@ -517,7 +517,7 @@ def test_cytoplasm_weight_subtracts_the_cells_cytoplasmic_dab():
     od = (1.5 * np.exp(-0.5 * (r - 10.25) ** 2) + 0.2 * (r < 8)).astype(np.float32)
     cyto = od[(r >= 4) & (r < 6)].mean()  # >= 3 px (1.5 um) from every membrane pixel, off the nucleus
     assert cyto == pytest.approx(0.2, abs=1e-3)
-    plain = measure_tile(mem, od, nuc, mpp=0.5).cells
+    plain = measure_tile(mem, od, nuc, mpp=0.5, settings=CellSettings(cytoplasm_weight=0.0)).cells
     assert plain.membrane_dab_od[0] > 1.0
     sub = measure_tile(mem, od, nuc, mpp=0.5, settings=CellSettings(cytoplasm_weight=1.0)).cells
     assert sub.membrane_dab_od[0] == pytest.approx(plain.membrane_dab_od[0] - cyto, abs=1e-5)
