@@ -162,7 +162,26 @@ def segment_nuclei(
     if s.min_distance_um > 0:
         peaks = binary_dilation(peaks, _disk(0.5 * s.min_distance_um / mpp)) & fg
     markers, n_markers = ndi.label(peaks, structure=np.ones((3, 3), bool))
-    labels = seeded_watershed(-dist, markers, mask=fg, connectivity=8)
+    # A component holding one marker is that nucleus whole (the flood cannot leave its component): only
+    # components with several markers are flooded. Same labels as flooding every component.
+    comp_of = np.zeros(n_markers + 1, np.int64)
+    on = markers > 0
+    comp_of[markers[on]] = comp[on]  # every pixel of a marker lies in one component
+    per_comp = np.bincount(comp_of[1:], minlength=n + 1)
+    labels = np.zeros(h.shape, np.int32)
+    single = per_comp == 1
+    single[0] = False
+    if single.any():
+        owner = np.zeros(n + 1, np.int32)
+        ids = np.arange(1, n_markers + 1, dtype=np.int32)
+        owner[comp_of[1:][single[comp_of[1:]]]] = ids[single[comp_of[1:]]]
+        labels = owner[comp]
+    several = per_comp >= 2
+    several[0] = False
+    if several.any():
+        flood_mask = several[comp]
+        flooded = seeded_watershed(-dist, np.where(flood_mask, markers, 0), mask=flood_mask, connectivity=8)
+        labels = np.where(flood_mask, flooded, labels)
     # components without a seed (flat, tiny) keep their own label
     orphan = fg & (labels == 0)
     if orphan.any():
