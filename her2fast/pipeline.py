@@ -400,6 +400,16 @@ class _TileStream:
 
     # -- the stream -----------------------------------------------------------------------------
     def run(self) -> tuple[list, int, dict[str, float], dict]:
+        # The stream's threads are the parallelism: a BLAS call inside a stage (the deconvolution's
+        # 3x3 unmixing) must not start a thread pool of its own. OpenBLAS would put a thread on every
+        # core and keep it spinning after each call, taking CPU from the network: on 2 cores that cost
+        # 13 % of the tile throughput (docs/throughput.md). Same numbers with one BLAS thread.
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._run()
+
+    def _run(self) -> tuple[list, int, dict[str, float], dict]:
         plan = self.plan
         threads: list[threading.Thread] = []
         q_read: queue.Queue = queue.Queue(maxsize=plan.queue_tiles)
@@ -436,6 +446,7 @@ class _TileStream:
             "tiles_per_s": n / wall if wall > 0 else 0.0,
             "cpu_percent": 100.0 * cpu / wall if wall > 0 else 0.0,
             "cores": _available_cores(),
+            "blas_threads": 1,
         }
         return self.tables, int(sum(self.artefacts)), dict(self.busy), perf
 

@@ -57,6 +57,34 @@ def test_stream_equals_sequential(phantom, sequential, plan):
         assert r.timings[stage] > 0, stage
 
 
+def test_blas_runs_one_thread_inside_the_stream_and_is_restored_after(phantom, monkeypatch):
+    """A BLAS thread pool inside a stage would compete with the stream's own threads (docs/throughput.md)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import her2fast
+    import her2fast.pipeline as pipeline
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    real = pipeline.measure_tile
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "measure_tile", spy)
+    with threadpool_limits(limits=2, user_api="blas"):  # what numpy would use on two cores
+        before = blas_threads()
+        if before != {2}:  # numpy's BLAS must be seen with 2 threads, or this test could not fail
+            pytest.skip(f"numpy's BLAS reports {before} threads under a limit of 2 here")
+        r = her2fast.score(phantom.path, progress=False, settings=SETTINGS, threads=ThreadPlan.for_machine())
+        assert blas_threads() == before
+    assert seen and all(s == {1} for s in seen)
+    assert r.provenance["pipeline"]["blas_threads"] == 1
+
+
 def test_a_failing_stage_raises_its_error_and_stops_every_thread(phantom, monkeypatch):
     import her2fast
     import her2fast.pipeline as pipeline
