@@ -221,7 +221,9 @@ def model_versions(settings=None) -> dict[str, str]:
     versions = {"epithelium_svm": epi}
     if settings.membrane_method == "unet":
         versions["membrane_unet"] = load_model_config().sha256
-    canonical = json.dumps(settings.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    # repr of floats (inf included) and of numpy scalars: any valid settings hash, equal settings alike
+    canonical = json.dumps(settings.to_dict(), sort_keys=True, separators=(",", ":"),
+                           default=lambda v: v.item() if hasattr(v, "item") else repr(v))
     versions["settings"] = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     return versions
 

@@ -493,7 +493,8 @@ class CellSettings:
         higher on phantoms with cytoplasmic blush and submembranous stain, and no single strong band
         suited every preset (docs/scoring.md). 0 switches it off (then use bands 0.05 / 0.23 / 1.20).
     cytoplasm_gap_um : float
-        Distance from the membrane beyond which a territory pixel counts as cytoplasm (1.5 um).
+        A territory pixel counts as cytoplasm when it lies more than this from every membrane pixel
+        (1.5 um; at most ``max_radius_um``).
     rules : ScoringRules
         The OD bands of the intensity classes (:func:`her2fast.scoring.intensity_class_from_od`).
     """
@@ -521,6 +522,8 @@ class CellSettings:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise InvalidInputError(f"{name} must be finite and > 0, got {v}")
+        if self.cytoplasm_gap_um > self.max_radius_um:
+            raise InvalidInputError(f"cytoplasm_gap_um must be <= max_radius_um, got {self.cytoplasm_gap_um} > {self.max_radius_um}")
         if self.cap_reach_um > self.max_radius_um:
             raise InvalidInputError(f"cap_reach_um must be <= max_radius_um (the margin holds 2 * max_radius_um), "
                                     f"got {self.cap_reach_um} > {self.max_radius_um}")
@@ -624,7 +627,8 @@ def _cytoplasm_od(od: np.ndarray, territories: np.ndarray, markers: np.ndarray, 
                   gap_px: float) -> np.ndarray:
     """(n,) mean DAB OD of each cell's territory pixels more than ``gap_px`` from any membrane pixel, off nuclei.
 
-    0 for a cell without such pixels. Pixels within ``gap_px`` of a membrane pixel (a disk) are left out.
+    0 for a cell without such pixels. Pixels within ``gap_px`` of a membrane pixel (a closed disk: at
+    distance <= gap_px) are left out.
     """
     from .morphology import binary_dilation
 
@@ -862,8 +866,9 @@ def measure_tile(
     else:
         od_own = od_mean[idx]
     if settings.cytoplasm_weight > 0 and idx.size:
-        od_own = np.maximum(od_own - settings.cytoplasm_weight * _cytoplasm_od(
-            od, territories, markers, mem_mask, n, settings.cytoplasm_gap_um / mpp_f)[idx], 0.0)
+        cyto = _cytoplasm_od(od, territories, markers, mem_mask, n, settings.cytoplasm_gap_um / mpp_f)[idx]
+        # a negative mean (deconvolution noise on unstained cytoplasm) must not raise the membrane OD
+        od_own = np.maximum(od_own - settings.cytoplasm_weight * np.maximum(cyto, 0.0), 0.0)
     od_own = od_own.astype(np.float32)
     cells = CellTable(
         cell_id=idx + 1,

@@ -11,6 +11,7 @@ at 2 um/px). Nothing at full resolution is kept.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -289,6 +290,37 @@ class ThreadPlan:
 
 _END = object()
 
+# The stream's threads are the parallelism: a BLAS call inside a stage (the deconvolution's 3x3
+# unmixing) must not start a thread pool of its own. OpenBLAS would put a thread on every core and keep
+# it spinning after each call, taking CPU from the network: on 2 cores that cost 13 % of the tile
+# throughput (docs/throughput.md). Same numbers with one BLAS thread. The BLAS thread count is
+# process-wide, so streams running at once in one process share one limit: the first sets it, the
+# last restores it.
+_BLAS_LOCK = threading.Lock()
+_blas_state: dict = {"users": 0, "limiter": None, "threads": 0}
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Limit BLAS to one thread while any tile stream of this process runs; yields the count in force."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with _BLAS_LOCK:
+        if _blas_state["users"] == 0:
+            _blas_state["limiter"] = threadpool_limits(limits=1, user_api="blas")
+            _blas_state["threads"] = max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
+                                         default=0)
+        _blas_state["users"] += 1
+        threads = _blas_state["threads"]
+    try:
+        yield threads
+    finally:
+        with _BLAS_LOCK:
+            _blas_state["users"] -= 1
+            if _blas_state["users"] == 0:
+                _blas_state["limiter"].restore_original_limits()
+                _blas_state["limiter"] = None
+
 
 class _Stop(Exception):
     """Raised inside a stage thread when another stage failed."""
@@ -400,14 +432,10 @@ class _TileStream:
 
     # -- the stream -----------------------------------------------------------------------------
     def run(self) -> tuple[list, int, dict[str, float], dict]:
-        # The stream's threads are the parallelism: a BLAS call inside a stage (the deconvolution's
-        # 3x3 unmixing) must not start a thread pool of its own. OpenBLAS would put a thread on every
-        # core and keep it spinning after each call, taking CPU from the network: on 2 cores that cost
-        # 13 % of the tile throughput (docs/throughput.md). Same numbers with one BLAS thread.
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):
-            return self._run()
+        with _one_blas_thread() as blas_threads:
+            tables, artefacts, busy, perf = self._run()
+        perf["blas_threads"] = blas_threads
+        return tables, artefacts, busy, perf
 
     def _run(self) -> tuple[list, int, dict[str, float], dict]:
         plan = self.plan
@@ -446,7 +474,6 @@ class _TileStream:
             "tiles_per_s": n / wall if wall > 0 else 0.0,
             "cpu_percent": 100.0 * cpu / wall if wall > 0 else 0.0,
             "cores": _available_cores(),
-            "blas_threads": 1,
         }
         return self.tables, int(sum(self.artefacts)), dict(self.busy), perf
 

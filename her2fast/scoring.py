@@ -122,7 +122,7 @@ class ScoringRules:
         HER2-ultralow (``"0+"``) needs faint staining in *more than* this fraction of tumour cells (1 %).
         The guideline's line is "> 0 %"; a measured slide always has a few cells measured faint by
         noise (held-out null phantoms: 0.04-0.05 % of ~2,200 tumour cells, i.e. one cell), so a slide
-        would never be null. 0 gives the guideline's literal rule. At most ``positive_fraction``.
+        would never be null. 0 gives the guideline's literal rule. Below ``positive_fraction``.
     """
 
     positive_fraction: float = 0.10
@@ -142,8 +142,9 @@ class ScoringRules:
             raise InvalidInputError(f"min_tumour_cells must be an integer >= 0, got {self.min_tumour_cells!r}")
         if not 0.0 <= self.positive_fraction < 1.0:
             raise InvalidInputError(f"positive_fraction must be in [0, 1), got {self.positive_fraction}")
-        if not (np.isfinite(self.ultralow_fraction) and 0.0 <= self.ultralow_fraction <= self.positive_fraction):
-            raise InvalidInputError(f"ultralow_fraction must be in [0, positive_fraction = {self.positive_fraction}], "
+        if not (np.isfinite(self.ultralow_fraction) and 0.0 <= self.ultralow_fraction
+                and (self.ultralow_fraction < self.positive_fraction or self.ultralow_fraction == self.positive_fraction == 0.0)):
+            raise InvalidInputError(f"ultralow_fraction must be in [0, positive_fraction = {self.positive_fraction}), "
                                     f"got {self.ultralow_fraction}")
         if not 0.0 < self.complete_fraction <= 1.0:
             raise InvalidInputError(f"complete_fraction must be in (0, 1], got {self.complete_fraction}")

@@ -131,6 +131,13 @@ def test_model_versions_match_what_the_loaders_check():
     r = ScoringRules(ultralow_fraction=0.0)
     other = model_versions(ScoreSettings(rules=r, cells=CellSettings(rules=r)))
     assert other["settings"] != v["settings"] and model_versions(ScoreSettings())["settings"] == v["settings"]
+    # any valid settings hash: infinite bands, numpy scalars
+    import numpy as np
+
+    odd = ScoringRules(strong_od=float("inf"))
+    assert model_versions(ScoreSettings(rules=odd, cells=CellSettings(rules=odd)))["settings"] != v["settings"]
+    np_w = model_versions(ScoreSettings(cells=CellSettings(cytoplasm_weight=np.float32(0.5))))
+    assert np_w["settings"] == model_versions(ScoreSettings(cells=CellSettings(cytoplasm_weight=0.5)))["settings"]
 
 
 # --------------------------------------------------------------------------------- score_to_store

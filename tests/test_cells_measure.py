@@ -543,3 +543,10 @@ def test_cytoplasm_weight_subtracts_the_cells_cytoplasmic_dab():
             assert got[k - 1] == pytest.approx(val[sel].mean() if sel.any() else 0.0, abs=1e-6)
     with pytest.raises(InvalidInputError, match="cytoplasm_weight"):
         CellSettings(cytoplasm_weight=-1)
+    with pytest.raises(InvalidInputError, match="cytoplasm_gap_um"):
+        CellSettings(cytoplasm_gap_um=13.0)
+    # negative cytoplasmic OD (deconvolution noise) never raises the membrane OD
+    neg = (1.5 * np.exp(-0.5 * (r - 10.25) ** 2) - 0.1 * (r < 8)).astype(np.float32)
+    a = measure_tile(mem, neg, nuc, mpp=0.5, settings=CellSettings(cytoplasm_weight=0.0)).cells
+    b = measure_tile(mem, neg, nuc, mpp=0.5, settings=CellSettings(cytoplasm_weight=1.0)).cells
+    assert b.membrane_dab_od[0] == a.membrane_dab_od[0]

@@ -82,7 +82,27 @@ def test_blas_runs_one_thread_inside_the_stream_and_is_restored_after(phantom, m
         r = her2fast.score(phantom.path, progress=False, settings=SETTINGS, threads=ThreadPlan.for_machine())
         assert blas_threads() == before
     assert seen and all(s == {1} for s in seen)
-    assert r.provenance["pipeline"]["blas_threads"] == 1
+    assert r.provenance["pipeline"]["blas_threads"] == 1  # what threadpoolctl saw in force
+
+
+def test_streams_at_once_share_one_blas_limit_and_restore_it():
+    """Overlapping streams (nested here; threads take the same lock): the last to end restores the limit."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import her2fast.pipeline as pipeline
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        if blas_threads() != {2}:
+            pytest.skip("numpy's BLAS cannot run 2 threads here")
+        with pipeline._one_blas_thread() as first:
+            with pipeline._one_blas_thread() as second:
+                assert first == second == 1 and blas_threads() == {1}
+            assert blas_threads() == {1}  # the other stream still runs: not restored yet
+        assert blas_threads() == {2}
+        assert pipeline._blas_state["users"] == 0 and pipeline._blas_state["limiter"] is None
 
 
 def test_a_failing_stage_raises_its_error_and_stops_every_thread(phantom, monkeypatch):

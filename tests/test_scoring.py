@@ -240,6 +240,9 @@ def test_null_and_ultralow_line_and_flags():
         ScoringRules(near_cutoff_z=-1)
     with pytest.raises(InvalidInputError, match="ultralow_fraction"):
         ScoringRules(ultralow_fraction=0.2)
+    with pytest.raises(InvalidInputError, match="ultralow_fraction"):
+        ScoringRules(ultralow_fraction=0.1)  # = positive_fraction: 0+ could never be reached
+    assert ScoringRules(positive_fraction=0.0, ultralow_fraction=0.0).ultralow_fraction == 0.0
 
 
 @pytest.mark.parametrize("n", [50, 100, 101, 999, 1000, 1001, 4321])
