@@ -114,8 +114,8 @@ class ScoringRules:
         gated by the own side of the membrane ridge (a neighbour's membrane seen through the blur counts
         0), minus the cell's cytoplasmic DAB. weak_od was fitted on training-seed phantom tiles (0.153,
         ``benchmarks/calibrate_intensity.py``); faint_od (whose tile fit is degenerate, 0.002) and
-        strong_od (tile fit 0.67) were chosen on 72 training-seed phantom slides (seeds 801-806, every
-        preset: 69/72; the best without the cytoplasm subtraction was 65/72), never on held-out ones.
+        strong_od (tile fit 0.67) were chosen on training-seed phantom slides (seeds 801-810, every
+        preset: 115/120, the old measure and bands 102/120), never on held-out ones.
         The phantom's rendering bands are 0.08 / 0.40 / 1.20 on the renderer's own undeconvolved DAB
         (``docs/synth.md``). docs/scoring.md has the figures.
     ultralow_fraction : float
