@@ -74,14 +74,19 @@ def agreement(od, cls, rules) -> float:
     return float((intensity_class_from_od(od.astype(np.float32), rules) == cls).mean())
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def tile_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of the scripts that fit on training-seed tiles and check on held-out ones."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--train-seeds", default="100,101,102")
     ap.add_argument("--test-seeds", default="5000,5001")
     ap.add_argument("--categories", default=CATEGORIES)
     ap.add_argument("--size", type=int, default=800)
     ap.add_argument("--cache", default="/tmp/h2f_diag")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> int:
+    args = tile_arguments(__doc__.splitlines()[0]).parse_args()
 
     from her2fast.scoring import DEFAULT_RULES, ScoringRules
 

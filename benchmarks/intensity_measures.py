@@ -28,7 +28,6 @@ Per-tile features are cached (``--cache``/``feat_*.npz``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -39,7 +38,6 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-CATEGORIES = "0+,1+,2+,3+,1+/near-threshold,2+/near-threshold,3+/near-threshold,2+/unusual,2+/heterogeneous"
 STEP = 0.25  # px along the ray
 FEATURE_VERSION = 7
 
@@ -264,12 +262,9 @@ def collect(seeds, categories, size, cache, inp):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train-seeds", default="100,101,102")
-    ap.add_argument("--test-seeds", default="5000,5001")
-    ap.add_argument("--categories", default=CATEGORIES)
-    ap.add_argument("--size", type=int, default=800)
-    ap.add_argument("--cache", default="/tmp/h2f_diag")
+    from calibrate_intensity import tile_arguments
+
+    ap = tile_arguments(__doc__.splitlines()[0])
     ap.add_argument("--inputs", default="c")
     ap.add_argument("--only", default="", help="comma-separated candidate names")
     args = ap.parse_args()

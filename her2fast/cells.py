@@ -587,7 +587,8 @@ def _nucleus_labels(nuclei: np.ndarray, min_px: int) -> tuple[np.ndarray, int, n
         if nuclei.min() < 0:
             raise InvalidInputError(f"nuclei labels must be >= 0, got minimum {nuclei.min()}")
         lab = nuclei
-        if int(nuclei.max()) >= 2**31 or int(nuclei.max()) > 8 * nuclei.size + 1_000_000:  # sparse ids: compact
+        top = int(nuclei.max())
+        if top >= 2**31 or top > 8 * nuclei.size + 1_000_000:  # sparse ids: compact
             uniq, inv = np.unique(nuclei, return_inverse=True)
             lab = inv.reshape(nuclei.shape) + (0 if uniq[0] == 0 else 1)  # keep 0 = background
     lab = np.ascontiguousarray(lab, dtype=np.int32)
@@ -630,12 +631,9 @@ def _cytoplasm_od(od: np.ndarray, territories: np.ndarray, markers: np.ndarray, 
     0 for a cell without such pixels. Pixels within ``gap_px`` of a membrane pixel (a closed disk: at
     distance <= gap_px) are left out.
     """
-    from .morphology import binary_dilation
+    from .morphology import binary_dilation, disk
 
-    r = int(np.floor(gap_px))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    near = binary_dilation(membrane, (xx * xx + yy * yy) <= gap_px * gap_px + 1e-9) if r >= 0 else membrane
-    ok = ~near
+    ok = ~binary_dilation(membrane, disk(gap_px))
     ok &= markers == 0
     ok &= territories > 0
     lab = territories[ok]

@@ -72,12 +72,6 @@ class NucleiSettings:
 DEFAULT_NUCLEI_SETTINGS = NucleiSettings()
 
 
-def _disk(radius: float) -> np.ndarray:
-    r = int(np.floor(radius))
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    return (xx * xx + yy * yy) <= radius * radius + 1e-9
-
-
 def segment_nuclei(
     hematoxylin_od: np.ndarray,
     mpp: float,
@@ -118,7 +112,7 @@ def segment_nuclei(
     from scipy import ndimage as ndi
 
     from .cells import seeded_watershed
-    from .morphology import binary_dilation, binary_opening, distance_transform, fill_holes, h_maxima
+    from .morphology import binary_dilation, binary_opening, disk, distance_transform, fill_holes, h_maxima
 
     h = np.asarray(hematoxylin_od)
     if h.ndim != 2 or not np.issubdtype(h.dtype, np.number):
@@ -144,7 +138,7 @@ def segment_nuclei(
             raise InvalidInputError(f"mask must have the map's shape {h.shape}, got {m.shape}")
         fg &= m.astype(bool)
     if s.opening_um > 0:
-        fg = binary_opening(fg, _disk(s.opening_um / mpp))
+        fg = binary_opening(fg, disk(s.opening_um / mpp))
     fg = fill_holes(fg)
     comp, n = ndi.label(fg, structure=np.ones((3, 3), bool))
     if n == 0:
@@ -160,7 +154,7 @@ def segment_nuclei(
     peaks = h_maxima(dist, depth) if dist.max() > depth else (dist > 0).astype(np.uint8)
     peaks &= fg
     if s.min_distance_um > 0:
-        peaks = binary_dilation(peaks, _disk(0.5 * s.min_distance_um / mpp)) & fg
+        peaks = binary_dilation(peaks, disk(0.5 * s.min_distance_um / mpp)) & fg
     markers, n_markers = ndi.label(peaks, structure=np.ones((3, 3), bool))
     # A component holding one marker is that nucleus whole (the flood cannot leave its component): only
     # components with several markers are flooded. Same labels as flooding every component.

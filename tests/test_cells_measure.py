@@ -360,14 +360,7 @@ def _last_argmax(v: np.ndarray) -> np.ndarray:
 
 def _gated_membrane_od_numpy(od, lab, mem, labels, base, frac, covered, run, n_rays, max_length, mpp, far_weight,
                        quantile):
-    """NumPy reference of :func:`her2fast.cells._gated_membrane_od` (its first version). Per cell: the ``quantile`` over its covered rays of the run's peak DAB OD times the own-side gate.
-
-    Along each covered ray (bilinear OD every 0.25 px): the run starts at the first membrane pixel of the
-    cell's own territory; the ridge is the OD maximum from 0.5 um before the run to 1.5 um beyond its end
-    (past the territory: a neighbour's membrane peaks on its own side); ``inner`` / ``outer`` are the
-    mean OD 0.5-1.5 um inside / outside the ridge; gate = clip((inner - w outer) / ((1 - w) inner), 0, 1)
-    with ``w = far_weight``. Returns (gated OD per cell, rays used per cell).
-    """
+    """NumPy reference of :func:`her2fast.cells._gated_membrane_od` (its first version; same steps and outputs)."""
     from scipy.ndimage import map_coordinates
 
     m = base.shape[0]

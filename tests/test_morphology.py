@@ -20,7 +20,7 @@ from her2fast.morphology import (
     h_maxima,
     reconstruct_dilation,
 )
-from her2fast.nuclei import _disk
+from her2fast.morphology import disk as _disk
 from her2fast.stain import deconvolve
 
 

@@ -47,7 +47,7 @@ def _reference_nuclei(h: np.ndarray, mpp: float, s: NucleiSettings = NucleiSetti
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
-    from her2fast.nuclei import _disk
+    from her2fast.morphology import disk as _disk
 
     h = ndi.gaussian_filter(h.astype(np.float32), s.smooth_um / mpp, mode="nearest")
     fg = ndi.binary_opening(h >= np.float32(s.threshold_od), structure=_disk(s.opening_um / mpp))
