@@ -1,8 +1,10 @@
-"""The per-slide loop: slide -> tissue -> tiles -> stain -> epithelium -> membrane -> nuclei -> cells.
+"""The per-slide pipeline: slide -> tissue -> tiles -> stain -> epithelium -> membrane -> nuclei -> cells.
 
-A plain, sequential path (one tile at a time, in grid order); :func:`her2fast.score` wraps it and
-applies the scoring rules. The bounded multi-threaded stream of ``ARCHITECTURE.md`` (reader threads,
-batched inference) will replace the loop in :func:`run_slide` without changing what it returns.
+:func:`run_slide` finds the tissue, the tile grid, the stain vectors and the epithelium, then runs the
+tiles through a bounded stream (reader threads -> pre-processing -> network lanes -> cells; bounded
+queues, one :class:`ThreadPlan` for every thread count); ``ThreadPlan.sequential()`` runs the same
+stages on the calling thread and gives the same cell table. :func:`her2fast.score` wraps it and applies
+the scoring rules.
 
 Memory: one padded tile (its RGB and a few float maps of ``(tile_size + 2 * overlap)^2`` pixels) at a
 time, plus the slide's tables (cells, tiles) and low-resolution masks (tissue at ~8 um/px, epithelium
