@@ -223,6 +223,28 @@ def test_tiny_training_run(tmp_path):
         TrainConfig.from_dict({"optim": {"learning_rate": 1.0}})
 
 
+def test_membrane_dice_term_of_the_loss():
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT))
+    from training.losses import membrane_loss, soft_dice_membrane
+
+    g = torch.from_numpy(np.random.default_rng(1).random((2, 16, 16)) < 0.2).long()
+    sure = torch.stack([(1 - g) * 30.0 - 15.0, g * 30.0 - 15.0], 1)  # softmax ~ the labels
+    assert float(soft_dice_membrane(sure, g)) < 1e-3
+    assert float(soft_dice_membrane(-sure, g)) > 0.99  # every pixel wrong
+    # reference: 1 - (2 sum(p g) + 1) / (sum p + sum g + 1) with p the membrane softmax
+    logits = torch.from_numpy(np.random.default_rng(2).normal(size=(2, 2, 16, 16))).float()
+    p = torch.softmax(logits, 1)[:, 1]
+    ref = 1 - (2 * (p * g).sum() + 1) / (p.sum() + g.sum() + 1)
+    assert float(soft_dice_membrane(logits, g)) == pytest.approx(float(ref), rel=1e-6)
+    edge_logits, edge = torch.zeros(2, 1, 16, 16), torch.zeros(2, 1, 16, 16)
+    paper, ce, dl, dm = membrane_loss(logits, edge_logits, g, edge)
+    assert float(dm) == 0.0 and float(paper) == pytest.approx(float(ce + 1.1 * dl))
+    total, ce2, dl2, dm2 = membrane_loss(logits, edge_logits, g, edge, membrane_dice_weight=0.5)
+    assert float(dm2) == pytest.approx(float(ref), rel=1e-6)
+    assert float(total) == pytest.approx(float(paper + 0.5 * dm2), rel=1e-6)
+
+
 def test_finetune_on_png_pairs_and_export(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")

@@ -44,6 +44,7 @@ class OptimSection:
 class LossSection:
     edge_weight: float = 1.1
     beta_power: float = 1.0
+    membrane_dice_weight: float = 0.0  # > 0 adds a soft Dice term on the membrane head (not in the paper)
 
 
 @dataclass

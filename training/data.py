@@ -44,12 +44,17 @@ class CacheSpec:
 
 def build_cache(path: str | Path, spec: CacheSpec, presets: dict[str, float] | None = None,
                 verbose: bool = True) -> Path:
-    """Render the phantom set `spec` into the npz file `path` (skipped when it exists with the same spec)."""
-    from her2fast.synth import make_tile
+    """Render the phantom set `spec` into the npz file `path`.
+
+    Skipped when the file exists with the same spec, presets and phantom generator version
+    (``her2fast.synth.GENERATOR_VERSION``: a generator change re-renders the cache).
+    """
+    from her2fast.synth import GENERATOR_VERSION, make_tile
 
     path = Path(path)
     meta = {"n": spec.n, "size": spec.size, "seed0": spec.seed0, "mpp_range": list(spec.mpp_range),
-            "jpeg_range": list(spec.jpeg_range), "presets": presets or DEFAULT_PRESETS}
+            "jpeg_range": list(spec.jpeg_range), "presets": presets or DEFAULT_PRESETS,
+            "generator_version": GENERATOR_VERSION}
     if path.exists():
         with np.load(path) as z:
             if "meta" in z and json.loads(str(z["meta"])) == meta:

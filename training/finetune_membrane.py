@@ -80,6 +80,9 @@ def finetune(pairs: str | Path, mpp: float, out: str | Path, weights: str | Path
     sampler = TileSampler(_stack_padded(rgbs, side), _stack_padded(masks, side), _stack_padded(edges, side),
                           min(crop, side), rng)
     model, meta = build_model(weights)
+    # the loss the model was trained with (its config's [loss] section; the paper's loss for older weights)
+    lsec = meta.get("config", {}).get("loss", {})
+    loss_args = {k: float(lsec[k]) for k in ("edge_weight", "beta_power", "membrane_dice_weight") if k in lsec}
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     t0 = time.time()
@@ -89,7 +92,7 @@ def finetune(pairs: str | Path, mpp: float, out: str | Path, weights: str | Path
         model.train()
         x, m, e = sampler.batch(batch)
         ml, el = model(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
-        loss, ce, dl = membrane_loss(ml, el, torch.from_numpy(m), torch.from_numpy(e))
+        loss, ce, dl, _ = membrane_loss(ml, el, torch.from_numpy(m), torch.from_numpy(e), **loss_args)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

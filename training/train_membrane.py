@@ -103,16 +103,17 @@ def train(cfg: TrainConfig, fresh: bool = False, verbose: bool = True) -> dict:
         x, m, e = sampler.batch(d.batch)
         x = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
         mem_logits, edge_logits = model(x)
-        loss, ce, dl = membrane_loss(mem_logits, edge_logits, torch.from_numpy(m), torch.from_numpy(e),
-                                     cfg.loss.edge_weight, cfg.loss.beta_power)
+        loss, ce, dl, dm = membrane_loss(mem_logits, edge_logits, torch.from_numpy(m), torch.from_numpy(e),
+                                         cfg.loss.edge_weight, cfg.loss.beta_power, cfg.loss.membrane_dice_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
-        run_loss.append((loss.item(), ce.item(), dl.item()))
+        run_loss.append((loss.item(), ce.item(), dl.item(), dm.item()))
         if verbose and step % cfg.run.log_every == 0:
             lo = np.mean(run_loss, axis=0)
-            print(f"step {step:5d}  loss {lo[0]:.4f}  ce {lo[1]:.4f}  dice_edge {lo[2]:.4f}  lr {lr:.4g}  "
+            print(f"step {step:5d}  loss {lo[0]:.4f}  ce {lo[1]:.4f}  dice_edge {lo[2]:.4f}  dice_membrane {lo[3]:.4f}  "
+                  f"lr {lr:.4g}  "
                   f"{(time.time() - t_start) / 60:.1f} min", flush=True)
             run_loss = []
         if step % cfg.run.val_every == 0 or done():
