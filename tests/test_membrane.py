@@ -223,6 +223,23 @@ def test_tiny_training_run(tmp_path):
         TrainConfig.from_dict({"optim": {"learning_rate": 1.0}})
 
 
+def test_training_cache_rerenders_when_the_generator_changes(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT))
+    import her2fast.synth as synth
+    from training.data import CacheSpec, build_cache, load_cache
+
+    spec = CacheSpec(n=1, size=32, seed0=7)
+    path = build_cache(tmp_path / "c.npz", spec, verbose=False)
+    meta = json.loads(str(load_cache(path)["meta"]))
+    assert meta["generator_version"] == synth.GENERATOR_VERSION
+    stamp = path.stat().st_mtime_ns
+    build_cache(path, spec, verbose=False)  # same spec and generator: kept
+    assert path.stat().st_mtime_ns == stamp
+    monkeypatch.setattr(synth, "GENERATOR_VERSION", synth.GENERATOR_VERSION + "-changed")
+    build_cache(path, spec, verbose=False)  # another generator: rendered again
+    assert json.loads(str(load_cache(path)["meta"]))["generator_version"].endswith("-changed")
+
+
 def test_membrane_dice_term_of_the_loss():
     torch = pytest.importorskip("torch")
     sys.path.insert(0, str(ROOT))
