@@ -161,14 +161,16 @@ def segment_nuclei(
     comp_of = np.zeros(n_markers + 1, np.int64)
     on = markers > 0
     comp_of[markers[on]] = comp[on]  # every pixel of a marker lies in one component
-    per_comp = np.bincount(comp_of[1:], minlength=n + 1)
+    marker_comp = comp_of[1:]  # component of marker 1 .. n_markers
+    per_comp = np.bincount(marker_comp, minlength=n + 1)
     labels = np.zeros(h.shape, np.int32)
     single = per_comp == 1
     single[0] = False
     if single.any():
         owner = np.zeros(n + 1, np.int32)
         ids = np.arange(1, n_markers + 1, dtype=np.int32)
-        owner[comp_of[1:][single[comp_of[1:]]]] = ids[single[comp_of[1:]]]
+        alone = single[marker_comp]
+        owner[marker_comp[alone]] = ids[alone]
         labels = owner[comp]
     several = per_comp >= 2
     several[0] = False

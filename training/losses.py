@@ -30,18 +30,19 @@ def balanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor, beta_powe
     return (weights * ce).sum() / weights.sum()
 
 
+def _soft_dice(p: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
+    """``1 - (2 sum(p g) + eps) / (sum p + sum g + eps)`` of probabilities `p` against a {0, 1} target `g`."""
+    return 1.0 - (2.0 * (p * g).sum() + eps) / (p.sum() + g.sum() + eps)
+
+
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """Soft Dice loss of (N, 1, H, W) logits (sigmoid) against a {0, 1} float target of the same shape."""
-    p = torch.sigmoid(logits)
-    inter = (p * target).sum()
-    return 1.0 - (2.0 * inter + eps) / (p.sum() + target.sum() + eps)
+    return _soft_dice(torch.sigmoid(logits), target, eps)
 
 
 def soft_dice_membrane(mem_logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """Soft Dice loss of the membrane class of (N, 2, H, W) logits (softmax) against (N, H, W) labels."""
-    p = torch.softmax(mem_logits, 1)[:, 1]
-    g = target.float()
-    return 1.0 - (2.0 * (p * g).sum() + eps) / (p.sum() + g.sum() + eps)
+    return _soft_dice(torch.softmax(mem_logits, 1)[:, 1], target.float(), eps)
 
 
 def membrane_loss(mem_logits: torch.Tensor, edge_logits: torch.Tensor, mem_target: torch.Tensor,

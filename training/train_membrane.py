@@ -113,8 +113,7 @@ def train(cfg: TrainConfig, fresh: bool = False, verbose: bool = True) -> dict:
         if verbose and step % cfg.run.log_every == 0:
             lo = np.mean(run_loss, axis=0)
             print(f"step {step:5d}  loss {lo[0]:.4f}  ce {lo[1]:.4f}  dice_edge {lo[2]:.4f}  dice_membrane {lo[3]:.4f}  "
-                  f"lr {lr:.4g}  "
-                  f"{(time.time() - t_start) / 60:.1f} min", flush=True)
+                  f"lr {lr:.4g}  {(time.time() - t_start) / 60:.1f} min", flush=True)
             run_loss = []
         if step % cfg.run.val_every == 0 or done():
             v = evaluate_tiles(model, va["rgb"], va["membrane"])
