@@ -141,13 +141,17 @@ def _train_epithelium_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synth", default=None, metavar="FOLDER",
                    help="also make phantom slides here (all --categories x --seeds; existing files are reused)")
     p.add_argument("--categories", default="0,0+,1+,2+,3+", help="phantom categories for --synth (default: %(default)s)")
-    p.add_argument("--seeds", default="101,102", help="phantom seeds for --synth (default: %(default)s)")
+    p.add_argument("--seeds", default="101,102,103,104", help="phantom seeds for --synth (default: %(default)s)")
     p.add_argument("--size", type=int, default=4096, help="phantom side in px at 0.5 um/px for --synth (default: %(default)s)")
-    p.add_argument("--gamma", type=float, default=0.001, help="RBF gamma on standardised features (paper: 1/72; default: %(default)s)")
+    p.add_argument("--gamma", type=float, default=None,
+                   help="RBF gamma on standardised features (paper: 1/72; default: 0.02 for the stain histograms, 0.001 for RGB)")
     p.add_argument("--C", type=float, default=10.0, help="SVM C (default: %(default)s)")
     p.add_argument("--max-samples", type=int, default=6000, help="superpixels to train on (default: %(default)s)")
     p.add_argument("--mpp", type=float, default=2.0, help="classification resolution um/px (default: %(default)s)")
     p.add_argument("--superpixel-um", type=float, default=20.0, help="superpixel side in um (default: %(default)s)")
+    p.add_argument("--colour-histograms", choices=("stain", "rgb"), default="stain",
+                   help="stain: H and DAB optical-density histograms from the slide's stain vectors; rgb: the paper's "
+                        "R, G, B, H, S, V, grey histograms (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="threads (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="subsampling seed (default: %(default)s)")
 
@@ -165,7 +169,7 @@ def _train_epithelium(args: argparse.Namespace) -> int:
     from .errors import InvalidInputError
 
     t0 = time.perf_counter()
-    settings = EpitheliumSettings(mpp=args.mpp, superpixel_um=args.superpixel_um)
+    settings = EpitheliumSettings(mpp=args.mpp, superpixel_um=args.superpixel_um, colour_histograms=args.colour_histograms)
     phantoms = [Path(p) for p in args.phantom]
     if args.synth:
         from .synth import make_slide

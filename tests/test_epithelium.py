@@ -22,6 +22,7 @@ from her2fast.epithelium import (
     read_qupath_geojson,
     select_tiles,
     superpixel_features,
+    white_balanced,
 )
 from her2fast.errors import InvalidInputError, ModelError
 
@@ -121,8 +122,14 @@ def test_superpixel_features_shape_and_stain_columns():
     assert sf.features.shape == (len(sf), len(st.feature_names()))
     assert sf.labels.min() == 0 and sf.labels.max() == len(sf) - 1
     assert sf.n_pixels.sum() == 256 * 256
-    np.testing.assert_allclose(sf.features[:, :32].sum(1), 1.0)  # red histogram
     names = st.feature_names()
+    np.testing.assert_allclose(sf.features[:, :16].sum(1), 1.0)  # hematoxylin OD histogram
+    np.testing.assert_allclose(sf.features[:, 16:32].sum(1), 1.0)  # DAB OD histogram
+    assert names[0] == "hematoxylin_od_00" and names[16] == "dab_od_00" and names[32] == "lbp_0"
+    rgb = superpixel_features(t.rgb, settings=EpitheliumSettings(colour_histograms="rgb"))
+    assert rgb.features.shape[1] == 238 and np.array_equal(rgb.labels, sf.labels)
+    np.testing.assert_allclose(rgb.features[:, :32].sum(1), 1.0)  # red histogram
+    np.testing.assert_array_equal(rgb.features[:, 224:], sf.features[:, 32:])  # LBP + stain columns agree
     assert names[-4:] == ["mean_hematoxylin_od", "mean_dab_od", "nuclear_fraction", "std_hematoxylin_od"]
     assert np.all(sf.features[:, names.index("nuclear_fraction")] <= 1)
     mask = np.zeros((256, 256), bool)
@@ -131,6 +138,88 @@ def test_superpixel_features_shape_and_stain_columns():
     assert (sm.labels[:, 100:] == -1).all() and (sm.labels[:, :100] >= 0).all()
     empty = superpixel_features(t.rgb, mask=np.zeros((256, 256), bool))
     assert len(empty) == 0 and empty.features.shape == (0, len(names))
+
+
+def test_stain_histograms_equal_numpy_histograms():
+    """Each superpixel's H and DAB histograms = np.histogram of its deconvolved pixels (last bin open)."""
+    from her2fast.epithelium import STAIN_BINS, STAIN_OD_MAX
+    from her2fast.stain import deconvolve
+    from her2fast.synth import make_tile
+
+    for seed, cat in ((4, "3+"), (5, "0")):
+        t = make_tile(192, category=cat, mpp=2.0, seed=seed)
+        rng = np.random.default_rng(seed)
+        img = np.clip(t.rgb.astype(int) + rng.integers(-3, 4, t.rgb.shape), 0, 255).astype(np.uint8)
+        sf = superpixel_features(img)
+        conc = deconvolve(img)
+        edges = np.linspace(0.0, STAIN_OD_MAX, STAIN_BINS + 1)
+        for k in rng.choice(len(sf), 12, replace=False):
+            sel = sf.labels == k
+            for j, od in enumerate((conc.hematoxylin[sel], conc.dab[sel])):
+                ref = np.histogram(np.clip(od, 0.0, STAIN_OD_MAX - 1e-6), bins=edges)[0] / sel.sum()
+                np.testing.assert_allclose(sf.features[k, 16 * j:16 * (j + 1)], ref, atol=1e-12)
+
+
+def test_white_balanced_maps_the_glass_to_the_reference_and_keeps_order():
+    from her2fast.epithelium import WHITE_REFERENCE
+
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    bg = np.array([247.0, 252.0, 241.0])
+    out = white_balanced(img, bg)
+    assert out.dtype == np.uint8 and out.shape == img.shape
+    ref = np.clip(np.rint(img.astype(np.float64) * (WHITE_REFERENCE / bg)), 0, 255)
+    np.testing.assert_array_equal(out, ref)
+    glass = np.broadcast_to(np.rint(bg).astype(np.uint8), (2, 2, 3))
+    assert np.abs(white_balanced(np.ascontiguousarray(glass), bg).astype(int) - 250).max() <= 1
+    for bad in ([250, 250], [250, 0, 250], [np.nan, 250, 250]):
+        with pytest.raises(InvalidInputError, match="background"):
+            white_balanced(img, np.array(bad, float))
+
+
+def test_features_do_not_follow_the_scanner_white_balance():
+    """The same tissue under two white balances: the colour histograms agree with white balancing and
+    differ without it (the failure it fixes: a phantom with glass (248, 252, 247) read as epithelium)."""
+    from her2fast.stain import StainVectors
+    from her2fast.synth import make_tile
+
+    t = make_tile(256, category="2+", mpp=2.0, seed=8)
+    gain = np.array([0.985, 1.0, 0.975])  # glass 250 -> (246, 250, 244)
+    shifted = np.clip(np.rint(t.rgb * gain), 0, 255).astype(np.uint8)
+    base = StainVectors.standard()
+    s0 = StainVectors(base.hematoxylin, base.dab, background=np.full(3, 250.0))
+    s1 = StainVectors(base.hematoxylin, base.dab, background=250.0 * gain)
+    mask = np.ones((256, 256), bool)
+    for wb, bound in ((True, 0.06), (False, None)):
+        # one superpixel over the whole image, so both images have the same (single) segment
+        st = EpitheliumSettings(white_balance=wb, superpixel_um=512.0, colour_histograms="rgb")
+        a = superpixel_features(t.rgb, mask=mask, settings=st, stains=s0)
+        b = superpixel_features(shifted, mask=mask, settings=st, stains=s1)
+        assert len(a) == len(b) == 1
+        # colour histograms (the first 224 columns): L1 distance per histogram (R, G, B, H, S, V, grey)
+        d = np.abs(a.features[:, :224] - b.features[:, :224]).sum() / 7
+        if wb:
+            assert d < bound, d
+            no_wb_needed = d
+        else:
+            assert d > 3 * no_wb_needed, (d, no_wb_needed)
+    # the default features (stain histograms from ODs against the glass, white-balanced LBP): all close
+    st = EpitheliumSettings(superpixel_um=512.0)
+    a = superpixel_features(t.rgb, mask=mask, settings=st, stains=s0).features
+    b = superpixel_features(shifted, mask=mask, settings=st, stains=s1).features
+    assert np.abs(a[:, :32] - b[:, :32]).sum() / 2 < 0.06 and np.abs(a[:, 32:] - b[:, 32:]).max() < 0.02
+
+
+def test_models_saved_before_white_balance_load_without_it(tmp_path):
+    model = fit_epithelium_model(random_training_set(), max_samples=200).save(tmp_path / "m")
+    assert model.settings.white_balance is True
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["settings"]["white_balance"]
+    cfg_path.write_text(json.dumps(cfg))
+    assert EpitheliumModel.load(tmp_path / "m").settings.white_balance is False
+    with pytest.raises(InvalidInputError, match="white_balance"):
+        EpitheliumSettings(white_balance="yes")
 
 
 # ------------------------------------------------------------------------------------ classification

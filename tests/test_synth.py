@@ -77,6 +77,33 @@ def test_tiles_agree_across_render_borders():
         assert diff.mean() < 3.0  # only the sensor noise differs
 
 
+def test_tissue_tint_darkens_tissue_not_glass_and_keeps_the_layout():
+    """Generator version 2: a faint grey-beige absorbance over tissue (real patches: 0.93-0.97 of the glass
+    white), drawn from its own random stream so every seed's cells are where version 1 put them."""
+    import dataclasses
+
+    scene = Scene(get_preset("0"), 11, 400.0, 400.0, with_glass=True)
+    t_h, t_dab = scene.stain.tissue_tint
+    assert 0.015 <= t_h <= 0.07 and 0.45 * t_h <= t_dab <= 0.8 * t_h
+    tinted = render_region(scene, 0, 0, 800, 800, 0.5, noise_seed=0)
+    scene.stain = dataclasses.replace(scene.stain, tissue_tint=(0.0, 0.0))
+    plain = render_region(scene, 0, 0, 800, 800, 0.5, noise_seed=0)
+    for name in ("cell_labels", "membrane_mask", "nuclei_mask", "epithelium_mask", "tissue_mask"):
+        np.testing.assert_array_equal(getattr(tinted, name), getattr(plain, name), err_msg=name)
+    from scipy.ndimage import binary_erosion
+
+    tissue = tinted.tissue_mask
+    glass = binary_erosion(~tissue, iterations=4)  # beyond the optical blur of the tissue's edge
+    assert 0.1 < glass.mean() < 0.9
+    od = np.log(plain.rgb.astype(float) + 1) - np.log(tinted.rgb.astype(float) + 1)
+    # tissue: ~0.5 (t_h 0.6 + t_dab 0.35)-ish neutral OD in every channel; glass: untouched
+    for c in range(3):
+        assert 0.4 * t_h < np.median(od[..., c][tissue]) < 1.6 * (t_h + t_dab), c
+    assert np.abs(od[glass]).max() < 0.01 and np.abs(od[glass]).mean() < 1e-3  # at most one grey level
+    # a different seed draws a different tint
+    assert Scene(get_preset("0"), 12, 10.0, 10.0, with_glass=False).stain.tissue_tint != (t_h, t_dab)
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_preset_category_is_what_it_claims(name):
     category, variant = name.split("/")

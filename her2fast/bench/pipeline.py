@@ -45,21 +45,27 @@ def reference_epithelium(slide, tissue, model) -> tuple[np.ndarray, int]:
     from skimage.segmentation import slic
     from sklearn.metrics.pairwise import rbf_kernel
 
-    from ..epithelium import _H_NUCLEAR_OD
-    from ..stain import deconvolve
+    from ..epithelium import _H_NUCLEAR_OD, STAIN_BINS, STAIN_OD_MAX, WHITE_REFERENCE
+    from ..stain import StainVectors, deconvolve
+    from ..superpixels import COLOUR_BINS
     from .reference import grey_level, superpixel_features_reference
 
     s = model.settings
     w0, h0 = slide.dimensions
     w, h = int(round(w0 * slide.mpp_x / s.mpp)), int(round(h0 * slide.mpp_y / s.mpp))
     image = slide.read(0, 0, w, h, s.mpp)
+    standard = StainVectors.standard()
+    stains = StainVectors(standard.hematoxylin, standard.dab, background=tissue.background)
+    seen = image
+    if s.white_balance:  # each channel scaled so the glass reads WHITE_REFERENCE
+        seen = np.clip(np.rint(image * (WHITE_REFERENCE / stains.background)), 0, 255).astype(np.uint8)
     n_segments = max(1, int(w * h * s.mpp**2 / s.superpixel_um**2))
-    labels = slic(image, n_segments=n_segments, compactness=s.compactness, max_num_iter=s.max_num_iter,
+    labels = slic(seen, n_segments=n_segments, compactness=s.compactness, max_num_iter=s.max_num_iter,
                   start_label=0)
-    codes = local_binary_pattern(grey_level(image), s.lbp_points, s.lbp_radius, method="uniform")
-    hist = superpixel_features_reference(image, labels, s.lbp_points, s.lbp_radius, lbp_codes=codes)
+    codes = local_binary_pattern(grey_level(seen), s.lbp_points, s.lbp_radius, method="uniform")
+    hist = superpixel_features_reference(seen, labels, s.lbp_points, s.lbp_radius, lbp_codes=codes)
     # the classifier's stain columns (numpy; see her2fast.epithelium.superpixel_features)
-    conc = deconvolve(image)
+    conc = deconvolve(image, stains)
     k = hist.shape[0]
     cnt = np.maximum(hist[:, -1], 1)
     hem, dab = conc.hematoxylin.astype(np.float64).ravel(), conc.dab.astype(np.float64).ravel()
@@ -67,7 +73,16 @@ def reference_epithelium(slide, tissue, model) -> tuple[np.ndarray, int]:
     mean_h, mean_d = np.bincount(lab, hem, k) / cnt, np.bincount(lab, dab, k) / cnt
     nuc = np.bincount(lab, (hem > _H_NUCLEAR_OD).astype(np.float64), k) / cnt
     std_h = np.sqrt(np.maximum(np.bincount(lab, hem * hem, k) / cnt - mean_h**2, 0))
-    feats = np.column_stack([hist[:, :-1], mean_h, mean_d, nuc, std_h])
+    if s.colour_histograms == "rgb":
+        colour = [hist[:, :-1]]
+    else:
+        colour = []
+        for od in (hem, dab):
+            counts, _, _ = np.histogram2d(lab, np.clip(od, 0.0, STAIN_OD_MAX - 1e-9), bins=(k, STAIN_BINS),
+                                          range=((0, k), (0.0, STAIN_OD_MAX)))
+            colour.append(counts / cnt[:, None])
+        colour.append(hist[:, COLOUR_BINS:-1])
+    feats = np.column_stack([*colour, mean_h, mean_d, nuc, std_h])
     z = (feats - model.feature_mean) / model.feature_scale
     decision = rbf_kernel(z, model.support_vectors, gamma=model.gamma) @ model.dual_coef.ravel() + model.intercept
     return (decision > 0)[labels], int(labels.max()) + 1

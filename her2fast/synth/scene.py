@@ -21,7 +21,7 @@ from .presets import Preset
 
 __all__ = ["Kind", "NucleusKind", "StainModel", "Sites", "Scene", "INTENSITY_OD", "MEMBRANE_FWHM_UM"]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 
 class Kind:
@@ -60,11 +60,23 @@ MEMBRANE_FWHM_UM: dict[int, float] = {
     IntensityClass.STRONG: 2.1,
 }
 
-# Ruifrok-Johnston H-DAB vectors, moved towards the Macenko estimates of the real HER2 patches
-# (scripts/synth_realism.py: real DAB is bluer-absorbing, ~(0.01, 0.34, 0.94); real H ~(0.74, 0.62, 0.26)).
-_RJ_H = np.array([0.650, 0.704, 0.286]) * 0.5 + np.array([0.74, 0.62, 0.26]) * 0.5
+# Ruifrok-Johnston H-DAB vectors, moved towards the real HER2 patches (scripts/synth_realism.py: real DAB
+# is bluer-absorbing, Macenko ~(0.01, 0.34, 0.94); the mean OD direction of the real patches' nuclei is
+# ~(0.69-0.72, 0.62, 0.32-0.38): greyer than Ruifrok-Johnston's hematoxylin, which absorbs more green).
+_RJ_H = np.array([0.650, 0.704, 0.286]) * 0.3 + np.array([0.75, 0.57, 0.35]) * 0.7
 _RJ_DAB = np.array([0.268, 0.570, 0.776]) * 0.4 + np.array([0.05, 0.36, 0.93]) * 0.6
 MAX_SITES_PER_BLOCK = 1024  # cell ids are 1 + block_index * MAX_SITES_PER_BLOCK + site index
+
+
+def _draw_tint(rng: np.random.Generator) -> tuple[float, float]:
+    """Tissue background tint (H, DAB concentrations): about neutral grey, 0.01-0.05 OD, per slide.
+
+    The real HER2 patches (scripts/synth_realism.py) show cytoplasm and stroma at ~0.93-0.97 of the
+    glass white in every channel (median RGB 230-240 under a ~250 white); H : DAB ~ 5 : 3 is about
+    neutral for the vectors below.
+    """
+    t_h = float(rng.uniform(0.015, 0.07))
+    return t_h, t_h * float(rng.uniform(0.45, 0.8))
 
 
 @dataclass(frozen=True)
@@ -75,9 +87,12 @@ class StainModel:
     white: np.ndarray  # (3,) I0 per channel, 0..255
     psf_sigma_um: float
     noise_sigma: float  # sensor noise std at full white, in 0..255 units
+    #: (H, DAB) concentration of the faint grey-beige background of all tissue (unspecific absorbance,
+    #: light counterstain of cytoplasm and collagen); drawn per slide from its own random stream
+    tissue_tint: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> StainModel:
+    def draw(cls, rng: np.random.Generator, tint_rng: np.random.Generator | None = None) -> StainModel:
         h = _RJ_H + rng.normal(0, 0.025, 3)
         d = _RJ_DAB + rng.normal(0, 0.025, 3)
         h /= np.linalg.norm(h)
@@ -90,6 +105,7 @@ class StainModel:
             white=np.clip(white, 225, 252),
             psf_sigma_um=float(rng.uniform(0.35, 0.5)),
             noise_sigma=float(rng.uniform(1.2, 2.0)),
+            tissue_tint=_draw_tint(tint_rng) if tint_rng is not None else (0.0, 0.0),
         )
 
 
@@ -160,7 +176,7 @@ class Scene:
         self.height_um = float(height_um)
         self.with_glass = with_glass
         rng = np.random.default_rng([self.seed, 0x5CE7E])
-        self.stain = StainModel.draw(rng)
+        self.stain = StainModel.draw(rng, np.random.default_rng([self.seed, 0x7147]))
         self.spacing_um = float(rng.uniform(12.5, 15.0))
         self.grid_per_block = 10
         self.block_um = self.spacing_um * self.grid_per_block

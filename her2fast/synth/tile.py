@@ -260,6 +260,17 @@ def render_region(
         c_dab[ni] *= f32(1.0) - f32(0.8) * alpha
         nuc_inside = r <= 1.0
 
+    # --- tissue background tint (not fat vacuoles, holes or glass), slowly varying
+    tint_h, tint_dab = st.tissue_tint
+    if tint_h > 0 or tint_dab > 0:
+        gi = np.flatnonzero(tissue & ~fat)
+        if gi.size:
+            mod = grid_field(lambda x, y: value_noise(x, y, 30.0, seed + 109), xs, ys, 4.0).ravel()[gi]
+            mod *= f32(0.6)
+            mod += f32(0.7)
+            c_h[gi] += f32(tint_h) * mod
+            c_dab[gi] += f32(tint_dab) * mod
+
     # --- Beer-Lambert, optics, sensor
     vec = st.vectors.astype(f32)
     c_h2, c_dab2, c_res2 = c_h.reshape(H, W), c_dab.reshape(H, W), c_res.reshape(H, W)
