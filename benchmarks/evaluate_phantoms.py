@@ -9,7 +9,7 @@
 old defaults against the new ones in the same run).
 
 Phantoms come from :func:`her2fast.synth.make_slide` with seeds the models never saw (the membrane
-U-Net trained on ``make_tile`` seeds, the epithelium SVM on slide seeds 101/102); the reference is each
+U-Net trained on ``make_tile`` seeds, the epithelium SVM on slide seeds 101-104); the reference is each
 phantom's true category (computed from its true cells by the same rules). Printed: per slide the true
 and predicted category, % complete membranes (true / measured), per-cell class accuracy of the
 matched tumour cells, seconds and peak RSS; then accuracy and Cohen's kappa (unweighted, quadratic) in

@@ -7,7 +7,7 @@ Two sets, each run through :func:`her2fast.evaluate.run_evaluation` (the code be
 ``her2fast evaluate REFERENCE.csv --out DIR``):
 
 1. held-out phantom slides (:func:`her2fast.synth.make_slide`, seeds the models never saw: the U-Net
-   trained on ``make_tile`` seeds, the epithelium SVM on slide seeds 101/102): every category
+   trained on ``make_tile`` seeds, the epithelium SVM on slide seeds 101-104): every category
    (0, 0+, 1+, 2+, 3+) of the typical preset for each of ``--seeds``, plus one slide of every
    near-threshold / unusual / heterogeneous preset (``--variant-seed``). Reference = the generator's
    true category and true % complete membranes;
