@@ -66,9 +66,9 @@ def true_tissue(gt, shape: tuple[int, int], mask_mpp: float, *, stained_only: bo
 
 
 def ensure_slide(path: Path, category: str, size: int, mpp: float, seed: int) -> None:
-    from her2fast.synth import make_slide
+    from her2fast.synth import is_current_phantom, make_slide
 
-    if not path.exists():
+    if not is_current_phantom(path):
         t = time.perf_counter()
         make_slide(path, category=category, width=size, height=size, mpp=mpp, seed=seed)
         print(f"  made {path.name} in {time.perf_counter() - t:.1f} s", flush=True)

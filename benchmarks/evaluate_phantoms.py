@@ -70,7 +70,7 @@ def main() -> int:
     import her2fast
     from her2fast.evaluate import SCORES, agreement_summary
     from her2fast.scoring import slide_summary
-    from her2fast.synth import load_ground_truth, make_slide
+    from her2fast.synth import is_current_phantom, load_ground_truth, make_slide
 
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def main() -> int:
             cat, _, variant = spec.partition("/")
             variant = variant or args.variant
             path = folder / f"eval_{cat.replace('+', 'p')}_{seed}_{args.size}_{variant}.tiff"
-            gt = load_ground_truth(path) if path.exists() else make_slide(
+            gt = load_ground_truth(path) if is_current_phantom(path) else make_slide(
                 path, category=cat, width=args.size, height=args.size, seed=seed, variant=variant)
             t0 = time.perf_counter()
             r = her2fast.score(path, settings=settings, progress=False)

@@ -172,14 +172,14 @@ def _train_epithelium(args: argparse.Namespace) -> int:
     settings = EpitheliumSettings(mpp=args.mpp, superpixel_um=args.superpixel_um, colour_histograms=args.colour_histograms)
     phantoms = [Path(p) for p in args.phantom]
     if args.synth:
-        from .synth import make_slide
+        from .synth import is_current_phantom, make_slide
 
         folder = Path(args.synth)
         folder.mkdir(parents=True, exist_ok=True)
         for seed in (int(s) for s in args.seeds.split(",") if s):
             for cat in (c for c in args.categories.split(",") if c):
                 path = folder / f"phantom_{cat}_{seed}.tiff"
-                if not path.exists():
+                if not is_current_phantom(path):  # missing, or made by another generator version
                     print(f"making {path} ...", flush=True)
                     make_slide(path, category=cat, width=args.size, height=args.size, mpp=0.5, seed=seed)
                 phantoms.append(path)

@@ -18,20 +18,27 @@ histograms of single nuclei vs cytoplasm are noisier than those of small groups 
 
 Features (:func:`superpixel_features`)
 --------------------------------------
-The native kernel's 224-bin colour histogram (R, G, B, H, S, V, grey, 32 bins each) and (P + 2)-bin
-uniform LBP histogram (P = 8, R = 1), both normalised per superpixel, plus four cheap stain features from
-colour deconvolution with the slide's :class:`~her2fast.stain.StainVectors`: mean hematoxylin and DAB
-optical density, the fraction of pixels with hematoxylin OD above 0.3 (nuclear density), and the standard
-deviation of the hematoxylin OD. The superpixel's pixel count is not used (it depends on where the tissue
-mask or a chunk edge cuts it, not on the tissue).
+Default (``EpitheliumSettings.colour_histograms = "stain"``, 46 features): 16-bin histograms of the
+hematoxylin and DAB optical densities from colour deconvolution with the slide's
+:class:`~her2fast.stain.StainVectors` (measured against the slide's glass), the native kernel's (P + 2)-bin
+uniform LBP histogram (P = 8, R = 1) of the image white-balanced to the glass, plus four stain features:
+mean hematoxylin and DAB optical density, the fraction of pixels with hematoxylin OD above 0.3 (nuclear
+density), and the standard deviation of the hematoxylin OD. ``"rgb"`` (238 features) uses the native
+kernel's 224-bin colour histogram (R, G, B, H, S, V, grey, 32 bins each; the paper's colour histograms)
+in place of the stain histograms: on held-out phantoms of several seeds those follow each slide's white
+balance, stain hue and tissue tint (``docs/epithelium.md``). All histograms are normalised per
+superpixel; the superpixel's pixel count is not used (it depends on where the tissue mask or a chunk edge
+cuts it, not on the tissue).
 
 Classifier (:class:`EpitheliumModel`)
 -------------------------------------
 Standardised features (mean 0, variance 1 on the training set), RBF kernel
 ``exp(-gamma ||x - y||^2)``, trained with scikit-learn's ``SVC``. The paper's sigma = 6, i.e.
-``gamma = 1 / (2 sigma^2) = 1/72``, was measured and is too narrow for these 238 standardised features; the
-default is gamma = 0.001, C = 10 (tuned on phantoms, see :func:`fit_epithelium_model`). The fitted model is stored as plain arrays (support vectors, dual
-coefficients, intercept, gamma, feature scaling, classes) in ``model.npz`` plus ``config.json`` (version,
+``gamma = 1 / (2 sigma^2) = 1/72``, was measured and is too narrow for the 238 RGB features; the defaults
+(:func:`default_gamma`) are gamma = 0.02 for the 46 stain-histogram features and 0.001 for the 238 RGB
+ones, C = 10 (tuned on phantoms, see :func:`fit_epithelium_model`). The fitted model is stored as plain
+arrays (support vectors, dual coefficients, intercept, gamma, feature scaling, classes) in ``model.npz``
+plus ``config.json`` (version,
 settings, sha256 of the arrays) -- no pickle -- and evaluated by a numpy predictor equal to scikit-learn's.
 """
 
@@ -149,6 +156,7 @@ class EpitheliumSettings:
         as_int(self.chunk_size, "chunk_size", 64, 16384)
         if not isinstance(self.white_balance, (bool, np.bool_)):
             raise InvalidInputError(f"white_balance must be True or False, got {self.white_balance!r}")
+        object.__setattr__(self, "white_balance", bool(self.white_balance))  # JSON-safe
         if self.colour_histograms not in COLOUR_HISTOGRAMS:
             raise InvalidInputError(f"colour_histograms must be one of {COLOUR_HISTOGRAMS}, got {self.colour_histograms!r}")
 
@@ -167,7 +175,7 @@ class EpitheliumSettings:
 
 
 def extra_feature_names() -> list[str]:
-    """Names of the stain features appended to the native kernel's colour and LBP histograms."""
+    """Names of the four stain features appended after the colour (stain or RGB) and LBP histograms."""
     return ["mean_hematoxylin_od", "mean_dab_od", "nuclear_fraction", "std_hematoxylin_od"]
 
 
@@ -206,9 +214,10 @@ STAIN_OD_MAX = 1.2
 def white_balanced(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     """An RGB uint8 image with each channel scaled so ``background`` (the glass colour) reads
     :data:`WHITE_REFERENCE` (rounded, clipped to 0..255; one look-up table per channel)."""
+    image = as_rgb_uint8(image)
     bg = np.asarray(background, np.float64).reshape(-1)
-    if bg.size != 3 or not np.all(np.isfinite(bg)) or np.any(bg <= 0):
-        raise InvalidInputError(f"background must be three positive RGB levels, got {background!r}")
+    if bg.size != 3 or not np.all(np.isfinite(bg)) or np.any(bg < 100) or np.any(bg > 255.5):
+        raise InvalidInputError(f"background must be three RGB glass levels in 100..255, got {background!r}")
     levels = np.arange(256, dtype=np.float64)
     out = np.empty_like(image)
     for c in range(3):
@@ -240,7 +249,11 @@ def superpixel_features(
         Where to make superpixels (the tissue); default everywhere.
     settings : EpitheliumSettings, optional
     stains : StainVectors, optional
-        The slide's stain vectors (default: standard Ruifrok-Johnston).
+        The slide's stain vectors and glass colour (``background``), as :func:`her2fast.stain.slide_stain_vectors`
+        gives them. Default: the standard Ruifrok-Johnston vectors with the glass at 255 -- the optical
+        densities (and the white balance) are then measured against 255 whatever the scan's real glass
+        is; the shipped model is sensitive to a glass level a few percent off (its model card), so pass
+        the slide's vectors where they are known.
 
     Returns
     -------
@@ -499,7 +512,8 @@ def classify_image(
     mask : (H, W) bool, optional
         Tissue (default everywhere).
     stains : StainVectors, optional
-        The slide's vectors (default standard).
+        The slide's vectors and glass colour (default: standard vectors, glass at 255; see
+        :func:`superpixel_features`).
     """
     model = model or default_model()
     sf = superpixel_features(image, mask=mask, settings=model.settings, stains=stains)

@@ -41,7 +41,7 @@ VARIANTS = ("0+/near-threshold", "1+/near-threshold", "2+/near-threshold", "2+/u
 def make_phantoms(folder: Path, size: int, seeds: list[int], variant_seed: int | None) -> Path:
     """Make (or reuse) the phantom slides and write their reference CSV; returns the CSV path."""
     from her2fast.scoring import slide_summary
-    from her2fast.synth import load_ground_truth, make_slide
+    from her2fast.synth import is_current_phantom, load_ground_truth, make_slide
 
     folder.mkdir(parents=True, exist_ok=True)
     plan = [(cat, "typical", seed) for seed in seeds for cat in CATEGORIES]
@@ -51,7 +51,7 @@ def make_phantoms(folder: Path, size: int, seeds: list[int], variant_seed: int |
     for cat, variant, seed in plan:
         name = f"phantom_{cat.replace('+', 'p')}_{variant}_{seed}_{size}.tiff"
         path = folder / name
-        if path.exists():
+        if is_current_phantom(path):
             gt = load_ground_truth(path)
         else:
             t0 = time.perf_counter()

@@ -10,7 +10,7 @@ import pytest
 from conftest import shared_file
 
 SIZE = 2048
-SEED = 700  # not a training seed (membrane: make_tile seeds; epithelium SVM: slide seeds 101/102)
+SEED = 700  # not a training seed (membrane: make_tile seeds; epithelium SVM: slide seeds 101-104)
 
 
 @pytest.fixture(scope="session")

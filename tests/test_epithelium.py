@@ -43,8 +43,8 @@ def phantom(tmp_path_factory):
     return path, gt
 
 
-def random_training_set(n=300, seed=0) -> TrainingSet:
-    st = EpitheliumSettings()
+def random_training_set(n=300, seed=0, settings=None) -> TrainingSet:
+    st = settings or EpitheliumSettings()
     d = len(st.feature_names())
     rng = np.random.default_rng(seed)
     y = rng.random(n) < 0.4
@@ -210,16 +210,25 @@ def test_features_do_not_follow_the_scanner_white_balance():
     assert np.abs(a[:, :32] - b[:, :32]).sum() / 2 < 0.06 and np.abs(a[:, 32:] - b[:, 32:]).max() < 0.02
 
 
-def test_models_saved_before_white_balance_load_without_it(tmp_path):
-    model = fit_epithelium_model(random_training_set(), max_samples=200).save(tmp_path / "m")
-    assert model.settings.white_balance is True
+def test_models_saved_before_white_balance_load_as_rgb_without_it(tmp_path):
+    """A config written before these settings existed (238 RGB features, no white balance) loads as such."""
+    rgb = EpitheliumSettings(colour_histograms="rgb")
+    ts = random_training_set(settings=rgb)
+    model = fit_epithelium_model(ts, max_samples=200).save(tmp_path / "m")
+    assert model.settings.white_balance is True and model.gamma == 0.001  # default_gamma of "rgb"
     cfg_path = tmp_path / "m" / "config.json"
     cfg = json.loads(cfg_path.read_text())
-    del cfg["settings"]["white_balance"]
+    del cfg["settings"]["white_balance"], cfg["settings"]["colour_histograms"]
     cfg_path.write_text(json.dumps(cfg))
-    assert EpitheliumModel.load(tmp_path / "m").settings.white_balance is False
+    old = EpitheliumModel.load(tmp_path / "m")
+    assert old.settings.white_balance is False and old.settings.colour_histograms == "rgb"
+    assert old.n_features == len(old.settings.feature_names()) == 238
+    assert fit_epithelium_model(random_training_set(), max_samples=200).gamma == 0.02  # "stain": 46 features
     with pytest.raises(InvalidInputError, match="white_balance"):
         EpitheliumSettings(white_balance="yes")
+    with pytest.raises(InvalidInputError, match="colour_histograms"):
+        EpitheliumSettings(colour_histograms="hsv")
+    assert type(EpitheliumSettings(white_balance=np.bool_(True)).white_balance) is bool  # JSON-safe
 
 
 # ------------------------------------------------------------------------------------ classification

@@ -96,12 +96,21 @@ def test_tissue_tint_darkens_tissue_not_glass_and_keeps_the_layout():
     glass = binary_erosion(~tissue, iterations=4)  # beyond the optical blur of the tissue's edge
     assert 0.1 < glass.mean() < 0.9
     od = np.log(plain.rgb.astype(float) + 1) - np.log(tinted.rgb.astype(float) + 1)
-    # tissue: ~0.5 (t_h 0.6 + t_dab 0.35)-ish neutral OD in every channel; glass: untouched
+    # tissue: the tint's OD (t_h * H vector + t_dab * DAB vector, +-30 %) in every channel; glass: untouched
     for c in range(3):
         assert 0.4 * t_h < np.median(od[..., c][tissue]) < 1.6 * (t_h + t_dab), c
     assert np.abs(od[glass]).max() < 0.01 and np.abs(od[glass]).mean() < 1e-3  # at most one grey level
     # a different seed draws a different tint
     assert Scene(get_preset("0"), 12, 10.0, 10.0, with_glass=False).stain.tissue_tint != (t_h, t_dab)
+    # the tint comes from its own stream: the layout stream is left where version 1 left it
+    from her2fast.synth.scene import StainModel
+
+    with_tint, without = np.random.default_rng([11, 0x5CE7E]), np.random.default_rng([11, 0x5CE7E])
+    a = StainModel.draw(with_tint, np.random.default_rng([11, 0x7147]))
+    b = StainModel.draw(without)
+    assert b.tissue_tint == (0.0, 0.0) and a.tissue_tint == (t_h, t_dab)
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    assert with_tint.random() == without.random()
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -149,6 +158,18 @@ def test_slide_opens_in_openslide_with_mpp_and_levels(tmp_path):
     back = load_ground_truth(gt.path)
     assert back.category == gt.category and len(back.cells) == len(gt.cells)
     assert back.epithelium_mask.shape == gt.epithelium_mask.shape and gt.epithelium_mask.max() > 128
+
+
+def test_is_current_phantom_knows_the_generator_version(tmp_path, monkeypatch):
+    import her2fast.synth.slide as slide_mod
+    from her2fast.synth import is_current_phantom
+
+    path = tmp_path / "p.tiff"
+    assert not is_current_phantom(path)
+    make_slide(path, category="1+", width=256, height=256, seed=4)
+    assert is_current_phantom(path)
+    monkeypatch.setattr(slide_mod, "GENERATOR_VERSION", "older")
+    assert not is_current_phantom(path)
 
 
 def test_same_seed_same_bytes(tmp_path):

@@ -186,10 +186,10 @@ class ReferenceTiles:
 
 
 def _make_slide(folder: Path, size: int, category: str, seed: int) -> Path:
-    from ..synth import make_slide
+    from ..synth import is_current_phantom, make_slide
 
     path = folder / f"bench_{category.replace('+', 'p')}_{size}_{seed}.tiff"
-    if not path.exists():
+    if not is_current_phantom(path):
         print(f"making a {size}x{size} phantom slide ({category}) ...", flush=True)
         make_slide(path, category=category, width=size, height=size, mpp=0.5, seed=seed)
     return path
@@ -221,7 +221,8 @@ def run_reference(path: Path, mpp: float | None, settings, threads: int, n_tiles
         # evenly spaced over the selection, so the sample is the slide's mix of tiles (the first ones
         # in grid order are edge tiles of the top rows: fewer cells, cheaper than the slide's average)
         all_tiles = list(sub)
-        pick = np.unique(np.linspace(0, len(all_tiles) - 1, min(n_tiles, len(all_tiles))).round().astype(int))
+        n = min(n_tiles, len(all_tiles))
+        pick = ((np.arange(n) + 0.5) * len(all_tiles) / max(n, 1)).astype(int)  # midpoints of n equal runs
         tiles = [all_tiles[i] for i in pick] if all_tiles else []
         ref = ReferenceTiles(settings.mpp, threads)
         n_cells = 0

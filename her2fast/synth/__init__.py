@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .presets import PRESETS, Preset, RegionMix, get_preset, preset_names
 from .scene import GENERATOR_VERSION
-from .slide import SlideGroundTruth, load_ground_truth, make_slide, phantom_cells
+from .slide import SlideGroundTruth, is_current_phantom, load_ground_truth, make_slide, phantom_cells
 from .tile import TileGroundTruth, make_tile
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "SlideGroundTruth",
     "TileGroundTruth",
     "get_preset",
+    "is_current_phantom",
     "load_ground_truth",
     "make_slide",
     "make_tile",

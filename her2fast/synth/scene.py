@@ -69,7 +69,7 @@ MAX_SITES_PER_BLOCK = 1024  # cell ids are 1 + block_index * MAX_SITES_PER_BLOCK
 
 
 def _draw_tint(rng: np.random.Generator) -> tuple[float, float]:
-    """Tissue background tint (H, DAB concentrations): about neutral grey, 0.01-0.05 OD, per slide.
+    """Tissue background tint (H, DAB concentrations): about neutral grey, 0.01-0.07 OD, per slide.
 
     The real HER2 patches (scripts/synth_realism.py) show cytoplasm and stroma at ~0.93-0.97 of the
     glass white in every channel (median RGB 230-240 under a ~250 white); H : DAB ~ 5 : 3 is about

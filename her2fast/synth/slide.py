@@ -37,7 +37,7 @@ from .scene import GENERATOR_VERSION, Scene
 from .tile import cell_table_of, render_region
 from .presets import get_preset
 
-__all__ = ["SlideGroundTruth", "make_slide", "load_ground_truth", "phantom_cells", "sidecar_paths"]
+__all__ = ["SlideGroundTruth", "make_slide", "load_ground_truth", "phantom_cells", "sidecar_paths", "is_current_phantom"]
 
 
 @dataclass
@@ -91,6 +91,21 @@ def sidecar_paths(path: str | Path) -> dict[str, Path]:
         "cells": stem.with_name(stem.name + ".cells.npz"),
         "epithelium": stem.with_name(stem.name + ".epithelium.png"),
     }
+
+
+def is_current_phantom(path: str | Path) -> bool:
+    """Whether ``path`` is a phantom slide with its sidecar, made by this generator version.
+
+    Scripts that reuse phantoms already on disk use it to re-render slides from an older generator
+    (a version-1 slide would otherwise silently train or evaluate against version-2 code).
+    """
+    sidecar = sidecar_paths(path)["json"]
+    if not Path(path).is_file() or not sidecar.is_file():
+        return False
+    try:
+        return json.loads(sidecar.read_text()).get("generator_version") == GENERATOR_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def _downsample2(strip: np.ndarray) -> np.ndarray:
