@@ -152,6 +152,9 @@ def _train_epithelium_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--colour-histograms", choices=("stain", "rgb"), default="stain",
                    help="stain: H and DAB optical-density histograms from the slide's stain vectors; rgb: the paper's "
                         "R, G, B, H, S, V, grey histograms (default: %(default)s)")
+    p.add_argument("--background-jitter", type=float, default=0.02,
+                   help="also train on each slide with its glass level x(1 - J) and x(1 + J): a model that does not "
+                        "depend on the glass being estimated to the percent; 0 for none (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="threads (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="subsampling seed (default: %(default)s)")
 
@@ -185,15 +188,19 @@ def _train_epithelium(args: argparse.Namespace) -> int:
                 phantoms.append(path)
     if not phantoms and not args.annotated:
         raise InvalidInputError("nothing to train on: give --phantom SLIDE, --annotated SLIDE GEOJSON or --synth FOLDER")
+    j = float(args.background_jitter)
+    scales = (1.0 - j, 1.0, 1.0 + j) if j > 0 else (1.0,)
     sets, seeds = [], []
     for path in phantoms:
-        ts = phantom_training_set(path, settings, workers=args.workers)
+        ts = phantom_training_set(path, settings, workers=args.workers, background_scales=scales)
         truth = json.loads(path.with_suffix("").with_name(path.with_suffix("").name + ".truth.json").read_text())
         seeds.append(int(truth["seed"]))
-        print(f"{path}: {len(ts)} superpixels, {100 * ts.labels.mean():.0f} % epithelium", flush=True)
+        print(f"{path}: {len(ts) // len(scales)} superpixels x {len(scales)} glass levels, "
+              f"{100 * ts.labels.mean():.0f} % epithelium", flush=True)
         sets.append(ts)
     for slide_path, geojson in args.annotated:
-        ts = annotated_training_set(slide_path, geojson, settings, mpp=args.slide_mpp, workers=args.workers)
+        ts = annotated_training_set(slide_path, geojson, settings, mpp=args.slide_mpp, workers=args.workers,
+                                    background_scales=scales)
         print(f"{slide_path} + {geojson}: {len(ts)} labelled superpixels, {100 * ts.labels.mean():.0f} % epithelium", flush=True)
         sets.append(ts)
     training = TrainingSet.concatenate(sets)
@@ -203,6 +210,7 @@ def _train_epithelium(args: argparse.Namespace) -> int:
         "training_command": "her2fast " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "",
         "training_seeds": sorted(set(seeds)),
         "training_accuracy_all_superpixels": round(acc, 4),
+        "background_scales": list(scales),
         "n_superpixels_available": len(training),
         "training_seconds": round(time.perf_counter() - t0, 1),
     })

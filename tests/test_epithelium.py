@@ -383,6 +383,30 @@ def test_train_epithelium_cli_smoke(phantom, tmp_path, capsys):
     model = EpitheliumModel.load(out)
     assert model.metadata["training_seeds"] == [31]
     assert model.metadata["training_command"] is not None
+    assert model.metadata["background_scales"] == [0.98, 1.0, 1.02] and "x 3 glass levels" in text
+
+
+def test_glass_level_augmentation(phantom):
+    """background_scales: the slide's superpixels once per glass level; the 1.0 copy is the plain set, the
+    others differ only through the optical densities (and the white balance) measured against the glass."""
+    from her2fast.epithelium import phantom_training_set
+
+    path, _ = phantom
+    plain = phantom_training_set(path)
+    aug = phantom_training_set(path, background_scales=(0.98, 1.0, 1.02))
+    n = len(plain)
+    assert len(aug) >= 2 * n
+    # the middle block is the plain set, row for row (blocks: 0.98, 1.0, 1.02 in order)
+    lo = len(phantom_training_set(path, background_scales=(0.98,)))
+    np.testing.assert_array_equal(aug.features[lo:lo + n], plain.features)
+    dark = aug.features[:lo]
+    names = EpitheliumSettings().feature_names()
+    col = names.index("mean_hematoxylin_od")
+    # optical densities against a darker glass (x 0.98) are lower
+    assert np.median(dark[:, col]) < np.median(plain.features[:, col])
+    for bad in ((), (0.5,), (1.0, float("nan"))):
+        with pytest.raises(InvalidInputError, match="background_scales"):
+            phantom_training_set(path, background_scales=bad)
 
 
 def test_train_epithelium_cli_errors(tmp_path, capsys):
