@@ -274,7 +274,8 @@ def superpixel_features(
     n_segments = max(1, int(round(area / settings.superpixel_px)))
     # superpixels and histograms see the white-balanced colours; the stain features deconvolve the
     # original pixels against the glass (the same optical densities)
-    seen = white_balanced(img, (stains or StainVectors.standard()).background) if settings.white_balance else img
+    stains = stains or StainVectors.standard()
+    seen = white_balanced(img, stains.background) if settings.white_balance else img
     labels = _sp.slic(seen, n_segments, settings.compactness, settings.max_num_iter, mask=mask)
     k = int(labels.max()) + 1
     native = _sp.superpixel_features(seen, labels, P=settings.lbp_points, R=settings.lbp_radius, n_labels=k)
@@ -905,8 +906,16 @@ class TrainingSet:
 
 
 def _labelled_superpixels(slide: object, tissue: object, truth_at: object, settings: EpitheliumSettings,
-                          stains: StainVectors | None, workers: int, name: str) -> TrainingSet:
-    """Features of every superpixel of a slide and the mean of a truth map over it (NaN: unlabelled)."""
+                          stains: StainVectors, workers: int, name: str,
+                          background_scales: Sequence[float] = (1.0,)) -> TrainingSet:
+    """Features of every superpixel of a slide and the mean of a truth map over it (NaN: unlabelled),
+    once per glass level of ``background_scales`` (see :func:`_with_background`), concatenated."""
+    scales = _scales(background_scales)
+    if len(scales) > 1:
+        return TrainingSet.concatenate([
+            _labelled_superpixels(slide, tissue, truth_at, settings, _with_background(stains, s), workers, name)
+            for s in scales])
+    stains = _with_background(stains, scales[0])
     shape, l0, results = _slide_blocks(slide, tissue, settings, stains, workers)
     feats, fracs = [], []
     for x, y, m, sf in results:
@@ -967,9 +976,7 @@ def phantom_training_set(path: str | Path, settings: EpitheliumSettings | None =
 
     slide, tissue, stains = _open_with_tissue(path, None)
     with slide:  # type: ignore[attr-defined]
-        return TrainingSet.concatenate([
-            _labelled_superpixels(slide, tissue, truth_at, settings, _with_background(stains, s), workers, str(path))
-            for s in _scales(background_scales)])
+        return _labelled_superpixels(slide, tissue, truth_at, settings, stains, workers, str(path), background_scales)
 
 
 def _scales(background_scales: Sequence[float]) -> list[float]:
@@ -1012,9 +1019,7 @@ def annotated_training_set(slide_path: str | Path, geojson_path: str | Path, set
         def truth_at(x: int, y: int, shape: tuple[int, int], _l0: tuple[float, float]) -> np.ndarray:
             return truth[y : y + shape[0], x : x + shape[1]]
 
-        ts = TrainingSet.concatenate([
-            _labelled_superpixels(slide, tissue, truth_at, settings, _with_background(stains, s), workers, str(slide_path))
-            for s in _scales(background_scales)])
+        ts = _labelled_superpixels(slide, tissue, truth_at, settings, stains, workers, str(slide_path), background_scales)
     if len(ts) == 0:
         raise InvalidInputError(f"no superpixel of {slide_path} is covered by the annotations of {geojson_path}: "
                                 "check that they belong to this slide (level-0 pixel coordinates)")
