@@ -30,7 +30,7 @@ from .errors import InvalidInputError
 from .nuclei import NucleiSettings, segment_nuclei
 from .scoring import CellTable, ScoringRules
 
-__all__ = ["ScoreSettings", "SlideMaps", "PipelineOutput", "Progress", "ThreadPlan", "run_slide"]
+__all__ = ["ScoreSettings", "SlideMaps", "PipelineOutput", "Progress", "ThreadPlan", "run_slide", "tile_window"]
 
 _METHODS = ("unet", "classical")
 
@@ -67,6 +67,14 @@ class ScoreSettings:
         Mirrored margin the network adds around a tile (0: the tile's ``overlap`` is real context
         already; the model's own 32 px changed 0.3 % of cell classes on a 3+ phantom and costs 28 %
         more network time at 704 px).
+    crop_to_epithelium : bool
+        Segment only the window of each tile that holds its tumour cells: the bounding box of the
+        epithelium in the tile's core, widened by ``overlap`` on every side (the context a core cell
+        has at a tile edge) and rounded out to the network's 16-px grid (:func:`tile_window`). Tumour
+        cells keep their full context, so their measurements are those of the whole tile up to the
+        network's far context; stromal cells farther than ``overlap`` from the tile's epithelium are
+        not segmented (not in the cell table). On a 4096^2 2+ phantom the windows are 78 % of the
+        tiles' pixels (the network, nuclei and cells stages cost in proportion). False: whole tiles.
     nuclei : NucleiSettings
     cells : CellSettings
         Includes the scoring rules' OD bands (``cells.rules``).
@@ -82,6 +90,7 @@ class ScoreSettings:
     membrane_method: str = "unet"
     membrane_batch_size: int = 1
     membrane_margin: int = 0
+    crop_to_epithelium: bool = True
     nuclei: NucleiSettings = field(default_factory=NucleiSettings)
     cells: CellSettings = field(default_factory=CellSettings)
     rules: ScoringRules = field(default_factory=ScoringRules)
@@ -95,6 +104,9 @@ class ScoreSettings:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise InvalidInputError(f"ScoreSettings.{name} must be an int >= {lo}, got {v!r}")
+        if not isinstance(self.crop_to_epithelium, (bool, np.bool_)):
+            raise InvalidInputError(f"ScoreSettings.crop_to_epithelium must be True or False, got {self.crop_to_epithelium!r}")
+        object.__setattr__(self, "crop_to_epithelium", bool(self.crop_to_epithelium))
         need = math.ceil(2 * self.cells.max_radius_um / self.mpp - 1e-9)
         if self.overlap < need:
             raise InvalidInputError(
@@ -113,8 +125,12 @@ class ScoreSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> ScoreSettings:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Settings saved before ``crop_to_epithelium`` existed load with it False: what they ran with.
+        """
         d = dict(d)
+        d.setdefault("crop_to_epithelium", False)
         rules = ScoringRules(**d.pop("rules", {}))
         cells = dict(d.pop("cells", {}))
         cells.pop("rules", None)
@@ -342,6 +358,7 @@ class _TileStream:
         self.tables: list = [None] * len(grid)
         self.artefacts = [0] * len(grid)
         self._ended = 0  # reader _END markers seen by the inference lanes
+        self.pixels = [0, 0]  # pixels segmented (windows), pixels of the padded tiles
 
     # -- plumbing -------------------------------------------------------------------------------
     def _add(self, key: str, seconds: float) -> None:
@@ -374,41 +391,64 @@ class _TileStream:
 
     # -- stages ---------------------------------------------------------------------------------
     def _read_items(self, start: int, step: int):
-        """(index, TileImage) of every ``step``-th tile from ``start``, timed."""
+        """The :class:`_TileWork` of every ``step``-th tile from ``start``, timed.
+
+        A tile without epithelium in its core (possible where the 2 um/px map barely touches it)
+        gets an empty cell table here and is not passed on.
+        """
         from .tissue import read_tile
 
         tiles = list(self.grid)
+        ov = self.grid.overlap
         for i in range(start, len(tiles), step):
             t0 = time.perf_counter()
-            item = (i, read_tile(self.slide, self.grid, tiles[i]))
+            tile = tiles[i]
+            epi_patch = _sample_mask(self.epi.epithelium_mask, self.epi.level0_per_pixel, tile.padded,
+                                     self.grid.level0_per_pixel)
+            bounds = tile_window(epi_patch, tile.padded, ov) if self.s.crop_to_epithelium else tile.padded
+            with self._busy_lock:
+                self.pixels[1] += epi_patch.size
+                if bounds is not None:
+                    self.pixels[0] += (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
+            if bounds is None:
+                self.tables[i] = CellTable.empty()
+                self._add("read", time.perf_counter() - t0)
+                self.progress.update()
+                continue
+            image = read_tile(self.slide, self.grid, tile).image
+            px0, py0 = tile.padded[:2]
+            sl = (slice(bounds[1] - py0, bounds[3] - py0), slice(bounds[0] - px0, bounds[2] - px0))
+            work = _TileWork(i, tile, np.ascontiguousarray(image[sl]), bounds, epi_patch[sl])
             self._add("read", time.perf_counter() - t0)
-            yield item
+            yield work
 
     def _reader(self, q: queue.Queue, start: int, step: int) -> None:
         try:
-            for item in self._read_items(start, step):
-                self._put(q, item)
+            for work in self._read_items(start, step):
+                self._put(q, work)
             self._put(q, _END)
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
             self._fail(exc)
 
-    def _post(self, i: int, tile_image, membrane: np.ndarray) -> None:
+    def _post(self, work: _TileWork, membrane: np.ndarray) -> None:
         from .stain import deconvolve
 
         s = self.s
         t0 = time.perf_counter()
-        conc = deconvolve(tile_image.image, self.stains)
+        conc = deconvolve(work.image, self.stains)
         t1 = time.perf_counter()
         nuc = segment_nuclei(conc.hematoxylin, s.mpp, settings=s.nuclei)
         t2 = time.perf_counter()
-        tile = tile_image.tile
-        epi_patch = _sample_mask(self.epi.epithelium_mask, self.epi.level0_per_pixel, tile.padded,
-                                 self.grid.level0_per_pixel)
-        tc = measure_tile(membrane, conc.dab, nuc, mpp=s.mpp, origin=tile.padded[:2], core=tile.core,
-                          epithelium=epi_patch, settings=s.cells)
+        ov = self.grid.overlap
+        x0, y0, x1, y1 = work.bounds
+        # the window's core: the cells whose centres lie at least `overlap` inside the window (and in
+        # the tile's core: a window never reaches beyond the padded tile, whose core this is)
+        core = (x0 + ov, y0 + ov, x1 - ov, y1 - ov)
+        tc = measure_tile(membrane, conc.dab, nuc, mpp=s.mpp, origin=(x0, y0), core=core,
+                          epithelium=work.epithelium, settings=s.cells)
         t3 = time.perf_counter()
-        self.tables[i] = tc.cells
-        self.artefacts[i] = tc.n_artefact_loops
+        self.tables[work.index] = tc.cells
+        self.artefacts[work.index] = tc.n_artefact_loops
         with self._busy_lock:
             self.busy["deconvolve"] += t1 - t0
             self.busy["nuclei"] += t2 - t1
@@ -426,7 +466,7 @@ class _TileStream:
         from .membrane import predict_maps_batch
 
         t0 = time.perf_counter()
-        maps = predict_maps_batch([ti.image for _, ti in batch], self.s.mpp, method=self.s.membrane_method,
+        maps = predict_maps_batch([w.image for w in batch], self.s.mpp, method=self.s.membrane_method,
                                   providers=self.providers, threads=self.plan.inference_threads,
                                   batch_size=self.s.membrane_batch_size, margin=self.s.membrane_margin)
         self._add("membrane", time.perf_counter() - t0)
@@ -476,6 +516,7 @@ class _TileStream:
             "tiles_per_s": n / wall if wall > 0 else 0.0,
             "cpu_percent": 100.0 * cpu / wall if wall > 0 else 0.0,
             "cores": _available_cores(),
+            "window_fraction": self.pixels[0] / self.pixels[1] if self.pixels[1] else 0.0,
         }
         return self.tables, int(sum(self.artefacts)), dict(self.busy), perf
 
@@ -511,11 +552,11 @@ class _TileStream:
         def flush() -> None:
             if not batch:
                 return
-            for (i, ti), mem in zip(batch, self._membrane(batch)):
+            for work, mem in zip(batch, self._membrane(batch)):
                 if plan.post_workers:
-                    self._put(q_post, (i, ti, mem))
+                    self._put(q_post, (work, mem))
                 else:
-                    self._post(i, ti, mem)
+                    self._post(work, mem)
             batch.clear()
 
         for item in source:
@@ -523,6 +564,66 @@ class _TileStream:
             if len(batch) == batch_n:
                 flush()
         flush()
+
+
+@dataclass
+class _TileWork:
+    """One tile on its way through the stream: the window of it that is segmented."""
+
+    index: int  # position in the grid
+    tile: object  # her2fast.tissue.Tile
+    image: np.ndarray  # (h, w, 3) uint8 RGB of `bounds`
+    bounds: tuple[int, int, int, int]  # working pixels, half-open, inside tile.padded
+    epithelium: np.ndarray  # (h, w) bool, the 2 um/px epithelium map sampled at `bounds`' pixels
+
+
+def tile_window(epithelium: np.ndarray, padded: tuple[int, int, int, int], overlap: int,
+                multiple: int = 16) -> tuple[int, int, int, int] | None:
+    """The part of a padded tile that holds the tumour cells its core owns (``crop_to_epithelium``).
+
+    Parameters
+    ----------
+    epithelium : (H, W) array of bool
+        Epithelium over the padded tile (``H, W`` = the padded tile's size).
+    padded : (x0, y0, x1, y1)
+        The padded tile in working pixels (``Tile.padded``); its core is ``overlap`` inside.
+    overlap : int
+        The tile margin: the window is the bounding box of the core's epithelium widened by it.
+    multiple : int
+        The window's corners are rounded outwards to this grid, counted from the padded tile's
+        corner (the network's pooling grid stays the whole tile's).
+
+    Returns
+    -------
+    (x0, y0, x1, y1) or None
+        Working pixels, half-open, inside ``padded``; every epithelium pixel of the core lies at least
+        ``overlap`` inside it (or in the core, where the window reaches the padded tile's edge).
+        None when the core holds no epithelium.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> epi = np.zeros((800, 800), bool); epi[300:340, 100:120] = True
+    >>> tile_window(epi, (1000, 2000, 1800, 2800), 48)
+    (1048, 2240, 1176, 2400)
+    """
+    px0, py0, px1, py1 = (int(v) for v in padded)
+    epi = np.asarray(epithelium, dtype=bool)
+    if epi.shape != (py1 - py0, px1 - px0):
+        raise InvalidInputError(f"epithelium must have the padded tile's shape {(py1 - py0, px1 - px0)}, got {epi.shape}")
+    ov = int(overlap)
+    core = epi[ov:epi.shape[0] - ov, ov:epi.shape[1] - ov]
+    rows = np.flatnonzero(core.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(core.any(axis=0))
+    m = int(multiple)
+    # in padded-tile pixels: the core's epithelium at ov + index; widened by ov on each side
+    x0 = max(0, int(cols[0]) // m * m)
+    y0 = max(0, int(rows[0]) // m * m)
+    x1 = min(px1 - px0, -(-(int(cols[-1]) + 1 + 2 * ov) // m) * m)
+    y1 = min(py1 - py0, -(-(int(rows[-1]) + 1 + 2 * ov) // m) * m)
+    return (px0 + x0, py0 + y0, px0 + x1, py0 + y1)
 
 
 def _sample_mask(mask: np.ndarray, mask_l0: tuple[float, float], bounds: tuple[int, int, int, int],

@@ -194,3 +194,79 @@ def test_threads_argument_is_checked(phantom):
         ScoreSettings(membrane_margin=-1)
     with pytest.raises(InvalidInputError, match="ThreadPlan"):
         her2fast.score(phantom.path, progress=False, threads=2, settings=ScoreSettings())
+
+
+# ------------------------------------------------------------------ windows around the epithelium
+def _window_reference(epi: np.ndarray, padded, ov: int, m: int = 16):
+    """tile_window written the plain way: the core's epithelium pixels, their box widened by ov."""
+    h, w = epi.shape
+    core = np.zeros_like(epi)
+    core[ov:h - ov, ov:w - ov] = True
+    ys, xs = np.nonzero(epi & core)
+    if ys.size == 0:
+        return None
+    x0, y0 = xs.min() - ov, ys.min() - ov
+    x1, y1 = xs.max() + 1 + ov, ys.max() + 1 + ov
+    x0, y0 = max(0, (x0 // m) * m), max(0, (y0 // m) * m)
+    x1, y1 = min(w, int(np.ceil(x1 / m)) * m), min(h, int(np.ceil(y1 / m)) * m)
+    return (padded[0] + x0, padded[1] + y0, padded[0] + x1, padded[1] + y1)
+
+
+def test_tile_window_equals_the_plain_definition_on_random_masks():
+    from her2fast.pipeline import tile_window
+
+    rng = np.random.default_rng(3)
+    ov, size = 48, 416
+    padded = (1000, 3000, 1000 + size, 3000 + size)
+    n_none = 0
+    for k in range(300):
+        epi = np.zeros((size, size), bool)
+        for _ in range(rng.integers(0, 4)):  # a few blobs anywhere, margins included
+            y, x = rng.integers(0, size, 2)
+            hh, ww = rng.integers(1, 120, 2)
+            epi[y:y + hh, x:x + ww] = True
+        got = tile_window(epi, padded, ov)
+        assert got == _window_reference(epi, padded, ov), k
+        if got is None:
+            n_none += 1
+            continue
+        x0, y0, x1, y1 = got
+        assert padded[0] <= x0 < x1 <= padded[2] and padded[1] <= y0 < y1 <= padded[3]
+        assert (x0 - padded[0]) % 16 == 0 and (y0 - padded[1]) % 16 == 0
+        # every epithelium pixel of the core lies in the window's own core (overlap inside the window)
+        ys, xs = np.nonzero(epi[ov:-ov, ov:-ov])
+        gx, gy = xs + ov + padded[0], ys + ov + padded[1]
+        assert (gx >= x0 + ov).all() and (gx < x1 - ov).all() and (gy >= y0 + ov).all() and (gy < y1 - ov).all()
+    assert 0 < n_none < 300  # both cases were exercised
+    with pytest.raises(InvalidInputError, match="padded tile's shape"):
+        tile_window(np.zeros((10, 10), bool), padded, ov)
+
+
+def test_crop_to_epithelium_keeps_every_tumour_cell(phantom, sequential):
+    """The windows change no tumour cell's class; only stromal cells far from the epithelium go."""
+    import her2fast
+
+    whole = her2fast.score(phantom.path, progress=False, settings=dataclasses.replace(SETTINGS, crop_to_epithelium=False),
+                           threads=ThreadPlan.sequential())
+    crop = sequential
+    assert crop.provenance["pipeline"]["window_fraction"] < 0.95
+    assert whole.provenance["pipeline"]["window_fraction"] == 1.0
+    tw, tc = (r.cells.select(r.cells.is_tumour) for r in (whole, crop))
+    assert len(tw) > 500
+    np.testing.assert_array_equal(tc.x, tw.x)
+    np.testing.assert_array_equal(tc.y, tw.y)
+    rules = SETTINGS.rules
+    agree = (tc.cell_class(rules) == tw.cell_class(rules)).mean()
+    assert agree >= 0.995, agree  # only the network's far context differs
+    d_od = np.abs(tc.membrane_dab_od - tw.membrane_dab_od)
+    assert (d_od <= 0.01).mean() >= 0.99 and d_od.max() < 0.05, np.percentile(d_od, [99, 100])
+    assert crop.score == whole.score and len(crop.cells) < len(whole.cells)
+    assert not (set(zip(crop.cells.x.tolist(), crop.cells.y.tolist())) - set(zip(whole.cells.x.tolist(), whole.cells.y.tolist())))
+
+
+def test_crop_to_epithelium_must_be_a_bool():
+    with pytest.raises(InvalidInputError, match="crop_to_epithelium"):
+        ScoreSettings(crop_to_epithelium="yes")
+    old = {k: v for k, v in ScoreSettings().to_dict().items() if k != "crop_to_epithelium"}
+    assert ScoreSettings.from_dict(old).crop_to_epithelium is False  # saved before the windows: whole tiles
+    assert ScoreSettings.from_dict(ScoreSettings().to_dict()).crop_to_epithelium is True
