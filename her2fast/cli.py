@@ -82,7 +82,8 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=None, help="pipeline: network tiles per inference call (default: ScoreSettings')")
     p.add_argument("--no-reference", action="store_true", help="pipeline: skip the reference pipeline")
     p.add_argument("--no-crop", action="store_true",
-                   help="pipeline: segment whole tiles, not the windows around their epithelium (ScoreSettings.crop_to_epithelium)")
+                   help="pipeline: segment whole tiles, not the windows around their epithelium "
+                        "(ScoreSettings.crop_to_epithelium)")
     p.add_argument("--reference-tiles", type=int, default=12,
                    help="pipeline: tiles the reference pipeline runs (default: %(default)s)")
     p.add_argument("--work-dir", default="her2fast_bench", help="pipeline: where the phantom is made (default: %(default)s)")

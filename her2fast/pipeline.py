@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .cells import CellSettings, measure_tile, merge_cell_tables
+from ._validate import as_int
 from .errors import InvalidInputError
 from .nuclei import NucleiSettings, segment_nuclei
 from .scoring import CellTable, ScoringRules
@@ -68,13 +69,15 @@ class ScoreSettings:
         already; the model's own 32 px changed 0.3 % of cell classes on a 3+ phantom and costs 28 %
         more network time at 704 px).
     crop_to_epithelium : bool
-        Segment only the window of each tile that holds its tumour cells: the bounding box of the
-        epithelium in the tile's core, widened by ``overlap`` on every side (the context a core cell
-        has at a tile edge) and rounded out to the network's 16-px grid (:func:`tile_window`). Tumour
+        Segment only the window of each tile that holds its tumour cells (:func:`tile_window`): the
+        bounding box of the core's epithelium, rounded out to the network's 16-px grid, owns the
+        cells, and ``overlap`` around it is context (what a core cell has at a tile edge). Tumour
         cells keep their full context, so their measurements are those of the whole tile up to the
-        network's far context; stromal cells farther than ``overlap`` from the tile's epithelium are
-        not segmented (not in the cell table). On a 4096^2 2+ phantom the windows are 78 % of the
-        tiles' pixels (the network, nuclei and cells stages cost in proportion). False: whole tiles.
+        network's far context; cells whose centre lies outside that box (stroma away from the tumour)
+        are not in the cell table. On the 4096^2 2+ bench phantom the windows are 81 % of the tiles'
+        pixels (the network, nuclei and cells stages cost in proportion). The windows' shapes vary:
+        on a GPU with large batches (images of one shape share a call; TensorRT builds an engine per
+        shape) use False there. False: whole tiles.
     nuclei : NucleiSettings
     cells : CellSettings
         Includes the scoring rules' OD bands (``cells.rules``).
@@ -105,7 +108,8 @@ class ScoreSettings:
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise InvalidInputError(f"ScoreSettings.{name} must be an int >= {lo}, got {v!r}")
         if not isinstance(self.crop_to_epithelium, (bool, np.bool_)):
-            raise InvalidInputError(f"ScoreSettings.crop_to_epithelium must be True or False, got {self.crop_to_epithelium!r}")
+            raise InvalidInputError(
+                f"ScoreSettings.crop_to_epithelium must be True or False, got {self.crop_to_epithelium!r}")
         object.__setattr__(self, "crop_to_epithelium", bool(self.crop_to_epithelium))
         need = math.ceil(2 * self.cells.max_radius_um / self.mpp - 1e-9)
         if self.overlap < need:
@@ -359,6 +363,7 @@ class _TileStream:
         self.artefacts = [0] * len(grid)
         self._ended = 0  # reader _END markers seen by the inference lanes
         self.pixels = [0, 0]  # pixels segmented (windows), pixels of the padded tiles
+        self.skipped = [False] * len(grid)  # tiles without epithelium where the core's cells can lie
 
     # -- plumbing -------------------------------------------------------------------------------
     def _add(self, key: str, seconds: float) -> None:
@@ -412,13 +417,14 @@ class _TileStream:
                     self.pixels[0] += (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
             if bounds is None:
                 self.tables[i] = CellTable.empty()
+                self.skipped[i] = True
                 self._add("read", time.perf_counter() - t0)
                 self.progress.update()
                 continue
             image = read_tile(self.slide, self.grid, tile).image
             px0, py0 = tile.padded[:2]
             sl = (slice(bounds[1] - py0, bounds[3] - py0), slice(bounds[0] - px0, bounds[2] - px0))
-            work = _TileWork(i, tile, np.ascontiguousarray(image[sl]), bounds, epi_patch[sl])
+            work = _TileWork(i, np.ascontiguousarray(image[sl]), bounds, epi_patch[sl])
             self._add("read", time.perf_counter() - t0)
             yield work
 
@@ -517,6 +523,7 @@ class _TileStream:
             "cpu_percent": 100.0 * cpu / wall if wall > 0 else 0.0,
             "cores": _available_cores(),
             "window_fraction": self.pixels[0] / self.pixels[1] if self.pixels[1] else 0.0,
+            "tiles_without_epithelium": int(sum(self.skipped)),
         }
         return self.tables, int(sum(self.artefacts)), dict(self.busy), perf
 
@@ -571,7 +578,6 @@ class _TileWork:
     """One tile on its way through the stream: the window of it that is segmented."""
 
     index: int  # position in the grid
-    tile: object  # her2fast.tissue.Tile
     image: np.ndarray  # (h, w, 3) uint8 RGB of `bounds`
     bounds: tuple[int, int, int, int]  # working pixels, half-open, inside tile.padded
     epithelium: np.ndarray  # (h, w) bool, the 2 um/px epithelium map sampled at `bounds`' pixels
@@ -581,24 +587,35 @@ def tile_window(epithelium: np.ndarray, padded: tuple[int, int, int, int], overl
                 multiple: int = 16) -> tuple[int, int, int, int] | None:
     """The part of a padded tile that holds the tumour cells its core owns (``crop_to_epithelium``).
 
+    A cell is a tumour cell when the pixel holding its centre is epithelium, and the tile owns it when
+    the centre itself lies in the core; so the window is the bounding box of the epithelium pixels
+    that can hold an owned centre (the core and the first pixel row/column after it), one pixel
+    more on the low sides (a centre up to half a pixel before its pixel), widened by ``overlap``,
+    rounded out to the ``multiple`` grid and clipped to the padded tile.
+
     Parameters
     ----------
     epithelium : (H, W) array of bool
-        Epithelium over the padded tile (``H, W`` = the padded tile's size).
+        Epithelium sampled over the padded tile (``H, W`` = the padded tile's size).
     padded : (x0, y0, x1, y1)
         The padded tile in working pixels (``Tile.padded``); its core is ``overlap`` inside.
     overlap : int
-        The tile margin: the window is the bounding box of the core's epithelium widened by it.
+        The tile margin (``ScoreSettings.overlap``).
     multiple : int
         The window's corners are rounded outwards to this grid, counted from the padded tile's
-        corner (the network's pooling grid stays the whole tile's).
+        corner (16: the network's pooling grid stays the whole tile's).
 
     Returns
     -------
     (x0, y0, x1, y1) or None
-        Working pixels, half-open, inside ``padded``; every epithelium pixel of the core lies at least
-        ``overlap`` inside it (or in the core, where the window reaches the padded tile's edge).
-        None when the core holds no epithelium.
+        Working pixels, half-open, inside ``padded``. Its own core (``overlap`` inside it) lies in the
+        tile's core and holds every centre the tile owns whose pixel is epithelium. None when no such
+        pixel exists.
+
+    Raises
+    ------
+    InvalidInputError
+        For a mask of another shape than the padded tile, or a bad ``overlap`` / ``multiple``.
 
     Examples
     --------
@@ -607,22 +624,32 @@ def tile_window(epithelium: np.ndarray, padded: tuple[int, int, int, int], overl
     >>> tile_window(epi, (1000, 2000, 1800, 2800), 48)
     (1048, 2240, 1176, 2400)
     """
-    px0, py0, px1, py1 = (int(v) for v in padded)
+    try:
+        px0, py0, px1, py1 = (int(v) for v in padded)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"padded must be 4 integers (x0, y0, x1, y1), got {padded!r}") from None
+    h, w = py1 - py0, px1 - px0
+    ov = as_int(overlap, "overlap", 0)
+    m = as_int(multiple, "multiple", 1)
+    if min(h, w) <= 2 * ov:
+        raise InvalidInputError(f"padded tile {padded} has no core inside an overlap of {ov} px")
     epi = np.asarray(epithelium, dtype=bool)
-    if epi.shape != (py1 - py0, px1 - px0):
-        raise InvalidInputError(f"epithelium must have the padded tile's shape {(py1 - py0, px1 - px0)}, got {epi.shape}")
-    ov = int(overlap)
-    core = epi[ov:epi.shape[0] - ov, ov:epi.shape[1] - ov]
-    rows = np.flatnonzero(core.any(axis=1))
+    if epi.shape != (h, w):
+        raise InvalidInputError(f"epithelium must have the padded tile's shape {(h, w)}, got {epi.shape}: "
+                                "sample the epithelium map over Tile.padded")
+    # the pixels that can hold an owned centre: the core [ov, P - ov) and pixel P - ov (a centre in
+    # [P - ov - 1/2, P - ov) rounds up to it)
+    owned = epi[ov:h - ov + 1, ov:w - ov + 1]
+    rows = np.flatnonzero(owned.any(axis=1))
     if rows.size == 0:
         return None
-    cols = np.flatnonzero(core.any(axis=0))
-    m = int(multiple)
-    # in padded-tile pixels: the core's epithelium at ov + index; widened by ov on each side
-    x0 = max(0, int(cols[0]) // m * m)
-    y0 = max(0, int(rows[0]) // m * m)
-    x1 = min(px1 - px0, -(-(int(cols[-1]) + 1 + 2 * ov) // m) * m)
-    y1 = min(py1 - py0, -(-(int(rows[-1]) + 1 + 2 * ov) // m) * m)
+    cols = np.flatnonzero(owned.any(axis=0))
+    # in padded-tile pixels the first such pixel is ov + cols[0]; its centres reach half a pixel
+    # before it, so the window's core starts one pixel earlier; the window is that core widened by ov
+    x0 = max(0, (int(cols[0]) - 1) // m * m)
+    y0 = max(0, (int(rows[0]) - 1) // m * m)
+    x1 = min(w, -(-(int(cols[-1]) + 1 + 2 * ov) // m) * m)
+    y1 = min(h, -(-(int(rows[-1]) + 1 + 2 * ov) // m) * m)
     return (px0 + x0, py0 + y0, px0 + x1, py0 + y1)
 
 
@@ -749,7 +776,8 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
     t = time.perf_counter()
     cells = merge_cell_tables(tables, level0_per_pixel=sub.level0_per_pixel)
     lap("merge", t)
-    counts["tiles_segmented"] = len(sub)
+    counts["tiles_without_epithelium"] = perf["tiles_without_epithelium"]
+    counts["tiles_segmented"] = len(sub) - perf["tiles_without_epithelium"]
     counts["artefact_loops"] = n_artefacts
     result = out(None, cells, stains.to_dict(), used)
     result.performance = perf

@@ -52,7 +52,7 @@ def test_stream_equals_sequential(phantom, sequential, plan):
                                                            sequential.percentages, sequential.flags)
     perf = r.provenance["pipeline"]
     assert perf["threads"] == plan.to_dict()
-    assert perf["tiles"] == r.counts["tiles_segmented"] and perf["tiles_per_s"] > 0 and perf["cpu_percent"] > 0
+    assert perf["tiles"] == r.counts["tiles_epithelium"] and perf["tiles_per_s"] > 0 and perf["cpu_percent"] > 0
     for stage in ("read", "membrane", "deconvolve", "nuclei", "cells", "tiles_wall"):
         assert r.timings[stage] > 0, stage
 
@@ -198,27 +198,28 @@ def test_threads_argument_is_checked(phantom):
 
 # ------------------------------------------------------------------ windows around the epithelium
 def _window_reference(epi: np.ndarray, padded, ov: int, m: int = 16):
-    """tile_window written the plain way: the core's epithelium pixels, their box widened by ov."""
+    """tile_window written the plain way: the pixels that can hold an owned centre, their box
+    (one pixel more on the low sides) widened by ov, rounded out to m, clipped."""
     h, w = epi.shape
-    core = np.zeros_like(epi)
-    core[ov:h - ov, ov:w - ov] = True
-    ys, xs = np.nonzero(epi & core)
+    can_hold = np.zeros_like(epi)
+    can_hold[ov:h - ov + 1, ov:w - ov + 1] = True
+    ys, xs = np.nonzero(epi & can_hold)
     if ys.size == 0:
         return None
-    x0, y0 = xs.min() - ov, ys.min() - ov
+    x0, y0 = xs.min() - 1 - ov, ys.min() - 1 - ov
     x1, y1 = xs.max() + 1 + ov, ys.max() + 1 + ov
     x0, y0 = max(0, (x0 // m) * m), max(0, (y0 // m) * m)
     x1, y1 = min(w, int(np.ceil(x1 / m)) * m), min(h, int(np.ceil(y1 / m)) * m)
     return (padded[0] + x0, padded[1] + y0, padded[0] + x1, padded[1] + y1)
 
 
-def test_tile_window_equals_the_plain_definition_on_random_masks():
+def test_tile_window_equals_the_plain_definition_and_keeps_every_owned_tumour_centre():
     from her2fast.pipeline import tile_window
 
     rng = np.random.default_rng(3)
     ov, size = 48, 416
     padded = (1000, 3000, 1000 + size, 3000 + size)
-    n_none = 0
+    n_none = n_centres = 0
     for k in range(300):
         epi = np.zeros((size, size), bool)
         for _ in range(rng.integers(0, 4)):  # a few blobs anywhere, margins included
@@ -227,27 +228,65 @@ def test_tile_window_equals_the_plain_definition_on_random_masks():
             epi[y:y + hh, x:x + ww] = True
         got = tile_window(epi, padded, ov)
         assert got == _window_reference(epi, padded, ov), k
+        # cells as measure_tile sees them: owned when the exact centre is in the tile's core, tumour
+        # when the pixel holding it (pixel j spans [j - 1/2, j + 1/2)) is epithelium
+        c = rng.uniform(ov, size - ov, (4000, 2))
+        c[:2000] = np.floor(c[:2000]) + rng.choice([0.0, 0.4999, 0.5, 0.9999], (2000, 2))  # the half-pixel edges
+        c = c[(c >= ov).all(axis=1) & (c < size - ov).all(axis=1)]
+        pix = np.floor(c + 0.5).astype(int)
+        tumour = c[epi[pix[:, 1], pix[:, 0]]] + [padded[0], padded[1]]
         if got is None:
+            assert len(tumour) == 0, k
             n_none += 1
             continue
         x0, y0, x1, y1 = got
         assert padded[0] <= x0 < x1 <= padded[2] and padded[1] <= y0 < y1 <= padded[3]
         assert (x0 - padded[0]) % 16 == 0 and (y0 - padded[1]) % 16 == 0
-        # every epithelium pixel of the core lies in the window's own core (overlap inside the window)
-        ys, xs = np.nonzero(epi[ov:-ov, ov:-ov])
-        gx, gy = xs + ov + padded[0], ys + ov + padded[1]
-        assert (gx >= x0 + ov).all() and (gx < x1 - ov).all() and (gy >= y0 + ov).all() and (gy < y1 - ov).all()
-    assert 0 < n_none < 300  # both cases were exercised
+        inside = ((tumour[:, 0] >= x0 + ov) & (tumour[:, 0] < x1 - ov) & (tumour[:, 1] >= y0 + ov)
+                  & (tumour[:, 1] < y1 - ov))
+        assert inside.all(), (k, tumour[~inside][:3], got)
+        n_centres += len(tumour)
+    assert 0 < n_none < 300 and n_centres > 10000  # both cases were exercised
     with pytest.raises(InvalidInputError, match="padded tile's shape"):
         tile_window(np.zeros((10, 10), bool), padded, ov)
+    for bad in ({"overlap": -1}, {"multiple": 0}, {"overlap": 1.5}):
+        with pytest.raises(InvalidInputError):
+            tile_window(np.zeros((size, size), bool), padded, **{"overlap": ov, **bad})
+    with pytest.raises(InvalidInputError, match="no core"):
+        tile_window(np.zeros((size, size), bool), padded, size // 2)
+
+
+def test_tiles_without_a_window_give_no_cells_in_every_plan(phantom, monkeypatch):
+    """A tile whose core has no epithelium in the sampled map is skipped, the same way in every plan."""
+    import her2fast
+    import her2fast.pipeline as pipeline
+
+    real = pipeline.tile_window
+    calls = {"n": 0}
+
+    def every_other(epi, padded, overlap, multiple=16):
+        calls["n"] += 1
+        skip = (padded[0] // SETTINGS.tile_size + padded[1] // SETTINGS.tile_size) % 2
+        return None if skip else real(epi, padded, overlap, multiple)
+
+    monkeypatch.setattr(pipeline, "tile_window", every_other)
+    runs = [her2fast.score(phantom.path, progress=False, settings=SETTINGS, threads=plan)
+            for plan in (ThreadPlan.sequential(), ThreadPlan(readers=2, inference_threads=1, post_workers=2,
+                                                             queue_tiles=2, inference_lanes=2))]
+    assert calls["n"] >= 2 * 8
+    _same_cells(runs[0], runs[1])
+    r = runs[0]
+    assert 0 < r.counts["tiles_without_epithelium"] < r.counts["tiles_epithelium"]
+    assert r.counts["tiles_segmented"] == r.counts["tiles_epithelium"] - r.counts["tiles_without_epithelium"]
+    assert len(r.cells) > 0 and r.provenance["pipeline"]["tiles"] == r.counts["tiles_epithelium"]
 
 
 def test_crop_to_epithelium_keeps_every_tumour_cell(phantom, sequential):
     """The windows change no tumour cell's class; only stromal cells far from the epithelium go."""
     import her2fast
 
-    whole = her2fast.score(phantom.path, progress=False, settings=dataclasses.replace(SETTINGS, crop_to_epithelium=False),
-                           threads=ThreadPlan.sequential())
+    whole = her2fast.score(phantom.path, progress=False, threads=ThreadPlan.sequential(),
+                           settings=dataclasses.replace(SETTINGS, crop_to_epithelium=False))
     crop = sequential
     assert crop.provenance["pipeline"]["window_fraction"] < 0.95
     assert whole.provenance["pipeline"]["window_fraction"] == 1.0
@@ -261,7 +300,8 @@ def test_crop_to_epithelium_keeps_every_tumour_cell(phantom, sequential):
     d_od = np.abs(tc.membrane_dab_od - tw.membrane_dab_od)
     assert (d_od <= 0.01).mean() >= 0.99 and d_od.max() < 0.05, np.percentile(d_od, [99, 100])
     assert crop.score == whole.score and len(crop.cells) < len(whole.cells)
-    assert not (set(zip(crop.cells.x.tolist(), crop.cells.y.tolist())) - set(zip(whole.cells.x.tolist(), whole.cells.y.tolist())))
+    centres = [set(zip(r.cells.x.tolist(), r.cells.y.tolist())) for r in (crop, whole)]
+    assert not centres[0] - centres[1]  # no cell that whole tiles do not have
 
 
 def test_crop_to_epithelium_must_be_a_bool():

@@ -300,8 +300,8 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
     busy = "  ".join(f"{k} {r.timings.get(k, 0.0) / max(n, 1) * 1e3:.0f}" for k in stages)
     print(f"ours: busy ms per tile (summed over threads): {busy}")
     if settings.crop_to_epithelium:
-        print(f"ours: windows around the epithelium: {100 * perf.get('window_fraction', 1.0):.0f} % of the tiles' pixels segmented "
-              "(--no-crop: whole tiles)")
+        share = 100 * perf.get("window_fraction", 1.0)
+        print(f"ours: windows around the epithelium: {share:.0f} % of the tiles' pixels segmented (--no-crop: whole tiles)")
     if reference:
         ref = run_reference(path, mpp, settings, cores, reference_tiles)
         rt = ref["timings"]
