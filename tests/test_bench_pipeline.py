@@ -14,9 +14,12 @@ def test_bench_pipeline_prints_and_writes_ratios(tmp_path, capsys):
                  "--threads", "2", "--json", str(out), "--work-dir", str(tmp_path)])
     assert code == 0
     text = capsys.readouterr().out
-    for needle in ("tiles/s of 512^2", "peak RSS", "projected 3,000-tile", "reference:", "ratio ours/reference"):
+    for needle in ("tiles/s of 512^2", "peak RSS", "projected 3,000-tile", "reference:", "ratio ours/reference",
+                   "windows around the epithelium", "ours, whole tiles (--no-crop)"):
         assert needle in text, needle
     d = json.loads(out.read_text())
     assert d["ours"]["tiles"] > 0 and d["ours"]["tiles_per_s"] > 0 and d["ours"]["peak_rss_mb"] > 0
     assert d["reference"]["tiles"] == min(2, d["ours"]["tiles"]) and d["ratio"]["tile_phase"] > 0
     assert d["threads"] == ThreadPlan.for_machine(2).to_dict()  # --threads 2: the plan for 2 cores
+    assert d["ours"]["crop_to_epithelium"] and 0 < d["ours"]["window_fraction"] <= 1
+    assert d["ours_whole_tiles"]["tiles_per_s"] > 0 and d["ours_whole_tiles"]["ratio_tile_phase"] > 0
