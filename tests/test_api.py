@@ -246,3 +246,16 @@ def test_a_region_inside_the_tumour_with_no_glass_in_view_scores_like_its_truth(
     expected = "0" if truth.category == "0+" else truth.category
     assert r.score == expected == ("0" if category == "0" else category)
     assert r.counts["tumour_cells"] >= 0.8 * inside.sum()
+
+
+def test_cli_whole_tiles_option_reaches_the_settings(tmp_path, capsys):
+    from her2fast.cli import main
+
+    glass = tmp_path / "glass.tiff"
+    write_blank_slide(glass, size=512)
+    for extra, crop in (([], True), (["--whole-tiles"], False)):
+        out = tmp_path / f"out_{crop}"
+        main(["score", str(glass), "--out", str(out), "-q", "--no-pictures", *extra])
+        d = json.loads((out / "glass.her2fast.json").read_text())
+        assert d["provenance"]["settings"]["crop_to_epithelium"] is crop
+    capsys.readouterr()
