@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .cells import CellSettings, measure_tile, merge_cell_tables
 from ._validate import as_int
+from .cells import CellSettings, measure_tile, merge_cell_tables
 from .errors import InvalidInputError
 from .nuclei import NucleiSettings, segment_nuclei
 from .scoring import CellTable, ScoringRules
@@ -398,8 +398,9 @@ class _TileStream:
     def _read_items(self, start: int, step: int):
         """The :class:`_TileWork` of every ``step``-th tile from ``start``, timed.
 
-        A tile without epithelium in its core (possible where the 2 um/px map barely touches it)
-        gets an empty cell table here and is not passed on.
+        A tile without epithelium where its own cells can lie (possible where the 2 um/px map
+        barely touches it; :func:`tile_window` returns None) gets an empty cell table here and is
+        not passed on.
         """
         from .tissue import read_tile
 
