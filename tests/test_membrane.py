@@ -219,6 +219,13 @@ def test_tiny_training_run(tmp_path):
     assert second["steps"] == 4
     _, meta = load_weights(tmp_path / "run" / "weights.npz")
     assert meta["unet"]["width"] == 4 and torch.get_num_threads() >= 1
+    # both kinds of file evaluate (the val tile stands in for the test set here)
+    from training.eval_checkpoint import evaluate_file
+
+    val = str(tmp_path / "cache" / "val.npz")
+    for name in ("weights.npz", "checkpoint.npz"):
+        r = evaluate_file(str(tmp_path / "run" / name), val_cache=val, test_cache=val)
+        assert 0.0 <= r["test_dice"] <= 1.0 and 0.0 < r["threshold"] < 1.0 and r["step"] in (3, 4), (name, r)
     with pytest.raises(ValueError, match="unknown key"):
         TrainConfig.from_dict({"optim": {"learning_rate": 1.0}})
 
