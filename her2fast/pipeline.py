@@ -363,7 +363,7 @@ class _TileStream:
         self.artefacts = [0] * len(grid)
         self._ended = 0  # reader _END markers seen by the inference lanes
         self.pixels = [0, 0]  # pixels segmented (windows), pixels of the padded tiles
-        self.skipped = [False] * len(grid)  # tiles without epithelium where the core's cells can lie
+        self.skipped = 0  # tiles without epithelium where the core's cells can lie
 
     # -- plumbing -------------------------------------------------------------------------------
     def _add(self, key: str, seconds: float) -> None:
@@ -414,11 +414,12 @@ class _TileStream:
             bounds = tile_window(epi_patch, tile.padded, ov) if self.s.crop_to_epithelium else tile.padded
             with self._busy_lock:
                 self.pixels[1] += epi_patch.size
-                if bounds is not None:
+                if bounds is None:
+                    self.skipped += 1
+                else:
                     self.pixels[0] += (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
             if bounds is None:
                 self.tables[i] = CellTable.empty()
-                self.skipped[i] = True
                 self._add("read", time.perf_counter() - t0)
                 self.progress.update()
                 continue
@@ -524,7 +525,7 @@ class _TileStream:
             "cpu_percent": 100.0 * cpu / wall if wall > 0 else 0.0,
             "cores": _available_cores(),
             "window_fraction": self.pixels[0] / self.pixels[1] if self.pixels[1] else 0.0,
-            "tiles_without_epithelium": int(sum(self.skipped)),
+            "tiles_without_epithelium": self.skipped,
         }
         return self.tables, int(sum(self.artefacts)), dict(self.busy), perf
 
