@@ -16,7 +16,7 @@ constexpr double kInfD = std::numeric_limits<double>::infinity();
 void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, const float* dab_od, std::ptrdiff_t h,
                    std::ptrdiff_t w, std::int32_t n_cells, const std::int32_t* centre_base, const double* centre_frac,
                    int n_rays, double max_length, double outside_reach, double max_run, double cap_radius,
-                   double cap_reach, float* run_length, float* peak_od) {
+                   double cap_reach, float* run_length, float* peak_od, const std::int32_t* cell_labels) {
   if (labels == nullptr || membrane == nullptr || dab_od == nullptr || run_length == nullptr || peak_od == nullptr)
     throw std::invalid_argument("membrane_rays: null pointer");
   if (h < 1 || w < 1)
@@ -45,7 +45,7 @@ void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, con
     sn[static_cast<std::size_t>(r)] = std::sin(th);
   }
   for (std::int32_t k = 0; k < n_cells; ++k) {
-    const std::int32_t own = k + 1;
+    const std::int32_t own = cell_labels != nullptr ? cell_labels[k] : k + 1;
     const double fx = centre_frac[2 * k], fy = centre_frac[2 * k + 1];
     if (!(fx >= 0.0 && fx < 1.0 && fy >= 0.0 && fy < 1.0))
       throw std::invalid_argument("membrane_rays: centre_frac of cell " + std::to_string(k) + " must be in [0, 1), got " +

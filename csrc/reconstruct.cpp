@@ -93,4 +93,36 @@ void reconstruct_dilation(const float* marker, const float* mask, std::ptrdiff_t
   }
 }
 
+void h_maxima(const float* image, std::ptrdiff_t h, std::ptrdiff_t w, double height, std::uint8_t* out) {
+  if (image == nullptr || out == nullptr) throw std::invalid_argument("h_maxima: null pointer");
+  if (h <= 0 || w <= 0) throw std::invalid_argument("h_maxima: empty image " + std::to_string(h) + "x" + std::to_string(w));
+  if (!(height > 0.0) || !std::isfinite(height))
+    throw std::invalid_argument("h_maxima: height must be finite and > 0, got " + std::to_string(height));
+  const std::ptrdiff_t n = h * w;
+  float lo = image[0], hi = image[0];
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    const float v = image[i];
+    if (!std::isfinite(v)) throw std::invalid_argument("h_maxima: non-finite value at pixel " + std::to_string(i));
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (height > static_cast<double>(hi - lo)) {
+    std::fill(out, out + n, std::uint8_t{0});
+    return;
+  }
+  thread_local std::vector<float> rec;  // per-thread scratch, reused across tiles
+  rec.resize(static_cast<std::size_t>(n));
+  const float hf = static_cast<float>(height);
+  const float resolution = 2.0f * static_cast<float>(1e-6);  // 2 * np.finfo(np.float32).resolution
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    const float v = image[i];
+    const float shift = resolution * std::fabs(v);
+    rec[static_cast<std::size_t>(i)] = (v - hf) - shift;
+  }
+  reconstruct_dilation(rec.data(), image, h, w, rec.data());
+  for (std::ptrdiff_t i = 0; i < n; ++i)
+    out[i] = static_cast<double>(image[i]) - static_cast<double>(rec[static_cast<std::size_t>(i)]) >= height ? 1 : 0;
+  if (rec.capacity() > (std::size_t{8} << 20)) std::vector<float>().swap(rec);
+}
+
 }  // namespace her2fast

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace her2fast {
 
@@ -16,5 +17,13 @@ namespace her2fast {
 /// `marker`). Requires marker <= mask everywhere and finite values; throws std::invalid_argument
 /// otherwise (the first offending pixel in the message).
 void reconstruct_dilation(const float* marker, const float* mask, std::ptrdiff_t h, std::ptrdiff_t w, float* out);
+
+/// The regional maxima of height at least `height` (> 0) of `image` (h x w float32, finite) into
+/// `out` (h x w, 1 = maximum), as `skimage.morphology.h_maxima` computes them on a float32 image:
+/// all zeros when height > max - min (float32); otherwise the reconstruction by dilation of
+/// marker = (image - float32(height)) - 2e-6f * |image| (scikit-image's relative resolution, in
+/// float32) under the image, and out = (double(image) - double(reconstruction) >= height).
+/// Throws std::invalid_argument for a non-finite image or height <= 0.
+void h_maxima(const float* image, std::ptrdiff_t h, std::ptrdiff_t w, double height, std::uint8_t* out);
 
 }  // namespace her2fast

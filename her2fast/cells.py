@@ -385,12 +385,14 @@ def membrane_rays(
                  float(cap_reach))
 
 
-def _rays(lab, mem, od, base, frac, n_rays, max_length, outside_reach, max_run, cap_radius=np.inf, cap_reach=0.0):
+def _rays(lab, mem, od, base, frac, n_rays, max_length, outside_reach, max_run, cap_radius=np.inf, cap_reach=0.0,
+          cell_labels=None):
+    """Native membrane_rays; ``cell_labels[k]``: the territory label of centre k (default k + 1)."""
     if base.shape[0] == 0:
         z = np.zeros((0, n_rays), np.float32)
         return z, z.copy()
     return _native.membrane_rays(lab, mem, od, base, frac, n_rays, max_length, outside_reach, max_run, cap_radius,
-                                 cap_reach)
+                                 cap_reach, cell_labels)
 
 
 _STEP_PX = 0.25  # sampling step along a ray (pixels) of the own-side gate
@@ -606,22 +608,15 @@ def _exact_centres(count: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> tuple[n
 
 
 def _region_max_dist2(regions: np.ndarray, region_ids: np.ndarray, base: np.ndarray, frac: np.ndarray) -> np.ndarray:
-    """Largest squared distance of each listed region's pixels to its own centre (base + frac)."""
-    n_regions = int(regions.max()) + 1
-    which = np.full(n_regions + 1, -1, np.int64)  # region -> row in region_ids (index n_regions: skeleton)
-    which[region_ids] = np.arange(region_ids.size)
-    flat = regions.ravel()
-    row = which[np.where(flat >= 0, flat, n_regions)]
-    pix = np.flatnonzero(row >= 0)
-    out = np.zeros(region_ids.size, np.float64)
-    if pix.size == 0:
-        return out
-    r = row[pix]
-    ys, xs = np.divmod(pix, regions.shape[1])
-    dx = (xs - base[r, 0]).astype(np.float64) - frac[r, 0]
-    dy = (ys - base[r, 1]).astype(np.float64) - frac[r, 1]
-    np.maximum.at(out, r, dx * dx + dy * dy)
-    return out
+    """Largest squared distance of each listed region's pixels to its own centre (base + frac).
+
+    One native pass over the region map (``cell_stats.hpp``); the reference formulation, in NumPy, is
+    ``tests/test_cells.py::_region_max_dist2_numpy``.
+    """
+    return _native.region_max_dist2(np.ascontiguousarray(regions, dtype=np.int32),
+                                    np.ascontiguousarray(region_ids, dtype=np.int32),
+                                    np.ascontiguousarray(base, dtype=np.int32),
+                                    np.ascontiguousarray(frac, dtype=np.float64))
 
 
 def _cytoplasm_od(od: np.ndarray, territories: np.ndarray, markers: np.ndarray, membrane: np.ndarray, n: int,
@@ -633,13 +628,11 @@ def _cytoplasm_od(od: np.ndarray, territories: np.ndarray, markers: np.ndarray, 
     """
     from .morphology import binary_dilation, disk
 
-    ok = ~binary_dilation(membrane, disk(gap_px))
-    ok &= markers == 0
-    ok &= territories > 0
-    lab = territories[ok]
-    total = np.bincount(lab, weights=od[ok], minlength=n + 1)[1:]
-    count = np.bincount(lab, minlength=n + 1)[1:]
-    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    near = np.ascontiguousarray(binary_dilation(membrane, disk(gap_px)))
+    # one native pass: sums as double in pixel order, as np.bincount(weights=...) (cell_stats.hpp)
+    return _native.label_means(np.ascontiguousarray(territories, dtype=np.int32),
+                               np.ascontiguousarray(od, dtype=np.float32), near.view(np.uint8),
+                               np.ascontiguousarray(markers, dtype=np.int32), int(n))
 
 
 def _close_gaps(covered: np.ndarray, gap: int) -> np.ndarray:
@@ -765,44 +758,49 @@ def measure_tile(
     min_px = int(np.ceil(settings.min_nucleus_um2 / mpp_f**2))
     markers, n, count, sx, sy = _nucleus_labels(nuc, min_px)
     base, frac = _exact_centres(count, sx, sy) if n else (np.zeros((0, 2), np.int32), np.zeros((0, 2)))
-    mem_mask = prob >= np.float32(settings.membrane_threshold)
+    # ownership (exact: the centre is sum / count); only the owned cells are measured
+    gsx = sx + count * ox
+    gsy = sy + count * oy
+    owned = (gsx >= count * cx0) & (gsx < count * cx1) & (gsy >= count * cy0) & (gsy < count * cy1)
+    idx = np.flatnonzero(owned)
 
-    # 2. territories: flood the membrane probability, raised by the membrane's stain, climbing
+    # 2. territories: flood the membrane probability, raised by the membrane's stain, climbing.
+    # With s = OD / (OD + 1) (monotone, in [0, 1)) times membrane_od_weight: on membrane (probability
+    # >= threshold) the probability plus s; off membrane below the threshold, rising with the
+    # probability and the (submembranous) stain: threshold / 2 * (probability / threshold + min(s, 1 - 1e-6)).
+    # One native pass, float32 as NumPy computes it (see cell_stats.hpp).
     thr = np.float32(settings.membrane_threshold)
-    stain = np.maximum(od, np.float32(0))
-    stain /= stain + np.float32(1)  # OD / (OD + 1): monotone, in [0, 1)
-    stain *= np.float32(settings.membrane_od_weight)
-    # off membrane: below the threshold, rising with the probability and the (submembranous) stain;
-    # on membrane: the probability plus the stain
-    land = np.where(mem_mask, prob + stain, thr * np.float32(0.5) * (prob / thr + np.minimum(stain, np.float32(1 - 1e-6))))
-    land = np.ascontiguousarray(land, dtype=np.float32)
+    land, mem_mask = _native.cell_landscape(prob, od, float(thr), float(thr * np.float32(0.5)),
+                                            float(np.float32(settings.membrane_od_weight)), float(np.float32(1 - 1e-6)))
     bases = np.ascontiguousarray(np.vstack([np.zeros((1, 2), np.int32), base]))
     fracs = np.ascontiguousarray(np.vstack([np.zeros((1, 2)), frac]))
     territories = _native.seeded_watershed(land, markers, n, None, float(np.float32(settings.membrane_threshold)),
                                            float(radius), bases, fracs, True)
 
-    # 3. rays
+    # 3. rays, of the owned cells
     mem_u8 = mem_mask.view(np.uint8)
+    own_labels = (idx + 1).astype(np.int32)
+    base_o, frac_o = base[idx], frac[idx]
     # a cell's own membrane (in its territory) decides whether and how intensely it is stained; the
     # tolerance band (outside_reach_um) and the radius-cap reach (cap_reach_um) only widen how much of its
     # outline a stained cell covers, so an unstained cell never becomes stained through a neighbour
     reach_px = max(settings.outside_reach_um, settings.cap_reach_um) / mpp_f
-    run, peak = _rays(territories, mem_u8, od, base, frac, int(settings.n_rays), radius + 2.0,
-                      0.0, settings.max_run_um / mpp_f)
+    run, peak = _rays(territories, mem_u8, od, base_o, frac_o, int(settings.n_rays), radius + 2.0,
+                      0.0, settings.max_run_um / mpp_f, cell_labels=own_labels)
     covered = run > 0
     n_cov = covered.sum(axis=1)
     cov_tol = covered
     if settings.outside_reach_um > 0 or settings.cap_reach_um > 0:
-        run_tol, _ = _rays(territories, mem_u8, od, base, frac, int(settings.n_rays), radius + 2.0 + reach_px,
+        run_tol, _ = _rays(territories, mem_u8, od, base_o, frac_o, int(settings.n_rays), radius + 2.0 + reach_px,
                            settings.outside_reach_um / mpp_f, settings.max_run_um / mpp_f, radius,
-                           settings.cap_reach_um / mpp_f)
+                           settings.cap_reach_um / mpp_f, cell_labels=own_labels)
         cov_tol = (run_tol > 0) & (n_cov > 0)[:, None]
     completeness = _close_gaps(cov_tol, int(np.floor(settings.max_gap_deg * settings.n_rays / 360.0 + 1e-9))).mean(axis=1)
     mid = np.maximum(n_cov - 1, 0) // 2  # the (lower) median of the covered rays
-    rows = np.arange(n)
-    od_med = np.sort(np.where(covered, peak, np.inf), axis=1)[rows, mid] if n else np.zeros(0)
+    rows = np.arange(idx.size)
+    od_med = np.sort(np.where(covered, peak, np.inf), axis=1)[rows, mid] if idx.size else np.zeros(0)
     od_mean = np.where(n_cov > 0, od_med, 0.0)
-    run_med = np.sort(np.where(covered, run, np.inf), axis=1)[rows, mid] if n else np.zeros(0)
+    run_med = np.sort(np.where(covered, run, np.inf), axis=1)[rows, mid] if idx.size else np.zeros(0)
     thickness = np.where(n_cov > 0, run_med * mpp_f, 0.0)
 
     # 4. closed loops
@@ -822,7 +820,7 @@ def measure_tile(
     n_regions = len(regions)
     nuclei_in = np.bincount(reg[reg >= 0], minlength=n_regions)
     closed = np.zeros(n, bool)
-    cand = np.flatnonzero((reg >= 0))
+    cand = idx[reg[idx] >= 0]  # owned cells only: the others are not reported
     cand = cand[regions.closed[reg[cand]] & (nuclei_in[reg[cand]] == 1)]
     if cand.size:
         d2 = _region_max_dist2(regions.labels, reg[cand], base[cand], frac[cand])
@@ -847,22 +845,18 @@ def measure_tile(
         gy = np.rint(rsy).astype(np.int64) + a * oy
         n_artefacts = int(((gx >= a * cx0) & (gx < a * cx1) & (gy >= a * cy0) & (gy < a * cy1)).sum())
 
-    # 5. ownership (exact: the centre is sum / count)
-    gsx = sx + count * ox
-    gsy = sy + count * oy
-    owned = (gsx >= count * cx0) & (gsx < count * cx1) & (gsy >= count * cy0) & (gsy < count * cy1)
-    idx = np.flatnonzero(owned)
+    # 5. the owned cells' table
     is_tumour = np.ones(n, bool) if epi is None else epi[cpy, cpx]
     area_px = np.bincount(territories.ravel(), minlength=n + 1)[1:]
     x = (base[:, 0].astype(np.float64) + ox) + frac[:, 0]
     y = (base[:, 1].astype(np.float64) + oy) + frac[:, 1]
     if settings.far_side_weight > 0 or settings.intensity_quantile != 0.5:
-        gated, used = _gated_membrane_od(od, territories, mem_mask, idx + 1, base[idx], frac[idx], covered[idx],
-                                         run[idx], int(settings.n_rays), radius + 2.0, mpp_f,
+        gated, used = _gated_membrane_od(od, territories, mem_mask, own_labels, base_o, frac_o, covered,
+                                         run, int(settings.n_rays), radius + 2.0, mpp_f,
                                          float(settings.far_side_weight), float(settings.intensity_quantile))
-        od_own = np.where(used > 0, gated, od_mean[idx])
+        od_own = np.where(used > 0, gated, od_mean)
     else:
-        od_own = od_mean[idx]
+        od_own = od_mean
     if settings.cytoplasm_weight > 0 and idx.size:
         cyto = _cytoplasm_od(od, territories, markers, mem_mask, n, settings.cytoplasm_gap_um / mpp_f)[idx]
         # a negative mean (deconvolution noise on unstained cytoplasm) must not raise the membrane OD
@@ -874,10 +868,10 @@ def measure_tile(
         y=y[idx],
         is_tumour=is_tumour[idx],
         intensity=intensity_class_from_od(od_own, settings.rules),
-        completeness=completeness[idx],
+        completeness=completeness,
         membrane_dab_od=od_own,
         closed=closed[idx],
-        membrane_thickness=thickness[idx],
+        membrane_thickness=thickness,
         area=area_px[idx] * mpp_f * mpp_f,
     )
     terr_map = skel_map = None

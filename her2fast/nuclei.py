@@ -111,7 +111,7 @@ def segment_nuclei(
     """
     from scipy import ndimage as ndi
 
-    from .cells import seeded_watershed
+    from . import _native
     from .morphology import binary_dilation, binary_opening, disk, distance_transform, fill_holes, h_maxima
 
     h = np.asarray(hematoxylin_od)
@@ -147,7 +147,7 @@ def segment_nuclei(
     areas = np.bincount(comp.ravel(), minlength=n + 1)
     keep = areas >= min_px
     keep[0] = False
-    fg = keep[comp]
+    fg = np.take(keep, comp)  # np.take: a table lookup at 2x the speed of fancy indexing
     dist = distance_transform(fg)
     # seeds: h-maxima of the distance (depth split_depth_um), merged within min_distance_um
     depth = max(s.split_depth_um / mpp, 1e-3)
@@ -171,12 +171,16 @@ def segment_nuclei(
         ids = np.arange(1, n_markers + 1, dtype=np.int32)
         alone = single[marker_comp]
         owner[marker_comp[alone]] = ids[alone]
-        labels = owner[comp]
+        labels = np.take(owner, comp)
     several = per_comp >= 2
     several[0] = False
     if several.any():
-        flood_mask = several[comp]
-        flooded = seeded_watershed(-dist, np.where(flood_mask, markers, 0), mask=flood_mask, connectivity=8)
+        flood_mask = np.take(several, comp)
+        # the native flood directly: its inputs are made here, valid by construction (seeded_watershed
+        # validates them for other callers)
+        flooded = _native.seeded_watershed(np.negative(dist, dtype=np.float32),
+                                           np.where(flood_mask, markers, 0).astype(np.int32, copy=False), n_markers,
+                                           flood_mask.view(np.uint8), np.inf, -1.0, None, None, False, 8)
         labels = np.where(flood_mask, flooded, labels)
     # components without a seed (flat, tiny) keep their own label
     orphan = fg & (labels == 0)

@@ -543,3 +543,89 @@ def test_cytoplasm_weight_subtracts_the_cells_cytoplasmic_dab():
     a = measure_tile(mem, neg, nuc, mpp=0.5, settings=CellSettings(cytoplasm_weight=0.0)).cells
     b = measure_tile(mem, neg, nuc, mpp=0.5, settings=CellSettings(cytoplasm_weight=1.0)).cells
     assert b.membrane_dab_od[0] == a.membrane_dab_od[0]
+
+
+# ---------------------------------------------------------------------------------- native helpers
+def _region_max_dist2_numpy(regions, region_ids, base, frac):
+    """The NumPy formulation that her2fast.cells._region_max_dist2 replaced (one native pass now)."""
+    n_regions = int(regions.max()) + 1
+    which = np.full(n_regions + 1, -1, np.int64)  # region -> row in region_ids (index n_regions: none)
+    which[region_ids] = np.arange(region_ids.size)
+    flat = regions.ravel()
+    row = which[np.where(flat >= 0, flat, n_regions)]
+    pix = np.flatnonzero(row >= 0)
+    out = np.zeros(region_ids.size, np.float64)
+    if pix.size == 0:
+        return out
+    r = row[pix]
+    ys, xs = np.divmod(pix, regions.shape[1])
+    dx = (xs - base[r, 0]).astype(np.float64) - frac[r, 0]
+    dy = (ys - base[r, 1]).astype(np.float64) - frac[r, 1]
+    np.maximum.at(out, r, dx * dx + dy * dy)
+    return out
+
+
+def test_region_max_dist2_equals_its_numpy_formulation_on_random_maps():
+    from her2fast.cells import _region_max_dist2
+
+    rng = np.random.default_rng(21)
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        n_reg = int(rng.integers(1, 15))
+        regions = (rng.integers(0, n_reg + 1, (h, w)) - 1).astype(np.int32)  # -1 = skeleton
+        m = int(rng.integers(0, n_reg + 1))
+        ids = rng.choice(n_reg, m, replace=False).astype(np.int32)  # distinct, as measure_tile lists them
+        base = np.stack([rng.integers(0, w, m), rng.integers(0, h, m)], axis=1).astype(np.int32)
+        frac = rng.uniform(0, 1, (m, 2))
+        np.testing.assert_array_equal(_region_max_dist2(regions, ids, base, frac),
+                                      _region_max_dist2_numpy(regions, ids, base, frac))
+
+
+def test_cell_landscape_equals_its_numpy_formulation_bit_for_bit():
+    """The flood's landscape (one native pass) against the float32 NumPy expression it replaced."""
+    from her2fast import _native
+
+    rng = np.random.default_rng(8)
+    for k in range(20):
+        h, w = (int(v) for v in rng.integers(1, 80, 2))
+        prob = rng.random((h, w)).astype(np.float32)
+        prob[rng.random((h, w)) < 0.2] = 0.0
+        od = rng.uniform(-0.3, 4.0, (h, w)).astype(np.float32)
+        settings = CellSettings() if k == 0 else CellSettings(membrane_threshold=float(rng.uniform(0.2, 0.8)),
+                                                              membrane_od_weight=float(rng.uniform(0, 1.5)))
+        thr = np.float32(settings.membrane_threshold)
+        mem = prob >= thr
+        stain = np.maximum(od, np.float32(0))
+        stain /= stain + np.float32(1)
+        stain *= np.float32(settings.membrane_od_weight)
+        ref = np.where(mem, prob + stain, thr * np.float32(0.5) * (prob / thr + np.minimum(stain, np.float32(1 - 1e-6))))
+        land, mask = _native.cell_landscape(prob, od, float(thr), float(thr * np.float32(0.5)),
+                                            float(np.float32(settings.membrane_od_weight)), float(np.float32(1 - 1e-6)))
+        assert land.dtype == np.float32 and mask.dtype == np.bool_
+        np.testing.assert_array_equal(mask, mem)
+        np.testing.assert_array_equal(land.view(np.uint32), ref.astype(np.float32).view(np.uint32))
+
+
+def test_rays_of_a_subset_of_cells_equal_those_of_the_full_call():
+    """measure_tile measures the owned cells only, naming their territory labels (cell_labels)."""
+    from her2fast import _native
+
+    for seed in range(6):
+        prob, nuc = membrane_like(seed, 96)
+        from scipy import ndimage as ndi
+
+        lab, n = ndi.label(nuc)
+        centres = np.array(ndi.center_of_mass(nuc, lab, range(1, n + 1)))[:, ::-1]
+        terr = seeded_watershed(prob, lab, barrier=0.5)
+        mem = (prob >= 0.5).view(np.uint8)
+        od = (prob * 2).astype(np.float32)
+        base = np.floor(centres).astype(np.int32)
+        frac = centres - base
+        full = _native.membrane_rays(terr, mem, od, base, frac, 36, 26.0, 3.0, 8.0, 24.0, 2.0)
+        pick = np.random.default_rng(seed).permutation(n)[: max(1, n // 3)]
+        part = _native.membrane_rays(terr, mem, od, np.ascontiguousarray(base[pick]), np.ascontiguousarray(frac[pick]),
+                                     36, 26.0, 3.0, 8.0, 24.0, 2.0, (pick + 1).astype(np.int32))
+        for a, b in zip(part, full):
+            np.testing.assert_array_equal(a, b[pick])
+        with pytest.raises(ValueError, match="cell_labels"):
+            _native.membrane_rays(terr, mem, od, base, frac, 36, 26.0, 3.0, 8.0, 24.0, 2.0, np.ones(n + 1, np.int32))

@@ -169,6 +169,26 @@ def test_deconvolution_recovers_concentrations():
     assert out.stains is s
 
 
+def test_native_deconvolution_equals_the_numpy_formulation_on_random_images():
+    """deconvolve (one native pass) against optical_density(...) @ unmixing in float32 NumPy."""
+    rng = np.random.default_rng(7)
+    for k in range(30):
+        h, w = (int(v) for v in rng.integers(1, 90, 2))
+        img = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+        if k % 3 == 0:
+            stains = StainVectors.standard()
+        else:
+            bg = rng.uniform(200, 255, 3)
+            stains = StainVectors(unit(rng.uniform(0.1, 1, 3)), unit(rng.uniform(0.1, 1, 3)), background=bg)
+        ref = optical_density(img, stains.background).reshape(-1, 3) @ stains.unmixing.astype(np.float32)
+        ref = ref.reshape(h, w, 3)
+        got = deconvolve(img, stains)
+        for i, plane in enumerate((got.hematoxylin, got.dab, got.residual)):
+            assert plane.dtype == np.float32 and plane.shape == (h, w) and plane.flags.c_contiguous
+            # the same products and sums up to float32 rounding (BLAS may fuse or reorder them)
+            np.testing.assert_allclose(plane, ref[..., i], rtol=1e-5, atol=1e-5)
+
+
 def test_deconvolve_errors():
     with pytest.raises(InvalidInputError, match="StainVectors"):
         deconvolve(np.zeros((4, 4, 3), np.uint8), stains="standard")

@@ -22,7 +22,8 @@ std::pair<std::ptrdiff_t, std::ptrdiff_t> require_tile_maps(const py::array& lab
 
 py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, const py::array& dab_od,
                            const py::array& centre_base, const py::array& centre_frac, int n_rays, double max_length,
-                           double outside_reach, double max_run, double cap_radius, double cap_reach) {
+                           double outside_reach, double max_run, double cap_radius, double cap_reach,
+                           const py::object& cell_labels) {
   const auto [h, w] = require_tile_maps(labels, membrane, dab_od);
   if (!py::isinstance<py::array_t<std::int32_t>>(centre_base) || !centre_base.dtype().is(py::dtype::of<std::int32_t>()) ||
       centre_base.ndim() != 2 || centre_base.shape(1) != 2 || !(centre_base.flags() & py::array::c_style))
@@ -33,6 +34,15 @@ py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, c
     throw py::value_error("centre_frac must be a C-contiguous float64 array of the shape of centre_base");
   if (n_rays < 1) throw py::value_error("n_rays must be >= 1, got " + std::to_string(n_rays));
   const auto n = static_cast<std::int32_t>(centre_base.shape(0));
+  const std::int32_t* cl = nullptr;
+  py::array a;  // keeps a converted array alive while the kernel reads it
+  if (!cell_labels.is_none()) {
+    a = cell_labels.cast<py::array>();
+    if (!py::isinstance<py::array_t<std::int32_t>>(a) || !a.dtype().is(py::dtype::of<std::int32_t>()) || a.ndim() != 1 ||
+        !(a.flags() & py::array::c_style) || a.shape(0) != n)
+      throw py::value_error("cell_labels must be a C-contiguous (n,) int32 array, one label per centre");
+    cl = static_cast<const std::int32_t*>(a.data());
+  }
   py::array_t<float> run({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(n_rays)});
   py::array_t<float> peak({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(n_rays)});
   const auto* lab = static_cast<const std::int32_t*>(labels.data());
@@ -45,7 +55,7 @@ py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, c
   {
     py::gil_scoped_release release;
     membrane_rays(lab, mem, od, h, w, n, base, frac, n_rays, max_length, outside_reach, max_run, cap_radius, cap_reach, run_ptr,
-                  peak_ptr);
+                  peak_ptr, cl);
   }
   return py::make_tuple(run, peak);
 }
@@ -94,7 +104,7 @@ void register_membrane_rays(py::module_& m) {
   m.def("membrane_rays", &membrane_rays_py, py::arg("labels"), py::arg("membrane"), py::arg("dab_od"),
         py::arg("centre_base"), py::arg("centre_frac"), py::arg("n_rays"), py::arg("max_length"),
         py::arg("outside_reach"), py::arg("max_run"), py::arg("cap_radius") = std::numeric_limits<double>::infinity(),
-        py::arg("cap_reach") = 0.0,
+        py::arg("cap_reach") = 0.0, py::arg("cell_labels") = py::none(),
         "Membrane runs along rays from each cell centre -> (run_length float32[n, n_rays], peak_od float32[n, n_rays]).");
   m.def("own_side_gate", &own_side_gate_py, py::arg("labels"), py::arg("membrane"), py::arg("dab_od"),
         py::arg("cell_labels"), py::arg("centre_base"), py::arg("centre_frac"), py::arg("covered"), py::arg("run_length"),

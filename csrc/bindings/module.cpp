@@ -13,4 +13,5 @@ PYBIND11_MODULE(_native, m) {
   her2fast::py_bindings::register_reconstruct(m);
   her2fast::py_bindings::register_distance(m);
   her2fast::py_bindings::register_label_table(m);
+  her2fast::py_bindings::register_cell_stats(m);
 }

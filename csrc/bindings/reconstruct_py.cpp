@@ -20,9 +20,23 @@ py::array_t<float> reconstruct_dilation_py(const py::array& marker, const py::ar
   }
   return out;
 }
+py::array_t<std::uint8_t> h_maxima_py(const py::array& image, double height) {
+  require_array<float>(image, "image", 2);
+  const auto h = static_cast<std::ptrdiff_t>(image.shape(0)), w = static_cast<std::ptrdiff_t>(image.shape(1));
+  py::array_t<std::uint8_t> out({h, w});
+  const float* src = static_cast<const float*>(image.data());
+  std::uint8_t* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    h_maxima(src, h, w, height, dst);
+  }
+  return out;
+}
 }  // namespace
 
 void register_reconstruct(py::module_& m) {
+  m.def("h_maxima", &h_maxima_py, py::arg("image"), py::arg("height"),
+        "Regional maxima of height >= height (8-connected) -> uint8 0/1 (== skimage.morphology.h_maxima on float32).");
   m.def("reconstruct_dilation", &reconstruct_dilation_py, py::arg("marker"), py::arg("mask"),
         "Grey reconstruction by dilation (8-connected) of marker under mask -> float32 (== skimage's).");
 }

@@ -69,3 +69,19 @@ TEST_CASE("reconstruct: a marker above the mask, NaN or an empty image is refuse
   CHECK_THROWS_AS(reconstruct_dilation(marker.data(), mask.data(), 1, 2, out.data()), std::invalid_argument);
   CHECK_THROWS_AS(reconstruct_dilation(marker.data(), mask.data(), 0, 2, out.data()), std::invalid_argument);
 }
+
+TEST_CASE("h_maxima: maxima at least `height` above their surroundings, empty when the range is smaller") {
+  using her2fast::h_maxima;
+  // peaks of heights 3 (x = 1) and 1 (x = 4, x = 7: a plateau of two pixels)
+  const std::vector<float> img = {0, 3, 0, 0, 1, 0, 0, 1, 1, 0};
+  std::vector<std::uint8_t> out(img.size(), 9);
+  h_maxima(img.data(), 1, static_cast<std::ptrdiff_t>(img.size()), 2.0, out.data());
+  CHECK(out == std::vector<std::uint8_t>{0, 1, 0, 0, 0, 0, 0, 0, 0, 0});
+  h_maxima(img.data(), 1, static_cast<std::ptrdiff_t>(img.size()), 1.0, out.data());
+  CHECK(out == std::vector<std::uint8_t>{0, 1, 0, 0, 1, 0, 0, 1, 1, 0});
+  h_maxima(img.data(), 1, static_cast<std::ptrdiff_t>(img.size()), 3.5, out.data());
+  CHECK(std::count(out.begin(), out.end(), 0) == static_cast<long>(img.size()));
+  CHECK_THROWS_AS(h_maxima(img.data(), 1, 10, 0.0, out.data()), std::invalid_argument);
+  std::vector<float> bad = {0, std::numeric_limits<float>::quiet_NaN()};
+  CHECK_THROWS_AS(h_maxima(bad.data(), 1, 2, 1.0, out.data()), std::invalid_argument);
+}
