@@ -1,5 +1,7 @@
 #include "membrane_rays.hpp"
 
+#include "simd_dispatch.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -148,6 +150,9 @@ inline float bilinear_clamped(const float* img, std::ptrdiff_t h, std::ptrdiff_t
 }
 }  // namespace
 
+// HER2FAST_HOT: with SSE4.1 and up, nearbyint and floor are one instruction instead of a libm call
+// (same results: the default rounding mode)
+HER2FAST_HOT
 void own_side_gate(const std::int32_t* labels, const std::uint8_t* membrane, const float* dab_od, std::ptrdiff_t h,
                    std::ptrdiff_t w, std::int32_t n_cells, const std::int32_t* cell_labels,
                    const std::int32_t* centre_base, const double* centre_frac, const std::uint8_t* covered,
