@@ -310,3 +310,36 @@ def test_crop_to_epithelium_must_be_a_bool():
     old = {k: v for k, v in ScoreSettings().to_dict().items() if k != "crop_to_epithelium"}
     assert ScoreSettings.from_dict(old).crop_to_epithelium is False  # saved before the windows: whole tiles
     assert ScoreSettings.from_dict(ScoreSettings().to_dict()).crop_to_epithelium is True
+
+
+@pytest.mark.parametrize("slide_mpp", [0.5, 0.25])
+def test_a_window_read_equals_the_crop_of_its_tile(tmp_path, slide_mpp):
+    """The stream reads only each tile's window: the same pixels as the padded tile cut to the window
+    (bit for bit at the slide's own resolution; within a grey level where the read resamples)."""
+    from her2fast.pipeline import tile_window
+    from her2fast.slide import open_slide
+    from her2fast.synth import make_slide
+    from her2fast.tissue import detect_tissue, read_tile, tile_grid
+
+    p = make_slide(tmp_path / "w.tiff", category="3+", width=1024, height=1024, mpp=slide_mpp, seed=SEED).path
+    rng = np.random.default_rng(0)
+    with open_slide(p) as slide:
+        grid = tile_grid(slide, detect_tissue(slide), tile_size=256, overlap=48, mpp=0.5)
+        sx, sy = grid.level0_per_pixel
+        checked = 0
+        for tile in [t for t in grid for _ in range(3)]:  # three random windows per tile
+            px0, py0, px1, py1 = tile.padded
+            epi = np.zeros((py1 - py0, px1 - px0), bool)
+            y, x = (int(v) for v in rng.integers(48, 48 + 256, 2))
+            epi[y : y + int(rng.integers(1, 200)), x : x + int(rng.integers(1, 200))] = True
+            b = tile_window(epi, tile.padded, 48)
+            if b is None or b == tile.padded:
+                continue
+            full = read_tile(slide, grid, tile).image[b[1] - py0 : b[3] - py0, b[0] - px0 : b[2] - px0]
+            win = slide.read(b[0] * sx, b[1] * sy, b[2] - b[0], b[3] - b[1], grid.mpp)
+            if slide_mpp == 0.5:
+                np.testing.assert_array_equal(win, full)
+            else:
+                assert np.abs(win.astype(int) - full.astype(int)).max() <= 1
+            checked += 1
+        assert checked >= 8, checked
