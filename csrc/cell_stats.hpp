@@ -1,7 +1,7 @@
 // Per-cell statistics over a tile's label maps, for her2fast.cells.measure_tile: each is one pass over
 // the tile where the NumPy formulation built several tile-sized temporaries (index maps, masks,
-// float64 copies). Every result equals the NumPy formulation's bit for bit (same operations in the
-// same order; the build has no FMA contraction).
+// float64 copies). For the inputs measure_tile passes, every result equals the NumPy formulation's
+// bit for bit (same operations in the same order; the build has no FMA contraction).
 #pragma once
 
 #include <cstddef>

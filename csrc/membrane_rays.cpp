@@ -150,8 +150,8 @@ inline float bilinear_clamped(const float* img, std::ptrdiff_t h, std::ptrdiff_t
 }
 }  // namespace
 
-// HER2FAST_HOT: with SSE4.1 and up, nearbyint and floor are one instruction instead of a libm call
-// (same results: the default rounding mode)
+// HER2FAST_HOT: the AVX2 / AVX-512 clones round with one instruction (nearbyint, floor) where the
+// baseline x86-64 build calls libm (same results: the default rounding mode)
 HER2FAST_HOT
 void own_side_gate(const std::int32_t* labels, const std::uint8_t* membrane, const float* dab_od, std::ptrdiff_t h,
                    std::ptrdiff_t w, std::int32_t n_cells, const std::int32_t* cell_labels,

@@ -19,7 +19,9 @@ namespace her2fast {
 void reconstruct_dilation(const float* marker, const float* mask, std::ptrdiff_t h, std::ptrdiff_t w, float* out);
 
 /// The regional maxima of height at least `height` (> 0) of `image` (h x w float32, finite) into
-/// `out` (h x w, 1 = maximum), as `skimage.morphology.h_maxima` computes them on a float32 image:
+/// `out` (h x w, 1 = maximum), following `skimage.morphology.h_maxima`'s float path (the range test
+/// and the residue in double, where scikit-image uses float32: they can differ only when `height`
+/// equals the range or a residue to the last float32 bit):
 /// all zeros when height > max - min (float32); otherwise the reconstruction by dilation of
 /// marker = (image - float32(height)) - 2e-6f * |image| (scikit-image's relative resolution, in
 /// float32) under the image, and out = (double(image) - double(reconstruction) >= height).

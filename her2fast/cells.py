@@ -611,7 +611,7 @@ def _region_max_dist2(regions: np.ndarray, region_ids: np.ndarray, base: np.ndar
     """Largest squared distance of each listed region's pixels to its own centre (base + frac).
 
     One native pass over the region map (``cell_stats.hpp``); the reference formulation, in NumPy, is
-    ``tests/test_cells.py::_region_max_dist2_numpy``.
+    ``tests/test_cells_measure.py::_region_max_dist2_numpy``.
     """
     return _native.region_max_dist2(np.ascontiguousarray(regions, dtype=np.int32),
                                     np.ascontiguousarray(region_ids, dtype=np.int32),

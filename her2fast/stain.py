@@ -411,6 +411,8 @@ class StainConcentrations:
     hematoxylin, dab, residual : (H, W) float32
         Concentrations; ``dab`` is the DAB optical density along the DAB vector, the quantity
         :class:`her2fast.scoring.ScoringRules` thresholds. May be slightly negative (noise).
+        From :func:`deconvolve` the three are C-contiguous planes of one (3, H, W) buffer (keeping one
+        keeps the buffer).
     stains : StainVectors
         The vectors used.
     """

@@ -93,6 +93,21 @@ def test_only_nearest_upsampling_is_folded():
     assert parity(data, model.SerializeToString(), shapes=((1, 3, 20, 24),)) < 1e-4
 
 
+def test_a_chain_whose_channel_split_is_unknown_is_left_alone():
+    """Without the skip's channel count (shape inference) the weights cannot be split: no fold."""
+    w = numpy_helper.from_array(np.random.default_rng(0).random((5, 8, 3, 3)).astype(np.float32), "W")
+    sc = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")
+    nodes = [helper.make_node("Resize", ["x", "", "sc"], ["u"], mode="nearest",
+                              coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             helper.make_node("Concat", ["u", "s"], ["c"], axis=1),
+             helper.make_node("Conv", ["c", "W"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, "H", "W"]),
+                                       helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, "C", "H2", "W2"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, "H2", "W2"])], [w, sc])
+    model, n = fold_nearest_upsampling(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    assert n == 0 and [node.op_type for node in model.graph.node] == ["Resize", "Concat", "Conv"]
+
+
 def test_transposed_kernel_is_the_convolution_of_the_upsampled_image():
     """conv3x3(up2(x)) computed directly in NumPy against the stride-2 transposed convolution."""
     rng = np.random.default_rng(5)

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         export_onnx(wrapper, onnx_path, args.opset)
         # the decoder's nearest upsampling folded into its convolutions (same outputs, ~8 % faster on
         # CPU); the parity check below then compares the folded graph with PyTorch
-        n_folded, _ = fold_file(onnx_path)
+        n_folded, fold_diff = fold_file(onnx_path)
         diffs = verify(wrapper, onnx_path, load_cache(args.test_cache)["rgb"])
         print("ORT vs PyTorch max abs diff:", {k: f"{v:.2e}" for k, v in diffs.items()})
         if max(diffs.values()) > PARITY_TOL:
@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
                      "steps": meta["train"]["steps"], "minutes": round(meta["train"]["minutes"], 1),
                      "val_at_end": meta["train"]["val"], "data": "phantoms (her2fast.synth), see MODEL_CARD.md"},
         "parity": {"max_abs_diff_ort_vs_torch": diffs, "tolerance": PARITY_TOL},
-        "graph": {"nearest_upsampling_folded": n_folded, "command": "training.fold_upsampling (in the export)"},
+        "graph": {"nearest_upsampling_folded": n_folded, "max_abs_diff_vs_unfolded": fold_diff,
+                  "command": "training.fold_upsampling (in the export)"},
         "metrics": old.get("metrics", {}),
     }
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")

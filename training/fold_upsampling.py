@@ -71,8 +71,9 @@ def fold_nearest_upsampling(model):
 
     Returns ``(model, n_folded)``; the model is modified in place. A chain is folded only when the
     Resize is nearest-neighbour with asymmetric coordinates and floor rounding, scales (1, 1, 2, 2),
-    its output feeds only a channel Concat (as its first input) that feeds only one 3x3 Conv (stride
-    1, padding 1, no dilation, one group) with constant weights; anything else is left as it is.
+    its output feeds only a channel Concat (``axis=1``, as its first input) that feeds only one 3x3 Conv
+    (stride 1, padding 1, no dilation, one group) with constant float32 weights, and shape inference
+    gives both halves' channel counts; anything else is left as it is (top-level graph only).
     """
     from onnx import helper, numpy_helper
 
@@ -104,17 +105,20 @@ def fold_nearest_upsampling(model):
         if len(conv) != 1 or conv[0].op_type != "Conv":
             continue
         conv = conv[0]
+        if conv.input[0] != cat.output[0]:
+            continue
         c = _attrs(conv)
         if (list(c.get("kernel_shape", [3, 3])) != [3, 3] or list(c.get("pads", [0, 0, 0, 0])) != [1, 1, 1, 1]
                 or list(c.get("strides", [1, 1])) != [1, 1] or list(c.get("dilations", [1, 1])) != [1, 1]
                 or c.get("group", 1) != 1):
             continue
         w = _constant(model, conv.input[1])
-        if w is None or w.ndim != 4 or w.shape[2:] != (3, 3):
+        if w is None or w.ndim != 4 or w.shape[2:] != (3, 3) or w.dtype != np.float32:
             continue
         skip = cat.input[1]
-        c_up = int(w.shape[1]) - _channels_of(model, skip, w.shape[1])
-        if c_up <= 0:
+        # both halves' channel counts must be known and add up to the convolution's input channels
+        c_up, c_skip = _channels_of(model, resize.input[0]), _channels_of(model, skip)
+        if c_up is None or c_skip is None or c_up + c_skip != int(w.shape[1]):
             continue
         prefix = conv.name or conv.output[0]
         t_name, ws_name = f"{prefix}/up_kernel", f"{prefix}/skip_weight"
@@ -140,9 +144,8 @@ def fold_nearest_upsampling(model):
     return model, folded
 
 
-def _channels_of(model, name: str, total: int) -> int:
-    """Channels of tensor ``name`` (the skip input), from shape inference; ``total // 3`` when unknown
-    (the U-Net's skip carries a third of the concatenated channels)."""
+def _channels_of(model, name: str) -> int | None:
+    """Channels of 4-D tensor ``name`` from ONNX shape inference, or None when unknown."""
     from onnx import shape_inference
 
     inferred = shape_inference.infer_shapes(model)
@@ -151,7 +154,7 @@ def _channels_of(model, name: str, total: int) -> int:
             dims = vi.type.tensor_type.shape.dim
             if len(dims) == 4 and dims[1].HasField("dim_value"):
                 return int(dims[1].dim_value)
-    return total // 3
+    return None
 
 
 def _drop_unused(model) -> None:
