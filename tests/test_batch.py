@@ -356,6 +356,21 @@ def _worker_pids(parent: int) -> list[int]:
     return pids
 
 
+def _worker_inside_a_slide(parent: int, folder: Path) -> int | None:
+    """A pool worker that has a slide of ``folder`` open (it is scoring it), or None."""
+    for pid in _worker_pids(parent):
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    if os.readlink(fd).startswith(str(folder.resolve()) + os.sep):
+                        return pid
+                except OSError:  # closed meanwhile
+                    continue
+        except OSError:  # the worker exited meanwhile
+            continue
+    return None
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_a_dead_worker_costs_no_slide(tmp_path, phantoms):
@@ -363,21 +378,23 @@ def test_a_dead_worker_costs_no_slide(tmp_path, phantoms):
     the batch finishes with every slide scored once."""
     d = slides_dir(tmp_path, phantoms, 3)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "her2fast", "batch", str(d), "--out", str(out), "--workers", "2",
-                             "--no-pictures", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(_worker_pids(proc.pid)) < 2:
-            time.sleep(0.2)
-        time.sleep(3)  # the workers are inside their first slides
-        victims = _worker_pids(proc.pid)
-        assert victims, "no worker process found"
-        os.kill(victims[0], signal.SIGKILL)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+    with subprocess.Popen([sys.executable, "-m", "her2fast", "batch", str(d), "--out", str(out), "--workers", "2",
+                           "--no-pictures", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            # the moment a worker has one of the slides open it is inside that slide (a slide of this size
+            # scores in about a second: a fixed wait could find the batch finished)
+            deadline = time.monotonic() + 120
+            victim = None
+            while time.monotonic() < deadline and proc.poll() is None and victim is None:
+                victim = _worker_inside_a_slide(proc.pid, d)
+                time.sleep(0.02)
+            assert victim is not None, "no worker found inside a slide"
+            os.kill(victim, signal.SIGKILL)
+            _, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert ok_rows_by_sha(out / "results.db") == {slide_identity(d / p.name).sha256: 1 for p in phantoms[:3]}
     with ResultsStore(out) as store:
