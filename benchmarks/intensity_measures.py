@@ -77,12 +77,9 @@ def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=N
     markers, n, count, sx, sy = _nucleus_labels(np.asarray(nuclei), int(np.ceil(s.min_nucleus_um2 / mpp**2)))
     base, frac = _exact_centres(count, sx, sy)
     thr = np.float32(s.membrane_threshold)
-    mem_mask = prob >= thr
-    stain = np.maximum(od, np.float32(0))
-    stain /= stain + np.float32(1)
-    stain *= np.float32(s.membrane_od_weight)
-    land = np.where(mem_mask, prob + stain, thr * np.float32(0.5) * (prob / thr + np.minimum(stain, np.float32(1 - 1e-6))))
-    land = np.ascontiguousarray(land, dtype=np.float32)
+    # the flood landscape and membrane mask, as measure_tile computes them
+    land, mem_mask = _native.cell_landscape(prob, od, float(thr), float(thr * np.float32(0.5)),
+                                            float(np.float32(s.membrane_od_weight)), float(np.float32(1 - 1e-6)))
     bases = np.ascontiguousarray(np.vstack([np.zeros((1, 2), np.int32), base]))
     fracs = np.ascontiguousarray(np.vstack([np.zeros((1, 2)), frac]))
     terr = _native.seeded_watershed(land, markers, n, None, float(thr), float(radius), bases, fracs, True)

@@ -425,12 +425,7 @@ class _TileStream:
                 continue
             px0, py0 = tile.padded[:2]
             sl = (slice(bounds[1] - py0, bounds[3] - py0), slice(bounds[0] - px0, bounds[2] - px0))
-            if bounds == tile.padded:
-                image = read_tile(self.slide, self.grid, tile).image
-            else:  # only the window is read (decoding and colour conversion cost per pixel)
-                sx, sy = self.grid.level0_per_pixel  # (Tile.padded_level0 = Tile.padded * these)
-                image = self.slide.read(bounds[0] * sx, bounds[1] * sy, bounds[2] - bounds[0], bounds[3] - bounds[1],
-                                        self.grid.mpp)
+            image = read_tile(self.slide, self.grid, tile, bounds).image  # only the window is read
             work = _TileWork(i, np.ascontiguousarray(image), bounds, epi_patch[sl])
             self._add("read", time.perf_counter() - t0)
             yield work

@@ -706,11 +706,22 @@ def read_tiles(slide: Slide, grid: TileGrid) -> Iterator[TileImage]:
         yield read_tile(slide, grid, tile)
 
 
-def read_tile(slide: Slide, grid: TileGrid, tile: Tile) -> TileImage:
+def read_tile(slide: Slide, grid: TileGrid, tile: Tile,
+              window: tuple[int, int, int, int] | None = None) -> TileImage:
     """Read one tile of ``grid`` (core plus overlap margin) at the grid's resolution.
 
-    Thread-safe (OpenSlide handles may be shared by reader threads). See :func:`read_tiles`.
+    ``window`` (x0, y0, x1, y1), in working pixels inside ``tile.padded``, reads only that part (the
+    tile stream reads the window around a tile's epithelium; decoding costs per pixel); the image is
+    then the window's. Thread-safe (OpenSlide handles may be shared by reader threads). See
+    :func:`read_tiles`.
     """
-    p = grid.padded_size
-    x0, y0 = tile.padded_level0[:2]
-    return TileImage(tile=tile, image=slide.read(x0, y0, p, p, grid.mpp))
+    if window is None:
+        p = grid.padded_size
+        x0, y0 = tile.padded_level0[:2]
+        return TileImage(tile=tile, image=slide.read(x0, y0, p, p, grid.mpp))
+    wx0, wy0, wx1, wy1 = window
+    px0, py0, px1, py1 = tile.padded
+    if not (px0 <= wx0 < wx1 <= px1 and py0 <= wy0 < wy1 <= py1):
+        raise InvalidInputError(f"window {window} must be a non-empty box inside the tile's padded box {tile.padded}")
+    sx, sy = grid.level0_per_pixel  # Tile.padded_level0 = Tile.padded * these
+    return TileImage(tile=tile, image=slide.read(wx0 * sx, wy0 * sy, wx1 - wx0, wy1 - wy0, grid.mpp))

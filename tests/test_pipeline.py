@@ -156,11 +156,11 @@ def test_a_failing_reader_raises_its_error(phantom, monkeypatch):
     real = tissue.read_tile
     seen = {"n": 0}
 
-    def failing(slide, grid, tile):
+    def failing(slide, grid, tile, window=None):
         seen["n"] += 1
         if seen["n"] == 5:
             raise OSError("disk went away")
-        return real(slide, grid, tile)
+        return real(slide, grid, tile, window)
 
     monkeypatch.setattr(tissue, "read_tile", failing)
     with pytest.raises(OSError, match="disk went away"):
@@ -325,7 +325,6 @@ def test_a_window_read_equals_the_crop_of_its_tile(tmp_path, slide_mpp):
     rng = np.random.default_rng(0)
     with open_slide(p) as slide:
         grid = tile_grid(slide, detect_tissue(slide), tile_size=256, overlap=48, mpp=0.5)
-        sx, sy = grid.level0_per_pixel
         checked = 0
         for tile in [t for t in grid for _ in range(3)]:  # three random windows per tile
             px0, py0, px1, py1 = tile.padded
@@ -336,10 +335,14 @@ def test_a_window_read_equals_the_crop_of_its_tile(tmp_path, slide_mpp):
             if b is None or b == tile.padded:
                 continue
             full = read_tile(slide, grid, tile).image[b[1] - py0 : b[3] - py0, b[0] - px0 : b[2] - px0]
-            win = slide.read(b[0] * sx, b[1] * sy, b[2] - b[0], b[3] - b[1], grid.mpp)
+            win = read_tile(slide, grid, tile, b).image
+            assert win.shape == (b[3] - b[1], b[2] - b[0], 3)
             if slide_mpp == 0.5:
                 np.testing.assert_array_equal(win, full)
             else:
                 assert np.abs(win.astype(int) - full.astype(int)).max() <= 1
             checked += 1
         assert checked >= 8, checked
+        t = next(iter(grid))
+        with pytest.raises(InvalidInputError, match="inside the tile's padded box"):
+            read_tile(slide, grid, t, (t.padded[0] - 1, t.padded[1], t.padded[2], t.padded[3]))
