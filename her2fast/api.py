@@ -215,8 +215,11 @@ def score(path: str | Path, *, mpp: float | None = None, providers="auto", setti
     mpp : float, optional
         Micrometres per level-0 pixel; overrides the metadata, required when the file has none.
     providers : "auto" or list of str
-        ONNX Runtime execution providers of the membrane U-Net (``"auto"``: GPU when onnxruntime-gpu
-        sees one, else CPU; an explicit list wins, CPU appended as the last resort).
+        What runs the membrane U-Net (``"auto"``: GPU when onnxruntime-gpu sees one; else OpenVINO
+        in bf16 on a CPU with bf16 units when it is installed, agrees and is faster on a probe tile;
+        else ONNX Runtime's CPU provider). An explicit list of ONNX Runtime providers wins (CPU
+        appended as the last resort); ``["OpenVINO"]`` runs OpenVINO (see
+        :class:`her2fast.membrane.MembraneSession`).
     settings : ScoreSettings, optional
         Tile geometry, membrane method, nuclei, cell and scoring parameters (default ``ScoreSettings()``).
     progress : bool

@@ -29,7 +29,8 @@ def _scoring_options(p: argparse.ArgumentParser, *, pictures_help: str = "skip t
     """Options of every command that scores slides (score, evaluate, batch, watch)."""
     p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
     p.add_argument("--providers", default="auto",
-                   help="ONNX Runtime providers, 'auto' or comma-separated, e.g. CUDAExecutionProvider (default: %(default)s)")
+                   help="ONNX Runtime providers, 'auto' or comma-separated, e.g. CUDAExecutionProvider; or OpenVINO "
+                        "(her2fast[openvino]) (default: %(default)s)")
     p.add_argument("--method", choices=["unet", "classical"], default="unet",
                    help="membrane segmentation (default: %(default)s)")
     p.add_argument("--whole-tiles", action="store_true",
@@ -47,7 +48,7 @@ def _settings(args: argparse.Namespace):
 
 
 def parse_providers(text: str) -> str | list[str]:
-    """``--providers`` text -> ``"auto"`` or a list of ONNX Runtime provider names."""
+    """``--providers`` text -> ``"auto"`` or a list of ONNX Runtime provider names (or ``OpenVINO``)."""
     return "auto" if text == "auto" else [p.strip() for p in text.split(",") if p.strip()]
 
 
@@ -87,7 +88,7 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=4096, help="pipeline: phantom side in px at 0.5 um/px (default: %(default)s)")
     p.add_argument("--category", default="2+", help="pipeline: phantom category (default: %(default)s)")
     p.add_argument("--mpp", type=float, default=None, help="pipeline: um/px for a slide without resolution metadata")
-    p.add_argument("--providers", default="auto", help="pipeline: ONNX Runtime providers, 'auto' or comma-separated")
+    p.add_argument("--providers", default="auto", help="pipeline: ONNX Runtime providers, 'auto' or comma-separated; or OpenVINO")
     p.add_argument("--threads", type=int, default=None, help="pipeline: cores to plan threads for (default: all)")
     p.add_argument("--batch", type=int, default=None, help="pipeline: network tiles per inference call (default: ScoreSettings')")
     p.add_argument("--no-reference", action="store_true", help="pipeline: skip the reference pipeline")

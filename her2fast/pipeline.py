@@ -688,7 +688,8 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
     slide : her2fast.slide.Slide
     settings : ScoreSettings
     providers : "auto" or list of str
-        ONNX Runtime execution providers for the membrane U-Net.
+        What runs the membrane U-Net: ONNX Runtime execution providers, or ``["OpenVINO"]`` (see
+        :class:`her2fast.membrane.MembraneSession`).
     progress : bool
         Progress line on stderr.
     threads : ThreadPlan, optional
@@ -755,6 +756,7 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
         raise InvalidInputError(f"threads must be a her2fast.pipeline.ThreadPlan or None, got {type(threads).__name__}")
     plan = threads
     used: list[str] = []
+    probe = None
     if s.membrane_method == "unet":
         from .membrane import get_session, uses_gpu
 
@@ -762,6 +764,7 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
             plan = ThreadPlan.for_machine(gpu=uses_gpu(providers))
         session = get_session(None, providers, plan.inference_threads)
         used = list(session.providers)
+        probe = session.selection  # providers="auto" on a bf16 CPU: OpenVINO vs ONNX Runtime, measured
         shas["membrane_unet"] = session.config.sha256
         if session.fell_back:
             flags.append("gpu_fallback_to_cpu")
@@ -782,5 +785,7 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
     counts["tiles_segmented"] = len(sub) - perf["tiles_without_epithelium"]
     counts["artefact_loops"] = n_artefacts
     result = out(None, cells, stains.to_dict(), used)
+    if probe is not None:
+        perf["membrane_runtime_probe"] = probe
     result.performance = perf
     return result

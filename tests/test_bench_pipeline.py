@@ -23,3 +23,11 @@ def test_bench_pipeline_prints_and_writes_ratios(tmp_path, capsys):
     assert d["threads"] == ThreadPlan.for_machine(2).to_dict()  # --threads 2: the plan for 2 cores
     assert d["ours"]["crop_to_epithelium"] and 0 < d["ours"]["window_fraction"] <= 1
     assert d["ours_whole_tiles"]["tiles_per_s"] > 0 and d["ours_whole_tiles"]["ratio_tile_phase"] > 0
+
+
+def test_bench_pipeline_refuses_zero_reference_tiles(tmp_path, capsys):
+    # a reference of no tiles has no rate: an error that names the way out, not an "inf x" ratio
+    rc = main(["bench", "pipeline", "--size", "512", "--reference-tiles", "0", "--json", str(tmp_path / "b.json")])
+    assert rc != 0
+    assert "--no-reference" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()

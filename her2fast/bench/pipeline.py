@@ -257,6 +257,11 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
 
     from ..cli import parse_providers
 
+    if reference and reference_tiles < 1:
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError(f"reference_tiles must be >= 1, got {reference_tiles}; pass --no-reference to skip "
+                                "the reference pipeline")
     prov = parse_providers(providers)
     cores = _available_cores() if threads is None else threads
     plan = ThreadPlan.for_machine(cores, gpu=uses_gpu(prov))
