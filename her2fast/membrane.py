@@ -28,6 +28,7 @@ References
 from __future__ import annotations
 
 import json
+import os
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -341,7 +342,9 @@ class MembraneSession:
     selection : dict or None
         With ``providers="auto"`` on a bf16 CPU with OpenVINO: the probe's figures and the choice
         (``max_abs_diff``, ``flip_fraction``, ``ms_openvino``, ``ms_onnxruntime``, ``chosen``);
-        OpenVINO is taken only when :func:`prefer_openvino` says so. None otherwise.
+        OpenVINO is taken only when :func:`prefer_openvino` says so. None otherwise (also when the
+        environment sets ``HER2FAST_AUTO_OPENVINO=0``: ONNX Runtime on every CPU, the same numbers
+        on every workstation).
     """
 
     def __init__(self, model_dir: str | Path | None = None, providers: str | Sequence[str] = "auto",
@@ -371,7 +374,8 @@ class MembraneSession:
         if self.fell_back:
             warnings.warn(f"requested {wanted_gpu} but ONNX Runtime uses {self.providers} (CUDA/cuDNN libraries "
                           f"missing or no GPU); membrane inference runs on the CPU", RuntimeWarning, stacklevel=2)
-        if providers == "auto" and not any(p in _GPU_PROVIDERS for p in self.providers) and openvino_bf16():
+        if (providers == "auto" and not any(p in _GPU_PROVIDERS for p in self.providers)
+                and os.environ.get("HER2FAST_AUTO_OPENVINO", "1") != "0" and openvino_bf16()):
             self._probe_openvino(threads)
 
     @property

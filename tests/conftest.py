@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/_helpers.py, importable from test modules
 
 from _helpers import SHARED_DATA, load_rgb, shared_file  # noqa: E402,F401  (re-exported for older tests)
+
+# providers="auto" stays on ONNX Runtime in every test, also on CPUs with bf16 units (where it would
+# otherwise probe OpenVINO bf16 and may take it): the same numbers on every machine. Subprocesses
+# inherit it; tests/test_membrane_openvino.py turns it on where it tests that choice.
+os.environ["HER2FAST_AUTO_OPENVINO"] = "0"
 
 HER2_PATCHES = ["her2ihc40x_score0.png", "her2ihc40x_score1+.png", "her2ihc40x_score2+.png", "her2ihc40x_score3+.png"]
 

@@ -67,6 +67,7 @@ def test_openvino_lanes_each_get_their_own_compiled_model(tiles):
 
 
 def test_auto_probe_takes_openvino_only_when_the_rule_says_so(monkeypatch):
+    monkeypatch.setenv("HER2FAST_AUTO_OPENVINO", "1")  # conftest turns the choice off for the other tests
     monkeypatch.setattr(membrane, "openvino_bf16", lambda: True)  # as on an AMX / AVX512-BF16 CPU
     seen = {}
 
@@ -85,12 +86,18 @@ def test_auto_probe_takes_openvino_only_when_the_rule_says_so(monkeypatch):
     monkeypatch.setattr(membrane, "prefer_openvino", lambda *a: False)
     s = membrane.MembraneSession(threads=1)
     assert s.providers == ["CPUExecutionProvider"] and s.selection["chosen"] == ["CPUExecutionProvider"]
+    # HER2FAST_AUTO_OPENVINO=0: no probe, ONNX Runtime
+    monkeypatch.setattr(membrane, "prefer_openvino", lambda *a: True)
+    monkeypatch.setenv("HER2FAST_AUTO_OPENVINO", "0")
+    s = membrane.MembraneSession(threads=1)
+    assert s.providers == ["CPUExecutionProvider"] and s.selection is None
     # an explicit list is obeyed without a probe
     s = membrane.MembraneSession(providers=["CPUExecutionProvider"], threads=1)
     assert s.selection is None
 
 
 def test_auto_without_bf16_is_onnxruntime_without_a_probe(monkeypatch):
+    monkeypatch.setenv("HER2FAST_AUTO_OPENVINO", "1")
     monkeypatch.setattr(membrane, "openvino_bf16", lambda: False)
     s = membrane.MembraneSession(threads=1)
     assert s.providers == ["CPUExecutionProvider"] and s.selection is None
