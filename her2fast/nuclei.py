@@ -148,11 +148,17 @@ def segment_nuclei(
     keep = areas >= min_px
     keep[0] = False
     fg = np.take(keep, comp)  # np.take: a table lookup at 2x the speed of fancy indexing
-    dist = distance_transform(fg)
     # seeds: h-maxima of the distance (depth split_depth_um), merged within min_distance_um
     depth = max(s.split_depth_um / mpp, 1e-3)
-    peaks = h_maxima(dist, depth) if dist.max() > depth else (dist > 0).astype(np.uint8)
-    peaks &= fg
+    if depth < 1 and not fg.all():
+        # one nucleus at a time, in its box grown by a pixel: the whole map's distances and maxima on
+        # every pixel (csrc/nucleus_seeds.hpp says why) at ~1/5 of the pixels' work
+        dist, peaks = _native.component_distance_maxima(comp.astype(np.int32, copy=False), keep.view(np.uint8),
+                                                        depth)
+    else:
+        dist = distance_transform(fg)
+        peaks = h_maxima(dist, depth) if dist.max() > depth else (dist > 0).astype(np.uint8)
+        peaks &= fg
     if s.min_distance_um > 0:
         peaks = binary_dilation(peaks, disk(0.5 * s.min_distance_um / mpp)) & fg
     markers, n_markers = ndi.label(peaks, structure=np.ones((3, 3), bool))

@@ -80,3 +80,71 @@ def test_nuclei_agree_with_a_scipy_skimage_reference(category):
     best = np.zeros(int(ref.max()) + 1, np.int64)
     np.maximum.at(best, pairs[0], counts)
     assert best.sum() >= 0.998 * fg.sum()  # pixels in the nucleus that corresponds to the reference's
+
+
+def _kept_components(h: np.ndarray, mpp: float = 0.5, s: NucleiSettings = NucleiSettings()):
+    """segment_nuclei's components and the kept ones (min area), as it makes them."""
+    from scipy import ndimage as ndi
+
+    from her2fast.morphology import binary_opening, disk, fill_holes
+
+    g = ndi.gaussian_filter(h.astype(np.float32), s.smooth_um / mpp, mode="nearest")
+    fg = fill_holes(binary_opening(g >= np.float32(s.threshold_od), disk(s.opening_um / mpp)))
+    comp, n = ndi.label(fg, structure=np.ones((3, 3), bool))
+    keep = np.bincount(comp.ravel(), minlength=n + 1) >= s.min_area_um2 / mpp**2
+    keep[0] = False
+    return comp.astype(np.int32), keep
+
+
+def _whole_image_seeds(comp: np.ndarray, keep: np.ndarray, depth: float):
+    from her2fast.morphology import distance_transform, h_maxima
+
+    fg = keep[comp]
+    dist = distance_transform(fg)
+    peaks = (h_maxima(dist, depth) if dist.max() > depth else (dist > 0).astype(np.uint8)) & fg
+    return dist, peaks
+
+
+def test_nucleus_seeds_per_component_equal_the_whole_image_on_real_and_random_maps(ihc_image):
+    from scipy import ndimage as ndi
+
+    from her2fast import _native
+
+    maps = [deconvolve(make_tile(512, category=c, seed=70 + i).rgb).hematoxylin for i, c in enumerate(["0", "2+", "3+"])]
+    maps.append(deconvolve(ihc_image).hematoxylin)  # scikit-image's real IHC sample
+    cases = [_kept_components(h) for h in maps]
+    rng = np.random.default_rng(5)
+    for _ in range(40):  # random blobs and speckle, touching the borders
+        m = rng.random((int(rng.integers(20, 160)), int(rng.integers(20, 160)))) < 0.03
+        m = ndi.binary_dilation(m, iterations=int(rng.integers(1, 5))) | (rng.random(m.shape) < 0.02)
+        comp, n = ndi.label(m, structure=np.ones((3, 3), bool))
+        keep = rng.random(n + 1) < 0.8
+        keep[0] = False
+        cases.append((comp.astype(np.int32), keep))
+    n_peaks = 0
+    for comp, keep in cases:
+        if keep[comp].all():
+            continue
+        for depth in (0.5, 0.25, 0.9):
+            dist, peaks = _native.component_distance_maxima(comp, keep.view(np.uint8), depth)
+            ref_dist, ref_peaks = _whole_image_seeds(comp, keep, depth)
+            np.testing.assert_array_equal(dist, ref_dist)
+            np.testing.assert_array_equal(peaks, ref_peaks)
+            n_peaks += int(peaks.sum())
+    assert n_peaks > 1000
+    with pytest.raises(ValueError, match="height must be in"):
+        _native.component_distance_maxima(cases[0][0], cases[0][1].view(np.uint8), 1.0)
+
+
+def test_segment_nuclei_equals_its_whole_image_seeds(monkeypatch):
+    """The per-component seeds change no label: segment_nuclei with the whole-image formulation swapped
+    in gives the same label map, bit for bit."""
+    from her2fast import _native
+
+    maps = [deconvolve(make_tile(480, category=c, seed=90 + i).rgb).hematoxylin for i, c in enumerate(["1+", "2+", "3+"])]
+    fast = [segment_nuclei(h, 0.5) for h in maps]
+    monkeypatch.setattr(_native, "component_distance_maxima",
+                        lambda comp, keep, depth: _whole_image_seeds(comp, keep.view(bool), depth))
+    for h, f in zip(maps, fast):
+        np.testing.assert_array_equal(segment_nuclei(h, 0.5), f)
+        assert f.max() > 50

@@ -14,4 +14,5 @@ PYBIND11_MODULE(_native, m) {
   her2fast::py_bindings::register_distance(m);
   her2fast::py_bindings::register_label_table(m);
   her2fast::py_bindings::register_cell_stats(m);
+  her2fast::py_bindings::register_nucleus_seeds(m);
 }
