@@ -95,6 +95,8 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-crop", action="store_true",
                    help="pipeline: segment whole tiles, not the windows around their epithelium "
                         "(ScoreSettings.crop_to_epithelium)")
+    p.add_argument("--windows-per-tile", type=int, default=None,
+                   help="pipeline: windows a tile's epithelium may be cut into (default: ScoreSettings'; 1: one)")
     p.add_argument("--reference-tiles", type=int, default=12,
                    help="pipeline: tiles the reference pipeline runs (default: %(default)s)")
     p.add_argument("--work-dir", default="her2fast_bench", help="pipeline: where the phantom is made (default: %(default)s)")
@@ -108,7 +110,8 @@ def _bench(args: argparse.Namespace) -> int:
         return pipeline_main(slide=args.slide, size=args.size, category=args.category, mpp=args.mpp,
                              providers=args.providers, threads=args.threads, batch=args.batch,
                              reference=not args.no_reference, reference_tiles=args.reference_tiles,
-                             json_path=args.json, work_dir=args.work_dir, crop=not args.no_crop)
+                             json_path=args.json, work_dir=args.work_dir, crop=not args.no_crop,
+                             windows_per_tile=args.windows_per_tile)
     from .bench.kernels import main as kernels_main
 
     return kernels_main(repeats=args.repeats, json_path=args.json, quick=args.quick)

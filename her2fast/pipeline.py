@@ -78,6 +78,10 @@ class ScoreSettings:
         pixels (the network, nuclei and cells stages cost in proportion). The windows' shapes vary:
         on a GPU with large batches (images of one shape share a call; TensorRT builds an engine per
         shape) use False there. False: whole tiles.
+    windows_per_tile : int
+        With ``crop_to_epithelium``, a tile's window is cut into up to this many windows where that
+        saves at least 5 % of its pixels (:func:`tile_windows`: epithelium in two corners of a tile
+        is two small windows, not the whole tile). 1: one window per tile.
     nuclei : NucleiSettings
     cells : CellSettings
         Includes the scoring rules' OD bands (``cells.rules``).
@@ -94,6 +98,7 @@ class ScoreSettings:
     membrane_batch_size: int = 1
     membrane_margin: int = 0
     crop_to_epithelium: bool = True
+    windows_per_tile: int = 4
     nuclei: NucleiSettings = field(default_factory=NucleiSettings)
     cells: CellSettings = field(default_factory=CellSettings)
     rules: ScoringRules = field(default_factory=ScoringRules)
@@ -103,7 +108,7 @@ class ScoreSettings:
             raise InvalidInputError(f"membrane_method must be one of {_METHODS}, got {self.membrane_method!r}")
         if not (math.isfinite(self.mpp) and self.mpp > 0):
             raise InvalidInputError(f"mpp must be finite and > 0, got {self.mpp}")
-        for name, lo in (("tile_size", 16), ("membrane_batch_size", 1), ("membrane_margin", 0)):
+        for name, lo in (("tile_size", 16), ("membrane_batch_size", 1), ("membrane_margin", 0), ("windows_per_tile", 1)):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise InvalidInputError(f"ScoreSettings.{name} must be an int >= {lo}, got {v!r}")
@@ -131,10 +136,12 @@ class ScoreSettings:
     def from_dict(cls, d: dict) -> ScoreSettings:
         """Inverse of :meth:`to_dict`.
 
-        Settings saved before ``crop_to_epithelium`` existed load with it False: what they ran with.
+        Settings saved before ``crop_to_epithelium`` existed load with it False, and before
+        ``windows_per_tile`` with 1: what they ran with.
         """
         d = dict(d)
         d.setdefault("crop_to_epithelium", False)
+        d.setdefault("windows_per_tile", 1)
         rules = ScoringRules(**d.pop("rules", {}))
         cells = dict(d.pop("cells", {}))
         cells.pop("rules", None)
@@ -359,8 +366,9 @@ class _TileStream:
         self.errors: list[BaseException] = []
         self.busy: dict[str, float] = defaultdict(float)
         self._busy_lock = threading.Lock()
-        self.tables: list = [None] * len(grid)
-        self.artefacts = [0] * len(grid)
+        self.tables: dict[tuple[int, int], CellTable] = {}  # (tile, window) -> its cells
+        self.artefacts: dict[tuple[int, int], int] = {}
+        self.windows_left = [0] * len(grid)  # windows of a tile still to measure (progress counts tiles)
         self._ended = 0  # reader _END markers seen by the inference lanes
         self.pixels = [0, 0]  # pixels segmented (windows), pixels of the padded tiles
         self.skipped = 0  # tiles without epithelium where the core's cells can lie
@@ -411,24 +419,29 @@ class _TileStream:
             tile = tiles[i]
             epi_patch = _sample_mask(self.epi.epithelium_mask, self.epi.level0_per_pixel, tile.padded,
                                      self.grid.level0_per_pixel)
-            bounds = tile_window(epi_patch, tile.padded, ov) if self.s.crop_to_epithelium else tile.padded
+            if self.s.crop_to_epithelium:
+                windows = tile_windows(epi_patch, tile.padded, ov, max_windows=self.s.windows_per_tile)
+            else:
+                x0, y0, x1, y1 = tile.padded
+                windows = [(tile.padded, (x0 + ov, y0 + ov, x1 - ov, y1 - ov))]
             with self._busy_lock:
                 self.pixels[1] += epi_patch.size
-                if bounds is None:
-                    self.skipped += 1
-                else:
-                    self.pixels[0] += (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
-            if bounds is None:
-                self.tables[i] = CellTable.empty()
+                self.pixels[0] += sum((b[2] - b[0]) * (b[3] - b[1]) for b, _ in windows)
+                self.skipped += not windows
+                self.windows_left[i] = len(windows)
+            if not windows:
                 self._add("read", time.perf_counter() - t0)
                 self.progress.update()
                 continue
             px0, py0 = tile.padded[:2]
-            sl = (slice(bounds[1] - py0, bounds[3] - py0), slice(bounds[0] - px0, bounds[2] - px0))
-            image = read_tile(self.slide, self.grid, tile, bounds).image  # only the window is read
-            work = _TileWork(i, np.ascontiguousarray(image), bounds, epi_patch[sl])
-            self._add("read", time.perf_counter() - t0)
-            yield work
+            for j, (bounds, core) in enumerate(windows):
+                if j:
+                    t0 = time.perf_counter()
+                sl = (slice(bounds[1] - py0, bounds[3] - py0), slice(bounds[0] - px0, bounds[2] - px0))
+                image = read_tile(self.slide, self.grid, tile, bounds).image  # only the window is read
+                work = _TileWork(i, j, np.ascontiguousarray(image), bounds, core, epi_patch[sl])
+                self._add("read", time.perf_counter() - t0)
+                yield work
 
     def _reader(self, q: queue.Queue, start: int, step: int) -> None:
         try:
@@ -447,21 +460,21 @@ class _TileStream:
         t1 = time.perf_counter()
         nuc = segment_nuclei(conc.hematoxylin, s.mpp, settings=s.nuclei)
         t2 = time.perf_counter()
-        ov = self.grid.overlap
-        x0, y0, x1, y1 = work.bounds
-        # the window's core: the cells whose centres lie at least `overlap` inside the window (and in
-        # the tile's core: a window never reaches beyond the padded tile, whose core this is)
-        core = (x0 + ov, y0 + ov, x1 - ov, y1 - ov)
-        tc = measure_tile(membrane, conc.dab, nuc, mpp=s.mpp, origin=(x0, y0), core=core,
+        # the window owns the cells whose centres lie in its core (tile_windows: `overlap` inside the
+        # window, in the tile's core, and apart from the tile's other windows' cores)
+        tc = measure_tile(membrane, conc.dab, nuc, mpp=s.mpp, origin=work.bounds[:2], core=work.core,
                           epithelium=work.epithelium, settings=s.cells)
         t3 = time.perf_counter()
-        self.tables[work.index] = tc.cells
-        self.artefacts[work.index] = tc.n_artefact_loops
         with self._busy_lock:
+            self.tables[work.index, work.window] = tc.cells
+            self.artefacts[work.index, work.window] = tc.n_artefact_loops
             self.busy["deconvolve"] += t1 - t0
             self.busy["nuclei"] += t2 - t1
             self.busy["cells"] += t3 - t2
-        self.progress.update()
+            self.windows_left[work.index] -= 1
+            tile_done = self.windows_left[work.index] == 0
+        if tile_done:
+            self.progress.update()
 
     def _post_worker(self, q: queue.Queue) -> None:
         try:
@@ -516,7 +529,7 @@ class _TileStream:
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         if self.errors:
             raise self.errors[0]
-        n = len(self.tables)
+        n = len(self.grid)
         perf = {
             "threads": plan.to_dict(),
             "wall_s": wall,
@@ -525,9 +538,11 @@ class _TileStream:
             "cpu_percent": 100.0 * cpu / wall if wall > 0 else 0.0,
             "cores": _available_cores(),
             "window_fraction": self.pixels[0] / self.pixels[1] if self.pixels[1] else 0.0,
+            "windows": len(self.tables),
             "tiles_without_epithelium": self.skipped,
         }
-        return self.tables, int(sum(self.artefacts)), dict(self.busy), perf
+        tables = [self.tables[key] for key in sorted(self.tables)]  # grid order, then window order
+        return tables, int(sum(self.artefacts.values())), dict(self.busy), perf
 
     def _lane(self, q_read: queue.Queue, q_post: queue.Queue) -> None:
         try:
@@ -580,8 +595,10 @@ class _TileWork:
     """One tile on its way through the stream: the window of it that is segmented."""
 
     index: int  # position in the grid
+    window: int  # which of the tile's windows (tile_windows)
     image: np.ndarray  # (h, w, 3) uint8 RGB of `bounds`
     bounds: tuple[int, int, int, int]  # working pixels, half-open, inside tile.padded
+    core: tuple[int, int, int, int]  # the cells this window owns: centres here (working pixels)
     epithelium: np.ndarray  # (h, w) bool, the 2 um/px epithelium map sampled at `bounds`' pixels
 
 
@@ -653,6 +670,153 @@ def tile_window(epithelium: np.ndarray, padded: tuple[int, int, int, int], overl
     x1 = min(w, -(-(int(cols[-1]) + 1 + 2 * ov) // m) * m)
     y1 = min(h, -(-(int(rows[-1]) + 1 + 2 * ov) // m) * m)
     return (px0 + x0, py0 + y0, px0 + x1, py0 + y1)
+
+
+#: a part of a tile is cut in two only when the halves' windows have at most this fraction of its
+#: window's pixels (a window costs ~2 ms of fixed work, under 1 % of an 800^2 window's)
+_SPLIT_MAX_FRACTION = 0.95
+_FAR = np.iinfo(np.int64).max // 4
+
+
+def _window_px(ra, rb, ca, cb, ov: int, m: int, h: int, w: int):
+    """:func:`tile_window`'s window (x0, y0, x1, y1; padded-tile pixels) of the candidate-owner pixels in
+    index rows ``ra..rb`` and columns ``ca..cb`` (index ``i`` is the padded tile's pixel ``ov + i``);
+    works elementwise on arrays."""
+    return (np.maximum(0, (ca - 1) // m * m), np.maximum(0, (ra - 1) // m * m),
+            np.minimum(w, -(-(cb + 1 + 2 * ov) // m) * m), np.minimum(h, -(-(rb + 1 + 2 * ov) // m) * m))
+
+
+def _part_window(owned: np.ndarray, part: tuple[int, int, int, int], ov: int, m: int, h: int, w: int):
+    """The window of the candidate-owner pixels of ``part`` (index rows r0..r1, columns c0..c1, inclusive),
+    or None when it has none."""
+    r0, r1, c0, c1 = part
+    sub = owned[r0:r1 + 1, c0:c1 + 1]
+    rows = np.flatnonzero(sub.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(sub.any(axis=0))
+    return tuple(int(v) for v in _window_px(r0 + rows[0], r0 + rows[-1], c0 + cols[0], c0 + cols[-1], ov, m, h, w))
+
+
+def _best_row_cut(owned: np.ndarray, part: tuple[int, int, int, int], ov: int, m: int, h: int, w: int):
+    """The row cut of ``part`` whose halves' windows have the fewest pixels: ``(pixels, k)``, the halves
+    holding index rows r0..k and k..r1 (row k: its pixels' centres lie on both sides of the cut), or
+    None for a part of fewer than 3 rows. Every cut at once, with running minima and maxima."""
+    r0, r1, c0, c1 = part
+    sub = owned[r0:r1 + 1, c0:c1 + 1]
+    n = sub.shape[0]
+    if n < 3:
+        return None
+    any_r = sub.any(axis=1)
+    idx = np.arange(n, dtype=np.int64)
+    first = np.where(any_r, sub.argmax(axis=1), _FAR).astype(np.int64)
+    last = np.where(any_r, sub.shape[1] - 1 - sub[:, ::-1].argmax(axis=1), -1).astype(np.int64)
+    rev = slice(None, None, -1)
+    k = idx[1:-1]
+    # rows 0..k: first and last rows with epithelium, leftmost and rightmost columns
+    top = (np.minimum.accumulate(np.where(any_r, idx, _FAR)), np.maximum.accumulate(np.where(any_r, idx, -1)),
+           np.minimum.accumulate(first), np.maximum.accumulate(last))
+    # rows k..n-1
+    bottom = (np.minimum.accumulate(np.where(any_r, idx, _FAR)[rev])[rev],
+              np.maximum.accumulate(np.where(any_r, idx, -1)[rev])[rev],
+              np.minimum.accumulate(first[rev])[rev], np.maximum.accumulate(last[rev])[rev])
+    total = np.zeros(k.shape, np.int64)
+    for ra, rb, ca, cb in (tuple(a[k] for a in top), tuple(a[k] for a in bottom)):
+        has = rb >= 0
+        x0, y0, x1, y1 = _window_px(r0 + np.where(has, ra, 0), r0 + rb, c0 + np.where(has, ca, 0), c0 + cb, ov, m, h, w)
+        total += np.where(has, (x1 - x0) * (y1 - y0), 0)
+    j = int(np.argmin(total))
+    return int(total[j]), r0 + int(k[j])
+
+
+def tile_windows(epithelium: np.ndarray, padded: tuple[int, int, int, int], overlap: int, multiple: int = 16,
+                 max_windows: int = 4) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
+    """Up to ``max_windows`` windows of a padded tile that together hold the tumour cells its core owns.
+
+    :func:`tile_window`'s one window, cut in two by a straight cut across the tile core (each half
+    owning the cells on its side) while the halves' windows have at most 95 % of the pixels of the
+    part's window, the best cut first: epithelium in two corners of a tile no longer makes the whole
+    tile a window. Each window owns the cells whose centres lie in its core (the cores do not overlap,
+    and hold every centre the tile owns whose pixel is epithelium) and has ``overlap`` of context
+    around that core, as a tile has: the cells are those of the one window up to the network's far
+    context.
+
+    Parameters
+    ----------
+    epithelium, padded, overlap, multiple
+        As :func:`tile_window`.
+    max_windows : int
+        At most this many windows; 1 gives :func:`tile_window`'s.
+
+    Returns
+    -------
+    list of (window, core)
+        Working pixels, half-open: the window (inside ``padded``) and the core whose cells it owns
+        (inside the window by ``overlap``, and inside the tile's core). Empty when no pixel can hold
+        an owned tumour centre.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`tile_window`; or ``max_windows`` < 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> epi = np.zeros((800, 800), bool); epi[60:120, 60:120] = True; epi[690:740, 680:740] = True
+    >>> tile_windows(epi, (0, 0, 800, 800), 48)  # two corners: two windows, 9 % of the tile's pixels
+    [((0, 0, 176, 176), (48, 48, 128, 120)), ((624, 640, 800, 800), (672, 688, 752, 752))]
+    >>> tile_windows(epi, (0, 0, 800, 800), 48, max_windows=1)  # tile_window's: the whole tile
+    [((0, 0, 800, 800), (48, 48, 752, 752))]
+    """
+    n_max = as_int(max_windows, "max_windows", 1)
+    one = tile_window(epithelium, padded, overlap, multiple)  # validates everything else
+    if one is None:
+        return []
+    ov, m = int(overlap), int(multiple)
+    px0, py0, px1, py1 = (int(v) for v in padded)
+    h, w = py1 - py0, px1 - px0
+    owned = np.asarray(epithelium, dtype=bool)[ov:h - ov + 1, ov:w - ov + 1]
+    owned_t = owned.T
+
+    def area(win) -> int:
+        return 0 if win is None else (win[2] - win[0]) * (win[3] - win[1])
+
+    # a part: candidate-owner index rows r0..r1 and columns c0..c1, the core it owns (padded pixels,
+    # half-open), its window
+    parts = [((0, owned.shape[0] - 1, 0, owned.shape[1] - 1), (ov, ov, w - ov, h - ov))]
+    parts = [(p, core, _part_window(owned, p, ov, m, h, w)) for p, core in parts]
+    while len(parts) < n_max:
+        best = None  # (saving, part index, axis, k)
+        for i, ((r0, r1, c0, c1), _, win) in enumerate(parts):
+            if win is None:
+                continue
+            for axis, cut in ((0, _best_row_cut(owned, (r0, r1, c0, c1), ov, m, h, w)),
+                              (1, _best_row_cut(owned_t, (c0, c1, r0, r1), ov, m, w, h))):
+                if cut is not None and cut[0] <= _SPLIT_MAX_FRACTION * area(win):
+                    saving = area(win) - cut[0]
+                    if best is None or saving > best[0]:
+                        best = (saving, i, axis, cut[1])
+        if best is None:
+            break
+        _, i, axis, k = best
+        (r0, r1, c0, c1), (x0, y0, x1, y1), _ = parts.pop(i)
+        if axis == 0:
+            halves = [((r0, k, c0, c1), (x0, y0, x1, ov + k)), ((k, r1, c0, c1), (x0, ov + k, x1, y1))]
+        else:
+            halves = [((r0, r1, c0, k), (x0, y0, ov + k, y1)), ((r0, r1, k, c1), (ov + k, y0, x1, y1))]
+        parts[i:i] = [(p, core, _part_window(owned, p, ov, m, h, w)) for p, core in halves]
+    out = []
+    for _, (cx0, cy0, cx1, cy1), win in parts:
+        if win is None:
+            continue
+        wx0, wy0, wx1, wy1 = win
+        core = (max(cx0, wx0 + ov), max(cy0, wy0 + ov), min(cx1, wx1 - ov), min(cy1, wy1 - ov))
+        if core[0] >= core[2] or core[1] >= core[3]:
+            continue
+        out.append(((px0 + wx0, py0 + wy0, px0 + wx1, py0 + wy1),
+                    (px0 + core[0], py0 + core[1], px0 + core[2], py0 + core[3])))
+    return out
 
 
 def _sample_mask(mask: np.ndarray, mask_l0: tuple[float, float], bounds: tuple[int, int, int, int],

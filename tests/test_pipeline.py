@@ -256,6 +256,64 @@ def test_tile_window_equals_the_plain_definition_and_keeps_every_owned_tumour_ce
         tile_window(np.zeros((size, size), bool), padded, size // 2)
 
 
+def test_tile_windows_partition_the_owned_centres_and_save_pixels():
+    from her2fast.pipeline import tile_window, tile_windows
+
+    rng = np.random.default_rng(11)
+    ov = 48
+    n_split = n_centres = n_at_cut = 0
+    for k in range(300):
+        hs, ws = (int(v) for v in rng.integers(200, 900, 2))
+        padded = (2000, 5000, 2000 + ws, 5000 + hs)
+        epi = np.zeros((hs, ws), bool)
+        for _ in range(rng.integers(0, 5)):  # blobs anywhere, margins included
+            y, x = rng.integers(0, (hs, ws))
+            hh, ww = rng.integers(1, 200, 2)
+            epi[y:y + hh, x:x + ww] = True
+        if k % 2:  # a diagonal band: the best cuts then run through epithelium
+            yy, xx = np.indices((hs, ws))
+            epi |= np.abs(yy - xx * hs / ws - rng.integers(-100, 100)) < rng.integers(2, 12)
+        n_max = int(rng.integers(1, 6))
+        got = tile_windows(epi, padded, ov, max_windows=n_max)
+        one = tile_window(epi, padded, ov)
+        assert len(got) <= n_max
+        if one is None:
+            assert got == [], k
+            continue
+        if n_max == 1:
+            assert got == [(one, (one[0] + ov, one[1] + ov, one[2] - ov, one[3] - ov))], k
+        area = sum((w[2] - w[0]) * (w[3] - w[1]) for w, _ in got)
+        assert area <= (one[2] - one[0]) * (one[3] - one[1]), k
+        n_split += len(got) > 1
+        tile_core = (padded[0] + ov, padded[1] + ov, padded[2] - ov, padded[3] - ov)
+        for (x0, y0, x1, y1), (cx0, cy0, cx1, cy1) in got:
+            assert padded[0] <= x0 < x1 <= padded[2] and padded[1] <= y0 < y1 <= padded[3]
+            assert (x0 - padded[0]) % 16 == 0 and (y0 - padded[1]) % 16 == 0
+            assert x1 % 16 == padded[0] % 16 or x1 == padded[2]
+            # the core has the full margin of context inside the window, and lies in the tile's core
+            assert x0 + ov <= cx0 < cx1 <= x1 - ov and y0 + ov <= cy0 < cy1 <= y1 - ov
+            assert tile_core[0] <= cx0 and cx1 <= tile_core[2] and tile_core[1] <= cy0 and cy1 <= tile_core[3]
+        # every centre the tile owns whose pixel is epithelium: in exactly one core (half-pixel edges too)
+        c = rng.uniform(ov, (ws - ov, hs - ov), (4000, 2))
+        c[:2000] = np.floor(c[:2000]) + rng.choice([0.0, 0.4999, 0.5, 0.9999], (2000, 2))
+        c = c[(c >= ov).all(axis=1) & (c < (ws - ov, hs - ov)).all(axis=1)]
+        pix = np.floor(c + 0.5).astype(int)
+        tumour = c[epi[pix[:, 1], pix[:, 0]]] + [padded[0], padded[1]]
+        owners = np.zeros(len(tumour), int)
+        for _, (cx0, cy0, cx1, cy1) in got:
+            owners += ((tumour[:, 0] >= cx0) & (tumour[:, 0] < cx1) & (tumour[:, 1] >= cy0) & (tumour[:, 1] < cy1))
+        assert (owners == 1).all(), (k, tumour[owners != 1][:3], got)
+        n_centres += len(tumour)
+        for _, (cx0, cy0, cx1, cy1) in got:  # centres within a pixel of a cut (a core edge inside the tile's)
+            for axis, edges in ((0, (cx0, cx1)), (1, (cy0, cy1))):
+                for e in edges:
+                    if tile_core[axis] < e < tile_core[axis + 2]:
+                        n_at_cut += int((np.abs(tumour[:, axis] - e) < 1).sum())
+    assert n_split > 30 and n_centres > 10000 and n_at_cut > 300  # splits, centres and cut edges were exercised
+    with pytest.raises(InvalidInputError, match="max_windows"):
+        tile_windows(np.zeros((416, 416), bool), (0, 0, 416, 416), ov, max_windows=0)
+
+
 def test_tiles_without_a_window_give_no_cells_in_every_plan(phantom, monkeypatch):
     """A tile whose core has no epithelium in the sampled map is skipped, the same way in every plan."""
     import her2fast
@@ -302,6 +360,39 @@ def test_crop_to_epithelium_keeps_every_tumour_cell(phantom, sequential):
     assert crop.score == whole.score and len(crop.cells) < len(whole.cells)
     centres = [set(zip(r.cells.x.tolist(), r.cells.y.tolist())) for r in (crop, whole)]
     assert not centres[0] - centres[1]  # no cell that whole tiles do not have
+
+
+def test_split_windows_keep_every_tumour_cell(phantom, sequential):
+    """Several windows per tile (the default) give the tumour cells of one window per tile."""
+    import her2fast
+
+    one = her2fast.score(phantom.path, progress=False, threads=ThreadPlan.sequential(),
+                         settings=dataclasses.replace(SETTINGS, windows_per_tile=1))
+    split = sequential
+    p1, p4 = one.provenance["pipeline"], split.provenance["pipeline"]
+    assert SETTINGS.windows_per_tile == 4
+    assert p4["windows"] > p1["windows"] == one.counts["tiles_segmented"]  # some tiles were cut
+    assert p4["window_fraction"] < p1["window_fraction"]
+    t1, t4 = (r.cells.select(r.cells.is_tumour) for r in (one, split))
+    assert len(t1) > 500
+    np.testing.assert_array_equal(t4.x, t1.x)
+    np.testing.assert_array_equal(t4.y, t1.y)
+    rules = SETTINGS.rules
+    agree = (t4.cell_class(rules) == t1.cell_class(rules)).mean()
+    assert agree >= 0.995, agree  # only the network's far context differs
+    d_od = np.abs(t4.membrane_dab_od - t1.membrane_dab_od)
+    assert (d_od <= 0.01).mean() >= 0.99 and d_od.max() < 0.05, np.percentile(d_od, [99, 100])
+    assert split.score == one.score
+    # every cell the split windows keep, one window has too (they only drop stroma between them)
+    assert not set(zip(split.cells.x.tolist(), split.cells.y.tolist())) - set(zip(one.cells.x.tolist(), one.cells.y.tolist()))
+
+
+def test_windows_per_tile_is_checked_and_old_settings_load_with_one():
+    with pytest.raises(InvalidInputError, match="windows_per_tile"):
+        ScoreSettings(windows_per_tile=0)
+    old = {k: v for k, v in ScoreSettings().to_dict().items() if k != "windows_per_tile"}
+    assert ScoreSettings.from_dict(old).windows_per_tile == 1  # saved before the split: one window
+    assert ScoreSettings.from_dict(ScoreSettings().to_dict()).windows_per_tile == 4
 
 
 def test_crop_to_epithelium_must_be_a_bool():

@@ -247,7 +247,7 @@ def run_reference(path: Path, mpp: float | None, settings, threads: int, n_tiles
 def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", seed: int = 7, mpp: float | None = None,
          providers: str = "auto", threads: int | None = None, batch: int | None = None, reference: bool = True,
          reference_tiles: int = 12, json_path: str | None = None, work_dir: str = "her2fast_bench",
-         crop: bool = True) -> int:
+         crop: bool = True, windows_per_tile: int | None = None) -> int:
     """Run the benchmark and print its table; returns the exit code."""
     from .. import __version__
     from ..api import score
@@ -266,6 +266,8 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
     cores = _available_cores() if threads is None else threads
     plan = ThreadPlan.for_machine(cores, gpu=uses_gpu(prov))
     settings = ScoreSettings(crop_to_epithelium=crop)
+    if windows_per_tile is not None:
+        settings = replace(settings, windows_per_tile=windows_per_tile)
     if batch is not None:
         settings = replace(settings, membrane_batch_size=batch)
     batch = settings.membrane_batch_size
@@ -296,7 +298,9 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
                  "tiles_wall_s": round(tiles_wall, 3), "tiles_per_s": round(tps, 3),
                  "tiles_512_per_s": round(tps512, 3), "projected_3000_tiles_s": round(projected, 1),
                  "cpu_percent_tiles": round(perf["cpu_percent"], 1), "crop_to_epithelium": settings.crop_to_epithelium,
-                 "window_fraction": round(perf.get("window_fraction", 1.0), 4), "peak_rss_mb": round(rss, 1),
+                 "window_fraction": round(perf.get("window_fraction", 1.0), 4),
+                 "windows_per_tile": settings.windows_per_tile, "windows": perf.get("windows", n),
+                 "peak_rss_mb": round(rss, 1),
                  "stage_busy_s": {k: round(r.timings.get(k, 0.0), 3) for k in ("tissue", "stain", "epithelium", *stages)}},
     }
     print(f"ours: {n} epithelial tiles of {settings.tile_size}^2 (+{settings.overlap} px margins) in {tiles_wall:.2f} s "
@@ -307,7 +311,8 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
     print(f"ours: busy ms per tile (summed over threads): {busy}")
     if settings.crop_to_epithelium:
         share = 100 * perf.get("window_fraction", 1.0)
-        print(f"ours: windows around the epithelium: {share:.0f} % of the tiles' pixels segmented (--no-crop: whole tiles)")
+        print(f"ours: {perf.get('windows', n)} windows around the epithelium (up to {settings.windows_per_tile} per "
+              f"tile): {share:.0f} % of the tiles' pixels segmented (--no-crop: whole tiles)")
     if reference:
         ref = run_reference(path, mpp, settings, cores, reference_tiles)
         rt = ref["timings"]
