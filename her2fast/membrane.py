@@ -237,8 +237,10 @@ def prefer_openvino(max_abs_diff: float, flip_fraction: float, ms_openvino: floa
 
 
 class _OpenVinoRunner:
-    """The model compiled by OpenVINO for the CPU: one compiled model (one stream) per calling thread,
-    so the slide stream's inference lanes run at once, as with ONNX Runtime."""
+    """The model compiled by OpenVINO for the CPU. Each compiled model runs one request at a time on
+    its own stream, so calls at once (the slide stream's inference lanes) take idle compiled models
+    from a pool, compiling another when none is idle: as many as ever ran at once, kept for the next
+    slide."""
 
     def __init__(self, path: Path, threads: int | None, bf16: bool) -> None:
         ov = _import_openvino()
@@ -248,28 +250,30 @@ class _OpenVinoRunner:
         self._config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads or 0,
                         "ENABLE_CPU_PINNING": False, "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
         self._lock = threading.Lock()
-        self._local = threading.local()
         self.compiles = 0
         first = self._compile()  # compiled now: a model OpenVINO cannot compile fails here
-        self._spare = [first]
+        self._idle = [first]
         # what OpenVINO actually runs in (a bf16 hint on a CPU without bf16 units runs fp32)
-        self.precision = "bf16" if first.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16 else "f32"
+        self.precision = "bf16" if first[0].get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16 else "f32"
 
-    def _compile(self) -> Any:
+    def _compile(self) -> tuple[Any, Any]:
         with self._lock:
             self.compiles += 1
-            return self._core.compile_model(self._model, "CPU", self._config)
+            compiled = self._core.compile_model(self._model, "CPU", self._config)
+        return compiled, compiled.create_infer_request()
 
     def run(self, output_names: Sequence[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        request = getattr(self._local, "request", None)
-        if request is None:
+        with self._lock:
+            pair = self._idle.pop() if self._idle else None
+        pair = pair or self._compile()
+        try:
+            result = pair[1].infer(feed)
+            by_name = {port.get_any_name(): value for port, value in result.items()}
+            # copies: the request's output buffers are reused by its next call
+            return [np.array(by_name[n], copy=True) for n in output_names]
+        finally:
             with self._lock:
-                compiled = self._spare.pop() if self._spare else None
-            compiled = compiled or self._compile()
-            request = self._local.request = compiled.create_infer_request()
-        result = request.infer(feed)
-        by_name = {port.get_any_name(): value for port, value in result.items()}
-        return [np.array(by_name[n], copy=True) for n in output_names]
+                self._idle.append(pair)
 
 
 class _OrtRunner:
