@@ -31,7 +31,8 @@ from .errors import InvalidInputError
 from .nuclei import NucleiSettings, segment_nuclei
 from .scoring import CellTable, ScoringRules
 
-__all__ = ["ScoreSettings", "SlideMaps", "PipelineOutput", "Progress", "ThreadPlan", "run_slide", "tile_window"]
+__all__ = ["ScoreSettings", "SlideMaps", "PipelineOutput", "Progress", "ThreadPlan", "run_slide", "tile_window",
+           "tile_windows"]
 
 _METHODS = ("unet", "classical")
 
