@@ -8,12 +8,14 @@ Per phantom tile (the presets of ``benchmarks/calibrate_intensity.py``) the cell
 ``segment_nuclei``; (a): true membrane, true DAB, true nuclei), and for every covered ray the DAB OD
 profile along the ray is sampled (bilinear, 0.25 px steps). Candidates (per cell, over its covered rays):
 
-- ``cur``          median of the run peak OD (the current ``membrane_dab_od``);
+- ``cur``          the shipped ``membrane_dab_od`` of :func:`her2fast.cells.measure_tile` (own-side gate,
+                   ``intensity_quantile``, cytoplasm subtraction);
+- ``med``          median of the run peak OD over all covered rays (the measure ``cur`` started from);
 - ``q75``          75th percentile of the run peaks;
-- ``cur-bg``       ``cur`` minus the cell's cytoplasm DAB (median over territory pixels >= 1.5 um
+- ``cur-bg``       ``med`` minus the cell's cytoplasm DAB (median over territory pixels >= 1.5 um
                    from membrane and off nuclei);
 - ``memmean``      mean OD over the membrane-mask pixels of the territory; ``memmean-bg`` minus bg;
-- ``peak*thick``   median peak x median run length (um);
+- ``peak*thick``   ``med`` x median run length (um);
 - ``int_in W``     integral of (OD - bg) over the inner half of the profile (peak - W .. peak), um*OD;
 - ``int_full W``   integral of (OD - bg) over peak - W .. peak + W;
 - ``int_in-raybg`` inner integral with the ray's own baseline (min of the profile 1.5-3 um inside);
@@ -102,8 +104,10 @@ def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=N
         return np.where(ncov > 0, np.nan_to_num(out), 0.0)
 
     f: dict[str, np.ndarray] = {}
-    f["cur"] = cmed(peak)
-    assert np.allclose(f["cur"], cells.membrane_dab_od, atol=1e-5), np.abs(f["cur"] - cells.membrane_dab_od).max()
+    # the shipped measure (measure_tile's own-side gate, quantile and cytoplasm subtraction), and the median
+    # of the run peaks that it started from (the third session's measure, which the candidates build on)
+    f["cur"] = np.asarray(cells.membrane_dab_od, dtype=np.float64)
+    f["med"] = cmed(peak)
     f["q75"] = cmed(peak, 75)
     f["thick"] = cmed(run) * mpp
 
@@ -126,16 +130,16 @@ def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=N
                 bg[k] = np.median(vals[starts[k]:ends[k]])
     bg = bg[1:]
     f["bg"] = bg
-    f["cur-bg"] = np.where(ncov > 0, f["cur"] - bg, 0.0)
+    f["cur-bg"] = np.where(ncov > 0, f["med"] - bg, 0.0)
     f["q75-bg"] = np.where(ncov > 0, f["q75"] - bg, 0.0)
     mm = (tl > 0) & mem_mask
     cnt = np.bincount(tl[mm], minlength=idx.size + 1)[1:]
     sm = np.bincount(tl[mm], weights=od[mm], minlength=idx.size + 1)[1:]
     f["memmean"] = np.where((ncov > 0) & (cnt > 0), sm / np.maximum(cnt, 1), 0.0)
     f["memmean-bg"] = np.where((ncov > 0) & (cnt > 0), f["memmean"] - bg, 0.0)
-    f["peak*thick"] = f["cur"] * f["thick"]
+    f["peak*thick"] = f["med"] * f["thick"]
     f["(peak-bg)*thick"] = f["cur-bg"] * f["thick"]
-    f["peak*sqrt(thick)"] = f["cur"] * np.sqrt(f["thick"])
+    f["peak*sqrt(thick)"] = f["med"] * np.sqrt(f["thick"])
 
     # ray profiles
     prof, plab, pmem, t = _ray_profiles(od, terr, mem_mask, base, frac, int(s.n_rays), radius + 2.0 + 4.0 / mpp)
