@@ -193,6 +193,9 @@ def _import_openvino() -> Any:
             "providers=['OpenVINO'] needs the OpenVINO runtime, which is not installed: pip install "
             "'her2fast[openvino]' (or leave providers='auto' for ONNX Runtime)"
         ) from exc
+    except Exception as exc:  # noqa: BLE001 - an installed but broken runtime (missing shared libraries)
+        raise ModelError(f"the OpenVINO runtime is installed but cannot be loaded ({exc!r}): reinstall it "
+                         "(pip install --force-reinstall openvino) or use providers='auto' for ONNX Runtime") from exc
     return openvino
 
 

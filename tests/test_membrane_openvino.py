@@ -127,6 +127,16 @@ def test_openvino_errors(monkeypatch):
     with pytest.raises(ModelError, match=r"pip install 'her2fast\[openvino\]'"):
         membrane.MembraneSession(providers=["OpenVINO"])
 
+    class Broken:  # an installed runtime whose shared libraries do not load
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "openvino":
+                raise OSError("libopenvino.so: cannot open shared object file")
+
+    monkeypatch.delitem(sys.modules, "openvino")
+    monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        membrane.MembraneSession(providers=["OpenVINO"])
+
 
 def test_a_slide_scored_with_openvino_matches_onnxruntime(tmp_path):
     import her2fast
