@@ -185,6 +185,11 @@ def _import_ort() -> Any:
     return ort
 
 
+def _wants_openvino(providers: str | Sequence[str]) -> bool:
+    """Whether an explicit providers list names OpenVINO."""
+    return not isinstance(providers, str) and any(p in _OPENVINO_NAMES for p in providers)
+
+
 def _import_openvino() -> Any:
     try:
         import openvino
@@ -313,7 +318,7 @@ def _resolve_providers(providers: str | Sequence[str], available: Sequence[str])
 
 def uses_gpu(providers: str | Sequence[str] = "auto") -> bool:
     """Whether these providers would put the network on a GPU (without building a session)."""
-    if not isinstance(providers, str) and any(p in _OPENVINO_NAMES for p in providers):
+    if _wants_openvino(providers):
         return False  # OpenVINO runs on the CPU here
     try:
         ort = _import_ort()
@@ -365,8 +370,8 @@ class MembraneSession:
             threads = as_int(threads, "threads", 1, 1024)
         self.selection: dict[str, Any] | None = None
         self.fell_back = False
-        if not isinstance(providers, str) and any(p in _OPENVINO_NAMES for p in providers):
-            _resolve_providers(providers, ())  # OpenVINO alone
+        if _wants_openvino(providers):
+            _resolve_providers(providers, ())  # checks that OpenVINO is asked for alone
             self.requested = list(providers)
             self._runner = self._openvino(threads, bf16=providers[0] == OPENVINO and openvino_bf16())
             self.providers = [f"{OPENVINO}:{self._runner.precision}"]

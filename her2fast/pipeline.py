@@ -603,6 +603,15 @@ class _TileWork:
     epithelium: np.ndarray  # (h, w) bool, the 2 um/px epithelium map sampled at `bounds`' pixels
 
 
+def _window_px(ra, rb, ca, cb, ov: int, m: int, h: int, w: int):
+    """The window (x0, y0, x1, y1; padded-tile pixels, h x w tile) of the candidate-owner pixels in index
+    rows ``ra..rb`` and columns ``ca..cb`` (index ``i`` is the padded tile's pixel ``ov + i``): their box
+    with one pixel more on the low sides, widened by ``ov``, rounded out to the ``m`` grid and clipped
+    (:func:`tile_window`); works elementwise on arrays."""
+    return (np.maximum(0, (ca - 1) // m * m), np.maximum(0, (ra - 1) // m * m),
+            np.minimum(w, -(-(cb + 1 + 2 * ov) // m) * m), np.minimum(h, -(-(rb + 1 + 2 * ov) // m) * m))
+
+
 def tile_window(epithelium: np.ndarray, padded: tuple[int, int, int, int], overlap: int,
                 multiple: int = 16) -> tuple[int, int, int, int] | None:
     """The part of a padded tile that holds the tumour cells its core owns (``crop_to_epithelium``).
@@ -666,10 +675,7 @@ def tile_window(epithelium: np.ndarray, padded: tuple[int, int, int, int], overl
     cols = np.flatnonzero(owned.any(axis=0))
     # in padded-tile pixels the first such pixel is ov + cols[0]; its centres reach half a pixel
     # before it, so the window's core starts one pixel earlier; the window is that core widened by ov
-    x0 = max(0, (int(cols[0]) - 1) // m * m)
-    y0 = max(0, (int(rows[0]) - 1) // m * m)
-    x1 = min(w, -(-(int(cols[-1]) + 1 + 2 * ov) // m) * m)
-    y1 = min(h, -(-(int(rows[-1]) + 1 + 2 * ov) // m) * m)
+    x0, y0, x1, y1 = (int(v) for v in _window_px(int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1]), ov, m, h, w))
     return (px0 + x0, py0 + y0, px0 + x1, py0 + y1)
 
 
@@ -677,14 +683,6 @@ def tile_window(epithelium: np.ndarray, padded: tuple[int, int, int, int], overl
 #: window's pixels (a window costs ~2 ms of fixed work, under 1 % of an 800^2 window's)
 _SPLIT_MAX_FRACTION = 0.95
 _FAR = np.iinfo(np.int64).max // 4
-
-
-def _window_px(ra, rb, ca, cb, ov: int, m: int, h: int, w: int):
-    """:func:`tile_window`'s window (x0, y0, x1, y1; padded-tile pixels) of the candidate-owner pixels in
-    index rows ``ra..rb`` and columns ``ca..cb`` (index ``i`` is the padded tile's pixel ``ov + i``);
-    works elementwise on arrays."""
-    return (np.maximum(0, (ca - 1) // m * m), np.maximum(0, (ra - 1) // m * m),
-            np.minimum(w, -(-(cb + 1 + 2 * ov) // m) * m), np.minimum(h, -(-(rb + 1 + 2 * ov) // m) * m))
 
 
 def _part_window(owned: np.ndarray, part: tuple[int, int, int, int], ov: int, m: int, h: int, w: int):
@@ -785,8 +783,8 @@ def tile_windows(epithelium: np.ndarray, padded: tuple[int, int, int, int], over
 
     # a part: candidate-owner index rows r0..r1 and columns c0..c1, the core it owns (padded pixels,
     # half-open), its window
-    parts = [((0, owned.shape[0] - 1, 0, owned.shape[1] - 1), (ov, ov, w - ov, h - ov))]
-    parts = [(p, core, _part_window(owned, p, ov, m, h, w)) for p, core in parts]
+    whole = (0, owned.shape[0] - 1, 0, owned.shape[1] - 1)
+    parts = [(whole, (ov, ov, w - ov, h - ov), _part_window(owned, whole, ov, m, h, w))]
     while len(parts) < n_max:
         best = None  # (saving, part index, axis, k)
         for i, ((r0, r1, c0, c1), _, win) in enumerate(parts):

@@ -339,6 +339,24 @@ def test_tiles_without_a_window_give_no_cells_in_every_plan(phantom, monkeypatch
     assert len(r.cells) > 0 and r.provenance["pipeline"]["tiles"] == r.counts["tiles_epithelium"]
 
 
+def _same_tumour_cells(smaller, larger) -> None:
+    """Windows that segment less of a slide (``smaller``) than others (``larger``): the same tumour cells
+    at the same places, the same classes up to the network's far context, the same score, and no cell
+    that ``larger`` does not have."""
+    ts, tl = (r.cells.select(r.cells.is_tumour) for r in (smaller, larger))
+    assert len(tl) > 500
+    np.testing.assert_array_equal(ts.x, tl.x)
+    np.testing.assert_array_equal(ts.y, tl.y)
+    rules = SETTINGS.rules
+    agree = (ts.cell_class(rules) == tl.cell_class(rules)).mean()
+    assert agree >= 0.995, agree  # only the network's far context differs
+    d_od = np.abs(ts.membrane_dab_od - tl.membrane_dab_od)
+    assert (d_od <= 0.01).mean() >= 0.99 and d_od.max() < 0.05, np.percentile(d_od, [99, 100])
+    assert smaller.score == larger.score
+    centres = [set(zip(r.cells.x.tolist(), r.cells.y.tolist())) for r in (smaller, larger)]
+    assert not centres[0] - centres[1]
+
+
 def test_crop_to_epithelium_keeps_every_tumour_cell(phantom, sequential):
     """The windows change no tumour cell's class; only stromal cells far from the epithelium go."""
     import her2fast
@@ -348,18 +366,8 @@ def test_crop_to_epithelium_keeps_every_tumour_cell(phantom, sequential):
     crop = sequential
     assert crop.provenance["pipeline"]["window_fraction"] < 0.95
     assert whole.provenance["pipeline"]["window_fraction"] == 1.0
-    tw, tc = (r.cells.select(r.cells.is_tumour) for r in (whole, crop))
-    assert len(tw) > 500
-    np.testing.assert_array_equal(tc.x, tw.x)
-    np.testing.assert_array_equal(tc.y, tw.y)
-    rules = SETTINGS.rules
-    agree = (tc.cell_class(rules) == tw.cell_class(rules)).mean()
-    assert agree >= 0.995, agree  # only the network's far context differs
-    d_od = np.abs(tc.membrane_dab_od - tw.membrane_dab_od)
-    assert (d_od <= 0.01).mean() >= 0.99 and d_od.max() < 0.05, np.percentile(d_od, [99, 100])
-    assert crop.score == whole.score and len(crop.cells) < len(whole.cells)
-    centres = [set(zip(r.cells.x.tolist(), r.cells.y.tolist())) for r in (crop, whole)]
-    assert not centres[0] - centres[1]  # no cell that whole tiles do not have
+    _same_tumour_cells(crop, whole)
+    assert len(crop.cells) < len(whole.cells)
 
 
 def test_split_windows_keep_every_tumour_cell(phantom, sequential):
@@ -373,18 +381,7 @@ def test_split_windows_keep_every_tumour_cell(phantom, sequential):
     assert SETTINGS.windows_per_tile == 4
     assert p4["windows"] > p1["windows"] == one.counts["tiles_segmented"]  # some tiles were cut
     assert p4["window_fraction"] < p1["window_fraction"]
-    t1, t4 = (r.cells.select(r.cells.is_tumour) for r in (one, split))
-    assert len(t1) > 500
-    np.testing.assert_array_equal(t4.x, t1.x)
-    np.testing.assert_array_equal(t4.y, t1.y)
-    rules = SETTINGS.rules
-    agree = (t4.cell_class(rules) == t1.cell_class(rules)).mean()
-    assert agree >= 0.995, agree  # only the network's far context differs
-    d_od = np.abs(t4.membrane_dab_od - t1.membrane_dab_od)
-    assert (d_od <= 0.01).mean() >= 0.99 and d_od.max() < 0.05, np.percentile(d_od, [99, 100])
-    assert split.score == one.score
-    # every cell the split windows keep, one window has too (they only drop stroma between them)
-    assert not set(zip(split.cells.x.tolist(), split.cells.y.tolist())) - set(zip(one.cells.x.tolist(), one.cells.y.tolist()))
+    _same_tumour_cells(split, one)  # the split windows only drop stroma between them
 
 
 def test_windows_per_tile_is_checked_and_old_settings_load_with_one():
