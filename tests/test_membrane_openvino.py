@@ -1,7 +1,7 @@
 """The OpenVINO runtime of the membrane U-Net (``providers=["OpenVINO"]``) and how ``providers="auto"``
 chooses it: same probabilities as ONNX Runtime in fp32, lanes that run at once, the probe rule, and
-clear errors. (bf16 itself needs a CPU with bf16 units: ``benchmarks/gpu.sh`` measures it on the device
-machine's CPU when a session is lent one.)"""
+clear errors. The tests hold on any x86 CPU: where it has bf16 units OpenVINO really runs bf16, and
+the assertions that depend on it say so."""
 
 from __future__ import annotations
 
@@ -85,8 +85,15 @@ def test_auto_probe_takes_openvino_only_when_the_rule_says_so(monkeypatch):
     assert s.providers[0].startswith("OpenVINO:") and s.session is None
     sel = s.selection
     assert sel["chosen"] == s.providers
-    assert sel["max_abs_diff"] == pytest.approx(seen["diff"], abs=1e-6) and seen["diff"] < 1e-4  # fp32 here
-    assert sel["flip_fraction"] == seen["flips"] == 0.0
+    assert sel["max_abs_diff"] == pytest.approx(seen["diff"], abs=1e-6)
+    assert sel["flip_fraction"] == pytest.approx(seen["flips"], abs=1e-12)
+    # what OpenVINO ran in depends on this CPU: fp32 agrees to rounding, bf16 (AMX / AVX512-BF16) within
+    # the rule's own limits; the test stubs the rule, so it bounds what the probe measured itself
+    if s.providers == ["OpenVINO:f32"]:
+        assert seen["diff"] < 1e-4 and seen["flips"] == 0.0
+    else:
+        assert s.providers == ["OpenVINO:bf16"]
+        assert seen["diff"] < 0.1 and seen["flips"] < 0.01
     assert sel["ms_openvino"] > 0 and sel["ms_onnxruntime"] > 0
     monkeypatch.setattr(membrane, "prefer_openvino", lambda *a: False)
     s = membrane.MembraneSession(threads=1)
