@@ -86,7 +86,7 @@ def test_auto_probe_takes_openvino_only_when_the_rule_says_so(monkeypatch):
     sel = s.selection
     assert sel["chosen"] == s.providers
     assert sel["max_abs_diff"] == pytest.approx(seen["diff"], abs=1e-6)
-    assert sel["flip_fraction"] == pytest.approx(seen["flips"], abs=1e-12)
+    assert sel["flip_fraction"] == pytest.approx(seen["flips"], abs=1e-6)  # recorded rounded
     # what OpenVINO ran in depends on this CPU: fp32 agrees to rounding, bf16 (AMX / AVX512-BF16) within
     # the rule's own limits; the test stubs the rule, so it bounds what the probe measured itself
     if s.providers == ["OpenVINO:f32"]:
