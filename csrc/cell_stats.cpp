@@ -29,8 +29,8 @@ void cell_landscape(const float* prob, const float* od, std::ptrdiff_t n, float 
 void region_max_dist2(const std::int32_t* regions, std::ptrdiff_t h, std::ptrdiff_t w, std::int32_t m,
                       const std::int32_t* region_ids, const std::int32_t* centre_base, const double* centre_frac,
                       double* out) {
-  if (regions == nullptr || (m > 0 && (out == nullptr || region_ids == nullptr || centre_base == nullptr ||
-                                       centre_frac == nullptr)))
+  if (regions == nullptr ||
+      (m > 0 && (out == nullptr || region_ids == nullptr || centre_base == nullptr || centre_frac == nullptr)))
     throw std::invalid_argument("region_max_dist2: null pointer");
   if (h < 0 || w < 0 || m < 0) throw std::invalid_argument("region_max_dist2: negative size");
   const std::ptrdiff_t n = h * w;
@@ -68,8 +68,7 @@ void label_means(const std::int32_t* labels, const float* values, const std::uin
   std::vector<std::int64_t> count(static_cast<std::size_t>(n_labels) + 1, 0);
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     const std::int32_t l = labels[i];
-    if (l <= 0 || (exclude != nullptr && exclude[i]) || (exclude_labels != nullptr && exclude_labels[i] != 0))
-      continue;
+    if (l <= 0 || (exclude != nullptr && exclude[i]) || (exclude_labels != nullptr && exclude_labels[i] != 0)) continue;
     if (l > n_labels)
       throw std::invalid_argument("label_means: label " + std::to_string(l) + " at pixel " + std::to_string(i) +
                                   " is above n_labels = " + std::to_string(n_labels));

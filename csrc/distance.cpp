@@ -15,7 +15,8 @@ void distance_transform_edt(const std::uint8_t* mask, std::ptrdiff_t h, std::ptr
     throw std::invalid_argument("distance_transform_edt: image must not be empty, got " + std::to_string(h) + "x" +
                                 std::to_string(w));
   if (h > (std::ptrdiff_t{1} << 24) || w > (std::ptrdiff_t{1} << 24) || h * w >= (std::ptrdiff_t{1} << 40))
-    throw std::invalid_argument("distance_transform_edt: image too large, " + std::to_string(h) + "x" + std::to_string(w));
+    throw std::invalid_argument("distance_transform_edt: image too large, " + std::to_string(h) + "x" +
+                                std::to_string(w));
   const double inf = std::numeric_limits<double>::infinity();
   // 1. columns: squared distance to the nearest zero in the same column (inf: none)
   std::vector<double> col(static_cast<std::size_t>(h * w));

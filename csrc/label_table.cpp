@@ -10,16 +10,20 @@ LabelTable label_table(const std::int32_t* labels, std::ptrdiff_t h, std::ptrdif
                        std::int64_t max_label, std::int32_t* out) {
   if (labels == nullptr || out == nullptr) throw std::invalid_argument("label_table: null pointer");
   if (h < 1 || w < 1)
-    throw std::invalid_argument("label_table: image must not be empty, got " + std::to_string(h) + "x" + std::to_string(w));
+    throw std::invalid_argument("label_table: image must not be empty, got " + std::to_string(h) + "x" +
+                                std::to_string(w));
   const std::ptrdiff_t n_px = h * w;
   std::int32_t top = 0;
   for (std::ptrdiff_t i = 0; i < n_px; ++i) {
     const std::int32_t v = labels[i];
-    if (v < 0) throw std::invalid_argument("label_table: labels must be >= 0, got " + std::to_string(v) + " at pixel " + std::to_string(i));
+    if (v < 0)
+      throw std::invalid_argument("label_table: labels must be >= 0, got " + std::to_string(v) + " at pixel " +
+                                  std::to_string(i));
     top = std::max(top, v);
   }
   if (top > max_label)
-    throw std::invalid_argument("label_table: largest label " + std::to_string(top) + " exceeds " + std::to_string(max_label));
+    throw std::invalid_argument("label_table: largest label " + std::to_string(top) + " exceeds " +
+                                std::to_string(max_label));
   std::vector<std::int64_t> pixels(static_cast<std::size_t>(top) + 1, 0);
   for (std::ptrdiff_t i = 0; i < n_px; ++i) ++pixels[static_cast<std::size_t>(labels[i])];
   const std::int64_t keep_from = std::max<std::int64_t>(min_px, 1);

@@ -13,10 +13,10 @@
 namespace her2fast {
 
 struct LabelTable {
-  std::int32_t n = 0;                  ///< objects kept
-  std::vector<std::int64_t> count;     ///< (n,) pixels per object
-  std::vector<std::int64_t> sum_x;     ///< (n,) sum of the column indices of its pixels
-  std::vector<std::int64_t> sum_y;     ///< (n,) sum of the row indices of its pixels
+  std::int32_t n = 0;               ///< objects kept
+  std::vector<std::int64_t> count;  ///< (n,) pixels per object
+  std::vector<std::int64_t> sum_x;  ///< (n,) sum of the column indices of its pixels
+  std::vector<std::int64_t> sum_y;  ///< (n,) sum of the row indices of its pixels
 };
 
 /// Relabel `labels` (h x w, contiguous, values >= 0, 0 = background) into `out` (h x w): objects with

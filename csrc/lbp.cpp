@@ -2,9 +2,9 @@
 
 #include <cmath>
 #include <limits>
-#include <type_traits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "simd_dispatch.hpp"
@@ -18,16 +18,16 @@ constexpr double kPi = 3.141592653589793;  // == numpy.pi
 double round5(double x) { return std::nearbyint(x * 100000.0) / 100000.0; }
 
 struct Neighbour {
-  bool integral;    // both offsets are whole numbers: no interpolation
-  int dr_int;       // integral row offset (integral neighbours)
-  int dc_int;       // integral column offset
-  double rp;        // row offset as scikit-image computes it
-  int oc0, oc1;     // floor / ceil of the column offset
+  bool integral;                 // both offsets are whole numbers: no interpolation
+  int dr_int;                    // integral row offset (integral neighbours)
+  int dc_int;                    // integral column offset
+  double rp;                     // row offset as scikit-image computes it
+  int oc0, oc1;                  // floor / ceil of the column offset
   std::vector<double> dc, omdc;  // per-column interpolation weight dc and 1 - dc
 };
 
-void check_args(const void* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdiff_t stride, int P,
-                double R, const void* out, std::ptrdiff_t out_stride) {
+void check_args(const void* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdiff_t stride, int P, double R,
+                const void* out, std::ptrdiff_t out_stride) {
   if (img == nullptr || out == nullptr) throw std::invalid_argument("lbp_uniform: null image or output pointer");
   if (h < 1 || w < 1)
     throw std::invalid_argument("lbp_uniform: image must not be empty, got " + std::to_string(h) + "x" +
@@ -89,7 +89,8 @@ inline __attribute__((always_inline)) void vinterp_threshold_row(const double* _
                                                                  const double* __restrict bottom, double dr,
                                                                  double omdr, const T* __restrict centre,
                                                                  std::ptrdiff_t w, std::uint8_t* __restrict bit) {
-  for (std::ptrdiff_t c = 0; c < w; ++c) bit[c] = ((omdr * top[c] + dr * bottom[c]) - static_cast<double>(centre[c])) >= 0.0;
+  for (std::ptrdiff_t c = 0; c < w; ++c)
+    bit[c] = ((omdr * top[c] + dr * bottom[c]) - static_cast<double>(centre[c])) >= 0.0;
 }
 
 template <typename T>
@@ -234,7 +235,8 @@ void lbp_uniform_impl(const T* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptr
       std::swap(bit, prev);
     }
     std::uint8_t* o = out + r * out_stride;
-    for (std::ptrdiff_t c = 0; c < w; ++c) o[c] = changes[static_cast<std::size_t>(c)] <= 2 ? sum[static_cast<std::size_t>(c)] : non_uniform;
+    for (std::ptrdiff_t c = 0; c < w; ++c)
+      o[c] = changes[static_cast<std::size_t>(c)] <= 2 ? sum[static_cast<std::size_t>(c)] : non_uniform;
   }
 }
 

@@ -27,11 +27,11 @@ constexpr int kLbpMaxPoints = 64;
 /// `img` has `h` rows of `w` pixels, rows `stride` elements apart; `out` receives h x w codes
 /// (0..P+1), rows `out_stride` elements apart. Throws std::invalid_argument on bad arguments
 /// (h or w < 1, stride < w, P outside 1..kLbpMaxPoints, R not finite or <= 0, null pointers).
-void lbp_uniform(const std::uint8_t* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdiff_t stride,
-                 int P, double R, std::uint8_t* out, std::ptrdiff_t out_stride);
+void lbp_uniform(const std::uint8_t* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdiff_t stride, int P, double R,
+                 std::uint8_t* out, std::ptrdiff_t out_stride);
 
 /// Same on a float64 image (scikit-image converts every input to float64 first).
-void lbp_uniform(const double* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdiff_t stride,
-                 int P, double R, std::uint8_t* out, std::ptrdiff_t out_stride);
+void lbp_uniform(const double* img, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdiff_t stride, int P, double R,
+                 std::uint8_t* out, std::ptrdiff_t out_stride);
 
 }  // namespace her2fast

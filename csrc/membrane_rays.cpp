@@ -22,15 +22,18 @@ void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, con
   if (labels == nullptr || membrane == nullptr || dab_od == nullptr || run_length == nullptr || peak_od == nullptr)
     throw std::invalid_argument("membrane_rays: null pointer");
   if (h < 1 || w < 1)
-    throw std::invalid_argument("membrane_rays: image must not be empty, got " + std::to_string(h) + "x" + std::to_string(w));
+    throw std::invalid_argument("membrane_rays: image must not be empty, got " + std::to_string(h) + "x" +
+                                std::to_string(w));
   if (n_cells < 0) throw std::invalid_argument("membrane_rays: n_cells must be >= 0, got " + std::to_string(n_cells));
   if (n_cells > 0 && (centre_base == nullptr || centre_frac == nullptr))
     throw std::invalid_argument("membrane_rays: null centres");
-  if (n_rays < 1 || n_rays > 4096) throw std::invalid_argument("membrane_rays: n_rays must be in 1..4096, got " + std::to_string(n_rays));
+  if (n_rays < 1 || n_rays > 4096)
+    throw std::invalid_argument("membrane_rays: n_rays must be in 1..4096, got " + std::to_string(n_rays));
   if (!(max_length > 0.0) || !std::isfinite(max_length))
     throw std::invalid_argument("membrane_rays: max_length must be finite and > 0, got " + std::to_string(max_length));
   if (!(outside_reach >= 0.0) || !std::isfinite(outside_reach))
-    throw std::invalid_argument("membrane_rays: outside_reach must be finite and >= 0, got " + std::to_string(outside_reach));
+    throw std::invalid_argument("membrane_rays: outside_reach must be finite and >= 0, got " +
+                                std::to_string(outside_reach));
   if (!(max_run > 0.0) || !std::isfinite(max_run))
     throw std::invalid_argument("membrane_rays: max_run must be finite and > 0, got " + std::to_string(max_run));
   if (std::isnan(cap_radius) || (std::isfinite(cap_radius) && cap_radius < 0.0) || cap_radius == -kInfD)
@@ -50,13 +53,19 @@ void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, con
     const std::int32_t own = cell_labels != nullptr ? cell_labels[k] : k + 1;
     const double fx = centre_frac[2 * k], fy = centre_frac[2 * k + 1];
     if (!(fx >= 0.0 && fx < 1.0 && fy >= 0.0 && fy < 1.0))
-      throw std::invalid_argument("membrane_rays: centre_frac of cell " + std::to_string(k) + " must be in [0, 1), got " +
-                                  std::to_string(fx) + ", " + std::to_string(fy));
+      throw std::invalid_argument("membrane_rays: centre_frac of cell " + std::to_string(k) +
+                                  " must be in [0, 1), got " + std::to_string(fx) + ", " + std::to_string(fy));
     // Grid coordinates: pixel x spans [x - 1/2, x + 1/2); the start cell and the offset inside it.
     std::ptrdiff_t cx0 = centre_base[2 * k], cy0 = centre_base[2 * k + 1];
     double ux = fx + 0.5, uy = fy + 0.5;  // position inside pixel cx0 (shifted by 1/2), in [0.5, 1.5)
-    if (ux >= 1.0) { ux -= 1.0; ++cx0; }
-    if (uy >= 1.0) { uy -= 1.0; ++cy0; }
+    if (ux >= 1.0) {
+      ux -= 1.0;
+      ++cx0;
+    }
+    if (uy >= 1.0) {
+      uy -= 1.0;
+      ++cy0;
+    }
     for (int r = 0; r < n_rays; ++r) {
       float* run_out = run_length + static_cast<std::ptrdiff_t>(k) * n_rays + r;
       float* od_out = peak_od + static_cast<std::ptrdiff_t>(k) * n_rays + r;
@@ -162,17 +171,21 @@ void own_side_gate(const std::int32_t* labels, const std::uint8_t* membrane, con
       dir_y == nullptr)
     throw std::invalid_argument("own_side_gate: null pointer");
   if (h < 1 || w < 1)
-    throw std::invalid_argument("own_side_gate: image must not be empty, got " + std::to_string(h) + "x" + std::to_string(w));
+    throw std::invalid_argument("own_side_gate: image must not be empty, got " + std::to_string(h) + "x" +
+                                std::to_string(w));
   if (n_cells < 0) throw std::invalid_argument("own_side_gate: n_cells must be >= 0, got " + std::to_string(n_cells));
-  if (n_cells > 0 && (cell_labels == nullptr || centre_base == nullptr || centre_frac == nullptr || covered == nullptr ||
-                      run_length == nullptr))
+  if (n_cells > 0 && (cell_labels == nullptr || centre_base == nullptr || centre_frac == nullptr ||
+                      covered == nullptr || run_length == nullptr))
     throw std::invalid_argument("own_side_gate: null cell arrays");
-  if (n_rays < 1 || n_rays > 4096) throw std::invalid_argument("own_side_gate: n_rays must be in 1..4096, got " + std::to_string(n_rays));
-  if (!(step > 0.0) || !std::isfinite(step) || !(max_length > 0.0) || !std::isfinite(max_length) || max_length / step > 1e6)
+  if (n_rays < 1 || n_rays > 4096)
+    throw std::invalid_argument("own_side_gate: n_rays must be in 1..4096, got " + std::to_string(n_rays));
+  if (!(step > 0.0) || !std::isfinite(step) || !(max_length > 0.0) || !std::isfinite(max_length) ||
+      max_length / step > 1e6)
     throw std::invalid_argument("own_side_gate: step and max_length must be finite and > 0 (max_length / step <= 1e6)");
   if (n05 < 0 || n15 < n05 || run_extra < 0)
     throw std::invalid_argument("own_side_gate: need 0 <= n05 <= n15 and run_extra >= 0");
-  if (!(far_weight >= 0.0 && far_weight < 1.0)) throw std::invalid_argument("own_side_gate: far_weight must be in [0, 1)");
+  if (!(far_weight >= 0.0 && far_weight < 1.0))
+    throw std::invalid_argument("own_side_gate: far_weight must be in [0, 1)");
   const std::size_t n_rows = static_cast<std::size_t>(n_cells) * static_cast<std::size_t>(n_rays);
   const auto n_samples = static_cast<std::ptrdiff_t>(std::ceil(max_length / step));  // np.arange(0, max_length, step)
   constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -219,7 +232,8 @@ void own_side_gate(const std::int32_t* labels, const std::uint8_t* membrane, con
       const std::ptrdiff_t need_hi = std::min(start + width - 1, std::max(hi + n15, f + runs[i] + run_extra));
       for (std::ptrdiff_t j = need_lo; j <= need_hi; ++j) {
         const double t = static_cast<double>(j) * step;
-        prof[static_cast<std::size_t>(j - start)] = bilinear_clamped(dab_od, h, w, cy + dir_y[r] * t, cx + dir_x[r] * t);
+        prof[static_cast<std::size_t>(j - start)] =
+            bilinear_clamped(dab_od, h, w, cy + dir_y[r] * t, cx + dir_x[r] * t);
       }
       // last maximum over a window of sample indices [a, b] (j >= 0, inside the profile)
       auto last_argmax = [&](std::ptrdiff_t a, std::ptrdiff_t b) {

@@ -32,14 +32,13 @@ namespace her2fast {
 
 /// `labels` (h x w int32, territory k + 1 for cell k), `membrane` (h x w uint8, nonzero = membrane),
 /// `dab_od` (h x w float); `centre_base` (n_cells x 2 int32: x, y) and `centre_frac` (n_cells x 2,
-/// in [0, 1)); `cap_radius` (>= 0 or +inf) and `cap_reach` (>= 0) in pixels; outputs `run_length` and `peak_od` (n_cells x n_rays float32).
-/// `cell_labels` (n_cells int32, optional): the territory label of cell k (default k + 1), so that a
-/// subset of the cells can be measured. Throws std::invalid_argument on bad arguments.
+/// in [0, 1)); `cap_radius` (>= 0 or +inf) and `cap_reach` (>= 0) in pixels; outputs `run_length` and `peak_od`
+/// (n_cells x n_rays float32). `cell_labels` (n_cells int32, optional): the territory label of cell k (default k + 1),
+/// so that a subset of the cells can be measured. Throws std::invalid_argument on bad arguments.
 void membrane_rays(const std::int32_t* labels, const std::uint8_t* membrane, const float* dab_od, std::ptrdiff_t h,
                    std::ptrdiff_t w, std::int32_t n_cells, const std::int32_t* centre_base, const double* centre_frac,
                    int n_rays, double max_length, double outside_reach, double max_run, double cap_radius,
                    double cap_reach, float* run_length, float* peak_od, const std::int32_t* cell_labels = nullptr);
-
 
 // own_side_gate: the own-side gated membrane OD of covered rays (her2fast.cells, `far_side_weight`).
 // For ray r of cell k (direction (dir_x[r], dir_y[r]) from the centre), with profile samples every

@@ -16,7 +16,8 @@ void component_distance_maxima(const std::int32_t* labels, std::ptrdiff_t h, std
   if (labels == nullptr || keep == nullptr || dist == nullptr || peaks == nullptr)
     throw std::invalid_argument("component_distance_maxima: null pointer");
   if (h < 1 || w < 1)
-    throw std::invalid_argument("component_distance_maxima: empty image " + std::to_string(h) + "x" + std::to_string(w));
+    throw std::invalid_argument("component_distance_maxima: empty image " + std::to_string(h) + "x" +
+                                std::to_string(w));
   if (n_labels < 0) throw std::invalid_argument("component_distance_maxima: n_labels must be >= 0");
   if (!(height > 0.0 && height < 1.0))
     throw std::invalid_argument("component_distance_maxima: height must be in (0, 1), got " + std::to_string(height) +
@@ -41,8 +42,7 @@ void component_distance_maxima(const std::int32_t* labels, std::ptrdiff_t h, std
       y0[l] = std::min(y0[l], yi);
       y1[l] = std::max(y1[l], yi);
     }
-  if (kept_px == n)
-    throw std::invalid_argument("component_distance_maxima: the kept components cover the whole image");
+  if (kept_px == n) throw std::invalid_argument("component_distance_maxima: the kept components cover the whole image");
   std::fill(dist, dist + n, 0.0f);
   std::fill(peaks, peaks + n, std::uint8_t{0});
   std::vector<std::uint8_t> mask;

@@ -10,7 +10,8 @@
 namespace her2fast {
 
 void reconstruct_dilation(const float* marker, const float* mask, std::ptrdiff_t h, std::ptrdiff_t w, float* out) {
-  if (h <= 0 || w <= 0) throw std::invalid_argument("reconstruct_dilation: empty image " + std::to_string(h) + "x" + std::to_string(w));
+  if (h <= 0 || w <= 0)
+    throw std::invalid_argument("reconstruct_dilation: empty image " + std::to_string(h) + "x" + std::to_string(w));
   const std::ptrdiff_t n = h * w;
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     if (!std::isfinite(marker[i]) || !std::isfinite(mask[i]))
@@ -95,7 +96,8 @@ void reconstruct_dilation(const float* marker, const float* mask, std::ptrdiff_t
 
 void h_maxima(const float* image, std::ptrdiff_t h, std::ptrdiff_t w, double height, std::uint8_t* out) {
   if (image == nullptr || out == nullptr) throw std::invalid_argument("h_maxima: null pointer");
-  if (h <= 0 || w <= 0) throw std::invalid_argument("h_maxima: empty image " + std::to_string(h) + "x" + std::to_string(w));
+  if (h <= 0 || w <= 0)
+    throw std::invalid_argument("h_maxima: empty image " + std::to_string(h) + "x" + std::to_string(w));
   if (!(height > 0.0) || !std::isfinite(height))
     throw std::invalid_argument("h_maxima: height must be finite and > 0, got " + std::to_string(height));
   const std::ptrdiff_t n = h * w;

@@ -79,13 +79,13 @@ int thin_guo_hall(const std::uint8_t* mask, std::ptrdiff_t h, std::ptrdiff_t w, 
       for (const std::int32_t p : doomed) img[static_cast<std::size_t>(p)] = 0;
       deleted |= !doomed.empty();
       if (!doomed.empty())  // keep only the survivors in the foreground list
-        fg.erase(std::remove_if(fg.begin(), fg.end(), [&](std::int32_t p) { return img[static_cast<std::size_t>(p)] == 0; }),
-                 fg.end());
+        fg.erase(
+            std::remove_if(fg.begin(), fg.end(), [&](std::int32_t p) { return img[static_cast<std::size_t>(p)] == 0; }),
+            fg.end());
     }
     if (!deleted) break;
   }
-  for (std::ptrdiff_t y = 0; y < h; ++y)
-    std::copy_n(img.data() + (y + 1) * wp + 1, w, out + y * w);
+  for (std::ptrdiff_t y = 0; y < h; ++y) std::copy_n(img.data() + (y + 1) * wp + 1, w, out + y * w);
   return iterations;
 }
 

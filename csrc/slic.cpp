@@ -5,10 +5,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <unordered_map>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "simd_dispatch.hpp"
@@ -49,9 +49,9 @@ HER2FAST_HOT void rgb_row_to_lab(const std::uint8_t* __restrict rgb, std::ptrdif
     const float fx = tx > thr ? cbrt_positive(std::max(tx, thr)) : 7.787f * tx + 16.0f / 116.0f;
     const float fy = ty > thr ? cbrt_positive(std::max(ty, thr)) : 7.787f * ty + 16.0f / 116.0f;
     const float fz = tz > thr ? cbrt_positive(std::max(tz, thr)) : 7.787f * tz + 16.0f / 116.0f;
-    X[x] = 116.0f * fy - 16.0f;     // L
-    Y[x] = 500.0f * (fx - fy);      // a
-    Z[x] = 200.0f * (fy - fz);      // b
+    X[x] = 116.0f * fy - 16.0f;  // L
+    Y[x] = 500.0f * (fx - fy);   // a
+    Z[x] = 200.0f * (fy - fz);   // b
   }
 }
 
@@ -204,15 +204,15 @@ inline std::ptrdiff_t runs_and_sums(const std::int32_t* __restrict lab, std::ptr
 // Per-iteration scratch and window tables shared by the rows of one sweep.
 struct Sweep {
   const Centre* centres;
-  const std::int32_t* wx0;   // window of centre k: columns [wx0[k], wx0[k] + wlen[k])
+  const std::int32_t* wx0;  // window of centre k: columns [wx0[k], wx0[k] + wlen[k])
   const std::int32_t* wlen;
-  const float* xs;           // 0, 1, 2, ... (column coordinates)
-  float wxy;                 // (m / S)^2
-  float* dist;               // w, scratch
-  std::int32_t* cur;         // w + 1 (cur[w]: sentinel), scratch
-  std::uint8_t* flags;       // w + 8, scratch
-  std::int32_t* ends;        // w + 8, scratch
-  Sums* acc;                 // centre sums
+  const float* xs;      // 0, 1, 2, ... (column coordinates)
+  float wxy;            // (m / S)^2
+  float* dist;          // w, scratch
+  std::int32_t* cur;    // w + 1 (cur[w]: sentinel), scratch
+  std::uint8_t* flags;  // w + 8, scratch
+  std::int32_t* ends;   // w + 8, scratch
+  Sums* acc;            // centre sums
 };
 
 // One row of a k-means sweep, start to end (one dispatched call per row, the steps inlined):
@@ -332,8 +332,10 @@ class BigBuffer {
     p_ = static_cast<T*>(allocate_big(bytes));
   }
   ~BigBuffer() {
-    if (slot_ >= 0) tl_scratch.busy[slot_] = false;
-    else std::free(p_);
+    if (slot_ >= 0)
+      tl_scratch.busy[slot_] = false;
+    else
+      std::free(p_);
   }
   BigBuffer(const BigBuffer&) = delete;
   BigBuffer& operator=(const BigBuffer&) = delete;
@@ -358,8 +360,10 @@ void unite(std::int32_t* parent, std::int32_t a, std::int32_t b) {
   a = find_root(parent, a);
   b = find_root(parent, b);
   if (a == b) return;
-  if (a < b) parent[b] = a;
-  else parent[a] = b;
+  if (a < b)
+    parent[b] = a;
+  else
+    parent[a] = b;
 }
 
 }  // namespace
@@ -482,7 +486,8 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   if (row_stride < 3 * w) throw std::invalid_argument("slic: row_stride " + std::to_string(row_stride) + " < 3*width");
   if (mask != nullptr && mask_stride < w)
     throw std::invalid_argument("slic: mask_stride " + std::to_string(mask_stride) + " < width");
-  if (prm.n_segments < 1) throw std::invalid_argument("slic: n_segments must be >= 1, got " + std::to_string(prm.n_segments));
+  if (prm.n_segments < 1)
+    throw std::invalid_argument("slic: n_segments must be >= 1, got " + std::to_string(prm.n_segments));
   if (!(std::isfinite(prm.compactness) && prm.compactness > 0))
     throw std::invalid_argument("slic: compactness must be finite and > 0, got " + std::to_string(prm.compactness));
   if (prm.max_iter < 1) throw std::invalid_argument("slic: max_iter must be >= 1, got " + std::to_string(prm.max_iter));
@@ -599,10 +604,10 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   const std::size_t wz = static_cast<std::size_t>(w);
   std::vector<float> xs(wz);
   for (std::ptrdiff_t x = 0; x < w; ++x) xs[static_cast<std::size_t>(x)] = static_cast<float>(x);
-  std::vector<float> dist(wz);                 // per row: +inf inside, -1 outside (never assigned)
-  std::vector<std::int32_t> cur(wz + 1, -2);   // labels of the row being assigned; cur[w]: sentinel
-  std::vector<std::int32_t> ends(wz + 8);      // run ends of the row
-  std::vector<std::uint8_t> flags(wz + 8);     // label changes along the row
+  std::vector<float> dist(wz);                // per row: +inf inside, -1 outside (never assigned)
+  std::vector<std::int32_t> cur(wz + 1, -2);  // labels of the row being assigned; cur[w]: sentinel
+  std::vector<std::int32_t> ends(wz + 8);     // run ends of the row
+  std::vector<std::uint8_t> flags(wz + 8);    // label changes along the row
   std::vector<Sums> acc(static_cast<std::size_t>(n_seeds));
   // The runs of the last sweep, kept for the connectivity step (which needs exactly these when
   // every pixel takes part).
@@ -640,16 +645,15 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
     bool changed = false;
     std::fill(acc.begin(), acc.end(), Sums{});
     n_runs_total = 0;
-    const Sweep sweep{centres.data(), wx0.data(), wlen.data(), xs.data(), wxy, dist.data(), cur.data(),
-                      flags.data(), ends.data(), acc.data()};
+    const Sweep sweep{centres.data(), wx0.data(), wlen.data(),  xs.data(),   wxy,
+                      dist.data(),    cur.data(), flags.data(), ends.data(), acc.data()};
     for (std::ptrdiff_t y = 0; y < h; ++y) {
       // The row's runs go to the end of `runs` (kept for the connectivity step).
       row_start[static_cast<std::size_t>(y)] = static_cast<std::int32_t>(n_runs_total);
       const std::int32_t e0 = rows_first[static_cast<std::size_t>(y)], e1 = rows_first[static_cast<std::size_t>(y) + 1];
       const std::ptrdiff_t n_runs =
-          sweep_row(sweep, y, w, L + y * w, A + y * w, B + y * w,
-                    mask != nullptr ? inside.data() + y * w : nullptr, row_centres.data() + e0, e1 - e0, labels + y * w,
-                    changed, runs.get() + n_runs_total);
+          sweep_row(sweep, y, w, L + y * w, A + y * w, B + y * w, mask != nullptr ? inside.data() + y * w : nullptr,
+                    row_centres.data() + e0, e1 - e0, labels + y * w, changed, runs.get() + n_runs_total);
       n_runs_total += static_cast<std::size_t>(n_runs);
     }
     row_start[static_cast<std::size_t>(h)] = static_cast<std::int32_t>(n_runs_total);

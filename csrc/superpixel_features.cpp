@@ -43,7 +43,8 @@ void superpixel_features(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff
                                 std::to_string(w));
   if (row_stride < 3 * w || label_stride < w)
     throw std::invalid_argument("superpixel_features: row or label stride smaller than the width");
-  if (n_labels < 0) throw std::invalid_argument("superpixel_features: n_labels must be >= 0, got " + std::to_string(n_labels));
+  if (n_labels < 0)
+    throw std::invalid_argument("superpixel_features: n_labels must be >= 0, got " + std::to_string(n_labels));
   if (P < 1 || P > kLbpMaxPoints)
     throw std::invalid_argument("superpixel_features: P must be in 1.." + std::to_string(kLbpMaxPoints) + ", got " +
                                 std::to_string(P));

@@ -21,7 +21,7 @@
 
 namespace her2fast {
 
-constexpr int kColourBins = 224;      // 7 channels x 32 bins
+constexpr int kColourBins = 224;  // 7 channels x 32 bins
 constexpr int kColourChannelBins = 32;
 
 /// Number of features per superpixel for P LBP neighbours: 224 + (P + 2) + 1.

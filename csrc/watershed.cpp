@@ -1,9 +1,9 @@
 #include "watershed.hpp"
 
-#include <cmath>
 #include <algorithm>
-#include <functional>
+#include <cmath>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -72,7 +72,9 @@ class FloodQueue {
  public:
   // All elevation keys lie in [lo, hi].
   FloodQueue(std::uint32_t lo, std::uint32_t hi)
-      : lo_(lo >> kShift), buckets_((hi >> kShift) - (lo >> kShift) + 1), is_heap_(buckets_.size(), 0),
+      : lo_(lo >> kShift),
+        buckets_((hi >> kShift) - (lo >> kShift) + 1),
+        is_heap_(buckets_.size(), 0),
         cur_(buckets_.size()) {}
   bool empty() const { return size_ == 0; }
   void push(std::uint32_t elevation_key, std::uint32_t age, std::int32_t pixel) {
@@ -191,8 +193,8 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
     for (std::int32_t k = 1; k <= n_labels; ++k) {
       const double fx = centre_frac[2 * k], fy = centre_frac[2 * k + 1];
       if (!(fx >= 0.0 && fx < 1.0 && fy >= 0.0 && fy < 1.0))
-        throw std::invalid_argument("seeded_watershed: centre_frac of label " + std::to_string(k) + " must be in [0, 1), got " +
-                                    std::to_string(fx) + ", " + std::to_string(fy));
+        throw std::invalid_argument("seeded_watershed: centre_frac of label " + std::to_string(k) +
+                                    " must be in [0, 1), got " + std::to_string(fx) + ", " + std::to_string(fy));
     }
 
   // neighbours in scikit-image's order: up, left, right, down, then the diagonals (8-connectivity)

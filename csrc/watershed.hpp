@@ -6,8 +6,8 @@
 // constraints that make territories stop at membranes and stay cell-sized:
 //
 //   - queue: a min-priority queue of (elevation, age) (bucketed by elevation, each bucket a heap
-//     once it is the lowest: the same pop order as one heap, with small heaps); markers enter in raster order, every later push gets the
-//     next age, so ties are first-in first-out and the order depends only on the relative positions
+//     once it is the lowest: the same pop order as one heap, with small heaps); markers enter in raster order, every
+//     later push gets the next age, so ties are first-in first-out and the order depends only on the relative positions
 //     of pixels (translating the image translates the result). A pixel takes the label of the
 //     neighbour that pushes it first (claim at push, as scikit-image without compactness).
 //   - 4-connectivity (up, left, right, down; scikit-image's connectivity=1) or 8-connectivity (then

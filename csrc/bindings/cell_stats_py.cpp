@@ -32,9 +32,9 @@ py::array_t<double> region_max_dist2_py(const py::array& regions, const py::arra
       region_ids.ndim() != 1 || !(region_ids.flags() & py::array::c_style))
     throw py::value_error("region_ids must be a C-contiguous (m,) int32 array");
   const auto m = static_cast<std::int32_t>(region_ids.shape(0));
-  if (!py::isinstance<py::array_t<std::int32_t>>(centre_base) || !centre_base.dtype().is(py::dtype::of<std::int32_t>()) ||
-      centre_base.ndim() != 2 || centre_base.shape(0) != m || centre_base.shape(1) != 2 ||
-      !(centre_base.flags() & py::array::c_style))
+  if (!py::isinstance<py::array_t<std::int32_t>>(centre_base) ||
+      !centre_base.dtype().is(py::dtype::of<std::int32_t>()) || centre_base.ndim() != 2 || centre_base.shape(0) != m ||
+      centre_base.shape(1) != 2 || !(centre_base.flags() & py::array::c_style))
     throw py::value_error("centre_base must be a C-contiguous (m, 2) int32 array");
   if (!py::isinstance<py::array_t<double>>(centre_frac) || !centre_frac.dtype().is(py::dtype::of<double>()) ||
       centre_frac.ndim() != 2 || centre_frac.shape(0) != m || centre_frac.shape(1) != 2 ||

@@ -25,8 +25,9 @@ py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, c
                            double outside_reach, double max_run, double cap_radius, double cap_reach,
                            const py::object& cell_labels) {
   const auto [h, w] = require_tile_maps(labels, membrane, dab_od);
-  if (!py::isinstance<py::array_t<std::int32_t>>(centre_base) || !centre_base.dtype().is(py::dtype::of<std::int32_t>()) ||
-      centre_base.ndim() != 2 || centre_base.shape(1) != 2 || !(centre_base.flags() & py::array::c_style))
+  if (!py::isinstance<py::array_t<std::int32_t>>(centre_base) ||
+      !centre_base.dtype().is(py::dtype::of<std::int32_t>()) || centre_base.ndim() != 2 || centre_base.shape(1) != 2 ||
+      !(centre_base.flags() & py::array::c_style))
     throw py::value_error("centre_base must be a C-contiguous (n, 2) int32 array");
   if (!py::isinstance<py::array_t<double>>(centre_frac) || !centre_frac.dtype().is(py::dtype::of<double>()) ||
       centre_frac.ndim() != 2 || centre_frac.shape(1) != 2 || !(centre_frac.flags() & py::array::c_style) ||
@@ -38,8 +39,8 @@ py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, c
   py::array a;  // keeps a converted array alive while the kernel reads it
   if (!cell_labels.is_none()) {
     a = cell_labels.cast<py::array>();
-    if (!py::isinstance<py::array_t<std::int32_t>>(a) || !a.dtype().is(py::dtype::of<std::int32_t>()) || a.ndim() != 1 ||
-        !(a.flags() & py::array::c_style) || a.shape(0) != n)
+    if (!py::isinstance<py::array_t<std::int32_t>>(a) || !a.dtype().is(py::dtype::of<std::int32_t>()) ||
+        a.ndim() != 1 || !(a.flags() & py::array::c_style) || a.shape(0) != n)
       throw py::value_error("cell_labels must be a C-contiguous (n,) int32 array, one label per centre");
     cl = static_cast<const std::int32_t*>(a.data());
   }
@@ -54,16 +55,17 @@ py::tuple membrane_rays_py(const py::array& labels, const py::array& membrane, c
   float* peak_ptr = peak.mutable_data();
   {
     py::gil_scoped_release release;
-    membrane_rays(lab, mem, od, h, w, n, base, frac, n_rays, max_length, outside_reach, max_run, cap_radius, cap_reach, run_ptr,
-                  peak_ptr, cl);
+    membrane_rays(lab, mem, od, h, w, n, base, frac, n_rays, max_length, outside_reach, max_run, cap_radius, cap_reach,
+                  run_ptr, peak_ptr, cl);
   }
   return py::make_tuple(run, peak);
 }
 py::array_t<double> own_side_gate_py(const py::array& labels, const py::array& membrane, const py::array& dab_od,
                                      const py::array& cell_labels, const py::array& centre_base,
-                                     const py::array& centre_frac, const py::array& covered, const py::array& run_length,
-                                     const py::array& dir_x, const py::array& dir_y, double max_length, double step,
-                                     int n05, int n15, int run_extra, double far_weight) {
+                                     const py::array& centre_frac, const py::array& covered,
+                                     const py::array& run_length, const py::array& dir_x, const py::array& dir_y,
+                                     double max_length, double step, int n05, int n15, int run_extra,
+                                     double far_weight) {
   const auto [h, w] = require_tile_maps(labels, membrane, dab_od);
   require_array<std::int32_t>(cell_labels, "cell_labels", 1);
   require_array<std::int32_t>(centre_base, "centre_base", 2);
@@ -93,8 +95,8 @@ py::array_t<double> own_side_gate_py(const py::array& labels, const py::array& m
   double* dst = out.mutable_data();
   {
     py::gil_scoped_release release;
-    own_side_gate(lab, mem, od, h, w, n, cl, base, frac, cov, run, n_rays, dx, dy, max_length, step, n05, n15, run_extra,
-                  far_weight, dst);
+    own_side_gate(lab, mem, od, h, w, n, cl, base, frac, cov, run, n_rays, dx, dy, max_length, step, n05, n15,
+                  run_extra, far_weight, dst);
   }
   return out;
 }
@@ -105,11 +107,12 @@ void register_membrane_rays(py::module_& m) {
         py::arg("centre_base"), py::arg("centre_frac"), py::arg("n_rays"), py::arg("max_length"),
         py::arg("outside_reach"), py::arg("max_run"), py::arg("cap_radius") = std::numeric_limits<double>::infinity(),
         py::arg("cap_reach") = 0.0, py::arg("cell_labels") = py::none(),
-        "Membrane runs along rays from each cell centre -> (run_length float32[n, n_rays], peak_od float32[n, n_rays]).");
+        "Membrane runs along rays from each cell centre "
+        "-> (run_length float32[n, n_rays], peak_od float32[n, n_rays]).");
   m.def("own_side_gate", &own_side_gate_py, py::arg("labels"), py::arg("membrane"), py::arg("dab_od"),
-        py::arg("cell_labels"), py::arg("centre_base"), py::arg("centre_frac"), py::arg("covered"), py::arg("run_length"),
-        py::arg("dir_x"), py::arg("dir_y"), py::arg("max_length"), py::arg("step"), py::arg("n05"), py::arg("n15"),
-        py::arg("run_extra"), py::arg("far_weight"),
+        py::arg("cell_labels"), py::arg("centre_base"), py::arg("centre_frac"), py::arg("covered"),
+        py::arg("run_length"), py::arg("dir_x"), py::arg("dir_y"), py::arg("max_length"), py::arg("step"),
+        py::arg("n05"), py::arg("n15"), py::arg("run_extra"), py::arg("far_weight"),
         "Own-side gated peak DAB OD of each covered ray -> float64[n_cells, n_rays] (+inf: not measured).");
 }
 

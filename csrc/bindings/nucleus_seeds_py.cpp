@@ -25,7 +25,8 @@ py::tuple component_distance_maxima_py(const py::array& labels, const py::array&
 }  // namespace
 
 void register_nucleus_seeds(py::module_& m) {
-  m.def("component_distance_maxima", &component_distance_maxima_py, py::arg("labels"), py::arg("keep"), py::arg("height"),
+  m.def("component_distance_maxima", &component_distance_maxima_py, py::arg("labels"), py::arg("keep"),
+        py::arg("height"),
         "Distance map and h-maxima (height < 1) of the kept components (keep: uint8 per label 0..n), one component "
         "box at a time -> (float32 dist, uint8 peaks); equal to the whole-image computation (nucleus_seeds.hpp).");
 }

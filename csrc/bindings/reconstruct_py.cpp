@@ -36,7 +36,8 @@ py::array_t<std::uint8_t> h_maxima_py(const py::array& image, double height) {
 
 void register_reconstruct(py::module_& m) {
   m.def("h_maxima", &h_maxima_py, py::arg("image"), py::arg("height"),
-        "Regional maxima of height >= height (8-connected) -> uint8 0/1 (scikit-image's float path; see reconstruct.hpp).");
+        "Regional maxima of height >= height (8-connected) -> uint8 0/1 (scikit-image's float path; see "
+        "reconstruct.hpp).");
   m.def("reconstruct_dilation", &reconstruct_dilation_py, py::arg("marker"), py::arg("mask"),
         "Grey reconstruction by dilation (8-connected) of marker under mask -> float32 (== skimage's).");
 }

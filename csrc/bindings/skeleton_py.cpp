@@ -40,7 +40,8 @@ py::tuple enclosed_regions_py(const py::array& skeleton) {
 
 void register_skeleton(py::module_& m) {
   m.def("thin", &thin_py, py::arg("mask"), py::arg("max_iter"),
-        "Guo-Hall thinning of a C-contiguous 2-D uint8 mask (nonzero = foreground) -> (skeleton uint8 0/1, iterations).");
+        "Guo-Hall thinning of a C-contiguous 2-D uint8 mask (nonzero = foreground) "
+        "-> (skeleton uint8 0/1, iterations).");
   m.def("enclosed_regions", &enclosed_regions_py, py::arg("skeleton"),
         "4-connected background regions of a skeleton -> (labels int32, area int64[n], touches_border uint8[n]).");
 }

@@ -5,17 +5,19 @@
 namespace her2fast::py_bindings {
 
 namespace {
-py::tuple slic_py(const py::array& image, int n_segments, double compactness, int max_iter,
-                  const py::object& mask, bool enforce_connectivity, double min_size_factor) {
+py::tuple slic_py(const py::array& image, int n_segments, double compactness, int max_iter, const py::object& mask,
+                  bool enforce_connectivity, double min_size_factor) {
   require_array<std::uint8_t>(image, "image", 3);
-  if (image.shape(2) != 3) throw py::value_error("image must have 3 channels (H, W, 3), got " + std::to_string(image.shape(2)));
+  if (image.shape(2) != 3)
+    throw py::value_error("image must have 3 channels (H, W, 3), got " + std::to_string(image.shape(2)));
   const auto h = static_cast<std::ptrdiff_t>(image.shape(0)), w = static_cast<std::ptrdiff_t>(image.shape(1));
   const std::uint8_t* mask_ptr = nullptr;
   py::array mask_arr;
   if (!mask.is_none()) {
     mask_arr = py::array(mask);
     require_array<std::uint8_t>(mask_arr, "mask", 2);
-    if (mask_arr.shape(0) != h || mask_arr.shape(1) != w) throw py::value_error("mask shape must equal the image's (H, W)");
+    if (mask_arr.shape(0) != h || mask_arr.shape(1) != w)
+      throw py::value_error("mask shape must equal the image's (H, W)");
     mask_ptr = static_cast<const std::uint8_t*>(mask_arr.data());
   }
   SlicParams prm;

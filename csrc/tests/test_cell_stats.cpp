@@ -21,7 +21,8 @@ using her2fast::region_max_dist2;
 TEST_CASE("region_max_dist2: the farthest pixel of each listed region, on random label maps") {
   std::mt19937 rng(11);
   for (int trial = 0; trial < 40; ++trial) {
-    const int h = 5 + static_cast<int>(rng() % 40), w = 5 + static_cast<int>(rng() % 40), n_reg = 1 + static_cast<int>(rng() % 12);
+    const int h = 5 + static_cast<int>(rng() % 40), w = 5 + static_cast<int>(rng() % 40),
+              n_reg = 1 + static_cast<int>(rng() % 12);
     std::vector<std::int32_t> regions(static_cast<std::size_t>(h * w));
     for (auto& r : regions) r = static_cast<std::int32_t>(rng() % (n_reg + 1)) - 1;  // -1 .. n_reg - 1
     const int m = static_cast<int>(rng() % (n_reg + 2));
@@ -149,8 +150,8 @@ TEST_CASE("membrane_rays: cell_labels measures a subset exactly as the full call
   std::vector<std::int32_t> sub_base = {75, 15, 15, 15}, sub_labels = {3, 1};
   std::vector<double> sub_frac = {0.9, 0.0, 0.25, 0.5};
   std::vector<float> run2(2 * nr), peak2(2 * nr);
-  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 2, sub_base.data(), sub_frac.data(), nr, 20.0, 0.0, 5.0,
-                std::numeric_limits<double>::infinity(), 0.0, run2.data(), peak2.data(), sub_labels.data());
+  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 2, sub_base.data(), sub_frac.data(), nr, 20.0, 0.0,
+                5.0, std::numeric_limits<double>::infinity(), 0.0, run2.data(), peak2.data(), sub_labels.data());
   for (int r = 0; r < nr; ++r) {
     CHECK(run2[r] == run[2 * nr + r]);
     CHECK(peak2[r] == peak[2 * nr + r]);

@@ -84,14 +84,14 @@ TEST_CASE("membrane_rays: membrane beyond the territory counts only within outsi
   std::vector<double> frac = {0.0, 0.0};
   const int nr = 72;  // ray 0 and ray 71 are +-2.5 degrees from the x axis
   std::vector<float> run(nr), peak(nr);
-  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 1, base.data(), frac.data(), nr, 30.0, 2.0, 5.0, kOff, 0.0,
-                run.data(), peak.data());
+  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 1, base.data(), frac.data(), nr, 30.0, 2.0, 5.0, kOff,
+                0.0, run.data(), peak.data());
   CHECK(run[0] > 0.0f);
   CHECK(run[nr - 1] > 0.0f);
   CHECK(peak[0] == doctest::Approx(0.7));
   CHECK(run[nr / 2] == 0.0f);  // pointing left: leaves the image without membrane
-  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 1, base.data(), frac.data(), nr, 30.0, 0.5, 5.0, kOff, 0.0,
-                run.data(), peak.data());
+  membrane_rays(labels.data(), membrane.data(), od.data(), h, w, 1, base.data(), frac.data(), nr, 30.0, 0.5, 5.0, kOff,
+                0.0, run.data(), peak.data());
   CHECK(run[0] == 0.0f);  // the membrane is 1 px beyond the exit: out of reach
 }
 
@@ -123,11 +123,11 @@ TEST_CASE("membrane_rays: past the radius cap, membrane within cap_reach counts 
     for (int r = 0; r < nr; ++r) k += run[r] > 0.0f;
     return k;
   };
-  CHECK(covered(labels, kOff, 0.0) == 0);     // no cap rule: own membrane only
-  CHECK(covered(labels, 10.0, 6.0) == nr);    // the ring lies 3-4.5 px beyond the cap
+  CHECK(covered(labels, kOff, 0.0) == 0);   // no cap rule: own membrane only
+  CHECK(covered(labels, 10.0, 6.0) == nr);  // the ring lies 3-4.5 px beyond the cap
   CHECK(peak[0] == doctest::Approx(0.9));
-  CHECK(covered(labels, 10.0, 2.0) == 0);     // out of reach (12 px from the centre)
-  CHECK(covered(labels, 16.0, 6.0) == 0);     // the territory ended before the cap: not a cap exit
+  CHECK(covered(labels, 10.0, 2.0) == 0);      // out of reach (12 px from the centre)
+  CHECK(covered(labels, 16.0, 6.0) == 0);      // the territory ended before the cap: not a cap exit
   CHECK(covered(neighbour, 10.0, 6.0) == nr);  // the label beyond the cap does not matter
   CHECK(covered(neighbour, 13.0, 6.0) == 0);   // ended at a neighbour 10-11.4 px out, inside the cap
 }
@@ -137,18 +137,18 @@ TEST_CASE("membrane_rays: invalid arguments throw") {
   std::vector<std::uint8_t> membrane(4, 0);
   std::vector<float> od(4, 0.0f), run(1), peak(1);
   std::vector<double> frac = {0.0, 0.0};
-  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 0, 5.0, 1.0,
-                                1.0, kOff, 0.0, run.data(), peak.data()),
+  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 0, 5.0,
+                                1.0, 1.0, kOff, 0.0, run.data(), peak.data()),
                   std::invalid_argument);
-  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 1, 5.0, 1.0,
-                                1.0, -1.0, 0.0, run.data(), peak.data()),
+  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 1, 5.0,
+                                1.0, 1.0, -1.0, 0.0, run.data(), peak.data()),
                   std::invalid_argument);
-  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 1, 5.0, 1.0,
-                                1.0, 3.0, -1.0, run.data(), peak.data()),
+  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 1, 5.0,
+                                1.0, 1.0, 3.0, -1.0, run.data(), peak.data()),
                   std::invalid_argument);
   frac[0] = 1.0;
-  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 1, 5.0, 1.0,
-                                1.0, kOff, 0.0, run.data(), peak.data()),
+  CHECK_THROWS_AS(membrane_rays(labels.data(), membrane.data(), od.data(), 2, 2, 1, base.data(), frac.data(), 1, 5.0,
+                                1.0, 1.0, kOff, 0.0, run.data(), peak.data()),
                   std::invalid_argument);
 }
 

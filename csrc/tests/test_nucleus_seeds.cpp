@@ -45,7 +45,8 @@ TEST_CASE("component_distance_maxima equals the whole-image distance transform a
     std::vector<std::uint8_t> m(static_cast<std::size_t>(h * w), 0);
     const int blobs = static_cast<int>(rng() % 12);
     for (int b = 0; b < blobs; ++b) {  // discs and rectangles, touching and overlapping, at the borders too
-      const int cy = static_cast<int>(rng() % h), cx = static_cast<int>(rng() % w), r = 1 + static_cast<int>(rng() % 12);
+      const int cy = static_cast<int>(rng() % h), cx = static_cast<int>(rng() % w),
+                r = 1 + static_cast<int>(rng() % 12);
       const bool disc = rng() % 2;
       for (int y = 0; y < h; ++y)
         for (int x = 0; x < w; ++x) {

@@ -19,7 +19,8 @@ TEST_CASE("watershed: two seeds on a flat image split it in the middle (FIFO tie
   std::vector<std::int32_t> markers(w, 0), out(w);
   markers[0] = 1;
   markers[9] = 2;
-  seeded_watershed(elev.data(), h, w, markers.data(), 2, nullptr, kNoBarrier, -1.0, nullptr, nullptr, false, out.data());
+  seeded_watershed(elev.data(), h, w, markers.data(), 2, nullptr, kNoBarrier, -1.0, nullptr, nullptr, false,
+                   out.data());
   CHECK(out == std::vector<std::int32_t>{1, 1, 1, 1, 1, 2, 2, 2, 2, 2});
 }
 
@@ -30,7 +31,8 @@ TEST_CASE("watershed: a ridge separates basins; the barrier keeps a flood from c
   elev[5] = 1.0f;
   std::vector<std::int32_t> markers(w, 0), out(w);
   markers[1] = 1;
-  seeded_watershed(elev.data(), h, w, markers.data(), 1, nullptr, kNoBarrier, -1.0, nullptr, nullptr, false, out.data());
+  seeded_watershed(elev.data(), h, w, markers.data(), 1, nullptr, kNoBarrier, -1.0, nullptr, nullptr, false,
+                   out.data());
   for (int x = 0; x < w; ++x) CHECK(out[x] == 1);  // no barrier: floods everything
   seeded_watershed(elev.data(), h, w, markers.data(), 1, nullptr, 0.5f, -1.0, nullptr, nullptr, false, out.data());
   CHECK(out == std::vector<std::int32_t>{1, 1, 1, 1, 1, 1, 0, 0, 0, 0});  // climbs the membrane, stops there
@@ -43,7 +45,8 @@ TEST_CASE("watershed: climb gives a cliff's ridge pixel to the flood that climbe
   std::vector<std::int32_t> markers(w, 0), out(w);
   markers[0] = 1;
   markers[9] = 2;
-  seeded_watershed(elev.data(), h, w, markers.data(), 2, nullptr, kNoBarrier, -1.0, nullptr, nullptr, false, out.data());
+  seeded_watershed(elev.data(), h, w, markers.data(), 2, nullptr, kNoBarrier, -1.0, nullptr, nullptr, false,
+                   out.data());
   CHECK(out == std::vector<std::int32_t>{1, 1, 1, 1, 2, 2, 2, 2, 2, 2});  // first touch wins (scikit-image)
   seeded_watershed(elev.data(), h, w, markers.data(), 2, nullptr, kNoBarrier, -1.0, nullptr, nullptr, true, out.data());
   CHECK(out == std::vector<std::int32_t>{1, 1, 1, 2, 2, 2, 2, 2, 2, 2});
@@ -61,7 +64,8 @@ TEST_CASE("watershed: max_radius limits a label to a disk around its centre") {
   markers[10 * w + 10] = 1;
   std::vector<std::int32_t> base = {0, 0, 10, 10};
   std::vector<double> frac = {0, 0, 0, 0};
-  seeded_watershed(elev.data(), h, w, markers.data(), 1, nullptr, kNoBarrier, 5.0, base.data(), frac.data(), false, out.data());
+  seeded_watershed(elev.data(), h, w, markers.data(), 1, nullptr, kNoBarrier, 5.0, base.data(), frac.data(), false,
+                   out.data());
   int count = 0;
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) {
@@ -80,7 +84,8 @@ TEST_CASE("watershed: the mask excludes pixels; translation moves the result") {
   std::vector<std::uint8_t> mask(h * w, 1);
   for (int y = 0; y < h; ++y) mask[y * w + 6] = 0;  // a wall
   markers[1 * w + 1] = 1;
-  seeded_watershed(elev.data(), h, w, markers.data(), 1, mask.data(), kNoBarrier, -1.0, nullptr, nullptr, false, out.data());
+  seeded_watershed(elev.data(), h, w, markers.data(), 1, mask.data(), kNoBarrier, -1.0, nullptr, nullptr, false,
+                   out.data());
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) CHECK(out[y * w + x] == (x < 6 ? 1 : 0));
 }
@@ -88,15 +93,19 @@ TEST_CASE("watershed: the mask excludes pixels; translation moves the result") {
 TEST_CASE("watershed: invalid arguments throw") {
   std::vector<float> elev(4, 0.0f);
   std::vector<std::int32_t> markers(4, 0), out(4);
-  CHECK_THROWS_AS(seeded_watershed(elev.data(), 0, 2, markers.data(), 0, nullptr, kNoBarrier, -1.0, nullptr, nullptr, false, out.data()),
+  CHECK_THROWS_AS(seeded_watershed(elev.data(), 0, 2, markers.data(), 0, nullptr, kNoBarrier, -1.0, nullptr, nullptr,
+                                   false, out.data()),
                   std::invalid_argument);
   markers[0] = 3;
-  CHECK_THROWS_AS(seeded_watershed(elev.data(), 2, 2, markers.data(), 2, nullptr, kNoBarrier, -1.0, nullptr, nullptr, false, out.data()),
+  CHECK_THROWS_AS(seeded_watershed(elev.data(), 2, 2, markers.data(), 2, nullptr, kNoBarrier, -1.0, nullptr, nullptr,
+                                   false, out.data()),
                   std::invalid_argument);
   markers[0] = 1;
-  CHECK_THROWS_AS(seeded_watershed(elev.data(), 2, 2, markers.data(), 1, nullptr, kNoBarrier, 3.0, nullptr, nullptr, false, out.data()),
+  CHECK_THROWS_AS(seeded_watershed(elev.data(), 2, 2, markers.data(), 1, nullptr, kNoBarrier, 3.0, nullptr, nullptr,
+                                   false, out.data()),
                   std::invalid_argument);
   elev[2] = std::numeric_limits<float>::quiet_NaN();
-  CHECK_THROWS_AS(seeded_watershed(elev.data(), 2, 2, markers.data(), 1, nullptr, kNoBarrier, -1.0, nullptr, nullptr, false, out.data()),
+  CHECK_THROWS_AS(seeded_watershed(elev.data(), 2, 2, markers.data(), 1, nullptr, kNoBarrier, -1.0, nullptr, nullptr,
+                                   false, out.data()),
                   std::invalid_argument);
 }
