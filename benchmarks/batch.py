@@ -34,7 +34,7 @@ def main() -> int:
     ap.add_argument("--no-pictures", action="store_true", help="skip the PNG pictures in both")
     args = ap.parse_args()
 
-    from her2fast.batch import default_workers
+    from her2fast.service.batch import default_workers
     from her2fast.synth import make_slide
 
     her2fast = [sys.executable, "-m", "her2fast"]

@@ -6,7 +6,7 @@ quantity the pipeline measures, on TRAINING-seed phantom tiles; check them on he
 
 Why: the phantom draws each stained cell's membrane OD at the membrane *centre line, before blur*
 (docs/synth.md: faint 0.12-0.30, weak-moderate 0.50-1.00, strong 1.50-2.80), and the default bands
-(0.08 / 0.40 / 1.20) sit between those ranges. :func:`her2fast.cells.measure_tile` measures the median
+(0.08 / 0.40 / 1.20) sit between those ranges. :func:`her2fast.stages.cells.measure_tile` measures the median
 over covered rays of the peak *deconvolved* DAB OD along the membrane run: after the optics (PSF
 sigma 0.35-0.5 um) a 0.6-1.0 um membrane's peak is lower, and the submembranous stain, the cytoplasmic
 blush and a neighbour's membrane add to a faint one. The bands are therefore re-fitted on measured

@@ -2,7 +2,7 @@
 
     python benchmarks/cells.py [--tiles 6] [--category 2+]
 
-Ours: :func:`her2fast.cells.measure_tile` (C++ watershed with membrane barrier and radius limit, C++
+Ours: :func:`her2fast.stages.cells.measure_tile` (C++ watershed with membrane barrier and radius limit, C++
 Guo-Hall thinning and region labelling, C++ rays). Reference, measured in the same run on the same
 tiles: scikit-image's watershed (markers = nuclei, mask = within the radius of a nucleus) +
 ``skimage.morphology.skeletonize`` + ``scipy.ndimage.label`` of the background + numpy per-cell
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
-    from her2fast.cells import CellSettings, measure_tile
+    from her2fast.stages.cells import CellSettings, measure_tile
     from her2fast.synth import make_tile
 
     T, OV, mpp = 512, 48, 0.5

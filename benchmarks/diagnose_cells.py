@@ -4,7 +4,7 @@
                                                    [--size 800] [--cache /tmp/h2f_diag]
 
 On held-out phantom tiles (``make_tile`` seeds >= 5000 by default: the membrane U-Net trained on lower
-seeds), :func:`her2fast.cells.measure_tile` is run on three inputs:
+seeds), :func:`her2fast.stages.cells.measure_tile` is run on three inputs:
 
 - (a) ground-truth membrane mask + true DAB OD + true nuclei (the measurement alone);
 - (b) ground-truth membrane mask + deconvolved DAB + ``segment_nuclei`` nuclei (adds stain and nuclei);
@@ -32,9 +32,9 @@ MARGIN = 48
 
 def tile_inputs(cat: str, variant: str, seed: int, size: int, cache: Path | None):
     """Ground truth, deconvolved DAB/H, segmented nuclei and U-Net probability of one phantom tile."""
-    from her2fast.membrane import predict
-    from her2fast.nuclei import segment_nuclei
-    from her2fast.stain import deconvolve, estimate_stain_vectors
+    from her2fast.stages.membrane import predict
+    from her2fast.stages.nuclei import segment_nuclei
+    from her2fast.stages.stain import deconvolve, estimate_stain_vectors
     from her2fast.synth import make_tile
 
     gt = make_tile(size, category=cat, variant=variant, seed=seed)
@@ -70,7 +70,7 @@ def match(meas, true, max_px: float):
 
 def measure_inputs(gt, dab, nuc, prob, settings=None):
     """Cells of the three inputs (a), (b), (c), owned by the tile minus its margin."""
-    from her2fast.cells import DEFAULT_CELL_SETTINGS, measure_tile
+    from her2fast.stages.cells import DEFAULT_CELL_SETTINGS, measure_tile
 
     settings = settings or DEFAULT_CELL_SETTINGS
     h, w = gt.membrane_mask.shape

@@ -2,12 +2,12 @@
 
 Prints, per held-out phantom slide (seeds never used for training the shipped model) and overall:
 
-- tissue mask IoU of :func:`her2fast.tissue.detect_tissue` against the phantom's true tissue (target >= 0.95);
+- tissue mask IoU of :func:`her2fast.stages.tissue.detect_tissue` against the phantom's true tissue (target >= 0.95);
 - stain vector errors (degrees) against the phantom's true vectors, and whether a fallback was used;
 - superpixel accuracy of the epithelium classifier (target >= 0.95), all superpixels, majority truth;
 - epithelium pixel IoU (target >= 0.85) at the ground truth's 8 um/px grid (predicted fraction >= 0.5 vs
   true fraction >= 0.5);
-- throughput: tissue detection + stain vectors + :func:`her2fast.epithelium.classify_slide` on a large
+- throughput: tissue detection + stain vectors + :func:`her2fast.stages.epithelium.classify_slide` on a large
   phantom at 0.25 um/px, extrapolated to 40,000 x 40,000 px by the tissue area at the classification
   resolution (the work is per tissue pixel there);
 - tissue overlays of the real files (cmu-1-small-region.svs, the her2-ihc-40x patches) written to docs/.
@@ -87,11 +87,11 @@ def epithelium_iou(ep_map, gt) -> float:
 
 
 def evaluate_heldout(data: Path, seeds: list[int], size: int, model, workers: int) -> dict:
-    from her2fast.epithelium import classify_slide, phantom_training_set, superpixel_accuracy
-    from her2fast.slide import open_slide
-    from her2fast.stain import slide_stain_vectors
+    from her2fast.stages.epithelium import classify_slide, phantom_training_set, superpixel_accuracy
+    from her2fast.io.slide import open_slide
+    from her2fast.stages.stain import slide_stain_vectors
     from her2fast.synth import load_ground_truth
-    from her2fast.tissue import detect_tissue, tile_grid
+    from her2fast.stages.tissue import detect_tissue, tile_grid
 
     rows = []
     print("\nHeld-out phantom slides (%d x %d px at 0.5 um/px)" % (size, size))
@@ -141,10 +141,10 @@ def evaluate_heldout(data: Path, seeds: list[int], size: int, model, workers: in
 
 
 def throughput(data: Path, size: int, model, workers: int, category: str = "2+", seed: int = 777) -> dict:
-    from her2fast.epithelium import classify_slide, select_tiles
-    from her2fast.slide import open_slide
-    from her2fast.stain import slide_stain_vectors
-    from her2fast.tissue import detect_tissue, tile_grid
+    from her2fast.stages.epithelium import classify_slide, select_tiles
+    from her2fast.io.slide import open_slide
+    from her2fast.stages.stain import slide_stain_vectors
+    from her2fast.stages.tissue import detect_tissue, tile_grid
 
     path = data / f"big_{category}_{seed}.tiff" if size == 16384 else data / f"big_{category}_{seed}_{size}.tiff"
     ensure_slide(path, category, size, 0.25, seed)
@@ -185,8 +185,8 @@ def overlays(out_dir: Path) -> list[str]:
     from PIL import Image
     from scipy import ndimage as ndi
 
-    from her2fast.slide import open_slide
-    from her2fast.tissue import detect_tissue, segment_tissue
+    from her2fast.io.slide import open_slide
+    from her2fast.stages.tissue import detect_tissue, segment_tissue
 
     def draw(rgb: np.ndarray, mask: np.ndarray, pen: np.ndarray) -> np.ndarray:
         img = rgb.astype(np.float32).copy()
@@ -237,11 +237,11 @@ def epithelium_figure(data: Path, model, out_dir: Path, seed: int) -> str:
     """Held-out phantom: RGB | truth | prediction (one 2+ slide), for the docs."""
     from PIL import Image
 
-    from her2fast.epithelium import classify_slide
-    from her2fast.slide import open_slide
-    from her2fast.stain import slide_stain_vectors
+    from her2fast.stages.epithelium import classify_slide
+    from her2fast.io.slide import open_slide
+    from her2fast.stages.stain import slide_stain_vectors
     from her2fast.synth import load_ground_truth
-    from her2fast.tissue import detect_tissue, tile_grid
+    from her2fast.stages.tissue import detect_tissue, tile_grid
 
     path = data / f"test_2+_{seed}.tiff"
     gt = load_ground_truth(path)
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
-    from her2fast.epithelium import EpitheliumModel, default_model
+    from her2fast.stages.epithelium import EpitheliumModel, default_model
 
     model = EpitheliumModel.load(args.model) if args.model else default_model()
     seeds = [int(s) for s in args.seeds.split(",") if s]

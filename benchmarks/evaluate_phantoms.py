@@ -5,7 +5,7 @@
                                            [--cells cap_reach_um=0,outside_reach_um=0] [--bands 0.09,0.26,0.92]
 
 ``--categories`` takes ``category`` or ``category/variant`` items (``2+/unusual``; a bare category uses
-``--variant``). ``--cells`` overrides :class:`her2fast.cells.CellSettings` fields (e.g. to measure the
+``--variant``). ``--cells`` overrides :class:`her2fast.stages.cells.CellSettings` fields (e.g. to measure the
 old defaults against the new ones in the same run).
 
 Phantoms come from :func:`her2fast.synth.make_slide` with seeds the models never saw (the membrane
@@ -14,7 +14,7 @@ phantom's true category (computed from its true cells by the same rules). Printe
 and predicted category, % complete membranes (true / measured), per-cell class accuracy of the
 matched tumour cells, seconds and peak RSS; then accuracy and Cohen's kappa (unweighted, quadratic) in
 the four ASCO/CAP 2018 classes, the confusion matrix in the paper's Table 5 layout (rows predicted,
-columns reference) via :mod:`her2fast.evaluate`, and the 5-way (null/ultralow split) accuracy.
+columns reference) via :mod:`her2fast.validation.evaluate`, and the 5-way (null/ultralow split) accuracy.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import her2fast
-    from her2fast.evaluate import SCORES, agreement_summary
+    from her2fast.validation.evaluate import SCORES, agreement_summary
     from her2fast.scoring import slide_summary
     from her2fast.synth import is_current_phantom, load_ground_truth, make_slide
 
@@ -76,7 +76,7 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     from dataclasses import replace
 
-    from her2fast.cells import CellSettings
+    from her2fast.stages.cells import CellSettings
 
     overrides = {k: int(v) if v.lstrip("-").isdigit() and k == "n_rays" else float(v)
                  for k, v in (kv.split("=") for kv in args.cells.split(",") if kv)}

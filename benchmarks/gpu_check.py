@@ -35,7 +35,7 @@ def main() -> int:
     import onnxruntime as ort
 
     from her2fast.bench.pipeline import main as bench_main
-    from her2fast.membrane import MembraneSession, predict_maps_batch
+    from her2fast.stages.membrane import MembraneSession, predict_maps_batch
     from her2fast.synth import make_tile
 
     out = Path(args.out)

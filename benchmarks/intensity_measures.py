@@ -4,11 +4,11 @@
                                                        [--size 800] [--cache /tmp/h2f_diag] [--inputs c]
 
 Per phantom tile (the presets of ``benchmarks/calibrate_intensity.py``) the cells are measured exactly as
-:func:`her2fast.cells.measure_tile` does (input (c): U-Net membrane probability, deconvolved DAB,
+:func:`her2fast.stages.cells.measure_tile` does (input (c): U-Net membrane probability, deconvolved DAB,
 ``segment_nuclei``; (a): true membrane, true DAB, true nuclei), and for every covered ray the DAB OD
 profile along the ray is sampled (bilinear, 0.25 px steps). Candidates (per cell, over its covered rays):
 
-- ``cur``          the shipped ``membrane_dab_od`` of :func:`her2fast.cells.measure_tile` (own-side gate,
+- ``cur``          the shipped ``membrane_dab_od`` of :func:`her2fast.stages.cells.measure_tile` (own-side gate,
                    ``intensity_quantile``, cytoplasm subtraction);
 - ``med``          median of the run peak OD over all covered rays (the measure ``cur`` started from);
 - ``q75``          75th percentile of the run peaks;
@@ -66,7 +66,7 @@ def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=N
     from scipy import ndimage as ndi
 
     from her2fast import _native
-    from her2fast.cells import (DEFAULT_CELL_SETTINGS, _as_float_map, _exact_centres, _nucleus_labels, _rays,
+    from her2fast.stages.cells import (DEFAULT_CELL_SETTINGS, _as_float_map, _exact_centres, _nucleus_labels, _rays,
                                 measure_tile)
 
     s = settings or DEFAULT_CELL_SETTINGS
@@ -105,7 +105,7 @@ def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=N
 
     f: dict[str, np.ndarray] = {}
     # the shipped measure (measure_tile's own-side gate, quantile and cytoplasm subtraction), and the median
-    # of the run peaks that it started from (the third session's measure, which the candidates build on)
+    # of the run peaks that it started from (the earlier measure, which the candidates build on)
     f["cur"] = np.asarray(cells.membrane_dab_od, dtype=np.float64)
     f["med"] = cmed(peak)
     f["q75"] = cmed(peak, 75)

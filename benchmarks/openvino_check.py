@@ -1,5 +1,5 @@
 """OpenVINO vs ONNX Runtime for the membrane U-Net on this CPU: agreement, Dice against the phantoms'
-truth, and speed, in one run (issue 7: "measure it properly at equal Dice").
+truth, and speed, in one run (speed compared at equal Dice).
 
 On a CPU with bf16 units (Intel AMX, AVX512-BF16) ``providers=["OpenVINO"]`` runs bf16; elsewhere fp32
 (then the figures only show that the two runtimes agree). ``benchmarks/gpu.sh`` runs this on the device
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="write the figures here too")
     args = ap.parse_args(argv)
 
-    from her2fast import membrane
+    from her2fast.stages import membrane
     from her2fast.synth import make_tile
 
     cats = ["1+", "2+", "3+"]  # stained membranes to find (0: none)

@@ -11,7 +11,7 @@ Steps: (1) ``quant_pre_process`` on the shipped fp32 model; (2) ``quantize_stati
 (format, per-channel, reduce_range, calibration method, nodes excluded), calibrated on the validation
 tiles (``training/cache/val.npz``) plus every 20th training tile, never the test tiles; (3) pooled
 Dice / precision / recall at threshold 0.5 of the ``membrane`` output on the 48 held-out test tiles
-(``training/cache/test.npz``, run as :func:`her2fast.membrane.predict` does: one pass over the tile with
+(``training/cache/test.npz``, run as :func:`her2fast.stages.membrane.predict` does: one pass over the tile with
 the model's mirrored margin), and the max |p_int8 - p_fp32|; (4) one intra-op thread, ms per batch of
 2 x 800^2 and 4 x 512^2, models alternated within each repeat, medians and ratios vs fp32.
 
@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from her2fast.membrane import _single_pass_input, load_model_config  # noqa: E402
+from her2fast.stages.membrane import _single_pass_input, load_model_config  # noqa: E402
 
 FP32 = ROOT / "her2fast/models/membrane_unet/model.onnx"
 #: the nodes after the last U-Net block: 1x1 head conv, slices, logit difference, logit bias, sigmoids
@@ -68,7 +68,7 @@ def variants() -> dict[str, dict]:
 
 
 def _prep(tiles: np.ndarray) -> np.ndarray:
-    """(n, 3, H', W') network inputs as her2fast.membrane.predict builds them for one tile."""
+    """(n, 3, H', W') network inputs as her2fast.stages.membrane.predict builds them for one tile."""
     cfg = load_model_config()
     return np.stack([_single_pass_input(t, cfg.overlap, cfg.multiple) for t in tiles])
 

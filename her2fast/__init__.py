@@ -2,8 +2,12 @@
 
 The native core (``her2fast._native``, C++17) holds the hot kernels; the public modules wrap them:
 
-- :mod:`her2fast.superpixels` -- SLIC superpixels and per-superpixel features
-- :mod:`her2fast.texture` -- uniform local binary patterns
+- :mod:`her2fast.stages.superpixels` -- SLIC superpixels and per-superpixel features
+- :mod:`her2fast.stages.texture` -- uniform local binary patterns
+
+The package is layered (``io``, ``stages``, ``scoring``, ``pipeline``, ``api``, ``service``,
+``validation``, ``cli``; tools ``synth``, ``bench``, ``demo``); docs/architecture.md draws it. The flat
+module names of 0.1 (``her2fast.stages.superpixels``, ``her2fast.stages.membrane``, ...) still import.
 
 The main call is :func:`her2fast.score` (``score(path) -> SlideResult``); it and :class:`SlideResult`,
 :class:`ScoreSettings` are loaded on first use, so ``import her2fast`` stays light.
@@ -11,6 +15,7 @@ The main call is :func:`her2fast.score` (``score(path) -> SlideResult``); it and
 
 from __future__ import annotations
 
+from . import _aliases
 from .errors import (
     Her2FastError,
     InvalidInputError,
@@ -25,6 +30,8 @@ from .errors import (
 __version__ = "0.1.0"
 
 _LAZY = {"score": "api", "SlideResult": "api", "ScoreSettings": "pipeline", "ThreadPlan": "pipeline"}
+
+_aliases.install(__name__)
 
 
 def __getattr__(name: str):

@@ -5,7 +5,7 @@ epithelium, membrane, nuclei, cells) and scores the tumour cells with :func:`her
 (ASCO/CAP 2018 categories and the 2023 strata). A slide that cannot be scored -- empty glass, no
 epithelium, fewer tumour cells than ``ScoringRules.min_tumour_cells`` -- gives ``score=None`` with the
 reason in ``not_scorable`` and ``flags``: never a number that was not measured. A file that cannot be
-read raises the errors of :mod:`her2fast.slide` (:class:`~her2fast.errors.SlideReadError` and
+read raises the errors of :mod:`her2fast.io.slide` (:class:`~her2fast.errors.SlideReadError` and
 subclasses, :class:`~her2fast.errors.MissingResolutionError`, :class:`~her2fast.errors.NotBrightfieldError`).
 """
 
@@ -219,7 +219,7 @@ def score(path: str | Path, *, mpp: float | None = None, providers="auto", setti
         in bf16 on a CPU with bf16 units when it is installed, agrees and is faster on a probe tile;
         else ONNX Runtime's CPU provider). An explicit list of ONNX Runtime providers wins (CPU
         appended as the last resort); ``["OpenVINO"]`` runs OpenVINO (see
-        :class:`her2fast.membrane.MembraneSession`).
+        :class:`her2fast.stages.membrane.MembraneSession`).
     settings : ScoreSettings, optional
         Tile geometry, membrane method, nuclei, cell and scoring parameters (default ``ScoreSettings()``).
     progress : bool
@@ -252,7 +252,7 @@ def score(path: str | Path, *, mpp: float | None = None, providers="auto", setti
     >>> result.score, result.stratum, result.percent_complete  # doctest: +SKIP
     ('3+', '3+', 71.2)
     """
-    from .slide import open_slide
+    from .io.slide import open_slide
 
     settings = ScoreSettings() if settings is None else settings
     if not isinstance(settings, ScoreSettings):

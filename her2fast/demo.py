@@ -20,8 +20,8 @@ import numpy as np
 
 from . import __version__
 from .errors import InvalidInputError
-from .superpixels import feature_names, slic, superpixel_features
-from .texture import local_binary_pattern
+from .stages.superpixels import feature_names, slic, superpixel_features
+from .stages.texture import local_binary_pattern
 
 
 def _load_image(image_path: str | None) -> tuple[np.ndarray, str]:
@@ -98,7 +98,7 @@ def run_score_demo(out_dir: str = "her2fast_demo", *, category: str = "3+", size
     """
     from .api import score
     from .pipeline import ScoreSettings
-    from .report import write_report
+    from .service.report import write_report
     from .synth import make_slide
 
     out = Path(out_dir)

@@ -70,7 +70,7 @@ def test_result_provenance_and_timings(results):
     p = r.provenance
     assert p["her2fast_version"] == her2fast.__version__
     assert len(p["models"]["epithelium_svm"]) == 64
-    from her2fast.membrane import load_model_config
+    from her2fast.stages.membrane import load_model_config
 
     assert p["models"]["membrane_unet"] == load_model_config().sha256
     assert p["providers"] and p["stains"]["dab"]
@@ -160,7 +160,7 @@ def test_missing_file():
 
 def test_settings_validation():
     from her2fast import ScoreSettings
-    from her2fast.cells import CellSettings
+    from her2fast.stages.cells import CellSettings
     from her2fast.errors import InvalidInputError
     from her2fast.scoring import ScoringRules
 
@@ -224,7 +224,7 @@ def test_a_region_inside_the_tumour_with_no_glass_in_view_scores_like_its_truth(
 
     import her2fast
     from her2fast.scoring import ScoringRules, score_cells
-    from her2fast.slide import open_slide
+    from her2fast.io.slide import open_slide
     from her2fast.synth import load_ground_truth, make_slide
 
     src = make_slide(tmp_path / "src.tiff", category=category, width=2048, height=2048, seed=931)

@@ -1,4 +1,4 @@
-"""her2fast.batch / `her2fast batch`: finding slides, the store rows, resume after kill -9, faults, Dask."""
+"""her2fast.service.batch / `her2fast batch`: finding slides, the store rows, resume after kill -9, faults, Dask."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from her2fast import InvalidInputError
-from her2fast.batch import BatchSummary, find_slides, model_versions, run_batch, score_to_store
-from her2fast.store import ResultsStore, slide_identity
+from her2fast.service.batch import BatchSummary, find_slides, model_versions, run_batch, score_to_store
+from her2fast.io.store import ResultsStore, slide_identity
 
 SIZE = 768
 CATEGORIES = ("3+", "1+", "2+", "0", "3+")
@@ -115,8 +115,8 @@ def test_find_slides_errors(tmp_path):
 
 
 def test_model_versions_match_what_the_loaders_check():
-    from her2fast.epithelium import default_model
-    from her2fast.membrane import load_model_config
+    from her2fast.stages.epithelium import default_model
+    from her2fast.stages.membrane import load_model_config
     from her2fast.pipeline import ScoreSettings
 
     v = model_versions()
@@ -125,7 +125,7 @@ def test_model_versions_match_what_the_loaders_check():
     c = model_versions(ScoreSettings(membrane_method="classical"))
     assert set(c) == {"epithelium_svm", "settings"} and c["settings"] != v["settings"]
     # any setting is part of the key: a result scored with other rules is never reused
-    from her2fast.cells import CellSettings
+    from her2fast.stages.cells import CellSettings
     from her2fast.scoring import ScoringRules
 
     r = ScoringRules(ultralow_fraction=0.0)
@@ -145,12 +145,12 @@ def test_score_to_store_rows_skip_names_and_failures(tmp_path, phantoms, monkeyp
     out = tmp_path / "out"
     with ResultsStore(out) as store:
         # disk full while writing the report: a clear 'failed' row naming the folder, no file left behind
-        import her2fast.report
+        import her2fast.service.report
 
         def full(*a, **k):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(her2fast.report, "write_report", full)
+        monkeypatch.setattr(her2fast.service.report, "write_report", full)
         row = score_to_store(phantoms[0], out, store=store, pictures=False)
         assert row["status"] == "failed" and not row["skipped"]
         assert f"cannot write the outputs to {out}" in row["error"] and "disk is full" in row["error"]

@@ -1,4 +1,4 @@
-"""her2fast.cells: membrane skeletons and enclosed regions against scikit-image / scipy."""
+"""her2fast.stages.cells: membrane skeletons and enclosed regions against scikit-image / scipy."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from skimage.morphology import skeletonize, thin
 from _helpers import assert_same_in_two_threads
 
 from her2fast import InvalidInputError
-from her2fast.cells import enclosed_regions, membrane_skeleton
+from her2fast.stages.cells import enclosed_regions, membrane_skeleton
 
 
 def membrane_like_mask(seed: int, size: int = 256) -> np.ndarray:

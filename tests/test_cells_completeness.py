@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from _helpers import nucleus, ring
 
-from her2fast.cells import CellSettings, _close_gaps, measure_tile, membrane_rays
+from her2fast.stages.cells import CellSettings, _close_gaps, measure_tile, membrane_rays
 
 
 def _close_gaps_reference(covered: np.ndarray, gap: int) -> np.ndarray:

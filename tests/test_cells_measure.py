@@ -1,4 +1,4 @@
-"""her2fast.cells: territories, rays and per-tile cell measurement (hand-built tiles, references)."""
+"""her2fast.stages.cells: territories, rays and per-tile cell measurement (hand-built tiles, references)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from _helpers import assert_same_in_two_threads, disk_image, nucleus, ring
 from skimage.segmentation import watershed
 
 from her2fast import InvalidInputError
-from her2fast.cells import (
+from her2fast.stages.cells import (
     CellSettings,
     TileCells,
     measure_tile,
@@ -360,7 +360,7 @@ def _last_argmax(v: np.ndarray) -> np.ndarray:
 
 def _gated_membrane_od_numpy(od, lab, mem, labels, base, frac, covered, run, n_rays, max_length, mpp, far_weight,
                        quantile):
-    """NumPy reference of :func:`her2fast.cells._gated_membrane_od` (its first version; same steps and outputs)."""
+    """NumPy reference of :func:`her2fast.stages.cells._gated_membrane_od` (its first version; same steps and outputs)."""
     from scipy.ndimage import map_coordinates
 
     m = base.shape[0]
@@ -420,9 +420,10 @@ def _gated_membrane_od_numpy(od, lab, mem, labels, base, frac, covered, run, n_r
 @pytest.mark.parametrize("category", ["1+", "2+", "3+", "2+/unusual"])
 def test_gated_membrane_od_equals_the_numpy_reference(category, monkeypatch):
     """The C++ kernel against the NumPy steps it replaced, on the pipeline's inputs of phantom tiles."""
-    import her2fast.cells as cells_mod
-    from her2fast import membrane, stain
-    from her2fast.nuclei import segment_nuclei
+    import her2fast.stages.cells as cells_mod
+    from her2fast.stages import membrane
+    from her2fast.stages import stain
+    from her2fast.stages.nuclei import segment_nuclei
     from her2fast.synth import make_tile
 
     cat, _, variant = category.partition("/")
@@ -448,7 +449,7 @@ def test_gated_membrane_od_equals_the_numpy_reference(category, monkeypatch):
 
 
 def _nucleus_labels_numpy(nuclei, min_px):
-    """NumPy reference of :func:`her2fast.cells._nucleus_labels` (its previous version)."""
+    """NumPy reference of :func:`her2fast.stages.cells._nucleus_labels` (its previous version)."""
     from scipy import ndimage as ndi
 
     if nuclei.dtype == np.bool_:
@@ -477,7 +478,7 @@ def _nucleus_labels_numpy(nuclei, min_px):
 
 
 def test_nucleus_labels_equal_the_numpy_reference():
-    from her2fast.cells import _nucleus_labels
+    from her2fast.stages.cells import _nucleus_labels
 
     rng = np.random.default_rng(5)
     cases = []
@@ -500,7 +501,7 @@ def test_nucleus_labels_equal_the_numpy_reference():
 
 
 def test_cytoplasm_weight_subtracts_the_cells_cytoplasmic_dab():
-    from her2fast.cells import CellSettings, _cytoplasm_od
+    from her2fast.stages.cells import CellSettings, _cytoplasm_od
 
     yy, xx = np.indices((64, 64))
     r = np.hypot(yy - 32, xx - 32)
@@ -547,7 +548,7 @@ def test_cytoplasm_weight_subtracts_the_cells_cytoplasmic_dab():
 
 # ---------------------------------------------------------------------------------- native helpers
 def _region_max_dist2_numpy(regions, region_ids, base, frac):
-    """The NumPy formulation that her2fast.cells._region_max_dist2 replaced (one native pass now)."""
+    """The NumPy formulation that her2fast.stages.cells._region_max_dist2 replaced (one native pass now)."""
     n_regions = int(regions.max()) + 1
     which = np.full(n_regions + 1, -1, np.int64)  # region -> row in region_ids (index n_regions: none)
     which[region_ids] = np.arange(region_ids.size)
@@ -566,7 +567,7 @@ def _region_max_dist2_numpy(regions, region_ids, base, frac):
 
 
 def test_region_max_dist2_equals_its_numpy_formulation_on_random_maps():
-    from her2fast.cells import _region_max_dist2
+    from her2fast.stages.cells import _region_max_dist2
 
     rng = np.random.default_rng(21)
     for _ in range(60):

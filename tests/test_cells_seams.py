@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from her2fast.cells import measure_tile, merge_cell_tables
+from her2fast.stages.cells import measure_tile, merge_cell_tables
 from her2fast.scoring import CellTable, ScoringRules, intensity_class_from_od
 
 SIZE = 1536
@@ -118,5 +118,5 @@ def test_cells_match_the_phantom_ground_truth(phantom, whole):
     print("intensity confusion (rows true 0-3, columns measured 0-3):")
     print(np.array([[int(((t.intensity == a) & (m.intensity == b)).sum()) for b in range(4)] for a in range(4)]))
     assert precision >= 0.9 and recall >= 0.9
-    # loose floors (documented agreement, not targets): see the report of issue 6
+    # loose floors (documented agreement, not targets): see docs/scoring.md
     assert intensity_agree >= 0.5 and np.median(comp_err) <= 0.15

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["her2fast.texture", "her2fast.superpixels", "her2fast.cells", "her2fast.scoring", "her2fast.evaluate"]
+MODULES = ["her2fast.stages.texture", "her2fast.stages.superpixels", "her2fast.stages.cells", "her2fast.scoring", "her2fast.validation.evaluate"]
 
 
 @pytest.mark.parametrize("name", MODULES)

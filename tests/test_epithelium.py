@@ -1,4 +1,4 @@
-"""Epithelium/stroma superpixel classifier (her2fast.epithelium) and `her2fast train-epithelium`."""
+"""Epithelium/stroma superpixel classifier (her2fast.stages.epithelium) and `her2fast train-epithelium`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from her2fast.epithelium import (
+from her2fast.stages.epithelium import (
     EpitheliumMap,
     EpitheliumModel,
     EpitheliumSettings,
@@ -142,8 +142,8 @@ def test_superpixel_features_shape_and_stain_columns():
 
 def test_stain_histograms_equal_numpy_histograms():
     """Each superpixel's H and DAB histograms = np.histogram of its deconvolved pixels (last bin open)."""
-    from her2fast.epithelium import STAIN_BINS, STAIN_OD_MAX
-    from her2fast.stain import deconvolve
+    from her2fast.stages.epithelium import STAIN_BINS, STAIN_OD_MAX
+    from her2fast.stages.stain import deconvolve
     from her2fast.synth import make_tile
 
     for seed, cat in ((4, "3+"), (5, "0")):
@@ -161,7 +161,7 @@ def test_stain_histograms_equal_numpy_histograms():
 
 
 def test_white_balanced_maps_the_glass_to_the_reference_and_keeps_order():
-    from her2fast.epithelium import WHITE_REFERENCE
+    from her2fast.stages.epithelium import WHITE_REFERENCE
 
     rng = np.random.default_rng(5)
     img = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
@@ -180,7 +180,7 @@ def test_white_balanced_maps_the_glass_to_the_reference_and_keeps_order():
 def test_features_do_not_follow_the_scanner_white_balance():
     """The same tissue under two white balances: the colour histograms agree with white balancing and
     differ without it (the failure it fixes: a phantom with glass (248, 252, 247) read as epithelium)."""
-    from her2fast.stain import StainVectors
+    from her2fast.stages.stain import StainVectors
     from her2fast.synth import make_tile
 
     t = make_tile(256, category="2+", mpp=2.0, seed=8)
@@ -247,9 +247,9 @@ def test_epithelium_iou_on_a_phantom_tile():
 
 
 def test_classify_slide_and_select_tiles(phantom):
-    from her2fast.slide import open_slide
-    from her2fast.stain import slide_stain_vectors
-    from her2fast.tissue import detect_tissue, tile_grid
+    from her2fast.io.slide import open_slide
+    from her2fast.stages.stain import slide_stain_vectors
+    from her2fast.stages.tissue import detect_tissue, tile_grid
 
     path, gt = phantom
     with open_slide(path) as slide:
@@ -354,7 +354,7 @@ def truth_geojson(gt, path: Path) -> Path:
 
 
 def test_annotated_training_set_agrees_with_truth(phantom, tmp_path):
-    from her2fast.epithelium import phantom_training_set
+    from her2fast.stages.epithelium import phantom_training_set
 
     path, gt = phantom
     geo = truth_geojson(gt, tmp_path / "truth.geojson")
@@ -389,7 +389,7 @@ def test_train_epithelium_cli_smoke(phantom, tmp_path, capsys):
 def test_glass_level_augmentation(phantom):
     """background_scales: the slide's superpixels once per glass level; the 1.0 copy is the plain set, the
     others differ only through the optical densities (and the white balance) measured against the glass."""
-    from her2fast.epithelium import phantom_training_set
+    from her2fast.stages.epithelium import phantom_training_set
 
     path, _ = phantom
     plain = phantom_training_set(path)

@@ -1,4 +1,4 @@
-"""her2fast.evaluate: metrics against scikit-learn, and the reference-CSV reader's errors."""
+"""her2fast.validation.evaluate: metrics against scikit-learn, and the reference-CSV reader's errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sklearn.metrics import cohen_kappa_score
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from her2fast import InvalidInputError
-from her2fast.evaluate import (
+from her2fast.validation.evaluate import (
     SCORES,
     agreement_summary,
     bootstrap_kappa_interval,
@@ -111,7 +111,7 @@ def test_missing_reference_file(tmp_path):
 
 
 # ------------------------------------------------------------------ rows -> EvaluationReport -> files
-from her2fast.evaluate import (  # noqa: E402
+from her2fast.validation.evaluate import (  # noqa: E402
     ReferenceRow,
     evaluate_rows,
     format_summary,
@@ -329,7 +329,7 @@ def test_evaluate_cli_input_errors_exit_1(tmp_path, capsys):
 
 
 def test_batch_rows_are_matched_to_reference_slides_by_path(tmp_path):
-    from her2fast.evaluate import _align_rows
+    from her2fast.validation.evaluate import _align_rows
 
     paths = [tmp_path / "b.svs", tmp_path / "a.svs", tmp_path / "c.svs"]
     a, b = {"slide_path": str(paths[1]), "score": "1+"}, {"slide_path": str(paths[0]), "score": "3+"}

@@ -1,4 +1,4 @@
-"""her2fast.evaluation_report: the one-page HTML report, its confusion table, calibration plot and thumbnails."""
+"""her2fast.validation.report: the one-page HTML report, its confusion table, calibration plot and thumbnails."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from her2fast import InvalidInputError
-from her2fast.evaluate import ReferenceRow, evaluate_rows
-from her2fast.evaluation_report import (
+from her2fast.validation.evaluate import ReferenceRow, evaluate_rows
+from her2fast.validation.report import (
     calibration_image,
     calibration_svg,
     confusion_html,

@@ -1,4 +1,4 @@
-"""Tests of her2fast.membrane: the shipped ONNX U-Net, its runtime, the classical baseline, and (when
+"""Tests of her2fast.stages.membrane: the shipped ONNX U-Net, its runtime, the classical baseline, and (when
 torch is installed) export parity and a tiny training run of training/."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from her2fast import membrane
+from her2fast.stages import membrane
 from her2fast.errors import InvalidInputError, ModelError
 from her2fast.synth import make_tile
 
@@ -293,7 +293,7 @@ def test_finetune_on_png_pairs_and_export(tmp_path):
 
 
 def test_predict_maps_batch_equals_predict_maps_per_image():
-    from her2fast.membrane import predict_maps, predict_maps_batch
+    from her2fast.stages.membrane import predict_maps, predict_maps_batch
     from her2fast.synth import make_tile
 
     tiles = [make_tile(160, category=c, seed=s).rgb for c, s in (("3+", 41), ("1+", 42), ("0", 43))]

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from her2fast import membrane
+from her2fast.stages import membrane
 from her2fast.errors import InvalidInputError, ModelError
 from her2fast.synth import make_tile
 

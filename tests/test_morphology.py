@@ -1,4 +1,4 @@
-"""her2fast.morphology (grey reconstruction, h-maxima, hole filling, binary morphology, distance transform)
+"""her2fast.stages.morphology (grey reconstruction, h-maxima, hole filling, binary morphology, distance transform)
 against scikit-image / SciPy."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from skimage.morphology import h_maxima as sk_h_maxima
 from skimage.morphology import reconstruction as sk_reconstruction
 
 from her2fast.errors import InvalidInputError
-from her2fast.morphology import (
+from her2fast.stages.morphology import (
     binary_dilation,
     binary_erosion,
     binary_opening,
@@ -20,8 +20,8 @@ from her2fast.morphology import (
     h_maxima,
     reconstruct_dilation,
 )
-from her2fast.morphology import disk as _disk
-from her2fast.stain import deconvolve
+from her2fast.stages.morphology import disk as _disk
+from her2fast.stages.stain import deconvolve
 
 
 def _random_maps(seed: int, n: int):

@@ -1,4 +1,4 @@
-"""her2fast.nuclei.segment_nuclei on phantom tiles (exact nucleus masks) and its input checks."""
+"""her2fast.stages.nuclei.segment_nuclei on phantom tiles (exact nucleus masks) and its input checks."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from her2fast.errors import InvalidInputError
-from her2fast.nuclei import NucleiSettings, nuclei_scores, segment_nuclei
-from her2fast.stain import deconvolve
+from her2fast.stages.nuclei import NucleiSettings, nuclei_scores, segment_nuclei
+from her2fast.stages.stain import deconvolve
 from her2fast.synth import make_tile
 
 
@@ -47,7 +47,7 @@ def _reference_nuclei(h: np.ndarray, mpp: float, s: NucleiSettings = NucleiSetti
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
-    from her2fast.morphology import disk as _disk
+    from her2fast.stages.morphology import disk as _disk
 
     h = ndi.gaussian_filter(h.astype(np.float32), s.smooth_um / mpp, mode="nearest")
     fg = ndi.binary_opening(h >= np.float32(s.threshold_od), structure=_disk(s.opening_um / mpp))
@@ -86,7 +86,7 @@ def _kept_components(h: np.ndarray, mpp: float = 0.5, s: NucleiSettings = Nuclei
     """segment_nuclei's components and the kept ones (min area), as it makes them."""
     from scipy import ndimage as ndi
 
-    from her2fast.morphology import binary_opening, disk, fill_holes
+    from her2fast.stages.morphology import binary_opening, disk, fill_holes
 
     g = ndi.gaussian_filter(h.astype(np.float32), s.smooth_um / mpp, mode="nearest")
     fg = fill_holes(binary_opening(g >= np.float32(s.threshold_od), disk(s.opening_um / mpp)))
@@ -97,7 +97,7 @@ def _kept_components(h: np.ndarray, mpp: float = 0.5, s: NucleiSettings = Nuclei
 
 
 def _whole_image_seeds(comp: np.ndarray, keep: np.ndarray, depth: float):
-    from her2fast.morphology import distance_transform, h_maxima
+    from her2fast.stages.morphology import distance_transform, h_maxima
 
     fg = keep[comp]
     dist = distance_transform(fg)

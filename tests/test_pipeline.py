@@ -62,7 +62,7 @@ def test_blas_runs_one_thread_inside_the_stream_and_is_restored_after(phantom, m
     from threadpoolctl import threadpool_info, threadpool_limits
 
     import her2fast
-    import her2fast.pipeline as pipeline
+    import her2fast.pipeline.stream as pipeline
 
     def blas_threads() -> set[int]:
         return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
@@ -89,7 +89,7 @@ def test_streams_at_once_share_one_blas_limit_and_restore_it():
     """Overlapping streams (nested here; threads take the same lock): the last to end restores the limit."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    import her2fast.pipeline as pipeline
+    import her2fast.pipeline.stream as pipeline
 
     def blas_threads() -> set[int]:
         return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
@@ -107,7 +107,7 @@ def test_streams_at_once_share_one_blas_limit_and_restore_it():
 
 def test_a_failing_stage_raises_its_error_and_stops_every_thread(phantom, monkeypatch):
     import her2fast
-    import her2fast.pipeline as pipeline
+    import her2fast.pipeline.stream as pipeline
 
     calls = {"n": 0}
     real = pipeline.measure_tile
@@ -130,7 +130,7 @@ def test_a_failing_network_call_in_a_lane_raises_its_error_and_stops_every_threa
     """With several inference lanes, a lane that is not the calling thread fails: the error surfaces
     and every thread (readers, lanes, post workers) stops."""
     import her2fast
-    import her2fast.membrane as membrane
+    import her2fast.stages.membrane as membrane
 
     real = membrane.predict_maps_batch
 
@@ -151,7 +151,7 @@ def test_a_failing_network_call_in_a_lane_raises_its_error_and_stops_every_threa
 
 def test_a_failing_reader_raises_its_error(phantom, monkeypatch):
     import her2fast
-    import her2fast.tissue as tissue
+    import her2fast.stages.tissue as tissue
 
     real = tissue.read_tile
     seen = {"n": 0}
@@ -317,7 +317,7 @@ def test_tile_windows_partition_the_owned_centres_and_save_pixels():
 def test_tiles_without_a_window_give_no_cells_in_every_plan(phantom, monkeypatch):
     """A tile whose core has no epithelium in the sampled map is skipped, the same way in every plan."""
     import her2fast
-    import her2fast.pipeline as pipeline
+    import her2fast.pipeline.windows as pipeline
 
     real = pipeline.tile_window
     calls = {"n": 0}
@@ -405,9 +405,9 @@ def test_a_window_read_equals_the_crop_of_its_tile(tmp_path, slide_mpp):
     """The stream reads only each tile's window: the same pixels as the padded tile cut to the window
     (bit for bit at the slide's own resolution; within a grey level where the read resamples)."""
     from her2fast.pipeline import tile_window
-    from her2fast.slide import open_slide
+    from her2fast.io.slide import open_slide
     from her2fast.synth import make_slide
-    from her2fast.tissue import detect_tissue, read_tile, tile_grid
+    from her2fast.stages.tissue import detect_tissue, read_tile, tile_grid
 
     p = make_slide(tmp_path / "w.tiff", category="3+", width=1024, height=1024, mpp=slide_mpp, seed=SEED).path
     rng = np.random.default_rng(0)

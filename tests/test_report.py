@@ -19,7 +19,7 @@ def scored(tmp_path_factory):
 
 
 def test_geojson_is_a_qupath_feature_collection(scored):
-    from her2fast.report import CLASS_NAMES, NON_TUMOUR, to_geojson
+    from her2fast.service.report import CLASS_NAMES, NON_TUMOUR, to_geojson
 
     gj = json.loads(json.dumps(to_geojson(scored)))  # plain JSON types only
     assert gj["type"] == "FeatureCollection"
@@ -54,7 +54,7 @@ def test_geojson_is_a_qupath_feature_collection(scored):
 
 
 def test_epithelium_polygons_known_answer():
-    from her2fast.report import epithelium_polygons
+    from her2fast.service.report import epithelium_polygons
 
     m = np.zeros((40, 60), bool)
     m[5:25, 10:40] = True
@@ -71,7 +71,7 @@ def test_epithelium_polygons_known_answer():
 
 
 def test_tile_percent_complete_matches_cells(scored):
-    from her2fast.report import tile_percent_complete
+    from her2fast.service.report import tile_percent_complete
 
     pct, n = tile_percent_complete(scored)
     assert pct.shape == (scored.maps.n_rows, scored.maps.n_cols) == n.shape
@@ -85,7 +85,7 @@ def test_write_report_files(scored, tmp_path):
     from PIL import Image
 
     from her2fast import SlideResult
-    from her2fast.report import write_report
+    from her2fast.service.report import write_report
     from her2fast.scoring import CellTable
 
     files = write_report(scored, tmp_path)
@@ -108,7 +108,7 @@ def test_write_report_files(scored, tmp_path):
 def test_pictures_need_maps(scored):
     from her2fast import SlideResult
     from her2fast.errors import InvalidInputError
-    from her2fast.report import tile_percent_complete
+    from her2fast.service.report import tile_percent_complete
 
     with pytest.raises(InvalidInputError, match="no maps"):
         tile_percent_complete(SlideResult.from_json(scored.to_json()))
@@ -116,7 +116,7 @@ def test_pictures_need_maps(scored):
 
 def test_write_geojson_streams_the_same_json_as_to_geojson(scored, tmp_path):
     """write_geojson writes feature by feature; the file equals json.dumps(to_geojson(...))."""
-    from her2fast.report import to_geojson, write_geojson
+    from her2fast.service.report import to_geojson, write_geojson
 
     assert len(scored.cells) > 10
     path = write_geojson(scored, tmp_path / "r.geojson")
@@ -160,7 +160,7 @@ def test_epithelium_polygons_with_many_holes_equal_the_reference_in_bounded_memo
     traced on its own crop (a full-size mask per hole took 12.5 GB on a 40k^2 slide)."""
     import tracemalloc
 
-    from her2fast.report import epithelium_polygons
+    from her2fast.service.report import epithelium_polygons
 
     rng = np.random.default_rng(3)
     m = np.ones((300, 400), bool)

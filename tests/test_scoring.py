@@ -110,7 +110,7 @@ def test_cell_table_roundtrip_and_score(tmp_path):
     assert len(t.select(t.intensity > 0)) == 30
 
 
-# ----------------------------------------------------------------- exhaustive thresholds (issue 6)
+# ----------------------------------------------------------------- exhaustive thresholds
 from her2fast.scoring import (  # noqa: E402
     CATEGORIES,
     STRATA,

@@ -19,7 +19,7 @@ from her2fast import (
     SlideReadError,
     UnsupportedSlideError,
 )
-from her2fast.slide import brightfield_evidence, open_slide
+from her2fast.io.slide import brightfield_evidence, open_slide
 
 
 def phantom_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -297,7 +297,7 @@ def test_read_at_coarser_mpp_equals_downsampled(phantom):
 
 
 def test_read_is_independent_of_blocking(phantom, monkeypatch):
-    import her2fast.slide as slide_module
+    import her2fast.io.slide as slide_module
 
     whole = phantom.read(13.5, 7.25, 300, 280, mpp=3.3)
     monkeypatch.setattr(slide_module, "_MAX_BLOCK", 150)

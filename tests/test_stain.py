@@ -1,4 +1,4 @@
-"""Stain vectors, colour deconvolution and histogram-matching normalisation (her2fast.stain)."""
+"""Stain vectors, colour deconvolution and histogram-matching normalisation (her2fast.stages.stain)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from her2fast.errors import Her2FastError, InvalidInputError
-from her2fast.stain import (
+from her2fast.stages.stain import (
     STANDARD_DAB,
     STANDARD_HEMATOXYLIN,
     StainReference,
@@ -128,8 +128,8 @@ def phantom_3plus(tmp_path_factory):
 
 
 def test_slide_stain_vectors_recover_phantom_truth(phantom_3plus):
-    from her2fast.slide import open_slide
-    from her2fast.tissue import detect_tissue, tile_grid
+    from her2fast.io.slide import open_slide
+    from her2fast.stages.tissue import detect_tissue, tile_grid
 
     truth = json.loads(phantom_3plus.with_name("p3.truth.json").read_text())["stain_vectors_rgb"]
     with open_slide(phantom_3plus) as slide:

@@ -1,4 +1,4 @@
-"""her2fast.store: one row per run, atomic, idempotent, safe with several writer processes."""
+"""her2fast.io.store: one row per run, atomic, idempotent, safe with several writer processes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from her2fast import InvalidInputError
-from her2fast.store import ResultsStore, RunRecord, StoreError, slide_identity
+from her2fast.io.store import ResultsStore, RunRecord, StoreError, slide_identity
 
 
 def make_slide(tmp_path, name="s.tiff", content=b"slide-bytes"):
@@ -74,7 +74,7 @@ def test_bad_locations(tmp_path):
 
 
 def _writer(db: str, slide: str, n: int) -> None:
-    from her2fast.store import ResultsStore, RunRecord, slide_identity
+    from her2fast.io.store import ResultsStore, RunRecord, slide_identity
 
     ident = slide_identity(slide)
     with ResultsStore(db) as store:
@@ -102,7 +102,7 @@ def test_kill_9_mid_writing_leaves_whole_rows_only(tmp_path):
     db = tmp_path / "results.db"
     script = textwrap.dedent(f"""
         import sys
-        from her2fast.store import ResultsStore, RunRecord, slide_identity
+        from her2fast.io.store import ResultsStore, RunRecord, slide_identity
         ident = slide_identity({str(slide)!r})
         store = ResultsStore({str(db)!r})
         i = 0
@@ -190,7 +190,7 @@ def test_lookups_and_quarantine(tmp_path):
 
 
 def test_mrxs_slide_is_its_file_and_folder(tmp_path):
-    from her2fast.store import slide_files, slide_stat
+    from her2fast.io.store import slide_files, slide_stat
 
     mrxs = make_slide(tmp_path, "a.mrxs", b"index")
     (tmp_path / "a").mkdir()

@@ -1,4 +1,4 @@
-"""her2fast.superpixels.superpixel_features against the numpy (np.bincount) reference."""
+"""her2fast.stages.superpixels.superpixel_features against the numpy (np.bincount) reference."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from _helpers import assert_same_in_two_threads
 
 from her2fast import InvalidInputError
 from her2fast.bench.reference import colour_bins, superpixel_features_reference
-from her2fast.superpixels import feature_names, slic, superpixel_features
+from her2fast.stages.superpixels import feature_names, slic, superpixel_features
 
 
 @pytest.mark.parametrize("P,R", [(8, 1.0), (16, 2.0)])

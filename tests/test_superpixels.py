@@ -1,4 +1,4 @@
-"""her2fast.superpixels.slic: known answers, properties, and agreement with scikit-image."""
+"""her2fast.stages.superpixels.slic: known answers, properties, and agreement with scikit-image."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from skimage.segmentation import slic as sk_slic
 from _helpers import assert_same_in_two_threads
 
 from her2fast import InvalidInputError
-from her2fast.superpixels import slic
+from her2fast.stages.superpixels import slic
 
 # Stated bounds for agreement with skimage.segmentation.slic on real IHC tiles (same n_segments,
 # compactness, max_num_iter). Boundary recall is measured against the image's own edges (Canny,

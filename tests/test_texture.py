@@ -1,4 +1,4 @@
-"""her2fast.texture.local_binary_pattern against scikit-image (the reference it replaces)."""
+"""her2fast.stages.texture.local_binary_pattern against scikit-image (the reference it replaces)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from skimage.util import img_as_ubyte
 from _helpers import assert_same_in_two_threads
 
 from her2fast import InvalidInputError, _native
-from her2fast.texture import local_binary_pattern
+from her2fast.stages.texture import local_binary_pattern
 
 PR = [(8, 1.0), (16, 2.0), (8, 1.5), (24, 3.0), (4, 1.0), (12, 2.5)]
 

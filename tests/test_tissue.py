@@ -9,8 +9,8 @@ import pytest
 from _helpers import load_rgb, shared_file
 
 from her2fast import InvalidInputError, NotBrightfieldError
-from her2fast.slide import Slide, open_slide
-from her2fast.tissue import (
+from her2fast.io.slide import Slide, open_slide
+from her2fast.stages.tissue import (
     MAX_HOLE_UM2,
     TileGrid,
     TissueMask,

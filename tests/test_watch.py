@@ -1,4 +1,4 @@
-"""her2fast.watch / `her2fast watch`: a real background service fed by slow copies, a corrupt file, SIGTERM,
+"""her2fast.service.watch / `her2fast watch`: a real background service fed by slow copies, a corrupt file, SIGTERM,
 a restart that picks up what arrived meanwhile and scores nothing twice."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from her2fast import InvalidInputError
-from her2fast.store import ResultsStore, slide_identity
-from her2fast.watch import watch
+from her2fast.io.store import ResultsStore, slide_identity
+from her2fast.service.watch import watch
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ membrane) pairs at ``--mpp`` µm/px; tiles are resampled to the model's 0.5 µm/
 (membrane centre line) is the mask's skeleton. Training uses the same loss, sampler and
 augmentation as :mod:`training.train_membrane` (SGD, momentum 0.9, cosine decay from ``--lr``),
 starting from the shipped weights. With ``--export DIR`` the result is exported, verified and written
-as a model directory that ``her2fast.membrane.predict(..., model_dir=DIR)`` loads (calibrated on the
+as a model directory that ``her2fast.stages.membrane.predict(..., model_dir=DIR)`` loads (calibrated on the
 pairs themselves, so hold some out to judge it).
 """
 

@@ -11,7 +11,7 @@ in whole slide images using a modified deep learning network", Comput Biol Med 2
   edge (1 channel, sigmoid).
 
 Widths double per level: ``width, 2 width, ..., 2**depth width``. ``depth`` poolings, so the input
-side must be a multiple of ``2**depth`` (:func:`her2fast.membrane.predict` pads tiles).
+side must be a multiple of ``2**depth`` (:func:`her2fast.stages.membrane.predict` pads tiles).
 """
 
 from __future__ import annotations

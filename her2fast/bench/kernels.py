@@ -4,7 +4,7 @@ Single-threaded best-of-N times on real-image mosaics (scikit-image's IHC sample
 2048^2), the reference's best-of-N in the same run, called alternately with ours, and the ratio --
 the figure that counts on a noisy machine. Then throughput on independent tiles with two threads against one (GIL released).
 
-Targets (issue 2): SLIC >= 20x skimage.segmentation.slic, uniform LBP >= 20x
+Targets: SLIC >= 20x skimage.segmentation.slic, uniform LBP >= 20x
 skimage.feature.local_binary_pattern, features >= 5x the numpy reference, 2 threads >= 1.7x.
 """
 
@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import __version__
-from ..cells import membrane_skeleton
-from ..superpixels import slic, superpixel_features
-from ..texture import local_binary_pattern
+from ..stages.cells import membrane_skeleton
+from ..stages.superpixels import slic, superpixel_features
+from ..stages.texture import local_binary_pattern
 from .reference import grey_level, membrane_like_mask, real_ihc_mosaic, superpixel_features_reference
 
 COMPACTNESS = 10.0

@@ -51,9 +51,9 @@ def reference_epithelium(slide, tissue, model) -> tuple[np.ndarray, int]:
     from skimage.segmentation import slic
     from sklearn.metrics.pairwise import rbf_kernel
 
-    from ..epithelium import _H_NUCLEAR_OD, STAIN_BINS, STAIN_OD_MAX, WHITE_REFERENCE
-    from ..stain import StainVectors, deconvolve
-    from ..superpixels import COLOUR_BINS
+    from ..stages.epithelium import _H_NUCLEAR_OD, STAIN_BINS, STAIN_OD_MAX, WHITE_REFERENCE
+    from ..stages.stain import StainVectors, deconvolve
+    from ..stages.superpixels import COLOUR_BINS
     from .reference import grey_level, superpixel_features_reference
 
     s = model.settings
@@ -70,7 +70,7 @@ def reference_epithelium(slide, tissue, model) -> tuple[np.ndarray, int]:
                   start_label=0)
     codes = local_binary_pattern(grey_level(seen), s.lbp_points, s.lbp_radius, method="uniform")
     hist = superpixel_features_reference(seen, labels, s.lbp_points, s.lbp_radius, lbp_codes=codes)
-    # the classifier's stain columns (numpy; see her2fast.epithelium.superpixel_features)
+    # the classifier's stain columns (numpy; see her2fast.stages.epithelium.superpixel_features)
     conc = deconvolve(image, stains)
     k = hist.shape[0]
     cnt = np.maximum(hist[:, -1], 1)
@@ -98,7 +98,7 @@ class ReferenceTiles:
     """The per-tile stages the obvious way (see the module docstring)."""
 
     def __init__(self, mpp: float, threads: int) -> None:
-        from ..cells import CellSettings
+        from ..stages.cells import CellSettings
 
         self.mpp = mpp
         self.radius = CellSettings().max_radius_um / mpp
@@ -112,7 +112,7 @@ class ReferenceTiles:
                 sys.path.insert(0, str(root))
             from training.export_membrane import CalibratedWrapper, build_model
 
-            from ..membrane import load_model_config
+            from ..stages.membrane import load_model_config
 
             weights = root / "training" / "weights" / "membrane_unet_w8.npz"
             bias = load_model_config().raw["calibration"]["logit_bias"]
@@ -125,7 +125,7 @@ class ReferenceTiles:
 
     def membrane(self, image: np.ndarray) -> np.ndarray:
         if self.net is None:
-            from ..membrane import predict
+            from ..stages.membrane import predict
 
             return predict(image, self.mpp, threads=self.threads) >= 0.5
         o = 32
@@ -203,10 +203,10 @@ def _make_slide(folder: Path, size: int, category: str, seed: int) -> Path:
 
 def run_reference(path: Path, mpp: float | None, settings, threads: int, n_tiles: int) -> dict:
     """Time the reference pipeline on ``n_tiles`` of the slide's epithelial tiles, evenly spaced over them."""
-    from ..epithelium import classify_slide, default_model, select_tiles
-    from ..slide import open_slide
-    from ..stain import slide_stain_vectors
-    from ..tissue import detect_tissue, read_tile, tile_grid
+    from ..stages.epithelium import classify_slide, default_model, select_tiles
+    from ..io.slide import open_slide
+    from ..stages.stain import slide_stain_vectors
+    from ..stages.tissue import detect_tissue, read_tile, tile_grid
 
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -251,11 +251,9 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
     """Run the benchmark and print its table; returns the exit code."""
     from .. import __version__
     from ..api import score
-    from ..pipeline import ScoreSettings, ThreadPlan, _available_cores
-
-    from ..membrane import uses_gpu
-
-    from ..cli import parse_providers
+    from ..pipeline import ScoreSettings, ThreadPlan
+    from ..pipeline.settings import _available_cores
+    from ..stages.membrane import parse_providers, uses_gpu
 
     if reference and reference_tiles < 1:
         from ..errors import InvalidInputError

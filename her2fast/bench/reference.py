@@ -18,7 +18,7 @@ def grey_level(image: np.ndarray) -> np.ndarray:
 
 
 def colour_bins(image: np.ndarray) -> np.ndarray:
-    """(H, W, 7) bins 0..31 of R, G, B, hue, saturation, value, grey (see her2fast.superpixels)."""
+    """(H, W, 7) bins 0..31 of R, G, B, hue, saturation, value, grey (see her2fast.stages.superpixels)."""
     rgb = image.astype(np.int64)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     mx, mn = rgb.max(axis=-1), rgb.min(axis=-1)
@@ -34,7 +34,7 @@ def superpixel_features_reference(
     image: np.ndarray, labels: np.ndarray, P: int = 8, R: float = 1.0, n_labels: int | None = None,
     lbp_codes: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The features of :func:`her2fast.superpixels.superpixel_features`, with np.bincount.
+    """The features of :func:`her2fast.stages.superpixels.superpixel_features`, with np.bincount.
 
     LBP codes come from ``skimage.feature.local_binary_pattern`` on the grey image unless
     ``lbp_codes`` is given.

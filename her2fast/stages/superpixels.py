@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _native
-from ._validate import as_int, as_positive_float, as_rgb_uint8
-from .errors import InvalidInputError
+from .. import _native
+from .._validate import as_int, as_positive_float, as_rgb_uint8
+from ..errors import InvalidInputError
 
 __all__ = ["slic", "superpixel_features", "feature_names", "COLOUR_CHANNELS", "COLOUR_BINS"]
 
@@ -85,7 +85,7 @@ def slic(
     Examples
     --------
     >>> import numpy as np
-    >>> from her2fast.superpixels import slic
+    >>> from her2fast.stages.superpixels import slic
     >>> img = np.zeros((64, 64, 3), np.uint8); img[:, 32:] = 255
     >>> labels = slic(img, n_segments=4, compactness=10)
     >>> int(labels.max()) + 1
@@ -125,7 +125,7 @@ def superpixel_features(
     labels : (H, W) ndarray of integers
         Superpixel labels 0..K-1; -1 marks pixels to ignore (outside the tissue).
     P, R : int, float, optional
-        Uniform-LBP neighbours and radius (default 8, 1.0), as :func:`her2fast.texture.local_binary_pattern`.
+        Uniform-LBP neighbours and radius (default 8, 1.0), as :func:`her2fast.stages.texture.local_binary_pattern`.
     n_labels : int, optional
         K, the number of rows to return (default ``labels.max() + 1``); superpixels without pixels
         get rows of zeros.
@@ -155,7 +155,7 @@ def superpixel_features(
     Examples
     --------
     >>> import numpy as np
-    >>> from her2fast.superpixels import superpixel_features
+    >>> from her2fast.stages.superpixels import superpixel_features
     >>> img = np.zeros((4, 4, 3), np.uint8); labels = np.zeros((4, 4), np.int32); labels[:, 2:] = 1
     >>> superpixel_features(img, labels).shape
     (2, 235)

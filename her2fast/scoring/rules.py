@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = [
     "CATEGORIES",
@@ -109,7 +109,7 @@ class ScoringRules:
     faint_od, weak_od, strong_od : float
         Lower bounds of the *measured* membrane DAB optical density of the FAINT, WEAK_MODERATE and
         STRONG intensity classes (0.05, 0.15, 0.80), used by :func:`intensity_class_from_od` for measured
-        cells. The measure (:func:`her2fast.cells.measure_tile`, ``membrane_dab_od``) is the 75th
+        cells. The measure (:func:`her2fast.stages.cells.measure_tile`, ``membrane_dab_od``) is the 75th
         percentile over a cell's covered rays of the peak deconvolved DAB OD of its own membrane run,
         gated by the own side of the membrane ridge (a neighbour's membrane seen through the blur counts
         0), minus the cell's cytoplasmic DAB. weak_od was fitted on training-seed phantom tiles (0.153,
@@ -162,7 +162,7 @@ _TABLE_COLUMNS = (
     "closed", "membrane_thickness", "area",
 )
 #: Columns that may be left out when a table is built (filled with zeros / False): the expression region
-#: (phantoms) and what only measured cells have (:func:`her2fast.cells.measure_tile`).
+#: (phantoms) and what only measured cells have (:func:`her2fast.stages.cells.measure_tile`).
 _OPTIONAL_COLUMNS = ("region", "closed", "membrane_thickness", "area")
 
 

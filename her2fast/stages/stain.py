@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _native
-from ._validate import as_int, as_positive_float, as_rgb_uint8
-from .errors import InvalidInputError
+from .. import _native
+from .._validate import as_int, as_positive_float, as_rgb_uint8
+from ..errors import InvalidInputError
 
 __all__ = [
     "STANDARD_DAB",
@@ -100,7 +100,7 @@ def optical_density(image: np.ndarray, background: np.ndarray | tuple[float, flo
     image : (..., 3) uint8
         RGB pixels (an image or a list of pixels).
     background : (3,) float, optional
-        Glass colour ``I0`` (default 255, 255, 255); :attr:`her2fast.tissue.TissueMask.background` is the
+        Glass colour ``I0`` (default 255, 255, 255); :attr:`her2fast.stages.tissue.TissueMask.background` is the
         slide's. Pixels brighter than the glass get OD 0.
 
     Returns
@@ -242,7 +242,7 @@ def estimate_stain_vectors(
     mask : bool array, optional
         Pixels to use (default all); glass is dropped anyway by ``beta``.
     background : (3,) float, optional
-        Glass colour (default white); use the slide's (:attr:`her2fast.tissue.TissueMask.background`).
+        Glass colour (default white); use the slide's (:attr:`her2fast.stages.tissue.TissueMask.background`).
     beta : float
         Pixels whose OD norm is below ``beta`` (glass, very pale) are ignored (Macenko: 0.15).
     alpha : float
@@ -365,9 +365,9 @@ def slide_stain_vectors(
 
     Parameters
     ----------
-    slide : her2fast.slide.Slide
-    grid : her2fast.tissue.TileGrid
-        Tiles that hold tissue (from :func:`her2fast.tissue.tile_grid`); the tiles used are spread evenly
+    slide : her2fast.io.slide.Slide
+    grid : her2fast.stages.tissue.TileGrid
+        Tiles that hold tissue (from :func:`her2fast.stages.tissue.tile_grid`); the tiles used are spread evenly
         over the grid's table, preferring tiles with the most tissue. The working resolution (0.5 um/px)
         keeps thin DAB membranes unmixed from nuclei, which a low-resolution read would blur together.
     background : (3,) float, optional
@@ -380,13 +380,13 @@ def slide_stain_vectors(
     -------
     StainVectors
     """
-    from .slide import Slide
+    from ..io.slide import Slide
     from .tissue import TileGrid
 
     if not isinstance(slide, Slide):
-        raise InvalidInputError(f"slide must be a her2fast.slide.Slide, got {type(slide).__name__}")
+        raise InvalidInputError(f"slide must be a her2fast.io.slide.Slide, got {type(slide).__name__}")
     if not isinstance(grid, TileGrid):
-        raise InvalidInputError(f"grid must be a her2fast.tissue.TileGrid, got {type(grid).__name__}")
+        raise InvalidInputError(f"grid must be a her2fast.stages.tissue.TileGrid, got {type(grid).__name__}")
     n_tiles = as_int(n_tiles, "n_tiles", 1)
     if len(grid) == 0:
         return StainVectors.standard(background, "the slide has no tissue tiles")

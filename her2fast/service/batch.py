@@ -1,8 +1,8 @@
-"""Many slides: find them, score each one into the results store, locally or on a Dask cluster (issue 8).
+"""Many slides: find them, score each one into the results store, locally or on a Dask cluster.
 
 :func:`run_batch` is ``her2fast batch``: it scores every slide of a folder, glob or list with a local
 process pool (default) or one task per slide on a Dask ``distributed`` cluster, and records one row per
-slide in the :class:`~her2fast.store.ResultsStore` (``results.db`` in the output folder).
+slide in the :class:`~her2fast.io.store.ResultsStore` (``results.db`` in the output folder).
 
 Guarantees
 ----------
@@ -16,7 +16,7 @@ Guarantees
   rest and nothing twice.
 - **A bad slide does not stop the batch.** Its error is recorded as a ``failed`` row (failed rows are
   history: a rerun tries the slide again). The batch stops only when the store itself cannot be
-  written (:class:`~her2fast.store.StoreError`, e.g. a full disk), leaving the database intact.
+  written (:class:`~her2fast.io.store.StoreError`, e.g. a full disk), leaving the database intact.
 
 The slide is scored in the worker (local process or Dask worker); the row is written by the calling
 process, so Dask workers need the slides and the output folder (shared paths, the same on every
@@ -41,9 +41,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
-from .errors import Her2FastError, InvalidInputError, ModelError
-from .store import ResultsStore, RunRecord, SlideIdentity, StoreError, slide_identity
+from .. import __version__
+from ..errors import Her2FastError, InvalidInputError, ModelError
+from ..io.store import ResultsStore, RunRecord, SlideIdentity, StoreError, slide_identity
 
 __all__ = ["SLIDE_SUFFIXES", "BatchSummary", "find_slides", "model_versions", "default_workers", "score_to_store",
            "run_batch"]
@@ -149,7 +149,7 @@ def find_slides(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list
 
     Examples
     --------
-    >>> from her2fast.batch import find_slides
+    >>> from her2fast.service.batch import find_slides
     >>> find_slides("/scans/today")  # doctest: +SKIP
     [PosixPath('/scans/today/A-1.svs'), PosixPath('/scans/today/A-2.svs')]
     """
@@ -207,8 +207,8 @@ def model_versions(settings=None) -> dict[str, str]:
     import json
     from importlib.resources import files
 
-    from .membrane import load_model_config
-    from .pipeline import ScoreSettings
+    from ..stages.membrane import load_model_config
+    from ..pipeline import ScoreSettings
 
     settings = ScoreSettings() if settings is None else settings
     folder = os.environ.get("HER2FAST_EPITHELIUM_MODEL") or str(files("her2fast") / "models" / "epithelium_svm")
@@ -337,7 +337,7 @@ def _free_name(name: str, sha256: str, out_dir: Path, owners: Mapping[str, str])
 def _score_one(path: str, identity: SlideIdentity, out_dir: Path, name: str, versions: Mapping[str, str], *,
                mpp, settings, providers, progress: bool, pictures: bool, geojson: bool) -> tuple[RunRecord, str | None]:
     """Score a slide and write its outputs; the record to store and the kind of failure (slide/output)."""
-    from .api import score
+    from ..api import score
 
     started = time.time()
     common = dict(slide=identity, package_version=__version__, model_versions=dict(versions), started_at=started)
@@ -417,7 +417,7 @@ def score_to_store(path: str | os.PathLike, out_dir: str | os.PathLike, *, store
     ModelError
         A model's config.json is missing (every slide would fail).
     """
-    from .pipeline import ScoreSettings
+    from ..pipeline import ScoreSettings
 
     settings = ScoreSettings() if settings is None else settings
     versions = model_versions(settings)
@@ -789,13 +789,13 @@ def run_batch(inputs, out_dir: str | os.PathLike, *, store: ResultsStore | str |
 
     Examples
     --------
-    >>> from her2fast.batch import run_batch
+    >>> from her2fast.service.batch import run_batch
     >>> summary = run_batch("/scans/today", "/results/today")  # doctest: +SKIP
     >>> summary.n_scored, summary.n_failed  # doctest: +SKIP
     (42, 1)
     """
-    from ._validate import as_int
-    from .pipeline import ScoreSettings
+    from .._validate import as_int
+    from ..pipeline import ScoreSettings
 
     t0 = time.perf_counter()
     settings = ScoreSettings() if settings is None else settings

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .scoring import CellClass
+from ..errors import InvalidInputError
+from ..scoring import CellClass
 
 __all__ = [
     "CLASS_COLOURS",
@@ -445,7 +445,7 @@ def write_report(result, out_dir: str | Path, *, name: str | None = None, slide=
         Created if missing.
     name : str, optional
         File name stem (default: the slide's file name without its suffix).
-    slide : her2fast.slide.Slide, optional
+    slide : her2fast.io.slide.Slide, optional
         The open slide (default: opened again from ``result.path`` with the result's resolution).
     pictures, geojson : bool
 
@@ -454,7 +454,7 @@ def write_report(result, out_dir: str | Path, *, name: str | None = None, slide=
     dict of str to Path
         The files written (keys of :func:`report_paths`).
     """
-    from .api import SlideResult
+    from ..api import SlideResult
 
     if not isinstance(result, SlideResult):
         raise InvalidInputError(f"result must be a her2fast.SlideResult, got {type(result).__name__}")
@@ -472,7 +472,7 @@ def write_report(result, out_dir: str | Path, *, name: str | None = None, slide=
     if pictures and result.maps is not None and result.maps.n_cols:
         own = slide is None
         if own:
-            from .slide import open_slide
+            from ..io.slide import open_slide
 
             meta = result.provenance.get("slide", {})
             mpp = (meta["mpp_x"], meta["mpp_y"]) if meta.get("mpp_source") == "user" else None

@@ -1,4 +1,4 @@
-"""Agreement between her2fast's scores and a lab's reference scores (issue 9).
+"""Agreement between her2fast's scores and a lab's reference scores.
 
 Three layers:
 
@@ -9,7 +9,7 @@ Three layers:
   scoring; it reads only the result JSON files the rows point to), :func:`format_summary` (the text
   ``her2fast evaluate`` prints) and :func:`write_evaluation` (``evaluation.json``, ``confusion.csv``,
   ``slides.csv``, ``discordant.csv``, ``contest.csv``, ``report.html``);
-- :func:`run_evaluation`: reads the CSV, scores the slides with :func:`her2fast.batch.run_batch` (slides
+- :func:`run_evaluation`: reads the CSV, scores the slides with :func:`her2fast.service.batch.run_batch` (slides
   already in the results store with the same content and versions are not scored again) and writes
   everything -- what ``her2fast evaluate REFERENCE.csv --out DIR`` runs.
 
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = [
     "SCORES",
@@ -470,7 +470,7 @@ def _result_json(outputs: Mapping[str, str]) -> dict:
 
 
 def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str | None = None) -> SlideOutcome:
-    """Join one reference row with its results-store row (as :func:`her2fast.batch.run_batch` returns it).
+    """Join one reference row with its results-store row (as :func:`her2fast.service.batch.run_batch` returns it).
 
     Parameters
     ----------
@@ -751,7 +751,7 @@ def evaluate_rows(
         From :func:`read_reference_csv`.
     results : sequence or mapping
         One results-store row per reference row, in the same order (what
-        :func:`her2fast.batch.run_batch` returns), or a mapping from the reference's ``slide`` to its
+        :func:`her2fast.service.batch.run_batch` returns), or a mapping from the reference's ``slide`` to its
         row; None (or a missing key) for a slide without a result. See :func:`outcome_from_row`.
     n_boot, seed : int
         Bootstrap resamples and seed of the 95 % kappa intervals.
@@ -895,14 +895,14 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
     reference), ``slides.csv`` (every reference slide and its outcome), ``discordant.csv``,
     ``contest.csv`` (slide, score, percent_complete, confidence -- the fields of the Warwick HER2
     contest; empty where a slide has no score) and ``report.html`` (one self-contained page, see
-    :mod:`her2fast.evaluation_report`). Links to slide outputs are relative to ``out_dir``.
+    :mod:`her2fast.validation.report`). Links to slide outputs are relative to ``out_dir``.
 
     Returns
     -------
     dict of str to Path
         ``json``, ``confusion``, ``slides``, ``discordant``, ``contest``, ``html``.
     """
-    from .evaluation_report import write_html
+    from .report import write_html
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -979,7 +979,7 @@ def run_evaluation(
     out_dir : str or Path
         Per-slide reports, the results store (``results.db``) and the evaluation files.
     mpp, settings, providers, workers, progress, pictures, geojson, store, scheduler
-        Passed to :func:`her2fast.batch.run_batch`. ``pictures`` gives the overlays that the report's
+        Passed to :func:`her2fast.service.batch.run_batch`. ``pictures`` gives the overlays that the report's
         thumbnails of discordant slides come from.
     n_boot, seed : int
         Bootstrap of the kappa intervals.
@@ -997,7 +997,7 @@ def run_evaluation(
     """
     csv_path = Path(reference_csv)
     refs = read_reference_csv(csv_path, check_files=True)
-    from .batch import run_batch
+    from ..service.batch import run_batch
 
     paths = [Path(r.slide) if Path(r.slide).is_absolute() else csv_path.parent / r.slide for r in refs]
     out = Path(out_dir)

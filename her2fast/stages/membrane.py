@@ -38,9 +38,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validate import as_int, as_positive_float, as_rgb_uint8
-from ._files import file_sha256
-from .errors import InvalidInputError, ModelError
+from .._validate import as_int, as_positive_float, as_rgb_uint8
+from .._files import file_sha256
+from ..errors import InvalidInputError, ModelError
 
 __all__ = [
     "MembraneModelConfig",
@@ -50,6 +50,7 @@ __all__ = [
     "load_model_config",
     "get_session",
     "uses_gpu",
+    "parse_providers",
     "predict",
     "predict_maps",
     "predict_maps_batch",
@@ -221,6 +222,27 @@ def openvino_bf16() -> bool:
         except Exception:  # noqa: BLE001 - not installed, or no CPU plugin: no bf16
             _BF16_CPU = False
     return _BF16_CPU
+
+
+def parse_providers(text: str) -> str | list[str]:
+    """``--providers`` text -> ``"auto"`` or a list of runtime names.
+
+    Parameters
+    ----------
+    text : str
+        ``"auto"``, or comma-separated ONNX Runtime execution providers or ``OpenVINO`` /
+        ``OpenVINO:f32``.
+
+    Returns
+    -------
+    str or list of str
+
+    Examples
+    --------
+    >>> parse_providers("CUDAExecutionProvider, CPUExecutionProvider")
+    ['CUDAExecutionProvider', 'CPUExecutionProvider']
+    """
+    return "auto" if text == "auto" else [p.strip() for p in text.split(",") if p.strip()]
 
 
 def prefer_openvino(max_abs_diff: float, flip_fraction: float, ms_openvino: float, ms_onnxruntime: float) -> bool:
@@ -423,7 +445,7 @@ class MembraneSession:
         """``providers="auto"`` on a bf16 CPU: time both runtimes on a phantom tile, keep the better."""
         import time
 
-        from .synth import make_tile
+        from ..synth import make_tile
 
         try:
             candidate = self._openvino(threads, bf16=True)

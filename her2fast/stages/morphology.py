@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _native
-from .errors import InvalidInputError
+from .. import _native
+from ..errors import InvalidInputError
 
 __all__ = ["reconstruct_dilation", "h_maxima", "fill_holes", "binary_erosion", "binary_dilation", "binary_opening",
            "distance_transform", "disk"]

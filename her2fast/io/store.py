@@ -1,4 +1,4 @@
-"""The results store: one row per slide run, in an embedded SQLite database (issue 8).
+"""The results store: one row per slide run, in an embedded SQLite database.
 
 A row is written in one transaction, and only once the run's outputs are complete, so a crash
 (even ``kill -9``) leaves either the whole row or nothing. A slide already scored with the same
@@ -57,7 +57,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import Her2FastError, InvalidInputError
+from ..errors import Her2FastError, InvalidInputError
 
 __all__ = ["SlideIdentity", "RunRecord", "ResultsStore", "slide_identity", "slide_files", "slide_stat",
            "StoreError"]

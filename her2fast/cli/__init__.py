@@ -9,7 +9,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__
+from .. import __version__
+from ..stages.membrane import parse_providers
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 COMMANDS: dict[str, Command] = {}
@@ -42,14 +43,9 @@ def _scoring_options(p: argparse.ArgumentParser, *, pictures_help: str = "skip t
 
 def _settings(args: argparse.Namespace):
     """The ScoreSettings of a scoring command's options."""
-    from .pipeline import ScoreSettings
+    from ..pipeline import ScoreSettings
 
     return ScoreSettings(membrane_method=args.method, crop_to_epithelium=not args.whole_tiles)
-
-
-def parse_providers(text: str) -> str | list[str]:
-    """``--providers`` text -> ``"auto"`` or a list of ONNX Runtime provider names (or ``OpenVINO``)."""
-    return "auto" if text == "auto" else [p.strip() for p in text.split(",") if p.strip()]
 
 
 # --------------------------------------------------------------------------------------- demo
@@ -69,10 +65,10 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
          _demo_args)
 def _demo(args: argparse.Namespace) -> int:
     if args.kernels:
-        from .demo import run_demo
+        from ..demo import run_demo
 
         return run_demo(out_dir=args.out, image_path=args.image, n_segments=args.n_segments)
-    from .demo import run_score_demo
+    from ..demo import run_score_demo
 
     return run_score_demo(out_dir=args.out, category=args.category, size=args.size, method=args.method)
 
@@ -105,14 +101,14 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 @command("bench", "benchmark against reference implementations measured in the same run", _bench_args)
 def _bench(args: argparse.Namespace) -> int:
     if args.what == "pipeline":
-        from .bench.pipeline import main as pipeline_main
+        from ..bench.pipeline import main as pipeline_main
 
         return pipeline_main(slide=args.slide, size=args.size, category=args.category, mpp=args.mpp,
                              providers=args.providers, threads=args.threads, batch=args.batch,
                              reference=not args.no_reference, reference_tiles=args.reference_tiles,
                              json_path=args.json, work_dir=args.work_dir, crop=not args.no_crop,
                              windows_per_tile=args.windows_per_tile)
-    from .bench.kernels import main as kernels_main
+    from ..bench.kernels import main as kernels_main
 
     return kernels_main(repeats=args.repeats, json_path=args.json, quick=args.quick)
 
@@ -142,7 +138,7 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
 
 @command("synth", "write phantom HER2 IHC tiles or a pyramidal phantom slide with exact ground truth", _synth_args)
 def _synth(args: argparse.Namespace) -> int:
-    from .synth.cli import run
+    from ..synth.cli import run
 
     return run(args)
 
@@ -184,15 +180,15 @@ def _train_epithelium(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from .epithelium import (EpitheliumSettings, TrainingSet, annotated_training_set, fit_epithelium_model,
+    from ..stages.epithelium import (EpitheliumSettings, TrainingSet, annotated_training_set, fit_epithelium_model,
                              phantom_training_set, superpixel_accuracy)
-    from .errors import InvalidInputError
+    from ..errors import InvalidInputError
 
     t0 = time.perf_counter()
     settings = EpitheliumSettings(mpp=args.mpp, superpixel_um=args.superpixel_um, colour_histograms=args.colour_histograms)
     phantoms = [Path(p) for p in args.phantom]
     if args.synth:
-        from .synth import is_current_phantom, make_slide
+        from ..synth import is_current_phantom, make_slide
 
         folder = Path(args.synth)
         folder.mkdir(parents=True, exist_ok=True)
@@ -251,9 +247,9 @@ def _score(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .api import score
-    from .errors import Her2FastError
-    from .report import write_report
+    from ..api import score
+    from ..errors import Her2FastError
+    from ..service.report import write_report
 
     providers = parse_providers(args.providers)
     settings = _settings(args)
@@ -311,7 +307,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 @command("evaluate", "agreement with reference scores (confusion matrix, kappa, cut-offs) and a validation report; "
          "exit 0 when it ran, 1 on input errors", _evaluate_args)
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import format_summary, run_evaluation
+    from ..validation.evaluate import format_summary, run_evaluation
 
     providers = parse_providers(args.providers)
     report, files = run_evaluation(
@@ -359,8 +355,8 @@ def _batch(args: argparse.Namespace) -> int:
     import signal
     from pathlib import Path
 
-    from .batch import run_batch
-    from .errors import Her2FastError
+    from ..service.batch import run_batch
+    from ..errors import Her2FastError
 
     providers = parse_providers(args.providers)
     scheduler = args.scheduler or ("local" if args.dask else None)
@@ -393,7 +389,7 @@ def _batch(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     csv_path = Path(args.csv) if args.csv else Path(args.out) / "results.csv"
     try:
-        from .store import ResultsStore
+        from ..io.store import ResultsStore
 
         with ResultsStore(args.store or args.out) as store:
             tmp = csv_path.with_name(f".{csv_path.name}.tmp-{os.getpid()}")
@@ -422,7 +418,7 @@ def _watch_args(p: argparse.ArgumentParser) -> None:
 @command("watch", "scanner watch-folder service: score each slide once it has stopped growing; exit 0 on SIGTERM",
          _watch_args)
 def _watch(args: argparse.Namespace) -> int:
-    from .watch import watch
+    from ..service.watch import watch
 
     providers = parse_providers(args.providers)
     watch(args.folder, args.out, store=args.store, settle=args.settle, poll=args.poll, once=args.once,
@@ -447,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from .errors import Her2FastError
+    from ..errors import Her2FastError
 
     try:
         return COMMANDS[args.command][2](args)

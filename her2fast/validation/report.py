@@ -1,6 +1,6 @@
 """The one-page validation report of ``her2fast evaluate``: a self-contained HTML file.
 
-:func:`render_html` turns an :class:`her2fast.evaluate.EvaluationReport` into one HTML page with no
+:func:`render_html` turns an :class:`her2fast.validation.evaluate.EvaluationReport` into one HTML page with no
 external resources: the confusion matrix as an HTML table (rows predicted, columns reference, as the
 paper's Table 5), the headline figures (accuracy, Cohen's kappa unweighted / linear / quadratic with
 bootstrap 95 % intervals), per-class precision and recall, the clinical cut-offs, ISH and % complete
@@ -20,8 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .errors import InvalidInputError
+from .. import __version__
+from ..errors import InvalidInputError
 
 __all__ = ["render_html", "write_html", "confusion_html", "calibration_svg", "calibration_image", "thumbnail_data_uri"]
 
@@ -216,7 +216,7 @@ def render_html(report, out_dir: str | Path | None = None, *, max_thumbnails: in
     Parameters
     ----------
     report : EvaluationReport
-        From :func:`her2fast.evaluate.evaluate_rows`.
+        From :func:`her2fast.validation.evaluate.evaluate_rows`.
     out_dir : str or Path, optional
         Folder the page will be written to; links to the slides' overlays and result files are relative
         to it (absolute ``file:`` URIs when None).
@@ -233,7 +233,7 @@ def render_html(report, out_dir: str | Path | None = None, *, max_thumbnails: in
     from .evaluate import EvaluationReport
 
     if not isinstance(report, EvaluationReport):
-        raise InvalidInputError(f"report must be a her2fast.evaluate.EvaluationReport, got {type(report).__name__}")
+        raise InvalidInputError(f"report must be a her2fast.validation.evaluate.EvaluationReport, got {type(report).__name__}")
     base = None if out_dir is None else Path(out_dir)
     c = report.counts()
     s = report.summary

@@ -20,7 +20,7 @@ Features (:func:`superpixel_features`)
 --------------------------------------
 Default (``EpitheliumSettings.colour_histograms = "stain"``, 46 features): 16-bin histograms of the
 hematoxylin and DAB optical densities from colour deconvolution with the slide's
-:class:`~her2fast.stain.StainVectors` (measured against the slide's glass), the native kernel's (P + 2)-bin
+:class:`~her2fast.stages.stain.StainVectors` (measured against the slide's glass), the native kernel's (P + 2)-bin
 uniform LBP histogram (P = 8, R = 1) of the image white-balanced to the glass, plus four stain features:
 mean hematoxylin and DAB optical density, the fraction of pixels with hematoxylin OD above 0.3 (nuclear
 density), and the standard deviation of the hematoxylin OD. ``"rgb"`` (238 features) uses the native
@@ -56,9 +56,9 @@ from pathlib import Path
 import numpy as np
 
 from . import superpixels as _sp
-from ._validate import as_int, as_positive_float, as_rgb_uint8
-from ._files import file_sha256
-from .errors import InvalidInputError, ModelError
+from .._validate import as_int, as_positive_float, as_rgb_uint8
+from .._files import file_sha256
+from ..errors import InvalidInputError, ModelError
 from .stain import StainVectors, deconvolve
 
 __all__ = [
@@ -249,7 +249,7 @@ def superpixel_features(
         Where to make superpixels (the tissue); default everywhere.
     settings : EpitheliumSettings, optional
     stains : StainVectors, optional
-        The slide's stain vectors and glass colour (``background``), as :func:`her2fast.stain.slide_stain_vectors`
+        The slide's stain vectors and glass colour (``background``), as :func:`her2fast.stages.stain.slide_stain_vectors`
         gives them. Default: the standard Ruifrok-Johnston vectors with the glass at 255 -- the optical
         densities (and the white balance) are then measured against 255 whatever the scan's real glass
         is; the shipped model is sensitive to a glass level a few percent off (its model card), so pass
@@ -533,7 +533,7 @@ class EpitheliumMap:
     epithelium_mask : (H, W) bool
         Pixel ``(i, j)`` covers level-0 ``[j*sx, (j+1)*sx) x [i*sy, (i+1)*sy)``, ``(sx, sy) = level0_per_pixel``.
     tissue_mask : (H, W) bool
-        The tissue the superpixels were made in (the :class:`~her2fast.tissue.TissueMask` at this grid).
+        The tissue the superpixels were made in (the :class:`~her2fast.stages.tissue.TissueMask` at this grid).
     mpp : float
     level0_per_pixel : (float, float)
     n_superpixels : int
@@ -581,11 +581,11 @@ def _tissue_on_grid(tissue: object, shape: tuple[int, int], level0_per_pixel: tu
 def _slide_blocks(slide: object, tissue: object, settings: EpitheliumSettings, stains: StainVectors | None,
                   workers: int) -> tuple[tuple[int, int], tuple[float, float], Iterator]:
     """Superpixel features of every block of the medium grid that holds tissue (thread pool, in order)."""
-    from .slide import Slide
+    from ..io.slide import Slide
     from .tissue import TissueMask
 
     if not isinstance(slide, Slide):
-        raise InvalidInputError(f"slide must be a her2fast.slide.Slide (from open_slide), got {type(slide).__name__}")
+        raise InvalidInputError(f"slide must be a her2fast.io.slide.Slide (from open_slide), got {type(slide).__name__}")
     if not isinstance(tissue, TissueMask):
         raise InvalidInputError(f"tissue must be a TissueMask (from detect_tissue), got {type(tissue).__name__}")
     mpp = settings.mpp
@@ -628,13 +628,13 @@ def classify_slide(
 
     Parameters
     ----------
-    slide : her2fast.slide.Slide
-    tissue : her2fast.tissue.TissueMask
-        From :func:`her2fast.tissue.detect_tissue` on the same slide.
+    slide : her2fast.io.slide.Slide
+    tissue : her2fast.stages.tissue.TissueMask
+        From :func:`her2fast.stages.tissue.detect_tissue` on the same slide.
     model : EpitheliumModel, optional
         Default :func:`default_model`.
     stains : StainVectors, optional
-        The slide's vectors (:func:`her2fast.stain.slide_stain_vectors`); default standard.
+        The slide's vectors (:func:`her2fast.stages.stain.slide_stain_vectors`); default standard.
     workers : int, optional
         Threads (default: the CPU count, at most 4).
 
@@ -668,7 +668,7 @@ class EpitheliumTiles:
 
     Attributes
     ----------
-    grid : her2fast.tissue.TileGrid
+    grid : her2fast.stages.tissue.TileGrid
         The input grid restricted to tiles with enough epithelium (same geometry; ``occupancy`` unchanged).
     epithelium_fraction : (N,) float32
         Epithelium fraction of each kept tile's core.
@@ -691,7 +691,7 @@ def select_tiles(grid: object, epithelium: EpitheliumMap, *, min_epithelium: flo
 
     Parameters
     ----------
-    grid : her2fast.tissue.TileGrid
+    grid : her2fast.stages.tissue.TileGrid
     epithelium : EpitheliumMap
         Of the same slide.
     min_epithelium : float
@@ -940,7 +940,7 @@ def _labelled_superpixels(slide: object, tissue: object, truth_at: object, setti
 
 
 def _open_with_tissue(path: str | Path, mpp: float | None) -> tuple[object, object, StainVectors]:
-    from .slide import open_slide
+    from ..io.slide import open_slide
     from .stain import slide_stain_vectors
     from .tissue import detect_tissue, tile_grid
 
@@ -961,7 +961,7 @@ def phantom_training_set(path: str | Path, settings: EpitheliumSettings | None =
     (``StainVectors.background``) multiplied by it (augmentation: a model trained with (0.98, 1, 1.02)
     does not depend on the glass level being estimated to the percent; see :func:`_with_background`).
     """
-    from .synth import load_ground_truth
+    from ..synth import load_ground_truth
 
     settings = settings or EpitheliumSettings()
     gt = load_ground_truth(path)
@@ -989,10 +989,8 @@ def _scales(background_scales: Sequence[float]) -> list[float]:
 def _with_background(stains: StainVectors, scale: float) -> StainVectors:
     """The stain vectors with the glass colour scaled (capped at 255): the glass-level augmentation.
 
-    Measured (sixth session, ``classify_image`` on four 1024-px phantom tiles): trained without it, the
-    epithelium IoU moved by up to 0.10 when the glass was taken 2 % darker or brighter than it is;
-    trained with (0.98, 1, 1.02) by at most 0.03 — and held-out slides scored the same
-    (docs/epithelium.md).
+    A model trained with (0.98, 1, 1.02) keeps its epithelium map when the glass is estimated a few
+    percent too dark or too bright (docs/epithelium.md).
     """
     if scale == 1.0:
         return stains

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _native
-from ._validate import as_int, as_positive_float
-from .errors import InvalidInputError
+from .. import _native
+from .._validate import as_int, as_positive_float
+from ..errors import InvalidInputError
 
 __all__ = ["local_binary_pattern", "LBP_METHODS"]
 
@@ -65,7 +65,7 @@ def local_binary_pattern(image: np.ndarray, P: int = 8, R: float = 1.0, method: 
     Examples
     --------
     >>> import numpy as np
-    >>> from her2fast.texture import local_binary_pattern
+    >>> from her2fast.stages.texture import local_binary_pattern
     >>> flat = np.full((5, 5), 7, dtype=np.uint8)
     >>> int(local_binary_pattern(flat, P=8, R=1)[2, 2])  # all neighbours equal: code P
     8

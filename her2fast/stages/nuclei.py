@@ -1,8 +1,8 @@
 """Nuclei from the hematoxylin channel: threshold, opening, distance-transform watershed.
 
-The cells stage (:func:`her2fast.cells.measure_tile`) seeds one cell per nucleus, so the nuclei decide
+The cells stage (:func:`her2fast.stages.cells.measure_tile`) seeds one cell per nucleus, so the nuclei decide
 which cells exist. :func:`segment_nuclei` finds them in the hematoxylin optical density of a tile
-(:func:`her2fast.stain.deconvolve` with the slide's stain vectors):
+(:func:`her2fast.stages.stain.deconvolve` with the slide's stain vectors):
 
 1. smooth the hematoxylin OD with a Gaussian of ``smooth_um`` (JPEG and sensor noise);
 2. threshold at ``threshold_od`` (natural-log OD; nuclei of the phantoms and of real HER2 slides sit at
@@ -14,7 +14,7 @@ which cells exist. :func:`segment_nuclei` finds them in the hematoxylin optical 
    maxima at least ``min_distance_um`` apart (h-maxima of height ``split_depth_um``, so a shallow
    waist does not split one nucleus in two).
 
-The result is a label map (int32, 0 = background) that :func:`her2fast.cells.measure_tile` takes as
+The result is a label map (int32, 0 = background) that :func:`her2fast.stages.cells.measure_tile` takes as
 ``nuclei``. Everything is local (the widest operator reaches ``min_distance_um``), so a tile read with
 the cells stage's margin gives the same nuclei in its core as any other tiling.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = ["NucleiSettings", "segment_nuclei", "nuclei_scores"]
 
@@ -111,7 +111,7 @@ def segment_nuclei(
     """
     from scipy import ndimage as ndi
 
-    from . import _native
+    from .. import _native
     from .morphology import binary_dilation, binary_opening, disk, distance_transform, fill_holes, h_maxima
 
     h = np.asarray(hematoxylin_od)

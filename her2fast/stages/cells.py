@@ -48,7 +48,7 @@ Per tile (:func:`measure_tile`) and per slide (:func:`merge_cell_tables`):
    ``tests/test_cells_seams.py``).
 
 Coordinates: :func:`measure_tile` takes the padded tile's ``origin`` and its ``core`` in *working*
-pixels (the :class:`her2fast.tissue.TileGrid`'s, pixel ``(i, j)`` centred at ``x = j, y = i``) and gives
+pixels (the :class:`her2fast.stages.tissue.TileGrid`'s, pixel ``(i, j)`` centred at ``x = j, y = i``) and gives
 cell centres in working pixels; :func:`merge_cell_tables` scales them to level-0 pixels with the grid's
 ``level0_per_pixel``.
 """
@@ -60,9 +60,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _native
-from .errors import InvalidInputError
-from .scoring import DEFAULT_RULES, CellTable, ScoringRules, intensity_class_from_od
+from .. import _native
+from ..errors import InvalidInputError
+from ..scoring import DEFAULT_RULES, CellTable, ScoringRules, intensity_class_from_od
 
 __all__ = [
     "membrane_skeleton",

@@ -51,9 +51,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_int, as_positive_float, as_rgb_uint8
-from .errors import InvalidInputError
-from .slide import Slide
+from .._validate import as_int, as_positive_float, as_rgb_uint8
+from ..errors import InvalidInputError
+from ..io.slide import Slide
 
 __all__ = [
     "TissueMask",
@@ -318,7 +318,7 @@ def segment_tissue(
     ----------
     rgb : (H, W, 3) uint8
         The slide (or a part of it) at low resolution, brightfield (see
-        :func:`her2fast.slide.brightfield_evidence`).
+        :func:`her2fast.io.slide.brightfield_evidence`).
     mpp : float
         Micrometres per pixel of ``rgb`` (4-16 is the intended range for slides; finer works for patches).
     min_object_um2 : float
@@ -423,7 +423,7 @@ def detect_tissue(slide: Slide, *, mpp: float = TISSUE_MPP, **options: float) ->
         For a fluorescence (dark-background) slide.
     """
     if not isinstance(slide, Slide):
-        raise InvalidInputError(f"slide must be a her2fast.slide.Slide (from open_slide), got {type(slide).__name__}")
+        raise InvalidInputError(f"slide must be a her2fast.io.slide.Slide (from open_slide), got {type(slide).__name__}")
     mpp = as_positive_float(mpp, "mpp")
     slide.require_brightfield()
     thumb = slide.thumbnail(mpp)
@@ -627,7 +627,7 @@ def tile_grid(
     TileGrid
     """
     if not isinstance(slide, Slide):
-        raise InvalidInputError(f"slide must be a her2fast.slide.Slide (from open_slide), got {type(slide).__name__}")
+        raise InvalidInputError(f"slide must be a her2fast.io.slide.Slide (from open_slide), got {type(slide).__name__}")
     if not isinstance(tissue, TissueMask):
         raise InvalidInputError(f"tissue must be a TissueMask (from detect_tissue), got {type(tissue).__name__}")
     tile_size = as_int(tile_size, "tile_size", 16, 1 << 14)

@@ -52,8 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import as_int, as_positive_float
-from .errors import (
+from .._validate import as_int, as_positive_float
+from ..errors import (
     InvalidInputError,
     MissingResolutionError,
     NotBrightfieldError,
@@ -193,7 +193,7 @@ class Slide:
     """
 
     def __init__(self) -> None:  # pragma: no cover - use open_slide
-        raise TypeError("use her2fast.slide.open_slide(path, mpp=...) to open a slide")
+        raise TypeError("use her2fast.io.slide.open_slide(path, mpp=...) to open a slide")
 
     # -------------------------------------------------------------------------------- construction
     @classmethod
@@ -308,7 +308,7 @@ class Slide:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise SlideReadError(f"{self.path} is closed; open it again with her2fast.slide.open_slide")
+            raise SlideReadError(f"{self.path} is closed; open it again with her2fast.io.slide.open_slide")
 
     def _read_level(self, level: int, lx: int, ly: int, lw: int, lh: int) -> tuple[np.ndarray, float, float]:
         """RGB pixels of ``level`` starting near level pixel (lx, ly), white outside the slide.

@@ -1,17 +1,17 @@
-"""``her2fast watch``: the scanner-side service that scores each slide once it has been written (issue 8).
+"""``her2fast watch``: the scanner-side service that scores each slide once it has been written.
 
 :func:`watch` polls a folder (recursively; polling works the same on local disks and network shares) and
 treats a slide -- a file, or for MRXS the file plus its companion folder -- as complete once its total size,
 newest mtime and number of files have stayed unchanged for ``settle`` seconds. It then scores the slide,
 writes its report into the output folder and its row into the results store (outputs first, see
-:mod:`her2fast.batch`), and moves on, one slide at a time.
+:mod:`her2fast.service.batch`), and moves on, one slide at a time.
 
 - **Never twice.** What was done is in the results store, keyed by content hash (and package and model
   versions), so a restart picks up what arrived while the service was down and skips everything scored
   before (a file seen before is recognised by path, size and mtime without re-reading it).
 - **Quarantine.** A slide that cannot be read or scored gets a ``failed`` row and goes on the store's
   quarantine list with the reason (also written to ``OUT/quarantine.csv``); it is not tried again until its
-  content changes (or :meth:`~her2fast.store.ResultsStore.release` takes it off). A slide whose *outputs*
+  content changes (or :meth:`~her2fast.io.store.ResultsStore.release` takes it off). A slide whose *outputs*
   cannot be written (disk full) is not quarantined: it is tried again after ``retry_after`` seconds.
 - **Clean shutdown.** SIGTERM or SIGINT: the slide being scored is finished, then :func:`watch` returns
   (the command exits 0); a second signal aborts that slide without writing its row.
@@ -32,10 +32,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 from .batch import _clean_stale_temp, _free_name, _identify, _row_of, _scan_folder, _score_one, model_versions
-from .errors import InvalidInputError
-from .store import ResultsStore, StoreError, slide_stat
+from ..errors import InvalidInputError
+from ..io.store import ResultsStore, StoreError, slide_stat
 
 __all__ = ["WatchSummary", "watch"]
 
@@ -54,7 +54,7 @@ class WatchSummary:
 
 
 def _make_logger(path: Path) -> tuple[logging.Logger, list[logging.Handler]]:
-    logger = logging.getLogger("her2fast.watch")
+    logger = logging.getLogger("her2fast.service.watch")
     logger.setLevel(logging.INFO)
     logger.propagate = False
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
@@ -170,7 +170,7 @@ def watch(folder: str | os.PathLike, out_dir: str | os.PathLike, *, store: Resul
     log_file : str or PathLike, optional
         Default ``out_dir/her2fast-watch.log``.
     mpp, settings, providers, pictures, geojson
-        As :func:`her2fast.batch.score_to_store`.
+        As :func:`her2fast.service.batch.score_to_store`.
     retry_after : float
         Seconds before a slide whose outputs could not be written (disk full) is tried again.
     stop : threading.Event, optional
@@ -187,8 +187,8 @@ def watch(folder: str | os.PathLike, out_dir: str | os.PathLike, *, store: Resul
     StoreError
         The results store cannot be opened.
     """
-    from ._validate import as_positive_float
-    from .pipeline import ScoreSettings
+    from .._validate import as_positive_float
+    from ..pipeline import ScoreSettings
 
     src = Path(os.path.abspath(folder))
     if not src.is_dir():

@@ -1,0 +1,1 @@
+"""Bytes in and out: slides (OpenSlide, plain images) and the results store."""

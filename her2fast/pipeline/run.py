@@ -1,0 +1,196 @@
+"""The per-slide pipeline: slide -> tissue -> tiles -> stain -> epithelium -> membrane -> nuclei -> cells.
+
+:func:`run_slide` finds the tissue, the tile grid, the stain vectors and the epithelium, then runs the
+tiles through a bounded stream (reader threads -> pre-processing -> network lanes -> cells; bounded
+queues, one :class:`ThreadPlan` for every thread count); ``ThreadPlan.sequential()`` runs the same
+stages on the calling thread and gives the same cell table. :func:`her2fast.score` wraps it and applies
+the scoring rules.
+
+Memory: one padded tile (its RGB and a few float maps of ``(tile_size + 2 * overlap)^2`` pixels) at a
+time, plus the slide's tables (cells, tiles) and low-resolution masks (tissue at ~8 um/px, epithelium
+at 2 um/px). Nothing at full resolution is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..stages.cells import merge_cell_tables
+from ..errors import InvalidInputError
+from ..scoring import CellTable
+from .progress import Progress
+from .settings import ScoreSettings, ThreadPlan
+from .stream import _TileStream
+
+__all__ = ["SlideMaps", "PipelineOutput", "run_slide"]
+
+
+@dataclass
+class SlideMaps:
+    """Low-resolution maps of a slide, for overlays and heat maps (not serialised).
+
+    Attributes
+    ----------
+    tissue_mask : (h, w) bool or None
+        At ``tissue_level0_per_pixel`` level-0 pixels per pixel.
+    epithelium_mask : (h, w) bool or None
+        At ``epithelium_level0_per_pixel``.
+    tile_level0 : (float, float)
+        Level-0 size (x, y) of a tile core.
+    n_cols, n_rows : int
+        The tile grid over the whole slide.
+    tile_cols, tile_rows : (N,) int32
+        Tiles that were segmented.
+    """
+
+    tissue_mask: np.ndarray | None = None
+    tissue_level0_per_pixel: tuple[float, float] = (1.0, 1.0)
+    epithelium_mask: np.ndarray | None = None
+    epithelium_level0_per_pixel: tuple[float, float] = (1.0, 1.0)
+    tile_level0: tuple[float, float] = (1.0, 1.0)
+    n_cols: int = 0
+    n_rows: int = 0
+    tile_cols: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    tile_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+
+@dataclass
+class PipelineOutput:
+    """What :func:`run_slide` measured, before scoring."""
+
+    cells: CellTable
+    maps: SlideMaps
+    timings: dict[str, float]
+    counts: dict[str, int]
+    flags: list[str]
+    not_scorable: str | None
+    stains: dict
+    providers: list[str]
+    model_sha256: dict[str, str]
+    performance: dict = field(default_factory=dict)
+
+
+def _membrane_sha(method: str) -> dict[str, str]:
+    if method != "unet":
+        return {}
+    try:
+        from ..stages.membrane import load_model_config
+
+        return {"membrane_unet": load_model_config().sha256}
+    except Exception:  # noqa: BLE001 - provenance only; predict raises the real error
+        return {}
+
+
+def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: bool = True,
+              threads: ThreadPlan | None = None) -> PipelineOutput:
+    """Run the stages over one open slide: slide-level stages, then the tiles as a bounded stream.
+
+    Parameters
+    ----------
+    slide : her2fast.io.slide.Slide
+    settings : ScoreSettings
+    providers : "auto" or list of str
+        What runs the membrane U-Net: ONNX Runtime execution providers, or ``["OpenVINO"]`` (see
+        :class:`her2fast.stages.membrane.MembraneSession`).
+    progress : bool
+        Progress line on stderr.
+    threads : ThreadPlan, optional
+        Threads of the tile stream (default :meth:`ThreadPlan.for_machine`); the result does not
+        depend on it (:meth:`ThreadPlan.sequential` runs everything on the calling thread).
+
+    Returns
+    -------
+    PipelineOutput
+        ``not_scorable`` names the reason when the slide cannot be scored (no tissue, no epithelium);
+        the cell table is then empty.
+    """
+    from ..stages.epithelium import classify_slide, default_model, select_tiles
+    from ..stages.stain import slide_stain_vectors
+    from ..stages.tissue import detect_tissue, tile_grid
+
+    timings: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    flags: list[str] = []
+    maps = SlideMaps()
+    name = slide.path.name
+    s = settings
+    shas: dict[str, str] = {}
+
+    def lap(key: str, t0: float) -> float:
+        t1 = time.perf_counter()
+        timings[key] = timings.get(key, 0.0) + (t1 - t0)
+        return t1
+
+    def out(not_scorable: str | None, cells: CellTable, stains: dict, used: list[str]) -> PipelineOutput:
+        return PipelineOutput(cells, maps, timings, counts, flags, not_scorable, stains, used, shas)
+
+    t = time.perf_counter()
+    tissue = detect_tissue(slide)
+    maps.tissue_mask, maps.tissue_level0_per_pixel = tissue.mask, tissue.level0_per_pixel
+    t = lap("tissue", t)
+    grid = tile_grid(slide, tissue, tile_size=s.tile_size, overlap=s.overlap, mpp=s.mpp, min_tissue=s.min_tissue)
+    maps.n_cols, maps.n_rows = grid.n_cols, grid.n_rows
+    maps.tile_level0 = (s.tile_size * grid.level0_per_pixel[0], s.tile_size * grid.level0_per_pixel[1])
+    counts["tiles_total"] = grid.n_total
+    counts["tiles_tissue"] = len(grid)
+    t = lap("grid", t)
+    if len(grid) == 0:
+        flags.append("no_tissue")
+        return out("no tissue found: the slide looks like empty glass", CellTable.empty(), {}, [])
+    stains = slide_stain_vectors(slide, grid, background=tissue.background)
+    if stains.fallback:
+        flags.append("stain_vectors_fallback")
+    t = lap("stain", t)
+    model = default_model()
+    shas["epithelium_svm"] = model.sha256
+    epi = classify_slide(slide, tissue, model, stains=stains)
+    maps.epithelium_mask, maps.epithelium_level0_per_pixel = epi.epithelium_mask, epi.level0_per_pixel
+    sel = select_tiles(grid, epi, min_epithelium=s.min_epithelium)
+    counts["tiles_epithelium"] = len(sel)
+    t = lap("epithelium", t)
+    if len(sel) == 0:
+        flags.append("no_epithelium")
+        return out("no epithelium (tumour) found in the tissue", CellTable.empty(), stains.to_dict(), [])
+    sub = sel.grid
+    maps.tile_cols, maps.tile_rows = sub.cols.copy(), sub.rows.copy()
+
+    if threads is not None and not isinstance(threads, ThreadPlan):
+        raise InvalidInputError(f"threads must be a her2fast.pipeline.ThreadPlan or None, got {type(threads).__name__}")
+    plan = threads
+    used: list[str] = []
+    probe = None
+    if s.membrane_method == "unet":
+        from ..stages.membrane import get_session, uses_gpu
+
+        if plan is None:
+            plan = ThreadPlan.for_machine(gpu=uses_gpu(providers))
+        session = get_session(None, providers, plan.inference_threads)
+        used = list(session.providers)
+        probe = session.selection  # providers="auto" on a bf16 CPU: OpenVINO vs ONNX Runtime, measured
+        shas["membrane_unet"] = session.config.sha256
+        if session.fell_back:
+            flags.append("gpu_fallback_to_cpu")
+    else:
+        used = ["classical"]
+    plan = plan or ThreadPlan.for_machine()
+
+    prog = Progress(name, len(sub), enabled=progress)
+    stream = _TileStream(slide, sub, epi, stains, s, providers, plan, prog)
+    tables, n_artefacts, busy, perf = stream.run()
+    for key, v in busy.items():
+        timings[key] = timings.get(key, 0.0) + v
+    timings["tiles_wall"] = perf["wall_s"]
+    t = time.perf_counter()
+    cells = merge_cell_tables(tables, level0_per_pixel=sub.level0_per_pixel)
+    lap("merge", t)
+    counts["tiles_without_epithelium"] = perf["tiles_without_epithelium"]
+    counts["tiles_segmented"] = len(sub) - perf["tiles_without_epithelium"]
+    counts["artefact_loops"] = n_artefacts
+    result = out(None, cells, stains.to_dict(), used)
+    if probe is not None:
+        perf["membrane_runtime_probe"] = probe
+    result.performance = perf
+    return result

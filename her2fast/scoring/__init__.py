@@ -1,0 +1,51 @@
+"""ASCO/CAP scoring of a cell table: pure functions, no I/O.
+
+:mod:`.rules` classifies each tumour cell by membrane intensity and completeness and turns the class
+fractions into the slide category, stratum and confidence.
+"""
+
+from __future__ import annotations
+
+from .rules import (
+    CATEGORIES,
+    CellClass,
+    CellTable,
+    ClassFractions,
+    DEFAULT_RULES,
+    IntensityClass,
+    STRATA,
+    ScoringResult,
+    ScoringRules,
+    SlideConfidence,
+    SlideSummary,
+    class_fractions,
+    classify_cells,
+    intensity_class_from_od,
+    score_cells,
+    slide_category,
+    slide_confidence,
+    slide_stratum,
+    slide_summary,
+)
+
+__all__ = [
+    "CATEGORIES",
+    "IntensityClass",
+    "CellClass",
+    "ScoringRules",
+    "DEFAULT_RULES",
+    "CellTable",
+    "ClassFractions",
+    "SlideConfidence",
+    "SlideSummary",
+    "ScoringResult",
+    "STRATA",
+    "intensity_class_from_od",
+    "classify_cells",
+    "class_fractions",
+    "slide_category",
+    "slide_stratum",
+    "slide_confidence",
+    "slide_summary",
+    "score_cells",
+]

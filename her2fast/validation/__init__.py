@@ -1,0 +1,1 @@
+"""Agreement with reference scores: ``her2fast evaluate`` and its reports."""
