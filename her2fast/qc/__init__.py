@@ -1,0 +1,34 @@
+"""Quality control before scoring: is this slide something the scorer may put a number on?
+
+- :mod:`her2fast.qc.stain_gate` -- the stain gate: brightfield DAB + hematoxylin (not H&E, not another
+  chromogen), a membrane pattern (not nuclear, not diffuse cytoplasmic DAB), and how far the slide's
+  stains lie from what the models were trained on.
+"""
+
+from __future__ import annotations
+
+from .stain_gate import (
+    REASON_CYTOPLASMIC,
+    REASON_HE,
+    REASON_NO_PAIR,
+    REASON_NUCLEAR,
+    REASONS,
+    StainGateDecision,
+    StainGateRules,
+    check_slide_stain,
+    check_stain,
+    sample_tiles,
+)
+
+__all__ = [
+    "REASONS",
+    "REASON_CYTOPLASMIC",
+    "REASON_HE",
+    "REASON_NO_PAIR",
+    "REASON_NUCLEAR",
+    "StainGateDecision",
+    "StainGateRules",
+    "check_slide_stain",
+    "check_stain",
+    "sample_tiles",
+]
