@@ -54,9 +54,9 @@ def gate_file(path: Path, mpp: float | None):
     """The stain gate on a file, with the inputs run_slide has after its stain step."""
     from her2fast.pipeline import ScoreSettings
     from her2fast.qc import check_slide_stain
-    from her2fast.slide import open_slide
-    from her2fast.stain import slide_stain_vectors
-    from her2fast.tissue import detect_tissue, tile_grid
+    from her2fast.io.slide import open_slide
+    from her2fast.stages.stain import slide_stain_vectors
+    from her2fast.stages.tissue import detect_tissue, tile_grid
 
     s = ScoreSettings()
     with open_slide(path, mpp=mpp) as slide:
@@ -225,9 +225,9 @@ def training_range(args) -> int:
             d, _ = gate_file(_save_png(rgb, Path(td) / f"t{i}.png"), t.mpp)
             for k in ("tissue_od_median", "background_cast"):
                 figs.setdefault(k, []).append(d.figures[k])
-            from her2fast.slide import open_slide
-            from her2fast.stain import slide_stain_vectors
-            from her2fast.tissue import detect_tissue, tile_grid
+            from her2fast.io.slide import open_slide
+            from her2fast.stages.stain import slide_stain_vectors
+            from her2fast.stages.tissue import detect_tissue, tile_grid
 
             with open_slide(Path(td) / f"t{i}.png", mpp=t.mpp) as slide:
                 tissue = detect_tissue(slide)

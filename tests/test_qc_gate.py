@@ -22,7 +22,7 @@ from her2fast.qc import (
     check_slide_stain,
     check_stain,
 )
-from her2fast.stain import StainVectors
+from her2fast.stages.stain import StainVectors
 
 TUNE = [
     "11_Oct_HER2_0_case_1__HER2_0_case_1_20.png",
@@ -44,9 +44,9 @@ HER2_PATCHES = ["her2ihc40x_score0.png", "her2ihc40x_score1+.png", "her2ihc40x_s
 def gate(path: Path, mpp: float | None) -> StainGateDecision:
     """The gate with the inputs run_slide has after its stain step (default ScoreSettings)."""
     from her2fast.pipeline import ScoreSettings
-    from her2fast.slide import open_slide
-    from her2fast.stain import slide_stain_vectors
-    from her2fast.tissue import detect_tissue, tile_grid
+    from her2fast.io.slide import open_slide
+    from her2fast.stages.stain import slide_stain_vectors
+    from her2fast.stages.tissue import detect_tissue, tile_grid
 
     s = ScoreSettings()
     with open_slide(path, mpp=mpp) as slide:

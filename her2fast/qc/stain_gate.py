@@ -4,7 +4,7 @@ A HER2 score is a statement about DAB on tumour-cell membranes. Put an H&E slide
 ER, PR) or cytoplasmic IHC marker through the scorer and it will still find "DAB" and "membranes" and
 print a category; the gate stops that before the tile stream runs. It decides from what the pipeline has
 after its slide-level stain step -- the low-resolution thumbnail and tissue mask, the slide's stain
-vectors (:func:`her2fast.stain.slide_stain_vectors`) -- and a few tiles at working resolution
+vectors (:func:`her2fast.stages.stain.slide_stain_vectors`) -- and a few tiles at working resolution
 (:func:`sample_tiles`), in this order:
 
 1. **H&E** (``"not_her2_ihc: looks like H&E"``). Every stained pixel's optical density (OD, relative to
@@ -57,7 +57,7 @@ from scipy import ndimage as ndi
 
 from .._validate import as_int, as_positive_float, as_rgb_uint8
 from ..errors import InvalidInputError
-from ..stain import STANDARD_DAB, STANDARD_HEMATOXYLIN, StainVectors, deconvolve, optical_density
+from ..stages.stain import STANDARD_DAB, STANDARD_HEMATOXYLIN, StainVectors, deconvolve, optical_density
 
 __all__ = [
     "REASONS",
@@ -363,11 +363,11 @@ def check_stain(
     Parameters
     ----------
     thumbnail : (H, W, 3) uint8
-        The slide at low resolution (the image :func:`her2fast.tissue.detect_tissue` segmented).
+        The slide at low resolution (the image :func:`her2fast.stages.tissue.detect_tissue` segmented).
     tissue_mask : (H, W) bool
-        Tissue pixels of ``thumbnail`` (:attr:`her2fast.tissue.TissueMask.mask`).
+        Tissue pixels of ``thumbnail`` (:attr:`her2fast.stages.tissue.TissueMask.mask`).
     stains : StainVectors
-        The slide's stain vectors (:func:`her2fast.stain.slide_stain_vectors`); their ``background`` is
+        The slide's stain vectors (:func:`her2fast.stages.stain.slide_stain_vectors`); their ``background`` is
         the glass colour optical densities are taken against.
     tiles : sequence of (h, w, 3) uint8
         A few tissue tiles at working resolution (:func:`sample_tiles`); may be empty (then only the
@@ -384,7 +384,7 @@ def check_stain(
     Examples
     --------
     >>> import numpy as np
-    >>> from her2fast.stain import StainVectors
+    >>> from her2fast.stages.stain import StainVectors
     >>> s = StainVectors.standard()
     >>> pink = np.round(255 * np.exp(-0.8 * np.array([0.07, 0.99, 0.11]))).astype(np.uint8)
     >>> thumb = np.broadcast_to(pink, (64, 64, 3)).copy()
@@ -399,7 +399,7 @@ def check_stain(
             f"{mask.dtype} (pass TissueMask.mask with the thumbnail read at TissueMask.mpp)"
         )
     if not isinstance(stains, StainVectors):
-        raise InvalidInputError(f"stains must be a her2fast.stain.StainVectors, got {type(stains).__name__}")
+        raise InvalidInputError(f"stains must be a her2fast.stages.stain.StainVectors, got {type(stains).__name__}")
     mpp = as_positive_float(mpp, "mpp")
     rules = StainGateRules() if rules is None else rules
     if not isinstance(rules, StainGateRules):
@@ -464,26 +464,26 @@ def check_stain(
 def sample_tiles(slide: object, grid: object, n_tiles: int = 4) -> list[np.ndarray]:
     """Read the cores of up to ``n_tiles`` tissue tiles at the grid's resolution for :func:`check_stain`.
 
-    The tiles are a subset of the ones :func:`her2fast.stain.slide_stain_vectors` reads (spread evenly
+    The tiles are a subset of the ones :func:`her2fast.stages.stain.slide_stain_vectors` reads (spread evenly
     over the fuller half of the grid), so they may still be in the slide reader's cache.
 
     Parameters
     ----------
-    slide : her2fast.slide.Slide
-    grid : her2fast.tissue.TileGrid
+    slide : her2fast.io.slide.Slide
+    grid : her2fast.stages.tissue.TileGrid
     n_tiles : int
 
     Returns
     -------
     list of (tile_size, tile_size, 3) uint8
     """
-    from ..slide import Slide
-    from ..tissue import TileGrid
+    from ..io.slide import Slide
+    from ..stages.tissue import TileGrid
 
     if not isinstance(slide, Slide):
-        raise InvalidInputError(f"slide must be a her2fast.slide.Slide, got {type(slide).__name__}")
+        raise InvalidInputError(f"slide must be a her2fast.io.slide.Slide, got {type(slide).__name__}")
     if not isinstance(grid, TileGrid):
-        raise InvalidInputError(f"grid must be a her2fast.tissue.TileGrid, got {type(grid).__name__}")
+        raise InvalidInputError(f"grid must be a her2fast.stages.tissue.TileGrid, got {type(grid).__name__}")
     n_tiles = as_int(n_tiles, "n_tiles", 0)
     if len(grid) == 0 or n_tiles == 0:
         return []
@@ -513,13 +513,13 @@ def check_slide_stain(
 
     Parameters
     ----------
-    slide : her2fast.slide.Slide
-    tissue : her2fast.tissue.TissueMask
-        From :func:`her2fast.tissue.detect_tissue` (the thumbnail is read again at its ``mpp``).
-    grid : her2fast.tissue.TileGrid
-        From :func:`her2fast.tissue.tile_grid`.
+    slide : her2fast.io.slide.Slide
+    tissue : her2fast.stages.tissue.TissueMask
+        From :func:`her2fast.stages.tissue.detect_tissue` (the thumbnail is read again at its ``mpp``).
+    grid : her2fast.stages.tissue.TileGrid
+        From :func:`her2fast.stages.tissue.tile_grid`.
     stains : StainVectors
-        From :func:`her2fast.stain.slide_stain_vectors`.
+        From :func:`her2fast.stages.stain.slide_stain_vectors`.
     n_tiles : int
         Tiles to sample (:func:`sample_tiles`).
     rules : StainGateRules, optional
@@ -528,10 +528,10 @@ def check_slide_stain(
     -------
     StainGateDecision
     """
-    from ..tissue import TissueMask
+    from ..stages.tissue import TissueMask
 
     if not isinstance(tissue, TissueMask):
-        raise InvalidInputError(f"tissue must be a her2fast.tissue.TissueMask, got {type(tissue).__name__}")
+        raise InvalidInputError(f"tissue must be a her2fast.stages.tissue.TissueMask, got {type(tissue).__name__}")
     thumb = slide.thumbnail(tissue.mpp)  # type: ignore[attr-defined]
     h, w = tissue.mask.shape
     thumb = np.ascontiguousarray(thumb[:h, :w])
