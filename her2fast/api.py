@@ -24,6 +24,9 @@ from .errors import InvalidInputError
 from .pipeline import ScoreSettings, SlideMaps, ThreadPlan, run_slide
 from .scoring import CellClass, CellTable, score_cells
 
+#: the highest confidence a slide flagged ``outside_training_range`` (stain gate) is given
+OUTSIDE_TRAINING_CONFIDENCE = 0.8
+
 __all__ = ["SlideResult", "ScoreSettings", "score", "RESULT_FORMAT_VERSION"]
 
 #: Version of the JSON layout written by :meth:`SlideResult.to_json`.
@@ -297,6 +300,9 @@ def score(path: str | Path, *, mpp: float | None = None, providers="auto", setti
             nearest = res.confidence.nearest
     elif not_scorable is None:
         flags.append("no_tumour_cells")
+    if confidence is not None and "outside_training_range" in flags:
+        # stains unlike anything the models were trained on: the sampling confidence does not cover that
+        confidence = min(confidence, OUTSIDE_TRAINING_CONFIDENCE)
     if not_scorable is None and n_tumour < rules.min_tumour_cells:
         not_scorable = (f"only {n_tumour} tumour cells found; at least {rules.min_tumour_cells} are needed "
                         "for a score (ScoringRules.min_tumour_cells)")
@@ -310,6 +316,7 @@ def score(path: str | Path, *, mpp: float | None = None, providers="auto", setti
         "settings": settings.to_dict(),
         "slide": meta,
         "stains": out.stains,
+        "qc": dict(out.qc),
         "pipeline": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.performance.items()},
         "created": round(time.time(), 3),
     }

@@ -71,6 +71,8 @@ class PipelineOutput:
     providers: list[str]
     model_sha256: dict[str, str]
     performance: dict = field(default_factory=dict)
+    #: quality-control decisions and the figures behind them (``"stain_gate"``: StainGateDecision.to_dict())
+    qc: dict = field(default_factory=dict)
 
 
 def _membrane_sha(method: str) -> dict[str, str]:
@@ -107,6 +109,7 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
         ``not_scorable`` names the reason when the slide cannot be scored (no tissue, no epithelium);
         the cell table is then empty.
     """
+    from ..qc import check_slide_stain
     from ..stages.epithelium import classify_slide, default_model, select_tiles
     from ..stages.stain import slide_stain_vectors
     from ..stages.tissue import detect_tissue, tile_grid
@@ -124,8 +127,10 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
         timings[key] = timings.get(key, 0.0) + (t1 - t0)
         return t1
 
+    qc: dict[str, object] = {}
+
     def out(not_scorable: str | None, cells: CellTable, stains: dict, used: list[str]) -> PipelineOutput:
-        return PipelineOutput(cells, maps, timings, counts, flags, not_scorable, stains, used, shas)
+        return PipelineOutput(cells, maps, timings, counts, flags, not_scorable, stains, used, shas, qc=qc)
 
     t = time.perf_counter()
     tissue = detect_tissue(slide)
@@ -144,6 +149,15 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
     if stains.fallback:
         flags.append("stain_vectors_fallback")
     t = lap("stain", t)
+    if s.stain_gate:
+        gate = check_slide_stain(slide, tissue, grid, stains)
+        qc["stain_gate"] = gate.to_dict()
+        t = lap("stain_gate", t)
+        if gate.outside_training_range:
+            flags.append("outside_training_range")
+        if not gate.scorable:
+            flags.append(str(gate.reason).split(":")[0])
+            return out(f"{gate.reason} ({gate.message})", CellTable.empty(), stains.to_dict(), [])
     model = default_model()
     shas["epithelium_svm"] = model.sha256
     epi = classify_slide(slide, tissue, model, stains=stains)

@@ -65,6 +65,11 @@ class ScoreSettings:
         With ``crop_to_epithelium``, a tile's window is cut into up to this many windows where that
         saves at least 5 % of its pixels (:func:`tile_windows`: epithelium in two corners of a tile
         is two small windows, not the whole tile). 1: one window per tile.
+    stain_gate : bool
+        Check that the slide is HER2 membrane IHC before scoring it (:func:`her2fast.qc.check_slide_stain`):
+        H&E, slides without a DAB/hematoxylin pair and nuclear or cytoplasmic DAB patterns are not
+        scorable; stains far from the models' training range are flagged ``outside_training_range``.
+        False skips the check (for stains known to be right that the check refuses).
     nuclei : NucleiSettings
     cells : CellSettings
         Includes the scoring rules' OD bands (``cells.rules``).
@@ -82,6 +87,7 @@ class ScoreSettings:
     membrane_margin: int = 0
     crop_to_epithelium: bool = True
     windows_per_tile: int = 4
+    stain_gate: bool = True
     nuclei: NucleiSettings = field(default_factory=NucleiSettings)
     cells: CellSettings = field(default_factory=CellSettings)
     rules: ScoringRules = field(default_factory=ScoringRules)
@@ -99,6 +105,9 @@ class ScoreSettings:
             raise InvalidInputError(
                 f"ScoreSettings.crop_to_epithelium must be True or False, got {self.crop_to_epithelium!r}")
         object.__setattr__(self, "crop_to_epithelium", bool(self.crop_to_epithelium))
+        if not isinstance(self.stain_gate, (bool, np.bool_)):
+            raise InvalidInputError(f"ScoreSettings.stain_gate must be True or False, got {self.stain_gate!r}")
+        object.__setattr__(self, "stain_gate", bool(self.stain_gate))
         need = math.ceil(2 * self.cells.max_radius_um / self.mpp - 1e-9)
         if self.overlap < need:
             raise InvalidInputError(
@@ -120,9 +129,10 @@ class ScoreSettings:
         """Inverse of :meth:`to_dict`.
 
         Settings saved before ``crop_to_epithelium`` existed load with it False, and before
-        ``windows_per_tile`` with 1: what they ran with.
+        ``windows_per_tile`` with 1, before ``stain_gate`` with False: what they ran with.
         """
         d = dict(d)
+        d.setdefault("stain_gate", False)
         d.setdefault("crop_to_epithelium", False)
         d.setdefault("windows_per_tile", 1)
         rules = ScoringRules(**d.pop("rules", {}))
