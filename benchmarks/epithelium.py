@@ -87,14 +87,14 @@ def epithelium_iou(ep_map, gt) -> float:
 
 
 def evaluate_heldout(data: Path, seeds: list[int], size: int, model, workers: int) -> dict:
-    from her2fast.stages.epithelium import classify_slide, phantom_training_set, superpixel_accuracy
     from her2fast.io.slide import open_slide
+    from her2fast.stages.epithelium import classify_slide, phantom_training_set, superpixel_accuracy
     from her2fast.stages.stain import slide_stain_vectors
-    from her2fast.synth import load_ground_truth
     from her2fast.stages.tissue import detect_tissue, tile_grid
+    from her2fast.synth import load_ground_truth
 
     rows = []
-    print("\nHeld-out phantom slides (%d x %d px at 0.5 um/px)" % (size, size))
+    print(f"\nHeld-out phantom slides ({size} x {size} px at 0.5 um/px)")
     print(f"{'slide':24} {'tissue IoU':>10} {'(stained)':>9} {'H err':>6} {'DAB err':>7} {'fallback':>8} {'sp acc':>7} {'epi IoU':>7} "
           f"{'n sp':>6} {'classify s':>10}")
     for seed in seeds:
@@ -141,8 +141,8 @@ def evaluate_heldout(data: Path, seeds: list[int], size: int, model, workers: in
 
 
 def throughput(data: Path, size: int, model, workers: int, category: str = "2+", seed: int = 777) -> dict:
-    from her2fast.stages.epithelium import classify_slide, select_tiles
     from her2fast.io.slide import open_slide
+    from her2fast.stages.epithelium import classify_slide, select_tiles
     from her2fast.stages.stain import slide_stain_vectors
     from her2fast.stages.tissue import detect_tissue, tile_grid
 
@@ -164,7 +164,6 @@ def throughput(data: Path, size: int, model, workers: int, category: str = "2+",
     frac = tissue_px / ep.tissue_mask.size
     per_px = (t3 - t2) / max(tissue_px, 1)
     extrap = per_px * target_px * frac
-    fixed = (t1 - t0) + (t2 - t1)
     out = dict(size=size, mpp=0.25, workers=workers, tissue_fraction=frac, tissue_px=tissue_px, n_superpixels=ep.n_superpixels,
                detect_tissue_s=t1 - t0, stain_vectors_s=t2 - t1, classify_s=t3 - t2, select_tiles_s=t4 - t3,
                tiles_total=len(grid), tiles_kept=len(tiles), classify_ns_per_tissue_px=per_px * 1e9,
@@ -237,11 +236,11 @@ def epithelium_figure(data: Path, model, out_dir: Path, seed: int) -> str:
     """Held-out phantom: RGB | truth | prediction (one 2+ slide), for the docs."""
     from PIL import Image
 
-    from her2fast.stages.epithelium import classify_slide
     from her2fast.io.slide import open_slide
+    from her2fast.stages.epithelium import classify_slide
     from her2fast.stages.stain import slide_stain_vectors
-    from her2fast.synth import load_ground_truth
     from her2fast.stages.tissue import detect_tissue, tile_grid
+    from her2fast.synth import load_ground_truth
 
     path = data / f"test_2+_{seed}.tiff"
     gt = load_ground_truth(path)

@@ -68,9 +68,9 @@ def main() -> int:
     args = ap.parse_args()
 
     import her2fast
-    from her2fast.validation.evaluate import SCORES, agreement_summary
     from her2fast.scoring import slide_summary
     from her2fast.synth import is_current_phantom, load_ground_truth, make_slide
+    from her2fast.validation.evaluate import SCORES, agreement_summary
 
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)

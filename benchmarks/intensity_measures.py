@@ -66,8 +66,14 @@ def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=N
     from scipy import ndimage as ndi
 
     from her2fast import _native
-    from her2fast.stages.cells import (DEFAULT_CELL_SETTINGS, _as_float_map, _exact_centres, _nucleus_labels, _rays,
-                                measure_tile)
+    from her2fast.stages.cells import (
+        DEFAULT_CELL_SETTINGS,
+        _as_float_map,
+        _exact_centres,
+        _nucleus_labels,
+        _rays,
+        measure_tile,
+    )
 
     s = settings or DEFAULT_CELL_SETTINGS
     tc = measure_tile(membrane, dab_od, nuclei, mpp=mpp, core=core, epithelium=epithelium, settings=s)

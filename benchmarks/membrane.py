@@ -210,8 +210,8 @@ def run_widths(threads: int, widths: list[int], runs_dir: Path) -> list[dict]:
     import onnxruntime as ort
     import torch
 
-    from training.export_membrane import CalibratedWrapper, build_model, calibrate, export_onnx
     from training.data import load_cache
+    from training.export_membrane import CalibratedWrapper, build_model, calibrate, export_onnx
     from training.metrics import confusion, scores
     from training.model import MembraneUNet, UNetConfig, count_flops
 
@@ -239,7 +239,7 @@ def run_widths(threads: int, widths: list[int], runs_dir: Path) -> list[dict]:
             sess = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
             xb = x if wd <= 32 else x[:1]  # width 64 at batch 1: seconds per tile on one core
             row["batch"] = len(xb)
-            row["ort_ms_per_tile"] = round(1000 * _time(lambda: sess.run(None, {"rgb": xb}), 2 if wd <= 16 else 1)
+            row["ort_ms_per_tile"] = round(1000 * _time(lambda: sess.run(None, {"rgb": xb}), 2 if wd <= 16 else 1)  # noqa: B023
                                            / len(xb), 1)
             if wpath.exists():
                 probs = [sess.run(["membrane"], {"rgb": te["rgb"][i:i + 4].transpose(0, 3, 1, 2).astype(np.float32)

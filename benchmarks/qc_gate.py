@@ -52,9 +52,9 @@ IHC = SHARED / "ihc"
 
 def gate_file(path: Path, mpp: float | None):
     """The stain gate on a file, with the inputs run_slide has after its stain step."""
+    from her2fast.io.slide import open_slide
     from her2fast.pipeline import ScoreSettings
     from her2fast.qc import check_slide_stain
-    from her2fast.io.slide import open_slide
     from her2fast.stages.stain import slide_stain_vectors
     from her2fast.stages.tissue import detect_tissue, tile_grid
 
@@ -207,9 +207,8 @@ def run_table(args) -> int:
 def training_range(args) -> int:
     """Figures of phantom tiles under the training's stain augmentation: centre and half-width."""
     sys.path.insert(0, str(ROOT))
-    from training.data import AugmentConfig, augment_rgb
-
     from her2fast.synth import make_tile, preset_names
+    from training.data import AugmentConfig, augment_rgb
 
     names = preset_names()
     figs: dict[str, list[float]] = {}

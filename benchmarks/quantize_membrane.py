@@ -93,8 +93,13 @@ def test_set() -> dict[str, np.ndarray]:
 
 
 def quantise(pre: Path, out: Path, spec: dict, calib: np.ndarray) -> float:
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 __all__ = ["ModelSection", "DataSection", "OptimSection", "LossSection", "RunSection", "TrainConfig", "load_config"]
 
@@ -70,7 +71,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         sections = {f.name: f.type for f in fields(cls)}
         known = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "loss": LossSection,
                  "run": RunSection}

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = ["UNetConfig", "MembraneUNet", "count_flops"]
 

@@ -203,8 +203,8 @@ def _make_slide(folder: Path, size: int, category: str, seed: int) -> Path:
 
 def run_reference(path: Path, mpp: float | None, settings, threads: int, n_tiles: int) -> dict:
     """Time the reference pipeline on ``n_tiles`` of the slide's epithelial tiles, evenly spaced over them."""
-    from ..stages.epithelium import classify_slide, default_model, select_tiles
     from ..io.slide import open_slide
+    from ..stages.epithelium import classify_slide, default_model, select_tiles
     from ..stages.stain import slide_stain_vectors
     from ..stages.tissue import detect_tissue, read_tile, tile_grid
 

@@ -6,8 +6,6 @@ import sys
 import threading
 import time
 
-
-
 __all__ = ["Progress"]
 
 

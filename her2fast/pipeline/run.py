@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..stages.cells import merge_cell_tables
 from ..errors import InvalidInputError
 from ..scoring import CellTable
+from ..stages.cells import merge_cell_tables
 from .progress import Progress
 from .settings import ScoreSettings, ThreadPlan
 from .stream import _TileStream

@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..stages.cells import CellSettings
 from ..errors import InvalidInputError
-from ..stages.nuclei import NucleiSettings
 from ..scoring import ScoringRules
+from ..stages.cells import CellSettings
+from ..stages.nuclei import NucleiSettings
 
 __all__ = ["ScoreSettings", "ThreadPlan"]
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..scoring import CellTable
 from ..stages.cells import measure_tile
 from ..stages.nuclei import segment_nuclei
-from ..scoring import CellTable
-
 from .progress import Progress
 from .settings import ScoreSettings, ThreadPlan, _available_cores
 from .windows import tile_windows

@@ -3,7 +3,6 @@ when that saves pixels; each window owns the cells whose centres lie in its core
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .._validate import as_int

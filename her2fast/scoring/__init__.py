@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from .rules import (
     CATEGORIES,
+    DEFAULT_RULES,
+    STRATA,
     CellClass,
     CellTable,
     ClassFractions,
-    DEFAULT_RULES,
     IntensityClass,
-    STRATA,
     ScoringResult,
     ScoringRules,
     SlideConfidence,

@@ -33,9 +33,9 @@ from .. import __version__
 from .._validate import as_int, as_positive_float
 from ..errors import InvalidInputError
 from ..scoring import CellTable, ClassFractions, score_cells
+from .presets import get_preset
 from .scene import GENERATOR_VERSION, Scene
 from .tile import cell_table_of, render_region
-from .presets import get_preset
 
 __all__ = ["SlideGroundTruth", "make_slide", "load_ground_truth", "phantom_cells", "sidecar_paths", "is_current_phantom"]
 
