@@ -5,18 +5,27 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-# C++ test framework from Debian (doctest-dev): install when missing.
-if [ ! -f /usr/include/doctest/doctest.h ]; then
-  echo "== installing doctest-dev (Debian) for the C++ unit tests"
+# From Debian, installed when missing: the C++ test framework (doctest-dev) and clang-format 14 (the
+# version .clang-format is checked with: other major versions lay some code out differently).
+missing=()
+[ -f /usr/include/doctest/doctest.h ] || missing+=(doctest-dev)
+command -v clang-format-14 >/dev/null || missing+=(clang-format-14)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} (Debian)"
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends doctest-dev >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # shellcheck disable=SC1091
 source "$root/scripts/setup_env.sh"
 jobs="$(nproc 2>/dev/null || echo 2)"
+
+echo "== style: ruff (Python), clang-format (C++), stub of the native module"
+ruff check .
+find csrc -name '*.cpp' -o -name '*.hpp' | xargs clang-format-14 --dry-run --Werror
+python -m mypy.stubtest her2fast._native
 
 echo "== C++ unit tests"
 cmake -S . -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=Release \

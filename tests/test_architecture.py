@@ -161,3 +161,13 @@ def test_the_repository_speaks_of_the_product_only():
                           "*.toml", "*.sh", "*.txt", "*.cfg", "*.yaml", ":!tests/test_architecture.py"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 1 and not out.stdout, out.stdout[:2000]
+
+
+def test_the_version_is_written_once():
+    from importlib.metadata import version
+
+    import her2fast
+
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'dynamic = ["version"]' in text and not re.search(r'^version\s*=', text, re.M)
+    assert version("her2fast") == her2fast.__version__
