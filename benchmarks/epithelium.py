@@ -88,10 +88,11 @@ def epithelium_iou(ep_map, gt) -> float:
 
 def evaluate_heldout(data: Path, seeds: list[int], size: int, model, workers: int) -> dict:
     from her2fast.io.slide import open_slide
-    from her2fast.stages.epithelium import classify_slide, phantom_training_set, superpixel_accuracy
+    from her2fast.stages.epithelium import classify_slide, superpixel_accuracy
     from her2fast.stages.stain import slide_stain_vectors
     from her2fast.stages.tissue import detect_tissue, tile_grid
     from her2fast.synth import load_ground_truth
+    from her2fast.synth.epithelium_truth import phantom_training_set
 
     rows = []
     print(f"\nHeld-out phantom slides ({size} x {size} px at 0.5 um/px)")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from her2fast.errors import InvalidInputError, ModelError
 from her2fast.stages.epithelium import (
     EpitheliumMap,
     EpitheliumModel,
@@ -24,7 +25,6 @@ from her2fast.stages.epithelium import (
     superpixel_features,
     white_balanced,
 )
-from her2fast.errors import InvalidInputError, ModelError
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "her2fast" / "models" / "epithelium_svm"
 
@@ -354,7 +354,7 @@ def truth_geojson(gt, path: Path) -> Path:
 
 
 def test_annotated_training_set_agrees_with_truth(phantom, tmp_path):
-    from her2fast.stages.epithelium import phantom_training_set
+    from her2fast.synth.epithelium_truth import phantom_training_set
 
     path, gt = phantom
     geo = truth_geojson(gt, tmp_path / "truth.geojson")
@@ -389,7 +389,7 @@ def test_train_epithelium_cli_smoke(phantom, tmp_path, capsys):
 def test_glass_level_augmentation(phantom):
     """background_scales: the slide's superpixels once per glass level; the 1.0 copy is the plain set, the
     others differ only through the optical densities (and the white balance) measured against the glass."""
-    from her2fast.stages.epithelium import phantom_training_set
+    from her2fast.synth.epithelium_truth import phantom_training_set
 
     path, _ = phantom
     plain = phantom_training_set(path)

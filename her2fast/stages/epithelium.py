@@ -48,17 +48,17 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import superpixels as _sp
-from .._validate import as_int, as_positive_float, as_rgb_uint8
 from .._files import file_sha256
+from .._validate import as_int, as_positive_float, as_rgb_uint8
 from ..errors import InvalidInputError, ModelError
+from . import superpixels as _sp
 from .stain import StainVectors, deconvolve
 
 __all__ = [
@@ -78,10 +78,10 @@ __all__ = [
     "default_model",
     "extra_feature_names",
     "fit_epithelium_model",
-    "phantom_training_set",
     "read_qupath_geojson",
     "select_tiles",
     "superpixel_features",
+    "truth_training_set",
 ]
 
 #: Default resolution of the epithelium classification (um/px).
@@ -950,31 +950,44 @@ def _open_with_tissue(path: str | Path, mpp: float | None) -> tuple[object, obje
     return slide, tissue, stains
 
 
-def phantom_training_set(path: str | Path, settings: EpitheliumSettings | None = None, *, workers: int = 1,
-                         background_scales: Sequence[float] = (1.0,)) -> TrainingSet:
-    """Labelled superpixels of a phantom slide written by :func:`her2fast.synth.make_slide`.
+def truth_training_set(path: str | Path, truth_at: Callable[[int, int, tuple[int, int], tuple[float, float]], np.ndarray],
+                       settings: EpitheliumSettings | None = None, *, mpp: float | None = None, workers: int = 1,
+                       background_scales: Sequence[float] = (1.0,)) -> TrainingSet:
+    """Labelled superpixels of a slide whose epithelium truth is known as a function of position.
 
-    The truth is the sidecar's epithelium fraction map (``x.epithelium.png``); the tissue mask, the stain
-    vectors and the superpixels are made exactly as :func:`classify_slide` makes them.
+    The tissue mask, the stain vectors and the superpixels are made exactly as :func:`classify_slide`
+    makes them; each superpixel is labelled by the mean of the truth over its pixels (superpixels less than
+    half covered by known truth are not used).
 
-    ``background_scales``: the slide's superpixels once per factor, with the estimated glass colour
-    (``StainVectors.background``) multiplied by it (augmentation: a model trained with (0.98, 1, 1.02)
-    does not depend on the glass level being estimated to the percent; see :func:`_with_background`).
+    Parameters
+    ----------
+    path : str or Path
+        The slide.
+    truth_at : callable
+        ``truth_at(x, y, shape, l0) -> (H, W) float64``: the epithelium fraction (0..1, NaN where unknown)
+        of the block of ``shape`` (rows, columns) whose top-left pixel is ``(x, y)`` at ``settings.mpp``;
+        ``l0`` is the level-0 pixels per pixel of that grid (x, y).
+    settings : EpitheliumSettings, optional
+    mpp : float, optional
+        um/px of level 0 for a slide without resolution metadata.
+    workers : int
+        Threads.
+    background_scales : sequence of float
+        The slide's superpixels once per factor, with the estimated glass colour
+        (``StainVectors.background``) multiplied by it (augmentation: a model trained with (0.98, 1, 1.02)
+        does not depend on the glass level being estimated to the percent; see :func:`_with_background`).
+
+    Returns
+    -------
+    TrainingSet
+
+    Raises
+    ------
+    InvalidInputError
+        ``background_scales`` empty or outside 0.8..1.2.
     """
-    from ..synth import load_ground_truth
-
     settings = settings or EpitheliumSettings()
-    gt = load_ground_truth(path)
-    ep = gt.epithelium_mask.astype(np.float64) / 255.0
-    f = gt.epithelium_mask_mpp / gt.mpp  # level-0 px per truth px
-
-    def truth_at(x: int, y: int, shape: tuple[int, int], l0: tuple[float, float]) -> np.ndarray:
-        h, w = shape
-        cols = np.clip(np.floor((x + np.arange(w) + 0.5) * l0[0] / f).astype(np.int64), 0, ep.shape[1] - 1)
-        rows = np.clip(np.floor((y + np.arange(h) + 0.5) * l0[1] / f).astype(np.int64), 0, ep.shape[0] - 1)
-        return ep[rows][:, cols]
-
-    slide, tissue, stains = _open_with_tissue(path, None)
+    slide, tissue, stains = _open_with_tissue(path, mpp)
     with slide:  # type: ignore[attr-defined]
         return _labelled_superpixels(slide, tissue, truth_at, settings, stains, workers, str(path), background_scales)
 
@@ -1003,7 +1016,7 @@ def annotated_training_set(slide_path: str | Path, geojson_path: str | Path, set
     """Labelled superpixels of a real slide annotated in QuPath (see :func:`read_qupath_geojson`).
 
     Superpixels at least half covered by annotations are labelled by their majority class; the rest are
-    not used. ``background_scales`` as in :func:`phantom_training_set`.
+    not used. ``background_scales`` as in :func:`truth_training_set`.
     """
     settings = settings or EpitheliumSettings()
     annotations = read_qupath_geojson(geojson_path)

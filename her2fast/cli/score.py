@@ -1,0 +1,68 @@
+"""``her2fast score``: score whole slides and write a report per slide."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..stages.membrane import parse_providers
+from . import command
+from ._options import score_settings, scoring_options
+
+
+# --------------------------------------------------------------------------------------- score
+def _score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files (SVS, NDPI, MRXS, tiled TIFF, DICOM, PNG, ...)")
+    p.add_argument("--out", default="her2fast_out", help="output folder (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print each result as one JSON line on stdout (no cell table)")
+    scoring_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+
+
+@command("score", "score whole slides (ASCO/CAP HER2 0/1+/2+/3+); exit 1 if a slide failed, 3 if one was not scorable",
+         _score_args)
+def _score(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from ..api import score
+    from ..errors import Her2FastError
+    from ..service.report import write_report
+
+    providers = parse_providers(args.providers)
+    settings = score_settings(args)
+    out = Path(args.out)
+    failed = not_scorable = 0
+    stems: dict[str, int] = {}
+    for slide_path in args.slides:
+        stem = Path(slide_path).stem
+        stems[stem] = stems.get(stem, 0) + 1
+        name = stem if stems[stem] == 1 else f"{stem}-{stems[stem]}"
+        try:
+            result = score(slide_path, mpp=args.mpp, providers=providers, settings=settings, progress=not args.quiet)
+            files = write_report(result, out, name=name, pictures=not args.no_pictures, geojson=not args.no_geojson)
+        except Her2FastError as exc:
+            failed += 1
+            print(f"her2fast score: {slide_path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        except OSError as exc:  # e.g. the output folder is not writable
+            failed += 1
+            print(f"her2fast score: {slide_path}: {exc}", file=sys.stderr)
+            continue
+        if result.score is None:
+            not_scorable += 1
+        if args.json:
+            print(json.dumps(result.to_dict(include_cells=False)), flush=True)
+        else:
+            if result.score is None:
+                what = f"not scorable: {result.not_scorable}"
+            else:
+                what = (f"HER2 {result.score} ({result.stratum}), {result.percent_complete:.1f} % complete membranes, "
+                        f"confidence {result.confidence:.2f}, {result.counts['tumour_cells']} tumour cells")
+            flags = f" [{', '.join(result.flags)}]" if result.flags else ""
+            print(f"{slide_path}: {what}{flags}; {result.timings['total']:.1f} s -> {files['json']}", flush=True)
+    if failed:
+        print(f"her2fast score: {failed} of {len(args.slides)} slides failed", file=sys.stderr)
+        return 1
+    return 3 if not_scorable else 0
+
