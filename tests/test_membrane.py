@@ -4,6 +4,7 @@ torch is installed) export parity and a tiny training run of training/."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -14,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from her2fast.stages import membrane
 from her2fast.errors import InvalidInputError, ModelError
+from her2fast.stages import membrane
 from her2fast.synth import make_tile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,23 @@ def test_shipped_model_files_and_sha256():
     assert (MODEL_DIR / "MODEL_CARD.md").exists()
     mc = membrane.load_model_config()
     assert mc.output_names == ("membrane", "edge") and mc.tile_size % mc.multiple == 0
+
+
+def test_shipped_probe_tile_is_what_the_script_makes(monkeypatch):
+    """The tile ``providers="auto"`` times both CPU runtimes on ships with the model as a PNG; it stays the
+    tile ``scripts/make_probe_tile.py`` renders, so a change of the phantom generator shows here (then
+    rerun the script)."""
+    spec = importlib.util.spec_from_file_location("make_probe_tile", ROOT / "scripts" / "make_probe_tile.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.DEFAULT_OUT.relative_to(ROOT) == Path("her2fast", "models", "membrane_unet", membrane.PROBE_TILE)
+    shipped = membrane.probe_tile()
+    assert shipped.shape == (512, 512, 3) and shipped.dtype == np.uint8
+    np.testing.assert_array_equal(shipped, script.probe_tile(),
+                                  err_msg="the phantom generator changed: run python scripts/make_probe_tile.py")
+    monkeypatch.setattr(membrane, "PROBE_TILE", "no_such_probe.png")
+    with pytest.raises(ModelError, match="probe tile .*no_such_probe.png.*reinstall"):
+        membrane.probe_tile()
 
 
 def test_predict_phantom_reaches_dice_floor(phantom):

@@ -31,15 +31,16 @@ import json
 import os
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .._validate import as_int, as_positive_float, as_rgb_uint8
 from .._files import file_sha256
+from .._validate import as_int, as_positive_float, as_rgb_uint8
 from ..errors import InvalidInputError, ModelError
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "MembraneSession",
     "default_model_dir",
     "load_model_config",
+    "probe_tile",
     "get_session",
     "uses_gpu",
     "parse_providers",
@@ -72,6 +74,8 @@ AUTO_MAX_ABS_DIFF = 0.02
 AUTO_MAX_FLIPS = 0.001
 #: ... and at most this fraction of ONNX Runtime's time on it (a clear gain, not noise)
 AUTO_MAX_TIME_RATIO = 0.9
+#: the tile of that probe, shipped beside the model (:func:`probe_tile`)
+PROBE_TILE = "probe_tile.png"
 #: images up to this side (px at the model's µm/px, margins included) run in one pass instead of tiles
 _SINGLE_PASS_MAX = 640
 #: predict_maps_batch's one-pass limit (the slide pipeline's tiles: 704 + 2 x 48 px)
@@ -130,6 +134,34 @@ class MembraneMaps:
 def default_model_dir() -> Path:
     """Directory of the shipped membrane model (``her2fast/models/membrane_unet``)."""
     return Path(str(resources.files("her2fast").joinpath("models", "membrane_unet")))
+
+
+def probe_tile() -> np.ndarray:
+    """The tile ``providers="auto"`` times both CPU runtimes on (:class:`MembraneSession`).
+
+    A 512 x 512 phantom at 0.5 um/px (category 2+), shipped with the model as a lossless PNG
+    (``her2fast/models/membrane_unet/probe_tile.png``, written by ``scripts/make_probe_tile.py``).
+
+    Returns
+    -------
+    (512, 512, 3) uint8
+        RGB.
+
+    Raises
+    ------
+    ModelError
+        The file is missing or unreadable (reinstall her2fast).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    ref = resources.files("her2fast").joinpath("models", "membrane_unet", PROBE_TILE)
+    try:
+        with ref.open("rb") as fh, Image.open(fh) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ModelError(f"cannot read the membrane model's probe tile {ref}: {exc}; reinstall her2fast, or set "
+                         "HER2FAST_AUTO_OPENVINO=0 to skip the runtime probe") from None
+    return np.ascontiguousarray(rgb)
 
 
 def load_model_config(model_dir: str | Path | None = None) -> MembraneModelConfig:
@@ -375,8 +407,9 @@ class MembraneSession:
         a ``RuntimeWarning`` is issued too.
     selection : dict or None
         With ``providers="auto"`` on a bf16 CPU with OpenVINO: the probe's figures and the choice
-        (``max_abs_diff``, ``flip_fraction``, ``ms_openvino``, ``ms_onnxruntime``, ``chosen``);
-        OpenVINO is taken only when :func:`prefer_openvino` says so. None otherwise (also when the
+        (``max_abs_diff``, ``flip_fraction``, ``ms_openvino``, ``ms_onnxruntime``, ``chosen``; or
+        ``openvino_error`` / ``probe_error`` and ``chosen`` when OpenVINO or the probe tile cannot be
+        loaded); OpenVINO is taken only when :func:`prefer_openvino` says so. None otherwise (also when the
         environment sets ``HER2FAST_AUTO_OPENVINO=0``: ONNX Runtime on every CPU, the same numbers
         on every workstation).
     """
@@ -442,17 +475,19 @@ class MembraneSession:
             raise ModelError(f"OpenVINO cannot load membrane model {self.config.path}: {exc}") from exc
 
     def _probe_openvino(self, threads: int | None) -> None:
-        """``providers="auto"`` on a bf16 CPU: time both runtimes on a phantom tile, keep the better."""
+        """``providers="auto"`` on a bf16 CPU: time both runtimes on the probe tile, keep the better."""
         import time
 
-        from ..synth import make_tile
-
+        try:
+            probe = probe_tile()
+        except ModelError as exc:
+            self.selection = {"chosen": self.providers, "probe_error": str(exc)}
+            return
         try:
             candidate = self._openvino(threads, bf16=True)
         except ModelError as exc:
             self.selection = {"chosen": self.providers, "openvino_error": str(exc)}
             return
-        probe = make_tile(512, category="2+", seed=20261129, jpeg_quality=None).rgb
         batch = np.ascontiguousarray((probe.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
         feed = {self.config.input_name: batch}
         names = self.config.output_names[:1]
