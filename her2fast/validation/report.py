@@ -1,6 +1,6 @@
 """The one-page validation report of ``her2fast evaluate``: a self-contained HTML file.
 
-:func:`render_html` turns an :class:`her2fast.validation.evaluate.EvaluationReport` into one HTML page with no
+:func:`render_html` turns an :class:`her2fast.validation.summary.EvaluationReport` into one HTML page with no
 external resources: the confusion matrix as an HTML table (rows predicted, columns reference, as the
 paper's Table 5), the headline figures (accuracy, Cohen's kappa unweighted / linear / quadratic with
 bootstrap 95 % intervals), per-class precision and recall, the clinical cut-offs, ISH and % complete
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InvalidInputError
+from .summary import EvaluationReport
 
 __all__ = ["render_html", "write_html", "confusion_html", "calibration_svg", "calibration_image", "thumbnail_data_uri"]
 
@@ -230,8 +231,6 @@ def render_html(report, out_dir: str | Path | None = None, *, max_thumbnails: in
     str
         A complete HTML document with no external resources.
     """
-    from .evaluate import EvaluationReport
-
     if not isinstance(report, EvaluationReport):
         raise InvalidInputError(f"report must be a her2fast.validation.evaluate.EvaluationReport, got {type(report).__name__}")
     base = None if out_dir is None else Path(out_dir)
