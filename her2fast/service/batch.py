@@ -20,7 +20,8 @@ Guarantees
 
 The slide is scored in the worker (local process or Dask worker); the row is written by the calling
 process, so Dask workers need the slides and the output folder (shared paths, the same on every
-machine) but never the database.
+machine) but never the database. The steps of one slide (identify, score, write, record) are in
+:mod:`her2fast.service.slide_jobs`, which the watch-folder service uses too.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ import io
 import math
 import os
 import re
-import shutil
-import socket
 import sys
 import time
 import uuid
@@ -42,46 +41,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..errors import Her2FastError, InvalidInputError, ModelError
-from ..io.store import ResultsStore, RunRecord, SlideIdentity, StoreError, slide_identity
+from ..errors import InvalidInputError, ModelError
+from ..io.store import ResultsStore, RunRecord, SlideIdentity
+from .slide_jobs import (
+    SLIDE_SUFFIXES,
+    clean_stale_temp,
+    describe_error,
+    free_name,
+    identify,
+    is_slide_name,
+    row_of,
+    scan_folder,
+    score_one,
+)
 
 __all__ = ["SLIDE_SUFFIXES", "BatchSummary", "find_slides", "model_versions", "default_workers", "score_to_store",
            "run_batch"]
 
-#: File suffixes taken for slides when a folder or glob is searched (OpenSlide formats + plain images).
-SLIDE_SUFFIXES = frozenset({".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif",
-                            ".dcm", ".png", ".jpg", ".jpeg", ".bmp"})
-# her2fast's own pictures and phantom sidecars are never slides.
-_NOT_SLIDES = (".epithelium.png", ".overlay.png", ".zoom.png", ".heatmap.png")
-_TMP_PREFIX = ".her2fast-tmp-"
 _GLOB_CHARS = frozenset("*?[")
 
 
 # ------------------------------------------------------------------------------------ finding slides
-def _is_slide_name(p: Path) -> bool:
-    name = p.name.lower()
-    return p.suffix.lower() in SLIDE_SUFFIXES and not name.startswith(".") and not name.endswith(_NOT_SLIDES)
-
-
-def _scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[Path]:
-    """Slide files under ``folder`` (recursive; hidden names skipped; one ``.dcm`` per folder)."""
-    skip = {os.path.abspath(e) for e in exclude}
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and os.path.abspath(os.path.join(root, d)) not in skip)
-        dicom = False
-        for f in sorted(files):
-            p = Path(root) / f
-            if not _is_slide_name(p):
-                continue
-            if p.suffix.lower() == ".dcm":  # a DICOM WSI series: one file per level, any one opens it
-                if dicom:
-                    continue
-                dicom = True
-            found.append(p)
-    return found
-
-
 def _read_list(path: Path) -> list[Path]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -101,7 +81,7 @@ def _expand(item: str | os.PathLike, *, from_list: Path | None = None) -> list[P
     if from_list is not None and not p.is_absolute():
         p = from_list.parent / p
     if p.is_dir():
-        return _scan_folder(p)
+        return scan_folder(p)
     if p.is_file():
         if p.suffix.lower() in SLIDE_SUFFIXES:
             return [p]
@@ -113,7 +93,7 @@ def _expand(item: str | os.PathLike, *, from_list: Path | None = None) -> list[P
         out: list[Path] = []
         for m in sorted(glob.glob(str(p), recursive=True)):
             mp = Path(m)
-            out += _scan_folder(mp) if mp.is_dir() else [mp] if _is_slide_name(mp) else []
+            out += scan_folder(mp) if mp.is_dir() else [mp] if is_slide_name(mp) else []
         return out
     if p.suffix.lower() in SLIDE_SUFFIXES:
         return [p]  # a named slide that is missing: it gets a 'failed' row ("slide file not found")
@@ -207,8 +187,8 @@ def model_versions(settings=None) -> dict[str, str]:
     import json
     from importlib.resources import files
 
-    from ..stages.membrane import load_model_config
     from ..pipeline import ScoreSettings
+    from ..stages.membrane import load_model_config
 
     settings = ScoreSettings() if settings is None else settings
     folder = os.environ.get("HER2FAST_EPITHELIUM_MODEL") or str(files("her2fast") / "models" / "epithelium_svm")
@@ -235,150 +215,6 @@ def default_workers() -> int:
     on the 2-core reference machine two workers were no faster than one (``docs/batch.md``).
     """
     return max(1, (os.cpu_count() or 1) // 2)
-
-
-# ------------------------------------------------------------------------------------- one slide
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _output_error(out_dir: Path, exc: OSError) -> str:
-    import errno
-
-    hint = ""
-    if exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
-        hint = " (the output folder's disk is full, or a file size or quota limit was hit); free space and rerun"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        hint = " (no permission to write there); fix the permissions or choose another --out"
-    return f"cannot write the outputs to {out_dir}: {exc.strerror or exc}{hint}"
-
-
-def _fsync(path: Path, *, folder: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_outputs(result, out_dir: Path, name: str, *, pictures: bool, geojson: bool) -> dict[str, str]:
-    """Write the report into a temporary folder, flush it, rename the files into ``out_dir``."""
-    from .report import write_report
-
-    import fcntl
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f"{_TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    lock = -1
-    try:
-        lock = os.open(tmp / ".lock", os.O_CREAT | os.O_RDWR)  # held while writing: marks the folder in use
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        files = write_report(result, tmp, name=name, pictures=pictures, geojson=geojson)
-        for f in files.values():
-            _fsync(f)
-        final: dict[str, str] = {}
-        for key, f in files.items():
-            dest = out_dir / f.name
-            os.replace(f, dest)
-            final[key] = str(dest)
-        _fsync(out_dir, folder=True)
-        return final
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if lock >= 0:
-            os.close(lock)
-
-
-def _clean_stale_temp(out_dir: Path) -> None:
-    """Remove temporary report folders left by killed processes of this machine (their lock is free)."""
-    import fcntl
-
-    host = socket.gethostname()
-    for d in out_dir.glob(_TMP_PREFIX + "*"):
-        if d.name[len(_TMP_PREFIX):].rsplit("-", 2)[0] != host:
-            continue  # another machine's (Dask worker): it cleans its own
-        try:
-            fd = os.open(d / ".lock", os.O_RDWR)
-        except FileNotFoundError:
-            try:
-                if time.time() - d.stat().st_mtime > 3600:  # killed before it took its lock
-                    shutil.rmtree(d, ignore_errors=True)
-            except OSError:
-                pass
-            continue
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # a live writer holds it
-        else:
-            shutil.rmtree(d, ignore_errors=True)
-        finally:
-            os.close(fd)
-
-
-def _identify(path: str) -> tuple[SlideIdentity, str | None]:
-    try:
-        return slide_identity(path), None
-    except InvalidInputError as exc:
-        return SlideIdentity(os.path.abspath(path), 0, 0.0, ""), str(exc)
-    except OSError as exc:
-        return SlideIdentity(os.path.abspath(path), 0, 0.0, ""), f"cannot read {path}: {exc}"
-
-
-def _free_name(name: str, sha256: str, out_dir: Path, owners: Mapping[str, str]) -> str:
-    """``name``, unless an ``ok`` run of other content already wrote ``<name>.her2fast.json`` there."""
-    owner = owners.get(str(out_dir / f"{name}.her2fast.json"))
-    return name if owner in (None, sha256) else f"{name}-{sha256[:8]}"
-
-
-def _score_one(path: str, identity: SlideIdentity, out_dir: Path, name: str, versions: Mapping[str, str], *,
-               mpp, settings, providers, progress: bool, pictures: bool, geojson: bool) -> tuple[RunRecord, str | None]:
-    """Score a slide and write its outputs; the record to store and the kind of failure (slide/output)."""
-    from ..api import score
-
-    started = time.time()
-    common = dict(slide=identity, package_version=__version__, model_versions=dict(versions), started_at=started)
-
-    def failed(error: str, kind: str) -> tuple[RunRecord, str]:
-        return RunRecord(status="failed", error=error, finished_at=time.time(), **common), kind
-
-    try:
-        result = score(path, mpp=mpp, providers=providers, settings=settings, progress=progress)
-    except (Her2FastError, OSError) as exc:
-        return failed(_describe(exc), "slide")
-    except Exception as exc:  # noqa: BLE001 - a bug met on this slide must not stop the batch
-        return failed(f"unexpected error, please report it: {_describe(exc)}", "slide")
-    t0 = time.perf_counter()
-    try:
-        outputs = _write_outputs(result, out_dir, name, pictures=pictures, geojson=geojson)
-    except OSError as exc:
-        return failed(_output_error(out_dir, exc), "output")
-    except Her2FastError as exc:  # the slide reopened for the pictures
-        return failed(_describe(exc), "slide")
-    except Exception as exc:  # noqa: BLE001
-        return failed(f"unexpected error while writing the report, please report it: {_describe(exc)}", "slide")
-    d = result.to_dict(include_cells=False)
-    timings = {k: float(v) for k, v in d["timings"].items()}
-    timings["outputs"] = round(time.perf_counter() - t0, 4)
-    return RunRecord(status="ok", category=d["category"], score=d["score"], stratum=d["stratum"],
-                     percentages=d["percentages"], confidence=d["confidence"], timings=timings, outputs=outputs,
-                     finished_at=time.time(), percent_complete=d["percent_complete"], not_scorable=d["not_scorable"],
-                     flags=list(d["flags"]), **common), None
-
-
-def _row_of(store: ResultsStore, identity: SlideIdentity, record: RunRecord | None,
-            versions: Mapping[str, str]) -> dict:
-    """Commit a run (or look up the run a skip refers to); the row plus ``skipped``."""
-    if record is None:
-        row = store.find_done(identity.sha256, __version__, versions)
-        if row is None:
-            raise StoreError(f"the ok run of {identity.path} disappeared from results store {store.path} during the batch")
-        return {**row, "skipped": True}
-    inserted, row = store.insert(record)
-    return {**row, "skipped": not inserted}
 
 
 def score_to_store(path: str | os.PathLike, out_dir: str | os.PathLike, *, store: ResultsStore, mpp: float | None = None,
@@ -425,18 +261,18 @@ def score_to_store(path: str | os.PathLike, out_dir: str | os.PathLike, *, store
     record, _kind, identity = _process_one(str(path), out, Path(path).stem, versions, store.done_hashes(__version__, versions),
                                            store.output_owners(), mpp=mpp, settings=settings, providers=providers,
                                            progress=progress, pictures=pictures, geojson=geojson)
-    return _row_of(store, identity, record, versions)
+    return row_of(store, identity, record, versions)
 
 
 def _process_one(path: str, out: Path, name: str, versions, done, owners, **options):
     """(record or None when skipped, failure kind, identity) of one slide."""
-    identity, error = _identify(path)
+    identity, error = identify(path)
     if error is not None:
         return (RunRecord(slide=identity, status="failed", package_version=__version__, model_versions=dict(versions),
                           error=error, started_at=time.time(), finished_at=time.time()), "slide", identity)
     if identity.sha256 in done:
         return None, None, identity
-    record, kind = _score_one(path, identity, out, _free_name(name, identity.sha256, out, owners), versions, **options)
+    record, kind = score_one(path, identity, out, free_name(name, identity.sha256, out, owners), versions, **options)
     return record, kind, identity
 
 
@@ -507,7 +343,7 @@ def _work_local(path: str, name: str) -> _Outcome:
 
 
 def _died(path: str, versions: Mapping[str, str], why: str) -> _Outcome:
-    identity, error = _identify(path)
+    identity, error = identify(path)
     return _Outcome(identity, RunRecord(slide=identity, status="failed", package_version=__version__,
                                         model_versions=dict(versions), error=error or why, started_at=time.time(),
                                         finished_at=time.time()))
@@ -632,7 +468,7 @@ def _run_dask(jobs: Sequence[_Job], shared: dict, scheduler, workers: int,
                 try:
                     outcome = fut.result()
                 except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the slide took workers down
-                    outcome = _died(job.path, shared["versions"], f"the Dask task failed: {_describe(exc)}")
+                    outcome = _died(job.path, shared["versions"], f"the Dask task failed: {describe_error(exc)}")
                 fut.release()
                 yield job, outcome
         finally:
@@ -813,7 +649,7 @@ def run_batch(inputs, out_dir: str | os.PathLike, *, store: ResultsStore | str |
     st = ResultsStore(out if store is None else store) if own else store
     by_path: dict[str, dict] = {}
     try:
-        _clean_stale_temp(out)
+        clean_stale_temp(out)
         unique = list(dict.fromkeys(str(p) for p in slides))
         stems: dict[str, int] = {}
         for u in unique:
@@ -828,7 +664,7 @@ def run_batch(inputs, out_dir: str | os.PathLike, *, store: ResultsStore | str |
         runner = _run_local(jobs, shared, n, ui) if scheduler is None else _run_dask(jobs, shared, scheduler, n, ui)
         try:
             for job, outcome in runner:
-                row = _row_of(st, outcome.identity, outcome.record, versions)
+                row = row_of(st, outcome.identity, outcome.record, versions)
                 by_path[job.path] = row
                 ui.slide_done(job.path, row)
                 if on_row is not None:

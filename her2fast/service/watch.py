@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from .batch import _clean_stale_temp, _free_name, _identify, _row_of, _scan_folder, _score_one, model_versions
 from ..errors import InvalidInputError
 from ..io.store import ResultsStore, StoreError, slide_stat
+from .batch import model_versions
+from .slide_jobs import clean_stale_temp, free_name, identify, row_of, scan_folder, score_one
 
 __all__ = ["WatchSummary", "watch"]
 
@@ -112,7 +113,7 @@ class _Watcher:
             return "done"  # scored before (this file, unchanged)
         if st.find_quarantined_file(key, size, mtime) is not None:
             return "done"
-        identity, error = _identify(key)
+        identity, error = identify(key)
         if error is not None:
             return "changed"  # vanished while being read
         if (identity.size, identity.mtime) != (size, mtime):
@@ -126,9 +127,9 @@ class _Watcher:
             self.log.info("skip %s: quarantined earlier (same content)", key)
             return "done"
         self.log.info("scoring %s (%.1f MB)", key, size / 1e6)
-        name = _free_name(path.stem, identity.sha256, self.out, st.output_owners())
-        record, kind = _score_one(key, identity, self.out, name, self.versions, progress=False, **self.options)
-        row = _row_of(st, identity, record, self.versions)
+        name = free_name(path.stem, identity.sha256, self.out, st.output_owners())
+        record, kind = score_one(key, identity, self.out, name, self.versions, progress=False, **self.options)
+        row = row_of(st, identity, record, self.versions)
         if kind is None:
             self.summary.scored += 1
             what = (f"HER2 {row['score']} ({row['stratum']}), {row['percent_complete']} % complete"
@@ -215,7 +216,7 @@ def watch(folder: str | os.PathLike, out_dir: str | os.PathLike, *, store: Resul
         st = ResultsStore(out if store is None else store) if own else store
         if threading.current_thread() is threading.main_thread():
             previous = _install_signals(stop, logger)
-        _clean_stale_temp(out)
+        clean_stale_temp(out)
         _write_quarantine_csv(st, out, logger)
         logger.info("her2fast %s watching %s -> %s (store %s, settle %.1f s, poll %.1f s, models %s, pid %d)",
                     __version__, src, out, st.path, settle, poll,
@@ -268,7 +269,7 @@ def _loop(watcher: _Watcher, src: Path, out: Path, *, settle: float, poll: float
     log = watcher.log
     while not stop.is_set():
         try:
-            slides = _scan_folder(src, exclude=[out])
+            slides = scan_folder(src, exclude=[out])
         except OSError as exc:
             log.warning("cannot list %s: %s", src, exc)
             slides = []
