@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import shared_file
 
 SIZE = 2048
@@ -160,9 +159,9 @@ def test_missing_file():
 
 def test_settings_validation():
     from her2fast import ScoreSettings
-    from her2fast.stages.cells import CellSettings
     from her2fast.errors import InvalidInputError
     from her2fast.scoring import ScoringRules
+    from her2fast.stages.cells import CellSettings
 
     with pytest.raises(InvalidInputError, match=r"overlap must be >= 2 \* cells.max_radius_um / mpp = 48 px"):
         ScoreSettings(overlap=32)
@@ -223,8 +222,8 @@ def test_a_region_inside_the_tumour_with_no_glass_in_view_scores_like_its_truth(
     from scipy.ndimage import uniform_filter
 
     import her2fast
-    from her2fast.scoring import ScoringRules, score_cells
     from her2fast.io.slide import open_slide
+    from her2fast.scoring import ScoringRules, score_cells
     from her2fast.synth import load_ground_truth, make_slide
 
     src = make_slide(tmp_path / "src.tiff", category=category, width=2048, height=2048, seed=931)

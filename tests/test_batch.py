@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from her2fast import InvalidInputError
-from her2fast.service.batch import BatchSummary, find_slides, model_versions, run_batch, score_to_store
 from her2fast.io.store import ResultsStore, slide_identity
+from her2fast.service.batch import BatchSummary, find_slides, model_versions, run_batch, score_to_store
 
 SIZE = 768
 CATEGORIES = ("3+", "1+", "2+", "0", "3+")
@@ -115,9 +115,9 @@ def test_find_slides_errors(tmp_path):
 
 
 def test_model_versions_match_what_the_loaders_check():
+    from her2fast.pipeline import ScoreSettings
     from her2fast.stages.epithelium import default_model
     from her2fast.stages.membrane import load_model_config
-    from her2fast.pipeline import ScoreSettings
 
     v = model_versions()
     assert set(v) == {"epithelium_svm", "membrane_unet", "settings"}
@@ -125,8 +125,8 @@ def test_model_versions_match_what_the_loaders_check():
     c = model_versions(ScoreSettings(membrane_method="classical"))
     assert set(c) == {"epithelium_svm", "settings"} and c["settings"] != v["settings"]
     # any setting is part of the key: a result scored with other rules is never reused
-    from her2fast.stages.cells import CellSettings
     from her2fast.scoring import ScoringRules
+    from her2fast.stages.cells import CellSettings
 
     r = ScoringRules(ultralow_fraction=0.0)
     other = model_versions(ScoreSettings(rules=r, cells=CellSettings(rules=r)))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 from skimage.measure import euler_number
 from skimage.morphology import skeletonize, thin
 
-from _helpers import assert_same_in_two_threads
-
 from her2fast import InvalidInputError
 from her2fast.stages.cells import enclosed_regions, membrane_skeleton
+
+from _helpers import assert_same_in_two_threads
 
 
 def membrane_like_mask(seed: int, size: int = 256) -> np.ndarray:

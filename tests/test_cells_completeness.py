@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _helpers import nucleus, ring
 
 from her2fast.stages.cells import CellSettings, _close_gaps, measure_tile, membrane_rays
+
+from _helpers import nucleus, ring
 
 
 def _close_gaps_reference(covered: np.ndarray, gap: int) -> np.ndarray:

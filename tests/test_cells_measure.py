@@ -6,10 +6,10 @@ import threading
 
 import numpy as np
 import pytest
-from _helpers import assert_same_in_two_threads, disk_image, nucleus, ring
 from skimage.segmentation import watershed
 
 from her2fast import InvalidInputError
+from her2fast.scoring import CellTable, IntensityClass
 from her2fast.stages.cells import (
     CellSettings,
     TileCells,
@@ -18,7 +18,8 @@ from her2fast.stages.cells import (
     merge_cell_tables,
     seeded_watershed,
 )
-from her2fast.scoring import CellTable, IntensityClass
+
+from _helpers import assert_same_in_two_threads, disk_image, nucleus, ring
 
 
 def membrane_like(seed: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -421,8 +422,7 @@ def _gated_membrane_od_numpy(od, lab, mem, labels, base, frac, covered, run, n_r
 def test_gated_membrane_od_equals_the_numpy_reference(category, monkeypatch):
     """The C++ kernel against the NumPy steps it replaced, on the pipeline's inputs of phantom tiles."""
     import her2fast.stages.cells as cells_mod
-    from her2fast.stages import membrane
-    from her2fast.stages import stain
+    from her2fast.stages import membrane, stain
     from her2fast.stages.nuclei import segment_nuclei
     from her2fast.synth import make_tile
 

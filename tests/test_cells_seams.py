@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from her2fast.stages.cells import measure_tile, merge_cell_tables
 from her2fast.scoring import CellTable, ScoringRules, intensity_class_from_od
+from her2fast.stages.cells import measure_tile, merge_cell_tables
 
 SIZE = 1536
 OVERLAP = 48

@@ -11,8 +11,8 @@ import threading
 import numpy as np
 import pytest
 
-from her2fast.stages import membrane
 from her2fast.errors import InvalidInputError, ModelError
+from her2fast.stages import membrane
 from her2fast.synth import make_tile
 
 pytest.importorskip("onnxruntime")

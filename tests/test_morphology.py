@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _helpers import assert_same_in_two_threads
 from scipy import ndimage as ndi
 from skimage.morphology import h_maxima as sk_h_maxima
 from skimage.morphology import reconstruction as sk_reconstruction
@@ -22,6 +21,8 @@ from her2fast.stages.morphology import (
 )
 from her2fast.stages.morphology import disk as _disk
 from her2fast.stages.stain import deconvolve
+
+from _helpers import assert_same_in_two_threads
 
 
 def _random_maps(seed: int, n: int):

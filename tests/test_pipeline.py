@@ -404,10 +404,10 @@ def test_crop_to_epithelium_must_be_a_bool():
 def test_a_window_read_equals_the_crop_of_its_tile(tmp_path, slide_mpp):
     """The stream reads only each tile's window: the same pixels as the padded tile cut to the window
     (bit for bit at the slide's own resolution; within a grey level where the read resamples)."""
-    from her2fast.pipeline import tile_window
     from her2fast.io.slide import open_slide
-    from her2fast.synth import make_slide
+    from her2fast.pipeline import tile_window
     from her2fast.stages.tissue import detect_tissue, read_tile, tile_grid
+    from her2fast.synth import make_slide
 
     p = make_slide(tmp_path / "w.tiff", category="3+", width=1024, height=1024, mpp=slide_mpp, seed=SEED).path
     rng = np.random.default_rng(0)

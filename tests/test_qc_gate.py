@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import load_rgb, shared_file
 
 from her2fast.errors import InvalidInputError
 from her2fast.qc import (
@@ -23,6 +22,8 @@ from her2fast.qc import (
     check_stain,
 )
 from her2fast.stages.stain import StainVectors
+
+from _helpers import load_rgb, shared_file
 
 TUNE = [
     "11_Oct_HER2_0_case_1__HER2_0_case_1_20.png",
@@ -43,8 +44,8 @@ HER2_PATCHES = ["her2ihc40x_score0.png", "her2ihc40x_score1+.png", "her2ihc40x_s
 
 def gate(path: Path, mpp: float | None) -> StainGateDecision:
     """The gate with the inputs run_slide has after its stain step (default ScoreSettings)."""
-    from her2fast.pipeline import ScoreSettings
     from her2fast.io.slide import open_slide
+    from her2fast.pipeline import ScoreSettings
     from her2fast.stages.stain import slide_stain_vectors
     from her2fast.stages.tissue import detect_tissue, tile_grid
 

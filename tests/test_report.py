@@ -85,8 +85,8 @@ def test_write_report_files(scored, tmp_path):
     from PIL import Image
 
     from her2fast import SlideResult
-    from her2fast.service.report import write_report
     from her2fast.scoring import CellTable
+    from her2fast.service.report import write_report
 
     files = write_report(scored, tmp_path)
     assert set(files) == {"json", "cells", "geojson", "overlay", "zoom", "heatmap"}

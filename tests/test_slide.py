@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import shared_file
 
 import her2fast
 from her2fast import (
@@ -20,6 +19,8 @@ from her2fast import (
     UnsupportedSlideError,
 )
 from her2fast.io.slide import brightfield_evidence, open_slide
+
+from _helpers import shared_file
 
 
 def phantom_path(tmp_path_factory: pytest.TempPathFactory) -> Path:

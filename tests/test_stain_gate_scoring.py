@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from _helpers import shared_file
 
 import her2fast
 from her2fast.api import OUTSIDE_TRAINING_CONFIDENCE
 from her2fast.pipeline import ScoreSettings
+
+from _helpers import shared_file
 
 
 @pytest.fixture(scope="module")

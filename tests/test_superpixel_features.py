@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
-from _helpers import assert_same_in_two_threads
 
 from her2fast import InvalidInputError
 from her2fast.bench.reference import colour_bins, superpixel_features_reference
 from her2fast.stages.superpixels import feature_names, slic, superpixel_features
+
+from _helpers import assert_same_in_two_threads
 
 
 @pytest.mark.parametrize("P,R", [(8, 1.0), (16, 2.0)])

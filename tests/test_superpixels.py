@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation
@@ -13,10 +12,10 @@ from skimage.metrics import adapted_rand_error
 from skimage.segmentation import find_boundaries
 from skimage.segmentation import slic as sk_slic
 
-from _helpers import assert_same_in_two_threads
-
 from her2fast import InvalidInputError
 from her2fast.stages.superpixels import slic
+
+from _helpers import assert_same_in_two_threads
 
 # Stated bounds for agreement with skimage.segmentation.slic on real IHC tiles (same n_segments,
 # compactness, max_num_iter). Boundary recall is measured against the image's own edges (Canny,

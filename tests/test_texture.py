@@ -10,10 +10,10 @@ from skimage.color import rgb2gray
 from skimage.feature import local_binary_pattern as sk_lbp
 from skimage.util import img_as_ubyte
 
-from _helpers import assert_same_in_two_threads
-
 from her2fast import InvalidInputError, _native
 from her2fast.stages.texture import local_binary_pattern
+
+from _helpers import assert_same_in_two_threads
 
 PR = [(8, 1.0), (16, 2.0), (8, 1.5), (24, 3.0), (4, 1.0), (12, 2.5)]
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from _helpers import load_rgb, shared_file
 
 from her2fast import InvalidInputError, NotBrightfieldError
 from her2fast.io.slide import Slide, open_slide
@@ -20,6 +17,8 @@ from her2fast.stages.tissue import (
     segment_tissue,
     tile_grid,
 )
+
+from _helpers import load_rgb, shared_file
 
 
 @pytest.fixture(scope="module")
