@@ -51,7 +51,7 @@ def reference_epithelium(slide, tissue, model) -> tuple[np.ndarray, int]:
     from skimage.segmentation import slic
     from sklearn.metrics.pairwise import rbf_kernel
 
-    from ..stages.epithelium import _H_NUCLEAR_OD, STAIN_BINS, STAIN_OD_MAX, WHITE_REFERENCE
+    from ..stages.epithelium.features import _H_NUCLEAR_OD, STAIN_BINS, STAIN_OD_MAX, WHITE_REFERENCE
     from ..stages.stain import StainVectors, deconvolve
     from ..stages.superpixels import COLOUR_BINS
     from .reference import grey_level, superpixel_features_reference

@@ -55,11 +55,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import file_sha256
-from .._validate import as_int, as_positive_float, as_rgb_uint8
-from ..errors import InvalidInputError, ModelError
-from . import superpixels as _sp
-from .stain import StainVectors, deconvolve
+from ..._files import file_sha256
+from ..._validate import as_int, as_positive_float, as_rgb_uint8
+from ...errors import InvalidInputError, ModelError
+from .. import superpixels as _sp
+from ..stain import StainVectors, deconvolve
 
 __all__ = [
     "EPITHELIUM_MPP",
@@ -581,8 +581,8 @@ def _tissue_on_grid(tissue: object, shape: tuple[int, int], level0_per_pixel: tu
 def _slide_blocks(slide: object, tissue: object, settings: EpitheliumSettings, stains: StainVectors | None,
                   workers: int) -> tuple[tuple[int, int], tuple[float, float], Iterator]:
     """Superpixel features of every block of the medium grid that holds tissue (thread pool, in order)."""
-    from ..io.slide import Slide
-    from .tissue import TissueMask
+    from ...io.slide import Slide
+    from ..tissue import TissueMask
 
     if not isinstance(slide, Slide):
         raise InvalidInputError(f"slide must be a her2fast.io.slide.Slide (from open_slide), got {type(slide).__name__}")
@@ -697,7 +697,7 @@ def select_tiles(grid: object, epithelium: EpitheliumMap, *, min_epithelium: flo
     min_epithelium : float
         In [0, 1]; 0 keeps tiles with any epithelium.
     """
-    from .tissue import TileGrid, _area_fractions
+    from ..tissue import TileGrid, _area_fractions
 
     if not isinstance(grid, TileGrid):
         raise InvalidInputError(f"grid must be a TileGrid (from tile_grid), got {type(grid).__name__}")
@@ -940,9 +940,9 @@ def _labelled_superpixels(slide: object, tissue: object, truth_at: object, setti
 
 
 def _open_with_tissue(path: str | Path, mpp: float | None) -> tuple[object, object, StainVectors]:
-    from ..io.slide import open_slide
-    from .stain import slide_stain_vectors
-    from .tissue import detect_tissue, tile_grid
+    from ...io.slide import open_slide
+    from ..stain import slide_stain_vectors
+    from ..tissue import detect_tissue, tile_grid
 
     slide = open_slide(path, mpp=mpp)
     tissue = detect_tissue(slide)
