@@ -2,20 +2,22 @@
 
 Three layers:
 
-- pure metrics on label arrays (:func:`confusion_matrix`, :func:`cohen_kappa`,
-  :func:`bootstrap_kappa_interval`, :func:`precision_recall`, :func:`cutoff_agreement`,
-  :func:`agreement_summary`) and the reference-CSV reader (:func:`read_reference_csv`);
+- pure metrics on label arrays (:mod:`her2fast.validation.statistics`: :func:`confusion_matrix`,
+  :func:`cohen_kappa`, :func:`bootstrap_kappa_interval`, :func:`precision_recall`, :func:`cutoff_agreement`,
+  :func:`agreement_summary`) and the reference-CSV reader (:mod:`her2fast.validation.reference_csv`:
+  :func:`read_reference_csv`);
 - :func:`evaluate_rows`: reference rows + results-store rows -> :class:`EvaluationReport` (pure: no
   scoring; it reads only the result JSON files the rows point to), :func:`format_summary` (the text
-  ``her2fast evaluate`` prints) and :func:`write_evaluation` (``evaluation.json``, ``confusion.csv``,
-  ``slides.csv``, ``discordant.csv``, ``contest.csv``, ``report.html``);
+  ``her2fast evaluate`` prints, :mod:`her2fast.validation.text`) and :func:`write_evaluation`
+  (``evaluation.json``, ``confusion.csv``, ``slides.csv``, ``discordant.csv``, ``contest.csv``, ``report.html``);
 - :func:`run_evaluation`: reads the CSV, scores the slides with :func:`her2fast.service.batch.run_batch` (slides
   already in the results store with the same content and versions are not scored again) and writes
   everything -- what ``her2fast evaluate REFERENCE.csv --out DIR`` runs.
 
 The figures themselves (:class:`EvaluationReport`, :class:`SlideOutcome`, :class:`AgreementSummary`,
 :class:`CutoffAgreement`) and the score vocabulary are defined in :mod:`her2fast.validation.summary`,
-which :mod:`her2fast.validation.report` draws from; they import from here as well.
+which :mod:`her2fast.validation.report` draws from. Every name of ``__all__`` imports from here as well,
+wherever it is defined.
 
 Score vocabularies
 ------------------
@@ -33,12 +35,25 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidInputError
+from .reference_csv import ReferenceRow, read_reference_csv
+from .statistics import CALIBRATION_EDGES as CALIBRATION_EDGES
+from .statistics import (
+    agreement_summary,
+    bootstrap_kappa_interval,
+    calibration_bins,
+    cohen_kappa,
+    confusion_matrix,
+    cutoff_agreement,
+    ish_agreement,
+    percent_complete_error,
+    precision_recall,
+    ultralow_split,
+)
 from .summary import (
     GROUPS,
     SCORES,
@@ -51,6 +66,8 @@ from .summary import (
     normalise_score,
     to_group,
 )
+from .text import format_confusion as format_confusion
+from .text import format_summary
 
 __all__ = [
     "SCORES",
@@ -76,229 +93,6 @@ __all__ = [
     "write_evaluation",
     "run_evaluation",
 ]
-
-_ISH_WORDS = {"amplified": True, "positive": True, "not amplified": False, "non-amplified": False,
-              "not-amplified": False, "negative": False}
-
-
-@dataclass(frozen=True)
-class ReferenceRow:
-    """One line of a reference CSV."""
-
-    line: int  #: line number in the file (header = 1)
-    slide: str  #: slide path as written (relative paths resolve against the CSV's folder)
-    score: str  #: canonical score or group word
-    percent_complete: float | None = None  #: % tumour cells with complete membrane staining
-    ish_amplified: bool | None = None
-
-
-def read_reference_csv(path: str | Path, *, check_files: bool = True) -> list[ReferenceRow]:
-    """Read ``slide,score[,percent_complete][,ish]`` rows; errors name the line and the problem.
-
-    Parameters
-    ----------
-    path : str or Path
-        CSV with a header row holding at least ``slide`` and ``score``.
-    check_files : bool, optional
-        Check that every slide file exists (relative paths are taken relative to the CSV).
-
-    Raises
-    ------
-    InvalidInputError
-        Missing file or column, an unknown score or ISH word, a percentage outside 0..100, a slide
-        listed twice or missing on disk -- naming the file, the line and the fix.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"reference CSV not found: {path}")
-    rows: list[ReferenceRow] = []
-    seen: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
-        missing = [c for c in ("slide", "score") if c not in header]
-        if missing:
-            raise InvalidInputError(f"{path}: line 1: missing column(s) {', '.join(missing)}; the header must name "
-                                    f"slide,score[,percent_complete][,ish], got {reader.fieldnames}")
-        for i, raw in enumerate(reader, start=2):
-            rec = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
-            where = f"{path}: line {i}"
-            slide = rec.get("slide", "")
-            if not slide:
-                raise InvalidInputError(f"{where}: empty slide name")
-            try:
-                score = normalise_score(rec.get("score", ""))
-            except InvalidInputError as exc:
-                raise InvalidInputError(f"{where}: {exc}") from None
-            pc = None
-            if rec.get("percent_complete"):
-                try:
-                    pc = float(rec["percent_complete"].rstrip("%"))
-                except ValueError:
-                    raise InvalidInputError(f"{where}: percent_complete {rec['percent_complete']!r} is not a number") from None
-                if not 0.0 <= pc <= 100.0:
-                    raise InvalidInputError(f"{where}: percent_complete {pc} is outside 0..100")
-            ish = None
-            if rec.get("ish"):
-                word = rec["ish"].lower()
-                if word not in _ISH_WORDS:
-                    raise InvalidInputError(f"{where}: ish {rec['ish']!r} is not one of amplified / not amplified")
-                ish = _ISH_WORDS[word]
-            if slide in seen:
-                raise InvalidInputError(f"{where}: slide {slide!r} already listed on line {seen[slide]}")
-            seen[slide] = i
-            if check_files:
-                file = Path(slide) if Path(slide).is_absolute() else path.parent / slide
-                if not file.exists():
-                    raise InvalidInputError(f"{where}: slide file not found: {file}")
-            rows.append(ReferenceRow(line=i, slide=slide, score=score, percent_complete=pc, ish_amplified=ish))
-    if not rows:
-        raise InvalidInputError(f"{path}: no rows after the header")
-    return rows
-
-
-def _indices(values, labels: tuple[str, ...], name: str) -> np.ndarray:
-    index = {lab: i for i, lab in enumerate(labels)}
-    out = np.empty(len(values), dtype=np.int64)
-    for j, v in enumerate(values):
-        if v not in index:
-            raise InvalidInputError(f"{name}[{j}] = {v!r} is not one of {labels}")
-        out[j] = index[v]
-    return out
-
-
-def confusion_matrix(predicted, reference, labels: tuple[str, ...] = SCORES) -> np.ndarray:
-    """Counts with **rows = predicted, columns = reference** (the paper's Table 5 layout).
-
-    Note that scikit-learn's ``confusion_matrix(y_true, y_pred)`` is the transpose.
-    """
-    if len(predicted) != len(reference):
-        raise InvalidInputError(f"predicted and reference differ in length: {len(predicted)} vs {len(reference)}")
-    p = _indices(predicted, labels, "predicted")
-    r = _indices(reference, labels, "reference")
-    k = len(labels)
-    return np.bincount(p * k + r, minlength=k * k).reshape(k, k)
-
-
-def cohen_kappa(predicted, reference, labels: tuple[str, ...] = SCORES, weights: str | None = None) -> float:
-    """Cohen's kappa, unweighted or with ``weights="linear"`` / ``"quadratic"`` (ordinal classes).
-
-    Same definition as ``sklearn.metrics.cohen_kappa_score``; 1.0 when both raters agree perfectly
-    and the chance agreement is 1 (a single class).
-    """
-    if weights not in (None, "linear", "quadratic"):
-        raise InvalidInputError(f"weights must be None, 'linear' or 'quadratic', got {weights!r}")
-    cm = confusion_matrix(predicted, reference, labels).astype(np.float64)
-    n = cm.sum()
-    if n == 0:
-        raise InvalidInputError("no slides to compare")
-    k = len(labels)
-    i, j = np.indices((k, k))
-    if weights is None:
-        w = (i != j).astype(np.float64)
-    elif weights == "linear":
-        w = np.abs(i - j).astype(np.float64)
-    else:
-        w = ((i - j) ** 2).astype(np.float64)
-    expected = np.outer(cm.sum(axis=1), cm.sum(axis=0)) / n
-    denom = (w * expected).sum()
-    if denom == 0:
-        return 1.0
-    return float(1.0 - (w * cm).sum() / denom)
-
-
-def bootstrap_kappa_interval(
-    predicted, reference, labels: tuple[str, ...] = SCORES, weights: str | None = None,
-    *, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of :func:`cohen_kappa` (slides resampled with replacement, seeded)."""
-    p = np.asarray(predicted, dtype=object)
-    r = np.asarray(reference, dtype=object)
-    rng = np.random.default_rng(seed)
-    n = len(p)
-    values = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = rng.integers(0, n, n)
-        values[b] = cohen_kappa(p[idx], r[idx], labels, weights)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
-def precision_recall(predicted, reference, labels: tuple[str, ...] = SCORES) -> dict[str, tuple[float, float]]:
-    """Per class: (precision, recall); NaN where the class was never predicted / never in the reference."""
-    cm = confusion_matrix(predicted, reference, labels)
-    out = {}
-    for c, lab in enumerate(labels):
-        tp = cm[c, c]
-        pred_c, ref_c = cm[c, :].sum(), cm[:, c].sum()
-        out[lab] = (tp / pred_c if pred_c else float("nan"), tp / ref_c if ref_c else float("nan"))
-    return out
-
-
-_CUTOFFS = {
-    ">=1+ (not HER2-0)": lambda s: s in ("1+", "2+", "3+"),
-    "HER2-low (1+, or 2+)": lambda s: s in ("1+", "2+"),
-    "3+": lambda s: s == "3+",
-}
-
-
-def _binary(question: str, yes_pred: np.ndarray, yes_ref: np.ndarray) -> CutoffAgreement:
-    pos, neg = yes_ref.sum(), (~yes_ref).sum()
-    return CutoffAgreement(
-        question=question,
-        n=int(len(yes_ref)),
-        agree=int((yes_pred == yes_ref).sum()),
-        sensitivity=float((yes_pred & yes_ref).sum() / pos) if pos else float("nan"),
-        specificity=float((~yes_pred & ~yes_ref).sum() / neg) if neg else float("nan"),
-    )
-
-
-def cutoff_agreement(predicted, reference) -> list[CutoffAgreement]:
-    """Agreement at 0 vs >=1+, HER2-low vs not, and 3+ vs not (scores in the four ASCO/CAP classes).
-
-    HER2-low is 1+ or 2+ (2+ without ISH amplification in practice; ISH is compared separately).
-    """
-    p = [four_class(s) for s in predicted]
-    r = [four_class(s) for s in reference]
-    return [
-        _binary(q, np.array([f(s) for s in p]), np.array([f(s) for s in r])) for q, f in _CUTOFFS.items()
-    ]
-
-
-def agreement_summary(predicted, reference, *, n_boot: int = 2000, seed: int = 0) -> AgreementSummary:
-    """Confusion matrix, accuracy, kappas with bootstrap intervals, per-class P/R and cut-offs.
-
-    A reference in clinical-group words is compared in groups; otherwise in the four ASCO/CAP classes.
-    """
-    ref = [normalise_score(s) for s in reference]
-    if any(s in GROUPS for s in ref):
-        labels = GROUPS
-        pred = [to_group(s) for s in predicted]
-        ref = [to_group(s) for s in ref]
-        cutoffs: list[CutoffAgreement] = []
-    else:
-        labels = SCORES
-        pred = [four_class(s) for s in predicted]
-        ref = [four_class(s) for s in ref]
-        cutoffs = cutoff_agreement(pred, ref)
-    cm = confusion_matrix(pred, ref, labels)
-    kinds = {"unweighted": None, "linear": "linear", "quadratic": "quadratic"}
-    return AgreementSummary(
-        labels=labels,
-        confusion=cm,
-        accuracy=float(np.trace(cm) / cm.sum()),
-        kappa={name: cohen_kappa(pred, ref, labels, w) for name, w in kinds.items()},
-        kappa_interval={name: bootstrap_kappa_interval(pred, ref, labels, w, n_boot=n_boot, seed=seed)
-                        for name, w in kinds.items()},
-        precision_recall=precision_recall(pred, ref, labels),
-        cutoffs=cutoffs,
-    )
-
-
-# ------------------------------------------------------------------------- slides and results
-#: Bin edges of the calibration table (the confidence is Phi(margin) >= 0.5).
-CALIBRATION_EDGES: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 def _opt_float(v) -> float | None:
@@ -390,70 +184,6 @@ def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str 
                         confidence=_opt_float(pick("confidence")), **fields)
 
 
-def _ultralow_split(scored: list[SlideOutcome]) -> dict | None:
-    if not any(o.reference == "0+" for o in scored):
-        return None
-    both = [o for o in scored if o.reference in ("0", "0+") and o.category in ("0", "0+")]
-    names = ("null", "ultralow")
-    pred = ["ultralow" if o.category == "0+" else "null" for o in both]
-    ref = ["ultralow" if o.reference == "0+" else "null" for o in both]
-    cm = confusion_matrix(pred, ref, names) if both else np.zeros((2, 2), np.int64)
-    return {"labels": list(names), "confusion": cm.tolist(), "n": len(both), "agree": int(np.trace(cm)),
-            "accuracy": float(np.trace(cm) / len(both)) if both else float("nan"),
-            "note": "slides that both her2fast and the reference call HER2-0 (0 or 0+); rows predicted"}
-
-
-def _ish_agreement(scored: list[SlideOutcome]) -> dict | None:
-    with_ish = [o for o in scored if o.ish_amplified is not None]
-    if not with_ish:
-        return None
-
-    def table(labels: list[str]) -> dict:
-        groups = [to_group(s) for s in labels]
-        amp = [o.ish_amplified for o in with_ish]
-        rows = {g: {"amplified": sum(1 for x, a in zip(groups, amp) if x == g and a),
-                    "not_amplified": sum(1 for x, a in zip(groups, amp) if x == g and not a)} for g in GROUPS}
-        decided = [(g, a) for g, a in zip(groups, amp) if g != "equivocal"]
-        agree = sum((g == "positive") == a for g, a in decided)
-        return {"table": rows, "n_decided": len(decided), "agree": agree,
-                "concordance": agree / len(decided) if decided else float("nan"),
-                "equivocal": sum(g == "equivocal" for g in groups)}
-
-    return {"n": len(with_ish),
-            "note": "IHC positive (3+) vs amplified and negative (0, 1+) vs not amplified; 2+ (equivocal) is "
-                    "decided by ISH and not counted in the concordance",
-            "her2fast": table([o.score for o in with_ish]),
-            "reference": table([o.reference for o in with_ish])}
-
-
-def _percent_complete_error(scored: list[SlideOutcome]) -> dict | None:
-    pairs = [(o.percent_complete, o.reference_percent_complete) for o in scored
-             if o.percent_complete is not None and o.reference_percent_complete is not None]
-    if not pairs:
-        return None
-    p, r = np.array(pairs, dtype=np.float64).T
-    err = p - r
-    corr = float(np.corrcoef(p, r)[0, 1]) if len(p) > 2 and p.std() > 0 and r.std() > 0 else float("nan")
-    return {"n": len(pairs), "mean_abs_error": float(np.abs(err).mean()), "bias": float(err.mean()),
-            "rmse": float(np.sqrt((err ** 2).mean())), "max_abs_error": float(np.abs(err).max()),
-            "pearson_r": corr, "unit": "percentage points (her2fast minus reference)"}
-
-
-def _calibration(scored: list[SlideOutcome], level: str) -> list[dict]:
-    edges = CALIBRATION_EDGES
-    bins = []
-    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
-        last = k == len(edges) - 2
-        sel = [o for o in scored if o.confidence is not None
-               and (lo <= o.confidence < hi or (last and o.confidence >= hi) or (k == 0 and o.confidence < lo))]
-        correct = [bool(o.agrees(level)) for o in sel]
-        bins.append({"lo": lo, "hi": hi, "n": len(sel),
-                     "mean_confidence": float(np.mean([o.confidence for o in sel])) if sel else float("nan"),
-                     "fraction_correct": float(np.mean(correct)) if sel else float("nan"),
-                     "correct": int(sum(correct))})
-    return bins
-
-
 def _versions(rows: Sequence[Mapping | None]) -> list[dict]:
     seen: list[dict] = []
     for row in rows:
@@ -528,74 +258,14 @@ def evaluate_rows(
         summary = agreement_summary([o.score for o in scored], [o.reference for o in scored], n_boot=n_boot, seed=seed)
     return EvaluationReport(
         outcomes=outcomes, level=level, summary=summary,
-        ultralow=_ultralow_split(scored) if level == "score" else None,
-        ish=_ish_agreement(scored), percent_complete=_percent_complete_error(scored),
-        calibration=_calibration(scored, level), versions=_versions(rows),
+        ultralow=ultralow_split(scored) if level == "score" else None,
+        ish=ish_agreement(scored), percent_complete=percent_complete_error(scored),
+        calibration=calibration_bins(scored, level), versions=_versions(rows),
         source=None if source is None else str(source), n_boot=n_boot, seed=seed,
     )
 
 
-# ------------------------------------------------------------------------------ text and files
-def _f(v: float | None, nd: int = 3) -> str:
-    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
-
-
-def format_confusion(summary: AgreementSummary) -> str:
-    """The confusion matrix as a text table (rows predicted, columns reference, with totals)."""
-    labels = summary.labels
-    w = max(6, max(len(lab) for lab in labels) + 2)
-    cm = summary.confusion
-    lines = [" " * 12 + "reference".center(w * len(labels)),
-             f"{'predicted':>12s}" + "".join(f"{lab:>{w}s}" for lab in labels) + f"{'total':>{w}s}"]
-    for lab, row in zip(labels, cm):
-        lines.append(f"{lab:>12s}" + "".join(f"{v:{w}d}" for v in row) + f"{row.sum():{w}d}")
-    lines.append(f"{'total':>12s}" + "".join(f"{v:{w}d}" for v in cm.sum(axis=0)) + f"{cm.sum():{w}d}")
-    return "\n".join(lines)
-
-
-def format_summary(report: EvaluationReport) -> str:
-    """The compact text ``her2fast evaluate`` prints: counts, confusion matrix, accuracy, kappas, cut-offs."""
-    c = report.counts()
-    out = [f"{c['total']} slides in {report.source or 'the reference'}: {c['scored']} scored"
-           + (f" ({c['from_store']} taken from the results store)" if c["from_store"] else "")
-           + f", {c['not_scorable']} not scorable, {c['failed']} failed"]
-    if report.excluded:
-        out.append(f"excluded from every figure below ({len(report.excluded)}):")
-        out += [f"  line {o.line} {o.slide}: {o.status.replace('_', ' ')}: {o.reason}" for o in report.excluded]
-    s = report.summary
-    if s is None:
-        out.append("no slide was scored: no agreement figures")
-        return "\n".join(out)
-    what = "clinical groups (reference in group words)" if report.level == "group" else "ASCO/CAP classes (0+ counts as 0)"
-    out.append(f"confusion matrix, {what}; rows predicted, columns reference:")
-    out.append(format_confusion(s))
-    n, agree = int(s.confusion.sum()), int(np.trace(s.confusion))
-    out.append(f"accuracy {s.accuracy:.3f} ({agree}/{n} slides)")
-    out.append("Cohen's kappa (95 % bootstrap CI): " + "; ".join(
-        f"{k} {_f(s.kappa[k])} ({_f(s.kappa_interval[k][0], 2)}..{_f(s.kappa_interval[k][1], 2)})"
-        for k in ("unweighted", "linear", "quadratic")))
-    out.append("precision / recall: " + "; ".join(f"{lab} {_f(p, 2)}/{_f(r, 2)}" for lab, (p, r) in s.precision_recall.items()))
-    for cut in s.cutoffs:
-        out.append(f"cut-off {cut.question}: {cut.agree}/{cut.n} agree, sensitivity {_f(cut.sensitivity, 2)}, "
-                   f"specificity {_f(cut.specificity, 2)}")
-    if report.ultralow:
-        u = report.ultralow
-        out.append(f"null vs ultralow (slides both call HER2-0): {u['agree']}/{u['n']} agree")
-    if report.ish:
-        h, r = report.ish["her2fast"], report.ish["reference"]
-        out.append(f"vs ISH ({report.ish['n']} slides): her2fast {h['agree']}/{h['n_decided']} concordant "
-                   f"({h['equivocal']} equivocal 2+); reference IHC {r['agree']}/{r['n_decided']}")
-    if report.percent_complete:
-        p = report.percent_complete
-        out.append(f"% complete membranes ({p['n']} slides): mean absolute error {p['mean_abs_error']:.1f} points, "
-                   f"bias {p['bias']:+.1f}, max {p['max_abs_error']:.1f}")
-    out.append(f"discordant slides: {len(report.discordant)}"
-               + (": " + ", ".join(f"{o.slide} ({o.predicted_label(report.level)} vs {o.reference_label(report.level)})"
-                                   for o in report.discordant[:10]) if report.discordant else "")
-               + (" ..." if len(report.discordant) > 10 else ""))
-    return "\n".join(out)
-
-
+# ------------------------------------------------------------------------------ files
 def _rel(path: str | None, out_dir: Path) -> str:
     if not path:
         return ""
