@@ -63,7 +63,7 @@ def test_html_holds_the_confusion_matrix_and_figures(tmp_path):
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # self-contained
     n_disc = len(report.discordant)
     assert text.count('<img class="thumb" src="data:image/png;base64,') == n_disc > 0
-    assert 'href="../slides/' in text  # overlay links relative to the page
+    assert 'href="./../slides/' in text  # overlay links relative to the page
 
 
 def test_thumbnails_are_downscaled_pngs(tmp_path):

@@ -47,7 +47,6 @@ written by an older her2fast is migrated when opened (missing columns and tables
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -57,6 +56,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import _csv as safe_csv
 from ..errors import Her2FastError, InvalidInputError
 
 __all__ = ["SlideIdentity", "RunRecord", "ResultsStore", "slide_identity", "slide_files", "slide_stat",
@@ -391,7 +391,7 @@ class ResultsStore:
         """Write every run to a CSV file (JSON columns as JSON text). Returns the number of rows."""
         n = 0
         with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
+            writer = safe_csv.writer(fh)
             writer.writerow(("id", *_COLUMNS))
             cur = self._conn.execute(f"SELECT id, {', '.join(_COLUMNS)} FROM runs ORDER BY id")
             for values in cur:
@@ -440,7 +440,7 @@ class ResultsStore:
         """Write the quarantine list to a CSV file. Returns the number of entries."""
         rows = self.quarantined()
         with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
+            writer = safe_csv.writer(fh)
             writer.writerow(_QUARANTINE)
             for r in rows:
                 writer.writerow([r[c] for c in _QUARANTINE])

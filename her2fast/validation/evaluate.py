@@ -30,7 +30,6 @@ Score vocabularies
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _csv as safe_csv
 from ..errors import InvalidInputError
 from .reference_csv import ReferenceRow, read_reference_csv
 from .statistics import CALIBRATION_EDGES as CALIBRATION_EDGES
@@ -287,7 +287,7 @@ def _cell(v) -> str:
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> Path:
     with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
+        w = safe_csv.writer(fh)
         w.writerow(header)
         for row in rows:
             w.writerow([_cell(v) for v in row])

@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from .. import __version__
 from ..errors import InvalidInputError
@@ -39,7 +40,7 @@ table.confusion td{min-width:3em;font-weight:600}table.confusion td.diag{backgro
 
 
 def _e(v) -> str:
-    return html.escape("" if v is None else str(v))
+    return html.escape("" if v is None else str(v), quote=True)
 
 
 def _f(v, nd: int = 3) -> str:
@@ -198,16 +199,25 @@ def thumbnail_data_uri(path: str | Path | None, *, max_size: int = 200) -> str |
 
 
 def _href(path: str | None, base: Path | None) -> str | None:
+    """A link to ``path`` that cannot become a scheme: ``./`` + the URL-encoded path relative to ``base``.
+
+    A ``file:`` URI when ``base`` is None and ``path`` is absolute, or when ``path`` is on another drive
+    than ``base``. The result still needs HTML escaping for an attribute.
+    """
     if not path:
         return None
-    if base is None:
-        return Path(path).resolve().as_uri() if Path(path).is_absolute() else path
     import os
 
-    try:
-        return os.path.relpath(Path(path).resolve(), base.resolve()).replace(os.sep, "/")
-    except ValueError:
-        return Path(path).resolve().as_uri()
+    if base is None:
+        if Path(path).is_absolute():
+            return Path(path).resolve().as_uri()
+        rel = str(path)
+    else:
+        try:
+            rel = os.path.relpath(Path(path).resolve(), base.resolve())
+        except ValueError:
+            return Path(path).resolve().as_uri()
+    return "./" + quote(rel.replace(os.sep, "/"), safe="/")
 
 
 # ------------------------------------------------------------------------------------- page
