@@ -24,6 +24,7 @@ from .errors import (
     NotBrightfieldError,
     SlideNotFoundError,
     SlideReadError,
+    SlideTooLargeError,
     UnsupportedSlideError,
 )
 
@@ -58,5 +59,6 @@ __all__ = [
     "NotBrightfieldError",
     "SlideNotFoundError",
     "SlideReadError",
+    "SlideTooLargeError",
     "UnsupportedSlideError",
 ]

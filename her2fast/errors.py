@@ -13,6 +13,7 @@ __all__ = [
     "SlideReadError",
     "SlideNotFoundError",
     "UnsupportedSlideError",
+    "SlideTooLargeError",
     "MissingResolutionError",
     "NotBrightfieldError",
     "ModelError",
@@ -37,6 +38,13 @@ class SlideNotFoundError(SlideReadError, FileNotFoundError):
 
 class UnsupportedSlideError(SlideReadError):
     """The file is not a format her2fast can read (unrecognised, unsupported compression, corrupt header)."""
+
+
+class SlideTooLargeError(UnsupportedSlideError):
+    """A slide declares more pixels than one read may decode (a decompression bomb, or a huge unpyramided image).
+
+    The message names the file, the declared size, the limit and the fix.
+    """
 
 
 class MissingResolutionError(Her2FastError):

@@ -9,6 +9,21 @@
   slides. They are decoded whole, so they are limited to :data:`MAX_PLAIN_PIXELS` pixels; convert a
   larger image to a tiled pyramidal TIFF.
 
+Pixel budget
+------------
+A file may declare far more pixels than it holds (a few megabytes of compressed tiles can declare
+100,000 x 100,000 pixels: a decompression bomb). Every allocation is budgeted from the declared geometry
+*before* anything is decoded, and :class:`~her2fast.errors.SlideTooLargeError` (naming the file, the declared
+size, the limit and the fix) is raised instead:
+
+- :func:`open_slide` refuses a slide whose coarsest level holds more than :data:`MAX_DECODE_PIXELS` pixels
+  (no whole-slide view of it could be made), a plain image over :data:`MAX_PLAIN_PIXELS`, and a slide whose
+  level-0 extent at its resolution is over :data:`MAX_SLIDE_MM` millimetres a side (larger than any glass slide);
+- :meth:`Slide.read` (hence :meth:`Slide.thumbnail`) refuses a call that would decode more than
+  :data:`MAX_DECODE_PIXELS` pyramid-level pixels or return more than :data:`MAX_OUTPUT_PIXELS` pixels.
+
+Large reads within the budget are decoded block by block, so memory stays bounded by the output.
+
 Coordinates
 -----------
 All positions are **level-0 pixels** (the full-resolution frame, as in OpenSlide), and may be
@@ -20,10 +35,12 @@ output pixel ``(i, j)`` covers level-0 ``[x + j*sx, x + (j+1)*sx) x [y + i*sy, y
 Resolution
 ----------
 A slide's micrometres per pixel (``mpp``) come from its metadata (``openslide.mpp-x/-y``, or the TIFF
-resolution tags of a plain TIFF) or from the caller (``open_slide(path, mpp=0.5)``, which wins). A value
-outside :data:`PLAUSIBLE_MPP` (e.g. the 72 dpi = 352.8 um/px that image software writes by default) is not
-a microscope resolution and is ignored. Without a resolution, :func:`open_slide` raises
-:class:`~her2fast.errors.MissingResolutionError`.
+resolution tags of a plain TIFF) or from the caller (``open_slide(path, mpp=0.5)``, which wins). Brightfield
+scanners and microscope cameras give 0.1-2 um/px; :data:`PLAUSIBLE_MPP` (0.05-20 um/px) is the accepted range.
+A metadata value outside it (e.g. the 72 dpi = 352.8 um/px that image software writes by default) is not a
+microscope resolution and is ignored; without a resolution, :func:`open_slide` raises
+:class:`~her2fast.errors.MissingResolutionError`. A caller's ``mpp=`` outside it raises
+:class:`~her2fast.errors.InvalidInputError`.
 
 Brightfield
 -----------
@@ -59,10 +76,14 @@ from ..errors import (
     NotBrightfieldError,
     SlideNotFoundError,
     SlideReadError,
+    SlideTooLargeError,
     UnsupportedSlideError,
 )
 
 __all__ = [
+    "MAX_DECODE_PIXELS",
+    "MAX_OUTPUT_PIXELS",
+    "MAX_SLIDE_MM",
     "MAX_PLAIN_PIXELS",
     "PLAIN_IMAGE_SUFFIXES",
     "PLAUSIBLE_MPP",
@@ -78,8 +99,19 @@ PLAIN_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tif
 #: Largest plain image (pixels) decoded whole; larger ones must be converted to a pyramidal TIFF.
 MAX_PLAIN_PIXELS = 1 << 28
 
-#: Range of micrometres per pixel accepted from metadata as a microscope resolution.
-PLAUSIBLE_MPP = (0.02, 50.0)
+#: Range of micrometres per pixel accepted as a brightfield microscope resolution (metadata or ``mpp=``).
+PLAUSIBLE_MPP = (0.05, 20.0)
+
+#: Most pyramid-level pixels one :meth:`Slide.read` / :meth:`Slide.thumbnail` call decodes (2**30, a
+#: 32768 x 32768 region), and the most pixels in the coarsest level of a slide :func:`open_slide` accepts.
+MAX_DECODE_PIXELS = 1 << 30
+
+#: Largest side (millimetres) of a slide's level-0 extent at its resolution; a glass slide is 75 x 25 mm (whole
+#: mounts 75 x 50 mm).
+MAX_SLIDE_MM = 200.0
+
+#: Most pixels one :meth:`Slide.read` / :meth:`Slide.thumbnail` call returns (2**28: 768 MiB of RGB).
+MAX_OUTPUT_PIXELS = 1 << 28
 
 #: Largest block of pyramid-level pixels read from the file at once (bounds memory of large reads).
 _MAX_BLOCK = 2048
@@ -365,6 +397,12 @@ class Slide:
         (height, width, 3) uint8
             RGB; transparent or out-of-slide areas are white.
 
+        Raises
+        ------
+        SlideTooLargeError
+            Before decoding anything, when the call would return more than :data:`MAX_OUTPUT_PIXELS` pixels or
+            decode more than :data:`MAX_DECODE_PIXELS` pixels of the source level.
+
         Notes
         -----
         The source level is the coarsest one at least as fine as ``mpp``; its pixels are resampled with
@@ -390,6 +428,7 @@ class Slide:
         # level pixels per output pixel, and the region's origin in level pixels
         rx, ry = mpp / self.mpp_x / d, mpp / self.mpp_y / d
         ox, oy = x / d, y / d
+        self._check_budget(level, ox, oy, rx * width, ry * height, width, height, mpp)
         # output block size so that the source block stays under _MAX_BLOCK level pixels
         bw = max(1, min(width, int(_MAX_BLOCK / max(rx, 1e-9))))
         bh = max(1, min(height, int(_MAX_BLOCK / max(ry, 1e-9))))
@@ -402,6 +441,33 @@ class Slide:
                 w = min(bw, width - i0)
                 out[j0 : j0 + h, i0 : i0 + w] = self._read_block(level, ox + i0 * rx, oy + j0 * ry, rx, ry, w, h)
         return out
+
+    def _check_budget(
+        self, level: int, ox: float, oy: float, spanx: float, spany: float, width: int, height: int, mpp: float
+    ) -> None:
+        """Raise SlideTooLargeError if a read would return or decode more pixels than the budget allows."""
+        fix = (
+            f"the file has a single level: {_CONVERT_HINT}"
+            if self.level_count == 1
+            else "read a smaller region or at a coarser mpp"
+        )
+        if width * height > MAX_OUTPUT_PIXELS:
+            raise SlideTooLargeError(
+                f"reading {width}x{height} pixels at {mpp:.4g} um/px from {self.path} would return "
+                f"{width * height:.3g} pixels, more than the limit of {MAX_OUTPUT_PIXELS} "
+                "(her2fast.io.slide.MAX_OUTPUT_PIXELS); read a smaller region or at a coarser mpp"
+            )
+        lw, lh = self.level_dimensions[level]
+        cover_x = max(0.0, min(ox + spanx, lw) - max(ox, 0.0))
+        cover_y = max(0.0, min(oy + spany, lh) - max(oy, 0.0))
+        decoded = cover_x * cover_y
+        if decoded > MAX_DECODE_PIXELS:
+            w0, h0 = self.dimensions
+            raise SlideTooLargeError(
+                f"{self.path} declares {w0}x{h0} pixels in {self.level_count} level(s); reading {width}x{height} "
+                f"pixels at {mpp:.4g} um/px would decode {decoded:.3g} pixels of level {level} ({lw}x{lh}), more "
+                f"than the limit of {MAX_DECODE_PIXELS} (her2fast.io.slide.MAX_DECODE_PIXELS); {fix}"
+            )
 
     def _read_block(self, level: int, ox: float, oy: float, rx: float, ry: float, w: int, h: int) -> np.ndarray:
         """Output block of w x h pixels whose top-left corner is level point (ox, oy), rx/ry level px per px."""
@@ -461,9 +527,30 @@ def _mpp_from_user(mpp: object, path: Path) -> tuple[float, float] | None:
     if isinstance(mpp, (tuple, list)):
         if len(mpp) != 2:
             raise InvalidInputError(f"mpp must be a number or a pair (mpp_x, mpp_y), got {mpp!r}")
-        return as_positive_float(mpp[0], "mpp_x"), as_positive_float(mpp[1], "mpp_y")
-    v = as_positive_float(mpp, "mpp")
+        return (
+            _check_user_mpp(as_positive_float(mpp[0], "mpp_x"), "mpp_x"),
+            _check_user_mpp(as_positive_float(mpp[1], "mpp_y"), "mpp_y"),
+        )
+    v = _check_user_mpp(as_positive_float(mpp, "mpp"), "mpp")
     return v, v
+
+
+def _check_user_mpp(value: float, name: str) -> float:
+    if not _plausible(value):
+        lo, hi = PLAUSIBLE_MPP
+        raise InvalidInputError(
+            f"{name}={value:.4g} um/px is not a brightfield scan resolution (accepted: {lo:g} to {hi:g} um/px); "
+            "pass the scanner's micrometres per pixel, e.g. mpp=0.5 for a 20x scan or mpp=0.25 for 40x"
+        )
+    return value
+
+
+def _implausible_meta(mx: float, my: float) -> str:
+    lo, hi = PLAUSIBLE_MPP
+    return (
+        f"its metadata says {mx:.4g} x {my:.4g} um/px, not a microscope resolution for brightfield "
+        f"({lo:g} to {hi:g} um/px)"
+    )
 
 
 def _missing_mpp(path: Path, found: str) -> MissingResolutionError:
@@ -499,7 +586,11 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
     MissingResolutionError
         No plausible resolution in the metadata and no ``mpp=``.
     InvalidInputError
-        A bad ``mpp`` value.
+        A bad ``mpp`` value, or one outside :data:`PLAUSIBLE_MPP`.
+    SlideTooLargeError
+        The coarsest level declares more than :data:`MAX_DECODE_PIXELS` pixels, a plain image more than
+        :data:`MAX_PLAIN_PIXELS`, or the level-0 extent at the resolution is over :data:`MAX_SLIDE_MM` a side
+        (also an :class:`~her2fast.errors.UnsupportedSlideError`).
 
     Notes
     -----
@@ -562,11 +653,11 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
             if mx is None or my is None:
                 raise _missing_mpp(path, "no openslide.mpp-x/-y in its metadata")
             if not (_plausible(mx) and _plausible(my)):
-                raise _missing_mpp(
-                    path, f"its metadata says {mx:.4g} x {my:.4g} um/px, not a microscope resolution"
-                )
+                raise _missing_mpp(path, _implausible_meta(mx, my))
             mpp_xy, source = (mx, my), "metadata"
         power = _float_or_none(props.get("openslide.objective-power"))
+        _check_declared_size(path, dims)
+        _check_extent(path, dims[0], mpp_xy, source)
     except BaseException:
         osr.close()
         raise
@@ -589,11 +680,14 @@ def _open_plain(path: Path, user_mpp: tuple[float, float] | None) -> Slide:
         ) from None
     if user_mpp is not None:
         mpp_xy, source = user_mpp, "user"
-    elif meta_mpp is not None:
+    elif meta_mpp is not None and _plausible(meta_mpp[0]) and _plausible(meta_mpp[1]):
         mpp_xy, source = meta_mpp, "metadata"
+    elif meta_mpp is not None:
+        raise _missing_mpp(path, _implausible_meta(*meta_mpp))
     else:
         raise _missing_mpp(path, "a plain image without a microscope resolution in its metadata")
     h, w = pixels.shape[:2]
+    _check_extent(path, (w, h), mpp_xy, source)
     return Slide._create(path, "image", ((w, h),), (1.0,), mpp_xy, source, None, {}, None, pixels)
 
 
@@ -615,9 +709,41 @@ def _to_rgb8(arr: np.ndarray, path: Path) -> np.ndarray:
     raise UnsupportedSlideError(f"{path} has an image shape {arr.shape} that is not grey or RGB(A)")
 
 
+def _check_declared_size(path: Path, dims: tuple[tuple[int, int], ...]) -> None:
+    """Refuse a slide whose coarsest level is over the decode budget (or whose geometry is empty)."""
+    if not dims or any(w <= 0 or h <= 0 for w, h in dims):
+        raise UnsupportedSlideError(f"{path} declares an empty image ({dims}); the file is corrupt; re-export it")
+    cw, ch = min(dims, key=lambda wh: wh[0] * wh[1])
+    if cw * ch > MAX_DECODE_PIXELS:
+        w0, h0 = dims[0]
+        try:
+            disk = f"{path.stat().st_size / 1e6:.3g} MB on disk"
+        except OSError:  # pragma: no cover - the file was just opened
+            disk = "size on disk unknown"
+        raise SlideTooLargeError(
+            f"{path} declares {w0}x{h0} pixels ({disk}) and the coarsest of its {len(dims)} level(s) is {cw}x{ch} = "
+            f"{cw * ch:.3g} pixels, more than the limit of {MAX_DECODE_PIXELS} pixels one read may decode "
+            "(her2fast.io.slide.MAX_DECODE_PIXELS), so no whole-slide view of it can be made. A file far smaller "
+            "than its declared pixels is not a genuine scan; for a genuine one, " + _CONVERT_HINT
+        )
+
+
+def _check_extent(path: Path, dims: tuple[int, int], mpp: tuple[float, float], source: str) -> None:
+    """Refuse a slide whose level-0 extent at its resolution is larger than any glass slide."""
+    wmm, hmm = dims[0] * mpp[0] / 1000, dims[1] * mpp[1] / 1000
+    if max(wmm, hmm) > MAX_SLIDE_MM:
+        where = "given as mpp=" if source == "user" else "read from its metadata as"
+        raise SlideTooLargeError(
+            f"{path} declares {dims[0]}x{dims[1]} pixels, which at {mpp[0]:.4g} x {mpp[1]:.4g} um/px ({where} "
+            f"the resolution) is {wmm:.4g} x {hmm:.4g} mm, larger than any glass slide (limit {MAX_SLIDE_MM:g} mm "
+            "a side, her2fast.io.slide.MAX_SLIDE_MM); check the resolution (pass mpp= with the scanner's "
+            "micrometres per pixel) or the file"
+        )
+
+
 def _check_size(path: Path, w: int, h: int) -> None:
     if w * h > MAX_PLAIN_PIXELS:
-        raise UnsupportedSlideError(
+        raise SlideTooLargeError(
             f"{path} is a {w}x{h} plain image, too large to decode whole (limit {MAX_PLAIN_PIXELS} pixels); "
             + _CONVERT_HINT
         )
@@ -639,7 +765,7 @@ def _read_plain_pillow(path: Path) -> tuple[np.ndarray, tuple[float, float] | No
         mx, my = (_float_or_none(v) for v in dpi)
         if mx and my:
             mx, my = 25400.0 / mx, 25400.0 / my
-            meta = (mx, my) if _plausible(mx) and _plausible(my) else None
+            meta = (mx, my)
     return _to_rgb8(arr, path), meta
 
 
@@ -660,7 +786,7 @@ def _read_plain_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float] | None
             yv = yr.value[0] / yr.value[1] if yr.value[1] else 0
             if per and xv > 0 and yv > 0:
                 mx, my = per / xv, per / yv
-                meta = (mx, my) if _plausible(mx) and _plausible(my) else None
+                meta = (mx, my)
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):  # planar (C, H, W)
         arr = np.moveaxis(arr, 0, -1)
     return _to_rgb8(arr, path), meta
