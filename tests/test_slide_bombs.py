@@ -168,3 +168,28 @@ def test_a_normal_phantom_still_opens_and_scores(phantom):
         assert slide.thumbnail(max_size=128).shape == (128, 128, 3)
     result = her2fast.score(phantom, progress=False)
     assert result.score == "3+"
+
+
+def test_plain_images_declaring_huge_sizes_are_refused_before_decoding(tmp_path):
+    import io
+    import struct
+
+    import tifffile
+    from PIL import Image
+
+    tif = tmp_path / "huge.tif"  # a stripped (plain) TIFF whose header says 10^6 x 10^6
+    tifffile.imwrite(tif, np.full((64, 64, 3), 240, np.uint8), photometric="rgb", bigtiff=True)
+    with tifffile.TiffFile(tif, mode="r+b") as t:
+        t.pages.first.tags["ImageWidth"].overwrite(10**6)
+        t.pages.first.tags["ImageLength"].overwrite(10**6)
+    with pytest.raises(SlideTooLargeError, match=r"huge\.tif is a 1000000x1000000 plain image.*vips tiffsave"):
+        open_slide(tif, mpp=0.5)
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 240, np.uint8)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = bytes(data[12:16]) + struct.pack(">II", 100_000, 100_000) + bytes(data[24:29])
+    png = tmp_path / "huge.png"  # a PNG whose IHDR says 100000 x 100000
+    png.write_bytes(bytes(data[:12]) + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + bytes(data[33:]))
+    with pytest.raises(SlideTooLargeError, match=r"huge\.png"):
+        open_slide(png, mpp=0.5)

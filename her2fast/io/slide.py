@@ -754,7 +754,13 @@ def _read_plain_pillow(path: Path) -> tuple[np.ndarray, tuple[float, float] | No
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
+        try:
+            opened = Image.open(path)
+        except Image.DecompressionBombError as exc:  # Pillow's own limit, below MAX_PLAIN_PIXELS
+            raise SlideTooLargeError(
+                f"{path} declares more pixels than a plain image may have ({exc}); " + _CONVERT_HINT
+            ) from None
+        with opened as im:
             _check_size(path, *im.size)
             dpi = im.info.get("dpi")
             if im.mode not in ("RGB", "RGBA", "L", "LA"):
