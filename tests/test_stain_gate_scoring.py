@@ -71,3 +71,19 @@ def test_the_gate_can_be_switched_off_and_old_settings_ran_without_it():
     assert ScoreSettings.from_dict(d).stain_gate is False
     with pytest.raises(her2fast.InvalidInputError, match="stain_gate"):
         ScoreSettings(stain_gate="yes")
+
+
+@pytest.mark.parametrize("mpp", [2.5, 20.0])
+def test_a_slide_too_coarse_to_judge_membranes_is_not_scored(tmp_path, mpp):
+    """A small image declared at a coarse resolution is refused at once, before it is resampled to the
+    working resolution (at 20 um/px a 512^2 image would become 20,480^2 px)."""
+    import numpy as np
+    from PIL import Image
+
+    from her2fast.pipeline.run import MAX_SCORING_MPP
+
+    path = tmp_path / "coarse.png"
+    Image.fromarray(np.full((512, 512, 3), 200, np.uint8)).save(path)
+    r = her2fast.score(path, mpp=mpp, progress=False)
+    assert mpp > MAX_SCORING_MPP and r.score is None and "resolution_too_coarse" in r.flags
+    assert "coarser than" in r.not_scorable and r.timings.get("tissue") is None

@@ -25,7 +25,11 @@ from .progress import Progress
 from .settings import ScoreSettings, ThreadPlan
 from .stream import _TileStream
 
-__all__ = ["SlideMaps", "PipelineOutput", "run_slide"]
+__all__ = ["SlideMaps", "PipelineOutput", "run_slide", "MAX_SCORING_MPP"]
+
+#: slides coarser than this (um/px at level 0) are not scored: a membrane is a fraction of a micrometre
+#: wide, and the coarse images scored today (~1.8 um/px contest patches) are at the edge of resolving it
+MAX_SCORING_MPP = 2.0
 
 
 @dataclass
@@ -132,6 +136,12 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
     def out(not_scorable: str | None, cells: CellTable, stains: dict, used: list[str]) -> PipelineOutput:
         return PipelineOutput(cells, maps, timings, counts, flags, not_scorable, stains, used, shas, qc=qc)
 
+    if slide.mpp > MAX_SCORING_MPP:
+        # membranes are not resolved, and working at s.mpp would multiply the pixels by (mpp / s.mpp)^2
+        flags.append("resolution_too_coarse")
+        return out(f"the slide's resolution, {slide.mpp:.3g} um/px, is coarser than {MAX_SCORING_MPP} um/px: "
+                   "membrane staining cannot be judged at it (scan at 20x or 40x, or pass the right mpp)",
+                   CellTable.empty(), {}, [])
     t = time.perf_counter()
     tissue = detect_tissue(slide)
     maps.tissue_mask, maps.tissue_level0_per_pixel = tissue.mask, tissue.level0_per_pixel
