@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set everything up and run all tests: C++ unit tests (plain and with AddressSanitizer +
+# Set everything up and run all tests (slow ones included: --all): C++ unit tests (plain and with AddressSanitizer +
 # UndefinedBehaviorSanitizer) and the Python test suite. CI runs exactly this (.ci/run).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,4 +41,4 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   ./build/cpp-tests-asan/her2fast_core_tests
 
 echo "== Python tests"
-python -m pytest --durations=15 "$@"
+python -m pytest --all --durations=15 "$@"

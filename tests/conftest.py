@@ -33,3 +33,19 @@ def ihc_image() -> np.ndarray:
 def her2_patch(request) -> np.ndarray:
     """The real HER2 IHC patches (0, 1+, 2+, 3+) of ../shared/data/ihc/her2-ihc-40x."""
     return load_rgb(shared_file(f"ihc/her2-ihc-40x/{request.param}"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--all", action="store_true",
+                     help="also run the tests marked slow (scripts/test.sh and CI do; a plain pytest leaves them out)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A plain ``pytest`` run leaves out the tests marked ``slow`` (reported as deselected); ``--all``,
+    ``-m slow`` or naming a test's node id runs them."""
+    if config.getoption("--all") or config.getoption("-m") or any("::" in a for a in config.args):
+        return
+    slow = [it for it in items if it.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [it for it in items if not it.get_closest_marker("slow")]

@@ -285,6 +285,7 @@ DISK_FULL = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_disk_full_on_output_folder(tmp_path, phantoms):
     """Files can't grow past a limit (RLIMIT_FSIZE): the outputs fail with a clear error, the store stays
     sound; with a limit so small the store can't be written either, the batch stops with a clear error;
@@ -328,6 +329,7 @@ def test_cli_batch_help_and_bad_input(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- Dask
+@pytest.mark.slow
 def test_dask_cluster_scores_into_the_same_store(tmp_path, phantoms):
     distributed = pytest.importorskip("distributed")
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from her2fast.cli import main
 from her2fast.pipeline import ThreadPlan
 
 
+@pytest.mark.slow
 def test_bench_pipeline_prints_and_writes_ratios(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(["bench", "pipeline", "--size", "1024", "--category", "3+", "--reference-tiles", "2",

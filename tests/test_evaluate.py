@@ -271,6 +271,7 @@ def phantom_reference(tmp_path_factory):
     return folder, truth
 
 
+@pytest.mark.slow
 def test_evaluate_cli_end_to_end(phantom_reference, capsys):
     from her2fast.cli import main
 

@@ -233,6 +233,7 @@ _MEMORY_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_writing_a_large_slide_has_bounded_memory():
     # 12288^2 RGB is 453 MB at full resolution; the streaming writer must stay far below that.
     out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD], capture_output=True, text=True, timeout=300)
