@@ -13,7 +13,7 @@ See ``docs/synth.md`` for what is modelled and its limits.
 from __future__ import annotations
 
 from .presets import PRESETS, Preset, RegionMix, get_preset, preset_names
-from .scene import GENERATOR_VERSION
+from .scene import GENERATOR_VERSION, StainVariation
 from .slide import SlideGroundTruth, is_current_phantom, load_ground_truth, make_slide, phantom_cells
 from .tile import TileGroundTruth, make_tile
 
@@ -23,6 +23,7 @@ __all__ = [
     "Preset",
     "RegionMix",
     "SlideGroundTruth",
+    "StainVariation",
     "TileGroundTruth",
     "get_preset",
     "is_current_phantom",

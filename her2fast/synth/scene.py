@@ -15,11 +15,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..errors import InvalidInputError
 from ..scoring import CellClass, IntensityClass
 from ._noise import fbm, hash_uniform
 from .presets import Preset
 
-__all__ = ["Kind", "NucleusKind", "StainModel", "Sites", "Scene", "INTENSITY_OD", "MEMBRANE_FWHM_UM"]
+__all__ = ["Kind", "NucleusKind", "StainModel", "StainVariation", "Sites", "Scene", "INTENSITY_OD", "MEMBRANE_FWHM_UM"]
 
 GENERATOR_VERSION = "2"
 
@@ -109,6 +110,65 @@ class StainModel:
         )
 
 
+@dataclass(frozen=True)
+class StainVariation:
+    """Lab and section variation applied when a phantom is rendered (before colour mixing).
+
+    The layout, the cells and the ground truth stay those of the preset and seed; only the stain
+    amounts and the chromogen colour change. The default (all neutral) renders exactly the unvaried
+    phantom, but :func:`her2fast.synth.make_slide` and :func:`her2fast.synth.make_tile` take ``None``
+    for that.
+
+    Parameters
+    ----------
+    dab : float
+        Factor on every DAB concentration (membrane, cytoplasmic blush, stroma, tint): 0.7 is a
+        30 % weaker chromogen development.
+    hematoxylin : float
+        Factor on every hematoxylin concentration (counterstain strength).
+    dab_hue_deg : float
+        Rotation of the slide's DAB vector in optical-density space, in the plane of the DAB vector and
+        the neutral grey direction: positive towards grey (a darker, more neutral brown), negative away
+        from it (a yellower brown). Components are kept non-negative.
+    thickness : float
+        Section thickness relative to the reference: a factor on all absorbances (H, DAB, residual).
+    """
+
+    dab: float = 1.0
+    hematoxylin: float = 1.0
+    dab_hue_deg: float = 0.0
+    thickness: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("dab", "hematoxylin", "thickness"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and 0.0 < v <= 10.0):
+                raise InvalidInputError(f"StainVariation.{name} must be a factor in (0, 10], got {v!r}")
+        if not (np.isfinite(self.dab_hue_deg) and abs(self.dab_hue_deg) <= 45.0):
+            raise InvalidInputError(f"StainVariation.dab_hue_deg must be in [-45, 45] degrees, got {self.dab_hue_deg!r}")
+
+    @property
+    def neutral(self) -> bool:
+        """True when nothing changes."""
+        return self == StainVariation()
+
+    def to_dict(self) -> dict[str, float]:
+        return {"dab": self.dab, "hematoxylin": self.hematoxylin, "dab_hue_deg": self.dab_hue_deg,
+                "thickness": self.thickness}
+
+    def dab_vector(self, dab: np.ndarray) -> np.ndarray:
+        """The unit DAB vector rotated by ``dab_hue_deg`` towards the grey direction (1, 1, 1) / sqrt(3)."""
+        d = np.asarray(dab, np.float64) / np.linalg.norm(dab)
+        if self.dab_hue_deg == 0.0:
+            return d
+        grey = np.ones(3) / np.sqrt(3.0)
+        ortho = grey - np.dot(grey, d) * d
+        ortho /= np.linalg.norm(ortho)
+        a = np.radians(self.dab_hue_deg)
+        r = np.clip(np.cos(a) * d + np.sin(a) * ortho, 0.0, None)
+        return r / np.linalg.norm(r)
+
+
 @dataclass
 class Sites:
     """The cell sites of one or more blocks, as parallel arrays (positions in micrometres)."""
@@ -156,6 +216,10 @@ class Scene:
         Extent (the slide, or the tile for :func:`make_tile`); thresholds are fitted to it.
     with_glass : bool
         Surround the tissue by glass (slides) or fill the extent with tissue (tiles).
+    x0_um, y0_um : float
+        Origin of the extent.
+    variation : StainVariation, optional
+        Stain amounts, chromogen hue and section thickness at render time (None: the preset's own).
     """
 
     def __init__(
@@ -167,6 +231,7 @@ class Scene:
         with_glass: bool,
         x0_um: float = 0.0,
         y0_um: float = 0.0,
+        variation: StainVariation | None = None,
     ) -> None:
         self.preset = preset
         self.seed = int(seed)
@@ -177,6 +242,14 @@ class Scene:
         self.with_glass = with_glass
         rng = np.random.default_rng([self.seed, 0x5CE7E])
         self.stain = StainModel.draw(rng, np.random.default_rng([self.seed, 0x7147]))
+        #: lab / section variation applied at render time (None: none); the layout draws are unaffected
+        self.variation = None if variation is None or variation.neutral else variation
+        if self.variation is not None and self.variation.dab_hue_deg:
+            h, d = self.stain.vectors[0], self.variation.dab_vector(self.stain.vectors[1])
+            r = np.abs(np.cross(h, d))
+            vectors = np.stack([h, d, r / np.linalg.norm(r)])
+            self.stain = StainModel(vectors, self.stain.white, self.stain.psf_sigma_um, self.stain.noise_sigma,
+                                    self.stain.tissue_tint)
         self.spacing_um = float(rng.uniform(12.5, 15.0))
         self.grid_per_block = 10
         self.block_um = self.spacing_um * self.grid_per_block

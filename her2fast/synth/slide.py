@@ -34,7 +34,7 @@ from .._validate import as_int, as_positive_float
 from ..errors import InvalidInputError
 from ..scoring import CellTable, ClassFractions, score_cells
 from .presets import get_preset
-from .scene import GENERATOR_VERSION, Scene
+from .scene import GENERATOR_VERSION, Scene, StainVariation
 from .tile import cell_table_of, render_region
 
 __all__ = ["SlideGroundTruth", "make_slide", "load_ground_truth", "phantom_cells", "sidecar_paths", "is_current_phantom"]
@@ -163,6 +163,7 @@ def make_slide(
     jpeg_quality: int = 85,
     n_levels: int | None = None,
     workers: int | None = None,
+    variation: StainVariation | None = None,
 ) -> SlideGroundTruth:
     """Write a phantom whole slide (pyramidal BigTIFF) and its ground-truth sidecar; return the truth.
 
@@ -190,6 +191,10 @@ def make_slide(
     workers : int, optional
         Threads rendering tiles (default: up to 4, at most the CPU count). The output does not depend
         on it; memory grows by a few tens of MB per worker.
+    variation : StainVariation, optional
+        Stain amounts, chromogen hue and section thickness at render time (lab and section variation,
+        :mod:`her2fast.synth.perturb`); the cells and the true category stay the preset's. Recorded in
+        the sidecar when given.
 
     Returns
     -------
@@ -218,7 +223,9 @@ def make_slide(
     if not path.parent.exists():
         raise InvalidInputError(f"output folder {path.parent} does not exist; create it first")
 
-    scene = Scene(preset, seed, width * mpp, height * mpp, with_glass=True)
+    if variation is not None and not isinstance(variation, StainVariation):
+        raise InvalidInputError(f"variation must be a her2fast.synth.StainVariation or None, got {type(variation).__name__}")
+    scene = Scene(preset, seed, width * mpp, height * mpp, with_glass=True, variation=variation)
 
     cells = _layout_cells(scene, width, height, mpp)
     if not cells.is_tumour.any():
@@ -349,6 +356,7 @@ def make_slide(
             "hematoxylin": [round(float(v), 6) for v in scene.stain.vectors[0]],
             "dab": [round(float(v), 6) for v in scene.stain.vectors[1]],
         },
+        **({"stain_variation": scene.variation.to_dict()} if scene.variation is not None else {}),
         "epithelium_mask_mpp": mpp * ep_factor,
         "cells_file": files["cells"].name,
         "epithelium_file": files["epithelium"].name,

@@ -28,7 +28,7 @@ from ..scoring import CellTable
 from ._cells import assign_cells
 from ._noise import fbm, grid_fbm, grid_field, grid_value_noise, value_noise
 from .presets import Preset, get_preset
-from .scene import Kind, NucleusKind, Scene, Sites
+from .scene import Kind, NucleusKind, Scene, Sites, StainVariation
 
 __all__ = ["RenderedRegion", "TileGroundTruth", "render_region", "make_tile", "cell_table_of"]
 
@@ -271,6 +271,13 @@ def render_region(
             c_h[gi] += f32(tint_h) * mod
             c_dab[gi] += f32(tint_dab) * mod
 
+    # --- lab / section variation (stain amounts, thickness): scales the concentrations
+    var = scene.variation
+    if var is not None:
+        c_h *= f32(var.hematoxylin * var.thickness)
+        c_dab *= f32(var.dab * var.thickness)
+        c_res *= f32(var.thickness)
+
     # --- Beer-Lambert, optics, sensor
     vec = st.vectors.astype(f32)
     c_h2, c_dab2, c_res2 = c_h.reshape(H, W), c_dab.reshape(H, W), c_res.reshape(H, W)
@@ -384,6 +391,7 @@ def make_tile(
     seed: int = 0,
     origin: tuple[int, int] = (0, 0),
     jpeg_quality: int | None = 90,
+    variation: StainVariation | None = None,
 ) -> TileGroundTruth:
     """Render one phantom tile (all tissue, no glass) and its exact ground truth.
 
@@ -403,6 +411,9 @@ def make_tile(
         Pixel offset of the tile in the phantom's plane (a different part of the same tissue).
     jpeg_quality : int or None
         Round-trip the RGB through JPEG at this quality, as a scanner does; None for none.
+    variation : StainVariation, optional
+        Stain amounts, chromogen hue and section thickness at render time (``dab_od`` is then the
+        varied DAB concentration); the cells and the category stay the preset's.
 
     Returns
     -------
@@ -426,7 +437,9 @@ def make_tile(
     ox = as_int(origin[0], "origin[0]", 0)
     oy = as_int(origin[1], "origin[1]", 0)
     preset = _resolve_preset(category, variant)
-    scene = Scene(preset, seed, w * mpp, h * mpp, with_glass=False, x0_um=ox * mpp, y0_um=oy * mpp)
+    if variation is not None and not isinstance(variation, StainVariation):
+        raise InvalidInputError(f"variation must be a her2fast.synth.StainVariation or None, got {type(variation).__name__}")
+    scene = Scene(preset, seed, w * mpp, h * mpp, with_glass=False, x0_um=ox * mpp, y0_um=oy * mpp, variation=variation)
     region = render_region(scene, ox, oy, w, h, mpp, noise_seed=(oy << 24) ^ ox)
     rgb = region.rgb
     if jpeg_quality is not None:
