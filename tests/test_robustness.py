@@ -197,3 +197,38 @@ def test_3plus_near_threshold_keeps_its_score_under_defocus_or_says_so(slides, t
     assert gt.category == "3+" and her2fast.score(path, progress=False).category == "3+"
     r = _score_perturbed(path, [Perturbation("blur", 1.2)], tmp_path)
     assert r.category == "3+" or _warned(r)
+
+
+def test_network_input_is_white_balanced_to_the_training_glass(tile):
+    from her2fast.stages.membrane import TRAINING_GLASS, white_balance_to_training
+
+    glass = np.array([250.0, 249.0, 247.0])
+    gains = white_balance_gains(0.06)
+    a = white_balance_to_training(tile.rgb, glass).astype(int)
+    b = white_balance_to_training(white_balance(tile.rgb, 0.06), glass * gains).astype(int)
+    assert np.abs(a - b).max() <= 2 and np.abs(a - b).mean() < 0.6  # rounding of two 8-bit scalings
+    assert np.abs(white_balance(tile.rgb, 0.06).astype(int) - tile.rgb).mean() > 4  # what the network saw before
+    np.testing.assert_array_equal(white_balance_to_training(np.full((1, 1, 3), 200, np.uint8), TRAINING_GLASS),
+                                  np.full((1, 1, 3), 200, np.uint8))
+    with pytest.raises(InvalidInputError, match="background"):
+        white_balance_to_training(tile.rgb, (250, 250))
+
+def test_white_balance_setting_round_trips_and_old_settings_load_without_it():
+    from her2fast import ScoreSettings
+
+    s = ScoreSettings()
+    assert s.membrane_white_balance is True and ScoreSettings.from_dict(s.to_dict()) == s
+    d = s.to_dict()
+    del d["membrane_white_balance"]
+    assert ScoreSettings.from_dict(d).membrane_white_balance is False
+    with pytest.raises(InvalidInputError, match="membrane_white_balance"):
+        ScoreSettings(membrane_white_balance="yes")
+
+def test_a_clipping_colour_cast_moves_the_membrane_map_only_without_network_white_balance(slides, tmp_path):
+    import her2fast
+
+    path, gt = slides["1+/near-threshold"]
+    assert gt.category == "1+" and her2fast.score(path, progress=False).category == "1+"
+    cast = [Perturbation("exposure", 1.04), Perturbation("white_balance", 0.08)]  # gains 0.957, 0.998, 1.04
+    assert _score_perturbed(path, cast, tmp_path).category == "1+"
+    assert _score_perturbed(path, cast, tmp_path, membrane_white_balance=False).category == "0+"

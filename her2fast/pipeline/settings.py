@@ -65,6 +65,11 @@ class ScoreSettings:
         With ``crop_to_epithelium``, a tile's window is cut into up to this many windows where that
         saves at least 5 % of its pixels (:func:`tile_windows`: epithelium in two corners of a tile
         is two small windows, not the whole tile). 1: one window per tile.
+    membrane_white_balance : bool
+        Scale the U-Net's input channels so the slide's glass reads the glass of the phantoms the
+        network was trained on (:func:`her2fast.stages.membrane.white_balance_to_training`): a scanner's
+        white balance then does not move the membrane map (optical densities are relative to the
+        glass already). False: the network reads the scanned RGB.
     stain_gate : bool
         Check that the slide is HER2 membrane IHC before scoring it (:func:`her2fast.qc.check_slide_stain`):
         H&E, slides without a DAB/hematoxylin pair and nuclear or cytoplasmic DAB patterns are not
@@ -87,6 +92,7 @@ class ScoreSettings:
     membrane_margin: int = 0
     crop_to_epithelium: bool = True
     windows_per_tile: int = 4
+    membrane_white_balance: bool = True
     stain_gate: bool = True
     nuclei: NucleiSettings = field(default_factory=NucleiSettings)
     cells: CellSettings = field(default_factory=CellSettings)
@@ -105,9 +111,10 @@ class ScoreSettings:
             raise InvalidInputError(
                 f"ScoreSettings.crop_to_epithelium must be True or False, got {self.crop_to_epithelium!r}")
         object.__setattr__(self, "crop_to_epithelium", bool(self.crop_to_epithelium))
-        if not isinstance(self.stain_gate, (bool, np.bool_)):
-            raise InvalidInputError(f"ScoreSettings.stain_gate must be True or False, got {self.stain_gate!r}")
-        object.__setattr__(self, "stain_gate", bool(self.stain_gate))
+        for name in ("membrane_white_balance", "stain_gate"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InvalidInputError(f"ScoreSettings.{name} must be True or False, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
         need = math.ceil(2 * self.cells.max_radius_um / self.mpp - 1e-9)
         if self.overlap < need:
             raise InvalidInputError(
@@ -129,9 +136,11 @@ class ScoreSettings:
         """Inverse of :meth:`to_dict`.
 
         Settings saved before ``crop_to_epithelium`` existed load with it False, and before
-        ``windows_per_tile`` with 1, before ``stain_gate`` with False: what they ran with.
+        ``windows_per_tile`` with 1, before ``membrane_white_balance`` and ``stain_gate`` with False: what
+        they ran with.
         """
         d = dict(d)
+        d.setdefault("membrane_white_balance", False)
         d.setdefault("stain_gate", False)
         d.setdefault("crop_to_epithelium", False)
         d.setdefault("windows_per_tile", 1)

@@ -189,7 +189,12 @@ class _TileStream:
         from ..stages.membrane import predict_maps_batch
 
         t0 = time.perf_counter()
-        maps = predict_maps_batch([w.image for w in batch], self.s.mpp, method=self.s.membrane_method,
+        images = [w.image for w in batch]
+        if self.s.membrane_white_balance and self.s.membrane_method == "unet":
+            from ..stages.membrane import white_balance_to_training
+
+            images = [white_balance_to_training(im, self.stains.background) for im in images]
+        maps = predict_maps_batch(images, self.s.mpp, method=self.s.membrane_method,
                                   providers=self.providers, threads=self.plan.inference_threads,
                                   batch_size=self.s.membrane_batch_size, margin=self.s.membrane_margin)
         self._add("membrane", time.perf_counter() - t0)
