@@ -107,11 +107,7 @@ class ScoreSettings:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise InvalidInputError(f"ScoreSettings.{name} must be an int >= {lo}, got {v!r}")
-        if not isinstance(self.crop_to_epithelium, (bool, np.bool_)):
-            raise InvalidInputError(
-                f"ScoreSettings.crop_to_epithelium must be True or False, got {self.crop_to_epithelium!r}")
-        object.__setattr__(self, "crop_to_epithelium", bool(self.crop_to_epithelium))
-        for name in ("membrane_white_balance", "stain_gate"):
+        for name in ("crop_to_epithelium", "membrane_white_balance", "stain_gate"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise InvalidInputError(f"ScoreSettings.{name} must be True or False, got {getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))
