@@ -46,9 +46,7 @@ class CMakeBuild(build_ext):
             pass
         jobs = os.environ.get("HER2FAST_BUILD_JOBS", str(os.cpu_count() or 1))
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_temp), *cmake_args], check=True)
-        subprocess.run(
-            ["cmake", "--build", str(build_temp), "--target", "_native", "-j", jobs], check=True
-        )
+        subprocess.run(["cmake", "--build", str(build_temp), "--target", "_native", "-j", jobs], check=True)
 
 
 setup(

@@ -45,19 +45,29 @@ def main() -> int:
         slides = root / "slides"
         slides.mkdir()
         cats = ["3+", "1+", "2+", "0", "0+"]
-        paths = [make_slide(slides / f"b{i}.tiff", category=cats[i % len(cats)], width=args.size, height=args.size,
-                            seed=1200 + i).path for i in range(args.n)]
+        paths = [
+            make_slide(
+                slides / f"b{i}.tiff", category=cats[i % len(cats)], width=args.size, height=args.size, seed=1200 + i
+            ).path
+            for i in range(args.n)
+        ]
         for p in list(slides.iterdir()):  # keep only the slides (no sidecars)
             if p not in paths:
                 p.unlink()
-        print(f"{args.n} phantom slides {args.size}x{args.size} px; {os.cpu_count()} CPUs; "
-              f"load average {os.getloadavg()[0]:.2f} before timing")
+        print(
+            f"{args.n} phantom slides {args.size}x{args.size} px; {os.cpu_count()} CPUs; "
+            f"load average {os.getloadavg()[0]:.2f} before timing"
+        )
         seq = sum(timed([*her2fast, "score", str(p), "--out", str(root / "seq"), "-q", *extra]) for p in paths)
         print(f"her2fast score, one process per slide, sequential: {seq:7.1f} s  ({60 * args.n / seq:5.2f} slides/min)")
         for w in counts:
-            t = timed([*her2fast, "batch", str(slides), "--out", str(root / f"batch{w}"), "--workers", str(w), "-q", *extra])
-            print(f"her2fast batch --workers {w}:                         {t:7.1f} s  ({60 * args.n / t:5.2f} slides/min)"
-                  f"  ratio {seq / t:.2f}x")
+            t = timed(
+                [*her2fast, "batch", str(slides), "--out", str(root / f"batch{w}"), "--workers", str(w), "-q", *extra]
+            )
+            print(
+                f"her2fast batch --workers {w}:                         {t:7.1f} s  ({60 * args.n / t:5.2f} slides/min)"
+                f"  ratio {seq / t:.2f}x"
+            )
         t = timed([*her2fast, "batch", str(slides), "--out", str(root / f"batch{counts[0]}"), "-q", *extra])
         print(f"her2fast batch rerun (all skipped):                 {t:7.1f} s")
     return 0

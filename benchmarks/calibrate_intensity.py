@@ -100,15 +100,23 @@ def main() -> int:
     print(f"training tiles: seeds {train}, {len(cats)} presets, {od.size} matched tumour cells")
     for k in range(4):
         q = np.percentile(od[cls == k], [10, 50, 90]) if (cls == k).any() else [np.nan] * 3
-        print(f"  true class {k}: {int((cls == k).sum()):5d} cells, measured OD p10/p50/p90 {q[0]:.3f} {q[1]:.3f} {q[2]:.3f}")
-    print(f"fitted bands: faint_od {fitted.faint_od}, weak_od {fitted.weak_od}, strong_od {fitted.strong_od} "
-          f"(default {DEFAULT_RULES.faint_od}, {DEFAULT_RULES.weak_od}, {DEFAULT_RULES.strong_od})")
-    print(f"intensity agreement, training: default {agreement(od, cls, DEFAULT_RULES):.3f}, fitted {agreement(od, cls, fitted):.3f}")
+        print(
+            f"  true class {k}: {int((cls == k).sum()):5d} cells, measured OD p10/p50/p90 {q[0]:.3f} {q[1]:.3f} {q[2]:.3f}"
+        )
+    print(
+        f"fitted bands: faint_od {fitted.faint_od}, weak_od {fitted.weak_od}, strong_od {fitted.strong_od} "
+        f"(default {DEFAULT_RULES.faint_od}, {DEFAULT_RULES.weak_od}, {DEFAULT_RULES.strong_od})"
+    )
+    print(
+        f"intensity agreement, training: default {agreement(od, cls, DEFAULT_RULES):.3f}, fitted {agreement(od, cls, fitted):.3f}"
+    )
     if args.test_seeds:
         test = [int(s) for s in args.test_seeds.split(",")]
         od_t, cls_t = collect(test, cats, args.size, Path(args.cache))
-        print(f"intensity agreement, held-out seeds {test} ({od_t.size} cells): default "
-              f"{agreement(od_t, cls_t, DEFAULT_RULES):.3f}, fitted {agreement(od_t, cls_t, fitted):.3f}")
+        print(
+            f"intensity agreement, held-out seeds {test} ({od_t.size} cells): default "
+            f"{agreement(od_t, cls_t, DEFAULT_RULES):.3f}, fitted {agreement(od_t, cls_t, fitted):.3f}"
+        )
     return 0
 
 

@@ -40,8 +40,12 @@ def reference(mem: np.ndarray, od: np.ndarray, nuc: np.ndarray, radius: float) -
     on = mem & (terr > 0)
     od_sum = np.bincount(terr[on], weights=od[on], minlength=n + 1)
     od_cnt = np.bincount(terr[on], minlength=n + 1)
-    return {"completeness": cov[1:] / np.maximum(tot[1:], 1), "od": od_sum[1:] / np.maximum(od_cnt[1:], 1),
-            "centres": centres, "regions": regions}
+    return {
+        "completeness": cov[1:] / np.maximum(tot[1:], 1),
+        "od": od_sum[1:] / np.maximum(od_cnt[1:], 1),
+        "centres": centres,
+        "regions": regions,
+    }
 
 
 def main() -> None:
@@ -85,8 +89,10 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         best[name] = min(times) / len(tiles) * 1e3
     n_cells = run_ours() / len(tiles)
-    print(f"{len(tiles)} phantom tiles {T}^2 + {OV} px margin ({P}^2 read), category {args.category}, "
-          f"{n_cells:.0f} owned cells per tile, 1 thread, best of {args.repeat}")
+    print(
+        f"{len(tiles)} phantom tiles {T}^2 + {OV} px margin ({P}^2 read), category {args.category}, "
+        f"{n_cells:.0f} owned cells per tile, 1 thread, best of {args.repeat}"
+    )
     print(f"measure_tile (ours):                       {best['ours']:7.1f} ms/tile")
     print(f"reference (skimage watershed+skeletonize): {best['reference']:7.1f} ms/tile")
     print(f"speed-up: {best['reference'] / best['ours']:.2f}x")

@@ -133,21 +133,30 @@ def main() -> int:
                 meas = meas.select(meas.is_tumour)
                 i, j = match(meas, true, 3.0 / gt.mpp)
                 pairs[key].append((meas.select(i), true.select(j)))
-    names = {"a": "(a) GT membrane + true OD + true nuclei", "b": "(b) GT membrane + deconv DAB + seg nuclei",
-             "c": "(c) U-Net + deconv DAB + seg nuclei"}
-    print(f"{'input':44s} {'cells':>5s} {'bias':>6s} {'MAE':>5s} {'cmpl rec':>8s} {'false cmpl':>10s} "
-          f"{'int agr':>7s} {'int agr st':>10s} {'class agr':>9s} {'%cmpl t/m':>11s}")
+    names = {
+        "a": "(a) GT membrane + true OD + true nuclei",
+        "b": "(b) GT membrane + deconv DAB + seg nuclei",
+        "c": "(c) U-Net + deconv DAB + seg nuclei",
+    }
+    print(
+        f"{'input':44s} {'cells':>5s} {'bias':>6s} {'MAE':>5s} {'cmpl rec':>8s} {'false cmpl':>10s} "
+        f"{'int agr':>7s} {'int agr st':>10s} {'class agr':>9s} {'%cmpl t/m':>11s}"
+    )
     for key, p in pairs.items():
         s = summarise(p)
-        print(f"{names[key]:44s} {s['n']:5d} {s['bias']:+6.3f} {s['mae']:5.3f} {s['complete_recall']:8.3f} "
-              f"{s['false_complete']:10.3f} {s['int_agree']:7.3f} {s['int_agree_stained']:10.3f} "
-              f"{s['class_agree']:9.3f} {s['pct_true']:5.1f}/{s['pct_meas']:5.1f}")
+        print(
+            f"{names[key]:44s} {s['n']:5d} {s['bias']:+6.3f} {s['mae']:5.3f} {s['complete_recall']:8.3f} "
+            f"{s['false_complete']:10.3f} {s['int_agree']:7.3f} {s['int_agree_stained']:10.3f} "
+            f"{s['class_agree']:9.3f} {s['pct_true']:5.1f}/{s['pct_meas']:5.1f}"
+        )
         if args.confusion:
             from her2fast.scoring import CellTable
 
             m = CellTable.concatenate([q[0] for q in p])
             t = CellTable.concatenate([q[1] for q in p])
-            print(np.array([[int(((t.intensity == a) & (m.intensity == b)).sum()) for b in range(4)] for a in range(4)]))
+            print(
+                np.array([[int(((t.intensity == a) & (m.intensity == b)).sum()) for b in range(4)] for a in range(4)])
+            )
     return 0
 
 

@@ -96,8 +96,10 @@ def evaluate_heldout(data: Path, seeds: list[int], size: int, model, workers: in
 
     rows = []
     print(f"\nHeld-out phantom slides ({size} x {size} px at 0.5 um/px)")
-    print(f"{'slide':24} {'tissue IoU':>10} {'(stained)':>9} {'H err':>6} {'DAB err':>7} {'fallback':>8} {'sp acc':>7} {'epi IoU':>7} "
-          f"{'n sp':>6} {'classify s':>10}")
+    print(
+        f"{'slide':24} {'tissue IoU':>10} {'(stained)':>9} {'H err':>6} {'DAB err':>7} {'fallback':>8} {'sp acc':>7} {'epi IoU':>7} "
+        f"{'n sp':>6} {'classify s':>10}"
+    )
     for seed in seeds:
         for cat in CATEGORIES:
             path = data / f"test_{cat}_{seed}.tiff"
@@ -116,11 +118,25 @@ def evaluate_heldout(data: Path, seeds: list[int], size: int, model, workers: in
             test = phantom_training_set(path, model.settings)
             acc = superpixel_accuracy(model, test)
             e_iou = epithelium_iou(ep, gt)
-            rows.append(dict(slide=path.name, tissue_iou=t_iou, tissue_iou_stained=t_iou_stained, h_err=h_err, dab_err=d_err, fallback=stains.fallback,
-                             superpixel_accuracy=acc, epithelium_iou=e_iou, n_superpixels=len(test),
-                             seconds=ep.seconds))
-            print(f"{path.name:24} {t_iou:10.3f} {t_iou_stained:9.3f} {h_err:6.1f} {d_err:7.1f} {str(stains.fallback):>8} {acc:7.3f} "
-                  f"{e_iou:7.3f} {len(test):6d} {ep.seconds:10.2f}", flush=True)
+            rows.append(
+                dict(
+                    slide=path.name,
+                    tissue_iou=t_iou,
+                    tissue_iou_stained=t_iou_stained,
+                    h_err=h_err,
+                    dab_err=d_err,
+                    fallback=stains.fallback,
+                    superpixel_accuracy=acc,
+                    epithelium_iou=e_iou,
+                    n_superpixels=len(test),
+                    seconds=ep.seconds,
+                )
+            )
+            print(
+                f"{path.name:24} {t_iou:10.3f} {t_iou_stained:9.3f} {h_err:6.1f} {d_err:7.1f} {str(stains.fallback):>8} {acc:7.3f} "
+                f"{e_iou:7.3f} {len(test):6d} {ep.seconds:10.2f}",
+                flush=True,
+            )
     n = np.array([r["n_superpixels"] for r in rows], float)
     summary = dict(
         tissue_iou_mean=float(np.mean([r["tissue_iou"] for r in rows])),
@@ -131,13 +147,21 @@ def evaluate_heldout(data: Path, seeds: list[int], size: int, model, workers: in
         epithelium_iou_mean=float(np.mean([r["epithelium_iou"] for r in rows])),
         epithelium_iou_min=float(np.min([r["epithelium_iou"] for r in rows])),
     )
-    print(f"\n  tissue IoU        mean {summary['tissue_iou_mean']:.3f} (min {summary['tissue_iou_min']:.3f})   target >= 0.95: "
-          f"{'MET' if summary['tissue_iou_mean'] >= 0.95 else 'NOT MET'} (truth = tissue envelope incl. fat and stromal holes)")
-    print(f"  tissue IoU        mean {summary['tissue_iou_stained_mean']:.3f} against stained tissue only (fat and holes as glass)")
-    print(f"  superpixel acc.   all  {summary['superpixel_accuracy']:.3f} (min {summary['superpixel_accuracy_min']:.3f})   "
-          f"target >= 0.95: {'MET' if summary['superpixel_accuracy'] >= 0.95 else 'NOT MET'}")
-    print(f"  epithelium IoU    mean {summary['epithelium_iou_mean']:.3f} (min {summary['epithelium_iou_min']:.3f})   "
-          f"target >= 0.85: {'MET' if summary['epithelium_iou_mean'] >= 0.85 else 'NOT MET'}")
+    print(
+        f"\n  tissue IoU        mean {summary['tissue_iou_mean']:.3f} (min {summary['tissue_iou_min']:.3f})   target >= 0.95: "
+        f"{'MET' if summary['tissue_iou_mean'] >= 0.95 else 'NOT MET'} (truth = tissue envelope incl. fat and stromal holes)"
+    )
+    print(
+        f"  tissue IoU        mean {summary['tissue_iou_stained_mean']:.3f} against stained tissue only (fat and holes as glass)"
+    )
+    print(
+        f"  superpixel acc.   all  {summary['superpixel_accuracy']:.3f} (min {summary['superpixel_accuracy_min']:.3f})   "
+        f"target >= 0.95: {'MET' if summary['superpixel_accuracy'] >= 0.95 else 'NOT MET'}"
+    )
+    print(
+        f"  epithelium IoU    mean {summary['epithelium_iou_mean']:.3f} (min {summary['epithelium_iou_min']:.3f})   "
+        f"target >= 0.85: {'MET' if summary['epithelium_iou_mean'] >= 0.85 else 'NOT MET'}"
+    )
     return dict(rows=rows, summary=summary)
 
 
@@ -165,18 +189,34 @@ def throughput(data: Path, size: int, model, workers: int, category: str = "2+",
     frac = tissue_px / ep.tissue_mask.size
     per_px = (t3 - t2) / max(tissue_px, 1)
     extrap = per_px * target_px * frac
-    out = dict(size=size, mpp=0.25, workers=workers, tissue_fraction=frac, tissue_px=tissue_px, n_superpixels=ep.n_superpixels,
-               detect_tissue_s=t1 - t0, stain_vectors_s=t2 - t1, classify_s=t3 - t2, select_tiles_s=t4 - t3,
-               tiles_total=len(grid), tiles_kept=len(tiles), classify_ns_per_tissue_px=per_px * 1e9,
-               extrapolated_40k_classify_s=extrap)
+    out = dict(
+        size=size,
+        mpp=0.25,
+        workers=workers,
+        tissue_fraction=frac,
+        tissue_px=tissue_px,
+        n_superpixels=ep.n_superpixels,
+        detect_tissue_s=t1 - t0,
+        stain_vectors_s=t2 - t1,
+        classify_s=t3 - t2,
+        select_tiles_s=t4 - t3,
+        tiles_total=len(grid),
+        tiles_kept=len(tiles),
+        classify_ns_per_tissue_px=per_px * 1e9,
+        extrapolated_40k_classify_s=extrap,
+    )
     print(f"\nThroughput: {size} x {size} px phantom at 0.25 um/px ({size * 0.25 / 1000:.1f} mm), {workers} worker(s)")
-    print(f"  tissue detection {t1 - t0:.2f} s, stain vectors {t2 - t1:.2f} s, epithelium classification {t3 - t2:.2f} s "
-          f"({ep.n_superpixels} superpixels, {tissue_px / 1e6:.2f} Mpx of tissue at {model.settings.mpp} um/px = "
-          f"{100 * frac:.0f} % of the slide), tile selection {t4 - t3:.3f} s: {len(tiles)} of {len(grid)} tissue tiles go on")
+    print(
+        f"  tissue detection {t1 - t0:.2f} s, stain vectors {t2 - t1:.2f} s, epithelium classification {t3 - t2:.2f} s "
+        f"({ep.n_superpixels} superpixels, {tissue_px / 1e6:.2f} Mpx of tissue at {model.settings.mpp} um/px = "
+        f"{100 * frac:.0f} % of the slide), tile selection {t4 - t3:.3f} s: {len(tiles)} of {len(grid)} tissue tiles go on"
+    )
     print(f"  classification cost {per_px * 1e9:.0f} ns per tissue pixel at {model.settings.mpp} um/px")
-    print(f"  40,000 x 40,000 at 0.25 um/px = {target_px / 1e6:.0f} Mpx at {model.settings.mpp} um/px; with the same tissue "
-          f"fraction ({100 * frac:.0f} %): classification ~{extrap:.1f} s (target <= 10 s: {'MET' if extrap <= 10 else 'NOT MET'}); "
-          f"with 100 % tissue: {per_px * target_px:.1f} s")
+    print(
+        f"  40,000 x 40,000 at 0.25 um/px = {target_px / 1e6:.0f} Mpx at {model.settings.mpp} um/px; with the same tissue "
+        f"fraction ({100 * frac:.0f} %): classification ~{extrap:.1f} s (target <= 10 s: {'MET' if extrap <= 10 else 'NOT MET'}); "
+        f"with 100 % tissue: {per_px * target_px:.1f} s"
+    )
     return out
 
 
@@ -270,9 +310,13 @@ def epithelium_figure(data: Path, model, out_dir: Path, seed: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/tmp/her2fast_epithelium_bench", help="folder for phantom slides (made if missing)")
+    ap.add_argument(
+        "--data", default="/tmp/her2fast_epithelium_bench", help="folder for phantom slides (made if missing)"
+    )
     ap.add_argument("--seeds", default="901", help="held-out seeds, comma-separated (default: %(default)s)")
-    ap.add_argument("--size", type=int, default=4096, help="held-out slide side in px at 0.5 um/px (default: %(default)s)")
+    ap.add_argument(
+        "--size", type=int, default=4096, help="held-out slide side in px at 0.5 um/px (default: %(default)s)"
+    )
     ap.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     ap.add_argument("--workers", type=int, default=2, help="threads for classification (default: %(default)s)")
     ap.add_argument("--throughput-size", type=int, default=16384, help="0.25 um/px phantom side; 0 to skip")
@@ -291,8 +335,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
-    print(f"model {model.sha256[:12]}: {model.support_vectors.shape[0]} support vectors, gamma {model.gamma:.5g}, "
-          f"settings {model.settings}")
+    print(
+        f"model {model.sha256[:12]}: {model.support_vectors.shape[0]} support vectors, gamma {model.gamma:.5g}, "
+        f"settings {model.settings}"
+    )
     results = {"model_sha256": model.sha256}
     results["heldout"] = evaluate_heldout(data, seeds, args.size, model, args.workers)
     if args.throughput_size:

@@ -27,9 +27,12 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--tiles", type=int, default=8, help="phantom tiles for the agreement check")
     ap.add_argument("--out", default="her2fast_gpu")
-    ap.add_argument("--crop", action="store_true",
-                    help="also time windows around the epithelium (varying shapes: TensorRT builds an engine per "
-                         "shape, so the main run segments whole tiles in full batches)")
+    ap.add_argument(
+        "--crop",
+        action="store_true",
+        help="also time windows around the epithelium (varying shapes: TensorRT builds an engine per "
+        "shape, so the main run segments whole tiles in full batches)",
+    )
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -44,13 +47,18 @@ def main() -> int:
     wanted = [p for p in args.providers.split(",") if p in available]
     print(f"onnxruntime {ort.__version__}, available providers {available}; using {wanted or 'NONE'}", flush=True)
     if not wanted:
-        print("no GPU provider in this onnxruntime build: install onnxruntime-gpu for this machine's CUDA "
-              "(see docs/throughput.md); dry run on the CPU provider", flush=True)
+        print(
+            "no GPU provider in this onnxruntime build: install onnxruntime-gpu for this machine's CUDA "
+            "(see docs/throughput.md); dry run on the CPU provider",
+            flush=True,
+        )
         wanted = ["CPUExecutionProvider"]
     gpu = MembraneSession(providers=wanted)
     print(f"session providers: {gpu.providers}", flush=True)
 
-    tiles = [make_tile(544, category=c, seed=900 + i).rgb for i, c in enumerate(["3+", "2+", "1+", "0"] * 4)][:args.tiles]
+    tiles = [make_tile(544, category=c, seed=900 + i).rgb for i, c in enumerate(["3+", "2+", "1+", "0"] * 4)][
+        : args.tiles
+    ]
     cpu_maps = predict_maps_batch(tiles, 0.5, providers=["CPUExecutionProvider"], batch_size=4)
     t0 = time.perf_counter()
     gpu_maps = predict_maps_batch(tiles, 0.5, providers=wanted, batch_size=args.batch)
@@ -58,15 +66,35 @@ def main() -> int:
     diff = max(float(np.abs(a.membrane - b.membrane).max()) for a, b in zip(cpu_maps, gpu_maps))
     flips = sum(int(((a.membrane >= 0.5) != (b.membrane >= 0.5)).sum()) for a, b in zip(cpu_maps, gpu_maps))
     n_px = sum(a.membrane.size for a in cpu_maps)
-    print(f"agreement: max |p_gpu - p_cpu| = {diff:.2e} over {len(tiles)} tiles; mask flips {flips} of {n_px} px "
-          f"({first:.2f} s first call incl. warm-up)", flush=True)
-    code = bench_main(size=args.size, category="2+", providers=",".join(wanted), batch=args.batch, reference=False,
-                      json_path=str(out / "bench_gpu.json"), work_dir=str(out), crop=False)
+    print(
+        f"agreement: max |p_gpu - p_cpu| = {diff:.2e} over {len(tiles)} tiles; mask flips {flips} of {n_px} px "
+        f"({first:.2f} s first call incl. warm-up)",
+        flush=True,
+    )
+    code = bench_main(
+        size=args.size,
+        category="2+",
+        providers=",".join(wanted),
+        batch=args.batch,
+        reference=False,
+        json_path=str(out / "bench_gpu.json"),
+        work_dir=str(out),
+        crop=False,
+    )
     if args.crop and code == 0:
-        code = bench_main(size=args.size, category="2+", providers=",".join(wanted), batch=args.batch, reference=False,
-                          json_path=str(out / "bench_gpu_windows.json"), work_dir=str(out), crop=True)
-    (out / "agreement.json").write_text(json.dumps({"max_abs_diff": diff, "mask_flips": flips, "pixels": n_px,
-                                                    "providers": gpu.providers}, indent=1))
+        code = bench_main(
+            size=args.size,
+            category="2+",
+            providers=",".join(wanted),
+            batch=args.batch,
+            reference=False,
+            json_path=str(out / "bench_gpu_windows.json"),
+            work_dir=str(out),
+            crop=True,
+        )
+    (out / "agreement.json").write_text(
+        json.dumps({"max_abs_diff": diff, "mask_flips": flips, "pixels": n_px, "providers": gpu.providers}, indent=1)
+    )
     return code
 
 

@@ -86,8 +86,14 @@ def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=N
     base, frac = _exact_centres(count, sx, sy)
     thr = np.float32(s.membrane_threshold)
     # the flood landscape and membrane mask, as measure_tile computes them
-    land, mem_mask = _native.cell_landscape(prob, od, float(thr), float(thr * np.float32(0.5)),
-                                            float(np.float32(s.membrane_od_weight)), float(np.float32(1 - 1e-6)))
+    land, mem_mask = _native.cell_landscape(
+        prob,
+        od,
+        float(thr),
+        float(thr * np.float32(0.5)),
+        float(np.float32(s.membrane_od_weight)),
+        float(np.float32(1 - 1e-6)),
+    )
     bases = np.ascontiguousarray(np.vstack([np.zeros((1, 2), np.int32), base]))
     fracs = np.ascontiguousarray(np.vstack([np.zeros((1, 2)), frac]))
     terr = _native.seeded_watershed(land, markers, n, None, float(thr), float(radius), bases, fracs, True)
@@ -133,7 +139,7 @@ def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=N
         ends = np.searchsorted(labs, np.arange(idx.size + 1), side="right")
         for k in range(1, idx.size + 1):
             if ends[k] > starts[k]:
-                bg[k] = np.median(vals[starts[k]:ends[k]])
+                bg[k] = np.median(vals[starts[k] : ends[k]])
     bg = bg[1:]
     f["bg"] = bg
     f["cur-bg"] = np.where(ncov > 0, f["med"] - bg, 0.0)
@@ -264,8 +270,12 @@ def collect(seeds, categories, size, cache, inp):
             np.savez(fc, cls=c, comp=cm, tcls=tc, **{f"f:{k}": v for k, v in f.items()})
             feats.append(f), cls.append(c), comp_m.append(cm), tcls.append(tc)
     keys = feats[0].keys()
-    return ({k: np.concatenate([d[k] for d in feats]).astype(np.float64) for k in keys},
-            np.concatenate(cls), np.concatenate(comp_m), np.concatenate(tcls))
+    return (
+        {k: np.concatenate([d[k] for d in feats]).astype(np.float64) for k in keys},
+        np.concatenate(cls),
+        np.concatenate(comp_m),
+        np.concatenate(tcls),
+    )
 
 
 def main() -> int:
@@ -291,9 +301,11 @@ def main() -> int:
         if args.only:
             names = args.only.split(",")
         print(f"input ({inp}); training {ctr.size} cells (seeds {train}), held-out {cte.size} cells (seeds {test})")
-        print(f"{'measure':20s} {'bands (fitted on train)':>26s} {'int agr tr':>10s} {'int agr':>7s} "
-              f"{'stained':>7s} {'class agr':>9s} {'err 0|1':>7s} {'err 1|2':>7s} {'err 2|3':>7s} "
-              f"{'med faint/weak/strong':>22s}")
+        print(
+            f"{'measure':20s} {'bands (fitted on train)':>26s} {'int agr tr':>10s} {'int agr':>7s} "
+            f"{'stained':>7s} {'class agr':>9s} {'err 0|1':>7s} {'err 1|2':>7s} {'err 2|3':>7s} "
+            f"{'med faint/weak/strong':>22s}"
+        )
         for name in ["cur (default bands)"] + names:
             key = name.split(" (")[0] if name.startswith("cur (") else name
             if name.startswith("cur ("):
@@ -312,9 +324,11 @@ def main() -> int:
             st = cte > 0
             cc = classify_cells(ite.astype(np.int8), comp_te, DEFAULT_RULES)
             meds = [np.median(fte[key][cte == k]) for k in (1, 2, 3)]
-            print(f"{name:20s} {' / '.join(f'{x:.3f}' for x in e):>26s} {np.mean(itr == ctr):10.3f} "
-                  f"{np.mean(ite == cte):7.3f} {np.mean((ite == cte)[st]):7.3f} {np.mean(cc == tcls_te):9.3f} "
-                  f"{errs[0]:7d} {errs[1]:7d} {errs[2]:7d} {' / '.join(f'{m:.3f}' for m in meds):>22s}")
+            print(
+                f"{name:20s} {' / '.join(f'{x:.3f}' for x in e):>26s} {np.mean(itr == ctr):10.3f} "
+                f"{np.mean(ite == cte):7.3f} {np.mean((ite == cte)[st]):7.3f} {np.mean(cc == tcls_te):9.3f} "
+                f"{errs[0]:7d} {errs[1]:7d} {errs[2]:7d} {' / '.join(f'{m:.3f}' for m in meds):>22s}"
+            )
         _ = intensity_class_from_od
     return 0
 

@@ -63,15 +63,19 @@ def _tolerant(probs: list[np.ndarray], truths: list[np.ndarray], tol: int = 1) -
         hit_t += np.count_nonzero(t & binary_dilation(pm, st))
         n_t += np.count_nonzero(t)
     prec, rec = hit_p / max(n_p, 1), hit_t / max(n_t, 1)
-    return {f"precision_tol{tol}px": round(prec, 4), f"recall_tol{tol}px": round(rec, 4),
-            f"f1_tol{tol}px": round(2 * prec * rec / max(prec + rec, 1e-12), 4)}
+    return {
+        f"precision_tol{tol}px": round(prec, 4),
+        f"recall_tol{tol}px": round(rec, 4),
+        f"f1_tol{tol}px": round(2 * prec * rec / max(prec + rec, 1e-12), 4),
+    }
 
 
 def _test_set() -> dict[str, np.ndarray]:
     from training.data import CacheSpec, build_cache, load_cache
 
-    path = build_cache(ROOT / "training/cache/test.npz",
-                       CacheSpec(n=48, seed0=200000, mpp_range=(0.5, 0.5), jpeg_range=(90, 90)))
+    path = build_cache(
+        ROOT / "training/cache/test.npz", CacheSpec(n=48, seed0=200000, mpp_range=(0.5, 0.5), jpeg_range=(90, 90))
+    )
     return load_cache(path)
 
 
@@ -88,8 +92,14 @@ def run_eval(threads: int, update_config: bool) -> dict:
     from PIL import Image
 
     te = _test_set()
-    res: dict = {"test_set": {"tiles": int(len(te["rgb"])), "seeds": [int(te["seed"][0]), int(te["seed"][-1])],
-                              "mpp": 0.5, "presets": sorted(set(te["preset"].tolist()))}}
+    res: dict = {
+        "test_set": {
+            "tiles": int(len(te["rgb"])),
+            "seeds": [int(te["seed"][0]), int(te["seed"][-1])],
+            "mpp": 0.5,
+            "presets": sorted(set(te["preset"].tolist())),
+        }
+    }
     for method in ("unet", "classical"):
         t0 = time.perf_counter()
         probs = [membrane.predict(im, 0.5, method=method, threads=threads) for im in te["rgb"]]
@@ -120,16 +130,21 @@ def run_eval(threads: int, update_config: bool) -> dict:
             rgb = np.asarray(im.convert("RGB"))
         pu = membrane.predict(rgb, REAL_MPP, threads=threads)
         pc = membrane.predict(rgb, REAL_MPP, method="classical")
-        real[s] = {"unet_fraction": round(float((pu >= 0.5).mean()), 4),
-                   "unet_mean_prob": round(float(pu.mean()), 4),
-                   "classical_fraction": round(float((pc >= 0.5).mean()), 4)}
+        real[s] = {
+            "unet_fraction": round(float((pu >= 0.5).mean()), 4),
+            "unet_mean_prob": round(float(pu.mean()), 4),
+            "classical_fraction": round(float((pc >= 0.5).mean()), 4),
+        }
         ov = overlay(rgb, pu)
         Image.fromarray(ov).save(DOCS / f"membrane_real_{s}.png")
         panels.append(ov)
     if real:
         fr = [real[s]["unet_fraction"] for s in REAL_SCORES if s in real]
-        res["real"] = {"mpp": REAL_MPP, "patches": real,
-                       "unet_monotonic_0<1+<2+<3+": bool(len(fr) == 4 and all(a < b for a, b in zip(fr, fr[1:])))}
+        res["real"] = {
+            "mpp": REAL_MPP,
+            "patches": real,
+            "unet_monotonic_0<1+<2+<3+": bool(len(fr) == 4 and all(a < b for a, b in zip(fr, fr[1:]))),
+        }
     print(json.dumps(res, indent=2))
     METRICS_JSON.write_text(json.dumps(res, indent=2) + "\n")
     print_table(res)
@@ -147,9 +162,11 @@ def print_table(res: dict) -> None:
     print(f"{'method':10s} {'Dice':>7s} {'Acc':>7s} {'Prec':>7s} {'Recall':>7s} {'F1':>7s} {'AUC':>7s}")
     for m in ("unet", "classical"):
         r = res[m]
-        print(f"{m:10s} {r['dice']:7.4f} {r['accuracy']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f} "
-              f"{r['f1']:7.4f} {r['auc']:7.4f}   (F1 with 1-px tolerance {r['f1_tol1px']:.4f}; "
-              f"by category {r['dice_by_category']})")
+        print(
+            f"{m:10s} {r['dice']:7.4f} {r['accuracy']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f} "
+            f"{r['f1']:7.4f} {r['auc']:7.4f}   (F1 with 1-px tolerance {r['f1_tol1px']:.4f}; "
+            f"by category {r['dice_by_category']})"
+        )
     if "real" in res:
         print("\nreal patches: predicted membrane fraction (U-Net / classical)")
         for s, r in res["real"]["patches"].items():
@@ -195,9 +212,12 @@ def run_speed(threads: int, batch: int, repeats: int, weights: str | None) -> di
             wcl = wcl.to(memory_format=torch.channels_last)
             xcl = xt.contiguous(memory_format=torch.channels_last)
             t_cl = _time(lambda: wcl(xcl), repeats) / batch
-        res.update(torch_eager_nchw_ms_per_tile=round(1000 * t_nchw, 1),
-                   torch_eager_channels_last_ms_per_tile=round(1000 * t_cl, 1),
-                   ort_speedup_vs_nchw=round(t_nchw / t_ort, 2), ort_speedup_vs_channels_last=round(t_cl / t_ort, 2))
+        res.update(
+            torch_eager_nchw_ms_per_tile=round(1000 * t_nchw, 1),
+            torch_eager_channels_last_ms_per_tile=round(1000 * t_cl, 1),
+            ort_speedup_vs_nchw=round(t_nchw / t_ort, 2),
+            ort_speedup_vs_channels_last=round(t_cl / t_ort, 2),
+        )
     print(json.dumps(res, indent=2))
     return res
 
@@ -239,11 +259,19 @@ def run_widths(threads: int, widths: list[int], runs_dir: Path) -> list[dict]:
             sess = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
             xb = x if wd <= 32 else x[:1]  # width 64 at batch 1: seconds per tile on one core
             row["batch"] = len(xb)
-            row["ort_ms_per_tile"] = round(1000 * _time(lambda: sess.run(None, {"rgb": xb}), 2 if wd <= 16 else 1)  # noqa: B023
-                                           / len(xb), 1)
+            row["ort_ms_per_tile"] = round(
+                1000
+                * _time(lambda: sess.run(None, {"rgb": xb}), 2 if wd <= 16 else 1)  # noqa: B023
+                / len(xb),
+                1,
+            )
             if wpath.exists():
-                probs = [sess.run(["membrane"], {"rgb": te["rgb"][i:i + 4].transpose(0, 3, 1, 2).astype(np.float32)
-                                                 / 255})[0][:, 0] for i in range(0, len(te["rgb"]), 4)]
+                probs = [
+                    sess.run(
+                        ["membrane"], {"rgb": te["rgb"][i : i + 4].transpose(0, 3, 1, 2).astype(np.float32) / 255}
+                    )[0][:, 0]
+                    for i in range(0, len(te["rgb"]), 4)
+                ]
                 row["test_dice"] = round(scores(confusion(np.concatenate(probs), te["membrane"]))["dice"], 4)
         print(row, flush=True)
         rows.append(row)

@@ -37,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     cats = ["1+", "2+", "3+"]  # stained membranes to find (0: none)
     tiles = [make_tile(args.size, category=cats[i % 3], seed=880_000 + i, jpeg_quality=85) for i in range(args.tiles)]
     batches = [np.ascontiguousarray((t.rgb.astype(np.float32) / 255).transpose(2, 0, 1)[None]) for t in tiles]
-    sessions = {"onnxruntime": membrane.MembraneSession(providers=["CPUExecutionProvider"], threads=args.threads),
-                "openvino": membrane.MembraneSession(providers=["OpenVINO"], threads=args.threads)}
+    sessions = {
+        "onnxruntime": membrane.MembraneSession(providers=["CPUExecutionProvider"], threads=args.threads),
+        "openvino": membrane.MembraneSession(providers=["OpenVINO"], threads=args.threads),
+    }
     probs, ms = {}, {}
     for name, s in sessions.items():
         probs[name] = [s.run(b)[0][0] for b in batches]  # also warms the runtime up
@@ -53,17 +55,31 @@ def main(argv: list[str] | None = None) -> int:
     diff = max(float(np.abs(x - y).max()) for x, y in zip(a, b))
     flips = float(np.mean([((x >= 0.5) != (y >= 0.5)).mean() for x, y in zip(a, b)]))
     dice = {name: float(np.mean([_dice(p, t.membrane_mask) for p, t in zip(probs[name], tiles)])) for name in probs}
-    out = {"cpu_bf16": membrane.openvino_bf16(), "openvino": sessions["openvino"].providers[0],
-           "tiles": args.tiles, "size": args.size, "threads": args.threads,
-           "ms_per_tile": {k: round(v, 2) for k, v in ms.items()}, "speed_ratio": round(ms["onnxruntime"] / ms["openvino"], 3),
-           "max_abs_diff": round(diff, 6), "flip_fraction": round(flips, 6), "dice": {k: round(v, 4) for k, v in dice.items()},
-           "auto_would_take_openvino": membrane.prefer_openvino(diff, flips, ms["openvino"], ms["onnxruntime"])}
-    print(f"openvino check: {out['openvino']} vs ONNX Runtime fp32 (CPU bf16 units: {out['cpu_bf16']}), "
-          f"{args.tiles} tiles of {args.size}^2, {args.threads} thread(s)")
-    print(f"  ms per tile: ONNX Runtime {ms['onnxruntime']:.1f}, OpenVINO {ms['openvino']:.1f} "
-          f"-> {out['speed_ratio']:.2f}x")
-    print(f"  agreement: max |dp| {diff:.2e}, pixels across 0.5: {100 * flips:.4f} %; "
-          f"Dice vs truth: ONNX Runtime {dice['onnxruntime']:.4f}, OpenVINO {dice['openvino']:.4f}")
+    out = {
+        "cpu_bf16": membrane.openvino_bf16(),
+        "openvino": sessions["openvino"].providers[0],
+        "tiles": args.tiles,
+        "size": args.size,
+        "threads": args.threads,
+        "ms_per_tile": {k: round(v, 2) for k, v in ms.items()},
+        "speed_ratio": round(ms["onnxruntime"] / ms["openvino"], 3),
+        "max_abs_diff": round(diff, 6),
+        "flip_fraction": round(flips, 6),
+        "dice": {k: round(v, 4) for k, v in dice.items()},
+        "auto_would_take_openvino": membrane.prefer_openvino(diff, flips, ms["openvino"], ms["onnxruntime"]),
+    }
+    print(
+        f"openvino check: {out['openvino']} vs ONNX Runtime fp32 (CPU bf16 units: {out['cpu_bf16']}), "
+        f"{args.tiles} tiles of {args.size}^2, {args.threads} thread(s)"
+    )
+    print(
+        f"  ms per tile: ONNX Runtime {ms['onnxruntime']:.1f}, OpenVINO {ms['openvino']:.1f} "
+        f"-> {out['speed_ratio']:.2f}x"
+    )
+    print(
+        f"  agreement: max |dp| {diff:.2e}, pixels across 0.5: {100 * flips:.4f} %; "
+        f"Dice vs truth: ONNX Runtime {dice['onnxruntime']:.4f}, OpenVINO {dice['openvino']:.4f}"
+    )
     print(f"  providers='auto' would take OpenVINO here: {out['auto_would_take_openvino']}")
     if args.json:
         with open(args.json, "w") as f:

@@ -84,8 +84,9 @@ def _approx_mpp(text: str) -> float:
     return 10.0 / value if m.group(2) == "x" else value
 
 
-def real_items(tmp: Path, tune_scale: float = 1.0,
-               evaluate: bool = True) -> list[tuple[str, str, Path, float | None, str]]:
+def real_items(
+    tmp: Path, tune_scale: float = 1.0, evaluate: bool = True
+) -> list[tuple[str, str, Path, float | None, str]]:
     """(group, name, path, mpp, expected) for the real inputs; expected is 'pass', 'refuse' or a reason."""
     from PIL import Image
     from skimage import data
@@ -95,8 +96,13 @@ def real_items(tmp: Path, tune_scale: float = 1.0,
     items: list[tuple[str, str, Path, float | None, str]] = [
         ("H&E real", "cmu-1-small-region.svs", SHARED / "wsi" / "cmu-1-small-region.svs", None, REASON_HE),
         ("H&E real", "tcga-cr-7395-01a-01-ts1.svs", SHARED / "wsi" / "tcga-cr-7395-01a-01-ts1.svs", 0.5, REASON_HE),
-        ("skimage IHC", "immunohistochemistry x3x3",
-         _save_png(np.tile(data.immunohistochemistry(), (3, 3, 1)), tmp / "skimage_ihc.png"), 0.5, "refuse"),
+        (
+            "skimage IHC",
+            "immunohistochemistry x3x3",
+            _save_png(np.tile(data.immunohistochemistry(), (3, 3, 1)), tmp / "skimage_ihc.png"),
+            0.5,
+            "refuse",
+        ),
     ]
     for p in sorted((IHC / "her2-ihc-40x").glob("*.png")):
         items.append(("HER2 40x", p.name, p, 0.6, "pass"))
@@ -144,11 +150,22 @@ def _ok(expected: str, decision) -> bool:
 def run_table(args) -> int:
     from her2fast.errors import Her2FastError
 
-    cols = ("eosin_fraction", "off_axis_hue_deg", "two_stain_residual", "stained_fraction", "nuclear_blob_share",
-            "nuclear_blobs", "cell_dab_q25_od", "cell_pale_ratio")
+    cols = (
+        "eosin_fraction",
+        "off_axis_hue_deg",
+        "two_stain_residual",
+        "stained_fraction",
+        "nuclear_blob_share",
+        "nuclear_blobs",
+        "cell_dab_q25_od",
+        "cell_pale_ratio",
+    )
     short = ("eosin", "hue", "resid", "stained", "nucshare", "nblobs", "q25", "pale")
-    print(f"{'group':15s} {'input':44s} {'expect':9s} {'decision':38s} " + " ".join(f"{c:>8s}" for c in short)
-          + f" {'train_d':>7s} {'s':>5s}")
+    print(
+        f"{'group':15s} {'input':44s} {'expect':9s} {'decision':38s} "
+        + " ".join(f"{c:>8s}" for c in short)
+        + f" {'train_d':>7s} {'s':>5s}"
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="h2f_qc_") as td:
         tmp = Path(td)
@@ -172,24 +189,32 @@ def run_table(args) -> int:
                 dec = "PASS" if d.scorable else d.reason
                 flag = "" if ok else "  <-- WRONG"
                 vals = " ".join(f"{d.figures.get(c, float('nan')):8.3f}" for c in cols)
-                print(f"{group:15s} {name[:44]:44s} {exp:9s} {dec[:38]:38s} {vals} {d.training_distance:7.2f} "
-                      f"{secs:5.2f}{flag}", flush=True)
-                rows.append({"group": group, "input": name, "expected": expected, "ok": ok, "seconds": secs,
-                             **d.to_dict()})
+                print(
+                    f"{group:15s} {name[:44]:44s} {exp:9s} {dec[:38]:38s} {vals} {d.training_distance:7.2f} "
+                    f"{secs:5.2f}{flag}",
+                    flush=True,
+                )
+                rows.append(
+                    {"group": group, "input": name, "expected": expected, "ok": ok, "seconds": secs, **d.to_dict()}
+                )
     # totals
     print()
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["group"], []).append(r)
-    print(f"{'group':15s} {'n':>3s} {'scored':>7s} {'refused':>8s} {'as expected':>12s} {'outside training':>17s}"
-          f" {'gate s (mean)':>14s}")
+    print(
+        f"{'group':15s} {'n':>3s} {'scored':>7s} {'refused':>8s} {'as expected':>12s} {'outside training':>17s}"
+        f" {'gate s (mean)':>14s}"
+    )
     for g, rs in groups.items():
         good = [r for r in rs if "error" not in r]
         scored = sum(1 for r in good if r["scorable"])
         outside = sum(1 for r in good if r["outside_training_range"])
         mean_s = np.mean([r["seconds"] for r in good]) if good else float("nan")
-        print(f"{g:15s} {len(rs):3d} {scored:7d} {len(good) - scored:8d} {sum(1 for r in good if r['ok']):12d}"
-              f" {outside:17d} {mean_s:14.2f}")
+        print(
+            f"{g:15s} {len(rs):3d} {scored:7d} {len(good) - scored:8d} {sum(1 for r in good if r['ok']):12d}"
+            f" {outside:17d} {mean_s:14.2f}"
+        )
     reasons: dict[str, int] = {}
     for r in rows:
         if "error" not in r and not r["scorable"]:
@@ -235,8 +260,11 @@ def training_range(args) -> int:
             hs.append(st.hematoxylin)
             if st.dab_estimated:
                 ds.append(st.dab)
-            print(f"{i:3d} {name:20s} H {np.round(st.hematoxylin, 3)} DAB {np.round(st.dab, 3)} est {st.dab_estimated} "
-                  f"od {d.figures['tissue_od_median']:.3f} cast {d.figures['background_cast']:.3f}", flush=True)
+            print(
+                f"{i:3d} {name:20s} H {np.round(st.hematoxylin, 3)} DAB {np.round(st.dab, 3)} est {st.dab_estimated} "
+                f"od {d.figures['tissue_od_median']:.3f} cast {d.figures['background_cast']:.3f}",
+                flush=True,
+            )
 
     def centre(vs: list[np.ndarray]) -> tuple[np.ndarray, float, float]:
         c = np.mean(vs, axis=0)
@@ -246,12 +274,16 @@ def training_range(args) -> int:
 
     for label, vs in (("hematoxylin", hs), ("dab", ds)):
         c, p99, mx = centre(vs)
-        print(f"{label:12s} centre {np.round(c, 4).tolist()}  angle to centre: 99th pct {p99:.2f} deg, max {mx:.2f} deg"
-              f" (n={len(vs)})")
+        print(
+            f"{label:12s} centre {np.round(c, 4).tolist()}  angle to centre: 99th pct {p99:.2f} deg, max {mx:.2f} deg"
+            f" (n={len(vs)})"
+        )
     for k, v in figs.items():
         v = np.asarray(v)
-        print(f"{k:20s} min {v.min():.4f} max {v.max():.4f} -> centre {(v.min() + v.max()) / 2:.4f} "
-              f"half-width {(v.max() - v.min()) / 2:.4f}")
+        print(
+            f"{k:20s} min {v.min():.4f} max {v.max():.4f} -> centre {(v.min() + v.max()) / 2:.4f} "
+            f"half-width {(v.max() - v.min()) / 2:.4f}"
+        )
     return 0
 
 
@@ -267,8 +299,10 @@ def speed(args) -> int:
         t0 = time.perf_counter()
         result = her2fast.score(path, settings=her2fast.ScoreSettings(), progress=False)
         total = time.perf_counter() - t0
-    print(f"phantom slide {args.slide_size}^2 px: score {total:.1f} s ({result.category}), gate {gate_s:.2f} s "
-          f"({d.reason or 'PASS'}) -> gate / score = {100 * gate_s / total:.1f} %")
+    print(
+        f"phantom slide {args.slide_size}^2 px: score {total:.1f} s ({result.category}), gate {gate_s:.2f} s "
+        f"({d.reason or 'PASS'}) -> gate / score = {100 * gate_s / total:.1f} %"
+    )
     return 0
 
 
@@ -280,8 +314,12 @@ def main() -> int:
     ap.add_argument("--phantoms-only", action="store_true")
     ap.add_argument("--real-only", action="store_true")
     ap.add_argument("--skip-evaluate", action="store_true", help="leave out real-fields/evaluate")
-    ap.add_argument("--tune-mpp-scale", type=float, default=1.0,
-                    help="read the tune photos at this multiple of their assumed um/px (a sensitivity check)")
+    ap.add_argument(
+        "--tune-mpp-scale",
+        type=float,
+        default=1.0,
+        help="read the tune photos at this multiple of their assumed um/px (a sensitivity check)",
+    )
     ap.add_argument("--json", default=None)
     ap.add_argument("--training-range", action="store_true")
     ap.add_argument("--n", type=int, default=48, help="phantom tiles for --training-range")

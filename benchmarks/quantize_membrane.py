@@ -39,15 +39,23 @@ from her2fast.stages.membrane import _single_pass_input, load_model_config  # no
 
 FP32 = ROOT / "her2fast/models/membrane_unet/model.onnx"
 #: the nodes after the last U-Net block: 1x1 head conv, slices, logit difference, logit bias, sigmoids
-HEAD_NODES = ["/net/head/Conv", "/net/Slice", "/net/Slice_1", "/Slice", "/Slice_1", "/Sub", "/Add",
-              "/Sigmoid", "/Sigmoid_1"]
+HEAD_NODES = [
+    "/net/head/Conv",
+    "/net/Slice",
+    "/net/Slice_1",
+    "/Slice",
+    "/Slice_1",
+    "/Sub",
+    "/Add",
+    "/Sigmoid",
+    "/Sigmoid_1",
+]
 #: the input normalisation and the first conv (3 input channels: little to gain, most to lose)
 FIRST_NODES = ["/net/Sub", "/net/Mul", "/net/enc.0/conv1/Conv"]
 
 
 def variants() -> dict[str, dict]:
-    base = dict(fmt="QDQ", per_channel=True, reduce_range=False, method="MinMax", exclude=[], ops=None,
-                weight="QInt8")
+    base = dict(fmt="QDQ", per_channel=True, reduce_range=False, method="MinMax", exclude=[], ops=None, weight="QInt8")
     v = {
         "qdq_pc_minmax": {},
         "qdq_pc_minmax_rr": dict(reduce_range=True),
@@ -114,14 +122,19 @@ def quantise(pre: Path, out: Path, spec: dict, calib: np.ndarray) -> float:
         extra["CalibPercentile"] = 99.999
     t0 = time.perf_counter()
     quantize_static(
-        str(pre), str(out), Reader(),
+        str(pre),
+        str(out),
+        Reader(),
         quant_format=QuantFormat.QDQ if spec["fmt"] == "QDQ" else QuantFormat.QOperator,
         op_types_to_quantize=spec["ops"],
-        per_channel=spec["per_channel"], reduce_range=spec["reduce_range"],
-        activation_type=QuantType.QUInt8, weight_type=getattr(QuantType, spec["weight"]),
+        per_channel=spec["per_channel"],
+        reduce_range=spec["reduce_range"],
+        activation_type=QuantType.QUInt8,
+        weight_type=getattr(QuantType, spec["weight"]),
         nodes_to_exclude=spec["exclude"],
         calibrate_method=getattr(CalibrationMethod, spec["method"]),
-        extra_options=extra)
+        extra_options=extra,
+    )
     return time.perf_counter() - t0
 
 
@@ -135,8 +148,9 @@ def session(path: Path, threads: int = 1, opt: str = "ALL", spinning: bool | Non
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f"ORT_ENABLE_{opt}"
-                                          if opt != "DISABLE" else "ORT_DISABLE_ALL")
+    so.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, f"ORT_ENABLE_{opt}" if opt != "DISABLE" else "ORT_DISABLE_ALL"
+    )
     if spinning is not None:
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
@@ -147,8 +161,8 @@ def evaluate(sess, x: np.ndarray, truth: np.ndarray, o: int, ref: np.ndarray | N
 
     probs = []
     for b in range(0, len(x), 4):
-        pm, _ = sess.run(["membrane", "edge"], {"rgb": x[b:b + 4]})
-        probs.extend(pm[:, 0, o:o + truth.shape[1], o:o + truth.shape[2]])
+        pm, _ = sess.run(["membrane", "edge"], {"rgb": x[b : b + 4]})
+        probs.extend(pm[:, 0, o : o + truth.shape[1], o : o + truth.shape[2]])
     probs = np.stack(probs)
     c = sum(confusion(p, t) for p, t in zip(probs, truth))
     s = scores(c)
@@ -174,7 +188,7 @@ def time_models(sessions: dict, shapes: list[tuple[int, ...]], repeats: int, war
                 sessions[n].run(None, {"rgb": x})
         ts: dict[str, list[float]] = {n: [] for n in names}
         for r in range(repeats):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = names[r % len(names) :] + names[: r % len(names)]
             for n in order:
                 t0 = time.perf_counter()
                 sessions[n].run(None, {"rgb": x})
@@ -227,9 +241,14 @@ def main() -> None:
     shapes = [(2, 3, 800, 800), (4, 3, 512, 512)]
 
     if args.fp32_options:
-        sess = {"default(ALL)": session(FP32), "spin=0": session(FP32, spinning=False),
-                "spin=1": session(FP32, spinning=True), "EXTENDED": session(FP32, opt="EXTENDED"),
-                "BASIC": session(FP32, opt="BASIC"), "DISABLE": session(FP32, opt="DISABLE")}
+        sess = {
+            "default(ALL)": session(FP32),
+            "spin=0": session(FP32, spinning=False),
+            "spin=1": session(FP32, spinning=True),
+            "EXTENDED": session(FP32, opt="EXTENDED"),
+            "BASIC": session(FP32, opt="BASIC"),
+            "DISABLE": session(FP32, opt="DISABLE"),
+        }
         t = time_models(sess, shapes, args.repeats)
         print_speed(t, "default(ALL)")
         (work / "fp32_options.json").write_text(json.dumps(t, indent=2) + "\n")
@@ -251,7 +270,7 @@ def main() -> None:
     recipe = {}
     for n in names:
         spec = allv[n]
-        c = calib if spec["method"] == "MinMax" else calib[:args.n_calib_hist]
+        c = calib if spec["method"] == "MinMax" else calib[: args.n_calib_hist]
         p = work / f"{n}.onnx"
         try:
             dt = quantise(pre, p, spec, c)
@@ -312,16 +331,22 @@ def print_speed(t: dict, base: str) -> None:
     for key, row in t.items():
         print(f"\nms per batch {key} (1 intra-op thread, median; ratio = {base} / model)")
         for n, v in row.items():
-            print(f"  {n:32s} {v['median_ms']:9.1f}  (min {v['min_ms']:8.1f})  x{row[base]['median_ms'] / v['median_ms']:.2f}")
+            print(
+                f"  {n:32s} {v['median_ms']:9.1f}  (min {v['min_ms']:8.1f})  x{row[base]['median_ms'] / v['median_ms']:.2f}"
+            )
 
 
 def print_table(res: dict) -> None:
     acc = res["accuracy"]
     f = acc["fp32"]["dice_raw"]
-    print(f"\n{'model':32s} {'dice':>7s} {'dDice':>8s} {'prec':>7s} {'rec':>7s} {'maxdiff':>8s} {'meandiff':>9s} {'flips':>8s}")
+    print(
+        f"\n{'model':32s} {'dice':>7s} {'dDice':>8s} {'prec':>7s} {'rec':>7s} {'maxdiff':>8s} {'meandiff':>9s} {'flips':>8s}"
+    )
     for n, a in acc.items():
-        print(f"{n:32s} {a['dice']:7.4f} {a['dice_raw'] - f:+8.4f} {a['precision']:7.4f} {a['recall']:7.4f} "
-              f"{a.get('max_abs_diff', 0):8.4f} {a.get('mean_abs_diff', 0):9.5f} {a.get('mask_flip_frac', 0):8.5f}")
+        print(
+            f"{n:32s} {a['dice']:7.4f} {a['dice_raw'] - f:+8.4f} {a['precision']:7.4f} {a['recall']:7.4f} "
+            f"{a.get('max_abs_diff', 0):8.4f} {a.get('mean_abs_diff', 0):9.5f} {a.get('mask_flip_frac', 0):8.5f}"
+        )
     if "speed" in res:
         print_speed(res["speed"], "fp32")
 

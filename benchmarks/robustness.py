@@ -93,8 +93,9 @@ def measurement_margins(cells, rules=None) -> dict:
 
     c0 = category(1.0, rules)
     steps = np.linspace(0.0, np.log(2.0), 71)[1:]
-    od_margin = next((float(a) for a in steps if category(np.exp(-a), rules) != c0 or category(np.exp(a), rules) != c0),
-                     None)
+    od_margin = next(
+        (float(a) for a in steps if category(np.exp(-a), rules) != c0 or category(np.exp(a), rules) != c0), None
+    )
     comp_margin = None
     for d in np.linspace(0.0, 0.2, 41)[1:]:
         lo = replace(rules, complete_fraction=max(rules.complete_fraction - d, 1e-3))
@@ -110,13 +111,18 @@ def summarise(r) -> dict:
     st = r.provenance.get("stains", {})
     return {
         "margins": measurement_margins(r.cells) if r.cells is not None and len(r.cells) else {},
-        "score": r.score, "stratum": r.stratum, "category": r.category,
+        "score": r.score,
+        "stratum": r.stratum,
+        "category": r.category,
         "confidence": None if r.confidence is None else round(float(r.confidence), 4),
-        "flags": list(r.flags), "percent_complete": None if r.percent_complete is None else round(r.percent_complete, 2),
+        "flags": list(r.flags),
+        "percent_complete": None if r.percent_complete is None else round(r.percent_complete, 2),
         "percentages": {k: round(v, 2) for k, v in r.percentages.items()},
         "mean_membrane_od": None if r.mean_membrane_od is None else round(float(r.mean_membrane_od), 4),
         "tumour_cells": int(r.counts.get("tumour_cells", 0)),
-        "stains": {k: st.get(k) for k in ("background", "hematoxylin", "dab", "hematoxylin_estimated", "dab_estimated")},
+        "stains": {
+            k: st.get(k) for k in ("background", "hematoxylin", "dab", "hematoxylin_estimated", "dab_estimated")
+        },
     }
 
 
@@ -134,7 +140,9 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=1536, help="slide side in pixels at 0.5 um/px")
     ap.add_argument("--seeds", default=None, help="default 941-945 (--quick: 941)")
     ap.add_argument("--presets", default="all", help="comma-separated preset names (e.g. 1+/near-threshold) or all")
-    ap.add_argument("--perturbations", default=None, help=f"comma-separated names from: {', '.join(SCENARIOS)}".replace("%", "%%"))
+    ap.add_argument(
+        "--perturbations", default=None, help=f"comma-separated names from: {', '.join(SCENARIOS)}".replace("%", "%%")
+    )
     ap.add_argument("--folder", default="/tmp/h2f_robust", help="phantoms and re-saved slides (outside the repository)")
     ap.add_argument("--out", default=None, help="JSON of per-pair rows (default FOLDER/robustness.json)")
     ap.add_argument("--settings", default="", help="ScoreSettings overrides, e.g. stain_gate=0")
@@ -155,16 +163,17 @@ def main() -> int:
     out_json = Path(args.out) if args.out else folder / "robustness.json"
     seeds = [int(s) for s in (args.seeds or ("941" if args.quick else "941,942,943,944,945")).split(",") if s]
     presets = list(PRESETS) if args.presets == "all" else [p for p in args.presets.split(",") if p]
-    names = (args.perturbations.split(",") if args.perturbations
-             else list(QUICK if args.quick else FULL))
+    names = args.perturbations.split(",") if args.perturbations else list(QUICK if args.quick else FULL)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         ap.error(f"unknown perturbations {unknown}; choose from {', '.join(SCENARIOS)}")
     chains = {n: [Perturbation(k, v) for k, v in SCENARIOS[n]] for n in names}
     base_mpp = 0.5
 
-    overrides = {k: (v.lower() in ("1", "true", "yes")) if v.lower() in ("0", "1", "true", "false", "yes", "no") else v
-                 for k, v in (kv.split("=", 1) for kv in args.settings.split(",") if kv)}
+    overrides = {
+        k: (v.lower() in ("1", "true", "yes")) if v.lower() in ("0", "1", "true", "false", "yes", "no") else v
+        for k, v in (kv.split("=", 1) for kv in args.settings.split(",") if kv)
+    }
     settings = her2fast.ScoreSettings(**overrides)
 
     def score(path: Path) -> dict:
@@ -177,12 +186,16 @@ def main() -> int:
             if gt.width == width:
                 return gt
         cat, var = preset.split("/")
-        return make_slide(path, category=cat, variant=var, width=width, height=width, seed=seed, mpp=mpp,
-                          variation=variation)
+        return make_slide(
+            path, category=cat, variant=var, width=width, height=width, seed=seed, mpp=mpp, variation=variation
+        )
 
-    print(f"her2fast {her2fast.__version__}; {len(presets)} presets x {len(seeds)} seeds = {len(presets) * len(seeds)} "
-          f"slides of {args.size}^2 px at {base_mpp} um/px; {len(names)} perturbations; folder {folder}; "
-          f"settings {overrides or 'default'}", flush=True)
+    print(
+        f"her2fast {her2fast.__version__}; {len(presets)} presets x {len(seeds)} seeds = {len(presets) * len(seeds)} "
+        f"slides of {args.size}^2 px at {base_mpp} um/px; {len(names)} perturbations; folder {folder}; "
+        f"settings {overrides or 'default'}",
+        flush=True,
+    )
     rows: list[dict] = []
     baselines: list[dict] = []
     t_start = time.perf_counter()
@@ -213,16 +226,28 @@ def main() -> int:
                     img, m = perturb_image(rgb, chain, mpp=mpp, seed=seed)
                     path = write_slide(folder / "perturbed.tiff", img, m)
                 after = score(path)
-                row = {"slide": base_path.name, "preset": preset, "seed": seed, "truth": gt.category,
-                       "perturbation": name, "chain": [p.label for p in chain], "before": base, "after": after}
+                row = {
+                    "slide": base_path.name,
+                    "preset": preset,
+                    "seed": seed,
+                    "truth": gt.category,
+                    "perturbation": name,
+                    "chain": [p.label for p in chain],
+                    "before": base,
+                    "after": after,
+                }
                 row["category_flip"] = four(base["category"]) != four(after["category"])
                 row["stratum_flip"] = base["category"] != after["category"]
                 rows.append(row)
                 line.append(f"{name}:{after['category'] or '-'}{'*' if row['category_flip'] else ''}")
             el = time.perf_counter() - t_start
-            print(f"{base_path.name:42s} truth {gt.category:>3s} base {base['category'] or '-':>3s} "
-                  f"conf {base['confidence'] if base['confidence'] is not None else float('nan'):.2f}  "
-                  + " ".join(line) + f"  [{el:.0f} s]", flush=True)
+            print(
+                f"{base_path.name:42s} truth {gt.category:>3s} base {base['category'] or '-':>3s} "
+                f"conf {base['confidence'] if base['confidence'] is not None else float('nan'):.2f}  "
+                + " ".join(line)
+                + f"  [{el:.0f} s]",
+                flush=True,
+            )
             out_json.write_text(json.dumps({"baselines": baselines, "rows": rows}, indent=1))
 
     report(rows, baselines, names)
@@ -236,11 +261,16 @@ def _fmt_conf(v: float | None) -> str:
 
 def report(rows: list[dict], baselines: list[dict], names: list[str]) -> None:
     """Print the per-perturbation table, the flips and the totals against the targets."""
-    print("\nper perturbation (pairs; flips of category 0/1+/2+/3+ and of stratum; mean |change| of % complete "
-          "and how many moved > 5 points; mean change of each class % and of the mean membrane OD; "
-          "mean confidence before -> after):")
-    print(f"{'perturbation':20s} {'pairs':>5s} {'cat':>4s} {'strat':>5s} {'|d%c|':>6s} {'>5pt':>4s} "
-          + " ".join(f"{c[:9]:>9s}" for c in CLASSES) + f" {'dOD':>7s} {'conf b->a':>11s}")
+    print(
+        "\nper perturbation (pairs; flips of category 0/1+/2+/3+ and of stratum; mean |change| of % complete "
+        "and how many moved > 5 points; mean change of each class % and of the mean membrane OD; "
+        "mean confidence before -> after):"
+    )
+    print(
+        f"{'perturbation':20s} {'pairs':>5s} {'cat':>4s} {'strat':>5s} {'|d%c|':>6s} {'>5pt':>4s} "
+        + " ".join(f"{c[:9]:>9s}" for c in CLASSES)
+        + f" {'dOD':>7s} {'conf b->a':>11s}"
+    )
     for name in names:
         rs = [r for r in rows if r["perturbation"] == name and r["before"]["category"] and r["after"]["category"]]
         if not rs:
@@ -250,21 +280,30 @@ def report(rows: list[dict], baselines: list[dict], names: list[str]) -> None:
         dod = np.mean([r["after"]["mean_membrane_od"] - r["before"]["mean_membrane_od"] for r in rs])
         cb = np.mean([r["before"]["confidence"] for r in rs])
         ca = np.mean([r["after"]["confidence"] for r in rs])
-        print(f"{name:20s} {len(rs):5d} {sum(r['category_flip'] for r in rs):4d} {sum(r['stratum_flip'] for r in rs):5d} "
-              f"{np.mean(np.abs(dpc)):6.2f} {int((np.abs(dpc) > 5).sum()):4d} "
-              + " ".join(f"{d:+9.2f}" for d in dcls) + f" {dod:+7.3f} {cb:5.2f}->{ca:4.2f}")
+        print(
+            f"{name:20s} {len(rs):5d} {sum(r['category_flip'] for r in rs):4d} {sum(r['stratum_flip'] for r in rs):5d} "
+            f"{np.mean(np.abs(dpc)):6.2f} {int((np.abs(dpc) > 5).sum()):4d} "
+            + " ".join(f"{d:+9.2f}" for d in dcls)
+            + f" {dod:+7.3f} {cb:5.2f}->{ca:4.2f}"
+        )
 
     flips = [r for r in rows if r["stratum_flip"]]
-    print(f"\nflips ({len(flips)}; 'cat' = category changed, else stratum only; warned after = a flag other than "
-          f"{sorted(SILENT_FLAGS)} or confidence <= 0.8 on the perturbed result):")
-    print(f"{'slide':42s} {'perturbation':18s} {'truth':>5s} {'before':>6s} {'after':>6s} {'cat':>3s} "
-          f"{'conf b':>6s} {'conf a':>6s} {'OD b':>6s} {'OD a':>6s} {'%c b':>5s} {'%c a':>5s}  flags after")
+    print(
+        f"\nflips ({len(flips)}; 'cat' = category changed, else stratum only; warned after = a flag other than "
+        f"{sorted(SILENT_FLAGS)} or confidence <= 0.8 on the perturbed result):"
+    )
+    print(
+        f"{'slide':42s} {'perturbation':18s} {'truth':>5s} {'before':>6s} {'after':>6s} {'cat':>3s} "
+        f"{'conf b':>6s} {'conf a':>6s} {'OD b':>6s} {'OD a':>6s} {'%c b':>5s} {'%c a':>5s}  flags after"
+    )
     for r in flips:
         b, a = r["before"], r["after"]
-        print(f"{r['slide']:42s} {r['perturbation']:18s} {r['truth']:>5s} {b['category'] or '-':>6s} "
-              f"{a['category'] or '-':>6s} {'yes' if r['category_flip'] else '':>3s} {_fmt_conf(b['confidence']):>6s} "
-              f"{_fmt_conf(a['confidence']):>6s} {b['mean_membrane_od'] or 0:6.3f} {a['mean_membrane_od'] or 0:6.3f} "
-              f"{b['percent_complete'] or 0:5.1f} {a['percent_complete'] or 0:5.1f}  {','.join(a['flags']) or '-'}")
+        print(
+            f"{r['slide']:42s} {r['perturbation']:18s} {r['truth']:>5s} {b['category'] or '-':>6s} "
+            f"{a['category'] or '-':>6s} {'yes' if r['category_flip'] else '':>3s} {_fmt_conf(b['confidence']):>6s} "
+            f"{_fmt_conf(a['confidence']):>6s} {b['mean_membrane_od'] or 0:6.3f} {a['mean_membrane_od'] or 0:6.3f} "
+            f"{b['percent_complete'] or 0:5.1f} {a['percent_complete'] or 0:5.1f}  {','.join(a['flags']) or '-'}"
+        )
 
     n = len(rows)
     if not n:
@@ -275,8 +314,10 @@ def report(rows: list[dict], baselines: list[dict], names: list[str]) -> None:
     pc_ok = sum(abs(r["after"]["percent_complete"] - r["before"]["percent_complete"]) <= 5 for r in scored)
     warned_after = sum(warned(r["after"]) for r in flips)
     low_before = sum(r["before"]["confidence"] is not None and r["before"]["confidence"] <= 0.8 for r in flips)
-    caught = sum(warned(r["after"]) or (r["before"]["confidence"] is not None and r["before"]["confidence"] <= 0.8)
-                 for r in flips)
+    caught = sum(
+        warned(r["after"]) or (r["before"]["confidence"] is not None and r["before"]["confidence"] <= 0.8)
+        for r in flips
+    )
     results = [dict(b, truth=b["truth"]) for b in baselines] + [dict(r["after"], truth=r["truth"]) for r in rows]
     sure = [s for s in results if s["confidence"] is not None and s["confidence"] >= 0.95]
     sure_right = sum(four(s["category"]) == four(s["truth"]) for s in sure)
@@ -293,12 +334,18 @@ def report(rows: list[dict], baselines: list[dict], names: list[str]) -> None:
     print(f"\ntotals over {n} pairs ({len(baselines)} slides x {len(names)} perturbations):")
     print(f"  category unchanged      {pct(cat_same, n):>22s}   target >= 98 %  {verdict(cat_same >= 0.98 * n)}")
     print(f"  stratum unchanged       {pct(str_same, n):>22s}   target >= 95 %  {verdict(str_same >= 0.95 * n)}")
-    print(f"  % complete within +-5   {pct(pc_ok, len(scored)):>22s}   target >= 95 %  "
-          f"{verdict(pc_ok >= 0.95 * max(len(scored), 1))}")
-    print(f"  flips warned            {pct(caught, len(flips)):>22s}   target 100 %    {verdict(caught == len(flips))}"
-          f"  (after: {warned_after}; confidence <= 0.8 before: {low_before})")
-    print(f"  right when conf >= 0.95 {pct(sure_right, len(sure)):>22s}   target >= 95 %  "
-          f"{verdict(sure_right >= 0.95 * max(len(sure), 1))}  (5-way: {pct(sure_right5, len(sure))})")
+    print(
+        f"  % complete within +-5   {pct(pc_ok, len(scored)):>22s}   target >= 95 %  "
+        f"{verdict(pc_ok >= 0.95 * max(len(scored), 1))}"
+    )
+    print(
+        f"  flips warned            {pct(caught, len(flips)):>22s}   target 100 %    {verdict(caught == len(flips))}"
+        f"  (after: {warned_after}; confidence <= 0.8 before: {low_before})"
+    )
+    print(
+        f"  right when conf >= 0.95 {pct(sure_right, len(sure)):>22s}   target >= 95 %  "
+        f"{verdict(sure_right >= 0.95 * max(len(sure), 1))}  (5-way: {pct(sure_right5, len(sure))})"
+    )
     print(f"  accuracy (0/1+/2+/3+): baseline {pct(base_right, len(baselines))}, perturbed {pct(after_right, n)}")
 
     # a measurement-aware flag, evaluated offline from the stored margins (not what her2fast reports)
@@ -308,19 +355,26 @@ def report(rows: list[dict], baselines: list[dict], names: list[str]) -> None:
 
     def uncertain(s: dict) -> bool:
         m = s.get("margins") or {}
-        return ((m.get("od_scale") is not None and m["od_scale"] < od_lim)
-                or (m.get("completeness") is not None and m["completeness"] < comp_lim))
+        return (m.get("od_scale") is not None and m["od_scale"] < od_lim) or (
+            m.get("completeness") is not None and m["completeness"] < comp_lim
+        )
 
     scored_results = [s for s in results if s["category"]]
     flagged = sum(uncertain(s) for s in scored_results)
     caught2 = sum(warned(r["after"]) or uncertain(r["after"]) or (r["before"]["confidence"] or 1) <= 0.8 for r in flips)
     sure2 = [s for s in sure if not uncertain(s)]
-    print(f"\nproposal: flag 'intensity_uncertain' (confidence <= 0.8) when an OD scale error of 30 % or a completeness "
-          f"threshold shift of {comp_lim} changes the category (from the cell table):")
+    print(
+        f"\nproposal: flag 'intensity_uncertain' (confidence <= 0.8) when an OD scale error of 30 % or a completeness "
+        f"threshold shift of {comp_lim} changes the category (from the cell table):"
+    )
     print(f"  results flagged         {pct(flagged, len(scored_results)):>22s}")
-    print(f"  flips warned            {pct(caught2, len(flips)):>22s}   (by this flag alone: "
-          f"{sum(uncertain(r['after']) for r in flips)})")
-    print(f"  right when conf >= 0.95 {pct(sum(four(s['category']) == four(s['truth']) for s in sure2), len(sure2)):>22s}")
+    print(
+        f"  flips warned            {pct(caught2, len(flips)):>22s}   (by this flag alone: "
+        f"{sum(uncertain(r['after']) for r in flips)})"
+    )
+    print(
+        f"  right when conf >= 0.95 {pct(sum(four(s['category']) == four(s['truth']) for s in sure2), len(sure2)):>22s}"
+    )
 
 
 if __name__ == "__main__":

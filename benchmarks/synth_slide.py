@@ -36,15 +36,21 @@ def main() -> int:
     ap.add_argument("--category", default="2+")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        out = subprocess.run([sys.executable, "-c", CHILD, str(args.size), str(args.mpp), args.category, d],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(args.size), str(args.mpp), args.category, d],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     r = json.loads(out.stdout)
     mpx = args.size**2 / 1e6
     tiles = (-(-args.size // 512)) ** 2
-    print(f"slide {args.size}x{args.size} px at {args.mpp} um/px ({args.category}): {r['wall_s']:.1f} s "
-          f"({1e3 * r['wall_s'] / mpx:.1f} ms/Mpx, {1e3 * r['wall_s'] / tiles:.0f} ms per 512-px tile), "
-          f"peak RSS {r['peak_rss_mb']:.0f} MB ({r['peak_rss_mb'] - r['import_rss_mb']:.0f} MB over imports), "
-          f"file {r['file_mb']:.1f} MB, {r['levels']} levels, {r['cells']} cells, true category {r['category']}")
+    print(
+        f"slide {args.size}x{args.size} px at {args.mpp} um/px ({args.category}): {r['wall_s']:.1f} s "
+        f"({1e3 * r['wall_s'] / mpx:.1f} ms/Mpx, {1e3 * r['wall_s'] / tiles:.0f} ms per 512-px tile), "
+        f"peak RSS {r['peak_rss_mb']:.0f} MB ({r['peak_rss_mb'] - r['import_rss_mb']:.0f} MB over imports), "
+        f"file {r['file_mb']:.1f} MB, {r['levels']} levels, {r['cells']} cells, true category {r['category']}"
+    )
     full = 20000
     if args.size != full:
         est = r["wall_s"] * (full / args.size) ** 2

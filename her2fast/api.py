@@ -32,8 +32,19 @@ __all__ = ["SlideResult", "ScoreSettings", "score", "RESULT_FORMAT_VERSION"]
 #: Version of the JSON layout written by :meth:`SlideResult.to_json`.
 RESULT_FORMAT_VERSION = 1
 
-_CELL_COLUMNS = ("cell_id", "x", "y", "is_tumour", "intensity", "completeness", "membrane_dab_od", "region",
-                 "closed", "membrane_thickness", "area")
+_CELL_COLUMNS = (
+    "cell_id",
+    "x",
+    "y",
+    "is_tumour",
+    "intensity",
+    "completeness",
+    "membrane_dab_od",
+    "region",
+    "closed",
+    "membrane_thickness",
+    "area",
+)
 
 
 def _num(v: float | None, nd: int = 4) -> float | None:
@@ -170,16 +181,29 @@ class SlideResult:
             raise InvalidInputError("not a her2fast SlideResult: expected a dict with 'score' and 'provenance'")
         version = d.get("format_version", 0)
         if version > RESULT_FORMAT_VERSION:
-            raise InvalidInputError(f"SlideResult format {version} is newer than this her2fast reads "
-                                    f"({RESULT_FORMAT_VERSION}); upgrade her2fast")
+            raise InvalidInputError(
+                f"SlideResult format {version} is newer than this her2fast reads "
+                f"({RESULT_FORMAT_VERSION}); upgrade her2fast"
+            )
         cells = CellTable(**{c: np.asarray(v) for c, v in d["cells"].items()}) if d.get("cells") else CellTable.empty()
         return cls(
-            path=d["path"], score=d["score"], stratum=d["stratum"], category=d.get("category"),
-            percent_complete=d["percent_complete"], confidence=d["confidence"], margin_z=d.get("margin_z"),
-            nearest=d.get("nearest", ""), percentages=dict(d["percentages"]), counts=dict(d["counts"]),
-            closed_ratio=d.get("closed_ratio"), mean_membrane_od=d.get("mean_membrane_od"),
-            flags=list(d["flags"]), not_scorable=d["not_scorable"], timings=dict(d["timings"]),
-            provenance=d["provenance"], cells=cells,
+            path=d["path"],
+            score=d["score"],
+            stratum=d["stratum"],
+            category=d.get("category"),
+            percent_complete=d["percent_complete"],
+            confidence=d["confidence"],
+            margin_z=d.get("margin_z"),
+            nearest=d.get("nearest", ""),
+            percentages=dict(d["percentages"]),
+            counts=dict(d["counts"]),
+            closed_ratio=d.get("closed_ratio"),
+            mean_membrane_od=d.get("mean_membrane_od"),
+            flags=list(d["flags"]),
+            not_scorable=d["not_scorable"],
+            timings=dict(d["timings"]),
+            provenance=d["provenance"],
+            cells=cells,
         )
 
     @classmethod
@@ -201,14 +225,27 @@ class SlideResult:
 def _slide_meta(slide) -> dict:
     w, h = slide.dimensions
     return {
-        "path": str(slide.path), "vendor": slide.vendor, "width": int(w), "height": int(h),
-        "mpp_x": float(slide.mpp_x), "mpp_y": float(slide.mpp_y), "mpp_source": slide.mpp_source,
-        "levels": int(slide.level_count), "objective_power": slide.objective_power,
+        "path": str(slide.path),
+        "vendor": slide.vendor,
+        "width": int(w),
+        "height": int(h),
+        "mpp_x": float(slide.mpp_x),
+        "mpp_y": float(slide.mpp_y),
+        "mpp_source": slide.mpp_source,
+        "levels": int(slide.level_count),
+        "objective_power": slide.objective_power,
     }
 
 
-def score(path: str | Path, *, mpp: float | None = None, providers="auto", settings: ScoreSettings | None = None,
-          progress: bool = True, threads: ThreadPlan | None = None) -> SlideResult:
+def score(
+    path: str | Path,
+    *,
+    mpp: float | None = None,
+    providers="auto",
+    settings: ScoreSettings | None = None,
+    progress: bool = True,
+    threads: ThreadPlan | None = None,
+) -> SlideResult:
     """Score the HER2 status of one whole slide image.
 
     Parameters
@@ -304,8 +341,10 @@ def score(path: str | Path, *, mpp: float | None = None, providers="auto", setti
         # stains unlike anything the models were trained on: the sampling confidence does not cover that
         confidence = min(confidence, OUTSIDE_TRAINING_CONFIDENCE)
     if not_scorable is None and n_tumour < rules.min_tumour_cells:
-        not_scorable = (f"only {n_tumour} tumour cells found; at least {rules.min_tumour_cells} are needed "
-                        "for a score (ScoringRules.min_tumour_cells)")
+        not_scorable = (
+            f"only {n_tumour} tumour cells found; at least {rules.min_tumour_cells} are needed "
+            "for a score (ScoringRules.min_tumour_cells)"
+        )
         flags.append("too_few_tumour_cells")
     timings["scoring"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
@@ -321,10 +360,22 @@ def score(path: str | Path, *, mpp: float | None = None, providers="auto", setti
         "created": round(time.time(), 3),
     }
     return SlideResult(
-        path=str(path), score=result_score, stratum=stratum, category=category,
-        percent_complete=percent_complete, confidence=confidence, margin_z=margin_z, nearest=nearest,
-        percentages=percentages, counts=counts, closed_ratio=closed_ratio, mean_membrane_od=mean_od,
-        flags=flags, not_scorable=not_scorable, timings=timings, provenance=provenance, cells=cells,
+        path=str(path),
+        score=result_score,
+        stratum=stratum,
+        category=category,
+        percent_complete=percent_complete,
+        confidence=confidence,
+        margin_z=margin_z,
+        nearest=nearest,
+        percentages=percentages,
+        counts=counts,
+        closed_ratio=closed_ratio,
+        mean_membrane_od=mean_od,
+        flags=flags,
+        not_scorable=not_scorable,
+        timings=timings,
+        provenance=provenance,
+        cells=cells,
         maps=out.maps,
     )
-

@@ -69,8 +69,14 @@ def run_demo(out_dir: str = "her2fast_demo", image_path: str | None = None, n_se
     overlay = (mark_boundaries(image, labels, color=(1.0, 1.0, 0.0)) * 255).astype(np.uint8)
     Image.fromarray(overlay).save(out / "superpixels.png")
     Image.fromarray((codes.astype(np.uint16) * 255 // 9).astype(np.uint8)).save(out / "lbp_codes.png")
-    np.savetxt(out / "superpixel_features.csv", features, delimiter=",", header=",".join(feature_names(8)),
-               comments="", fmt="%.6g")
+    np.savetxt(
+        out / "superpixel_features.csv",
+        features,
+        delimiter=",",
+        header=",".join(feature_names(8)),
+        comments="",
+        fmt="%.6g",
+    )
     summary = {
         "her2fast_version": __version__,
         "image": source,
@@ -82,16 +88,21 @@ def run_demo(out_dir: str = "her2fast_demo", image_path: str | None = None, n_se
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"her2fast {__version__} demo on {source}, {image.shape[1]}x{image.shape[0]} px")
-    print(f"  SLIC: {summary['n_superpixels']} superpixels in {timings['slic_ms']:.1f} ms  -> {out / 'superpixels.png'}")
+    print(
+        f"  SLIC: {summary['n_superpixels']} superpixels in {timings['slic_ms']:.1f} ms  -> {out / 'superpixels.png'}"
+    )
     print(f"  uniform LBP (P=8, R=1) in {timings['lbp_ms']:.1f} ms  -> {out / 'lbp_codes.png'}")
-    print(f"  features {features.shape[0]} x {features.shape[1]} in {timings['features_ms']:.1f} ms  "
-          f"-> {out / 'superpixel_features.csv'}")
+    print(
+        f"  features {features.shape[0]} x {features.shape[1]} in {timings['features_ms']:.1f} ms  "
+        f"-> {out / 'superpixel_features.csv'}"
+    )
     print(f"  summary -> {out / 'summary.json'}   (speed against scikit-image: her2fast bench kernels)")
     return 0
 
 
-def run_score_demo(out_dir: str = "her2fast_demo", *, category: str = "3+", size: int = 2048, seed: int = 2024,
-                   method: str = "unet") -> int:
+def run_score_demo(
+    out_dir: str = "her2fast_demo", *, category: str = "3+", size: int = 2048, seed: int = 2024, method: str = "unet"
+) -> int:
     """Make a ``size`` x ``size`` phantom slide of ``category``, score it, write the report, print a summary.
 
     Returns the process exit code (0 when the score matches the phantom's true category, 1 otherwise).
@@ -107,20 +118,26 @@ def run_score_demo(out_dir: str = "her2fast_demo", *, category: str = "3+", size
     t0 = time.perf_counter()
     truth = make_slide(slide_path, category=category, width=size, height=size, mpp=0.5, seed=seed)
     t_make = time.perf_counter() - t0
-    print(f"her2fast {__version__} demo: phantom slide {slide_path} ({size}x{size} px at 0.5 um/px, true category "
-          f"{truth.category}, {int(truth.cells.is_tumour.sum())} tumour cells) made in {t_make:.1f} s")
+    print(
+        f"her2fast {__version__} demo: phantom slide {slide_path} ({size}x{size} px at 0.5 um/px, true category "
+        f"{truth.category}, {int(truth.cells.is_tumour.sum())} tumour cells) made in {t_make:.1f} s"
+    )
     result = score(slide_path, settings=ScoreSettings(membrane_method=method), progress=True)
     files = write_report(result, out)
     true_score = "0" if truth.category == "0+" else truth.category
     if result.score is None:
         print(f"  not scorable: {result.not_scorable}")
     else:
-        print(f"  HER2 score {result.score} (stratum {result.stratum}; truth {true_score}), "
-              f"{result.percent_complete:.1f} % tumour cells with complete membranes, confidence {result.confidence:.2f}")
-        print(f"  {result.counts['tumour_cells']} tumour cells in {result.counts['tiles_segmented']} tiles, "
-              f"{result.timings['total']:.1f} s (tile phase {result.timings.get('tiles_wall', 0):.1f} s, "
-              f"{result.provenance.get('pipeline', {}).get('tiles_per_s', 0):.2f} tiles/s)"
-              + (f"; flags: {', '.join(result.flags)}" if result.flags else ""))
+        print(
+            f"  HER2 score {result.score} (stratum {result.stratum}; truth {true_score}), "
+            f"{result.percent_complete:.1f} % tumour cells with complete membranes, confidence {result.confidence:.2f}"
+        )
+        print(
+            f"  {result.counts['tumour_cells']} tumour cells in {result.counts['tiles_segmented']} tiles, "
+            f"{result.timings['total']:.1f} s (tile phase {result.timings.get('tiles_wall', 0):.1f} s, "
+            f"{result.provenance.get('pipeline', {}).get('tiles_per_s', 0):.2f} tiles/s)"
+            + (f"; flags: {', '.join(result.flags)}" if result.flags else "")
+        )
     print("  outputs:")
     for key, path in files.items():
         print(f"    {key:8s} {path}")

@@ -56,8 +56,12 @@ def main() -> int:
     args = ap.parse_args()
     rows = []
     panels = []
-    header = f"{'class':5} {'image':7} {'H vector (RGB)':22} {'DAB vector (RGB)':22} " + " ".join(
-        f"H p{p:<3}" for p in PCTS) + " " + " ".join(f"DAB p{p:<3}" for p in PCTS)
+    header = (
+        f"{'class':5} {'image':7} {'H vector (RGB)':22} {'DAB vector (RGB)':22} "
+        + " ".join(f"H p{p:<3}" for p in PCTS)
+        + " "
+        + " ".join(f"DAB p{p:<3}" for p in PCTS)
+    )
     print(header)
     print("-" * len(header))
     for cls in CLASSES:
@@ -76,8 +80,12 @@ def main() -> int:
             hp = np.percentile(conc[:, 0], PCTS)
             dp = np.percentile(conc[:, 1], PCTS)
             fmt = lambda v: "(" + ", ".join(f"{x:.2f}" for x in v) + ")"  # noqa: E731
-            line = f"{cls:5} {name:7} {fmt(vec[0]):22} {fmt(vec[1]):22} " + " ".join(f"{x:6.3f}" for x in hp) + " " + " ".join(
-                f"{x:8.3f}" for x in dp)
+            line = (
+                f"{cls:5} {name:7} {fmt(vec[0]):22} {fmt(vec[1]):22} "
+                + " ".join(f"{x:6.3f}" for x in hp)
+                + " "
+                + " ".join(f"{x:8.3f}" for x in dp)
+            )
             print(line)
             rows.append(line)
         panels.append(np.concatenate([real, np.full((428, 8, 3), 255, np.uint8), phantom], axis=1))

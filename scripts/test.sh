@@ -22,8 +22,9 @@ fi
 source "$root/scripts/setup_env.sh"
 jobs="$(nproc 2>/dev/null || echo 2)"
 
-echo "== style: ruff (Python), clang-format (C++), stub of the native module"
+echo "== style: ruff lint and format (Python), clang-format (C++), stub of the native module"
 ruff check .
+ruff format --check .
 find csrc -name '*.cpp' -o -name '*.hpp' | xargs clang-format-14 --dry-run --Werror
 python -m mypy.stubtest her2fast._native
 

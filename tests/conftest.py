@@ -36,8 +36,11 @@ def her2_patch(request) -> np.ndarray:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--all", action="store_true",
-                     help="also run the tests marked slow (scripts/test.sh and CI do; a plain pytest leaves them out)")
+    parser.addoption(
+        "--all",
+        action="store_true",
+        help="also run the tests marked slow (scripts/test.sh and CI do; a plain pytest leaves them out)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -18,8 +18,10 @@ def phantoms(tmp_path_factory):
     from her2fast.synth import make_slide
 
     folder = tmp_path_factory.mktemp("api_phantoms")
-    return {cat: make_slide(folder / f"p{cat.replace('+', 'p')}.tiff", category=cat, width=SIZE, height=SIZE,
-                            seed=SEED) for cat in ("3+", "0")}
+    return {
+        cat: make_slide(folder / f"p{cat.replace('+', 'p')}.tiff", category=cat, width=SIZE, height=SIZE, seed=SEED)
+        for cat in ("3+", "0")
+    }
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +40,15 @@ def write_blank_slide(path, size=1024, mpp=0.5, value=246):
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         level, sub = img, 0
         while True:
-            tif.write(level, tile=(256, 256), photometric="rgb", compression="jpeg", subfiletype=sub,
-                      resolution=(px_per_cm * size / level.shape[1],) * 2, resolutionunit="CENTIMETER")
+            tif.write(
+                level,
+                tile=(256, 256),
+                photometric="rgb",
+                compression="jpeg",
+                subfiletype=sub,
+                resolution=(px_per_cm * size / level.shape[1],) * 2,
+                resolutionunit="CENTIMETER",
+            )
             if level.shape[0] <= 256:
                 break
             level, sub = level[::2, ::2].copy(), 1
@@ -131,15 +140,18 @@ def test_too_few_tumour_cells_is_not_scorable(tmp_path):
     assert "200" in r.not_scorable or "epithelium" in r.not_scorable
 
 
-@pytest.mark.parametrize("name, error, text", [
-    ("broken.svs", "UnsupportedSlideError", "broken.svs"),
-    ("unopenable.tiff", "UnsupportedSlideError", "unopenable.tiff"),
-    ("small_dicom.dcm", "UnsupportedSlideError", "small_dicom.dcm"),
-    ("unreadable.svs", "SlideReadError", "unreadable.svs"),
-    ("test3-DAPI-2-(387).ndpi", "NotBrightfieldError", "fluorescence"),
-    ("tcga-cr-7395-01a-01-ts1.svs", "MissingResolutionError", "pass mpp="),
-    ("boxes.png", "MissingResolutionError", "boxes.png"),
-])
+@pytest.mark.parametrize(
+    "name, error, text",
+    [
+        ("broken.svs", "UnsupportedSlideError", "broken.svs"),
+        ("unopenable.tiff", "UnsupportedSlideError", "unopenable.tiff"),
+        ("small_dicom.dcm", "UnsupportedSlideError", "small_dicom.dcm"),
+        ("unreadable.svs", "SlideReadError", "unreadable.svs"),
+        ("test3-DAPI-2-(387).ndpi", "NotBrightfieldError", "fluorescence"),
+        ("tcga-cr-7395-01a-01-ts1.svs", "MissingResolutionError", "pass mpp="),
+        ("boxes.png", "MissingResolutionError", "boxes.png"),
+    ],
+)
 def test_broken_files_raise_named_errors(name, error, text):
     import her2fast
     from her2fast import errors
@@ -169,7 +181,9 @@ def test_settings_validation():
         ScoreSettings(membrane_method="magic")
     with pytest.raises(InvalidInputError, match="cells.rules and rules differ"):
         ScoreSettings(rules=ScoringRules(min_tumour_cells=5))
-    s = ScoreSettings(rules=ScoringRules(min_tumour_cells=5), cells=CellSettings(rules=ScoringRules(min_tumour_cells=5)))
+    s = ScoreSettings(
+        rules=ScoringRules(min_tumour_cells=5), cells=CellSettings(rules=ScoringRules(min_tumour_cells=5))
+    )
     assert ScoreSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
 
 
@@ -210,7 +224,10 @@ def test_import_stays_light():
     import sys
 
     code = "import sys, her2fast; print(any(m in sys.modules for m in ('her2fast.api', 'onnxruntime', 'scipy')))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 @pytest.mark.parametrize("category", ["3+", "0"])

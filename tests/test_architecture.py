@@ -18,15 +18,26 @@ ROOT = Path(__file__).resolve().parents[1]
 #: layer of each top-level part of the package, lowest first; a module may import its own layer and
 #: the layers below it, never one above
 LAYERS: dict[str, int] = {
-    "errors": 0, "_validate": 0, "_files": 0, "_csv": 0, "_native": 0, "_aliases": 0, "__init__": 0, "__main__": 8,
+    "errors": 0,
+    "_validate": 0,
+    "_files": 0,
+    "_csv": 0,
+    "_native": 0,
+    "_aliases": 0,
+    "__init__": 0,
+    "__main__": 8,
     "scoring": 1,
     "io": 2,
-    "stages": 3, "qc": 3,
+    "stages": 3,
+    "qc": 3,
     "pipeline": 4,
     "api": 5,
-    "service": 6, "validation": 6,
+    "service": 6,
+    "validation": 6,
     "cli": 7,
-    "synth": 9, "bench": 9, "demo": 9,  # tools: nothing at a runtime layer imports them
+    "synth": 9,
+    "bench": 9,
+    "demo": 9,  # tools: nothing at a runtime layer imports them
 }
 TOOLS = {"synth", "bench", "demo"}
 #: the command-line module that starts the tools (``her2fast demo``, ``bench``, ``synth``, ``train-epithelium``)
@@ -98,7 +109,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[str]:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack)
         stack.pop()
@@ -108,8 +119,11 @@ def _cycles(graph: dict[str, set[str]]) -> list[str]:
         if node not in state:
             visit(node, [])
     # a package's __init__ re-exporting its own modules (parent <-> child) is not a cycle between parts
-    return [" -> ".join(c) for c in cycles
-            if not all(a.startswith(b + ".") or b.startswith(a + ".") for a, b in zip(c, c[1:]))]
+    return [
+        " -> ".join(c)
+        for c in cycles
+        if not all(a.startswith(b + ".") or b.startswith(a + ".") for a, b in zip(c, c[1:]))
+    ]
 
 
 def test_every_part_of_the_package_has_a_layer():
@@ -138,8 +152,10 @@ def test_the_checks_see_a_wrong_import_and_a_cycle(tmp_path):
     (pkg / "stages" / "a.py").write_text("from ..service import batch\nfrom . import b\n", encoding="utf-8")
     (pkg / "stages" / "b.py").write_text("from .a import x\nimport her2fast.synth.tile\n", encoding="utf-8")
     graph = _graph(tmp_path)
-    assert _wrong_imports(graph) == ["her2fast.stages.a (layer 3) imports her2fast.service.batch (layer 6)",
-                                     "her2fast.stages.b imports the tool her2fast.synth.tile"]
+    assert _wrong_imports(graph) == [
+        "her2fast.stages.a (layer 3) imports her2fast.service.batch (layer 6)",
+        "her2fast.stages.b imports the tool her2fast.synth.tile",
+    ]
     assert "her2fast.stages.a -> her2fast.stages.b -> her2fast.stages.a" in _cycles(graph)
 
 
@@ -191,9 +207,30 @@ _HISTORY = r"session [0-9]|[a-z]+th session|(first|second|third) session|issue [
 def test_the_repository_speaks_of_the_product_only():
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    out = subprocess.run(["git", "grep", "-n", "-i", "-E", _HISTORY, "--", "*.py", "*.md", "*.cpp", "*.hpp",
-                          "*.toml", "*.sh", "*.txt", "*.cfg", "*.yaml", ":!tests/test_architecture.py"],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            "git",
+            "grep",
+            "-n",
+            "-i",
+            "-E",
+            _HISTORY,
+            "--",
+            "*.py",
+            "*.md",
+            "*.cpp",
+            "*.hpp",
+            "*.toml",
+            "*.sh",
+            "*.txt",
+            "*.cfg",
+            "*.yaml",
+            ":!tests/test_architecture.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1 and not out.stdout, out.stdout[:2000]
 
 
@@ -205,5 +242,5 @@ def test_the_version_is_written_once():
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     # the [project] table, up to the next table ([tool.setuptools.dynamic] names where the version is read)
     project = re.search(r"^\[project\]\n(.*?)(?=^\[)", text, re.M | re.S).group(1)
-    assert 'dynamic = ["version"]' in project and not re.search(r'^version\s*=', project, re.M)
+    assert 'dynamic = ["version"]' in project and not re.search(r"^version\s*=", project, re.M)
     assert version("her2fast") == her2fast.__version__

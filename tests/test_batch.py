@@ -31,8 +31,10 @@ def phantoms(tmp_path_factory) -> list[Path]:
     from her2fast.synth import make_slide
 
     folder = tmp_path_factory.mktemp("batch_phantoms")
-    return [make_slide(folder / f"ph{i}.tiff", category=c, width=SIZE, height=SIZE, seed=900 + i).path
-            for i, c in enumerate(CATEGORIES)]
+    return [
+        make_slide(folder / f"ph{i}.tiff", category=c, width=SIZE, height=SIZE, seed=900 + i).path
+        for i, c in enumerate(CATEGORIES)
+    ]
 
 
 def slides_dir(tmp_path: Path, phantoms: list[Path], n: int) -> Path:
@@ -79,8 +81,19 @@ def test_find_slides_folder_glob_list_sequence(tmp_path, monkeypatch):
     (d / "sub").mkdir(parents=True)
     (d / "series").mkdir()
     (d / ".hidden").mkdir()
-    for name in ("a.svs", "b.tiff", "sub/c.ndpi", "series/l0.dcm", "series/l1.dcm", ".hidden/x.svs", ".y.svs",
-                 "a.overlay.png", "a.epithelium.png", "notes.txt", "b.tiff.part"):
+    for name in (
+        "a.svs",
+        "b.tiff",
+        "sub/c.ndpi",
+        "series/l0.dcm",
+        "series/l1.dcm",
+        ".hidden/x.svs",
+        ".y.svs",
+        "a.overlay.png",
+        "a.epithelium.png",
+        "notes.txt",
+        "b.tiff.part",
+    ):
         (d / name).write_bytes(b"x")
     want = [d / "a.svs", d / "b.tiff", d / "series" / "l0.dcm", d / "sub" / "c.ndpi"]
     assert find_slides(d) == sorted(want, key=str)
@@ -295,8 +308,9 @@ def test_disk_full_on_output_folder(tmp_path, phantoms):
     ResultsStore(out).close()
     args = ["batch", str(d), "--out", str(out), "--no-pictures", "-q"]
 
-    small = subprocess.run([sys.executable, "-c", DISK_FULL, str(64 << 10), *args], capture_output=True, text=True,
-                           timeout=300)
+    small = subprocess.run(
+        [sys.executable, "-c", DISK_FULL, str(64 << 10), *args], capture_output=True, text=True, timeout=300
+    )
     assert small.returncode == 1, small.stderr
     with ResultsStore(out) as store:
         assert store.integrity_check() == "ok"
@@ -336,8 +350,9 @@ def test_dask_cluster_scores_into_the_same_store(tmp_path, phantoms):
     d = slides_dir(tmp_path, phantoms, 3)
     out = tmp_path / "out"
     (d / "broken.svs").write_bytes(b"\0" * 4096)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         summary = run_batch(d, out, scheduler=cluster.scheduler_address, progress=False, pictures=False)
         assert (summary.n_scored, summary.n_failed, summary.exit_code) == (3, 1, 1)
         again = run_batch(d, out, scheduler=cluster.scheduler_address, progress=False, pictures=False)
@@ -380,8 +395,12 @@ def test_a_dead_worker_costs_no_slide(tmp_path, phantoms):
     the batch finishes with every slide scored once."""
     d = slides_dir(tmp_path, phantoms, 3)
     out = tmp_path / "out"
-    with subprocess.Popen([sys.executable, "-m", "her2fast", "batch", str(d), "--out", str(out), "--workers", "2",
-                           "--no-pictures", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "her2fast", "batch", str(d), "--out", str(out), "--workers", "2", "--no-pictures", "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
         try:
             # the moment a worker has one of the slides open it is inside that slide (a slide of this size
             # scores in about a second: a fixed wait could find the batch finished)

@@ -13,12 +13,35 @@ from her2fast.pipeline import ThreadPlan
 @pytest.mark.slow
 def test_bench_pipeline_prints_and_writes_ratios(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = main(["bench", "pipeline", "--size", "1024", "--category", "3+", "--reference-tiles", "2",
-                 "--threads", "2", "--json", str(out), "--work-dir", str(tmp_path)])
+    code = main(
+        [
+            "bench",
+            "pipeline",
+            "--size",
+            "1024",
+            "--category",
+            "3+",
+            "--reference-tiles",
+            "2",
+            "--threads",
+            "2",
+            "--json",
+            str(out),
+            "--work-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
-    for needle in ("tiles/s of 512^2", "peak RSS", "projected 3,000-tile", "reference:", "ratio ours/reference",
-                   "windows around the epithelium", "ours, whole tiles (--no-crop)"):
+    for needle in (
+        "tiles/s of 512^2",
+        "peak RSS",
+        "projected 3,000-tile",
+        "reference:",
+        "ratio ours/reference",
+        "windows around the epithelium",
+        "ours, whole tiles (--no-crop)",
+    ):
         assert needle in text, needle
     d = json.loads(out.read_text())
     assert d["ours"]["tiles"] > 0 and d["ours"]["tiles_per_s"] > 0 and d["ours"]["peak_rss_mb"] > 0

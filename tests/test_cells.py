@@ -54,7 +54,9 @@ def test_topology_agrees_with_skimage_skeletonize():
     for seed in range(4):
         mask = membrane_like_mask(seed + 10)
         ours, zs = membrane_skeleton(mask), skeletonize(mask)
-        assert euler_number(ours, connectivity=2) == euler_number(zs, connectivity=2) == euler_number(mask, connectivity=2)
+        assert (
+            euler_number(ours, connectivity=2) == euler_number(zs, connectivity=2) == euler_number(mask, connectivity=2)
+        )
         assert ndi.label(ours, structure=np.ones((3, 3)))[1] == ndi.label(zs, structure=np.ones((3, 3)))[1]
         # Same place: every skeleton pixel of ours lies within 2 px of skimage's.
         near = ndi.binary_dilation(zs, iterations=2)

@@ -42,7 +42,9 @@ def test_close_gaps_equals_a_loop_reference_on_random_rays(seed):
     covered[0] = False
     covered[1] = True
     for gap in (0, 1, 3, 7):
-        np.testing.assert_array_equal(_close_gaps(covered, gap), _close_gaps_reference(covered, gap), err_msg=f"gap {gap}")
+        np.testing.assert_array_equal(
+            _close_gaps(covered, gap), _close_gaps_reference(covered, gap), err_msg=f"gap {gap}"
+        )
 
 
 def test_a_two_pixel_gap_is_complete_and_a_twenty_pixel_gap_is_not():
@@ -138,8 +140,10 @@ def test_completeness_bias_with_the_unet_on_held_out_phantom_tiles():
         i, j = match(meas, true, 6.0)
         pairs.append((meas.select(i), true.select(j)))
     s = summarise(pairs)
-    print(f"\nU-Net completeness: bias {s['bias']:+.3f}, MAE {s['mae']:.3f}, complete recall {s['complete_recall']:.3f}, "
-          f"false complete {s['false_complete']:.3f}, % complete true/measured {s['pct_true']:.1f}/{s['pct_meas']:.1f}")
+    print(
+        f"\nU-Net completeness: bias {s['bias']:+.3f}, MAE {s['mae']:.3f}, complete recall {s['complete_recall']:.3f}, "
+        f"false complete {s['false_complete']:.3f}, % complete true/measured {s['pct_true']:.1f}/{s['pct_meas']:.1f}"
+    )
     assert abs(s["bias"]) <= 0.12
     assert s["complete_recall"] >= 0.65
     assert s["false_complete"] <= 0.45  # 0.37 with the 4000-step model (few incomplete cells on these tiles)

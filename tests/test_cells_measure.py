@@ -180,10 +180,12 @@ def test_watershed_equals_skimage_on_random_inputs(seed):
     markers.flat[rng.choice(h * w, k, replace=False)] = np.arange(1, k + 1)
     mask = (rng.random((h, w)) < 0.85) | (markers > 0)
     np.testing.assert_array_equal(seeded_watershed(elev, markers), watershed(elev, markers, connectivity=1))
-    np.testing.assert_array_equal(seeded_watershed(elev, markers, mask=mask),
-                                  watershed(elev, markers, connectivity=1, mask=mask))
-    np.testing.assert_array_equal(seeded_watershed(elev, markers, mask=mask, connectivity=8),
-                                  watershed(elev, markers, connectivity=2, mask=mask))
+    np.testing.assert_array_equal(
+        seeded_watershed(elev, markers, mask=mask), watershed(elev, markers, connectivity=1, mask=mask)
+    )
+    np.testing.assert_array_equal(
+        seeded_watershed(elev, markers, mask=mask, connectivity=8), watershed(elev, markers, connectivity=2, mask=mask)
+    )
 
 
 def test_watershed_equals_skimage_on_membrane_like_landscapes():
@@ -271,8 +273,9 @@ def test_watershed_large_tile_queue_matches_skimage_and_threads():
         markers = np.zeros(elev.shape, np.int32)
         markers.flat[rng.choice(elev.size, 40, replace=False)] = np.arange(1, 41)
         for conn, sk in ((4, 1), (8, 2)):
-            np.testing.assert_array_equal(seeded_watershed(elev, markers, connectivity=conn),
-                                          watershed(elev, markers, connectivity=sk))
+            np.testing.assert_array_equal(
+                seeded_watershed(elev, markers, connectivity=conn), watershed(elev, markers, connectivity=sk)
+            )
         maps.append((elev, markers))
     assert_same_in_two_threads(lambda em: seeded_watershed(em[0], em[1], barrier=float(np.median(em[0]))), maps)
 
@@ -303,8 +306,15 @@ def test_rays_errors():
 # ------------------------------------------------------------------------------------ merging
 def _table(xs, ys):
     n = len(xs)
-    return CellTable(cell_id=np.arange(1, n + 1), x=xs, y=ys, is_tumour=np.ones(n, bool), intensity=np.zeros(n),
-                     completeness=np.zeros(n), membrane_dab_od=np.zeros(n))
+    return CellTable(
+        cell_id=np.arange(1, n + 1),
+        x=xs,
+        y=ys,
+        is_tumour=np.ones(n, bool),
+        intensity=np.zeros(n),
+        completeness=np.zeros(n),
+        membrane_dab_od=np.zeros(n),
+    )
 
 
 def test_merge_orders_renumbers_scales_and_rejects_overlaps():
@@ -322,8 +332,13 @@ def test_merge_orders_renumbers_scales_and_rejects_overlaps():
 def test_cell_table_optional_columns_and_old_files(tmp_path):
     t = _table([1.0], [2.0])
     assert t.closed.tolist() == [False] and t.area.dtype == np.float32
-    np.savez(tmp_path / "old.npz", **{k: getattr(t, k) for k in
-                                       ("cell_id", "x", "y", "is_tumour", "intensity", "completeness", "membrane_dab_od", "region")})
+    np.savez(
+        tmp_path / "old.npz",
+        **{
+            k: getattr(t, k)
+            for k in ("cell_id", "x", "y", "is_tumour", "intensity", "completeness", "membrane_dab_od", "region")
+        },
+    )
     back = CellTable.load_npz(tmp_path / "old.npz")
     assert back.closed.tolist() == [False] and back.membrane_thickness.tolist() == [0.0]
 
@@ -359,8 +374,9 @@ def _last_argmax(v: np.ndarray) -> np.ndarray:
     return v.shape[1] - 1 - np.argmax(v[:, ::-1], axis=1)
 
 
-def _gated_membrane_od_numpy(od, lab, mem, labels, base, frac, covered, run, n_rays, max_length, mpp, far_weight,
-                       quantile):
+def _gated_membrane_od_numpy(
+    od, lab, mem, labels, base, frac, covered, run, n_rays, max_length, mpp, far_weight, quantile
+):
     """NumPy reference of :func:`her2fast.stages.cells._gated_membrane_od` (its first version; same steps and outputs)."""
     from scipy.ndimage import map_coordinates
 
@@ -394,8 +410,12 @@ def _gated_membrane_od_numpy(od, lab, mem, labels, base, frac, covered, run, n_r
     k = np.arange(width)
     j = start[:, None] + k[None, :]  # sample index along the ray
     tt = j * _STEP_PX
-    prof = map_coordinates(od, [(cy[:, None] + uy[:, None] * tt).ravel(), (cx[:, None] + ux[:, None] * tt).ravel()],
-                           order=1, mode="nearest").reshape(j.shape)
+    prof = map_coordinates(
+        od,
+        [(cy[:, None] + uy[:, None] * tt).ravel(), (cx[:, None] + ux[:, None] * tt).ravel()],
+        order=1,
+        mode="nearest",
+    ).reshape(j.shape)
     valid = j >= 0  # not behind the centre
     # own-run peak: the run and one pixel beyond it
     run_win = valid & (j >= first[:, None]) & (j <= (first + runs)[:, None] + int(1.0 / _STEP_PX))
@@ -441,7 +461,7 @@ def test_gated_membrane_od_equals_the_numpy_reference(category, monkeypatch):
 
     monkeypatch.setattr(cells_mod, "_gated_membrane_od", spy)
     measure_tile(prob, conc.dab, nuc, mpp=0.5, origin=(0, 0), core=(48, 48, 336, 336))
-    (args, (got, used)), = calls
+    ((args, (got, used)),) = calls
     exp, used_ref = _gated_membrane_od_numpy(*args)
     assert used.sum() > 100
     np.testing.assert_array_equal(used, used_ref)
@@ -578,8 +598,9 @@ def test_region_max_dist2_equals_its_numpy_formulation_on_random_maps():
         ids = rng.choice(n_reg, m, replace=False).astype(np.int32)  # distinct, as measure_tile lists them
         base = np.stack([rng.integers(0, w, m), rng.integers(0, h, m)], axis=1).astype(np.int32)
         frac = rng.uniform(0, 1, (m, 2))
-        np.testing.assert_array_equal(_region_max_dist2(regions, ids, base, frac),
-                                      _region_max_dist2_numpy(regions, ids, base, frac))
+        np.testing.assert_array_equal(
+            _region_max_dist2(regions, ids, base, frac), _region_max_dist2_numpy(regions, ids, base, frac)
+        )
 
 
 def test_cell_landscape_equals_its_numpy_formulation_bit_for_bit():
@@ -592,16 +613,29 @@ def test_cell_landscape_equals_its_numpy_formulation_bit_for_bit():
         prob = rng.random((h, w)).astype(np.float32)
         prob[rng.random((h, w)) < 0.2] = 0.0
         od = rng.uniform(-0.3, 4.0, (h, w)).astype(np.float32)
-        settings = CellSettings() if k == 0 else CellSettings(membrane_threshold=float(rng.uniform(0.2, 0.8)),
-                                                              membrane_od_weight=float(rng.uniform(0, 1.5)))
+        settings = (
+            CellSettings()
+            if k == 0
+            else CellSettings(
+                membrane_threshold=float(rng.uniform(0.2, 0.8)), membrane_od_weight=float(rng.uniform(0, 1.5))
+            )
+        )
         thr = np.float32(settings.membrane_threshold)
         mem = prob >= thr
         stain = np.maximum(od, np.float32(0))
         stain /= stain + np.float32(1)
         stain *= np.float32(settings.membrane_od_weight)
-        ref = np.where(mem, prob + stain, thr * np.float32(0.5) * (prob / thr + np.minimum(stain, np.float32(1 - 1e-6))))
-        land, mask = _native.cell_landscape(prob, od, float(thr), float(thr * np.float32(0.5)),
-                                            float(np.float32(settings.membrane_od_weight)), float(np.float32(1 - 1e-6)))
+        ref = np.where(
+            mem, prob + stain, thr * np.float32(0.5) * (prob / thr + np.minimum(stain, np.float32(1 - 1e-6)))
+        )
+        land, mask = _native.cell_landscape(
+            prob,
+            od,
+            float(thr),
+            float(thr * np.float32(0.5)),
+            float(np.float32(settings.membrane_od_weight)),
+            float(np.float32(1 - 1e-6)),
+        )
         assert land.dtype == np.float32 and mask.dtype == np.bool_
         np.testing.assert_array_equal(mask, mem)
         np.testing.assert_array_equal(land.view(np.uint32), ref.astype(np.float32).view(np.uint32))
@@ -624,8 +658,20 @@ def test_rays_of_a_subset_of_cells_equal_those_of_the_full_call():
         frac = centres - base
         full = _native.membrane_rays(terr, mem, od, base, frac, 36, 26.0, 3.0, 8.0, 24.0, 2.0)
         pick = np.random.default_rng(seed).permutation(n)[: max(1, n // 3)]
-        part = _native.membrane_rays(terr, mem, od, np.ascontiguousarray(base[pick]), np.ascontiguousarray(frac[pick]),
-                                     36, 26.0, 3.0, 8.0, 24.0, 2.0, (pick + 1).astype(np.int32))
+        part = _native.membrane_rays(
+            terr,
+            mem,
+            od,
+            np.ascontiguousarray(base[pick]),
+            np.ascontiguousarray(frac[pick]),
+            36,
+            26.0,
+            3.0,
+            8.0,
+            24.0,
+            2.0,
+            (pick + 1).astype(np.int32),
+        )
         for a, b in zip(part, full):
             np.testing.assert_array_equal(a, b[pick])
         with pytest.raises(ValueError, match="cell_labels"):

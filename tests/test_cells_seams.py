@@ -40,10 +40,22 @@ def measure_grid(maps, tile: int, offset: int) -> CellTable:
         for x0 in range(start, SIZE, tile):
             if x0 + tile <= 0 or y0 + tile <= 0:
                 continue
-            sl = (slice(PAD + y0 - OVERLAP, PAD + y0 + tile + OVERLAP), slice(PAD + x0 - OVERLAP, PAD + x0 + tile + OVERLAP))
+            sl = (
+                slice(PAD + y0 - OVERLAP, PAD + y0 + tile + OVERLAP),
+                slice(PAD + x0 - OVERLAP, PAD + x0 + tile + OVERLAP),
+            )
             mem, od, nuc, epi = (a[sl] for a in maps)
-            results.append(measure_tile(mem, od, nuc, epithelium=epi, mpp=0.5, origin=(x0 - OVERLAP, y0 - OVERLAP),
-                                        core=(x0, y0, x0 + tile, y0 + tile)))
+            results.append(
+                measure_tile(
+                    mem,
+                    od,
+                    nuc,
+                    epithelium=epi,
+                    mpp=0.5,
+                    origin=(x0 - OVERLAP, y0 - OVERLAP),
+                    core=(x0, y0, x0 + tile, y0 + tile),
+                )
+            )
     return merge_cell_tables(results)
 
 
@@ -52,8 +64,9 @@ def whole(phantom) -> CellTable:
     _, maps = phantom
     sl = (slice(PAD - OVERLAP, PAD + SIZE + OVERLAP),) * 2
     mem, od, nuc, epi = (a[sl] for a in maps)
-    return merge_cell_tables([measure_tile(mem, od, nuc, epithelium=epi, mpp=0.5, origin=(-OVERLAP, -OVERLAP),
-                                           core=(0, 0, SIZE, SIZE))])
+    return merge_cell_tables(
+        [measure_tile(mem, od, nuc, epithelium=epi, mpp=0.5, origin=(-OVERLAP, -OVERLAP), core=(0, 0, SIZE, SIZE))]
+    )
 
 
 @pytest.mark.slow
@@ -79,13 +92,17 @@ def test_cell_table_does_not_depend_on_the_tile_grid(phantom, whole, tile, offse
     c_lo = np.minimum(tiled.completeness, whole.completeness)
     c_hi = np.maximum(tiled.completeness, whole.completeness)
     on_complete_edge = (c_lo < rules.complete_fraction) & (c_hi >= rules.complete_fraction)
-    for name, a, b, edge in (("intensity", tiled.intensity, whole.intensity, on_edge),
-                             ("cell class", tiled.cell_class(), whole.cell_class(), on_edge | on_complete_edge)):
+    for name, a, b, edge in (
+        ("intensity", tiled.intensity, whole.intensity, on_edge),
+        ("cell class", tiled.cell_class(), whole.cell_class(), on_edge | on_complete_edge),
+    ):
         differ = a != b
         assert not (differ & ~edge).any(), f"{name} differs away from a band edge"
         assert differ.sum() <= 0.002 * len(whole), f"{name}: {differ.sum()} cells differ"
-    print(f"\n{tile}px @ {offset}: {len(tiled)} cells; differing completeness {(tiled.completeness != whole.completeness).sum()}, "
-          f"OD {(tiled.membrane_dab_od != whole.membrane_dab_od).sum()}, area {(tiled.area != whole.area).sum()}")
+    print(
+        f"\n{tile}px @ {offset}: {len(tiled)} cells; differing completeness {(tiled.completeness != whole.completeness).sum()}, "
+        f"OD {(tiled.membrane_dab_od != whole.membrane_dab_od).sum()}, area {(tiled.area != whole.area).sum()}"
+    )
     # territory areas may differ for a handful of cells (a flood tie decided beyond the margin)
     assert (tiled.area != whole.area).sum() <= 0.005 * len(whole)
 
@@ -94,6 +111,7 @@ def test_cell_table_does_not_depend_on_the_tile_grid(phantom, whole, tile, offse
 def test_cells_match_the_phantom_ground_truth(phantom, whole):
     gt, _ = phantom
     border = 40  # cells whose territory reaches past the rendered region are cut there
+
     def inner(t: CellTable) -> np.ndarray:
         return (t.x >= border) & (t.x < SIZE - border) & (t.y >= border) & (t.y < SIZE - border)
 

@@ -7,7 +7,13 @@ import importlib
 
 import pytest
 
-MODULES = ["her2fast.stages.texture", "her2fast.stages.superpixels", "her2fast.stages.cells", "her2fast.scoring", "her2fast.validation.evaluate"]
+MODULES = [
+    "her2fast.stages.texture",
+    "her2fast.stages.superpixels",
+    "her2fast.stages.cells",
+    "her2fast.scoring",
+    "her2fast.validation.evaluate",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

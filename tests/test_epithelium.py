@@ -157,7 +157,7 @@ def test_stain_histograms_equal_numpy_histograms():
             sel = sf.labels == k
             for j, od in enumerate((conc.hematoxylin[sel], conc.dab[sel])):
                 ref = np.histogram(np.clip(od, 0.0, STAIN_OD_MAX - 1e-6), bins=edges)[0] / sel.sum()
-                np.testing.assert_allclose(sf.features[k, 16 * j:16 * (j + 1)], ref, atol=1e-12)
+                np.testing.assert_allclose(sf.features[k, 16 * j : 16 * (j + 1)], ref, atol=1e-12)
 
 
 def test_white_balanced_maps_the_glass_to_the_reference_and_keeps_order():
@@ -288,14 +288,19 @@ def feature(cls, geometry):
 
 
 def test_read_and_rasterize_qupath_geojson(tmp_path):
-    fc = {"type": "FeatureCollection", "features": [
-        feature("Stroma", {"type": "Polygon", "coordinates": [square(0, 0, 400, 400)]}),
-        feature("Tumor", {"type": "Polygon", "coordinates": [square(100, 100, 300, 300), square(180, 180, 220, 220)]}),
-        feature("Epithelium", {"type": "MultiPolygon", "coordinates": [[square(500, 0, 600, 100)]]}),
-        feature("Necrosis", {"type": "Polygon", "coordinates": [square(700, 0, 800, 100)]}),
-        feature(None, {"type": "Polygon", "coordinates": [square(700, 200, 800, 300)]}),
-        feature("Tumor", {"type": "Point", "coordinates": [5, 5]}),
-    ]}
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            feature("Stroma", {"type": "Polygon", "coordinates": [square(0, 0, 400, 400)]}),
+            feature(
+                "Tumor", {"type": "Polygon", "coordinates": [square(100, 100, 300, 300), square(180, 180, 220, 220)]}
+            ),
+            feature("Epithelium", {"type": "MultiPolygon", "coordinates": [[square(500, 0, 600, 100)]]}),
+            feature("Necrosis", {"type": "Polygon", "coordinates": [square(700, 0, 800, 100)]}),
+            feature(None, {"type": "Polygon", "coordinates": [square(700, 200, 800, 300)]}),
+            feature("Tumor", {"type": "Point", "coordinates": [5, 5]}),
+        ],
+    }
     p = tmp_path / "a.geojson"
     p.write_text(json.dumps(fc))
     ann = read_qupath_geojson(p)
@@ -316,12 +321,18 @@ def test_read_and_rasterize_qupath_geojson(tmp_path):
         ("{not json", "not valid JSON"),
         (json.dumps({"type": "Polygon"}), "not GeoJSON features"),
         (json.dumps([{"type": "Feature"}]), "feature 0 has no geometry"),
-        (json.dumps([feature("Necrosis", {"type": "Polygon", "coordinates": [square(0, 0, 1, 1)]})]),
-         r"no epithelium or stroma polygons \(found: Necrosis \(1\)\)"),
-        (json.dumps([feature("Tumor", {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]})]),
-         "feature 0 \\(Tumor\\) has an invalid Polygon"),
-        (json.dumps([feature("Stroma", {"type": "Polygon", "coordinates": [[[0, 0], ["a", 1], [2, 2]]]})]),
-         "invalid Polygon"),
+        (
+            json.dumps([feature("Necrosis", {"type": "Polygon", "coordinates": [square(0, 0, 1, 1)]})]),
+            r"no epithelium or stroma polygons \(found: Necrosis \(1\)\)",
+        ),
+        (
+            json.dumps([feature("Tumor", {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]})]),
+            "feature 0 \\(Tumor\\) has an invalid Polygon",
+        ),
+        (
+            json.dumps([feature("Stroma", {"type": "Polygon", "coordinates": [[[0, 0], ["a", 1], [2, 2]]]})]),
+            "invalid Polygon",
+        ),
     ],
 )
 def test_geojson_errors_name_the_file_and_the_problem(tmp_path, content, match):
@@ -347,8 +358,9 @@ def truth_geojson(gt, path: Path) -> Path:
             block = ep[i : i + 4, j : j + 4]
             if (block == 255).all() or (block == 0).all() and j % 12 == 0:
                 cls = "Tumor" if block[0, 0] == 255 else "Stroma"
-                feats.append(feature(cls, {"type": "Polygon",
-                                           "coordinates": [square(j * s, i * s, (j + 4) * s, (i + 4) * s)]}))
+                feats.append(
+                    feature(cls, {"type": "Polygon", "coordinates": [square(j * s, i * s, (j + 4) * s, (i + 4) * s)]})
+                )
     path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     return path
 
@@ -375,8 +387,20 @@ def test_train_epithelium_cli_smoke(phantom, tmp_path, capsys):
     path, gt = phantom
     geo = truth_geojson(gt, tmp_path / "truth.geojson")
     out = tmp_path / "model"
-    rc = main(["train-epithelium", "--out", str(out), "--phantom", str(path), "--annotated", str(path), str(geo),
-               "--max-samples", "800"])
+    rc = main(
+        [
+            "train-epithelium",
+            "--out",
+            str(out),
+            "--phantom",
+            str(path),
+            "--annotated",
+            str(path),
+            str(geo),
+            "--max-samples",
+            "800",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "support vectors" in text
@@ -398,7 +422,7 @@ def test_glass_level_augmentation(phantom):
     assert len(aug) >= 2 * n
     # the middle block is the plain set, row for row (blocks: 0.98, 1.0, 1.02 in order)
     lo = len(phantom_training_set(path, background_scales=(0.98,)))
-    np.testing.assert_array_equal(aug.features[lo:lo + n], plain.features)
+    np.testing.assert_array_equal(aug.features[lo : lo + n], plain.features)
     dark = aug.features[:lo]
     names = EpitheliumSettings().feature_names()
     col = names.index("mean_hematoxylin_od")

@@ -83,9 +83,13 @@ def write(tmp_path, text: str, files=("a.tiff", "b.tiff")):
 
 
 def test_reference_csv_reads_scores_percentages_and_ish(tmp_path):
-    rows = read_reference_csv(write(tmp_path, "slide,score,percent_complete,ish\na.tiff,2+,35%,amplified\nb.tiff,negative,,\n"))
+    rows = read_reference_csv(
+        write(tmp_path, "slide,score,percent_complete,ish\na.tiff,2+,35%,amplified\nb.tiff,negative,,\n")
+    )
     assert [(r.slide, r.score, r.percent_complete, r.ish_amplified, r.line) for r in rows] == [
-        ("a.tiff", "2+", 35.0, True, 2), ("b.tiff", "negative", None, None, 3)]
+        ("a.tiff", "2+", 35.0, True, 2),
+        ("b.tiff", "negative", None, None, 3),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -125,10 +129,22 @@ def ref(line, slide, score, pc=None, ish=None):
 
 
 def row(score, category=None, confidence=0.9, pc=None, status="ok", error=None, outputs=None, **extra):
-    return {"slide_path": "/x", "status": status, "score": score, "category": category or score, "stratum": None,
-            "confidence": confidence, "percent_complete": pc, "percentages": {}, "error": error,
-            "outputs": outputs or {}, "skipped": False, "package_version": "0.1.0", "model_versions": {"unet": "ab"},
-            **extra}
+    return {
+        "slide_path": "/x",
+        "status": status,
+        "score": score,
+        "category": category or score,
+        "stratum": None,
+        "confidence": confidence,
+        "percent_complete": pc,
+        "percentages": {},
+        "error": error,
+        "outputs": outputs or {},
+        "skipped": False,
+        "package_version": "0.1.0",
+        "model_versions": {"unet": "ab"},
+        **extra,
+    }
 
 
 def test_failed_and_not_scorable_slides_are_listed_and_excluded_never_dropped():
@@ -170,15 +186,27 @@ def test_group_reference_compares_groups():
 
 
 def test_ultralow_split_ish_and_percent_complete():
-    refs = [ref(2, "a", "0+", pc=0.0, ish=False), ref(3, "b", "0", pc=0.0, ish=False),
-            ref(4, "c", "0+", pc=1.0), ref(5, "d", "3+", pc=60.0, ish=True), ref(6, "e", "2+", pc=20.0, ish=True)]
-    rows = [row("0", "0+", pc=0.5), row("0", "0+", pc=0.0), row("0", "0", pc=2.0), row("3+", pc=50.0),
-            row("2+", pc=26.0)]
+    refs = [
+        ref(2, "a", "0+", pc=0.0, ish=False),
+        ref(3, "b", "0", pc=0.0, ish=False),
+        ref(4, "c", "0+", pc=1.0),
+        ref(5, "d", "3+", pc=60.0, ish=True),
+        ref(6, "e", "2+", pc=20.0, ish=True),
+    ]
+    rows = [
+        row("0", "0+", pc=0.5),
+        row("0", "0+", pc=0.0),
+        row("0", "0", pc=2.0),
+        row("3+", pc=50.0),
+        row("2+", pc=26.0),
+    ]
     r = evaluate_rows(refs, rows, n_boot=10)
     assert r.summary.accuracy == 1.0  # 0+ counts as 0 in the four-class table
     assert r.ultralow["n"] == 3 and r.ultralow["agree"] == 1
     assert r.ultralow["confusion"] == [[0, 1], [1, 1]]  # rows predicted (null, ultralow), columns reference
-    assert r.ish["her2fast"]["agree"] == 3 and r.ish["her2fast"]["n_decided"] == 3 and r.ish["her2fast"]["equivocal"] == 1
+    assert (
+        r.ish["her2fast"]["agree"] == 3 and r.ish["her2fast"]["n_decided"] == 3 and r.ish["her2fast"]["equivocal"] == 1
+    )
     pc = r.percent_complete
     err = np.array([0.5, 0, 1.0, -10, 6])
     assert pc["n"] == 5 and pc["mean_abs_error"] == pytest.approx(np.abs(err).mean())
@@ -187,8 +215,13 @@ def test_ultralow_split_ish_and_percent_complete():
 
 def test_calibration_bins_count_every_scored_slide_with_a_confidence():
     refs = [ref(i + 2, f"s{i}", s) for i, s in enumerate(["3+", "3+", "1+", "2+", "0"])]
-    rows = [row("3+", confidence=0.99), row("2+", confidence=0.55), row("1+", confidence=0.72), row("2+", confidence=1.0),
-            row("0", confidence=None)]
+    rows = [
+        row("3+", confidence=0.99),
+        row("2+", confidence=0.55),
+        row("1+", confidence=0.72),
+        row("2+", confidence=1.0),
+        row("0", confidence=None),
+    ]
     bins = evaluate_rows(refs, rows, n_boot=10).calibration
     assert [b["n"] for b in bins] == [1, 0, 1, 0, 2] and sum(b["correct"] for b in bins) == 3
     assert bins[0]["fraction_correct"] == 0.0 and bins[-1]["mean_confidence"] == pytest.approx(0.995)
@@ -196,8 +229,17 @@ def test_calibration_bins_count_every_scored_slide_with_a_confidence():
 
 def test_outcome_reads_missing_fields_from_the_result_json(tmp_path):
     js = tmp_path / "a.her2fast.json"
-    js.write_text(json.dumps({"score": None, "percent_complete": 12.5, "flags": ["too_few_tumour_cells"],
-                              "not_scorable": "only 80 tumour cells found", "counts": {"tumour_cells": 80}}))
+    js.write_text(
+        json.dumps(
+            {
+                "score": None,
+                "percent_complete": 12.5,
+                "flags": ["too_few_tumour_cells"],
+                "not_scorable": "only 80 tumour cells found",
+                "counts": {"tumour_cells": 80},
+            }
+        )
+    )
     o = outcome_from_row(ref(2, "a", "1+"), {"status": "ok", "score": None, "outputs": {"json": str(js)}})
     assert o.status == "not_scorable" and o.reason == "only 80 tumour cells found" and o.tumour_cells == 80
     assert o.percent_complete == 12.5 and o.flags == ("too_few_tumour_cells",)
@@ -214,8 +256,11 @@ def test_write_evaluation_files(tmp_path):
     overlay.parent.mkdir()
     Image.new("RGB", (900, 600), (200, 30, 30)).save(overlay)
     refs = [ref(2, "a.svs", "3+", pc=70.0), ref(3, "b.svs", "1+", pc=3.0), ref(4, "c.svs", "0")]
-    rows = [row("3+", pc=64.0, confidence=0.97), row("2+", pc=15.0, confidence=0.61, outputs={"overlay": str(overlay)}),
-            row(None, status="failed", error="unreadable")]
+    rows = [
+        row("3+", pc=64.0, confidence=0.97),
+        row("2+", pc=15.0, confidence=0.61, outputs={"overlay": str(overlay)}),
+        row(None, status="failed", error="unreadable"),
+    ]
     out = tmp_path / "eval"
     files = write_evaluation(evaluate_rows(refs, rows, n_boot=50, source="ref.csv"), out)
     assert set(files) == {"json", "confusion", "slides", "discordant", "contest", "html"}
@@ -227,12 +272,16 @@ def test_write_evaluation_files(tmp_path):
     with files["discordant"].open() as fh:
         disc = list(csv.DictReader(fh))
     assert [(d["slide"], d["reference"], d["predicted"], d["overlay"]) for d in disc] == [
-        ("b.svs", "1+", "2+", "../slides/b.overlay.png")]
+        ("b.svs", "1+", "2+", "../slides/b.overlay.png")
+    ]
     with files["contest"].open() as fh:
         contest = list(csv.DictReader(fh))
     assert list(contest[0]) == ["slide", "score", "percent_complete", "confidence"]
     assert [(c["slide"], c["score"], c["percent_complete"]) for c in contest] == [
-        ("a.svs", "3+", "64"), ("b.svs", "2+", "15"), ("c.svs", "", "")]
+        ("a.svs", "3+", "64"),
+        ("b.svs", "2+", "15"),
+        ("c.svs", "", ""),
+    ]
     d = json.loads(files["json"].read_text())
     assert d["agreement"]["accuracy"] == 0.5 and d["agreement"]["confusion"]["rows"] == "predicted"
     assert d["percent_complete"]["mean_abs_error"] == pytest.approx(9.0)
@@ -264,8 +313,14 @@ def phantom_reference(tmp_path_factory):
         lines.append(f"{name},{reference},{slide_summary(gt.cells).percent_complete:.2f}")
     glass = np.full((512, 512, 3), 246, np.uint8)
     with tifffile.TiffWriter(folder / "slides" / "glass.tiff", bigtiff=True) as tif:
-        tif.write(glass, tile=(256, 256), photometric="rgb", compression="jpeg",
-                  resolution=(20000.0, 20000.0), resolutionunit="CENTIMETER")
+        tif.write(
+            glass,
+            tile=(256, 256),
+            photometric="rgb",
+            compression="jpeg",
+            resolution=(20000.0, 20000.0),
+            resolutionunit="CENTIMETER",
+        )
     lines.append("slides/glass.tiff,0,")
     (folder / "reference.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder, truth

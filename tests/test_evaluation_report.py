@@ -34,8 +34,14 @@ def report_with(tmp_path, n=40, seed=3):
         overlay.parent.mkdir(exist_ok=True)
         Image.new("RGB", (640, 480), tuple(int(v) for v in rng.integers(0, 255, 3))).save(overlay)
         refs.append(ReferenceRow(line=i + 2, slide=f"s{i}.svs", score=r))
-        rows.append({"status": "ok", "score": p, "confidence": float(rng.uniform(0.5, 1.0)),
-                     "outputs": {"overlay": str(overlay)}})
+        rows.append(
+            {
+                "status": "ok",
+                "score": p,
+                "confidence": float(rng.uniform(0.5, 1.0)),
+                "outputs": {"overlay": str(overlay)},
+            }
+        )
     refs.append(ReferenceRow(line=n + 2, slide="broken.svs", score="2+"))
     rows.append({"status": "failed", "error": "Unsupported TIFF compression: 52479"})
     return evaluate_rows(refs, rows, n_boot=100)
@@ -83,9 +89,11 @@ def test_thumbnails_are_downscaled_pngs(tmp_path):
 
 
 def test_calibration_plot_svg_and_png():
-    bins = [{"lo": 0.5, "hi": 0.6, "n": 3, "mean_confidence": 0.55, "fraction_correct": 1 / 3},
-            {"lo": 0.9, "hi": 1.0, "n": 10, "mean_confidence": 0.98, "fraction_correct": 0.9},
-            {"lo": 0.6, "hi": 0.7, "n": 0, "mean_confidence": float("nan"), "fraction_correct": float("nan")}]
+    bins = [
+        {"lo": 0.5, "hi": 0.6, "n": 3, "mean_confidence": 0.55, "fraction_correct": 1 / 3},
+        {"lo": 0.9, "hi": 1.0, "n": 10, "mean_confidence": 0.98, "fraction_correct": 0.9},
+        {"lo": 0.6, "hi": 0.7, "n": 0, "mean_confidence": float("nan"), "fraction_correct": float("nan")},
+    ]
     svg = calibration_svg(bins)
     root = ElementTree.fromstring(svg)  # well-formed XML
     circles = root.findall("{http://www.w3.org/2000/svg}circle")

@@ -41,8 +41,14 @@ def _unet_like(seed: int, *, linear_second: bool = False, scales_as_initializer:
         if scales_as_initializer:
             inits.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), name + ".scales"))
         else:
-            nodes.append(helper.make_node("Constant", [], [name + ".scales"],
-                                          value=numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32))))
+            nodes.append(
+                helper.make_node(
+                    "Constant",
+                    [],
+                    [name + ".scales"],
+                    value=numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32)),
+                )
+            )
         kw = dict(mode=mode, coordinate_transformation_mode="asymmetric")
         if mode == "nearest":
             kw["nearest_mode"] = "floor"
@@ -63,8 +69,13 @@ def _unet_like(seed: int, *, linear_second: bool = False, scales_as_initializer:
     d2 = conv("d2", "c2", 12, 4, bias=False)
     nodes.append(helper.make_node("Conv", [d2, "h.w"], ["y"], kernel_shape=[1, 1]))
     inits.append(numpy_helper.from_array(rng.normal(0, 0.3, (2, 4, 1, 1)).astype(np.float32), "h.w"))
-    g = helper.make_graph(nodes, "unet_like", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2, None, None])], inits)
+    g = helper.make_graph(
+        nodes,
+        "unet_like",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2, None, None])],
+        inits,
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     onnx.checker.check_model(m)
@@ -81,7 +92,9 @@ def test_folded_graph_computes_the_same_outputs(seed, scales_as_initializer):
     assert "Resize" not in ops and "Concat" not in ops and ops.count("ConvTranspose") == 2
     onnx.checker.check_model(model)
     # random inputs of several sizes (multiples of 4: two poolings), batch 1 and 2
-    assert parity(data, model.SerializeToString(), shapes=((1, 3, 16, 16), (2, 3, 24, 40), (1, 3, 44, 28))) < 1e-4  # outputs ~10: float32 rounding
+    assert (
+        parity(data, model.SerializeToString(), shapes=((1, 3, 16, 16), (2, 3, 24, 40), (1, 3, 44, 28))) < 1e-4
+    )  # outputs ~10: float32 rounding
 
 
 def test_only_nearest_upsampling_is_folded():
@@ -97,13 +110,28 @@ def test_a_chain_whose_channel_split_is_unknown_is_left_alone():
     """Without the skip's channel count (shape inference) the weights cannot be split: no fold."""
     w = numpy_helper.from_array(np.random.default_rng(0).random((5, 8, 3, 3)).astype(np.float32), "W")
     sc = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")
-    nodes = [helper.make_node("Resize", ["x", "", "sc"], ["u"], mode="nearest",
-                              coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
-             helper.make_node("Concat", ["u", "s"], ["c"], axis=1),
-             helper.make_node("Conv", ["c", "W"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3])]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, "H", "W"]),
-                                       helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, "C", "H2", "W2"])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, "H2", "W2"])], [w, sc])
+    nodes = [
+        helper.make_node(
+            "Resize",
+            ["x", "", "sc"],
+            ["u"],
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        ),
+        helper.make_node("Concat", ["u", "s"], ["c"], axis=1),
+        helper.make_node("Conv", ["c", "W"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, "H", "W"]),
+            helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, "C", "H2", "W2"]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, "H2", "W2"])],
+        [w, sc],
+    )
     model, n = fold_nearest_upsampling(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
     assert n == 0 and [node.op_type for node in model.graph.node] == ["Resize", "Concat", "Conv"]
 

@@ -55,8 +55,9 @@ def test_shipped_probe_tile_is_what_the_script_makes(monkeypatch):
     assert script.DEFAULT_OUT.relative_to(ROOT) == Path("her2fast", "models", "membrane_unet", membrane.PROBE_TILE)
     shipped = membrane.probe_tile()
     assert shipped.shape == (512, 512, 3) and shipped.dtype == np.uint8
-    np.testing.assert_array_equal(shipped, script.probe_tile(),
-                                  err_msg="the phantom generator changed: run python scripts/make_probe_tile.py")
+    np.testing.assert_array_equal(
+        shipped, script.probe_tile(), err_msg="the phantom generator changed: run python scripts/make_probe_tile.py"
+    )
     monkeypatch.setattr(membrane, "PROBE_TILE", "no_such_probe.png")
     with pytest.raises(ModelError, match="probe tile .*no_such_probe.png.*reinstall"):
         membrane.probe_tile()
@@ -140,7 +141,8 @@ def test_gpu_fallback_is_detected(monkeypatch):
 
     fake = types.SimpleNamespace(
         get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
-        SessionOptions=Opts, InferenceSession=FakeSession,
+        SessionOptions=Opts,
+        InferenceSession=FakeSession,
         ExecutionMode=types.SimpleNamespace(ORT_SEQUENTIAL=0),
         GraphOptimizationLevel=types.SimpleNamespace(ORT_ENABLE_ALL=99),
     )
@@ -222,14 +224,22 @@ def test_tiny_training_run(tmp_path):
     from training.config import TrainConfig
     from training.train_membrane import train
 
-    cfg = TrainConfig.from_dict({
-        "name": "tiny",
-        "model": {"width": 4, "depth": 2},
-        "data": {"cache_dir": str(tmp_path / "cache"), "tile_size": 64, "train_n": 2, "val_n": 1, "crop": 48,
-                 "batch": 2},
-        "optim": {"steps": 3, "warmup_steps": 1},
-        "run": {"out_dir": str(tmp_path / "run"), "log_every": 1, "val_every": 2, "ckpt_every": 2},
-    })
+    cfg = TrainConfig.from_dict(
+        {
+            "name": "tiny",
+            "model": {"width": 4, "depth": 2},
+            "data": {
+                "cache_dir": str(tmp_path / "cache"),
+                "tile_size": 64,
+                "train_n": 2,
+                "val_n": 1,
+                "crop": 48,
+                "batch": 2,
+            },
+            "optim": {"steps": 3, "warmup_steps": 1},
+            "run": {"out_dir": str(tmp_path / "run"), "log_every": 1, "val_every": 2, "ckpt_every": 2},
+        }
+    )
     first = train(cfg, verbose=False)
     assert first["steps"] == 3 and (tmp_path / "run" / "weights.npz").exists()
     cfg.optim.steps = 4  # resumes from the checkpoint at step 3
@@ -304,8 +314,26 @@ def test_finetune_on_png_pairs_and_export(tmp_path):
         t = make_tile(160, category=cat, seed=50 + i, mpp=0.25)
         Image.fromarray(t.rgb).save(pairs / f"t{i}.png")
         Image.fromarray(t.membrane_mask.astype(np.uint8) * 255).save(pairs / f"t{i}_mask.png")
-    finetune_main(["--pairs", str(pairs), "--mpp", "0.25", "--out", str(tmp_path / "run"), "--steps", "2",
-                   "--crop", "64", "--batch", "2", "--weights", str(weights), "--export", str(tmp_path / "model")])
+    finetune_main(
+        [
+            "--pairs",
+            str(pairs),
+            "--mpp",
+            "0.25",
+            "--out",
+            str(tmp_path / "run"),
+            "--steps",
+            "2",
+            "--crop",
+            "64",
+            "--batch",
+            "2",
+            "--weights",
+            str(weights),
+            "--export",
+            str(tmp_path / "model"),
+        ]
+    )
     prob = membrane.predict(make_tile(96, category="3+", seed=3).rgb, 0.5, model_dir=tmp_path / "model", threads=1)
     assert prob.shape == (96, 96)
 

@@ -25,8 +25,10 @@ def _batch(rgb: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiles():
-    return [make_tile(s, category=c, seed=seed, jpeg_quality=None).rgb
-            for s, c, seed in (((256, 320), "2+", 41), ((192, 128), "3+", 42), ((96, 160), "1+", 43))]
+    return [
+        make_tile(s, category=c, seed=seed, jpeg_quality=None).rgb
+        for s, c, seed in (((256, 320), "2+", 41), ((192, 128), "3+", 42), ((96, 160), "1+", 43))
+    ]
 
 
 def test_openvino_f32_gives_onnxruntime_s_probabilities(tiles):
@@ -115,13 +117,16 @@ def test_auto_without_bf16_is_onnxruntime_without_a_probe(monkeypatch):
     assert s.providers == ["CPUExecutionProvider"] and s.selection is None
 
 
-@pytest.mark.parametrize("diff, flips, ms_ov, ms_ort, take", [
-    (0.004, 0.0, 30.0, 110.0, True),
-    (0.004, 0.0, 99.0, 110.0, True),      # 0.9 of the time exactly: taken
-    (0.004, 0.0, 100.0, 110.0, False),    # within noise: not worth another runtime
-    (0.03, 0.0, 30.0, 110.0, False),      # disagrees
-    (0.004, 0.002, 30.0, 110.0, False),   # flips too many pixels
-])
+@pytest.mark.parametrize(
+    "diff, flips, ms_ov, ms_ort, take",
+    [
+        (0.004, 0.0, 30.0, 110.0, True),
+        (0.004, 0.0, 99.0, 110.0, True),  # 0.9 of the time exactly: taken
+        (0.004, 0.0, 100.0, 110.0, False),  # within noise: not worth another runtime
+        (0.03, 0.0, 30.0, 110.0, False),  # disagrees
+        (0.004, 0.002, 30.0, 110.0, False),  # flips too many pixels
+    ],
+)
 def test_prefer_openvino_rule(diff, flips, ms_ov, ms_ort, take):
     assert membrane.prefer_openvino(diff, flips, ms_ov, ms_ort) is take
 
@@ -153,8 +158,10 @@ def test_a_slide_scored_with_openvino_matches_onnxruntime(tmp_path):
     slide = make_slide(tmp_path / "s.tiff", category="2+", width=1024, height=1024, seed=715)
     settings = ScoreSettings(tile_size=448)
     plan = ThreadPlan(readers=1, inference_threads=1, post_workers=1, queue_tiles=2, inference_lanes=2)
-    a, b = (her2fast.score(slide.path, progress=False, providers=p, settings=settings, threads=plan)
-            for p in (["CPUExecutionProvider"], ["OpenVINO:f32"]))
+    a, b = (
+        her2fast.score(slide.path, progress=False, providers=p, settings=settings, threads=plan)
+        for p in (["CPUExecutionProvider"], ["OpenVINO:f32"])
+    )
     assert b.provenance["providers"] == ["OpenVINO:f32"]
     assert a.score == b.score and len(a.cells) == len(b.cells) > 100
     np.testing.assert_array_equal(a.cells.x, b.cells.x)

@@ -42,8 +42,9 @@ def _random_maps(seed: int, n: int):
 def test_reconstruct_dilation_equals_skimage_on_random_maps():
     for rng, img in _random_maps(0, 150):
         marker = np.minimum(img, (rng.random(img.shape) * img.max()).astype(np.float32))
-        np.testing.assert_array_equal(reconstruct_dilation(marker, img),
-                                      sk_reconstruction(marker, img, method="dilation"))
+        np.testing.assert_array_equal(
+            reconstruct_dilation(marker, img), sk_reconstruction(marker, img, method="dilation")
+        )
 
 
 @pytest.mark.parametrize("h", [0.25, 0.5, 1.0, 2.5])

@@ -110,7 +110,9 @@ def test_nucleus_seeds_per_component_equal_the_whole_image_on_real_and_random_ma
 
     from her2fast import _native
 
-    maps = [deconvolve(make_tile(512, category=c, seed=70 + i).rgb).hematoxylin for i, c in enumerate(["0", "2+", "3+"])]
+    maps = [
+        deconvolve(make_tile(512, category=c, seed=70 + i).rgb).hematoxylin for i, c in enumerate(["0", "2+", "3+"])
+    ]
     maps.append(deconvolve(ihc_image).hematoxylin)  # scikit-image's real IHC sample
     cases = [_kept_components(h) for h in maps]
     rng = np.random.default_rng(5)
@@ -141,10 +143,13 @@ def test_segment_nuclei_equals_its_whole_image_seeds(monkeypatch):
     in gives the same label map, bit for bit."""
     from her2fast import _native
 
-    maps = [deconvolve(make_tile(480, category=c, seed=90 + i).rgb).hematoxylin for i, c in enumerate(["1+", "2+", "3+"])]
+    maps = [
+        deconvolve(make_tile(480, category=c, seed=90 + i).rgb).hematoxylin for i, c in enumerate(["1+", "2+", "3+"])
+    ]
     fast = [segment_nuclei(h, 0.5) for h in maps]
-    monkeypatch.setattr(_native, "component_distance_maxima",
-                        lambda comp, keep, depth: _whole_image_seeds(comp, keep.view(bool), depth))
+    monkeypatch.setattr(
+        _native, "component_distance_maxima", lambda comp, keep, depth: _whole_image_seeds(comp, keep.view(bool), depth)
+    )
     for h, f in zip(maps, fast):
         np.testing.assert_array_equal(segment_nuclei(h, 0.5), f)
         assert f.max() > 50

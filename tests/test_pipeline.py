@@ -36,20 +36,28 @@ def _same_cells(a, b) -> None:
         np.testing.assert_array_equal(getattr(a.cells, f.name), getattr(b.cells, f.name), err_msg=f.name)
 
 
-@pytest.mark.parametrize("plan", [ThreadPlan(readers=1, inference_threads=1, post_workers=1, queue_tiles=1),
-                                  ThreadPlan(readers=2, inference_threads=2, post_workers=2, queue_tiles=3),
-                                  ThreadPlan(readers=3, inference_threads=1, post_workers=2, queue_tiles=2,
-                                             inference_lanes=3),
-                                  ThreadPlan.for_machine()],
-                         ids=["r1-i1-p1-q1", "r2-i2-p2-q3", "r3-i1-p2-q2-lanes3", "for_machine"])
+@pytest.mark.parametrize(
+    "plan",
+    [
+        ThreadPlan(readers=1, inference_threads=1, post_workers=1, queue_tiles=1),
+        ThreadPlan(readers=2, inference_threads=2, post_workers=2, queue_tiles=3),
+        ThreadPlan(readers=3, inference_threads=1, post_workers=2, queue_tiles=2, inference_lanes=3),
+        ThreadPlan.for_machine(),
+    ],
+    ids=["r1-i1-p1-q1", "r2-i2-p2-q3", "r3-i1-p2-q2-lanes3", "for_machine"],
+)
 def test_stream_equals_sequential(phantom, sequential, plan):
     import her2fast
 
     r = her2fast.score(phantom.path, progress=False, settings=SETTINGS, threads=plan)
     assert r.counts["tiles_segmented"] >= 8  # enough tiles for the queues to fill and batches to split
     _same_cells(r, sequential)
-    assert (r.score, r.stratum, r.percentages, r.flags) == (sequential.score, sequential.stratum,
-                                                           sequential.percentages, sequential.flags)
+    assert (r.score, r.stratum, r.percentages, r.flags) == (
+        sequential.score,
+        sequential.stratum,
+        sequential.percentages,
+        sequential.flags,
+    )
     perf = r.provenance["pipeline"]
     assert perf["threads"] == plan.to_dict()
     assert perf["tiles"] == r.counts["tiles_epithelium"] and perf["tiles_per_s"] > 0 and perf["cpu_percent"] > 0
@@ -121,8 +129,12 @@ def test_a_failing_stage_raises_its_error_and_stops_every_thread(phantom, monkey
     monkeypatch.setattr(pipeline, "measure_tile", failing)
     before = threading.active_count()
     with pytest.raises(RuntimeError, match="boom in tile 3"):
-        her2fast.score(phantom.path, progress=False, settings=SETTINGS,
-                       threads=ThreadPlan(readers=1, inference_threads=1, post_workers=2, queue_tiles=2))
+        her2fast.score(
+            phantom.path,
+            progress=False,
+            settings=SETTINGS,
+            threads=ThreadPlan(readers=1, inference_threads=1, post_workers=2, queue_tiles=2),
+        )
     assert threading.active_count() == before  # no stage thread left behind
 
 
@@ -143,9 +155,12 @@ def test_a_failing_network_call_in_a_lane_raises_its_error_and_stops_every_threa
     monkeypatch.setattr(membrane, "predict_maps_batch", failing)
     before = threading.active_count()
     with pytest.raises(RuntimeError, match="network failed in a lane"):
-        her2fast.score(phantom.path, progress=False, settings=SETTINGS,
-                       threads=ThreadPlan(readers=1, inference_threads=1, post_workers=2, queue_tiles=2,
-                                          inference_lanes=3))
+        her2fast.score(
+            phantom.path,
+            progress=False,
+            settings=SETTINGS,
+            threads=ThreadPlan(readers=1, inference_threads=1, post_workers=2, queue_tiles=2, inference_lanes=3),
+        )
     assert threading.active_count() == before
 
 
@@ -202,7 +217,7 @@ def _window_reference(epi: np.ndarray, padded, ov: int, m: int = 16):
     (one pixel more on the low sides) widened by ov, rounded out to m, clipped."""
     h, w = epi.shape
     can_hold = np.zeros_like(epi)
-    can_hold[ov:h - ov + 1, ov:w - ov + 1] = True
+    can_hold[ov : h - ov + 1, ov : w - ov + 1] = True
     ys, xs = np.nonzero(epi & can_hold)
     if ys.size == 0:
         return None
@@ -225,7 +240,7 @@ def test_tile_window_equals_the_plain_definition_and_keeps_every_owned_tumour_ce
         for _ in range(rng.integers(0, 4)):  # a few blobs anywhere, margins included
             y, x = rng.integers(0, size, 2)
             hh, ww = rng.integers(1, 120, 2)
-            epi[y:y + hh, x:x + ww] = True
+            epi[y : y + hh, x : x + ww] = True
         got = tile_window(epi, padded, ov)
         assert got == _window_reference(epi, padded, ov), k
         # cells as measure_tile sees them: owned when the exact centre is in the tile's core, tumour
@@ -242,8 +257,9 @@ def test_tile_window_equals_the_plain_definition_and_keeps_every_owned_tumour_ce
         x0, y0, x1, y1 = got
         assert padded[0] <= x0 < x1 <= padded[2] and padded[1] <= y0 < y1 <= padded[3]
         assert (x0 - padded[0]) % 16 == 0 and (y0 - padded[1]) % 16 == 0
-        inside = ((tumour[:, 0] >= x0 + ov) & (tumour[:, 0] < x1 - ov) & (tumour[:, 1] >= y0 + ov)
-                  & (tumour[:, 1] < y1 - ov))
+        inside = (
+            (tumour[:, 0] >= x0 + ov) & (tumour[:, 0] < x1 - ov) & (tumour[:, 1] >= y0 + ov) & (tumour[:, 1] < y1 - ov)
+        )
         assert inside.all(), (k, tumour[~inside][:3], got)
         n_centres += len(tumour)
     assert 0 < n_none < 300 and n_centres > 10000  # both cases were exercised
@@ -269,7 +285,7 @@ def test_tile_windows_partition_the_owned_centres_and_save_pixels():
         for _ in range(rng.integers(0, 5)):  # blobs anywhere, margins included
             y, x = rng.integers(0, (hs, ws))
             hh, ww = rng.integers(1, 200, 2)
-            epi[y:y + hh, x:x + ww] = True
+            epi[y : y + hh, x : x + ww] = True
         if k % 2:  # a diagonal band: the best cuts then run through epithelium
             yy, xx = np.indices((hs, ws))
             epi |= np.abs(yy - xx * hs / ws - rng.integers(-100, 100)) < rng.integers(2, 12)
@@ -301,7 +317,7 @@ def test_tile_windows_partition_the_owned_centres_and_save_pixels():
         tumour = c[epi[pix[:, 1], pix[:, 0]]] + [padded[0], padded[1]]
         owners = np.zeros(len(tumour), int)
         for _, (cx0, cy0, cx1, cy1) in got:
-            owners += ((tumour[:, 0] >= cx0) & (tumour[:, 0] < cx1) & (tumour[:, 1] >= cy0) & (tumour[:, 1] < cy1))
+            owners += (tumour[:, 0] >= cx0) & (tumour[:, 0] < cx1) & (tumour[:, 1] >= cy0) & (tumour[:, 1] < cy1)
         assert (owners == 1).all(), (k, tumour[owners != 1][:3], got)
         n_centres += len(tumour)
         for _, (cx0, cy0, cx1, cy1) in got:  # centres within a pixel of a cut (a core edge inside the tile's)
@@ -328,9 +344,13 @@ def test_tiles_without_a_window_give_no_cells_in_every_plan(phantom, monkeypatch
         return None if skip else real(epi, padded, overlap, multiple)
 
     monkeypatch.setattr(pipeline, "tile_window", every_other)
-    runs = [her2fast.score(phantom.path, progress=False, settings=SETTINGS, threads=plan)
-            for plan in (ThreadPlan.sequential(), ThreadPlan(readers=2, inference_threads=1, post_workers=2,
-                                                             queue_tiles=2, inference_lanes=2))]
+    runs = [
+        her2fast.score(phantom.path, progress=False, settings=SETTINGS, threads=plan)
+        for plan in (
+            ThreadPlan.sequential(),
+            ThreadPlan(readers=2, inference_threads=1, post_workers=2, queue_tiles=2, inference_lanes=2),
+        )
+    ]
     assert calls["n"] >= 2 * 8
     _same_cells(runs[0], runs[1])
     r = runs[0]
@@ -361,8 +381,12 @@ def test_crop_to_epithelium_keeps_every_tumour_cell(phantom, sequential):
     """The windows change no tumour cell's class; only stromal cells far from the epithelium go."""
     import her2fast
 
-    whole = her2fast.score(phantom.path, progress=False, threads=ThreadPlan.sequential(),
-                           settings=dataclasses.replace(SETTINGS, crop_to_epithelium=False))
+    whole = her2fast.score(
+        phantom.path,
+        progress=False,
+        threads=ThreadPlan.sequential(),
+        settings=dataclasses.replace(SETTINGS, crop_to_epithelium=False),
+    )
     crop = sequential
     assert crop.provenance["pipeline"]["window_fraction"] < 0.95
     assert whole.provenance["pipeline"]["window_fraction"] == 1.0
@@ -374,8 +398,12 @@ def test_split_windows_keep_every_tumour_cell(phantom, sequential):
     """Several windows per tile (the default) give the tumour cells of one window per tile."""
     import her2fast
 
-    one = her2fast.score(phantom.path, progress=False, threads=ThreadPlan.sequential(),
-                         settings=dataclasses.replace(SETTINGS, windows_per_tile=1))
+    one = her2fast.score(
+        phantom.path,
+        progress=False,
+        threads=ThreadPlan.sequential(),
+        settings=dataclasses.replace(SETTINGS, windows_per_tile=1),
+    )
     split = sequential
     p1, p4 = one.provenance["pipeline"], split.provenance["pipeline"]
     assert SETTINGS.windows_per_tile == 4

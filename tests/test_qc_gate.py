@@ -141,8 +141,16 @@ def test_decision_carries_figures_and_serialises(tmp_path):
     from her2fast.synth import make_tile
 
     d = gate_rgb(make_tile(704, category="2+", seed=7002).rgb, tmp_path)
-    for key in ("eosin_fraction", "off_axis_hue_deg", "two_stain_residual", "nuclear_blob_share", "cell_dab_q25_od",
-                "cell_pale_ratio", "hematoxylin_to_training_deg", "tissue_od_median"):
+    for key in (
+        "eosin_fraction",
+        "off_axis_hue_deg",
+        "two_stain_residual",
+        "nuclear_blob_share",
+        "cell_dab_q25_od",
+        "cell_pale_ratio",
+        "hematoxylin_to_training_deg",
+        "tissue_od_median",
+    ):
         assert math.isfinite(d.figures[key]), key
     assert d.outside_training_range == (d.training_distance > 1.0)
     assert not d.outside_training_range  # a phantom lies in the models' training range

@@ -168,7 +168,7 @@ def test_epithelium_polygons_with_many_holes_equal_the_reference_in_bounded_memo
     for _ in range(120):  # holes of 1..30 pixels across, some touching each other
         y, x = rng.integers(5, 295), rng.integers(5, 395)
         r = rng.integers(1, 8)
-        m[max(1, y - r):y + r, max(1, x - r):x + r] = False
+        m[max(1, y - r) : y + r, max(1, x - r) : x + r] = False
     m[150:160, 200:210] = True  # islands inside holes
     got = epithelium_polygons(m, (4.0, 2.0))
     ref = _polygons_full_size_holes(m, (4.0, 2.0))

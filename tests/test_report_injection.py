@@ -46,9 +46,16 @@ def hostile_report(out):
     for i, name in enumerate(HOSTILE):
         stem = name.removesuffix(".tiff")
         refs.append(ReferenceRow(line=i + 2, slide=name, score="3+"))
-        rows.append({"status": "ok", "score": "0", "confidence": 0.9, "percent_complete": 1.5,
-                     "outputs": {"json": str(out / f"{stem}.her2fast.json"), "overlay": str(out / f"{stem}.overlay.png")}})
-    refs.append(ReferenceRow(line=len(HOSTILE) + 2, slide="=HYPERLINK(\"http://x\").tiff", score="2+"))
+        rows.append(
+            {
+                "status": "ok",
+                "score": "0",
+                "confidence": 0.9,
+                "percent_complete": 1.5,
+                "outputs": {"json": str(out / f"{stem}.her2fast.json"), "overlay": str(out / f"{stem}.overlay.png")},
+            }
+        )
+    refs.append(ReferenceRow(line=len(HOSTILE) + 2, slide='=HYPERLINK("http://x").tiff', score="2+"))
     rows.append({"status": "failed", "error": "=cmd|' /C calc'!A0 <script>alert(1)</script>"})
     return evaluate_rows(refs, rows, n_boot=20)
 
@@ -69,8 +76,14 @@ def test_html_links_stay_relative_and_text_is_escaped(tmp_path):
     expected = {f"./{n.removesuffix('.tiff')}.her2fast.json" for n in HOSTILE}
     assert expected <= {unquote(h) for h in hrefs}  # the links still lead to the files
     for name in HOSTILE:  # names are shown, escaped
-        assert name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace(
-            "'", "&#x27;") in text
+        assert (
+            name.replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace('"', "&quot;")
+            .replace("'", "&#x27;")
+            in text
+        )
 
 
 def test_html_links_without_a_folder_are_relative_or_file_uris(tmp_path):
@@ -79,9 +92,11 @@ def test_html_links_without_a_folder_are_relative_or_file_uris(tmp_path):
     parser.feed(render_html(report))
     hrefs = [attrs["href"] for tag, attrs in parser.tags if tag == "a"]
     assert hrefs and all(h.startswith("file:///") for h in hrefs)
-    rel = evaluate_rows([ReferenceRow(line=2, slide="javascript:alert(1).tiff", score="3+")],
-                        [{"status": "ok", "score": "0", "outputs": {"json": "javascript:alert(1).her2fast.json"}}],
-                        n_boot=10)
+    rel = evaluate_rows(
+        [ReferenceRow(line=2, slide="javascript:alert(1).tiff", score="3+")],
+        [{"status": "ok", "score": "0", "outputs": {"json": "javascript:alert(1).her2fast.json"}}],
+        n_boot=10,
+    )
     parser = _Tags()
     parser.feed(render_html(rel))
     assert [attrs["href"] for tag, attrs in parser.tags if tag == "a"] == ["./javascript%3Aalert%281%29.her2fast.json"]
@@ -106,7 +121,7 @@ def test_evaluation_csv_cells_are_neutralised(tmp_path):
     assert "'=cmd|' -C calc'!A0.tiff" in slides and "'+1.tiff" in slides and "'@x.tiff" in slides
     assert "'\t=1+1.tiff" in slides and "'\r=1+1.tiff" in slides
     assert "two\nlines<img src=x onerror=alert(1)>.tiff" in slides  # harmless start: unchanged
-    assert "'=HYPERLINK(\"http://x\").tiff" in [r[0] for r in tables["contest"][1:]]
+    assert '\'=HYPERLINK("http://x").tiff' in [r[0] for r in tables["contest"][1:]]
     reason = tables["slides"][0].index("reason")
     assert tables["slides"][-1][reason].startswith("'=cmd|")
     assert [r[1] for r in tables["discordant"][1:]] == [safe_cell(n) for n in HOSTILE]
@@ -128,13 +143,17 @@ def test_store_exports_are_neutralised(tmp_path):
     assert {r["slide_mtime"] for r in body} == {"-1.5"}  # a negative number stays a number
 
 
-@pytest.mark.parametrize("value", [-1.3, "-1.3", "+2", "-0.5e-3", ".5", "-7", 0, None, 2.5, "", "3+", "0", "plain.tiff"])
+@pytest.mark.parametrize(
+    "value", [-1.3, "-1.3", "+2", "-0.5e-3", ".5", "-7", 0, None, 2.5, "", "3+", "0", "plain.tiff"]
+)
 def test_numbers_and_plain_text_are_kept(value):
     assert safe_cell(value) == value
 
 
-@pytest.mark.parametrize("value", ["=1+1", "+1.tiff", "-1.3.tiff", "-", "+", "@x", "\t1", "\r1", "-1,3", "- 1", "-inf",
-                                   "-nan", "=cmd|' -C calc'!A0"])
+@pytest.mark.parametrize(
+    "value",
+    ["=1+1", "+1.tiff", "-1.3.tiff", "-", "+", "@x", "\t1", "\r1", "-1,3", "- 1", "-inf", "-nan", "=cmd|' -C calc'!A0"],
+)
 def test_formula_like_text_is_prefixed(value):
     assert safe_cell(value) == "'" + value
 

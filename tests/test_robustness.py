@@ -159,8 +159,9 @@ def _score_perturbed(path, chain, folder, **settings):
 
     rgb, mpp = read_level0(path)
     img, m = perturb_image(rgb, chain, mpp=mpp, seed=941)
-    return her2fast.score(write_slide(folder / "perturbed.tiff", img, m), progress=False,
-                          settings=her2fast.ScoreSettings(**settings))
+    return her2fast.score(
+        write_slide(folder / "perturbed.tiff", img, m), progress=False, settings=her2fast.ScoreSettings(**settings)
+    )
 
 
 def _warned(r) -> bool:
@@ -188,8 +189,11 @@ def test_1plus_keeps_its_score_under_a_scanner_profile_and_defocus(slides, tmp_p
         assert _score_perturbed(path, chain, tmp_path).category == "1+"
 
 
-@pytest.mark.xfail(strict=True, reason="defocus lowers the measured membrane OD of intense cells below strong_od: "
-                   "3+/near-threshold reads 2+ at confidence 1.00 without a flag")
+@pytest.mark.xfail(
+    strict=True,
+    reason="defocus lowers the measured membrane OD of intense cells below strong_od: "
+    "3+/near-threshold reads 2+ at confidence 1.00 without a flag",
+)
 def test_3plus_near_threshold_keeps_its_score_under_defocus_or_says_so(slides, tmp_path):
     import her2fast
 
@@ -208,10 +212,12 @@ def test_network_input_is_white_balanced_to_the_training_glass(tile):
     b = white_balance_to_training(white_balance(tile.rgb, 0.06), glass * gains).astype(int)
     assert np.abs(a - b).max() <= 2 and np.abs(a - b).mean() < 0.6  # rounding of two 8-bit scalings
     assert np.abs(white_balance(tile.rgb, 0.06).astype(int) - tile.rgb).mean() > 4  # what the network saw before
-    np.testing.assert_array_equal(white_balance_to_training(np.full((1, 1, 3), 200, np.uint8), TRAINING_GLASS),
-                                  np.full((1, 1, 3), 200, np.uint8))
+    np.testing.assert_array_equal(
+        white_balance_to_training(np.full((1, 1, 3), 200, np.uint8), TRAINING_GLASS), np.full((1, 1, 3), 200, np.uint8)
+    )
     with pytest.raises(InvalidInputError, match="background"):
         white_balance_to_training(tile.rgb, (250, 250))
+
 
 def test_white_balance_setting_round_trips_and_old_settings_load_without_it():
     from her2fast import ScoreSettings
@@ -223,6 +229,7 @@ def test_white_balance_setting_round_trips_and_old_settings_load_without_it():
     assert ScoreSettings.from_dict(d).membrane_white_balance is False
     with pytest.raises(InvalidInputError, match="membrane_white_balance"):
         ScoreSettings(membrane_white_balance="yes")
+
 
 def test_a_clipping_colour_cast_moves_the_membrane_map_only_without_network_white_balance(slides, tmp_path):
     import her2fast

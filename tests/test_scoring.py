@@ -19,7 +19,9 @@ from her2fast.scoring import (
 
 
 def _cat(counts: dict[int, int], total: int = 1000) -> str:
-    classes = np.concatenate([np.full(n, c, np.int8) for c, n in counts.items()] + [np.zeros(total - sum(counts.values()), np.int8)])
+    classes = np.concatenate(
+        [np.full(n, c, np.int8) for c, n in counts.items()] + [np.zeros(total - sum(counts.values()), np.int8)]
+    )
     return slide_category(class_fractions(classes))
 
 
@@ -27,7 +29,13 @@ def test_classify_cells_table():
     inten = np.array([0, 0, 1, 1, 2, 2, 2, 3, 3, 3, 1])
     comp = np.array([0.0, 1.0, 0.3, 1.0, 0.5, 0.9, 1.0, 0.5, 0.9, 0.89, 0.0])
     got = classify_cells(inten, comp)
-    F, W, II, IC, N = CellClass.FAINT_INCOMPLETE, CellClass.WEAK_MODERATE_COMPLETE, CellClass.INTENSE_INCOMPLETE, CellClass.INTENSE_COMPLETE, CellClass.NEGATIVE
+    F, W, II, IC, N = (
+        CellClass.FAINT_INCOMPLETE,
+        CellClass.WEAK_MODERATE_COMPLETE,
+        CellClass.INTENSE_INCOMPLETE,
+        CellClass.INTENSE_COMPLETE,
+        CellClass.NEGATIVE,
+    )
     assert got.tolist() == [N, N, F, F, F, W, W, II, IC, II, N]
     assert got.dtype == np.int8
 
@@ -91,16 +99,29 @@ def test_input_validation():
     with pytest.raises(ValueError, match="faint_od"):
         ScoringRules(faint_od=0.5, weak_od=0.2)
     with pytest.raises(InvalidInputError, match="CellTable.x"):
-        CellTable(cell_id=[1, 2], x=[0.0], y=[0, 0], is_tumour=[1, 1], intensity=[0, 0], completeness=[0, 0],
-                  membrane_dab_od=[0, 0])
+        CellTable(
+            cell_id=[1, 2],
+            x=[0.0],
+            y=[0, 0],
+            is_tumour=[1, 1],
+            intensity=[0, 0],
+            completeness=[0, 0],
+            membrane_dab_od=[0, 0],
+        )
 
 
 def test_cell_table_roundtrip_and_score(tmp_path):
     n = 200
     rng = np.random.default_rng(0)
-    t = CellTable(cell_id=np.arange(1, n + 1), x=rng.random(n), y=rng.random(n), is_tumour=np.ones(n, bool),
-                  intensity=np.r_[np.full(30, 3), np.zeros(n - 30)], completeness=np.r_[np.ones(30), np.zeros(n - 30)],
-                  membrane_dab_od=np.r_[np.ones(30), np.zeros(n - 30)])
+    t = CellTable(
+        cell_id=np.arange(1, n + 1),
+        x=rng.random(n),
+        y=rng.random(n),
+        is_tumour=np.ones(n, bool),
+        intensity=np.r_[np.full(30, 3), np.zeros(n - 30)],
+        completeness=np.r_[np.ones(30), np.zeros(n - 30)],
+        membrane_dab_od=np.r_[np.ones(30), np.zeros(n - 30)],
+    )
     res = score_cells(t)
     assert res.category == "3+" and res.fractions.as_percentages()["intense_complete"] == 15.0
     t.save_npz(tmp_path / "c.npz")
@@ -126,7 +147,9 @@ def _classes(n: int, counts: dict[int, int]) -> np.ndarray:
     return np.concatenate(parts + [np.zeros(n - sum(counts.values()), np.int8)])
 
 
-def _expected(n: int, k4: int, k23: int, k1: int, p_num: int = 1, p_den: int = 10, u_num: int = 1, u_den: int = 100) -> str:
+def _expected(
+    n: int, k4: int, k23: int, k1: int, p_num: int = 1, p_den: int = 10, u_num: int = 1, u_den: int = 100
+) -> str:
     """The rules in integer arithmetic: a criterion holds when k / n > p_num / p_den (ultralow: > u_num / u_den)."""
     more = lambda k: k * p_den > p_num * n  # noqa: E731
     if more(k4):
@@ -171,8 +194,10 @@ def test_completeness_cut_exactly_and_one_ulp_around():
         rules = ScoringRules(complete_fraction=cut)
         below = np.nextafter(cut, 0.0)
         above = min(np.nextafter(cut, 2.0), 1.0)
-        for inten, low, high in [(2, CellClass.FAINT_INCOMPLETE, CellClass.WEAK_MODERATE_COMPLETE),
-                                 (3, CellClass.INTENSE_INCOMPLETE, CellClass.INTENSE_COMPLETE)]:
+        for inten, low, high in [
+            (2, CellClass.FAINT_INCOMPLETE, CellClass.WEAK_MODERATE_COMPLETE),
+            (3, CellClass.INTENSE_INCOMPLETE, CellClass.INTENSE_COMPLETE),
+        ]:
             got = classify_cells([inten] * 3, [below, cut, above], rules).tolist()
             assert got == [low, high, high], (cut, inten, got)
         # faint cells are 1+ cells at any completeness > 0; no completeness is negative
@@ -181,8 +206,11 @@ def test_completeness_cut_exactly_and_one_ulp_around():
 
 def test_od_bands_exactly_and_one_ulp_around():
     r = ScoringRules()
-    for edge, cls in [(r.faint_od, IntensityClass.FAINT), (r.weak_od, IntensityClass.WEAK_MODERATE),
-                      (r.strong_od, IntensityClass.STRONG)]:
+    for edge, cls in [
+        (r.faint_od, IntensityClass.FAINT),
+        (r.weak_od, IntensityClass.WEAK_MODERATE),
+        (r.strong_od, IntensityClass.STRONG),
+    ]:
         got = intensity_class_from_od([np.nextafter(edge, 0.0), edge, np.nextafter(edge, 9.0)]).tolist()
         assert got == [cls - 1, cls, cls]
     custom = ScoringRules(faint_od=0.1, weak_od=0.5, strong_od=1.0)
@@ -257,11 +285,16 @@ def test_every_count_around_the_ultralow_floor(n):
 
 def test_score_cells_gives_stratum_confidence_and_summary():
     n = 100
-    t = CellTable(cell_id=np.arange(1, n + 1), x=np.zeros(n), y=np.zeros(n), is_tumour=np.r_[np.ones(90, bool), np.zeros(10, bool)],
-                  intensity=np.r_[np.full(20, 3), np.full(10, 1), np.zeros(70)],
-                  completeness=np.r_[np.ones(20), np.full(10, 0.5), np.zeros(70)],
-                  membrane_dab_od=np.r_[np.full(20, 2.0), np.full(10, 0.2), np.zeros(70)],
-                  closed=np.r_[np.ones(15, bool), np.zeros(85, bool)])
+    t = CellTable(
+        cell_id=np.arange(1, n + 1),
+        x=np.zeros(n),
+        y=np.zeros(n),
+        is_tumour=np.r_[np.ones(90, bool), np.zeros(10, bool)],
+        intensity=np.r_[np.full(20, 3), np.full(10, 1), np.zeros(70)],
+        completeness=np.r_[np.ones(20), np.full(10, 0.5), np.zeros(70)],
+        membrane_dab_od=np.r_[np.full(20, 2.0), np.full(10, 0.2), np.zeros(70)],
+        closed=np.r_[np.ones(15, bool), np.zeros(85, bool)],
+    )
     res = score_cells(t)
     assert res.category == "3+" and res.stratum == "3+"
     s = slide_summary(t)

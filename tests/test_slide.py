@@ -84,7 +84,10 @@ def test_real_slide_content():
         assert thumb.mean() < 230  # H&E tissue, pink-purple
         assert np.percentile(thumb.mean(axis=2), 95) > 240  # and glass
     # boxes.png is the render of boxes.tiff's level 0
-    with open_slide(shared_file("wsi/boxes.tiff"), mpp=1.0) as tiff, open_slide(shared_file("wsi/boxes.png"), mpp=1.0) as png:
+    with (
+        open_slide(shared_file("wsi/boxes.tiff"), mpp=1.0) as tiff,
+        open_slide(shared_file("wsi/boxes.png"), mpp=1.0) as png,
+    ):
         a = tiff.read(0, 0, 300, 250).astype(int)
         b = png.read(0, 0, 300, 250).astype(int)
         assert np.abs(a - b).mean() < 2
@@ -255,8 +258,15 @@ def _wave_pyramid(path: Path, w0: int = 1201, h0: int = 901, mpp: float = 0.5) -
             img[..., 1] = np.rint(_wave((np.arange(h) + 0.5) * dy, 300))[:, None]
             img[..., 2] = 128
             px_per_cm = 1e4 / (mpp * dx)
-            tif.write(img, tile=(64, 64), photometric="rgb", compression="zlib", subfiletype=0 if k == 0 else 1,
-                      resolution=(px_per_cm, px_per_cm), resolutionunit="CENTIMETER")
+            tif.write(
+                img,
+                tile=(64, 64),
+                photometric="rgb",
+                compression="zlib",
+                subfiletype=0 if k == 0 else 1,
+                resolution=(px_per_cm, px_per_cm),
+                resolutionunit="CENTIMETER",
+            )
 
 
 @pytest.mark.parametrize("mpp", [0.5, 0.8, 1.0, 1.3, 2.0, 3.7, 4.02, 6.0])

@@ -33,9 +33,18 @@ def write_bomb(path: Path, side: int = BOMB_SIDE, tile: int = 2048, mpp: float =
 
     data = zlib.compress(np.full((tile, tile, 3), 250, np.uint8).tobytes(), 9)
     n = math.ceil(side / tile) ** 2
-    tifffile.imwrite(path, (data for _ in range(n)), shape=(side, side, 3), dtype="uint8", tile=(tile, tile),
-                     compression="zlib", photometric="rgb", resolution=(1e4 / mpp, 1e4 / mpp),
-                     resolutionunit="CENTIMETER", bigtiff=True)
+    tifffile.imwrite(
+        path,
+        (data for _ in range(n)),
+        shape=(side, side, 3),
+        dtype="uint8",
+        tile=(tile, tile),
+        compression="zlib",
+        photometric="rgb",
+        resolution=(1e4 / mpp, 1e4 / mpp),
+        resolutionunit="CENTIMETER",
+        bigtiff=True,
+    )
 
 
 def write_pyramid(path: Path, size: int = 512, mpp: float = 0.5, value: int = 235) -> None:
@@ -46,8 +55,15 @@ def write_pyramid(path: Path, size: int = 512, mpp: float = 0.5, value: int = 23
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         level, sub = img, 0
         while True:
-            tif.write(level, tile=(256, 256), photometric="rgb", compression="zlib", subfiletype=sub,
-                      resolution=(1e4 / mpp * level.shape[1] / size,) * 2, resolutionunit="CENTIMETER")
+            tif.write(
+                level,
+                tile=(256, 256),
+                photometric="rgb",
+                compression="zlib",
+                subfiletype=sub,
+                resolution=(1e4 / mpp * level.shape[1] / size,) * 2,
+                resolutionunit="CENTIMETER",
+            )
             if level.shape[0] <= 256:
                 break
             level, sub = level[::2, ::2].copy(), 1
@@ -87,8 +103,12 @@ def test_scoring_a_bomb_fails_cleanly_in_bounded_memory(bomb, tmp_path):
         "from her2fast.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, "score", str(bomb), "--out", str(tmp_path / "out"), "-q",
-                           "--no-pictures"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "score", str(bomb), "--out", str(tmp_path / "out"), "-q", "--no-pictures"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "SlideTooLargeError" in proc.stderr and str(bomb) in proc.stderr
     assert "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr
@@ -136,8 +156,13 @@ def test_implausible_metadata_mpp_asks_for_mpp(tmp_path):
     import tifffile
 
     plain = tmp_path / "plain49.tif"
-    tifffile.imwrite(plain, np.full((64, 64, 3), 230, np.uint8), photometric="rgb", resolution=(1e4 / 49,) * 2,
-                     resolutionunit="CENTIMETER")
+    tifffile.imwrite(
+        plain,
+        np.full((64, 64, 3), 230, np.uint8),
+        photometric="rgb",
+        resolution=(1e4 / 49,) * 2,
+        resolutionunit="CENTIMETER",
+    )
     pyramid = tmp_path / "pyramid49.tiff"
     write_pyramid(pyramid, mpp=49)
     for path in (plain, pyramid):

@@ -54,8 +54,9 @@ def test_outside_training_range_caps_the_confidence(phantom, monkeypatch):
 
     def far(*args, **kwargs):
         d = real(*args, **kwargs)
-        return qc.StainGateDecision(True, None, d.message, d.figures, training_distance=3.0,
-                                    outside_training_range=True)
+        return qc.StainGateDecision(
+            True, None, d.message, d.figures, training_distance=3.0, outside_training_range=True
+        )
 
     monkeypatch.setattr(qc, "check_slide_stain", far)
     r = her2fast.score(phantom.path, progress=False)

@@ -23,8 +23,17 @@ def make_slide(tmp_path, name="s.tiff", content=b"slide-bytes"):
 
 
 def ok_run(identity, version="0.1.0", models=None, category="2+"):
-    return RunRecord(slide=identity, status="ok", package_version=version, model_versions=models or {"unet": "abc"},
-                     category=category, score=category, percentages={"3+": 4.0}, confidence=0.8, timings={"total": 1.0})
+    return RunRecord(
+        slide=identity,
+        status="ok",
+        package_version=version,
+        model_versions=models or {"unet": "abc"},
+        category=category,
+        score=category,
+        percentages={"3+": 4.0},
+        confidence=0.8,
+        timings={"total": 1.0},
+    )
 
 
 def test_identity_hashes_content(tmp_path):

@@ -69,7 +69,7 @@ def test_cell_table_matches_label_map(tile3):
 def test_tiles_agree_across_render_borders():
     scene = Scene(get_preset("2+"), 5, 200.0, 200.0, with_glass=False)
     whole = render_region(scene, 0, 0, 192, 160, 0.5, noise_seed=0)
-    for (x, y, w, h) in [(0, 0, 100, 70), (100, 0, 92, 70), (0, 70, 100, 90), (100, 70, 92, 90)]:
+    for x, y, w, h in [(0, 0, 100, 70), (100, 0, 92, 70), (0, 70, 100, 90), (100, 70, 92, 90)]:
         part = render_region(scene, x, y, w, h, 0.5, noise_seed=7)
         for name in ("cell_labels", "membrane_mask", "membrane_edge", "nuclei_mask", "epithelium_mask"):
             np.testing.assert_array_equal(getattr(part, name), getattr(whole, name)[y : y + h, x : x + w], err_msg=name)
@@ -197,12 +197,21 @@ def test_errors_name_the_parameter(tmp_path):
 def test_cli_tiles_and_slide(tmp_path, capsys):
     from her2fast.cli import main
 
-    assert main(["synth", "tiles", "--out", str(tmp_path / "t"), "-n", "1", "--size", "64", "--categories", "0+,3+"]) == 0
+    assert (
+        main(["synth", "tiles", "--out", str(tmp_path / "t"), "-n", "1", "--size", "64", "--categories", "0+,3+"]) == 0
+    )
     names = sorted(p.name for p in (tmp_path / "t").iterdir())
-    assert names == ["synth_0p_typical_s0.npz", "synth_0p_typical_s0.png", "synth_3p_typical_s0.npz", "synth_3p_typical_s0.png"]
+    assert names == [
+        "synth_0p_typical_s0.npz",
+        "synth_0p_typical_s0.png",
+        "synth_3p_typical_s0.npz",
+        "synth_3p_typical_s0.png",
+    ]
     with np.load(tmp_path / "t" / "synth_3p_typical_s0.npz") as z:
         assert z["membrane_mask"].shape == (64, 64) and "cell_labels" in z.files
-    assert main(["synth", "slide", str(tmp_path / "s.tiff"), "--category", "2+", "--width", "512", "--height", "512"]) == 0
+    assert (
+        main(["synth", "slide", str(tmp_path / "s.tiff"), "--category", "2+", "--width", "512", "--height", "512"]) == 0
+    )
     assert "true category" in capsys.readouterr().out
     assert main(["synth", "tiles", "--out", str(tmp_path / "t"), "--categories", "5+"]) == 1
 

@@ -70,9 +70,11 @@ def test_phantom_tissue_matches_truth(phantom):
 def test_pen_marks_and_dust_are_excluded(phantom):
     thumb = phantom.thumbnail(8.0).copy()
     pen = np.zeros(thumb.shape[:2], bool)
-    strokes = [((slice(20, 24), slice(5, 120)), (30, 60, 170)),  # blue marker across glass and tissue
-               ((slice(100, 104), slice(5, 120)), (60, 150, 80)),  # green
-               ((slice(60, 64), slice(60, 64)), (20, 20, 22))]  # black dot on tissue
+    strokes = [
+        ((slice(20, 24), slice(5, 120)), (30, 60, 170)),  # blue marker across glass and tissue
+        ((slice(100, 104), slice(5, 120)), (60, 150, 80)),  # green
+        ((slice(60, 64), slice(60, 64)), (20, 20, 22)),
+    ]  # black dot on tissue
     for where, colour in strokes:
         thumb[where] = colour
         pen[where] = True
@@ -120,8 +122,9 @@ def test_pen_must_be_wide():
         pen_mask(img, -1.0)
 
 
-@pytest.mark.parametrize("name", ["her2ihc40x_score0.png", "her2ihc40x_score1+.png", "her2ihc40x_score2+.png",
-                                  "her2ihc40x_score3+.png"])
+@pytest.mark.parametrize(
+    "name", ["her2ihc40x_score0.png", "her2ihc40x_score1+.png", "her2ihc40x_score2+.png", "her2ihc40x_score3+.png"]
+)
 def test_edge_to_edge_tissue_patches(name):
     # tissue edge to edge, no glass in view (~0.6 um/px): all tissue, and the dark blue nuclei of the 1+ patch
     # (hue 225-235 deg, saturation up to 0.65: ink-coloured) are not pen
@@ -234,8 +237,15 @@ def plain_slide(tmp_path):
 
 
 def hand_mask(mask: np.ndarray, mpp: float, slide: Slide) -> TissueMask:
-    return TissueMask(mask=mask, mpp=mpp, threshold=0.1, low_threshold=0.02, pen=np.zeros_like(mask),
-                      background=np.full(3, 255.0), level0_per_pixel=(mpp / slide.mpp_x, mpp / slide.mpp_y))
+    return TissueMask(
+        mask=mask,
+        mpp=mpp,
+        threshold=0.1,
+        low_threshold=0.02,
+        pen=np.zeros_like(mask),
+        background=np.full(3, 255.0),
+        level0_per_pixel=(mpp / slide.mpp_x, mpp / slide.mpp_y),
+    )
 
 
 def test_grid_geometry_and_fractions(plain_slide):

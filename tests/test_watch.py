@@ -26,8 +26,10 @@ def phantoms(tmp_path_factory) -> list[Path]:
     from her2fast.synth import make_slide
 
     folder = tmp_path_factory.mktemp("watch_phantoms")
-    return [make_slide(folder / f"w{i}.tiff", category=c, width=768, height=768, seed=950 + i).path
-            for i, c in enumerate(("3+", "1+"))]
+    return [
+        make_slide(folder / f"w{i}.tiff", category=c, width=768, height=768, seed=950 + i).path
+        for i, c in enumerate(("3+", "1+"))
+    ]
 
 
 def db_rows(db: Path) -> list[dict]:
@@ -59,7 +61,7 @@ def slow_copy(src: Path, dest: Path, chunks: int = 8, pause: float = 0.4) -> Non
     step = len(data) // chunks + 1
     with open(dest, "wb") as fh:
         for i in range(0, len(data), step):
-            fh.write(data[i:i + step])
+            fh.write(data[i : i + step])
             fh.flush()
             time.sleep(pause)
 
@@ -69,8 +71,20 @@ def test_watch_service_partial_writes_corrupt_file_sigterm_restart(tmp_path, pha
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()
     db, log = out / "results.db", out / "her2fast-watch.log"
-    cmd = [sys.executable, "-m", "her2fast", "watch", str(inbox), "--out", str(out), "--settle", "3", "--poll", "0.3",
-           "--no-pictures"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "her2fast",
+        "watch",
+        str(inbox),
+        "--out",
+        str(out),
+        "--settle",
+        "3",
+        "--poll",
+        "0.3",
+        "--no-pictures",
+    ]
     with open(tmp_path / "stderr.txt", "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -109,8 +123,10 @@ def test_watch_service_partial_writes_corrupt_file_sigterm_restart(tmp_path, pha
     second = log.read_text()[start:]
     assert second.count("scoring ") == 1 and f"scoring {inbox / 'slide2.tiff'}" in second
     rows = db_rows(db)
-    assert len(rows) == 3 and [Path(r["slide_path"]).name for r in rows if r["status"] == "ok"] == ["slide1.tiff",
-                                                                                                   "slide2.tiff"]
+    assert len(rows) == 3 and [Path(r["slide_path"]).name for r in rows if r["status"] == "ok"] == [
+        "slide1.tiff",
+        "slide2.tiff",
+    ]
     with ResultsStore(db) as store:
         assert store.integrity_check() == "ok" and len(store.quarantined()) == 1
 
@@ -130,8 +146,9 @@ def test_watch_in_process_once_copy_under_new_name_and_lock(tmp_path, phantoms):
 
     # one watcher per output folder; a stop event ends the loop
     stop = threading.Event()
-    first = threading.Thread(target=watch, args=(tmp_path / "empty", out),
-                             kwargs=dict(poll=0.1, stop=stop), daemon=True)
+    first = threading.Thread(
+        target=watch, args=(tmp_path / "empty", out), kwargs=dict(poll=0.1, stop=stop), daemon=True
+    )
     (tmp_path / "empty").mkdir()
     first.start()
     log = out / "her2fast-watch.log"

@@ -17,7 +17,7 @@ def _state_arrays(model: torch.nn.Module, prefix: str = "model/") -> dict[str, n
 
 
 def _load_state(model: torch.nn.Module, z: Any, prefix: str = "model/") -> None:
-    state = {k[len(prefix):]: torch.from_numpy(np.array(z[k])) for k in z.files if k.startswith(prefix)}
+    state = {k[len(prefix) :]: torch.from_numpy(np.array(z[k])) for k in z.files if k.startswith(prefix)}
     model.load_state_dict(state, strict=True)
 
 
@@ -37,8 +37,16 @@ def load_weights(path: str | Path, model: torch.nn.Module | None = None) -> tupl
     return model, meta
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, opt: torch.optim.SGD, step: int, elapsed: float,
-                    rng: np.random.Generator, config: dict[str, Any], history: list[dict]) -> None:
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    opt: torch.optim.SGD,
+    step: int,
+    elapsed: float,
+    rng: np.random.Generator,
+    config: dict[str, Any],
+    history: list[dict],
+) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = _state_arrays(model)
@@ -48,15 +56,15 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, opt: torch.optim.S
             if buf is not None:
                 arrays[f"momentum/{gi}/{pi}"] = buf.detach().cpu().numpy()
     arrays["torch_rng"] = torch.get_rng_state().numpy()
-    meta = {"step": step, "elapsed": elapsed, "np_rng": rng.bit_generator.state, "config": config,
-            "history": history}
+    meta = {"step": step, "elapsed": elapsed, "np_rng": rng.bit_generator.state, "config": config, "history": history}
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
     tmp.replace(path)
 
 
-def load_checkpoint(path: str | Path, model: torch.nn.Module, opt: torch.optim.SGD,
-                    rng: np.random.Generator) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, model: torch.nn.Module, opt: torch.optim.SGD, rng: np.random.Generator
+) -> dict[str, Any]:
     """Restore model, optimizer momentum, RNG states; returns the meta (step, elapsed, history, ...)."""
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))

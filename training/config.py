@@ -73,8 +73,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         sections = {f.name: f.type for f in fields(cls)}
-        known = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "loss": LossSection,
-                 "run": RunSection}
+        known = {
+            "model": ModelSection,
+            "data": DataSection,
+            "optim": OptimSection,
+            "loss": LossSection,
+            "run": RunSection,
+        }
         kw: dict[str, Any] = {}
         for key, value in d.items():
             if key not in sections:

@@ -24,10 +24,18 @@ __all__ = ["CacheSpec", "build_cache", "load_cache", "TileSampler", "AugmentConf
 
 #: presets and how often each is drawn in a phantom set (weights need not sum to 1)
 DEFAULT_PRESETS: dict[str, float] = {
-    "0/typical": 0.5, "0+/typical": 0.5, "0+/near-threshold": 0.5,
-    "1+/typical": 1.0, "1+/near-threshold": 0.7,
-    "2+/typical": 1.0, "2+/near-threshold": 0.7, "2+/unusual": 0.7, "2+/heterogeneous": 0.7,
-    "3+/typical": 1.0, "3+/near-threshold": 0.7, "3+/heterogeneous": 0.7,
+    "0/typical": 0.5,
+    "0+/typical": 0.5,
+    "0+/near-threshold": 0.5,
+    "1+/typical": 1.0,
+    "1+/near-threshold": 0.7,
+    "2+/typical": 1.0,
+    "2+/near-threshold": 0.7,
+    "2+/unusual": 0.7,
+    "2+/heterogeneous": 0.7,
+    "3+/typical": 1.0,
+    "3+/near-threshold": 0.7,
+    "3+/heterogeneous": 0.7,
 }
 
 
@@ -42,8 +50,9 @@ class CacheSpec:
     jpeg_range: tuple[int, int] = (75, 95)
 
 
-def build_cache(path: str | Path, spec: CacheSpec, presets: dict[str, float] | None = None,
-                verbose: bool = True) -> Path:
+def build_cache(
+    path: str | Path, spec: CacheSpec, presets: dict[str, float] | None = None, verbose: bool = True
+) -> Path:
     """Render the phantom set `spec` into the npz file `path`.
 
     Skipped when the file exists with the same spec, presets and phantom generator version
@@ -52,9 +61,15 @@ def build_cache(path: str | Path, spec: CacheSpec, presets: dict[str, float] | N
     from her2fast.synth import GENERATOR_VERSION, make_tile
 
     path = Path(path)
-    meta = {"n": spec.n, "size": spec.size, "seed0": spec.seed0, "mpp_range": list(spec.mpp_range),
-            "jpeg_range": list(spec.jpeg_range), "presets": presets or DEFAULT_PRESETS,
-            "generator_version": GENERATOR_VERSION}
+    meta = {
+        "n": spec.n,
+        "size": spec.size,
+        "seed0": spec.seed0,
+        "mpp_range": list(spec.mpp_range),
+        "jpeg_range": list(spec.jpeg_range),
+        "presets": presets or DEFAULT_PRESETS,
+        "generator_version": GENERATOR_VERSION,
+    }
     if path.exists():
         with np.load(path) as z:
             if "meta" in z and json.loads(str(z["meta"])) == meta:
@@ -85,9 +100,16 @@ def build_cache(path: str | Path, spec: CacheSpec, presets: dict[str, float] | N
             print(f"  cache {path.name}: {i + 1}/{spec.n} tiles ({time.time() - t0:.0f} s)", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, rgb=rgb, membrane=mem, edge=edge, mpp=mpps,
-                        seed=np.arange(spec.seed0, spec.seed0 + spec.n), preset=np.array(chosen),
-                        meta=np.array(json.dumps(meta)))
+    np.savez_compressed(
+        tmp,
+        rgb=rgb,
+        membrane=mem,
+        edge=edge,
+        mpp=mpps,
+        seed=np.arange(spec.seed0, spec.seed0 + spec.n),
+        preset=np.array(chosen),
+        meta=np.array(json.dumps(meta)),
+    )
     tmp.replace(path)
     return path
 
@@ -176,8 +198,15 @@ class TileSampler:
         None: crops only (no augmentation).
     """
 
-    def __init__(self, rgb: np.ndarray, membrane: np.ndarray, edge: np.ndarray, crop: int,
-                 rng: np.random.Generator, augment: AugmentConfig | None = AugmentConfig()) -> None:
+    def __init__(
+        self,
+        rgb: np.ndarray,
+        membrane: np.ndarray,
+        edge: np.ndarray,
+        crop: int,
+        rng: np.random.Generator,
+        augment: AugmentConfig | None = AugmentConfig(),
+    ) -> None:
         self.rgb, self.membrane, self.edge = rgb, membrane, edge
         self.crop, self.rng, self.augment = crop, rng, augment
 
@@ -188,9 +217,9 @@ class TileSampler:
         scale = rng.uniform(*self.augment.scale) if self.augment else 1.0
         src = int(min(round(c * scale), n, s))
         y, x = int(rng.integers(0, n - src + 1)), int(rng.integers(0, s - src + 1))
-        img = self.rgb[i, y:y + src, x:x + src]
-        mem = self.membrane[i, y:y + src, x:x + src]
-        edg = self.edge[i, y:y + src, x:x + src]
+        img = self.rgb[i, y : y + src, x : x + src]
+        mem = self.membrane[i, y : y + src, x : x + src]
+        edg = self.edge[i, y : y + src, x : x + src]
         if src != c:
             img, mem, edg = _resize(img, mem, edg, c)
         if self.augment:

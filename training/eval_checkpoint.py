@@ -33,14 +33,16 @@ __all__ = ["evaluate_file", "main"]
 def _model_config(meta: dict) -> UNetConfig:
     if "unet" in meta:  # a weights file
         u = meta["unet"]
-        return UNetConfig(width=u["width"], depth=u["depth"], dropout=u["dropout"], mean=tuple(u["mean"]),
-                          std=tuple(u["std"]))
+        return UNetConfig(
+            width=u["width"], depth=u["depth"], dropout=u["dropout"], mean=tuple(u["mean"]), std=tuple(u["std"])
+        )
     m = meta["config"]["model"]  # a checkpoint: its training config
     return UNetConfig(width=m["width"], depth=m["depth"], dropout=m["dropout"])
 
 
-def evaluate_file(path: str, val_cache: str = "training/cache/val.npz",
-                  test_cache: str = "training/cache/test.npz") -> dict:
+def evaluate_file(
+    path: str, val_cache: str = "training/cache/val.npz", test_cache: str = "training/cache/test.npz"
+) -> dict:
     """Calibrate on `val_cache`, then pooled Dice / precision / recall on `test_cache`, overall and by category."""
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
@@ -54,7 +56,7 @@ def evaluate_file(path: str, val_cache: str = "training/cache/val.npz",
     total = np.zeros(4, np.int64)
     by_cat: dict[str, np.ndarray] = {}
     for i in range(0, len(te["rgb"]), 4):
-        x = te["rgb"][i:i + 4].transpose(0, 3, 1, 2).astype(np.float32) / 255
+        x = te["rgb"][i : i + 4].transpose(0, 3, 1, 2).astype(np.float32) / 255
         for j, p in enumerate(torch_probs(wrapper, x)[0][:, 0]):
             c = confusion(p, te["membrane"][i + j])
             total += c
@@ -62,9 +64,15 @@ def evaluate_file(path: str, val_cache: str = "training/cache/val.npz",
             by_cat[cat] = by_cat.get(cat, np.zeros(4, np.int64)) + c
     res = scores(total)
     step = meta.get("step", meta.get("train", {}).get("steps"))
-    return {"step": step, "val_dice": val_dice, "threshold": thr, "test_dice": res["dice"],
-            "precision": res["precision"], "recall": res["recall"],
-            "dice_by_category": {k: scores(v)["dice"] for k, v in sorted(by_cat.items()) if v[0] + v[2] > 0}}
+    return {
+        "step": step,
+        "val_dice": val_dice,
+        "threshold": thr,
+        "test_dice": res["dice"],
+        "precision": res["precision"],
+        "recall": res["recall"],
+        "dice_by_category": {k: scores(v)["dice"] for k, v in sorted(by_cat.items()) if v[0] + v[2] > 0},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,8 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     r = evaluate_file(args.path, args.val_cache, args.test_cache)
     cats = ", ".join(f"{k} {v:.3f}" for k, v in r["dice_by_category"].items())
-    print(f"{args.path}: step {r['step']}: val Dice {r['val_dice']:.4f} (softmax threshold {r['threshold']:.3f}); "
-          f"test Dice {r['test_dice']:.4f}, precision {r['precision']:.4f}, recall {r['recall']:.4f}; by category {cats}")
+    print(
+        f"{args.path}: step {r['step']}: val Dice {r['val_dice']:.4f} (softmax threshold {r['threshold']:.3f}); "
+        f"test Dice {r['test_dice']:.4f}, precision {r['precision']:.4f}, recall {r['recall']:.4f}; by category {cats}"
+    )
 
 
 if __name__ == "__main__":

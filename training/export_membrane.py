@@ -56,8 +56,9 @@ class CalibratedWrapper(nn.Module):
 def build_model(weights: str | Path) -> tuple[MembraneUNet, dict]:
     _, meta = load_weights(weights)
     u = meta["unet"]
-    cfg = UNetConfig(width=u["width"], depth=u["depth"], dropout=u["dropout"], mean=tuple(u["mean"]),
-                     std=tuple(u["std"]))
+    cfg = UNetConfig(
+        width=u["width"], depth=u["depth"], dropout=u["dropout"], mean=tuple(u["mean"]), std=tuple(u["std"])
+    )
     model = MembraneUNet(cfg)
     load_weights(weights, model)
     return model.eval(), meta
@@ -72,8 +73,12 @@ def torch_probs(wrapper: nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def calibrate(model: MembraneUNet, rgb: np.ndarray, membrane: np.ndarray) -> tuple[float, float, float]:
     """(bias, threshold, dice): the logit shift making 0.5 the Dice-optimal threshold on (rgb, membrane)."""
     w = CalibratedWrapper(model, 0.0).eval()
-    probs = np.concatenate([torch_probs(w, rgb[i:i + 4].transpose(0, 3, 1, 2).astype(np.float32) / 255)[0][:, 0]
-                            for i in range(0, len(rgb), 4)])
+    probs = np.concatenate(
+        [
+            torch_probs(w, rgb[i : i + 4].transpose(0, 3, 1, 2).astype(np.float32) / 255)[0][:, 0]
+            for i in range(0, len(rgb), 4)
+        ]
+    )
     grid = np.concatenate([np.arange(0.20, 0.95, 0.025), np.arange(0.95, 0.996, 0.005)])
     dices = [scores(confusion(probs, membrane, t))["dice"] for t in grid]
     t = float(grid[int(np.argmax(dices))])
@@ -91,10 +96,19 @@ def export_onnx(wrapper: nn.Module, path: Path, opset: int = 17) -> None:
 
 def _export(wrapper: nn.Module, x: torch.Tensor, path: Path, opset: int) -> None:
     torch.onnx.export(
-        wrapper, (x,), str(path), dynamo=False, opset_version=opset, input_names=["rgb"],
-        output_names=["membrane", "edge"], do_constant_folding=True,
-        dynamic_axes={"rgb": {0: "batch", 2: "height", 3: "width"}, "membrane": {0: "batch", 2: "height", 3: "width"},
-                      "edge": {0: "batch", 2: "height", 3: "width"}},
+        wrapper,
+        (x,),
+        str(path),
+        dynamo=False,
+        opset_version=opset,
+        input_names=["rgb"],
+        output_names=["membrane", "edge"],
+        do_constant_folding=True,
+        dynamic_axes={
+            "rgb": {0: "batch", 2: "height", 3: "width"},
+            "membrane": {0: "batch", 2: "height", 3: "width"},
+            "edge": {0: "batch", 2: "height", 3: "width"},
+        },
     )
 
 
@@ -166,31 +180,60 @@ def main(argv: list[str] | None = None) -> None:
         "format": f"ONNX opset {args.opset}, float32",
         "opset": args.opset,
         "mpp": 0.5,
-        "input": {"name": "rgb", "layout": "NCHW", "dtype": "float32", "range": "RGB / 255 in [0, 1]",
-                  "tile_size": 512, "overlap": 32, "multiple": 2 ** u["depth"],
-                  "dynamic_axes": ["batch", "height", "width"]},
-        "normalisation": {"inside_graph": True, "formula": "(rgb / 255 - mean) / std", "mean": u["mean"],
-                          "std": u["std"]},
+        "input": {
+            "name": "rgb",
+            "layout": "NCHW",
+            "dtype": "float32",
+            "range": "RGB / 255 in [0, 1]",
+            "tile_size": 512,
+            "overlap": 32,
+            "multiple": 2 ** u["depth"],
+            "dynamic_axes": ["batch", "height", "width"],
+        },
+        "normalisation": {
+            "inside_graph": True,
+            "formula": "(rgb / 255 - mean) / std",
+            "mean": u["mean"],
+            "std": u["std"],
+        },
         "outputs": [
-            {"name": "membrane", "shape": "(N, 1, H, W)",
-             "meaning": "probability of stained membrane (class 1 of classes)"},
+            {
+                "name": "membrane",
+                "shape": "(N, 1, H, W)",
+                "meaning": "probability of stained membrane (class 1 of classes)",
+            },
             {"name": "edge", "shape": "(N, 1, H, W)", "meaning": "probability of the membrane centre line"},
         ],
         "class_names": ["background", "membrane"],
         "threshold": 0.5,
-        "calibration": {"softmax_threshold": thr, "logit_bias": bias, "val_dice": vdice,
-                        "note": "membrane = sigmoid(l_membrane - l_background + logit_bias): 0.5 is the "
-                                "Dice-optimal threshold on the validation phantoms"},
-        "architecture": {"kind": "modified U-Net (Khameneh et al. 2019)", "width": u["width"], "depth": u["depth"],
-                         "dropout": u["dropout"],
-                         "parameters": int(sum(p.numel() for p in model.parameters()))},
-        "training": {"command": f"python -m training.train_membrane --config training/configs/{meta['train']['name']}.toml",
-                     "export_command": "python -m training.export_membrane --weights " + str(args.weights),
-                     "steps": meta["train"]["steps"], "minutes": round(meta["train"]["minutes"], 1),
-                     "val_at_end": meta["train"]["val"], "data": "phantoms (her2fast.synth), see MODEL_CARD.md"},
+        "calibration": {
+            "softmax_threshold": thr,
+            "logit_bias": bias,
+            "val_dice": vdice,
+            "note": "membrane = sigmoid(l_membrane - l_background + logit_bias): 0.5 is the "
+            "Dice-optimal threshold on the validation phantoms",
+        },
+        "architecture": {
+            "kind": "modified U-Net (Khameneh et al. 2019)",
+            "width": u["width"],
+            "depth": u["depth"],
+            "dropout": u["dropout"],
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+        },
+        "training": {
+            "command": f"python -m training.train_membrane --config training/configs/{meta['train']['name']}.toml",
+            "export_command": "python -m training.export_membrane --weights " + str(args.weights),
+            "steps": meta["train"]["steps"],
+            "minutes": round(meta["train"]["minutes"], 1),
+            "val_at_end": meta["train"]["val"],
+            "data": "phantoms (her2fast.synth), see MODEL_CARD.md",
+        },
         "parity": {"max_abs_diff_ort_vs_torch": diffs, "tolerance": PARITY_TOL},
-        "graph": {"nearest_upsampling_folded": n_folded, "max_abs_diff_vs_unfolded": fold_diff,
-                  "command": "training.fold_upsampling (in the export)"},
+        "graph": {
+            "nearest_upsampling_folded": n_folded,
+            "max_abs_diff_vs_unfolded": fold_diff,
+            "command": "training.fold_upsampling (in the export)",
+        },
         "metrics": old.get("metrics", {}),
     }
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -32,8 +32,9 @@ from .losses import membrane_loss
 __all__ = ["load_pairs", "finetune", "main"]
 
 
-def load_pairs(folder: str | Path, mpp: float, model_mpp: float = 0.5, min_size: int = 64
-               ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+def load_pairs(
+    folder: str | Path, mpp: float, model_mpp: float = 0.5, min_size: int = 64
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """RGB tiles, membrane masks and centre lines (skeletons) of the PNG pairs in `folder`, at `model_mpp`."""
     from PIL import Image
     from skimage.morphology import skeletonize
@@ -68,8 +69,18 @@ def _stack_padded(arrs: list[np.ndarray], side: int) -> np.ndarray:
     return np.stack(out)
 
 
-def finetune(pairs: str | Path, mpp: float, out: str | Path, weights: str | Path, steps: int = 300,
-             lr: float = 0.002, crop: int = 256, batch: int = 8, seed: int = 0, threads: int = 1) -> Path:
+def finetune(
+    pairs: str | Path,
+    mpp: float,
+    out: str | Path,
+    weights: str | Path,
+    steps: int = 300,
+    lr: float = 0.002,
+    crop: int = 256,
+    batch: int = 8,
+    seed: int = 0,
+    threads: int = 1,
+) -> Path:
     """Fine-tune from `weights` on the PNG pairs; writes ``<out>/weights.npz`` and returns its path."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -77,8 +88,9 @@ def finetune(pairs: str | Path, mpp: float, out: str | Path, weights: str | Path
     rgbs, masks, edges = load_pairs(pairs, mpp)
     side = max(crop, max(max(a.shape[:2]) for a in rgbs))
     # tiles of different sizes: pad (mirror) each to a common square; crops are drawn anywhere in it
-    sampler = TileSampler(_stack_padded(rgbs, side), _stack_padded(masks, side), _stack_padded(edges, side),
-                          min(crop, side), rng)
+    sampler = TileSampler(
+        _stack_padded(rgbs, side), _stack_padded(masks, side), _stack_padded(edges, side), min(crop, side), rng
+    )
     model, meta = build_model(weights)
     # the loss the model was trained with (its config's [loss] section; the paper's loss for older weights)
     lsec = meta.get("config", {}).get("loss", {})
@@ -97,12 +109,18 @@ def finetune(pairs: str | Path, mpp: float, out: str | Path, weights: str | Path
         loss.backward()
         opt.step()
         if (step + 1) % 10 == 0 or step + 1 == steps:
-            print(f"finetune step {step + 1}/{steps}  loss {loss.item():.4f}  ce {ce.item():.4f}  "
-                  f"dice_edge {dl.item():.4f}  {time.time() - t0:.0f} s", flush=True)
+            print(
+                f"finetune step {step + 1}/{steps}  loss {loss.item():.4f}  ce {ce.item():.4f}  "
+                f"dice_edge {dl.item():.4f}  {time.time() - t0:.0f} s",
+                flush=True,
+            )
     out = Path(out)
-    meta["train"] = {"name": meta["train"]["name"] + "+finetune", "steps": meta["train"]["steps"] + steps,
-                     "minutes": meta["train"]["minutes"] + (time.time() - t0) / 60,
-                     "val": {"note": f"fine-tuned on {len(rgbs)} PNG pairs from {pairs}"}}
+    meta["train"] = {
+        "name": meta["train"]["name"] + "+finetune",
+        "steps": meta["train"]["steps"] + steps,
+        "minutes": meta["train"]["minutes"] + (time.time() - t0) / 60,
+        "val": {"note": f"fine-tuned on {len(rgbs)} PNG pairs from {pairs}"},
+    }
     save_weights(out / "weights.npz", model.eval(), meta)
     print(f"wrote {out / 'weights.npz'}")
     return out / "weights.npz"
@@ -122,8 +140,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--export", default=None, help="also export + verify into this model directory")
     args = ap.parse_args(argv)
-    w = finetune(args.pairs, args.mpp, args.out, args.weights, args.steps, args.lr, args.crop, args.batch,
-                 args.seed, args.threads)
+    w = finetune(
+        args.pairs,
+        args.mpp,
+        args.out,
+        args.weights,
+        args.steps,
+        args.lr,
+        args.crop,
+        args.batch,
+        args.seed,
+        args.threads,
+    )
     if args.export:
         import tempfile
 
@@ -136,8 +164,9 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cache = Path(tmp) / "pairs.npz"
             np.savez(cache, rgb=_stack_padded(rgbs, side), membrane=_stack_padded(masks, side))
-            export_main(["--weights", str(w), "--out", args.export, "--val-cache", str(cache),
-                         "--test-cache", str(cache)])
+            export_main(
+                ["--weights", str(w), "--out", args.export, "--val-cache", str(cache), "--test-cache", str(cache)]
+            )
 
 
 if __name__ == "__main__":

@@ -88,8 +88,11 @@ def fold_nearest_upsampling(model):
         if resize.op_type != "Resize":
             continue
         a = _attrs(resize)
-        if (a.get("mode", b"nearest") != b"nearest" or a.get("coordinate_transformation_mode") != b"asymmetric"
-                or a.get("nearest_mode", b"round_prefer_floor") != b"floor"):
+        if (
+            a.get("mode", b"nearest") != b"nearest"
+            or a.get("coordinate_transformation_mode") != b"asymmetric"
+            or a.get("nearest_mode", b"round_prefer_floor") != b"floor"
+        ):
             continue
         scales = _constant(model, resize.input[2]) if len(resize.input) > 2 and resize.input[2] else None
         if scales is None or list(np.asarray(scales, np.float64)) != [1.0, 1.0, 2.0, 2.0]:
@@ -108,9 +111,13 @@ def fold_nearest_upsampling(model):
         if conv.input[0] != cat.output[0]:
             continue
         c = _attrs(conv)
-        if (list(c.get("kernel_shape", [3, 3])) != [3, 3] or list(c.get("pads", [0, 0, 0, 0])) != [1, 1, 1, 1]
-                or list(c.get("strides", [1, 1])) != [1, 1] or list(c.get("dilations", [1, 1])) != [1, 1]
-                or c.get("group", 1) != 1):
+        if (
+            list(c.get("kernel_shape", [3, 3])) != [3, 3]
+            or list(c.get("pads", [0, 0, 0, 0])) != [1, 1, 1, 1]
+            or list(c.get("strides", [1, 1])) != [1, 1]
+            or list(c.get("dilations", [1, 1])) != [1, 1]
+            or c.get("group", 1) != 1
+        ):
             continue
         w = _constant(model, conv.input[1])
         if w is None or w.ndim != 4 or w.shape[2:] != (3, 3) or w.dtype != np.float32:
@@ -122,15 +129,33 @@ def fold_nearest_upsampling(model):
             continue
         prefix = conv.name or conv.output[0]
         t_name, ws_name = f"{prefix}/up_kernel", f"{prefix}/skip_weight"
-        g.initializer.extend([numpy_helper.from_array(transposed_kernel(w[:, :c_up]), t_name),
-                              numpy_helper.from_array(np.ascontiguousarray(w[:, c_up:]), ws_name)])
+        g.initializer.extend(
+            [
+                numpy_helper.from_array(transposed_kernel(w[:, :c_up]), t_name),
+                numpy_helper.from_array(np.ascontiguousarray(w[:, c_up:]), ws_name),
+            ]
+        )
         up_out, skip_out = f"{prefix}/up_half", f"{prefix}/skip_half"
         skip_inputs = [skip, ws_name] + ([conv.input[2]] if len(conv.input) > 2 and conv.input[2] else [])
         new = [
-            helper.make_node("ConvTranspose", [resize.input[0], t_name], [up_out], name=f"{prefix}/up",
-                             strides=[2, 2], pads=[1, 1, 1, 1], kernel_shape=[4, 4]),
-            helper.make_node("Conv", skip_inputs, [skip_out], name=f"{prefix}/skip",
-                             strides=[1, 1], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+            helper.make_node(
+                "ConvTranspose",
+                [resize.input[0], t_name],
+                [up_out],
+                name=f"{prefix}/up",
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                kernel_shape=[4, 4],
+            ),
+            helper.make_node(
+                "Conv",
+                skip_inputs,
+                [skip_out],
+                name=f"{prefix}/skip",
+                strides=[1, 1],
+                pads=[1, 1, 1, 1],
+                kernel_shape=[3, 3],
+            ),
             helper.make_node("Add", [up_out, skip_out], [conv.output[0]], name=f"{prefix}/sum"),
         ]
         at = list(g.node).index(conv)
@@ -204,7 +229,9 @@ def fold_file(path: Path) -> tuple[int, float]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="her2fast/models/membrane_unet", help="model directory (model.onnx + config.json)")
+    ap.add_argument(
+        "--model", default="her2fast/models/membrane_unet", help="model directory (model.onnx + config.json)"
+    )
     args = ap.parse_args(argv)
     d = Path(args.model)
     n, diff = fold_file(d / "model.onnx")
@@ -215,8 +242,11 @@ def main(argv: list[str] | None = None) -> None:
         data = (d / "model.onnx").read_bytes()
         cfg["sha256"] = hashlib.sha256(data).hexdigest()
         cfg["size_bytes"] = len(data)
-        cfg["graph"] = {"nearest_upsampling_folded": n, "max_abs_diff_vs_unfolded": diff,
-                        "command": "python -m training.fold_upsampling"}
+        cfg["graph"] = {
+            "nearest_upsampling_folded": n,
+            "max_abs_diff_vs_unfolded": diff,
+            "command": "python -m training.fold_upsampling",
+        }
         cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
         print(f"updated {cfg_path}: sha256 {cfg['sha256']}")
 

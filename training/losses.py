@@ -24,7 +24,7 @@ __all__ = ["balanced_cross_entropy", "dice_loss", "soft_dice_membrane", "membran
 def balanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor, beta_power: float = 1.0) -> torch.Tensor:
     """Beta-weighted cross-entropy of (N, 2, H, W) logits against (N, H, W) int64 labels."""
     pos = target.float().mean().clamp(0.005, 0.5)  # membrane share; clamped so empty batches still learn
-    w_pos, w_neg = (1.0 - pos) ** beta_power, pos ** beta_power
+    w_pos, w_neg = (1.0 - pos) ** beta_power, pos**beta_power
     weights = torch.where(target > 0, w_pos, w_neg)
     ce = F.cross_entropy(logits, target, reduction="none")
     return (weights * ce).sum() / weights.sum()
@@ -45,9 +45,15 @@ def soft_dice_membrane(mem_logits: torch.Tensor, target: torch.Tensor, eps: floa
     return _soft_dice(torch.softmax(mem_logits, 1)[:, 1], target.float(), eps)
 
 
-def membrane_loss(mem_logits: torch.Tensor, edge_logits: torch.Tensor, mem_target: torch.Tensor,
-                  edge_target: torch.Tensor, edge_weight: float = 1.1, beta_power: float = 1.0,
-                  membrane_dice_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def membrane_loss(
+    mem_logits: torch.Tensor,
+    edge_logits: torch.Tensor,
+    mem_target: torch.Tensor,
+    edge_target: torch.Tensor,
+    edge_weight: float = 1.1,
+    beta_power: float = 1.0,
+    membrane_dice_weight: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, CE part, edge Dice part, membrane Dice part); the last is 0 (not computed) when its weight is 0."""
     ce = balanced_cross_entropy(mem_logits, mem_target, beta_power)
     dl = dice_loss(edge_logits, edge_target)

@@ -38,7 +38,7 @@ def predict_tiles(model: MembraneUNet, rgb: np.ndarray, batch: int = 4) -> np.nd
     out = []
     with torch.inference_mode():
         for i in range(0, len(rgb), batch):
-            x = torch.from_numpy(rgb[i:i + batch].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+            x = torch.from_numpy(rgb[i : i + batch].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
             mem, _ = model(x.contiguous(memory_format=torch.channels_last))
             out.append(torch.softmax(mem, 1)[:, 1].numpy())
     return np.concatenate(out)
@@ -48,8 +48,9 @@ def evaluate_tiles(model: MembraneUNet, rgb: np.ndarray, membrane: np.ndarray) -
     """Pooled Dice/precision/recall at 0.5 and the Dice-optimal threshold on a tile set."""
     prob = predict_tiles(model, rgb)
     res = scores(confusion(prob, membrane))
-    best = max(((t, scores(confusion(prob, membrane, t))["dice"]) for t in np.arange(0.3, 0.96, 0.05)),
-               key=lambda tv: tv[1])
+    best = max(
+        ((t, scores(confusion(prob, membrane, t))["dice"]) for t in np.arange(0.3, 0.96, 0.05)), key=lambda tv: tv[1]
+    )
     res["best_threshold"], res["best_dice"] = float(best[0]), float(best[1])
     return res
 
@@ -70,14 +71,17 @@ def train(cfg: TrainConfig, fresh: bool = False, verbose: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     d = cfg.data
     cache = Path(d.cache_dir)
-    tr = load_cache(build_cache(cache / "train.npz", CacheSpec(n=d.train_n, size=d.tile_size, seed0=d.train_seed0),
-                                verbose=verbose))
-    va = load_cache(build_cache(cache / "val.npz", CacheSpec(n=d.val_n, size=d.tile_size, seed0=d.val_seed0),
-                                verbose=verbose))
+    tr = load_cache(
+        build_cache(cache / "train.npz", CacheSpec(n=d.train_n, size=d.tile_size, seed0=d.train_seed0), verbose=verbose)
+    )
+    va = load_cache(
+        build_cache(cache / "val.npz", CacheSpec(n=d.val_n, size=d.tile_size, seed0=d.val_seed0), verbose=verbose)
+    )
     ucfg = UNetConfig(width=cfg.model.width, depth=cfg.model.depth, dropout=cfg.model.dropout)
     model = MembraneUNet(ucfg).to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                          weight_decay=cfg.optim.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay
+    )
     sampler = TileSampler(tr["rgb"], tr["membrane"], tr["edge"], d.crop, rng)
     step, elapsed, history = 0, 0.0, []
     ckpt = out / "checkpoint.npz"
@@ -103,8 +107,15 @@ def train(cfg: TrainConfig, fresh: bool = False, verbose: bool = True) -> dict:
         x, m, e = sampler.batch(d.batch)
         x = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
         mem_logits, edge_logits = model(x)
-        loss, ce, dl, dm = membrane_loss(mem_logits, edge_logits, torch.from_numpy(m), torch.from_numpy(e),
-                                         cfg.loss.edge_weight, cfg.loss.beta_power, cfg.loss.membrane_dice_weight)
+        loss, ce, dl, dm = membrane_loss(
+            mem_logits,
+            edge_logits,
+            torch.from_numpy(m),
+            torch.from_numpy(e),
+            cfg.loss.edge_weight,
+            cfg.loss.beta_power,
+            cfg.loss.membrane_dice_weight,
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -112,31 +123,52 @@ def train(cfg: TrainConfig, fresh: bool = False, verbose: bool = True) -> dict:
         run_loss.append((loss.item(), ce.item(), dl.item(), dm.item()))
         if verbose and step % cfg.run.log_every == 0:
             lo = np.mean(run_loss, axis=0)
-            print(f"step {step:5d}  loss {lo[0]:.4f}  ce {lo[1]:.4f}  dice_edge {lo[2]:.4f}  dice_membrane {lo[3]:.4f}  "
-                  f"lr {lr:.4g}  {(time.time() - t_start) / 60:.1f} min", flush=True)
+            print(
+                f"step {step:5d}  loss {lo[0]:.4f}  ce {lo[1]:.4f}  dice_edge {lo[2]:.4f}  dice_membrane {lo[3]:.4f}  "
+                f"lr {lr:.4g}  {(time.time() - t_start) / 60:.1f} min",
+                flush=True,
+            )
             run_loss = []
         if step % cfg.run.val_every == 0 or done():
             v = evaluate_tiles(model, va["rgb"], va["membrane"])
             v.update(step=step, minutes=(time.time() - t_start) / 60)
             history.append(v)
             if verbose:
-                print(f"  val step {step}: dice {v['dice']:.4f} (prec {v['precision']:.3f} rec {v['recall']:.3f}); "
-                      f"best dice {v['best_dice']:.4f} at threshold {v['best_threshold']:.2f}", flush=True)
+                print(
+                    f"  val step {step}: dice {v['dice']:.4f} (prec {v['precision']:.3f} rec {v['recall']:.3f}); "
+                    f"best dice {v['best_dice']:.4f} at threshold {v['best_threshold']:.2f}",
+                    flush=True,
+                )
         if step % cfg.run.ckpt_every == 0 or done():
             save_checkpoint(ckpt, model, opt, step, time.time() - t_start, rng, cfg.to_dict(), history)
     if not history or history[-1]["step"] != step:
         v = evaluate_tiles(model, va["rgb"], va["membrane"])
         v.update(step=step, minutes=(time.time() - t_start) / 60)
         history.append(v)
-    final = {"name": cfg.name, "steps": step, "minutes": (time.time() - t_start) / 60, "val": history[-1],
-             "history": history, "config": cfg.to_dict()}
-    save_weights(out / "weights.npz", model, {"unet": ucfg.__dict__ | {"mean": list(ucfg.mean), "std": list(ucfg.std)},
-                                              "train": {k: final[k] for k in ("name", "steps", "minutes", "val")},
-                                              "config": cfg.to_dict()})
+    final = {
+        "name": cfg.name,
+        "steps": step,
+        "minutes": (time.time() - t_start) / 60,
+        "val": history[-1],
+        "history": history,
+        "config": cfg.to_dict(),
+    }
+    save_weights(
+        out / "weights.npz",
+        model,
+        {
+            "unet": ucfg.__dict__ | {"mean": list(ucfg.mean), "std": list(ucfg.std)},
+            "train": {k: final[k] for k in ("name", "steps", "minutes", "val")},
+            "config": cfg.to_dict(),
+        },
+    )
     (out / "metrics.json").write_text(json.dumps(final, indent=2))
     if verbose:
-        print(f"done: {step} steps in {final['minutes']:.1f} min; val dice {history[-1]['dice']:.4f}; "
-              f"weights {out / 'weights.npz'}", flush=True)
+        print(
+            f"done: {step} steps in {final['minutes']:.1f} min; val dice {history[-1]['dice']:.4f}; "
+            f"weights {out / 'weights.npz'}",
+            flush=True,
+        )
     return final
 
 

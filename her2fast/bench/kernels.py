@@ -75,16 +75,21 @@ def single_thread_rows(size: int, repeats: int) -> list[dict]:
         ref_repeats,
     )
     rows.append(_row(f"slic (n_segments={n_segments})", size, ours, ref, "skimage.segmentation.slic", 20.0))
-    ours, ref = paired_seconds(lambda: local_binary_pattern(grey, 8, 1.0),
-                               lambda: sk_lbp(grey, 8, 1.0, method="uniform"), repeats)
+    ours, ref = paired_seconds(
+        lambda: local_binary_pattern(grey, 8, 1.0), lambda: sk_lbp(grey, 8, 1.0, method="uniform"), repeats
+    )
     rows.append(_row("uniform LBP (P=8, R=1)", size, ours, ref, "skimage.feature.local_binary_pattern", 20.0))
     labels = slic(img, n_segments, COMPACTNESS, MAX_ITER)
-    ours, ref = paired_seconds(lambda: superpixel_features(img, labels),
-                               lambda: superpixel_features_reference(img, labels), ref_repeats)
+    ours, ref = paired_seconds(
+        lambda: superpixel_features(img, labels), lambda: superpixel_features_reference(img, labels), ref_repeats
+    )
     rows.append(_row("superpixel features", size, ours, ref, "numpy bincount + skimage LBP", 5.0))
     codes = local_binary_pattern(grey, 8, 1.0)
-    ours, ref = paired_seconds(lambda: superpixel_features(img, labels),
-                               lambda: superpixel_features_reference(img, labels, lbp_codes=codes), ref_repeats)
+    ours, ref = paired_seconds(
+        lambda: superpixel_features(img, labels),
+        lambda: superpixel_features_reference(img, labels, lbp_codes=codes),
+        ref_repeats,
+    )
     rows.append(_row("superpixel features", size, ours, ref, "numpy bincount, LBP codes given", None))
     membrane = membrane_like_mask(size)
     ours, ref = paired_seconds(lambda: membrane_skeleton(membrane), lambda: thin(membrane), ref_repeats)
@@ -119,9 +124,13 @@ def two_thread_rows(repeats: int) -> list[dict]:
                 for i in part:
                     fn(i)
 
-            # called at once, inside this iteration (B023 does not apply)
-            sequential = lambda: run_all(items)  # noqa: E731, B023
-            threaded = lambda: [f.result() for f in (pool.submit(run_all, items[0::2]), pool.submit(run_all, items[1::2]))]  # noqa: E731, B023
+            def sequential(items: list[int] = items) -> None:
+                run_all(items)
+
+            def threaded(items: list[int] = items) -> None:
+                for f in (pool.submit(run_all, items[0::2]), pool.submit(run_all, items[1::2])):
+                    f.result()
+
             sequential(), threaded()
             # One thread and two threads alternate (best of N each), so noise hits both alike.
             ones, twos = [], []
@@ -149,8 +158,10 @@ def main(repeats: int = 7, json_path: str | None = None, quick: bool = False) ->
     """Run the benchmark, print the tables, optionally write JSON. Returns 0."""
     sizes = [512] if quick else [512, 2048]
     repeats = min(repeats, 3) if quick else repeats
-    print(f"her2fast {__version__} kernels benchmark: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, single thread, best of {repeats} (alternating with the reference)")
+    print(
+        f"her2fast {__version__} kernels benchmark: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, single thread, best of {repeats} (alternating with the reference)"
+    )
     header = f"{'kernel':34s} {'size':>9s} {'ours ms':>9s} {'ref ms':>9s} {'ratio':>7s} {'target':>7s}  reference"
     print(header)
     print("-" * len(header))
@@ -160,19 +171,32 @@ def main(repeats: int = 7, json_path: str | None = None, quick: bool = False) ->
             rows.append(row)
             target = "" if row["target"] is None else f">={row['target']:.0f}x"
             flag = "" if row["meets_target"] is None else (" ok" if row["meets_target"] else " MISSED")
-            print(f"{row['kernel']:34s} {size:>4d}x{size:<4d} {row['ours_ms']:9.2f} {row['reference_ms']:9.2f} "
-                  f"{row['ratio']:6.1f}x {target:>7s}  {row['reference']}{flag}")
+            print(
+                f"{row['kernel']:34s} {size:>4d}x{size:<4d} {row['ours_ms']:9.2f} {row['reference_ms']:9.2f} "
+                f"{row['ratio']:6.1f}x {target:>7s}  {row['reference']}{flag}"
+            )
     print()
     print(f"{'two threads, independent 512x512 tiles':40s} {'1 thread/s':>11s} {'2 threads/s':>12s} {'speedup':>8s}")
     threads = two_thread_rows(repeats)
     for row in threads:
         flag = " ok" if row["meets_target"] else " MISSED (target 1.7x)"
-        print(f"{row['kernel']:40s} {row['one_thread_tiles_per_s']:11.1f} {row['two_threads_tiles_per_s']:12.1f} "
-              f"{row['speedup']:7.2f}x{flag}")
+        print(
+            f"{row['kernel']:40s} {row['one_thread_tiles_per_s']:11.1f} {row['two_threads_tiles_per_s']:12.1f} "
+            f"{row['speedup']:7.2f}x{flag}"
+        )
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump({"version": __version__, "machine": platform.machine(), "cpus": os.cpu_count(),
-                       "single_thread": rows, "two_threads": threads}, fh, indent=2)
+            json.dump(
+                {
+                    "version": __version__,
+                    "machine": platform.machine(),
+                    "cpus": os.cpu_count(),
+                    "single_thread": rows,
+                    "two_threads": threads,
+                },
+                fh,
+                indent=2,
+            )
         print(f"\nwrote {json_path}")
     return 0
 

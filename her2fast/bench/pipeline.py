@@ -66,8 +66,7 @@ def reference_epithelium(slide, tissue, model) -> tuple[np.ndarray, int]:
     if s.white_balance:  # each channel scaled so the glass reads WHITE_REFERENCE
         seen = np.clip(np.rint(image * (WHITE_REFERENCE / stains.background)), 0, 255).astype(np.uint8)
     n_segments = max(1, int(w * h * s.mpp**2 / s.superpixel_um**2))
-    labels = slic(seen, n_segments=n_segments, compactness=s.compactness, max_num_iter=s.max_num_iter,
-                  start_label=0)
+    labels = slic(seen, n_segments=n_segments, compactness=s.compactness, max_num_iter=s.max_num_iter, start_label=0)
     codes = local_binary_pattern(grey_level(seen), s.lbp_points, s.lbp_radius, method="uniform")
     hist = superpixel_features_reference(seen, labels, s.lbp_points, s.lbp_radius, lbp_codes=codes)
     # the classifier's stain columns (numpy; see her2fast.stages.epithelium.superpixel_features)
@@ -84,8 +83,9 @@ def reference_epithelium(slide, tissue, model) -> tuple[np.ndarray, int]:
     else:
         colour = []
         for od in (hem, dab):
-            counts, _, _ = np.histogram2d(lab, np.clip(od, 0.0, STAIN_OD_MAX - 1e-9), bins=(k, STAIN_BINS),
-                                          range=((0, k), (0.0, STAIN_OD_MAX)))
+            counts, _, _ = np.histogram2d(
+                lab, np.clip(od, 0.0, STAIN_OD_MAX - 1e-9), bins=(k, STAIN_BINS), range=((0, k), (0.0, STAIN_OD_MAX))
+            )
             colour.append(counts / cnt[:, None])
         colour.append(hist[:, COLOUR_BINS:-1])
     feats = np.column_stack([*colour, mean_h, mean_d, nuc, std_h])
@@ -135,7 +135,7 @@ class ReferenceTiles:
         x = self.torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0)
         with self.torch.inference_mode():
             mem = self.net(x)[0]
-        return mem[0, 0, o:o + h, o:o + w].numpy() >= 0.5
+        return mem[0, 0, o : o + h, o : o + w].numpy() >= 0.5
 
     def nuclei(self, hema: np.ndarray) -> np.ndarray:
         from scipy import ndimage as ndi
@@ -213,8 +213,14 @@ def run_reference(path: Path, mpp: float | None, settings, threads: int, n_tiles
     with open_slide(path, mpp=mpp) as slide:
         t0 = time.perf_counter()
         tissue = detect_tissue(slide)
-        grid = tile_grid(slide, tissue, tile_size=settings.tile_size, overlap=settings.overlap, mpp=settings.mpp,
-                         min_tissue=settings.min_tissue)
+        grid = tile_grid(
+            slide,
+            tissue,
+            tile_size=settings.tile_size,
+            overlap=settings.overlap,
+            mpp=settings.mpp,
+            min_tissue=settings.min_tissue,
+        )
         timings["tissue"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         model = default_model()
@@ -222,8 +228,9 @@ def run_reference(path: Path, mpp: float | None, settings, threads: int, n_tiles
         timings["epithelium"] = time.perf_counter() - t0
         # the same tiles as ours (our selection; the reference's mask differs only by SLIC's details)
         stains = slide_stain_vectors(slide, grid, background=tissue.background)
-        sub = select_tiles(grid, classify_slide(slide, tissue, model, stains=stains),
-                           min_epithelium=settings.min_epithelium).grid
+        sub = select_tiles(
+            grid, classify_slide(slide, tissue, model, stains=stains), min_epithelium=settings.min_epithelium
+        ).grid
         # evenly spaced over the selection, so the sample is the slide's mix of tiles (the first ones
         # in grid order are edge tiles of the top rows: fewer cells, cheaper than the slide's average)
         all_tiles = list(sub)
@@ -239,15 +246,34 @@ def run_reference(path: Path, mpp: float | None, settings, threads: int, n_tiles
             timings["read"] = timings.get("read", 0.0) + time.perf_counter() - t0
             n_cells += ref.tile(image, timings)
         tiles_wall = time.perf_counter() - t_tiles
-    return {"timings": timings, "tiles": len(tiles), "tiles_wall": tiles_wall, "superpixels": n_sp,
-            "cells_per_tile": n_cells / max(1, len(tiles)), "membrane_runtime": ref.membrane_runtime,
-            "total_wall": time.perf_counter() - t_all}
+    return {
+        "timings": timings,
+        "tiles": len(tiles),
+        "tiles_wall": tiles_wall,
+        "superpixels": n_sp,
+        "cells_per_tile": n_cells / max(1, len(tiles)),
+        "membrane_runtime": ref.membrane_runtime,
+        "total_wall": time.perf_counter() - t_all,
+    }
 
 
-def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", seed: int = 7, mpp: float | None = None,
-         providers: str = "auto", threads: int | None = None, batch: int | None = None, reference: bool = True,
-         reference_tiles: int = 12, json_path: str | None = None, work_dir: str = "her2fast_bench",
-         crop: bool = True, windows_per_tile: int | None = None) -> int:
+def main(
+    *,
+    slide: str | None = None,
+    size: int = 4096,
+    category: str = "2+",
+    seed: int = 7,
+    mpp: float | None = None,
+    providers: str = "auto",
+    threads: int | None = None,
+    batch: int | None = None,
+    reference: bool = True,
+    reference_tiles: int = 12,
+    json_path: str | None = None,
+    work_dir: str = "her2fast_bench",
+    crop: bool = True,
+    windows_per_tile: int | None = None,
+) -> int:
     """Run the benchmark and print its table; returns the exit code."""
     from .. import __version__
     from ..api import score
@@ -258,8 +284,9 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
     if reference and reference_tiles < 1:
         from ..errors import InvalidInputError
 
-        raise InvalidInputError(f"reference_tiles must be >= 1, got {reference_tiles}; pass --no-reference to skip "
-                                "the reference pipeline")
+        raise InvalidInputError(
+            f"reference_tiles must be >= 1, got {reference_tiles}; pass --no-reference to skip the reference pipeline"
+        )
     prov = parse_providers(providers)
     cores = _available_cores() if threads is None else threads
     plan = ThreadPlan.for_machine(cores, gpu=uses_gpu(prov))
@@ -273,8 +300,10 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
     folder.mkdir(parents=True, exist_ok=True)
     path = Path(slide) if slide else _make_slide(folder, size, category, seed)
 
-    print(f"her2fast {__version__} bench pipeline: {path} ({cores} cores, threads {plan.to_dict()}, batch {batch})",
-          flush=True)
+    print(
+        f"her2fast {__version__} bench pipeline: {path} ({cores} cores, threads {plan.to_dict()}, batch {batch})",
+        flush=True,
+    )
     score(path, mpp=mpp, providers=prov, settings=settings, progress=False, threads=plan)  # warm-up: sessions, caches
     t0 = time.perf_counter()
     r = score(path, mpp=mpp, providers=prov, settings=settings, progress=False, threads=plan)
@@ -290,27 +319,46 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
     projected = slide_level + PROJECT_TILES / tps512 if tps512 > 0 else float("inf")
     stages = ("read", "deconvolve", "membrane", "nuclei", "cells")
     out = {
-        "her2fast_version": __version__, "slide": str(path), "cores": cores, "threads": plan.to_dict(),
-        "batch": batch, "providers": r.provenance["providers"], "score": r.score,
-        "ours": {"end_to_end_s": round(wall, 3), "slide_level_s": round(slide_level, 3), "tiles": n,
-                 "tiles_wall_s": round(tiles_wall, 3), "tiles_per_s": round(tps, 3),
-                 "tiles_512_per_s": round(tps512, 3), "projected_3000_tiles_s": round(projected, 1),
-                 "cpu_percent_tiles": round(perf["cpu_percent"], 1), "crop_to_epithelium": settings.crop_to_epithelium,
-                 "window_fraction": round(perf.get("window_fraction", 1.0), 4),
-                 "windows_per_tile": settings.windows_per_tile, "windows": perf.get("windows", n),
-                 "peak_rss_mb": round(rss, 1),
-                 "stage_busy_s": {k: round(r.timings.get(k, 0.0), 3) for k in ("tissue", "stain", "epithelium", *stages)}},
+        "her2fast_version": __version__,
+        "slide": str(path),
+        "cores": cores,
+        "threads": plan.to_dict(),
+        "batch": batch,
+        "providers": r.provenance["providers"],
+        "score": r.score,
+        "ours": {
+            "end_to_end_s": round(wall, 3),
+            "slide_level_s": round(slide_level, 3),
+            "tiles": n,
+            "tiles_wall_s": round(tiles_wall, 3),
+            "tiles_per_s": round(tps, 3),
+            "tiles_512_per_s": round(tps512, 3),
+            "projected_3000_tiles_s": round(projected, 1),
+            "cpu_percent_tiles": round(perf["cpu_percent"], 1),
+            "crop_to_epithelium": settings.crop_to_epithelium,
+            "window_fraction": round(perf.get("window_fraction", 1.0), 4),
+            "windows_per_tile": settings.windows_per_tile,
+            "windows": perf.get("windows", n),
+            "peak_rss_mb": round(rss, 1),
+            "stage_busy_s": {k: round(r.timings.get(k, 0.0), 3) for k in ("tissue", "stain", "epithelium", *stages)},
+        },
     }
-    print(f"ours: {n} epithelial tiles of {settings.tile_size}^2 (+{settings.overlap} px margins) in {tiles_wall:.2f} s "
-          f"= {tps:.2f} tiles/s = {tps512:.2f} tiles/s of 512^2; end to end {wall:.2f} s (slide-level {slide_level:.2f} s)")
-    print(f"ours: CPU {perf['cpu_percent']:.0f} % of one core during the tile phase ({cores} cores), "
-          f"peak RSS {rss:.0f} MB, projected 3,000-tile (512^2) slide {projected:.0f} s")
+    print(
+        f"ours: {n} epithelial tiles of {settings.tile_size}^2 (+{settings.overlap} px margins) in {tiles_wall:.2f} s "
+        f"= {tps:.2f} tiles/s = {tps512:.2f} tiles/s of 512^2; end to end {wall:.2f} s (slide-level {slide_level:.2f} s)"
+    )
+    print(
+        f"ours: CPU {perf['cpu_percent']:.0f} % of one core during the tile phase ({cores} cores), "
+        f"peak RSS {rss:.0f} MB, projected 3,000-tile (512^2) slide {projected:.0f} s"
+    )
     busy = "  ".join(f"{k} {r.timings.get(k, 0.0) / max(n, 1) * 1e3:.0f}" for k in stages)
     print(f"ours: busy ms per tile (summed over threads): {busy}")
     if settings.crop_to_epithelium:
         share = 100 * perf.get("window_fraction", 1.0)
-        print(f"ours: {perf.get('windows', n)} windows around the epithelium (up to {settings.windows_per_tile} per "
-              f"tile): {share:.0f} % of the tiles' pixels segmented (--no-crop: whole tiles)")
+        print(
+            f"ours: {perf.get('windows', n)} windows around the epithelium (up to {settings.windows_per_tile} per "
+            f"tile): {share:.0f} % of the tiles' pixels segmented (--no-crop: whole tiles)"
+        )
     if reference:
         ref = run_reference(path, mpp, settings, cores, reference_tiles)
         rt = ref["timings"]
@@ -318,28 +366,48 @@ def main(*, slide: str | None = None, size: int = 4096, category: str = "2+", se
         ref_slide = rt.get("tissue", 0.0) + rt.get("epithelium", 0.0)
         ref_projected = ref_slide + PROJECT_TILES / (ref_tps * eq512) if ref_tps > 0 else float("inf")
         ref_busy = "  ".join(f"{k} {rt.get(k, 0.0) / max(ref['tiles'], 1) * 1e3:.0f}" for k in stages)
-        print(f"reference: {ref['tiles']} tiles in {ref['tiles_wall']:.2f} s = {ref_tps:.2f} tiles/s "
-              f"({ref['cells_per_tile']:.0f} cells/tile; membrane: {ref['membrane_runtime']}); "
-              f"slide-level {ref_slide:.2f} s; projected 3,000-tile slide {ref_projected:.0f} s")
+        print(
+            f"reference: {ref['tiles']} tiles in {ref['tiles_wall']:.2f} s = {ref_tps:.2f} tiles/s "
+            f"({ref['cells_per_tile']:.0f} cells/tile; membrane: {ref['membrane_runtime']}); "
+            f"slide-level {ref_slide:.2f} s; projected 3,000-tile slide {ref_projected:.0f} s"
+        )
         print(f"reference: ms per tile: {ref_busy}")
         ratio_tiles = tps / ref_tps if ref_tps > 0 else float("inf")
         ratio_e2e = ref_projected / projected if projected > 0 else float("inf")
-        print(f"ratio ours/reference: tile phase {ratio_tiles:.2f}x, projected 3,000-tile slide {ratio_e2e:.2f}x, "
-              f"slide-level stages {ref_slide / max(slide_level, 1e-9):.2f}x")
-        out["reference"] = {"tiles": ref["tiles"], "tiles_wall_s": round(ref["tiles_wall"], 3),
-                            "tiles_per_s": round(ref_tps, 3), "slide_level_s": round(ref_slide, 3),
-                            "projected_3000_tiles_s": round(ref_projected, 1), "membrane_runtime": ref["membrane_runtime"],
-                            "ms_per_tile": {k: round(rt.get(k, 0.0) / max(ref["tiles"], 1) * 1e3, 1) for k in stages}}
+        print(
+            f"ratio ours/reference: tile phase {ratio_tiles:.2f}x, projected 3,000-tile slide {ratio_e2e:.2f}x, "
+            f"slide-level stages {ref_slide / max(slide_level, 1e-9):.2f}x"
+        )
+        out["reference"] = {
+            "tiles": ref["tiles"],
+            "tiles_wall_s": round(ref["tiles_wall"], 3),
+            "tiles_per_s": round(ref_tps, 3),
+            "slide_level_s": round(ref_slide, 3),
+            "projected_3000_tiles_s": round(ref_projected, 1),
+            "membrane_runtime": ref["membrane_runtime"],
+            "ms_per_tile": {k: round(rt.get(k, 0.0) / max(ref["tiles"], 1) * 1e3, 1) for k in stages},
+        }
         out["ratio"] = {"tile_phase": round(ratio_tiles, 2), "projected_3000_tiles": round(ratio_e2e, 2)}
         if settings.crop_to_epithelium and ref_tps > 0:
             # the windows leave stroma out that the reference segments: say what whole tiles give too
-            whole = score(path, mpp=mpp, providers=prov, settings=replace(settings, crop_to_epithelium=False),
-                          progress=False, threads=plan)
+            whole = score(
+                path,
+                mpp=mpp,
+                providers=prov,
+                settings=replace(settings, crop_to_epithelium=False),
+                progress=False,
+                threads=plan,
+            )
             w_tps = whole.provenance["pipeline"]["tiles_per_s"]
-            print(f"ours, whole tiles (--no-crop): {w_tps:.2f} tiles/s = {w_tps * eq512:.2f} tiles/s of 512^2; "
-                  f"ratio to the reference, tile phase {w_tps / ref_tps:.2f}x")
-            out["ours_whole_tiles"] = {"tiles_per_s": round(w_tps, 3), "tiles_512_per_s": round(w_tps * eq512, 3),
-                                       "ratio_tile_phase": round(w_tps / ref_tps, 2)}
+            print(
+                f"ours, whole tiles (--no-crop): {w_tps:.2f} tiles/s = {w_tps * eq512:.2f} tiles/s of 512^2; "
+                f"ratio to the reference, tile phase {w_tps / ref_tps:.2f}x"
+            )
+            out["ours_whole_tiles"] = {
+                "tiles_per_s": round(w_tps, 3),
+                "tiles_512_per_s": round(w_tps * eq512, 3),
+                "ratio_tile_phase": round(w_tps / ref_tps, 2),
+            }
     if json_path:
         Path(json_path).write_text(json.dumps(out, indent=1))
         print(f"wrote {json_path}")

@@ -31,7 +31,11 @@ def colour_bins(image: np.ndarray) -> np.ndarray:
 
 
 def superpixel_features_reference(
-    image: np.ndarray, labels: np.ndarray, P: int = 8, R: float = 1.0, n_labels: int | None = None,
+    image: np.ndarray,
+    labels: np.ndarray,
+    P: int = 8,
+    R: float = 1.0,
+    n_labels: int | None = None,
     lbp_codes: np.ndarray | None = None,
 ) -> np.ndarray:
     """The features of :func:`her2fast.stages.superpixels.superpixel_features`, with np.bincount.

@@ -7,7 +7,9 @@ import argparse
 __all__ = ["score_settings", "scoring_options"]
 
 
-def scoring_options(p: argparse.ArgumentParser, *, pictures_help: str = "skip the overlay, zoom and heat-map PNGs") -> None:
+def scoring_options(
+    p: argparse.ArgumentParser, *, pictures_help: str = "skip the overlay, zoom and heat-map PNGs"
+) -> None:
     """Add the options of every command that scores slides to ``p``.
 
     Parameters
@@ -18,14 +20,21 @@ def scoring_options(p: argparse.ArgumentParser, *, pictures_help: str = "skip th
         Help text of ``--no-pictures``.
     """
     p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
-    p.add_argument("--providers", default="auto",
-                   help="ONNX Runtime providers, 'auto' or comma-separated, e.g. CUDAExecutionProvider; or OpenVINO "
-                        "(her2fast[openvino]) (default: %(default)s)")
-    p.add_argument("--method", choices=["unet", "classical"], default="unet",
-                   help="membrane segmentation (default: %(default)s)")
-    p.add_argument("--whole-tiles", action="store_true",
-                   help="segment whole tiles, not only the windows around their epithelium: the cell table then also "
-                        "holds the stroma away from the tumour (slower; same tumour cells)")
+    p.add_argument(
+        "--providers",
+        default="auto",
+        help="ONNX Runtime providers, 'auto' or comma-separated, e.g. CUDAExecutionProvider; or OpenVINO "
+        "(her2fast[openvino]) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--method", choices=["unet", "classical"], default="unet", help="membrane segmentation (default: %(default)s)"
+    )
+    p.add_argument(
+        "--whole-tiles",
+        action="store_true",
+        help="segment whole tiles, not only the windows around their epithelium: the cell table then also "
+        "holds the stroma away from the tumour (slower; same tumour cells)",
+    )
     p.add_argument("--no-pictures", action="store_true", help=pictures_help)
     p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON")
 

@@ -12,15 +12,20 @@ from ._options import score_settings, scoring_options
 
 # --------------------------------------------------------------------------------------- score
 def _score_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files (SVS, NDPI, MRXS, tiled TIFF, DICOM, PNG, ...)")
+    p.add_argument(
+        "slides", nargs="+", metavar="SLIDE", help="slide files (SVS, NDPI, MRXS, tiled TIFF, DICOM, PNG, ...)"
+    )
     p.add_argument("--out", default="her2fast_out", help="output folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print each result as one JSON line on stdout (no cell table)")
     scoring_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
 
 
-@command("score", "score whole slides (ASCO/CAP HER2 0/1+/2+/3+); exit 1 if a slide failed, 3 if one was not scorable",
-         _score_args)
+@command(
+    "score",
+    "score whole slides (ASCO/CAP HER2 0/1+/2+/3+); exit 1 if a slide failed, 3 if one was not scorable",
+    _score_args,
+)
 def _score(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -57,12 +62,13 @@ def _score(args: argparse.Namespace) -> int:
             if result.score is None:
                 what = f"not scorable: {result.not_scorable}"
             else:
-                what = (f"HER2 {result.score} ({result.stratum}), {result.percent_complete:.1f} % complete membranes, "
-                        f"confidence {result.confidence:.2f}, {result.counts['tumour_cells']} tumour cells")
+                what = (
+                    f"HER2 {result.score} ({result.stratum}), {result.percent_complete:.1f} % complete membranes, "
+                    f"confidence {result.confidence:.2f}, {result.counts['tumour_cells']} tumour cells"
+                )
             flags = f" [{', '.join(result.flags)}]" if result.flags else ""
             print(f"{slide_path}: {what}{flags}; {result.timings['total']:.1f} s -> {files['json']}", flush=True)
     if failed:
         print(f"her2fast score: {failed} of {len(args.slides)} slides failed", file=sys.stderr)
         return 1
     return 3 if not_scorable else 0
-

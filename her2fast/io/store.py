@@ -59,14 +59,30 @@ from pathlib import Path
 from .. import _csv as safe_csv
 from ..errors import Her2FastError, InvalidInputError
 
-__all__ = ["SlideIdentity", "RunRecord", "ResultsStore", "slide_identity", "slide_files", "slide_stat",
-           "StoreError"]
+__all__ = ["SlideIdentity", "RunRecord", "ResultsStore", "slide_identity", "slide_files", "slide_stat", "StoreError"]
 
 SCHEMA_VERSION = 2
 _COLUMNS = (
-    "slide_path", "slide_size", "slide_mtime", "slide_sha256", "status", "category", "score", "stratum",
-    "percentages", "confidence", "timings", "error", "package_version", "model_versions", "started_at",
-    "finished_at", "outputs", "percent_complete", "not_scorable", "flags",
+    "slide_path",
+    "slide_size",
+    "slide_mtime",
+    "slide_sha256",
+    "status",
+    "category",
+    "score",
+    "stratum",
+    "percentages",
+    "confidence",
+    "timings",
+    "error",
+    "package_version",
+    "model_versions",
+    "started_at",
+    "finished_at",
+    "outputs",
+    "percent_complete",
+    "not_scorable",
+    "flags",
 )
 _REAL = ("slide_mtime", "confidence", "started_at", "finished_at", "percent_complete")
 _JSON = {"percentages": dict, "timings": dict, "model_versions": dict, "outputs": dict, "flags": list}
@@ -179,7 +195,7 @@ def _models_key(model_versions: Mapping[str, str]) -> str:
 def _database_path(location: str | os.PathLike) -> Path:
     text = str(location)
     if text.startswith("sqlite:///"):
-        return Path(text[len("sqlite:///"):])
+        return Path(text[len("sqlite:///") :])
     if "://" in text:
         raise InvalidInputError(f"unsupported results store URL {text!r}: use a file path or sqlite:///path")
     p = Path(text)
@@ -227,7 +243,8 @@ class ResultsStore:
             with self._transaction():
                 self._conn.execute(
                     "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                    + ", ".join(f"{c} {_sql_type(c)}" for c in _COLUMNS) + ", models_key TEXT NOT NULL)"
+                    + ", ".join(f"{c} {_sql_type(c)}" for c in _COLUMNS)
+                    + ", models_key TEXT NOT NULL)"
                 )
                 have = {r[1] for r in self._conn.execute("PRAGMA table_info(runs)")}
                 for c in _COLUMNS:  # migrate a database written by an older her2fast
@@ -245,7 +262,9 @@ class ResultsStore:
                 self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
                 row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 if row is None or int(row[0]) < SCHEMA_VERSION:
-                    self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    )
         except (sqlite3.Error, OSError) as exc:
             self._conn.close()
             raise StoreError(f"cannot open results store {self.path}: {exc}") from exc
@@ -308,8 +327,9 @@ class ResultsStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read results store {self.path}: {exc}") from exc
 
-    def find_file(self, path: str | os.PathLike, size: int, mtime: float, package_version: str,
-                  model_versions: Mapping[str, str]) -> dict | None:
+    def find_file(
+        self, path: str | os.PathLike, size: int, mtime: float, package_version: str, model_versions: Mapping[str, str]
+    ) -> dict | None:
         """The ``ok`` run of the file at ``path`` with this size and mtime and these versions, or None.
 
         A cheap check (no hashing) for files seen before; :meth:`find_done` is the authority.
@@ -341,13 +361,30 @@ class ResultsStore:
         values = asdict(run)
         slide = values.pop("slide")
         row = {
-            "slide_path": slide["path"], "slide_size": slide["size"], "slide_mtime": slide["mtime"],
+            "slide_path": slide["path"],
+            "slide_size": slide["size"],
+            "slide_mtime": slide["mtime"],
             "slide_sha256": slide["sha256"],
-            **{k: values[k] for k in ("status", "category", "score", "stratum", "confidence", "error",
-                                      "package_version", "started_at", "finished_at", "percent_complete",
-                                      "not_scorable")},
-            "percentages": json.dumps(dict(run.percentages)), "timings": json.dumps(dict(run.timings)),
-            "model_versions": json.dumps(dict(run.model_versions)), "outputs": json.dumps(dict(run.outputs)),
+            **{
+                k: values[k]
+                for k in (
+                    "status",
+                    "category",
+                    "score",
+                    "stratum",
+                    "confidence",
+                    "error",
+                    "package_version",
+                    "started_at",
+                    "finished_at",
+                    "percent_complete",
+                    "not_scorable",
+                )
+            },
+            "percentages": json.dumps(dict(run.percentages)),
+            "timings": json.dumps(dict(run.timings)),
+            "model_versions": json.dumps(dict(run.model_versions)),
+            "outputs": json.dumps(dict(run.outputs)),
             "flags": json.dumps(list(run.flags)),
         }
         try:

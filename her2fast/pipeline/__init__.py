@@ -12,5 +12,13 @@ from .run import PipelineOutput, SlideMaps, run_slide
 from .settings import ScoreSettings, ThreadPlan
 from .windows import tile_window, tile_windows
 
-__all__ = ["ScoreSettings", "SlideMaps", "PipelineOutput", "Progress", "ThreadPlan", "run_slide", "tile_window",
-           "tile_windows"]
+__all__ = [
+    "ScoreSettings",
+    "SlideMaps",
+    "PipelineOutput",
+    "Progress",
+    "ThreadPlan",
+    "run_slide",
+    "tile_window",
+    "tile_windows",
+]

@@ -43,5 +43,3 @@ class Progress:
         if self.enabled:
             self.stream.write(f"{self.name}: {text}\n")
             self.stream.flush()
-
-

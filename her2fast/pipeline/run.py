@@ -90,8 +90,9 @@ def _membrane_sha(method: str) -> dict[str, str]:
         return {}
 
 
-def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: bool = True,
-              threads: ThreadPlan | None = None) -> PipelineOutput:
+def run_slide(
+    slide, settings: ScoreSettings, *, providers="auto", progress: bool = True, threads: ThreadPlan | None = None
+) -> PipelineOutput:
     """Run the stages over one open slide: slide-level stages, then the tiles as a bounded stream.
 
     Parameters
@@ -139,9 +140,13 @@ def run_slide(slide, settings: ScoreSettings, *, providers="auto", progress: boo
     if slide.mpp > MAX_SCORING_MPP:
         # membranes are not resolved, and working at s.mpp would multiply the pixels by (mpp / s.mpp)^2
         flags.append("resolution_too_coarse")
-        return out(f"the slide's resolution, {slide.mpp:.3g} um/px, is coarser than {MAX_SCORING_MPP} um/px: "
-                   "membrane staining cannot be judged at it (scan at 20x or 40x, or pass the right mpp)",
-                   CellTable.empty(), {}, [])
+        return out(
+            f"the slide's resolution, {slide.mpp:.3g} um/px, is coarser than {MAX_SCORING_MPP} um/px: "
+            "membrane staining cannot be judged at it (scan at 20x or 40x, or pass the right mpp)",
+            CellTable.empty(),
+            {},
+            [],
+        )
     t = time.perf_counter()
     tissue = detect_tissue(slide)
     maps.tissue_mask, maps.tissue_level0_per_pixel = tissue.mask, tissue.level0_per_pixel

@@ -103,7 +103,12 @@ class ScoreSettings:
             raise InvalidInputError(f"membrane_method must be one of {_METHODS}, got {self.membrane_method!r}")
         if not (math.isfinite(self.mpp) and self.mpp > 0):
             raise InvalidInputError(f"mpp must be finite and > 0, got {self.mpp}")
-        for name, lo in (("tile_size", 16), ("membrane_batch_size", 1), ("membrane_margin", 0), ("windows_per_tile", 1)):
+        for name, lo in (
+            ("tile_size", 16),
+            ("membrane_batch_size", 1),
+            ("membrane_margin", 0),
+            ("windows_per_tile", 1),
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise InvalidInputError(f"ScoreSettings.{name} must be an int >= {lo}, got {v!r}")
@@ -143,8 +148,9 @@ class ScoreSettings:
         rules = ScoringRules(**d.pop("rules", {}))
         cells = dict(d.pop("cells", {}))
         cells.pop("rules", None)
-        return cls(nuclei=NucleiSettings(**d.pop("nuclei", {})), cells=CellSettings(rules=rules, **cells),
-                   rules=rules, **d)
+        return cls(
+            nuclei=NucleiSettings(**d.pop("nuclei", {})), cells=CellSettings(rules=rules, **cells), rules=rules, **d
+        )
 
 
 def _available_cores() -> int:
@@ -190,13 +196,20 @@ class ThreadPlan:
     inference_lanes: int = 1
 
     def __post_init__(self) -> None:
-        for name, lo in (("readers", 0), ("inference_threads", 1), ("post_workers", 0), ("queue_tiles", 1),
-                         ("inference_lanes", 1)):
+        for name, lo in (
+            ("readers", 0),
+            ("inference_threads", 1),
+            ("post_workers", 0),
+            ("queue_tiles", 1),
+            ("inference_lanes", 1),
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > 256:
                 raise InvalidInputError(f"ThreadPlan.{name} must be an int in {lo}..256, got {v!r}")
         if self.inference_lanes > 1 and self.readers == 0:
-            raise InvalidInputError("ThreadPlan.inference_lanes > 1 needs readers >= 1 (the lanes share the read queue)")
+            raise InvalidInputError(
+                "ThreadPlan.inference_lanes > 1 needs readers >= 1 (the lanes share the read queue)"
+            )
 
     @classmethod
     def sequential(cls) -> ThreadPlan:
@@ -222,15 +235,15 @@ class ThreadPlan:
             raise InvalidInputError(f"cores must be >= 1, got {cores!r}")
         if gpu:
             readers = max(2, n // 4)
-            return cls(readers=readers, inference_threads=1, post_workers=max(1, n - readers - 1),
-                       queue_tiles=max(8, 2 * n))
+            return cls(
+                readers=readers, inference_threads=1, post_workers=max(1, n - readers - 1), queue_tiles=max(8, 2 * n)
+            )
         if n == 1:
             return cls(readers=1, inference_threads=1, post_workers=1)
         lanes = min(n, 4)
-        return cls(readers=1 if n < 8 else 2, inference_threads=max(1, n // (2 * lanes)), post_workers=n,
-                   inference_lanes=lanes)
+        return cls(
+            readers=1 if n < 8 else 2, inference_threads=max(1, n // (2 * lanes)), post_workers=n, inference_lanes=lanes
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-

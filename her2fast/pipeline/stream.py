@@ -39,8 +39,9 @@ def _one_blas_thread():
     with _BLAS_LOCK:
         if _blas_state["users"] == 0:
             _blas_state["limiter"] = threadpool_limits(limits=1, user_api="blas")
-            _blas_state["threads"] = max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
-                                         default=0)
+            _blas_state["threads"] = max(
+                (i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=0
+            )
         _blas_state["users"] += 1
         threads = _blas_state["threads"]
     try:
@@ -60,8 +61,9 @@ class _Stop(Exception):
 class _TileStream:
     """The tile phase of :func:`run_slide` as a bounded producer/consumer stream (see :class:`ThreadPlan`)."""
 
-    def __init__(self, slide, grid, epi, stains, settings: ScoreSettings, providers, plan: ThreadPlan,
-                 progress: Progress) -> None:
+    def __init__(
+        self, slide, grid, epi, stains, settings: ScoreSettings, providers, plan: ThreadPlan, progress: Progress
+    ) -> None:
         self.slide, self.grid, self.epi, self.stains, self.s = slide, grid, epi, stains, settings
         self.providers, self.plan, self.progress = providers, plan, progress
         self.stop = threading.Event()
@@ -119,8 +121,9 @@ class _TileStream:
         for i in range(start, len(tiles), step):
             t0 = time.perf_counter()
             tile = tiles[i]
-            epi_patch = _sample_mask(self.epi.epithelium_mask, self.epi.level0_per_pixel, tile.padded,
-                                     self.grid.level0_per_pixel)
+            epi_patch = _sample_mask(
+                self.epi.epithelium_mask, self.epi.level0_per_pixel, tile.padded, self.grid.level0_per_pixel
+            )
             if self.s.crop_to_epithelium:
                 windows = tile_windows(epi_patch, tile.padded, ov, max_windows=self.s.windows_per_tile)
             else:
@@ -164,8 +167,16 @@ class _TileStream:
         t2 = time.perf_counter()
         # the window owns the cells whose centres lie in its core (tile_windows: `overlap` inside the
         # window, in the tile's core, and apart from the tile's other windows' cores)
-        tc = measure_tile(membrane, conc.dab, nuc, mpp=s.mpp, origin=work.bounds[:2], core=work.core,
-                          epithelium=work.epithelium, settings=s.cells)
+        tc = measure_tile(
+            membrane,
+            conc.dab,
+            nuc,
+            mpp=s.mpp,
+            origin=work.bounds[:2],
+            core=work.core,
+            epithelium=work.epithelium,
+            settings=s.cells,
+        )
         t3 = time.perf_counter()
         with self._busy_lock:
             self.tables[work.index, work.window] = tc.cells
@@ -194,9 +205,15 @@ class _TileStream:
             from ..stages.membrane import white_balance_to_training
 
             images = [white_balance_to_training(im, self.stains.background) for im in images]
-        maps = predict_maps_batch(images, self.s.mpp, method=self.s.membrane_method,
-                                  providers=self.providers, threads=self.plan.inference_threads,
-                                  batch_size=self.s.membrane_batch_size, margin=self.s.membrane_margin)
+        maps = predict_maps_batch(
+            images,
+            self.s.mpp,
+            method=self.s.membrane_method,
+            providers=self.providers,
+            threads=self.plan.inference_threads,
+            batch_size=self.s.membrane_batch_size,
+            margin=self.s.membrane_margin,
+        )
         self._add("membrane", time.perf_counter() - t0)
         return [m.membrane for m in maps]
 
@@ -214,13 +231,19 @@ class _TileStream:
         q_post: queue.Queue = queue.Queue(maxsize=plan.queue_tiles)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         for k in range(plan.readers):
-            threads.append(threading.Thread(target=self._reader, args=(q_read, k, plan.readers),
-                                            name=f"her2fast-read-{k}", daemon=True))
+            threads.append(
+                threading.Thread(
+                    target=self._reader, args=(q_read, k, plan.readers), name=f"her2fast-read-{k}", daemon=True
+                )
+            )
         for k in range(plan.post_workers):
-            threads.append(threading.Thread(target=self._post_worker, args=(q_post,),
-                                            name=f"her2fast-post-{k}", daemon=True))
-        lanes = [threading.Thread(target=self._lane, args=(q_read, q_post), name=f"her2fast-infer-{k}", daemon=True)
-                 for k in range(1, plan.inference_lanes)]
+            threads.append(
+                threading.Thread(target=self._post_worker, args=(q_post,), name=f"her2fast-post-{k}", daemon=True)
+            )
+        lanes = [
+            threading.Thread(target=self._lane, args=(q_read, q_post), name=f"her2fast-infer-{k}", daemon=True)
+            for k in range(1, plan.inference_lanes)
+        ]
         for t in threads + lanes:
             t.start()
         self._lane(q_read, q_post)  # lane 0: the calling thread
@@ -260,6 +283,7 @@ class _TileStream:
     def _infer_loop(self, q_read: queue.Queue, q_post: queue.Queue) -> None:
         plan = self.plan
         if plan.readers:
+
             def items():
                 # every reader ends with one _END; a lane that has seen them all (counted over all
                 # lanes) puts one back so that the next lane waiting on the queue stops too
@@ -274,6 +298,7 @@ class _TileStream:
                     if done:
                         self._put(q_read, _END)
                         return
+
             source = items()
         else:
             source = self._read_items(0, 1)
@@ -309,8 +334,9 @@ class _TileWork:
     epithelium: np.ndarray  # (h, w) bool, the 2 um/px epithelium map sampled at `bounds`' pixels
 
 
-def _sample_mask(mask: np.ndarray, mask_l0: tuple[float, float], bounds: tuple[int, int, int, int],
-                 work_l0: tuple[float, float]) -> np.ndarray:
+def _sample_mask(
+    mask: np.ndarray, mask_l0: tuple[float, float], bounds: tuple[int, int, int, int], work_l0: tuple[float, float]
+) -> np.ndarray:
     """A low-resolution mask sampled (nearest) at the centres of the working pixels of ``bounds``."""
     x0, y0, x1, y1 = bounds
     cols = np.floor((np.arange(x0, x1) + 0.5) * work_l0[0] / mask_l0[0]).astype(np.int64)
@@ -320,5 +346,3 @@ def _sample_mask(mask: np.ndarray, mask_l0: tuple[float, float], bounds: tuple[i
     okr = (rows >= 0) & (rows < h)
     out = mask[np.clip(rows, 0, h - 1)][:, np.clip(cols, 0, w - 1)]
     return out & okr[:, None] & okc[None, :]
-
-

@@ -16,12 +16,17 @@ def _window_px(ra, rb, ca, cb, ov: int, m: int, h: int, w: int):
     rows ``ra..rb`` and columns ``ca..cb`` (index ``i`` is the padded tile's pixel ``ov + i``): their box
     with one pixel more on the low sides, widened by ``ov``, rounded out to the ``m`` grid and clipped
     (:func:`tile_window`); works elementwise on arrays."""
-    return (np.maximum(0, (ca - 1) // m * m), np.maximum(0, (ra - 1) // m * m),
-            np.minimum(w, -(-(cb + 1 + 2 * ov) // m) * m), np.minimum(h, -(-(rb + 1 + 2 * ov) // m) * m))
+    return (
+        np.maximum(0, (ca - 1) // m * m),
+        np.maximum(0, (ra - 1) // m * m),
+        np.minimum(w, -(-(cb + 1 + 2 * ov) // m) * m),
+        np.minimum(h, -(-(rb + 1 + 2 * ov) // m) * m),
+    )
 
 
-def tile_window(epithelium: np.ndarray, padded: tuple[int, int, int, int], overlap: int,
-                multiple: int = 16) -> tuple[int, int, int, int] | None:
+def tile_window(
+    epithelium: np.ndarray, padded: tuple[int, int, int, int], overlap: int, multiple: int = 16
+) -> tuple[int, int, int, int] | None:
     """The part of a padded tile that holds the tumour cells its core owns (``crop_to_epithelium``).
 
     A cell is a tumour cell when the pixel holding its centre is epithelium, and the tile owns it when
@@ -72,11 +77,13 @@ def tile_window(epithelium: np.ndarray, padded: tuple[int, int, int, int], overl
         raise InvalidInputError(f"padded tile {padded} has no core inside an overlap of {ov} px")
     epi = np.asarray(epithelium, dtype=bool)
     if epi.shape != (h, w):
-        raise InvalidInputError(f"epithelium must have the padded tile's shape {(h, w)}, got {epi.shape}: "
-                                "sample the epithelium map over Tile.padded")
+        raise InvalidInputError(
+            f"epithelium must have the padded tile's shape {(h, w)}, got {epi.shape}: "
+            "sample the epithelium map over Tile.padded"
+        )
     # the pixels that can hold an owned centre: the core [ov, P - ov) and pixel P - ov (a centre in
     # [P - ov - 1/2, P - ov) rounds up to it)
-    owned = epi[ov:h - ov + 1, ov:w - ov + 1]
+    owned = epi[ov : h - ov + 1, ov : w - ov + 1]
     rows = np.flatnonzero(owned.any(axis=1))
     if rows.size == 0:
         return None
@@ -97,7 +104,7 @@ def _part_window(owned: np.ndarray, part: tuple[int, int, int, int], ov: int, m:
     """The window of the candidate-owner pixels of ``part`` (index rows r0..r1, columns c0..c1, inclusive),
     or None when it has none."""
     r0, r1, c0, c1 = part
-    sub = owned[r0:r1 + 1, c0:c1 + 1]
+    sub = owned[r0 : r1 + 1, c0 : c1 + 1]
     rows = np.flatnonzero(sub.any(axis=1))
     if rows.size == 0:
         return None
@@ -110,7 +117,7 @@ def _best_row_cut(owned: np.ndarray, part: tuple[int, int, int, int], ov: int, m
     holding index rows r0..k and k..r1 (row k: its pixels' centres lie on both sides of the cut), or
     None for a part of fewer than 3 rows. Every cut at once, with running minima and maxima."""
     r0, r1, c0, c1 = part
-    sub = owned[r0:r1 + 1, c0:c1 + 1]
+    sub = owned[r0 : r1 + 1, c0 : c1 + 1]
     n = sub.shape[0]
     if n < 3:
         return None
@@ -121,12 +128,19 @@ def _best_row_cut(owned: np.ndarray, part: tuple[int, int, int, int], ov: int, m
     rev = slice(None, None, -1)
     k = idx[1:-1]
     # rows 0..k: first and last rows with epithelium, leftmost and rightmost columns
-    top = (np.minimum.accumulate(np.where(any_r, idx, _FAR)), np.maximum.accumulate(np.where(any_r, idx, -1)),
-           np.minimum.accumulate(first), np.maximum.accumulate(last))
+    top = (
+        np.minimum.accumulate(np.where(any_r, idx, _FAR)),
+        np.maximum.accumulate(np.where(any_r, idx, -1)),
+        np.minimum.accumulate(first),
+        np.maximum.accumulate(last),
+    )
     # rows k..n-1
-    bottom = (np.minimum.accumulate(np.where(any_r, idx, _FAR)[rev])[rev],
-              np.maximum.accumulate(np.where(any_r, idx, -1)[rev])[rev],
-              np.minimum.accumulate(first[rev])[rev], np.maximum.accumulate(last[rev])[rev])
+    bottom = (
+        np.minimum.accumulate(np.where(any_r, idx, _FAR)[rev])[rev],
+        np.maximum.accumulate(np.where(any_r, idx, -1)[rev])[rev],
+        np.minimum.accumulate(first[rev])[rev],
+        np.maximum.accumulate(last[rev])[rev],
+    )
     total = np.zeros(k.shape, np.int64)
     for ra, rb, ca, cb in (tuple(a[k] for a in top), tuple(a[k] for a in bottom)):
         has = rb >= 0
@@ -136,8 +150,9 @@ def _best_row_cut(owned: np.ndarray, part: tuple[int, int, int, int], ov: int, m
     return int(total[j]), r0 + int(k[j])
 
 
-def tile_windows(epithelium: np.ndarray, padded: tuple[int, int, int, int], overlap: int, multiple: int = 16,
-                 max_windows: int = 4) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
+def tile_windows(
+    epithelium: np.ndarray, padded: tuple[int, int, int, int], overlap: int, multiple: int = 16, max_windows: int = 4
+) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
     """Up to ``max_windows`` windows of a padded tile that together hold the tumour cells its core owns.
 
     :func:`tile_window`'s one window, cut in two by a straight cut across the tile core (each half
@@ -183,7 +198,7 @@ def tile_windows(epithelium: np.ndarray, padded: tuple[int, int, int, int], over
     ov, m = int(overlap), int(multiple)
     px0, py0, px1, py1 = (int(v) for v in padded)
     h, w = py1 - py0, px1 - px0
-    owned = np.asarray(epithelium, dtype=bool)[ov:h - ov + 1, ov:w - ov + 1]
+    owned = np.asarray(epithelium, dtype=bool)[ov : h - ov + 1, ov : w - ov + 1]
     owned_t = owned.T
 
     def area(win) -> int:
@@ -198,8 +213,10 @@ def tile_windows(epithelium: np.ndarray, padded: tuple[int, int, int, int], over
         for i, ((r0, r1, c0, c1), _, win) in enumerate(parts):
             if win is None:
                 continue
-            for axis, cut in ((0, _best_row_cut(owned, (r0, r1, c0, c1), ov, m, h, w)),
-                              (1, _best_row_cut(owned_t, (c0, c1, r0, r1), ov, m, w, h))):
+            for axis, cut in (
+                (0, _best_row_cut(owned, (r0, r1, c0, c1), ov, m, h, w)),
+                (1, _best_row_cut(owned_t, (c0, c1, r0, r1), ov, m, w, h)),
+            ):
                 if cut is not None and cut[0] <= _SPLIT_MAX_FRACTION * area(win):
                     saving = area(win) - cut[0]
                     if best is None or saving > best[0]:
@@ -221,8 +238,7 @@ def tile_windows(epithelium: np.ndarray, padded: tuple[int, int, int, int], over
         core = (max(cx0, wx0 + ov), max(cy0, wy0 + ov), min(cx1, wx1 - ov), min(cy1, wy1 - ov))
         if core[0] >= core[2] or core[1] >= core[3]:
             continue
-        out.append(((px0 + wx0, py0 + wy0, px0 + wx1, py0 + wy1),
-                    (px0 + core[0], py0 + core[1], px0 + core[2], py0 + core[3])))
+        out.append(
+            ((px0 + wx0, py0 + wy0, px0 + wx1, py0 + wy1), (px0 + core[0], py0 + core[1], px0 + core[2], py0 + core[3]))
+        )
     return out
-
-

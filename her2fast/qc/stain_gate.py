@@ -149,8 +149,14 @@ class StainGateRules:
     min_stained_fraction: float = 0.05
 
     def __post_init__(self) -> None:
-        for name in ("min_eosin_fraction", "min_off_axis", "max_two_stain_residual", "min_nuclear_blob_share",
-                     "min_pale_ratio", "min_stained_fraction"):
+        for name in (
+            "min_eosin_fraction",
+            "min_off_axis",
+            "max_two_stain_residual",
+            "min_nuclear_blob_share",
+            "min_pale_ratio",
+            "min_stained_fraction",
+        ):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 <= float(v) <= 1.0):
                 raise InvalidInputError(f"StainGateRules.{name} must be a fraction in [0, 1], got {v!r}")
@@ -160,7 +166,8 @@ class StainGateRules:
         lo, hi = self.eosin_hue_deg
         if not -180.0 <= lo < hi <= 180.0:
             raise InvalidInputError(
-                f"StainGateRules.eosin_hue_deg must be (low, high) in [-180, 180], got {self.eosin_hue_deg}")
+                f"StainGateRules.eosin_hue_deg must be (low, high) in [-180, 180], got {self.eosin_hue_deg}"
+            )
 
 
 @dataclass(frozen=True)
@@ -259,8 +266,9 @@ def _colour_figures(od: np.ndarray, stains: StainVectors, rules: StainGateRules)
     return out
 
 
-def _pattern_figures(tiles: Sequence[np.ndarray], stains: StainVectors, mpp: float,
-                     rules: StainGateRules) -> dict[str, float]:
+def _pattern_figures(
+    tiles: Sequence[np.ndarray], stains: StainVectors, mpp: float, rules: StainGateRules
+) -> dict[str, float]:
     """Nuclear / cytoplasmic / membrane pattern figures of working-resolution tiles."""
     nan = float("nan")
     um = 1.0 / mpp
@@ -272,8 +280,15 @@ def _pattern_figures(tiles: Sequence[np.ndarray], stains: StainVectors, mpp: flo
     tissue = [(d + h) > 0.08 for d, h in zip(dab, hem)]
     n_tissue = int(sum(int(m.sum()) for m in tissue))
     out: dict[str, float] = {"tiles": float(len(tiles)), "tile_tissue_mm2": n_tissue * mpp * mpp * 1e-6}
-    keys = ("dab_baseline_od", "stained_fraction", "cell_dab_q25_od", "cell_dab_q90_od", "cell_pale_ratio",
-            "nuclear_blob_share", "nuclear_blobs")
+    keys = (
+        "dab_baseline_od",
+        "stained_fraction",
+        "cell_dab_q25_od",
+        "cell_dab_q90_od",
+        "cell_pale_ratio",
+        "nuclear_blob_share",
+        "nuclear_blobs",
+    )
     if n_tissue < 1000:
         out.update({k: nan for k in keys})
         return out
@@ -421,8 +436,17 @@ def check_stain(
     if tile_list:
         figures.update(_pattern_figures(tile_list, stains, mpp, rules))
     else:
-        for k in ("tiles", "tile_tissue_mm2", "dab_baseline_od", "stained_fraction", "cell_dab_q25_od",
-                  "cell_dab_q90_od", "cell_pale_ratio", "nuclear_blob_share", "nuclear_blobs"):
+        for k in (
+            "tiles",
+            "tile_tissue_mm2",
+            "dab_baseline_od",
+            "stained_fraction",
+            "cell_dab_q25_od",
+            "cell_dab_q90_od",
+            "cell_pale_ratio",
+            "nuclear_blob_share",
+            "nuclear_blobs",
+        ):
             figures[k] = 0.0 if k in ("tiles", "tile_tissue_mm2") else nan
     figures.update(_training_figures(od, stains))
     distance = _training_distance(figures)
@@ -432,33 +456,58 @@ def check_stain(
 
     f = figures
     if math.isfinite(f["eosin_fraction"]) and f["eosin_fraction"] >= rules.min_eosin_fraction:
-        return decision(REASON_HE, (
-            f"the slide looks like H&E, not HER2 IHC: {100 * f['eosin_fraction']:.0f} % of its stained pixels are "
-            f"eosin-pink (at least {100 * rules.min_eosin_fraction:.0f} % refuses; mean off-hematoxylin hue "
-            f"{_fmt(f['off_axis_hue_deg'], 0)} deg, DAB is 0, eosin -30 to -85)"))
+        return decision(
+            REASON_HE,
+            (
+                f"the slide looks like H&E, not HER2 IHC: {100 * f['eosin_fraction']:.0f} % of its stained pixels are "
+                f"eosin-pink (at least {100 * rules.min_eosin_fraction:.0f} % refuses; mean off-hematoxylin hue "
+                f"{_fmt(f['off_axis_hue_deg'], 0)} deg, DAB is 0, eosin -30 to -85)"
+            ),
+        )
     if math.isfinite(f["two_stain_residual"]) and f["two_stain_residual"] > rules.max_two_stain_residual:
-        return decision(REASON_NO_PAIR, (
-            f"the slide's colours are not a DAB + hematoxylin pair: {100 * f['two_stain_residual']:.0f} % of the "
-            f"stained optical density lies outside the plane of its two stain vectors (at most "
-            f"{100 * rules.max_two_stain_residual:.0f} % is accepted)"))
+        return decision(
+            REASON_NO_PAIR,
+            (
+                f"the slide's colours are not a DAB + hematoxylin pair: {100 * f['two_stain_residual']:.0f} % of the "
+                f"stained optical density lies outside the plane of its two stain vectors (at most "
+                f"{100 * rules.max_two_stain_residual:.0f} % is accepted)"
+            ),
+        )
     share, blobs = f["nuclear_blob_share"], f["nuclear_blobs"]
     if math.isfinite(share) and share >= rules.min_nuclear_blob_share and blobs >= rules.min_nuclear_blobs:
-        return decision(REASON_NUCLEAR, (
-            f"DAB stains nuclei, not membranes: {100 * share:.0f} % of the DAB-dominated area on the sampled "
-            f"tiles is {blobs:.0f} compact nucleus-sized blobs (a nuclear marker such as Ki-67, ER or PR; "
-            "HER2 is scored on membranes)"))
+        return decision(
+            REASON_NUCLEAR,
+            (
+                f"DAB stains nuclei, not membranes: {100 * share:.0f} % of the DAB-dominated area on the sampled "
+                f"tiles is {blobs:.0f} compact nucleus-sized blobs (a nuclear marker such as Ki-67, ER or PR; "
+                "HER2 is scored on membranes)"
+            ),
+        )
     q25, ratio, stained = f["cell_dab_q25_od"], f["cell_pale_ratio"], f["stained_fraction"]
-    if (math.isfinite(q25) and math.isfinite(ratio) and stained >= rules.min_stained_fraction
-            and q25 >= rules.min_cytoplasm_od and ratio >= rules.min_pale_ratio):
-        return decision(REASON_CYTOPLASMIC, (
-            f"DAB fills the cytoplasm instead of outlining the cells: the paler quarter of the stained cells' "
-            f"pixels holds {q25:.2f} OD DAB, {100 * ratio:.0f} % of the membrane level (a cytoplasmic marker; "
-            f"HER2 is scored on membranes)"))
+    if (
+        math.isfinite(q25)
+        and math.isfinite(ratio)
+        and stained >= rules.min_stained_fraction
+        and q25 >= rules.min_cytoplasm_od
+        and ratio >= rules.min_pale_ratio
+    ):
+        return decision(
+            REASON_CYTOPLASMIC,
+            (
+                f"DAB fills the cytoplasm instead of outlining the cells: the paler quarter of the stained cells' "
+                f"pixels holds {q25:.2f} OD DAB, {100 * ratio:.0f} % of the membrane level (a cytoplasmic marker; "
+                f"HER2 is scored on membranes)"
+            ),
+        )
     where = "outside" if distance > 1.0 else "inside"
     eosin = 100 * f["eosin_fraction"] if math.isfinite(f["eosin_fraction"]) else 0.0
-    return decision(None, (
-        f"DAB + hematoxylin IHC without a nuclear or cytoplasmic DAB pattern ({eosin:.0f} % eosin-pink pixels; "
-        f"stains {where} the models' training range, distance {distance:.2f})"))
+    return decision(
+        None,
+        (
+            f"DAB + hematoxylin IHC without a nuclear or cytoplasmic DAB pattern ({eosin:.0f} % eosin-pink pixels; "
+            f"stains {where} the models' training range, distance {distance:.2f})"
+        ),
+    )
 
 
 def sample_tiles(slide: object, grid: object, n_tiles: int = 4) -> list[np.ndarray]:

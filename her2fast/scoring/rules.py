@@ -137,15 +137,26 @@ class ScoringRules:
     def __post_init__(self) -> None:
         if not (np.isfinite(self.near_cutoff_z) and self.near_cutoff_z >= 0):
             raise InvalidInputError(f"near_cutoff_z must be finite and >= 0, got {self.near_cutoff_z}")
-        if isinstance(self.min_tumour_cells, bool) or not isinstance(self.min_tumour_cells, (int, np.integer)) \
-                or self.min_tumour_cells < 0:
+        if (
+            isinstance(self.min_tumour_cells, bool)
+            or not isinstance(self.min_tumour_cells, (int, np.integer))
+            or self.min_tumour_cells < 0
+        ):
             raise InvalidInputError(f"min_tumour_cells must be an integer >= 0, got {self.min_tumour_cells!r}")
         if not 0.0 <= self.positive_fraction < 1.0:
             raise InvalidInputError(f"positive_fraction must be in [0, 1), got {self.positive_fraction}")
-        if not (np.isfinite(self.ultralow_fraction) and 0.0 <= self.ultralow_fraction
-                and (self.ultralow_fraction < self.positive_fraction or self.ultralow_fraction == self.positive_fraction == 0.0)):
-            raise InvalidInputError(f"ultralow_fraction must be in [0, positive_fraction = {self.positive_fraction}), "
-                                    f"got {self.ultralow_fraction}")
+        if not (
+            np.isfinite(self.ultralow_fraction)
+            and 0.0 <= self.ultralow_fraction
+            and (
+                self.ultralow_fraction < self.positive_fraction
+                or self.ultralow_fraction == self.positive_fraction == 0.0
+            )
+        ):
+            raise InvalidInputError(
+                f"ultralow_fraction must be in [0, positive_fraction = {self.positive_fraction}), "
+                f"got {self.ultralow_fraction}"
+            )
         if not 0.0 < self.complete_fraction <= 1.0:
             raise InvalidInputError(f"complete_fraction must be in (0, 1], got {self.complete_fraction}")
         if not 0.0 < self.faint_od < self.weak_od < self.strong_od:
@@ -158,8 +169,17 @@ class ScoringRules:
 DEFAULT_RULES = ScoringRules()
 
 _TABLE_COLUMNS = (
-    "cell_id", "x", "y", "is_tumour", "intensity", "completeness", "membrane_dab_od", "region",
-    "closed", "membrane_thickness", "area",
+    "cell_id",
+    "x",
+    "y",
+    "is_tumour",
+    "intensity",
+    "completeness",
+    "membrane_dab_od",
+    "region",
+    "closed",
+    "membrane_thickness",
+    "area",
 )
 #: Columns that may be left out when a table is built (filled with zeros / False): the expression region
 #: (phantoms) and what only measured cells have (:func:`her2fast.stages.cells.measure_tile`).
@@ -442,9 +462,13 @@ def classify_cells(intensity: np.ndarray, completeness: np.ndarray, rules: Scori
     inten = np.asarray(intensity)
     comp = np.asarray(completeness, dtype=np.float64)
     if inten.shape != comp.shape:
-        raise InvalidInputError(f"intensity and completeness must have the same shape, got {inten.shape} and {comp.shape}")
+        raise InvalidInputError(
+            f"intensity and completeness must have the same shape, got {inten.shape} and {comp.shape}"
+        )
     if inten.size and (inten.min() < 0 or inten.max() > 3):
-        raise InvalidInputError(f"intensity must hold IntensityClass values 0..3, got range {inten.min()}..{inten.max()}")
+        raise InvalidInputError(
+            f"intensity must hold IntensityClass values 0..3, got range {inten.min()}..{inten.max()}"
+        )
     if comp.size and (np.isnan(comp).any() or comp.min() < 0 or comp.max() > 1):
         raise InvalidInputError("completeness must be in [0, 1] (fraction of the perimeter stained), without NaN")
     complete = comp >= rules.complete_fraction
@@ -588,7 +612,10 @@ def slide_confidence(fractions: ClassFractions, rules: ScoringRules = DEFAULT_RU
         flags.append("near_cutoff")
     if n < rules.min_tumour_cells:
         flags.append("few_cells")
-    if slide_category(fractions, rules) == "2+" and fractions.at_least_weak_complete - fractions.intense_incomplete <= p:
+    if (
+        slide_category(fractions, rules) == "2+"
+        and fractions.at_least_weak_complete - fractions.intense_incomplete <= p
+    ):
         flags.append("unusual_pattern")
     return SlideConfidence(margin_z=margin, nearest=nearest, confidence=_normal_cdf(margin), flags=tuple(flags))
 
@@ -616,5 +643,11 @@ def score_cells(cells: CellTable, rules: ScoringRules = DEFAULT_RULES) -> Scorin
     """
     fr = class_fractions(cells.cell_class(rules), cells.is_tumour)
     category = slide_category(fr, rules)
-    return ScoringResult(category=category, fractions=fr, rules=rules, stratum=STRATA[CATEGORIES.index(category)],
-                         confidence=slide_confidence(fr, rules), summary=slide_summary(cells, rules))
+    return ScoringResult(
+        category=category,
+        fractions=fr,
+        rules=rules,
+        stratum=STRATA[CATEGORIES.index(category)],
+        confidence=slide_confidence(fr, rules),
+        summary=slide_summary(cells, rules),
+    )

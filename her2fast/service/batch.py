@@ -55,8 +55,15 @@ from .slide_jobs import (
     score_one,
 )
 
-__all__ = ["SLIDE_SUFFIXES", "BatchSummary", "find_slides", "model_versions", "default_workers", "score_to_store",
-           "run_batch"]
+__all__ = [
+    "SLIDE_SUFFIXES",
+    "BatchSummary",
+    "find_slides",
+    "model_versions",
+    "default_workers",
+    "score_to_store",
+    "run_batch",
+]
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -86,8 +93,10 @@ def _expand(item: str | os.PathLike, *, from_list: Path | None = None) -> list[P
         if p.suffix.lower() in SLIDE_SUFFIXES:
             return [p]
         if from_list is not None:
-            raise InvalidInputError(f"{from_list}: {p} is neither a slide file ({', '.join(sorted(SLIDE_SUFFIXES))}) "
-                                    "nor a folder (slide lists do not nest)")
+            raise InvalidInputError(
+                f"{from_list}: {p} is neither a slide file ({', '.join(sorted(SLIDE_SUFFIXES))}) "
+                "nor a folder (slide lists do not nest)"
+            )
         return _read_list(p)
     if _GLOB_CHARS & set(text):
         out: list[Path] = []
@@ -153,8 +162,13 @@ def _batch_order(inputs) -> list[Path]:
     """The batch's slides: a list of slide files keeps its order and repeats, anything else :func:`find_slides`."""
     if not isinstance(inputs, (str, os.PathLike)):
         items = list(inputs)
-        if items and all(isinstance(i, (str, os.PathLike)) and Path(os.fspath(i)).suffix.lower() in SLIDE_SUFFIXES
-                         and not (_GLOB_CHARS & set(os.fspath(i))) and not Path(os.fspath(i)).is_dir() for i in items):
+        if items and all(
+            isinstance(i, (str, os.PathLike))
+            and Path(os.fspath(i)).suffix.lower() in SLIDE_SUFFIXES
+            and not (_GLOB_CHARS & set(os.fspath(i)))
+            and not Path(os.fspath(i)).is_dir()
+            for i in items
+        ):
             return [Path(os.path.abspath(Path(os.fspath(i)).expanduser())) for i in items]
     return find_slides(inputs)
 
@@ -196,14 +210,20 @@ def model_versions(settings=None) -> dict[str, str]:
     try:
         epi = str(json.loads(cfg.read_text())["sha256"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"cannot read the epithelium model's sha256 from {cfg}: {exc}; reinstall her2fast or fix "
-                         "$HER2FAST_EPITHELIUM_MODEL") from None
+        raise ModelError(
+            f"cannot read the epithelium model's sha256 from {cfg}: {exc}; reinstall her2fast or fix "
+            "$HER2FAST_EPITHELIUM_MODEL"
+        ) from None
     versions = {"epithelium_svm": epi}
     if settings.membrane_method == "unet":
         versions["membrane_unet"] = load_model_config().sha256
     # repr of floats (inf included) and of numpy scalars: any valid settings hash, equal settings alike
-    canonical = json.dumps(settings.to_dict(), sort_keys=True, separators=(",", ":"),
-                           default=lambda v: v.item() if hasattr(v, "item") else repr(v))
+    canonical = json.dumps(
+        settings.to_dict(),
+        sort_keys=True,
+        separators=(",", ":"),
+        default=lambda v: v.item() if hasattr(v, "item") else repr(v),
+    )
     versions["settings"] = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     return versions
 
@@ -217,9 +237,18 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
-def score_to_store(path: str | os.PathLike, out_dir: str | os.PathLike, *, store: ResultsStore, mpp: float | None = None,
-                   settings=None, providers="auto", progress: bool = False, pictures: bool = True,
-                   geojson: bool = True) -> dict:
+def score_to_store(
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    store: ResultsStore,
+    mpp: float | None = None,
+    settings=None,
+    providers="auto",
+    progress: bool = False,
+    pictures: bool = True,
+    geojson: bool = True,
+) -> dict:
     """Score one slide unless already done, write its report files, then record its row.
 
     The report is complete on disk (written to a temporary folder and renamed into place) before the row
@@ -258,9 +287,20 @@ def score_to_store(path: str | os.PathLike, out_dir: str | os.PathLike, *, store
     settings = ScoreSettings() if settings is None else settings
     versions = model_versions(settings)
     out = Path(os.path.abspath(out_dir))
-    record, _kind, identity = _process_one(str(path), out, Path(path).stem, versions, store.done_hashes(__version__, versions),
-                                           store.output_owners(), mpp=mpp, settings=settings, providers=providers,
-                                           progress=progress, pictures=pictures, geojson=geojson)
+    record, _kind, identity = _process_one(
+        str(path),
+        out,
+        Path(path).stem,
+        versions,
+        store.done_hashes(__version__, versions),
+        store.output_owners(),
+        mpp=mpp,
+        settings=settings,
+        providers=providers,
+        progress=progress,
+        pictures=pictures,
+        geojson=geojson,
+    )
     return row_of(store, identity, record, versions)
 
 
@@ -268,8 +308,19 @@ def _process_one(path: str, out: Path, name: str, versions, done, owners, **opti
     """(record or None when skipped, failure kind, identity) of one slide."""
     identity, error = identify(path)
     if error is not None:
-        return (RunRecord(slide=identity, status="failed", package_version=__version__, model_versions=dict(versions),
-                          error=error, started_at=time.time(), finished_at=time.time()), "slide", identity)
+        return (
+            RunRecord(
+                slide=identity,
+                status="failed",
+                package_version=__version__,
+                model_versions=dict(versions),
+                error=error,
+                started_at=time.time(),
+                finished_at=time.time(),
+            ),
+            "slide",
+            identity,
+        )
     if identity.sha256 in done:
         return None, None, identity
     record, kind = score_one(path, identity, out, free_name(name, identity.sha256, out, owners), versions, **options)
@@ -325,14 +376,21 @@ def _init_worker(shared: dict, queue) -> None:
 
 def _work(path: str, name: str, shared: dict, queue=None) -> _Outcome:
     """One slide in a worker (local process or Dask): score it, write its outputs; no store access."""
-    options = dict(mpp=shared["mpp"], settings=shared["settings"], providers=shared["providers"],
-                   pictures=shared["pictures"], geojson=shared["geojson"], progress=queue is not None)
+    options = dict(
+        mpp=shared["mpp"],
+        settings=shared["settings"],
+        providers=shared["providers"],
+        pictures=shared["pictures"],
+        geojson=shared["geojson"],
+        progress=queue is not None,
+    )
     real = sys.stderr
     if queue is not None:
         sys.stderr = _TileTap(queue, path, real)
     try:
-        record, _kind, identity = _process_one(path, Path(shared["out_dir"]), name, shared["versions"], shared["done"],
-                                               shared["owners"], **options)
+        record, _kind, identity = _process_one(
+            path, Path(shared["out_dir"]), name, shared["versions"], shared["done"], shared["owners"], **options
+        )
     finally:
         sys.stderr = real
     return _Outcome(identity, record)
@@ -344,13 +402,24 @@ def _work_local(path: str, name: str) -> _Outcome:
 
 def _died(path: str, versions: Mapping[str, str], why: str) -> _Outcome:
     identity, error = identify(path)
-    return _Outcome(identity, RunRecord(slide=identity, status="failed", package_version=__version__,
-                                        model_versions=dict(versions), error=error or why, started_at=time.time(),
-                                        finished_at=time.time()))
+    return _Outcome(
+        identity,
+        RunRecord(
+            slide=identity,
+            status="failed",
+            package_version=__version__,
+            model_versions=dict(versions),
+            error=error or why,
+            started_at=time.time(),
+            finished_at=time.time(),
+        ),
+    )
 
 
-_CRASH = ("the worker process died while scoring this slide (a crash in a native library, or killed, e.g. by the "
-          "out-of-memory killer); see the system log")
+_CRASH = (
+    "the worker process died while scoring this slide (a crash in a native library, or killed, e.g. by the "
+    "out-of-memory killer); see the system log"
+)
 
 
 def _stop_pool(pool) -> None:
@@ -430,37 +499,46 @@ def _run_local(jobs: Sequence[_Job], shared: dict, workers: int, ui: _BatchProgr
             queue.cancel_join_thread()
 
 
-def _run_dask(jobs: Sequence[_Job], shared: dict, scheduler, workers: int,
-              ui: _BatchProgress) -> Iterator[tuple[_Job, _Outcome]]:
+def _run_dask(
+    jobs: Sequence[_Job], shared: dict, scheduler, workers: int, ui: _BatchProgress
+) -> Iterator[tuple[_Job, _Outcome]]:
     """One task per slide on a Dask distributed cluster; results come back here to be stored."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise InvalidInputError("the Dask path needs the 'distributed' package: pip install 'her2fast[cluster]'") from None
+        raise InvalidInputError(
+            "the Dask path needs the 'distributed' package: pip install 'her2fast[cluster]'"
+        ) from None
     cluster = client = None
     own = True
     try:
         if isinstance(scheduler, str) and scheduler in ("local", "dask"):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=None)
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            )
             client = Client(cluster)
         elif isinstance(scheduler, str):
             try:
                 client = Client(scheduler, timeout="30s")
             except (OSError, TimeoutError) as exc:
-                raise InvalidInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}; start it with "
-                                        "`dask scheduler` and its workers with `dask worker <address>`") from None
+                raise InvalidInputError(
+                    f"cannot reach the Dask scheduler at {scheduler}: {exc}; start it with "
+                    "`dask scheduler` and its workers with `dask worker <address>`"
+                ) from None
         elif hasattr(scheduler, "submit") and hasattr(scheduler, "scatter"):
             client, own = scheduler, False
         else:
-            raise InvalidInputError(f"scheduler must be an address like 'tcp://host:8786', 'local' or a "
-                                    f"distributed.Client, got {scheduler!r}")
+            raise InvalidInputError(
+                f"scheduler must be an address like 'tcp://host:8786', 'local' or a "
+                f"distributed.Client, got {scheduler!r}"
+            )
         [shared_future] = client.scatter([shared], broadcast=True)
         tag = uuid.uuid4().hex[:8]
         futures = {}
         for job in jobs:
-            fut = client.submit(_work, job.path, job.name, shared_future, pure=False,
-                                key=f"her2fast-score-{job.index}-{tag}")
+            fut = client.submit(
+                _work, job.path, job.name, shared_future, pure=False, key=f"her2fast-score-{job.index}-{tag}"
+            )
             futures[fut] = job
         try:
             for fut in as_completed(list(futures)):
@@ -580,10 +658,21 @@ class BatchSummary:
         return min(self.n_failed, 100)
 
 
-def run_batch(inputs, out_dir: str | os.PathLike, *, store: ResultsStore | str | os.PathLike | None = None,
-              workers: int | None = None, mpp: float | None = None, settings=None, providers="auto",
-              progress: bool = True, scheduler=None, pictures: bool = True, geojson: bool = True,
-              on_row: Callable[[dict], None] | None = None) -> BatchSummary:
+def run_batch(
+    inputs,
+    out_dir: str | os.PathLike,
+    *,
+    store: ResultsStore | str | os.PathLike | None = None,
+    workers: int | None = None,
+    mpp: float | None = None,
+    settings=None,
+    providers="auto",
+    progress: bool = True,
+    scheduler=None,
+    pictures: bool = True,
+    geojson: bool = True,
+    on_row: Callable[[dict], None] | None = None,
+) -> BatchSummary:
     """Score many slides into the results store: resumable, idempotent, one bad slide never stops it.
 
     Parameters
@@ -654,11 +743,27 @@ def run_batch(inputs, out_dir: str | os.PathLike, *, store: ResultsStore | str |
         stems: dict[str, int] = {}
         for u in unique:
             stems[Path(u).stem] = stems.get(Path(u).stem, 0) + 1
-        jobs = [_Job(i, u, Path(u).stem if stems[Path(u).stem] == 1 else
-                     f"{Path(u).stem}-{hashlib.sha1(u.encode()).hexdigest()[:8]}") for i, u in enumerate(unique)]
-        shared = dict(done=st.done_hashes(__version__, versions), owners=st.output_owners(), versions=versions,
-                      out_dir=str(out), mpp=mpp, settings=settings, providers=providers, pictures=pictures,
-                      geojson=geojson)
+        jobs = [
+            _Job(
+                i,
+                u,
+                Path(u).stem
+                if stems[Path(u).stem] == 1
+                else f"{Path(u).stem}-{hashlib.sha1(u.encode()).hexdigest()[:8]}",
+            )
+            for i, u in enumerate(unique)
+        ]
+        shared = dict(
+            done=st.done_hashes(__version__, versions),
+            owners=st.output_owners(),
+            versions=versions,
+            out_dir=str(out),
+            mpp=mpp,
+            settings=settings,
+            providers=providers,
+            pictures=pictures,
+            geojson=geojson,
+        )
         ui = _BatchProgress(len(jobs), enabled=progress)
         n = min(workers, len(jobs))
         runner = _run_local(jobs, shared, n, ui) if scheduler is None else _run_dask(jobs, shared, scheduler, n, ui)

@@ -86,8 +86,9 @@ def _ring(poly: np.ndarray) -> list[list[float]]:
     return pts
 
 
-def epithelium_polygons(mask: np.ndarray, level0_per_pixel: tuple[float, float], *, tolerance: float = 0.75,
-                        min_pixels: int = 4) -> list[list[np.ndarray]]:
+def epithelium_polygons(
+    mask: np.ndarray, level0_per_pixel: tuple[float, float], *, tolerance: float = 0.75, min_pixels: int = 4
+) -> list[list[np.ndarray]]:
     """Polygons (outer ring + holes, level-0 pixels) of the connected regions of a low-resolution mask.
 
     Parameters
@@ -153,8 +154,11 @@ def _holes(holes: np.ndarray, min_pixels: int) -> list[tuple[np.ndarray, int, in
     if n == 0:
         return []
     areas = np.bincount(lab.ravel(), minlength=n + 1)
-    return [(lab[sl] == k, sl[0].start, sl[1].start)
-            for k, sl in enumerate(ndi.find_objects(lab), start=1) if sl is not None and areas[k] >= min_pixels]
+    return [
+        (lab[sl] == k, sl[0].start, sl[1].start)
+        for k, sl in enumerate(ndi.find_objects(lab), start=1)
+        if sl is not None and areas[k] >= min_pixels
+    ]
 
 
 def iter_geojson_features(result, *, cell_shape: str = "polygon", include_non_tumour: bool = True) -> Iterator[dict]:
@@ -235,9 +239,10 @@ def to_geojson(result, *, cell_shape: str = "polygon", include_non_tumour: bool 
         ``{"type": "FeatureCollection", "features": [...]}``; coordinates in level-0 pixels. For a
         whole slide (10^5-10^6 cells) use :func:`write_geojson`, which streams.
     """
-    return {"type": "FeatureCollection",
-            "features": list(iter_geojson_features(result, cell_shape=cell_shape,
-                                                   include_non_tumour=include_non_tumour))}
+    return {
+        "type": "FeatureCollection",
+        "features": list(iter_geojson_features(result, cell_shape=cell_shape, include_non_tumour=include_non_tumour)),
+    }
 
 
 def write_geojson(result, path: str | Path, **options) -> Path:
@@ -301,8 +306,9 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndi.binary_erosion(mask, structure=np.ones((3, 3), bool), border_value=0)
 
 
-def _resample_mask(mask: np.ndarray, mask_l0: tuple[float, float], shape: tuple[int, int],
-                   thumb_l0: tuple[float, float]) -> np.ndarray:
+def _resample_mask(
+    mask: np.ndarray, mask_l0: tuple[float, float], shape: tuple[int, int], thumb_l0: tuple[float, float]
+) -> np.ndarray:
     h, w = shape
     cols = np.floor((np.arange(w) + 0.5) * thumb_l0[0] / mask_l0[0]).astype(np.int64)
     rows = np.floor((np.arange(h) + 0.5) * thumb_l0[1] / mask_l0[1]).astype(np.int64)
@@ -330,8 +336,9 @@ def _summary_text(result) -> str:
     if result.score is None:
         return f"not scorable: {result.not_scorable}"
     pc = f"{result.percent_complete:.1f}" if result.percent_complete is not None else "-"
-    return (f"HER2 {result.score} ({result.stratum}), {pc} % complete, "
-            f"{result.counts.get('tumour_cells', 0)} tumour cells")
+    return (
+        f"HER2 {result.score} ({result.stratum}), {pc} % complete, {result.counts.get('tumour_cells', 0)} tumour cells"
+    )
 
 
 def overlay_image(result, slide, *, max_size: int = 1600):
@@ -433,8 +440,9 @@ def heatmap_image(result, slide, *, max_size: int = 1600, alpha: float = 0.55):
     return _caption(canvas, _summary_text(result))
 
 
-def write_report(result, out_dir: str | Path, *, name: str | None = None, slide=None,
-                 pictures: bool = True, geojson: bool = True) -> dict[str, Path]:
+def write_report(
+    result, out_dir: str | Path, *, name: str | None = None, slide=None, pictures: bool = True, geojson: bool = True
+) -> dict[str, Path]:
     """Write the result JSON, the cell table and (optionally) GeoJSON and pictures to ``out_dir``.
 
     Parameters

@@ -26,12 +26,38 @@ from .. import __version__
 from ..errors import Her2FastError, InvalidInputError
 from ..io.store import ResultsStore, RunRecord, SlideIdentity, StoreError, slide_identity
 
-__all__ = ["SLIDE_SUFFIXES", "clean_stale_temp", "describe_error", "free_name", "identify", "is_slide_name", "row_of",
-           "scan_folder", "score_one"]
+__all__ = [
+    "SLIDE_SUFFIXES",
+    "clean_stale_temp",
+    "describe_error",
+    "free_name",
+    "identify",
+    "is_slide_name",
+    "row_of",
+    "scan_folder",
+    "score_one",
+]
 
 #: File suffixes taken for slides when a folder or glob is searched (OpenSlide formats + plain images).
-SLIDE_SUFFIXES = frozenset({".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif",
-                            ".dcm", ".png", ".jpg", ".jpeg", ".bmp"})
+SLIDE_SUFFIXES = frozenset(
+    {
+        ".svs",
+        ".tif",
+        ".tiff",
+        ".ndpi",
+        ".vms",
+        ".vmu",
+        ".scn",
+        ".mrxs",
+        ".svslide",
+        ".bif",
+        ".dcm",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".bmp",
+    }
+)
 # her2fast's own pictures and phantom sidecars are never slides.
 _NOT_SLIDES = (".epithelium.png", ".overlay.png", ".zoom.png", ".heatmap.png")
 _TMP_PREFIX = ".her2fast-tmp-"
@@ -73,7 +99,9 @@ def scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[Path]:
     skip = {os.path.abspath(e) for e in exclude}
     found: list[Path] = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and os.path.abspath(os.path.join(root, d)) not in skip)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and os.path.abspath(os.path.join(root, d)) not in skip
+        )
         dicom = False
         for f in sorted(files):
             p = Path(root) / f
@@ -157,7 +185,7 @@ def clean_stale_temp(out_dir: Path) -> None:
 
     host = socket.gethostname()
     for d in out_dir.glob(_TMP_PREFIX + "*"):
-        if d.name[len(_TMP_PREFIX):].rsplit("-", 2)[0] != host:
+        if d.name[len(_TMP_PREFIX) :].rsplit("-", 2)[0] != host:
             continue  # another machine's (Dask worker): it cleans its own
         try:
             fd = os.open(d / ".lock", os.O_RDWR)
@@ -225,8 +253,20 @@ def free_name(name: str, sha256: str, out_dir: Path, owners: Mapping[str, str]) 
     return name if owner in (None, sha256) else f"{name}-{sha256[:8]}"
 
 
-def score_one(path: str, identity: SlideIdentity, out_dir: Path, name: str, versions: Mapping[str, str], *,
-              mpp, settings, providers, progress: bool, pictures: bool, geojson: bool) -> tuple[RunRecord, str | None]:
+def score_one(
+    path: str,
+    identity: SlideIdentity,
+    out_dir: Path,
+    name: str,
+    versions: Mapping[str, str],
+    *,
+    mpp,
+    settings,
+    providers,
+    progress: bool,
+    pictures: bool,
+    geojson: bool,
+) -> tuple[RunRecord, str | None]:
     """Score a slide and write its report; the run record to store and the kind of failure.
 
     The report is complete on disk (written into a temporary folder, flushed and renamed into place)
@@ -282,14 +322,24 @@ def score_one(path: str, identity: SlideIdentity, out_dir: Path, name: str, vers
     d = result.to_dict(include_cells=False)
     timings = {k: float(v) for k, v in d["timings"].items()}
     timings["outputs"] = round(time.perf_counter() - t0, 4)
-    return RunRecord(status="ok", category=d["category"], score=d["score"], stratum=d["stratum"],
-                     percentages=d["percentages"], confidence=d["confidence"], timings=timings, outputs=outputs,
-                     finished_at=time.time(), percent_complete=d["percent_complete"], not_scorable=d["not_scorable"],
-                     flags=list(d["flags"]), **common), None
+    return RunRecord(
+        status="ok",
+        category=d["category"],
+        score=d["score"],
+        stratum=d["stratum"],
+        percentages=d["percentages"],
+        confidence=d["confidence"],
+        timings=timings,
+        outputs=outputs,
+        finished_at=time.time(),
+        percent_complete=d["percent_complete"],
+        not_scorable=d["not_scorable"],
+        flags=list(d["flags"]),
+        **common,
+    ), None
 
 
-def row_of(store: ResultsStore, identity: SlideIdentity, record: RunRecord | None,
-           versions: Mapping[str, str]) -> dict:
+def row_of(store: ResultsStore, identity: SlideIdentity, record: RunRecord | None, versions: Mapping[str, str]) -> dict:
     """Commit a run to the results store, or look up the run a skip refers to.
 
     Parameters
@@ -316,7 +366,9 @@ def row_of(store: ResultsStore, identity: SlideIdentity, record: RunRecord | Non
     if record is None:
         row = store.find_done(identity.sha256, __version__, versions)
         if row is None:
-            raise StoreError(f"the ok run of {identity.path} disappeared from results store {store.path} during the batch")
+            raise StoreError(
+                f"the ok run of {identity.path} disappeared from results store {store.path} during the batch"
+            )
         return {**row, "skipped": True}
     inserted, row = store.insert(record)
     return {**row, "skipped": not inserted}

@@ -79,8 +79,9 @@ def _lock(out: Path):
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         fh.close()
-        raise InvalidInputError(f"another `her2fast watch` is already writing to {out}; stop it first "
-                                "(one watcher per output folder)") from None
+        raise InvalidInputError(
+            f"another `her2fast watch` is already writing to {out}; stop it first (one watcher per output folder)"
+        ) from None
     fh.seek(0)
     fh.truncate()
     fh.write(f"{os.getpid()}\n")
@@ -99,8 +100,16 @@ def _write_quarantine_csv(store: ResultsStore, out: Path, logger: logging.Logger
 
 
 class _Watcher:
-    def __init__(self, folder: Path, out: Path, store: ResultsStore, logger: logging.Logger, versions: dict,
-                 options: dict, summary: WatchSummary) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        out: Path,
+        store: ResultsStore,
+        logger: logging.Logger,
+        versions: dict,
+        options: dict,
+        summary: WatchSummary,
+    ) -> None:
         self.folder, self.out, self.store, self.log = folder, out, store, logger
         self.versions, self.options, self.summary = versions, options, summary
 
@@ -132,10 +141,18 @@ class _Watcher:
         row = row_of(st, identity, record, self.versions)
         if kind is None:
             self.summary.scored += 1
-            what = (f"HER2 {row['score']} ({row['stratum']}), {row['percent_complete']} % complete"
-                    if row["score"] is not None else f"not scorable: {row['not_scorable']}")
-            self.log.info("scored %s: %s in %.1f s -> %s", key, what, row["finished_at"] - row["started_at"],
-                          row["outputs"].get("json"))
+            what = (
+                f"HER2 {row['score']} ({row['stratum']}), {row['percent_complete']} % complete"
+                if row["score"] is not None
+                else f"not scorable: {row['not_scorable']}"
+            )
+            self.log.info(
+                "scored %s: %s in %.1f s -> %s",
+                key,
+                what,
+                row["finished_at"] - row["started_at"],
+                row["outputs"].get("json"),
+            )
             return "done"
         if kind == "output":
             self.summary.retried += 1
@@ -148,10 +165,23 @@ class _Watcher:
         return "done"
 
 
-def watch(folder: str | os.PathLike, out_dir: str | os.PathLike, *, store: ResultsStore | str | os.PathLike | None = None,
-          settle: float = 10.0, poll: float = 2.0, once: bool = False, log_file: str | os.PathLike | None = None,
-          mpp: float | None = None, settings=None, providers="auto", pictures: bool = True, geojson: bool = True,
-          retry_after: float = 60.0, stop: threading.Event | None = None) -> WatchSummary:
+def watch(
+    folder: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    store: ResultsStore | str | os.PathLike | None = None,
+    settle: float = 10.0,
+    poll: float = 2.0,
+    once: bool = False,
+    log_file: str | os.PathLike | None = None,
+    mpp: float | None = None,
+    settings=None,
+    providers="auto",
+    pictures: bool = True,
+    geojson: bool = True,
+    retry_after: float = 60.0,
+    stop: threading.Event | None = None,
+) -> WatchSummary:
     """Watch a scanner's output folder and score every slide once, after it has stopped growing.
 
     Parameters
@@ -218,17 +248,29 @@ def watch(folder: str | os.PathLike, out_dir: str | os.PathLike, *, store: Resul
             previous = _install_signals(stop, logger)
         clean_stale_temp(out)
         _write_quarantine_csv(st, out, logger)
-        logger.info("her2fast %s watching %s -> %s (store %s, settle %.1f s, poll %.1f s, models %s, pid %d)",
-                    __version__, src, out, st.path, settle, poll,
-                    ", ".join(f"{k} {v[:12]}" for k, v in versions.items()), os.getpid())
+        logger.info(
+            "her2fast %s watching %s -> %s (store %s, settle %.1f s, poll %.1f s, models %s, pid %d)",
+            __version__,
+            src,
+            out,
+            st.path,
+            settle,
+            poll,
+            ", ".join(f"{k} {v[:12]}" for k, v in versions.items()),
+            os.getpid(),
+        )
         options = dict(mpp=mpp, settings=settings, providers=providers, pictures=pictures, geojson=geojson)
         watcher = _Watcher(src, out, st, logger, versions, options, summary)
         try:
             _loop(watcher, src, out, settle=settle, poll=poll, once=once, retry_after=retry_after, stop=stop)
         except KeyboardInterrupt:
             logger.warning("aborted the slide being scored (no row written for it)")
-        logger.info("stopped: %d scored, %d skipped (already scored), %d quarantined", summary.scored,
-                    summary.skipped, summary.quarantined)
+        logger.info(
+            "stopped: %d scored, %d skipped (already scored), %d quarantined",
+            summary.scored,
+            summary.skipped,
+            summary.quarantined,
+        )
         return summary
     except Exception as exc:
         logger.error("watch stopped by an error: %s: %s", type(exc).__name__, exc)
@@ -261,8 +303,17 @@ def _install_signals(stop: threading.Event, logger: logging.Logger) -> dict:
     return {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
 
 
-def _loop(watcher: _Watcher, src: Path, out: Path, *, settle: float, poll: float, once: bool, retry_after: float,
-          stop: threading.Event) -> None:
+def _loop(
+    watcher: _Watcher,
+    src: Path,
+    out: Path,
+    *,
+    settle: float,
+    poll: float,
+    once: bool,
+    retry_after: float,
+    stop: threading.Event,
+) -> None:
     observed: dict[str, tuple[tuple, float]] = {}  # path -> (signature, when it was first seen so)
     handled: dict[str, tuple] = {}  # path -> signature dealt with
     retry_at: dict[str, float] = {}

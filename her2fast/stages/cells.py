@@ -380,26 +380,48 @@ def membrane_rays(
     if cap_radius is not None and not (np.isfinite(cap_radius) and cap_radius >= 0):
         raise InvalidInputError(f"cap_radius must be finite and >= 0 or None, got {cap_radius!r}")
     base, frac = _split_centres(c)
-    return _rays(np.ascontiguousarray(lab, dtype=np.int32), mem, od, base, frac, int(n_rays), float(max_length),
-                 float(outside_reach), float(max_run), np.inf if cap_radius is None else float(cap_radius),
-                 float(cap_reach))
+    return _rays(
+        np.ascontiguousarray(lab, dtype=np.int32),
+        mem,
+        od,
+        base,
+        frac,
+        int(n_rays),
+        float(max_length),
+        float(outside_reach),
+        float(max_run),
+        np.inf if cap_radius is None else float(cap_radius),
+        float(cap_reach),
+    )
 
 
-def _rays(lab, mem, od, base, frac, n_rays, max_length, outside_reach, max_run, cap_radius=np.inf, cap_reach=0.0,
-          cell_labels=None):
+def _rays(
+    lab,
+    mem,
+    od,
+    base,
+    frac,
+    n_rays,
+    max_length,
+    outside_reach,
+    max_run,
+    cap_radius=np.inf,
+    cap_reach=0.0,
+    cell_labels=None,
+):
     """Native membrane_rays; ``cell_labels[k]``: the territory label of centre k (default k + 1)."""
     if base.shape[0] == 0:
         z = np.zeros((0, n_rays), np.float32)
         return z, z.copy()
-    return _native.membrane_rays(lab, mem, od, base, frac, n_rays, max_length, outside_reach, max_run, cap_radius,
-                                 cap_reach, cell_labels)
+    return _native.membrane_rays(
+        lab, mem, od, base, frac, n_rays, max_length, outside_reach, max_run, cap_radius, cap_reach, cell_labels
+    )
 
 
 _STEP_PX = 0.25  # sampling step along a ray (pixels) of the own-side gate
 
 
-def _gated_membrane_od(od, lab, mem, labels, base, frac, covered, run, n_rays, max_length, mpp, far_weight,
-                       quantile):
+def _gated_membrane_od(od, lab, mem, labels, base, frac, covered, run, n_rays, max_length, mpp, far_weight, quantile):
     """Per cell: the ``quantile`` over its covered rays of the run's peak DAB OD times the own-side gate.
 
     Along each covered ray (bilinear OD every 0.25 px): the run starts at the first membrane pixel of the
@@ -416,11 +438,23 @@ def _gated_membrane_od(od, lab, mem, labels, base, frac, covered, run, n_rays, m
     du = _STEP_PX * mpp  # um per sample
     n05, n15 = int(0.5 / du + 1e-9), int(1.5 / du + 1e-9)
     val = _native.own_side_gate(
-        np.ascontiguousarray(lab, dtype=np.int32), np.ascontiguousarray(mem).view(np.uint8),
-        np.ascontiguousarray(od, dtype=np.float32), np.ascontiguousarray(labels, dtype=np.int32),
-        np.ascontiguousarray(base, dtype=np.int32), np.ascontiguousarray(frac, dtype=np.float64),
-        np.ascontiguousarray(covered).view(np.uint8), np.ascontiguousarray(run, dtype=np.float32),
-        np.cos(ang), np.sin(ang), float(max_length), _STEP_PX, n05, n15, int(1.0 / _STEP_PX), float(far_weight))
+        np.ascontiguousarray(lab, dtype=np.int32),
+        np.ascontiguousarray(mem).view(np.uint8),
+        np.ascontiguousarray(od, dtype=np.float32),
+        np.ascontiguousarray(labels, dtype=np.int32),
+        np.ascontiguousarray(base, dtype=np.int32),
+        np.ascontiguousarray(frac, dtype=np.float64),
+        np.ascontiguousarray(covered).view(np.uint8),
+        np.ascontiguousarray(run, dtype=np.float32),
+        np.cos(ang),
+        np.sin(ang),
+        float(max_length),
+        _STEP_PX,
+        n05,
+        n15,
+        int(1.0 / _STEP_PX),
+        float(far_weight),
+    )
     used = np.isfinite(val).sum(axis=1)
     q = np.floor(quantile * np.maximum(used - 1, 0) + 1e-9).astype(np.int64)  # the lower quantile
     srt = np.sort(val, axis=1)
@@ -525,16 +559,32 @@ class CellSettings:
             if not (np.isfinite(v) and v > 0):
                 raise InvalidInputError(f"{name} must be finite and > 0, got {v}")
         if self.cytoplasm_gap_um > self.max_radius_um:
-            raise InvalidInputError(f"cytoplasm_gap_um must be <= max_radius_um, got {self.cytoplasm_gap_um} > {self.max_radius_um}")
+            raise InvalidInputError(
+                f"cytoplasm_gap_um must be <= max_radius_um, got {self.cytoplasm_gap_um} > {self.max_radius_um}"
+            )
         if self.cap_reach_um > self.max_radius_um:
-            raise InvalidInputError(f"cap_reach_um must be <= max_radius_um (the margin holds 2 * max_radius_um), "
-                                    f"got {self.cap_reach_um} > {self.max_radius_um}")
-        for name in ("outside_reach_um", "cap_reach_um", "min_nucleus_um2", "min_loop_um2", "membrane_od_weight", "max_gap_deg",
-                     "cytoplasm_weight", "cytoplasm_gap_um"):
+            raise InvalidInputError(
+                f"cap_reach_um must be <= max_radius_um (the margin holds 2 * max_radius_um), "
+                f"got {self.cap_reach_um} > {self.max_radius_um}"
+            )
+        for name in (
+            "outside_reach_um",
+            "cap_reach_um",
+            "min_nucleus_um2",
+            "min_loop_um2",
+            "membrane_od_weight",
+            "max_gap_deg",
+            "cytoplasm_weight",
+            "cytoplasm_gap_um",
+        ):
             v = getattr(self, name)
             if not (np.isfinite(v) and v >= 0):
                 raise InvalidInputError(f"{name} must be finite and >= 0, got {v}")
-        if isinstance(self.n_rays, bool) or not isinstance(self.n_rays, (int, np.integer)) or not 4 <= self.n_rays <= 4096:
+        if (
+            isinstance(self.n_rays, bool)
+            or not isinstance(self.n_rays, (int, np.integer))
+            or not 4 <= self.n_rays <= 4096
+        ):
             raise InvalidInputError(f"n_rays must be an integer in 4..4096, got {self.n_rays!r}")
         if not (np.isfinite(self.far_side_weight) and 0.0 <= self.far_side_weight < 1.0):
             raise InvalidInputError(f"far_side_weight must be in [0, 1), got {self.far_side_weight}")
@@ -613,14 +663,17 @@ def _region_max_dist2(regions: np.ndarray, region_ids: np.ndarray, base: np.ndar
     One native pass over the region map (``cell_stats.hpp``); the reference formulation, in NumPy, is
     ``tests/test_cells_measure.py::_region_max_dist2_numpy``.
     """
-    return _native.region_max_dist2(np.ascontiguousarray(regions, dtype=np.int32),
-                                    np.ascontiguousarray(region_ids, dtype=np.int32),
-                                    np.ascontiguousarray(base, dtype=np.int32),
-                                    np.ascontiguousarray(frac, dtype=np.float64))
+    return _native.region_max_dist2(
+        np.ascontiguousarray(regions, dtype=np.int32),
+        np.ascontiguousarray(region_ids, dtype=np.int32),
+        np.ascontiguousarray(base, dtype=np.int32),
+        np.ascontiguousarray(frac, dtype=np.float64),
+    )
 
 
-def _cytoplasm_od(od: np.ndarray, territories: np.ndarray, markers: np.ndarray, membrane: np.ndarray, n: int,
-                  gap_px: float) -> np.ndarray:
+def _cytoplasm_od(
+    od: np.ndarray, territories: np.ndarray, markers: np.ndarray, membrane: np.ndarray, n: int, gap_px: float
+) -> np.ndarray:
     """(n,) mean DAB OD of each cell's territory pixels more than ``gap_px`` from any membrane pixel, off nuclei.
 
     0 for a cell without such pixels. Pixels within ``gap_px`` of a membrane pixel (a closed disk: at
@@ -630,9 +683,13 @@ def _cytoplasm_od(od: np.ndarray, territories: np.ndarray, markers: np.ndarray, 
 
     near = np.ascontiguousarray(binary_dilation(membrane, disk(gap_px)))
     # one native pass: sums as double in pixel order, as np.bincount(weights=...) (cell_stats.hpp)
-    return _native.label_means(np.ascontiguousarray(territories, dtype=np.int32),
-                               np.ascontiguousarray(od, dtype=np.float32), near.view(np.uint8),
-                               np.ascontiguousarray(markers, dtype=np.int32), int(n))
+    return _native.label_means(
+        np.ascontiguousarray(territories, dtype=np.int32),
+        np.ascontiguousarray(od, dtype=np.float32),
+        near.view(np.uint8),
+        np.ascontiguousarray(markers, dtype=np.int32),
+        int(n),
+    )
 
 
 def _close_gaps(covered: np.ndarray, gap: int) -> np.ndarray:
@@ -727,7 +784,9 @@ def measure_tile(
     shape = mem_arr.shape
     prob = _as_float_map(mem_arr, "membrane")
     if prob.min() < 0 or prob.max() > 1:
-        raise InvalidInputError(f"membrane must be a probability in [0, 1] or a mask, got range {prob.min()}..{prob.max()}")
+        raise InvalidInputError(
+            f"membrane must be a probability in [0, 1] or a mask, got range {prob.min()}..{prob.max()}"
+        )
     od = _as_float_map(dab_od, "dab_od", shape)
     nuc = _as_2d(nuclei, "nuclei", shape)
     if nuc.dtype != np.bool_ and not np.issubdtype(nuc.dtype, np.integer):
@@ -770,12 +829,19 @@ def measure_tile(
     # probability and the (submembranous) stain: threshold / 2 * (probability / threshold + min(s, 1 - 1e-6)).
     # One native pass, float32 as NumPy computes it (see cell_stats.hpp).
     thr = np.float32(settings.membrane_threshold)
-    land, mem_mask = _native.cell_landscape(prob, od, float(thr), float(thr * np.float32(0.5)),
-                                            float(np.float32(settings.membrane_od_weight)), float(np.float32(1 - 1e-6)))
+    land, mem_mask = _native.cell_landscape(
+        prob,
+        od,
+        float(thr),
+        float(thr * np.float32(0.5)),
+        float(np.float32(settings.membrane_od_weight)),
+        float(np.float32(1 - 1e-6)),
+    )
     bases = np.ascontiguousarray(np.vstack([np.zeros((1, 2), np.int32), base]))
     fracs = np.ascontiguousarray(np.vstack([np.zeros((1, 2)), frac]))
-    territories = _native.seeded_watershed(land, markers, n, None, float(np.float32(settings.membrane_threshold)),
-                                           float(radius), bases, fracs, True)
+    territories = _native.seeded_watershed(
+        land, markers, n, None, float(np.float32(settings.membrane_threshold)), float(radius), bases, fracs, True
+    )
 
     # 3. rays, of the owned cells
     mem_u8 = mem_mask.view(np.uint8)
@@ -785,17 +851,40 @@ def measure_tile(
     # tolerance band (outside_reach_um) and the radius-cap reach (cap_reach_um) only widen how much of its
     # outline a stained cell covers, so an unstained cell never becomes stained through a neighbour
     reach_px = max(settings.outside_reach_um, settings.cap_reach_um) / mpp_f
-    run, peak = _rays(territories, mem_u8, od, base_o, frac_o, int(settings.n_rays), radius + 2.0,
-                      0.0, settings.max_run_um / mpp_f, cell_labels=own_labels)
+    run, peak = _rays(
+        territories,
+        mem_u8,
+        od,
+        base_o,
+        frac_o,
+        int(settings.n_rays),
+        radius + 2.0,
+        0.0,
+        settings.max_run_um / mpp_f,
+        cell_labels=own_labels,
+    )
     covered = run > 0
     n_cov = covered.sum(axis=1)
     cov_tol = covered
     if settings.outside_reach_um > 0 or settings.cap_reach_um > 0:
-        run_tol, _ = _rays(territories, mem_u8, od, base_o, frac_o, int(settings.n_rays), radius + 2.0 + reach_px,
-                           settings.outside_reach_um / mpp_f, settings.max_run_um / mpp_f, radius,
-                           settings.cap_reach_um / mpp_f, cell_labels=own_labels)
+        run_tol, _ = _rays(
+            territories,
+            mem_u8,
+            od,
+            base_o,
+            frac_o,
+            int(settings.n_rays),
+            radius + 2.0 + reach_px,
+            settings.outside_reach_um / mpp_f,
+            settings.max_run_um / mpp_f,
+            radius,
+            settings.cap_reach_um / mpp_f,
+            cell_labels=own_labels,
+        )
         cov_tol = (run_tol > 0) & (n_cov > 0)[:, None]
-    completeness = _close_gaps(cov_tol, int(np.floor(settings.max_gap_deg * settings.n_rays / 360.0 + 1e-9))).mean(axis=1)
+    completeness = _close_gaps(cov_tol, int(np.floor(settings.max_gap_deg * settings.n_rays / 360.0 + 1e-9))).mean(
+        axis=1
+    )
     mid = np.maximum(n_cov - 1, 0) // 2  # the (lower) median of the covered rays
     rows = np.arange(idx.size)
     od_med = np.sort(np.where(covered, peak, np.inf), axis=1)[rows, mid] if idx.size else np.zeros(0)
@@ -828,8 +917,9 @@ def measure_tile(
 
     # artefact loops: enclosed, nucleus-free, cell-sized regions, owned by the core holding their centre
     min_loop_px = settings.min_loop_um2 / mpp_f**2
-    empty = np.flatnonzero(regions.closed & (nuclei_in == 0) & (regions.area >= min_loop_px)
-                           & (regions.area <= np.pi * radius * radius))
+    empty = np.flatnonzero(
+        regions.closed & (nuclei_in == 0) & (regions.area >= min_loop_px) & (regions.area <= np.pi * radius * radius)
+    )
     n_artefacts = 0
     if empty.size:
         flat_r = regions.labels.ravel()
@@ -851,9 +941,21 @@ def measure_tile(
     x = (base[:, 0].astype(np.float64) + ox) + frac[:, 0]
     y = (base[:, 1].astype(np.float64) + oy) + frac[:, 1]
     if settings.far_side_weight > 0 or settings.intensity_quantile != 0.5:
-        gated, used = _gated_membrane_od(od, territories, mem_mask, own_labels, base_o, frac_o, covered,
-                                         run, int(settings.n_rays), radius + 2.0, mpp_f,
-                                         float(settings.far_side_weight), float(settings.intensity_quantile))
+        gated, used = _gated_membrane_od(
+            od,
+            territories,
+            mem_mask,
+            own_labels,
+            base_o,
+            frac_o,
+            covered,
+            run,
+            int(settings.n_rays),
+            radius + 2.0,
+            mpp_f,
+            float(settings.far_side_weight),
+            float(settings.intensity_quantile),
+        )
         od_own = np.where(used > 0, gated, od_mean)
     else:
         od_own = od_mean

@@ -165,8 +165,10 @@ def probe_tile() -> np.ndarray:
         with ref.open("rb") as fh, Image.open(fh) as im:
             rgb = np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError) as exc:
-        raise ModelError(f"cannot read the membrane model's probe tile {ref}: {exc}; reinstall her2fast, or set "
-                         "HER2FAST_AUTO_OPENVINO=0 to skip the runtime probe") from None
+        raise ModelError(
+            f"cannot read the membrane model's probe tile {ref}: {exc}; reinstall her2fast, or set "
+            "HER2FAST_AUTO_OPENVINO=0 to skip the runtime probe"
+        ) from None
     return np.ascontiguousarray(rgb)
 
 
@@ -206,11 +208,11 @@ def load_model_config(model_dir: str | Path | None = None) -> MembraneModelConfi
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"membrane model config {cfg_path} lacks or mangles a required key: {exc!r}") from exc
     if not path.is_file():
-        raise ModelError(f"membrane model file not found: {path} (named by {cfg_path}); reinstall her2fast "
-                         f"or re-export it with `python -m training.export_membrane`")
+        raise ModelError(
+            f"membrane model file not found: {path} (named by {cfg_path}); reinstall her2fast "
+            f"or re-export it with `python -m training.export_membrane`"
+        )
     return cfg
-
-
 
 
 def _import_ort() -> Any:
@@ -238,8 +240,10 @@ def _import_openvino() -> Any:
             "'her2fast[openvino]' (or leave providers='auto' for ONNX Runtime)"
         ) from exc
     except Exception as exc:  # noqa: BLE001 - an installed but broken runtime (missing shared libraries)
-        raise ModelError(f"the OpenVINO runtime is installed but cannot be loaded ({exc!r}): reinstall it "
-                         "(pip install --force-reinstall openvino) or use providers='auto' for ONNX Runtime") from exc
+        raise ModelError(
+            f"the OpenVINO runtime is installed but cannot be loaded ({exc!r}): reinstall it "
+            "(pip install --force-reinstall openvino) or use providers='auto' for ONNX Runtime"
+        ) from exc
     return openvino
 
 
@@ -300,8 +304,11 @@ def prefer_openvino(max_abs_diff: float, flip_fraction: float, ms_openvino: floa
     >>> prefer_openvino(0.003, 0.0, 30.0, 110.0), prefer_openvino(0.003, 0.0, 105.0, 110.0)
     (True, False)
     """
-    return bool(max_abs_diff <= AUTO_MAX_ABS_DIFF and flip_fraction <= AUTO_MAX_FLIPS
-                and ms_openvino <= AUTO_MAX_TIME_RATIO * ms_onnxruntime)
+    return bool(
+        max_abs_diff <= AUTO_MAX_ABS_DIFF
+        and flip_fraction <= AUTO_MAX_FLIPS
+        and ms_openvino <= AUTO_MAX_TIME_RATIO * ms_onnxruntime
+    )
 
 
 class _OpenVinoRunner:
@@ -315,8 +322,13 @@ class _OpenVinoRunner:
         self._core = ov.Core()
         self._model = self._core.read_model(str(path))
         # one stream of `threads` threads per compiled model; no pinning (the post workers share the cores)
-        self._config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads or 0,
-                        "ENABLE_CPU_PINNING": False, "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
+        self._config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "INFERENCE_NUM_THREADS": threads or 0,
+            "ENABLE_CPU_PINNING": False,
+            "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+        }
         self._lock = threading.Lock()
         self.compiles = 0
         first = self._compile()  # compiled now: a model OpenVINO cannot compile fails here
@@ -355,22 +367,27 @@ class _OrtRunner:
 def _resolve_providers(providers: str | Sequence[str], available: Sequence[str]) -> list[str]:
     if isinstance(providers, str):
         if providers != "auto":
-            raise InvalidInputError(f"providers must be 'auto' or a list of provider names, got {providers!r}; "
-                                    f"available here: {list(available)} (and {list(_OPENVINO_NAMES)} with "
-                                    f"her2fast[openvino])")
+            raise InvalidInputError(
+                f"providers must be 'auto' or a list of provider names, got {providers!r}; "
+                f"available here: {list(available)} (and {list(_OPENVINO_NAMES)} with "
+                f"her2fast[openvino])"
+            )
         return [p for p in _AUTO_ORDER if p in available] or list(available)
     chosen = list(providers)
     if not chosen:
         raise InvalidInputError(f"providers must not be empty; available here: {list(available)}")
     if any(p in _OPENVINO_NAMES for p in chosen):
         if len(chosen) != 1:
-            raise InvalidInputError(f"OpenVINO runs alone: pass providers=['OpenVINO'] (or 'OpenVINO:f32'), "
-                                    f"not {chosen}")
+            raise InvalidInputError(
+                f"OpenVINO runs alone: pass providers=['OpenVINO'] (or 'OpenVINO:f32'), not {chosen}"
+            )
         return chosen
     unknown = [p for p in chosen if p not in available]
     if unknown:
-        raise InvalidInputError(f"providers {unknown} are not available in this onnxruntime build; "
-                                f"available: {list(available)} (onnxruntime-gpu provides the CUDA/TensorRT ones)")
+        raise InvalidInputError(
+            f"providers {unknown} are not available in this onnxruntime build; "
+            f"available: {list(available)} (onnxruntime-gpu provides the CUDA/TensorRT ones)"
+        )
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
     return chosen
@@ -420,13 +437,16 @@ class MembraneSession:
         on every workstation).
     """
 
-    def __init__(self, model_dir: str | Path | None = None, providers: str | Sequence[str] = "auto",
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: str | Path | None = None, providers: str | Sequence[str] = "auto", threads: int | None = None
+    ) -> None:
         self.config = load_model_config(model_dir)
         digest = file_sha256(self.config.path)
         if digest != self.config.sha256:
-            raise ModelError(f"membrane model {self.config.path} is corrupt or was replaced: sha256 {digest} "
-                             f"!= {self.config.sha256} in config.json; reinstall her2fast or re-export the model")
+            raise ModelError(
+                f"membrane model {self.config.path} is corrupt or was replaced: sha256 {digest} "
+                f"!= {self.config.sha256} in config.json; reinstall her2fast or re-export the model"
+            )
         if threads is not None:
             threads = as_int(threads, "threads", 1, 1024)
         self.selection: dict[str, Any] | None = None
@@ -445,10 +465,18 @@ class MembraneSession:
         wanted_gpu = [p for p in requested if p in _GPU_PROVIDERS]
         self.fell_back = bool(wanted_gpu) and not any(p in self.providers for p in wanted_gpu)
         if self.fell_back:
-            warnings.warn(f"requested {wanted_gpu} but ONNX Runtime uses {self.providers} (CUDA/cuDNN libraries "
-                          f"missing or no GPU); membrane inference runs on the CPU", RuntimeWarning, stacklevel=2)
-        if (providers == "auto" and not any(p in _GPU_PROVIDERS for p in self.providers)
-                and os.environ.get("HER2FAST_AUTO_OPENVINO", "1") != "0" and openvino_bf16()):
+            warnings.warn(
+                f"requested {wanted_gpu} but ONNX Runtime uses {self.providers} (CUDA/cuDNN libraries "
+                f"missing or no GPU); membrane inference runs on the CPU",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        if (
+            providers == "auto"
+            and not any(p in _GPU_PROVIDERS for p in self.providers)
+            and os.environ.get("HER2FAST_AUTO_OPENVINO", "1") != "0"
+            and openvino_bf16()
+        ):
             self._probe_openvino(threads)
 
     @property
@@ -512,9 +540,13 @@ class MembraneSession:
         if take:
             self._runner = candidate
             self.providers = [f"{OPENVINO}:{candidate.precision}"]
-        self.selection = {"max_abs_diff": round(diff, 6), "flip_fraction": round(flips, 6),
-                          "ms_openvino": round(best["openvino"], 2), "ms_onnxruntime": round(best["onnxruntime"], 2),
-                          "chosen": list(self.providers)}
+        self.selection = {
+            "max_abs_diff": round(diff, 6),
+            "flip_fraction": round(flips, 6),
+            "ms_openvino": round(best["openvino"], 2),
+            "ms_onnxruntime": round(best["onnxruntime"], 2),
+            "chosen": list(self.providers),
+        }
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the network on a float32 (N, 3, H, W) batch of RGB / 255; returns (membrane, edge) (N, H, W)."""
@@ -531,11 +563,15 @@ _SESSIONS: dict[tuple, MembraneSession] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
-def get_session(model_dir: str | Path | None = None, providers: str | Sequence[str] = "auto",
-                threads: int | None = None) -> MembraneSession:
+def get_session(
+    model_dir: str | Path | None = None, providers: str | Sequence[str] = "auto", threads: int | None = None
+) -> MembraneSession:
     """The cached :class:`MembraneSession` for these arguments (built on first use)."""
-    key = (str(Path(model_dir).resolve()) if model_dir is not None else None,
-           providers if isinstance(providers, str) else tuple(providers), threads)
+    key = (
+        str(Path(model_dir).resolve()) if model_dir is not None else None,
+        providers if isinstance(providers, str) else tuple(providers),
+        threads,
+    )
     with _SESSIONS_LOCK:
         s = _SESSIONS.get(key)
         if s is None:
@@ -552,8 +588,9 @@ def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return arr
     if arr.ndim == 3:
         return np.asarray(Image.fromarray(arr).resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
-    return np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").resize((shape[1], shape[0]),
-                                                                               Image.Resampling.BILINEAR))
+    return np.asarray(
+        Image.fromarray(arr.astype(np.float32), mode="F").resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+    )
 
 
 def _unet_maps(image: np.ndarray, mpp: float, session: MembraneSession, batch_size: int) -> tuple[np.ndarray, ...]:
@@ -571,7 +608,7 @@ def _unet_maps(image: np.ndarray, mpp: float, session: MembraneSession, batch_si
     if h + 2 * o <= _SINGLE_PASS_MAX and w + 2 * o <= _SINGLE_PASS_MAX:
         # small image: one pass over the image plus a mirrored margin (cheaper than 2 x 2 overlapping tiles)
         pm, pe = session.run(_single_pass_input(img, o, mult)[None])
-        mem, edge = pm[0, o:o + h, o:o + w], pe[0, o:o + h, o:o + w]
+        mem, edge = pm[0, o : o + h, o : o + w], pe[0, o : o + h, o : o + w]
         if (h, w) != (h0, w0):
             mem, edge = _resize(mem, (h0, w0)), _resize(edge, (h0, w0))
         return np.clip(mem, 0, 1).astype(np.float32), np.clip(edge, 0, 1).astype(np.float32)
@@ -583,22 +620,28 @@ def _unet_maps(image: np.ndarray, mpp: float, session: MembraneSession, batch_si
     edge = np.zeros_like(mem)
     starts = [(iy * core, ix * core) for iy in range(ny) for ix in range(nx)]
     for b in range(0, len(starts), batch_size):
-        chunk = starts[b:b + batch_size]
-        x = np.stack([padded[y:y + t, x_:x_ + t] for y, x_ in chunk])
+        chunk = starts[b : b + batch_size]
+        x = np.stack([padded[y : y + t, x_ : x_ + t] for y, x_ in chunk])
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
         x *= np.float32(1.0 / 255.0)
         pm, pe = session.run(x)
         for (y, x_), m_, e_ in zip(chunk, pm, pe):
-            mem[y:y + core, x_:x_ + core] = m_[o:o + core, o:o + core]
-            edge[y:y + core, x_:x_ + core] = e_[o:o + core, o:o + core]
+            mem[y : y + core, x_ : x_ + core] = m_[o : o + core, o : o + core]
+            edge[y : y + core, x_ : x_ + core] = e_[o : o + core, o : o + core]
     mem, edge = mem[:h, :w], edge[:h, :w]
     if (h, w) != (h0, w0):
         mem, edge = _resize(mem, (h0, w0)), _resize(edge, (h0, w0))
     return np.clip(mem, 0, 1).astype(np.float32), np.clip(edge, 0, 1).astype(np.float32)
 
 
-def classical_membrane(image: np.ndarray, mpp: float, *, dab_threshold: float = 0.03,
-                       ridge_threshold: float = 0.0093, softness: float = 0.25) -> MembraneMaps:
+def classical_membrane(
+    image: np.ndarray,
+    mpp: float,
+    *,
+    dab_threshold: float = 0.03,
+    ridge_threshold: float = 0.0093,
+    softness: float = 0.25,
+) -> MembraneMaps:
     """Classical membrane map: colour deconvolution -> DAB -> ridge filter -> soft threshold.
 
     The DAB optical density (Ruifrok-Johnston deconvolution, :func:`skimage.color.rgb2hed`) is
@@ -639,9 +682,16 @@ def classical_membrane(image: np.ndarray, mpp: float, *, dab_threshold: float = 
     return MembraneMaps(prob, edge, mpp, "classical")
 
 
-def predict_maps(image: np.ndarray, mpp: float, *, method: str = "unet", model_dir: str | Path | None = None,
-                 providers: str | Sequence[str] = "auto", threads: int | None = None,
-                 batch_size: int = 4) -> MembraneMaps:
+def predict_maps(
+    image: np.ndarray,
+    mpp: float,
+    *,
+    method: str = "unet",
+    model_dir: str | Path | None = None,
+    providers: str | Sequence[str] = "auto",
+    threads: int | None = None,
+    batch_size: int = 4,
+) -> MembraneMaps:
     """Membrane and membrane-edge probabilities of an RGB image (see :func:`predict`)."""
     image = as_rgb_uint8(image)
     mpp = as_positive_float(mpp, "mpp")
@@ -702,10 +752,17 @@ def _single_pass_input(img: np.ndarray, o: int, mult: int) -> np.ndarray:
     return x
 
 
-def predict_maps_batch(images: Sequence[np.ndarray], mpp: float, *, method: str = "unet",
-                       model_dir: str | Path | None = None, providers: str | Sequence[str] = "auto",
-                       threads: int | None = None, batch_size: int = 4,
-                       margin: int | None = None) -> list[MembraneMaps]:
+def predict_maps_batch(
+    images: Sequence[np.ndarray],
+    mpp: float,
+    *,
+    method: str = "unet",
+    model_dir: str | Path | None = None,
+    providers: str | Sequence[str] = "auto",
+    threads: int | None = None,
+    batch_size: int = 4,
+    margin: int | None = None,
+) -> list[MembraneMaps]:
     """:func:`predict_maps` of several images, sharing network batches where the images allow it.
 
     Images at the model's µm/px up to 1088 px with their margins (tiles of the slide pipeline) run
@@ -750,17 +807,29 @@ def predict_maps_batch(images: Sequence[np.ndarray], mpp: float, *, method: str 
                 out[i] = MembraneMaps(*_unet_maps(images[i], mpp, session, batch_size), mpp, "unet")
             continue
         for b in range(0, len(idx), batch_size):
-            part = idx[b:b + batch_size]
+            part = idx[b : b + batch_size]
             x = np.stack([_single_pass_input(images[i], o, cfg.multiple) for i in part])
             pm, pe = session.run(x)
             for i, m_, e_ in zip(part, pm, pe):
-                out[i] = MembraneMaps(np.clip(m_[o:o + h, o:o + w], 0, 1).astype(np.float32),
-                                      np.clip(e_[o:o + h, o:o + w], 0, 1).astype(np.float32), mpp, "unet")
+                out[i] = MembraneMaps(
+                    np.clip(m_[o : o + h, o : o + w], 0, 1).astype(np.float32),
+                    np.clip(e_[o : o + h, o : o + w], 0, 1).astype(np.float32),
+                    mpp,
+                    "unet",
+                )
     return out  # type: ignore[return-value]
 
 
-def predict(image: np.ndarray, mpp: float, *, method: str = "unet", model_dir: str | Path | None = None,
-            providers: str | Sequence[str] = "auto", threads: int | None = None, batch_size: int = 4) -> np.ndarray:
+def predict(
+    image: np.ndarray,
+    mpp: float,
+    *,
+    method: str = "unet",
+    model_dir: str | Path | None = None,
+    providers: str | Sequence[str] = "auto",
+    threads: int | None = None,
+    batch_size: int = 4,
+) -> np.ndarray:
     """Membrane probability of every pixel of an RGB image of any size.
 
     Parameters
@@ -800,5 +869,6 @@ def predict(image: np.ndarray, mpp: float, *, method: str = "unet", model_dir: s
     >>> p.shape, p.dtype
     ((256, 256), dtype('float32'))
     """
-    return predict_maps(image, mpp, method=method, model_dir=model_dir, providers=providers, threads=threads,
-                        batch_size=batch_size).membrane
+    return predict_maps(
+        image, mpp, method=method, model_dir=model_dir, providers=providers, threads=threads, batch_size=batch_size
+    ).membrane

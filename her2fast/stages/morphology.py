@@ -21,8 +21,16 @@ import numpy as np
 from .. import _native
 from ..errors import InvalidInputError
 
-__all__ = ["reconstruct_dilation", "h_maxima", "fill_holes", "binary_erosion", "binary_dilation", "binary_opening",
-           "distance_transform", "disk"]
+__all__ = [
+    "reconstruct_dilation",
+    "h_maxima",
+    "fill_holes",
+    "binary_erosion",
+    "binary_dilation",
+    "binary_opening",
+    "distance_transform",
+    "disk",
+]
 
 
 def _float_map(a: np.ndarray, name: str) -> np.ndarray:

@@ -153,8 +153,7 @@ def segment_nuclei(
     if depth < 1 and not fg.all():
         # one nucleus at a time, in its box grown by a pixel: the whole map's distances and maxima on
         # every pixel (csrc/nucleus_seeds.hpp says why) at ~1/5 of the pixels' work
-        dist, peaks = _native.component_distance_maxima(comp.astype(np.int32, copy=False), keep.view(np.uint8),
-                                                        depth)
+        dist, peaks = _native.component_distance_maxima(comp.astype(np.int32, copy=False), keep.view(np.uint8), depth)
     else:
         dist = distance_transform(fg)
         peaks = h_maxima(dist, depth) if dist.max() > depth else (dist > 0).astype(np.uint8)
@@ -184,9 +183,18 @@ def segment_nuclei(
         flood_mask = np.take(several, comp)
         # the native flood directly: its inputs are made here, valid by construction (seeded_watershed
         # validates them for other callers)
-        flooded = _native.seeded_watershed(np.negative(dist, dtype=np.float32),
-                                           np.where(flood_mask, markers, 0).astype(np.int32, copy=False), n_markers,
-                                           flood_mask.view(np.uint8), np.inf, -1.0, None, None, False, 8)
+        flooded = _native.seeded_watershed(
+            np.negative(dist, dtype=np.float32),
+            np.where(flood_mask, markers, 0).astype(np.int32, copy=False),
+            n_markers,
+            flood_mask.view(np.uint8),
+            np.inf,
+            -1.0,
+            None,
+            None,
+            False,
+            8,
+        )
         labels = np.where(flood_mask, flooded, labels)
     # components without a seed (flat, tiny) keep their own label
     orphan = fg & (labels == 0)
@@ -221,12 +229,20 @@ def nuclei_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     n_true = int(len(np.unique(tru[tru > 0])))
     if n_found:
         cy, cx = np.array(ndi.center_of_mass(a, lab, range(1, n_found + 1))).T
-        hit = tru[np.clip(np.rint(cy).astype(int), 0, lab.shape[0] - 1), np.clip(np.rint(cx).astype(int), 0, lab.shape[1] - 1)]
+        hit = tru[
+            np.clip(np.rint(cy).astype(int), 0, lab.shape[0] - 1), np.clip(np.rint(cx).astype(int), 0, lab.shape[1] - 1)
+        ]
         tp = len(np.unique(hit[hit > 0]))
     else:
         tp = 0
     precision = tp / n_found if n_found else 0.0
     recall = tp / n_true if n_true else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"dice": float(dice), "precision": float(precision), "recall": float(recall), "f1": float(f1),
-            "n_found": float(n_found), "n_true": float(n_true)}
+    return {
+        "dice": float(dice),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "n_found": float(n_found),
+        "n_true": float(n_true),
+    }

@@ -164,9 +164,13 @@ class StainVectors:
             raise InvalidInputError("hematoxylin and dab vectors are (nearly) parallel; they cannot be unmixed")
 
     @classmethod
-    def standard(cls, background: np.ndarray | None = None, reason: str = "standard Ruifrok-Johnston vectors") -> StainVectors:
+    def standard(
+        cls, background: np.ndarray | None = None, reason: str = "standard Ruifrok-Johnston vectors"
+    ) -> StainVectors:
         """Ruifrok and Johnston's H-DAB vectors (flagged as not estimated)."""
-        return cls(STANDARD_HEMATOXYLIN.copy(), STANDARD_DAB.copy(), _as_background(background), False, False, reason, 0)
+        return cls(
+            STANDARD_HEMATOXYLIN.copy(), STANDARD_DAB.copy(), _as_background(background), False, False, reason, 0
+        )
 
     @property
     def fallback(self) -> bool:
@@ -310,17 +314,25 @@ def estimate_stain_vectors(
         # One stain only (e.g. a HER2 0 slide without DAB): the leading singular vector is that stain.
         v = np.abs(plane[:, 0])
         if not (h_present or d_present):
-            return StainVectors.standard(bg, f"neither stain dominates >= {min_stain_fraction:.0%} of the stained pixels")
+            return StainVectors.standard(
+                bg, f"neither stain dominates >= {min_stain_fraction:.0%} of the stained pixels"
+            )
         which = "hematoxylin" if (h_present and not d_present) or (h_present and present_h >= present_d) else "dab"
-        why = (f"a single stain ({present_h:.1%} of stained pixels hematoxylin-dominated, {present_d:.1%} DAB-dominated, "
-               f"singular value ratio {ratio:.3f})")
+        why = (
+            f"a single stain ({present_h:.1%} of stained pixels hematoxylin-dominated, {present_d:.1%} DAB-dominated, "
+            f"singular value ratio {ratio:.3f})"
+        )
         ref = STANDARD_HEMATOXYLIN if which == "hematoxylin" else STANDARD_DAB
         a = _angle_deg(v, ref)
         if a > max_angle_deg:
-            return StainVectors.standard(bg, f"{why}; its vector is {a:.0f} degrees from the standard {which} (> {max_angle_deg})")
+            return StainVectors.standard(
+                bg, f"{why}; its vector is {a:.0f} degrees from the standard {which} (> {max_angle_deg})"
+            )
         if which == "hematoxylin":
             return StainVectors(v, STANDARD_DAB, bg, True, False, f"{why}: hematoxylin estimated, DAB standard", used)
-        return StainVectors(STANDARD_HEMATOXYLIN, v, bg, False, True, f"{why}: DAB estimated, hematoxylin standard", used)
+        return StainVectors(
+            STANDARD_HEMATOXYLIN, v, bg, False, True, f"{why}: DAB estimated, hematoxylin standard", used
+        )
 
     proj = od @ plane
     phi = np.arctan2(proj[:, 1], proj[:, 0])
@@ -450,11 +462,14 @@ def deconvolve(image: np.ndarray, stains: StainVectors | None = None) -> StainCo
     if stains is None:
         stains = StainVectors.standard()
     if not isinstance(stains, StainVectors):
-        raise InvalidInputError(f"stains must be a StainVectors (from estimate_stain_vectors), got {type(stains).__name__}")
+        raise InvalidInputError(
+            f"stains must be a StainVectors (from estimate_stain_vectors), got {type(stains).__name__}"
+        )
     # one native pass (GIL released): the optical density by lookup, then the unmixing, as planes;
     # equals optical_density(img) @ unmixing up to float32 rounding
-    planes = _native.deconvolve_rgb(img, _od_lut(_as_background(stains.background)),
-                                    np.ascontiguousarray(stains.unmixing, dtype=np.float32))
+    planes = _native.deconvolve_rgb(
+        img, _od_lut(_as_background(stains.background)), np.ascontiguousarray(stains.unmixing, dtype=np.float32)
+    )
     return StainConcentrations(planes[0], planes[1], planes[2], stains)
 
 
@@ -596,7 +611,9 @@ def normalize_to_reference(
     if not isinstance(stains, StainVectors):
         raise InvalidInputError(f"stains must be a StainVectors, got {type(stains).__name__}")
     if not isinstance(reference, StainReference):
-        raise InvalidInputError(f"reference must be a StainReference (from stain_reference), got {type(reference).__name__}")
+        raise InvalidInputError(
+            f"reference must be a StainReference (from stain_reference), got {type(reference).__name__}"
+        )
     bad = [c for c in channels if c not in _CHANNELS]
     if bad:
         raise InvalidInputError(f"channels must be among {_CHANNELS}, got {bad}")

@@ -94,7 +94,9 @@ def slic(
     img = as_rgb_uint8(image)
     n_segments = as_int(n_segments, "n_segments", 1)
     compactness = as_positive_float(compactness, "compactness")
-    iters = as_int(max_num_iter if max_iter is None else max_iter, "max_iter" if max_iter is not None else "max_num_iter", 1)
+    iters = as_int(
+        max_num_iter if max_iter is None else max_iter, "max_iter" if max_iter is not None else "max_num_iter", 1
+    )
     try:
         msf = float(min_size_factor)
     except (TypeError, ValueError):

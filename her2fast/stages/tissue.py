@@ -359,7 +359,9 @@ def segment_tissue(
         background = np.full(3, 255.0, np.float32)
     od = (-np.log10(np.maximum(f, 1.0) / background)).max(axis=2)
     od[pen] = 0.0  # ink must not leak into its neighbours through the smoothing
-    odmax = ndi.uniform_filter(od, size=3, mode="nearest")  # 3x3 mean: noise down (sparse nuclei in pale stroma survive)
+    odmax = ndi.uniform_filter(
+        od, size=3, mode="nearest"
+    )  # 3x3 mean: noise down (sparse nuclei in pale stroma survive)
     near_pen = ndi.binary_dilation(pen, structure=_disk(max(1, int(round(16.0 / mpp))))) if pen.any() else pen
     odmax[near_pen] = 0.0
 
@@ -423,7 +425,9 @@ def detect_tissue(slide: Slide, *, mpp: float = TISSUE_MPP, **options: float) ->
         For a fluorescence (dark-background) slide.
     """
     if not isinstance(slide, Slide):
-        raise InvalidInputError(f"slide must be a her2fast.io.slide.Slide (from open_slide), got {type(slide).__name__}")
+        raise InvalidInputError(
+            f"slide must be a her2fast.io.slide.Slide (from open_slide), got {type(slide).__name__}"
+        )
     mpp = as_positive_float(mpp, "mpp")
     slide.require_brightfield()
     thumb = slide.thumbnail(mpp)
@@ -627,7 +631,9 @@ def tile_grid(
     TileGrid
     """
     if not isinstance(slide, Slide):
-        raise InvalidInputError(f"slide must be a her2fast.io.slide.Slide (from open_slide), got {type(slide).__name__}")
+        raise InvalidInputError(
+            f"slide must be a her2fast.io.slide.Slide (from open_slide), got {type(slide).__name__}"
+        )
     if not isinstance(tissue, TissueMask):
         raise InvalidInputError(f"tissue must be a TissueMask (from detect_tissue), got {type(tissue).__name__}")
     tile_size = as_int(tile_size, "tile_size", 16, 1 << 14)
@@ -700,14 +706,16 @@ def read_tiles(slide: Slide, grid: TileGrid) -> Iterator[TileImage]:
     if not isinstance(grid, TileGrid):
         raise InvalidInputError(f"grid must be a TileGrid (from tile_grid), got {type(grid).__name__}")
     sx, sy = grid.level0_per_pixel
-    if not (math.isclose(sx, grid.mpp / slide.mpp_x, rel_tol=1e-9) and math.isclose(sy, grid.mpp / slide.mpp_y, rel_tol=1e-9)):
+    if not (
+        math.isclose(sx, grid.mpp / slide.mpp_x, rel_tol=1e-9)
+        and math.isclose(sy, grid.mpp / slide.mpp_y, rel_tol=1e-9)
+    ):
         raise InvalidInputError(f"this TileGrid was made for a slide with another resolution than {slide.path}")
     for tile in grid:
         yield read_tile(slide, grid, tile)
 
 
-def read_tile(slide: Slide, grid: TileGrid, tile: Tile,
-              window: tuple[int, int, int, int] | None = None) -> TileImage:
+def read_tile(slide: Slide, grid: TileGrid, tile: Tile, window: tuple[int, int, int, int] | None = None) -> TileImage:
     """Read one tile of ``grid`` (core plus overlap margin) at the grid's resolution.
 
     ``window`` (x0, y0, x1, y1), in working pixels inside ``tile.padded``, reads only that part (the

@@ -146,7 +146,9 @@ def grid_value_noise(xs: np.ndarray, ys: np.ndarray, scale: float, seed: int) ->
     return _separable_interp(table, ix, fx, iy, fy)
 
 
-def grid_fbm(xs: np.ndarray, ys: np.ndarray, scale: float, seed: int, octaves: int = 4, gain: float = 0.5) -> np.ndarray:
+def grid_fbm(
+    xs: np.ndarray, ys: np.ndarray, scale: float, seed: int, octaves: int = 4, gain: float = 0.5
+) -> np.ndarray:
     """:func:`fbm` on a grid (float32), same octave seeds and normalisation."""
     total = np.zeros((len(ys), len(xs)), np.float32)
     amp, norm, s = 1.0, 0.0, scale

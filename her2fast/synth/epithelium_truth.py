@@ -19,8 +19,13 @@ from .slide import load_ground_truth
 __all__ = ["phantom_training_set"]
 
 
-def phantom_training_set(path: str | Path, settings: EpitheliumSettings | None = None, *, workers: int = 1,
-                         background_scales: Sequence[float] = (1.0,)) -> TrainingSet:
+def phantom_training_set(
+    path: str | Path,
+    settings: EpitheliumSettings | None = None,
+    *,
+    workers: int = 1,
+    background_scales: Sequence[float] = (1.0,),
+) -> TrainingSet:
     """Labelled superpixels of a phantom slide written by :func:`her2fast.synth.make_slide`.
 
     The truth is the sidecar's epithelium fraction map (``x.epithelium.png``); the tissue mask, the stain

@@ -191,8 +191,13 @@ IMAGE_PERTURBATIONS = {
 }
 
 #: Render perturbations by name (the :class:`StainVariation` field, or ``scan_mpp``).
-RENDER_PERTURBATIONS = {"dab": "dab", "hematoxylin": "hematoxylin", "dab_hue": "dab_hue_deg",
-                        "thickness": "thickness", "scan_mpp": None}
+RENDER_PERTURBATIONS = {
+    "dab": "dab",
+    "hematoxylin": "hematoxylin",
+    "dab_hue": "dab_hue_deg",
+    "thickness": "thickness",
+    "scan_mpp": None,
+}
 
 
 def _resampled(image: np.ndarray, mpp: float, target: float) -> tuple[np.ndarray, float]:
@@ -240,8 +245,9 @@ def _as_list(perturbations: Perturbation | Sequence[Perturbation]) -> list[Pertu
     return items
 
 
-def perturb_image(image: np.ndarray, perturbations: Perturbation | Sequence[Perturbation], *, mpp: float = 0.5,
-                  seed: int = 0) -> tuple[np.ndarray, float]:
+def perturb_image(
+    image: np.ndarray, perturbations: Perturbation | Sequence[Perturbation], *, mpp: float = 0.5, seed: int = 0
+) -> tuple[np.ndarray, float]:
     """Apply the image perturbations in order (render perturbations are skipped: see :func:`render_options`).
 
     Parameters
@@ -330,6 +336,15 @@ def write_slide(path: str | Path, image: np.ndarray, mpp: float, *, tile: int = 
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         for k, lev in enumerate(levels):
             px_per_cm = 1e4 / (mpp * arr.shape[1] / lev.shape[1])
-            tif.write(lev, tile=(tile, tile), photometric="rgb", compression="zlib", subfiletype=0 if k == 0 else 1,
-                      resolution=(px_per_cm, px_per_cm), resolutionunit="CENTIMETER", software=False, metadata=None)
+            tif.write(
+                lev,
+                tile=(tile, tile),
+                photometric="rgb",
+                compression="zlib",
+                subfiletype=0 if k == 0 else 1,
+                resolution=(px_per_cm, px_per_cm),
+                resolutionunit="CENTIMETER",
+                software=False,
+                metadata=None,
+            )
     return path

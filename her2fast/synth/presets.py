@@ -34,7 +34,9 @@ class RegionMix:
 
     def __post_init__(self) -> None:
         if len(self.mixture) != 5 or min(self.mixture) < 0 or abs(sum(self.mixture) - 1.0) > 1e-9:
-            raise InvalidInputError(f"RegionMix.mixture must be 5 non-negative fractions summing to 1, got {self.mixture}")
+            raise InvalidInputError(
+                f"RegionMix.mixture must be 5 non-negative fractions summing to 1, got {self.mixture}"
+            )
         if not 0.0 < self.share <= 1.0:
             raise InvalidInputError(f"RegionMix.share must be in (0, 1], got {self.share}")
 
@@ -95,31 +97,85 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
         _p("0/typical", "HER2-null: no membrane staining", (1.0, (1.0, 0, 0, 0, 0)), blush_od=0.0, stroma_dab_od=0.01),
-        _p("0+/typical", "HER2-ultralow: faint incomplete staining in ~5 % of tumour cells",
-           (1.0, (0.95, 0.05, 0, 0, 0)), blush_od=0.01),
-        _p("0+/near-threshold", "ultralow just under the 10 % line (~8 % faint incomplete)",
-           (1.0, (0.92, 0.08, 0, 0, 0)), blush_od=0.01),
-        _p("1+/typical", "faint incomplete staining in ~55 % of tumour cells, a few 2+ cells",
-           (1.0, (0.40, 0.55, 0.05, 0, 0)), counterstain=1.8, blush_od=0.04, stroma_dab_od=0.04),
-        _p("1+/near-threshold", "just over the 10 % line (~13 % faint incomplete)", (1.0, (0.87, 0.13, 0, 0, 0)),
-           counterstain=1.8, stroma_dab_od=0.04),
-        _p("2+/typical", "weak-to-moderate complete staining in ~37 % of tumour cells, 8 % intense incomplete, 8 % 3+ cells",
-           (1.0, (0.12, 0.35, 0.37, 0.08, 0.08)), blush_od=0.12, stroma_dab_od=0.05, submembrane=0.45,
-           tumour_fraction=0.6),
-        _p("2+/near-threshold", "~13 % weak-to-moderate complete, most others 1+",
-           (1.0, (0.30, 0.55, 0.13, 0.0, 0.02)), blush_od=0.03),
-        _p("2+/unusual", "intense but incomplete (basolateral-like) staining in ~30 % of tumour cells",
-           (1.0, (0.30, 0.36, 0.04, 0.30, 0.0)), blush_od=0.03),
-        _p("2+/heterogeneous", "a 2+ region and a 1+ region that is still >10 % 2+ cells",
-           (0.5, (0.15, 0.40, 0.40, 0, 0.05)), (0.5, (0.40, 0.47, 0.13, 0, 0)), blush_od=0.03),
-        _p("3+/typical", "intense complete staining in ~65 % of tumour cells",
-           (1.0, (0.03, 0.07, 0.20, 0.05, 0.65)), blush_od=0.12, stroma_dab_od=0.06, submembrane=0.3,
-           tumour_fraction=0.6),
-        _p("3+/near-threshold", "~13 % intense complete, many 2+ cells",
-           (1.0, (0.20, 0.30, 0.35, 0.02, 0.13)), blush_od=0.04, stroma_dab_od=0.02),
-        _p("3+/heterogeneous", "a 3+ region (35 %) next to a 1+ region: ~23 % intense complete overall",
-           (0.35, (0.03, 0.07, 0.20, 0.05, 0.65)), (0.65, (0.40, 0.55, 0.05, 0, 0)),
-           blush_od=0.05, stroma_dab_od=0.025),
+        _p(
+            "0+/typical",
+            "HER2-ultralow: faint incomplete staining in ~5 % of tumour cells",
+            (1.0, (0.95, 0.05, 0, 0, 0)),
+            blush_od=0.01,
+        ),
+        _p(
+            "0+/near-threshold",
+            "ultralow just under the 10 % line (~8 % faint incomplete)",
+            (1.0, (0.92, 0.08, 0, 0, 0)),
+            blush_od=0.01,
+        ),
+        _p(
+            "1+/typical",
+            "faint incomplete staining in ~55 % of tumour cells, a few 2+ cells",
+            (1.0, (0.40, 0.55, 0.05, 0, 0)),
+            counterstain=1.8,
+            blush_od=0.04,
+            stroma_dab_od=0.04,
+        ),
+        _p(
+            "1+/near-threshold",
+            "just over the 10 % line (~13 % faint incomplete)",
+            (1.0, (0.87, 0.13, 0, 0, 0)),
+            counterstain=1.8,
+            stroma_dab_od=0.04,
+        ),
+        _p(
+            "2+/typical",
+            "weak-to-moderate complete staining in ~37 % of tumour cells, 8 % intense incomplete, 8 % 3+ cells",
+            (1.0, (0.12, 0.35, 0.37, 0.08, 0.08)),
+            blush_od=0.12,
+            stroma_dab_od=0.05,
+            submembrane=0.45,
+            tumour_fraction=0.6,
+        ),
+        _p(
+            "2+/near-threshold",
+            "~13 % weak-to-moderate complete, most others 1+",
+            (1.0, (0.30, 0.55, 0.13, 0.0, 0.02)),
+            blush_od=0.03,
+        ),
+        _p(
+            "2+/unusual",
+            "intense but incomplete (basolateral-like) staining in ~30 % of tumour cells",
+            (1.0, (0.30, 0.36, 0.04, 0.30, 0.0)),
+            blush_od=0.03,
+        ),
+        _p(
+            "2+/heterogeneous",
+            "a 2+ region and a 1+ region that is still >10 % 2+ cells",
+            (0.5, (0.15, 0.40, 0.40, 0, 0.05)),
+            (0.5, (0.40, 0.47, 0.13, 0, 0)),
+            blush_od=0.03,
+        ),
+        _p(
+            "3+/typical",
+            "intense complete staining in ~65 % of tumour cells",
+            (1.0, (0.03, 0.07, 0.20, 0.05, 0.65)),
+            blush_od=0.12,
+            stroma_dab_od=0.06,
+            submembrane=0.3,
+            tumour_fraction=0.6,
+        ),
+        _p(
+            "3+/near-threshold",
+            "~13 % intense complete, many 2+ cells",
+            (1.0, (0.20, 0.30, 0.35, 0.02, 0.13)),
+            blush_od=0.04,
+            stroma_dab_od=0.02,
+        ),
+        _p(
+            "3+/heterogeneous",
+            "a 3+ region (35 %) next to a 1+ region: ~23 % intense complete overall",
+            (0.35, (0.03, 0.07, 0.20, 0.05, 0.65)),
+            (0.65, (0.40, 0.55, 0.05, 0, 0)),
+            blush_od=0.05,
+            stroma_dab_od=0.025,
+        ),
     ]
 }
 

@@ -145,7 +145,9 @@ class StainVariation:
             if not (np.isfinite(v) and 0.0 < v <= 10.0):
                 raise InvalidInputError(f"StainVariation.{name} must be a factor in (0, 10], got {v!r}")
         if not (np.isfinite(self.dab_hue_deg) and abs(self.dab_hue_deg) <= 45.0):
-            raise InvalidInputError(f"StainVariation.dab_hue_deg must be in [-45, 45] degrees, got {self.dab_hue_deg!r}")
+            raise InvalidInputError(
+                f"StainVariation.dab_hue_deg must be in [-45, 45] degrees, got {self.dab_hue_deg!r}"
+            )
 
     @property
     def neutral(self) -> bool:
@@ -153,8 +155,12 @@ class StainVariation:
         return self == StainVariation()
 
     def to_dict(self) -> dict[str, float]:
-        return {"dab": self.dab, "hematoxylin": self.hematoxylin, "dab_hue_deg": self.dab_hue_deg,
-                "thickness": self.thickness}
+        return {
+            "dab": self.dab,
+            "hematoxylin": self.hematoxylin,
+            "dab_hue_deg": self.dab_hue_deg,
+            "thickness": self.thickness,
+        }
 
     def dab_vector(self, dab: np.ndarray) -> np.ndarray:
         """The unit DAB vector rotated by ``dab_hue_deg`` towards the grey direction (1, 1, 1) / sqrt(3)."""
@@ -248,8 +254,9 @@ class Scene:
             h, d = self.stain.vectors[0], self.variation.dab_vector(self.stain.vectors[1])
             r = np.abs(np.cross(h, d))
             vectors = np.stack([h, d, r / np.linalg.norm(r)])
-            self.stain = StainModel(vectors, self.stain.white, self.stain.psf_sigma_um, self.stain.noise_sigma,
-                                    self.stain.tissue_tint)
+            self.stain = StainModel(
+                vectors, self.stain.white, self.stain.psf_sigma_um, self.stain.noise_sigma, self.stain.tissue_tint
+            )
         self.spacing_um = float(rng.uniform(12.5, 15.0))
         self.grid_per_block = 10
         self.block_um = self.spacing_um * self.grid_per_block
@@ -373,7 +380,9 @@ class Scene:
         arc_length = 2 * np.pi * completeness[:, None] * raw / raw.sum(axis=1, keepdims=True)
         gaps = 2 * np.pi * (1 - completeness)[:, None] * raw / raw.sum(axis=1, keepdims=True)
         start0 = rng.uniform(0, 2 * np.pi, n)
-        arc_start = start0[:, None] + np.concatenate([np.zeros((n, 1)), np.cumsum(arc_length + gaps, axis=1)[:, :2]], axis=1)
+        arc_start = start0[:, None] + np.concatenate(
+            [np.zeros((n, 1)), np.cumsum(arc_length + gaps, axis=1)[:, :2]], axis=1
+        )
         arc_start = np.mod(arc_start, 2 * np.pi)
 
         stained_scale = np.array([0.0, 0.8, 2.0, 3.5])[intensity]
@@ -409,11 +418,27 @@ class Scene:
 
         f32 = np.float32
         return Sites(
-            cell_id=cell_id, x=x, y=y, kind=kind, region=region, cell_class=cell_class, intensity=intensity,
-            completeness=completeness.astype(f32), membrane_od=membrane_od.astype(f32), fwhm_um=fwhm.astype(f32),
-            arc_start=arc_start.astype(f32), arc_length=arc_length.astype(f32), blush_od=blush.astype(f32),
-            cyto_h=cyto_h.astype(f32), nucleus=nucleus, nuc_a=a.astype(f32), nuc_b=b.astype(f32),
-            nuc_theta=theta.astype(f32), nuc_dx=dx.astype(f32), nuc_dy=dy.astype(f32), nuc_h=nuc_h.astype(f32),
+            cell_id=cell_id,
+            x=x,
+            y=y,
+            kind=kind,
+            region=region,
+            cell_class=cell_class,
+            intensity=intensity,
+            completeness=completeness.astype(f32),
+            membrane_od=membrane_od.astype(f32),
+            fwhm_um=fwhm.astype(f32),
+            arc_start=arc_start.astype(f32),
+            arc_length=arc_length.astype(f32),
+            blush_od=blush.astype(f32),
+            cyto_h=cyto_h.astype(f32),
+            nucleus=nucleus,
+            nuc_a=a.astype(f32),
+            nuc_b=b.astype(f32),
+            nuc_theta=theta.astype(f32),
+            nuc_dx=dx.astype(f32),
+            nuc_dy=dy.astype(f32),
+            nuc_h=nuc_h.astype(f32),
             grow=grow,
         )
 
@@ -425,4 +450,6 @@ class Scene:
         ii, jj = np.meshgrid(np.arange(i0, i1 + 1), np.arange(j0, j1 + 1))
         ux = hash_uniform(ii, jj, self.seed + 71)
         uy = hash_uniform(ii, jj, self.seed + 73)
-        return np.stack([(ii + 0.5 + 0.7 * (ux - 0.5)) * spacing, (jj + 0.5 + 0.7 * (uy - 0.5)) * spacing], -1).reshape(-1, 2)
+        return np.stack([(ii + 0.5 + 0.7 * (ux - 0.5)) * spacing, (jj + 0.5 + 0.7 * (uy - 0.5)) * spacing], -1).reshape(
+            -1, 2
+        )

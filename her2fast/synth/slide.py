@@ -37,7 +37,14 @@ from .presets import get_preset
 from .scene import GENERATOR_VERSION, Scene, StainVariation
 from .tile import cell_table_of, render_region
 
-__all__ = ["SlideGroundTruth", "make_slide", "load_ground_truth", "phantom_cells", "sidecar_paths", "is_current_phantom"]
+__all__ = [
+    "SlideGroundTruth",
+    "make_slide",
+    "load_ground_truth",
+    "phantom_cells",
+    "sidecar_paths",
+    "is_current_phantom",
+]
 
 
 @dataclass
@@ -145,8 +152,9 @@ def phantom_cells(
     width = as_int(width, "width", 1, 1 << 20)
     height = as_int(height, "height", 1, 1 << 20)
     mpp = as_positive_float(mpp, "mpp")
-    scene = Scene(get_preset(category, variant), as_int(seed, "seed", 0, 2**63 - 1), width * mpp, height * mpp,
-                  with_glass=True)
+    scene = Scene(
+        get_preset(category, variant), as_int(seed, "seed", 0, 2**63 - 1), width * mpp, height * mpp, with_glass=True
+    )
     return _layout_cells(scene, width, height, mpp)
 
 
@@ -224,7 +232,9 @@ def make_slide(
         raise InvalidInputError(f"output folder {path.parent} does not exist; create it first")
 
     if variation is not None and not isinstance(variation, StainVariation):
-        raise InvalidInputError(f"variation must be a her2fast.synth.StainVariation or None, got {type(variation).__name__}")
+        raise InvalidInputError(
+            f"variation must be a her2fast.synth.StainVariation or None, got {type(variation).__name__}"
+        )
     scene = Scene(preset, seed, width * mpp, height * mpp, with_glass=True, variation=variation)
 
     cells = _layout_cells(scene, width, height, mpp)
@@ -252,8 +262,9 @@ def make_slide(
 
             def render(xy: tuple[int, int]):
                 x, y = xy
-                return render_region(scene, x, y, min(tile, width - x), min(tile, height - y), mpp,
-                                     noise_seed=(y << 24) ^ x, truth=False)
+                return render_region(
+                    scene, x, y, min(tile, width - x), min(tile, height - y), mpp, noise_seed=(y << 24) ^ x, truth=False
+                )
 
             def rendered() -> Iterator:
                 if n_workers == 1:

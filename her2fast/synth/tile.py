@@ -96,10 +96,21 @@ _P_CYTO_H, _P_BLUSH, _P_SIGMA, _P_MEM_OD, _P_NUC_A, _P_NUC_B, _P_COS, _P_SIN, _P
 def _site_table(sites: Sites) -> np.ndarray:
     th = sites.nuc_theta.astype(np.float64)
     stained = (sites.kind == Kind.TUMOUR) & (sites.intensity > 0)
-    return np.column_stack([
-        sites.cyto_h, sites.blush_od, sites.fwhm_um / 2.3548, np.where(stained, sites.membrane_od, 0.0),
-        sites.nuc_a, sites.nuc_b, np.cos(th), np.sin(th), sites.nuc_dx, sites.nuc_dy, sites.nuc_h,
-    ]).astype(np.float32)
+    return np.column_stack(
+        [
+            sites.cyto_h,
+            sites.blush_od,
+            sites.fwhm_um / 2.3548,
+            np.where(stained, sites.membrane_od, 0.0),
+            sites.nuc_a,
+            sites.nuc_b,
+            np.cos(th),
+            np.sin(th),
+            sites.nuc_dx,
+            sites.nuc_dy,
+            sites.nuc_h,
+        ]
+    ).astype(np.float32)
 
 
 _REACH_UM = 3.5  # distances to cell edges are exact up to here; membrane stain fades out before it
@@ -158,8 +169,19 @@ def render_region(
     moved = np.column_stack([sites.x + swx, sites.y + swy])
     nn = cKDTree(moved).query(moved, k=2)[0][:, 1]
     weight = 0.8 * sites.grow * nn * nn
-    asg = assign_cells(moved[:, 0], moved[:, 1], weight, xs, ys, B, warp=(wx, wy), warp_amp=amp,
-                       reach=_REACH_UM, with_neighbour=truth, need_edge=sites.kind == Kind.TUMOUR)
+    asg = assign_cells(
+        moved[:, 0],
+        moved[:, 1],
+        weight,
+        xs,
+        ys,
+        B,
+        warp=(wx, wy),
+        warp_amp=amp,
+        reach=_REACH_UM,
+        with_neighbour=truth,
+        need_edge=sites.kind == Kind.TUMOUR,
+    )
     a = asg.site.ravel()
     d_b = asg.d_edge.ravel()
     n_px = a.size
@@ -252,8 +274,10 @@ def render_region(
         alpha = np.clip((f32(1.0) - r) * pn[:, _P_NUC_B] / f32(max(mpp, 0.35)) + f32(0.5), 0.0, 1.0)
         keep = alpha > 0
         ni, r, alpha, pn = ni[keep], r[keep], alpha[keep], pn[keep]
-        chrom = (f32(0.65) * grid_value_noise(xs, ys, 1.3, seed + 91).ravel()[ni]
-                 + f32(0.35) * grid_value_noise(xs, ys, 0.6, seed + 92).ravel()[ni])
+        chrom = (
+            f32(0.65) * grid_value_noise(xs, ys, 1.3, seed + 91).ravel()[ni]
+            + f32(0.35) * grid_value_noise(xs, ys, 0.6, seed + 92).ravel()[ni]
+        )
         h_nuc = f32(scene.counterstain) * pn[:, _P_NUC_H] * (f32(0.55) + f32(0.8) * chrom)
         h_nuc *= f32(1.0) + f32(0.25) * (r > 0.8)
         c_h[ni] = c_h[ni] * (1 - alpha) + h_nuc * alpha
@@ -312,8 +336,9 @@ def render_region(
     tissue_mask = crop(tissue)
     if not truth:
         empty = np.zeros((0, 0), bool)
-        return RenderedRegion(rgb, empty, empty, empty, np.zeros((0, 0), np.int32), epithelium, tissue_mask,
-                              np.zeros((0, 0), np.float32))
+        return RenderedRegion(
+            rgb, empty, empty, empty, np.zeros((0, 0), np.int32), epithelium, tissue_mask, np.zeros((0, 0), np.float32)
+        )
 
     membrane = np.zeros(n_px, bool)
     membrane[ti] = mem_mask_t
@@ -326,8 +351,11 @@ def render_region(
 
         def stained_at(site: np.ndarray) -> np.ndarray:
             th = np.arctan2(by_ - sites.y[site], bx_ - sites.x[site]).astype(f32)
-            return ((sites.kind[site] == Kind.TUMOUR) & (sites.intensity[site] > 0)
-                    & _in_arcs(th, sites.arc_start[site], sites.arc_length[site]))
+            return (
+                (sites.kind[site] == Kind.TUMOUR)
+                & (sites.intensity[site] > 0)
+                & _in_arcs(th, sites.arc_start[site], sites.arc_length[site])
+            )
 
         edge[band] = stained_at(a[band]) | stained_at(nbr[band])
     nuclei = np.zeros(n_px, bool)
@@ -350,8 +378,16 @@ def render_region(
     )
 
 
-def cell_table_of(scene: Scene, sites: Sites, x0_um: float, y0_um: float, x1_um: float, y1_um: float, mpp: float,
-                  origin_px: tuple[int, int] = (0, 0)) -> CellTable:
+def cell_table_of(
+    scene: Scene,
+    sites: Sites,
+    x0_um: float,
+    y0_um: float,
+    x1_um: float,
+    y1_um: float,
+    mpp: float,
+    origin_px: tuple[int, int] = (0, 0),
+) -> CellTable:
     """The cells of `sites` whose centre lies in [x0, x1) x [y0, y1) um and in tissue, as a CellTable.
 
     Cells are tumour cells and nucleated stromal cells (fibroblasts, lymphocytes). Centres are given in
@@ -438,7 +474,9 @@ def make_tile(
     oy = as_int(origin[1], "origin[1]", 0)
     preset = _resolve_preset(category, variant)
     if variation is not None and not isinstance(variation, StainVariation):
-        raise InvalidInputError(f"variation must be a her2fast.synth.StainVariation or None, got {type(variation).__name__}")
+        raise InvalidInputError(
+            f"variation must be a her2fast.synth.StainVariation or None, got {type(variation).__name__}"
+        )
     scene = Scene(preset, seed, w * mpp, h * mpp, with_glass=False, x0_um=ox * mpp, y0_um=oy * mpp, variation=variation)
     region = render_region(scene, ox, oy, w, h, mpp, noise_seed=(oy << 24) ^ ox)
     rgb = region.rgb

@@ -199,8 +199,9 @@ def render_wrong_stain(
             grain = _smooth_noise((h, w), 0.4 / mpp, rng)
             # a mild accent where two cells meet (up to 30 % of the cytoplasm's level), as some
             # cytoplasmic markers show; far below the membrane-to-cytoplasm contrast of HER2
-            border = ((labels != ndimage.grey_dilation(labels, size=3))
-                      | (labels != ndimage.grey_erosion(labels, size=3)))
+            border = (labels != ndimage.grey_dilation(labels, size=3)) | (
+                labels != ndimage.grey_erosion(labels, size=3)
+            )
             accent = rng.uniform(0.0, 0.3) * ndimage.gaussian_filter(border.astype(np.float32), 0.4 / mpp) * 2.5
             positive = cell_on & cyto
             second = np.where(positive, level * ((0.6 + 0.8 * blotch) * (0.8 + 0.4 * grain) + accent), 0.0)

@@ -143,8 +143,13 @@ def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str 
     SlideOutcome
         ``"failed"`` for a failed run or no row, ``"not_scorable"`` for a result without a score.
     """
-    base = dict(line=reference.line, slide=reference.slide, reference=reference.score,
-                reference_percent_complete=reference.percent_complete, ish_amplified=reference.ish_amplified)
+    base = dict(
+        line=reference.line,
+        slide=reference.slide,
+        reference=reference.score,
+        reference_percent_complete=reference.percent_complete,
+        ish_amplified=reference.ish_amplified,
+    )
     if row is None:
         return SlideOutcome(path=path or reference.slide, status="failed", reason="no result for this slide", **base)
     outputs = {str(k): str(v) for k, v in (row.get("outputs") or {}).items() if v}
@@ -158,8 +163,12 @@ def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str 
     status = str(row.get("status") or ("ok" if d else "failed"))
     common = dict(path=path, outputs=outputs, skipped=bool(row.get("skipped", False)), **base)
     if status == "failed":
-        return SlideOutcome(status="failed", reason=str(row.get("error") or "failed (no message)"),
-                            flags=_flags(pick("flags")), **common)
+        return SlideOutcome(
+            status="failed",
+            reason=str(row.get("error") or "failed (no message)"),
+            flags=_flags(pick("flags")),
+            **common,
+        )
     percentages = row.get("percentages") or {}
     pc = _opt_float(row.get("percent_complete"))
     if pc is None and isinstance(percentages, Mapping):
@@ -168,8 +177,9 @@ def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str 
         pc = _opt_float(d.get("percent_complete"))
     counts = d.get("counts") or {}
     tumour = row.get("tumour_cells", counts.get("tumour_cells"))
-    fields = dict(percent_complete=pc, flags=_flags(pick("flags")),
-                  tumour_cells=None if tumour is None else int(tumour), **common)
+    fields = dict(
+        percent_complete=pc, flags=_flags(pick("flags")), tumour_cells=None if tumour is None else int(tumour), **common
+    )
     score = pick("score")
     if score is None or score == "":
         reason = d.get("not_scorable") or row.get("not_scorable") or row.get("error") or "not scorable"
@@ -180,8 +190,14 @@ def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str 
         category = normalise_score(category) if category else score
     except InvalidInputError as exc:
         raise InvalidInputError(f"result of {path}: {exc}") from None
-    return SlideOutcome(status="scored", score=score, category=category, stratum=pick("stratum"),
-                        confidence=_opt_float(pick("confidence")), **fields)
+    return SlideOutcome(
+        status="scored",
+        score=score,
+        category=category,
+        stratum=pick("stratum"),
+        confidence=_opt_float(pick("confidence")),
+        **fields,
+    )
 
 
 def _versions(rows: Sequence[Mapping | None]) -> list[dict]:
@@ -248,8 +264,10 @@ def evaluate_rows(
     else:
         rows = list(results)
         if len(rows) != len(refs):
-            raise InvalidInputError(f"{len(refs)} reference rows but {len(rows)} results: give one result per "
-                                    "reference row, in the same order (or a mapping slide -> row)")
+            raise InvalidInputError(
+                f"{len(refs)} reference rows but {len(rows)} results: give one result per "
+                "reference row, in the same order (or a mapping slide -> row)"
+            )
     outcomes = [outcome_from_row(ref, row) for ref, row in zip(refs, rows)]
     level = "group" if any(r.score in GROUPS for r in refs) else "score"
     scored = [o for o in outcomes if o.scored]
@@ -257,11 +275,17 @@ def evaluate_rows(
     if scored:
         summary = agreement_summary([o.score for o in scored], [o.reference for o in scored], n_boot=n_boot, seed=seed)
     return EvaluationReport(
-        outcomes=outcomes, level=level, summary=summary,
+        outcomes=outcomes,
+        level=level,
+        summary=summary,
         ultralow=ultralow_split(scored) if level == "score" else None,
-        ish=ish_agreement(scored), percent_complete=percent_complete_error(scored),
-        calibration=calibration_bins(scored, level), versions=_versions(rows),
-        source=None if source is None else str(source), n_boot=n_boot, seed=seed,
+        ish=ish_agreement(scored),
+        percent_complete=percent_complete_error(scored),
+        calibration=calibration_bins(scored, level),
+        versions=_versions(rows),
+        source=None if source is None else str(source),
+        n_boot=n_boot,
+        seed=seed,
     )
 
 
@@ -317,29 +341,105 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
     files["json"].write_text(json.dumps(report.to_dict(), indent=1, allow_nan=False), encoding="utf-8")
     labels = report.labels
     cm = report.summary.confusion if report.summary is not None else np.zeros((len(labels),) * 2, np.int64)
-    files["confusion"] = _write_csv(out / "confusion.csv", ["predicted \\ reference", *labels],
-                                    [[lab, *map(int, row)] for lab, row in zip(labels, cm)])
+    files["confusion"] = _write_csv(
+        out / "confusion.csv",
+        ["predicted \\ reference", *labels],
+        [[lab, *map(int, row)] for lab, row in zip(labels, cm)],
+    )
     lv = report.level
     files["slides"] = _write_csv(
         out / "slides.csv",
-        ["line", "slide", "status", "reference", "predicted", "agrees", "category", "stratum", "percent_complete",
-         "reference_percent_complete", "confidence", "ish_amplified", "tumour_cells", "flags", "reason", "overlay",
-         "result_json", "from_store"],
-        [[o.line, o.slide, o.status, o.reference_label(lv), o.predicted_label(lv), o.agrees(lv), o.category,
-          o.stratum, o.percent_complete, o.reference_percent_complete, o.confidence, o.ish_amplified,
-          o.tumour_cells, ";".join(o.flags), o.reason, _rel(o.outputs.get("overlay"), out),
-          _rel(o.outputs.get("json"), out), o.skipped] for o in report.outcomes])
+        [
+            "line",
+            "slide",
+            "status",
+            "reference",
+            "predicted",
+            "agrees",
+            "category",
+            "stratum",
+            "percent_complete",
+            "reference_percent_complete",
+            "confidence",
+            "ish_amplified",
+            "tumour_cells",
+            "flags",
+            "reason",
+            "overlay",
+            "result_json",
+            "from_store",
+        ],
+        [
+            [
+                o.line,
+                o.slide,
+                o.status,
+                o.reference_label(lv),
+                o.predicted_label(lv),
+                o.agrees(lv),
+                o.category,
+                o.stratum,
+                o.percent_complete,
+                o.reference_percent_complete,
+                o.confidence,
+                o.ish_amplified,
+                o.tumour_cells,
+                ";".join(o.flags),
+                o.reason,
+                _rel(o.outputs.get("overlay"), out),
+                _rel(o.outputs.get("json"), out),
+                o.skipped,
+            ]
+            for o in report.outcomes
+        ],
+    )
     files["discordant"] = _write_csv(
         out / "discordant.csv",
-        ["line", "slide", "reference", "predicted", "category", "stratum", "percent_complete",
-         "reference_percent_complete", "confidence", "flags", "overlay", "result_json"],
-        [[o.line, o.slide, o.reference_label(lv), o.predicted_label(lv), o.category, o.stratum, o.percent_complete,
-          o.reference_percent_complete, o.confidence, ";".join(o.flags), _rel(o.outputs.get("overlay"), out),
-          _rel(o.outputs.get("json"), out)] for o in report.discordant])
+        [
+            "line",
+            "slide",
+            "reference",
+            "predicted",
+            "category",
+            "stratum",
+            "percent_complete",
+            "reference_percent_complete",
+            "confidence",
+            "flags",
+            "overlay",
+            "result_json",
+        ],
+        [
+            [
+                o.line,
+                o.slide,
+                o.reference_label(lv),
+                o.predicted_label(lv),
+                o.category,
+                o.stratum,
+                o.percent_complete,
+                o.reference_percent_complete,
+                o.confidence,
+                ";".join(o.flags),
+                _rel(o.outputs.get("overlay"), out),
+                _rel(o.outputs.get("json"), out),
+            ]
+            for o in report.discordant
+        ],
+    )
     files["contest"] = _write_csv(
-        out / "contest.csv", ["slide", "score", "percent_complete", "confidence"],
-        [[o.slide, o.score, round(o.percent_complete, 2) if o.scored and o.percent_complete is not None else None,
-          round(o.confidence, 4) if o.scored and o.confidence is not None else None] for o in report.outcomes])
+        out / "contest.csv",
+        ["slide", "score", "percent_complete", "confidence"],
+        [
+            [
+                o.slide,
+                o.score,
+                round(o.percent_complete, 2) if o.scored and o.percent_complete is not None else None,
+                round(o.confidence, 4) if o.scored and o.confidence is not None else None,
+            ]
+            for o in report.outcomes
+        ],
+    )
     files["html"] = write_html(report, out / "report.html")
     return files
 
@@ -407,7 +507,18 @@ def run_evaluation(
 
     paths = [Path(r.slide) if Path(r.slide).is_absolute() else csv_path.parent / r.slide for r in refs]
     out = Path(out_dir)
-    batch = run_batch([str(p) for p in paths], out, store=store, workers=workers, mpp=mpp, settings=settings,
-                      providers=providers, progress=progress, scheduler=scheduler, pictures=pictures, geojson=geojson)
+    batch = run_batch(
+        [str(p) for p in paths],
+        out,
+        store=store,
+        workers=workers,
+        mpp=mpp,
+        settings=settings,
+        providers=providers,
+        progress=progress,
+        scheduler=scheduler,
+        pictures=pictures,
+        geojson=geojson,
+    )
     report = evaluate_rows(refs, _align_rows(paths, list(batch.rows)), n_boot=n_boot, seed=seed, source=csv_path)
     return report, write_evaluation(report, out)

@@ -17,8 +17,14 @@ from .summary import normalise_score
 
 __all__ = ["ReferenceRow", "read_reference_csv"]
 
-_ISH_WORDS = {"amplified": True, "positive": True, "not amplified": False, "non-amplified": False,
-              "not-amplified": False, "negative": False}
+_ISH_WORDS = {
+    "amplified": True,
+    "positive": True,
+    "not amplified": False,
+    "non-amplified": False,
+    "not-amplified": False,
+    "negative": False,
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,10 @@ def read_reference_csv(path: str | Path, *, check_files: bool = True) -> list[Re
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
         missing = [c for c in ("slide", "score") if c not in header]
         if missing:
-            raise InvalidInputError(f"{path}: line 1: missing column(s) {', '.join(missing)}; the header must name "
-                                    f"slide,score[,percent_complete][,ish], got {reader.fieldnames}")
+            raise InvalidInputError(
+                f"{path}: line 1: missing column(s) {', '.join(missing)}; the header must name "
+                f"slide,score[,percent_complete][,ish], got {reader.fieldnames}"
+            )
         for i, raw in enumerate(reader, start=2):
             rec = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
             where = f"{path}: line {i}"
@@ -75,7 +83,9 @@ def read_reference_csv(path: str | Path, *, check_files: bool = True) -> list[Re
                 try:
                     pc = float(rec["percent_complete"].rstrip("%"))
                 except ValueError:
-                    raise InvalidInputError(f"{where}: percent_complete {rec['percent_complete']!r} is not a number") from None
+                    raise InvalidInputError(
+                        f"{where}: percent_complete {rec['percent_complete']!r} is not a number"
+                    ) from None
                 if not 0.0 <= pc <= 100.0:
                     raise InvalidInputError(f"{where}: percent_complete {pc} is outside 0..100")
             ish = None

@@ -58,10 +58,12 @@ def confusion_html(labels: Sequence[str], matrix) -> str:
     if len(rows) != len(labels) or any(len(r) != len(labels) for r in rows):
         raise InvalidInputError(f"confusion matrix must be {len(labels)}x{len(labels)} for labels {list(labels)}")
     biggest = max([v for r in rows for v in r] + [1])
-    out = ['<table class="confusion">',
-           f'<tr><th rowspan="2" class="l">predicted</th><th colspan="{len(labels)}">reference</th>'
-           '<th rowspan="2">total</th></tr>',
-           "<tr>" + "".join(f"<th>{_e(lab)}</th>" for lab in labels) + "</tr>"]
+    out = [
+        '<table class="confusion">',
+        f'<tr><th rowspan="2" class="l">predicted</th><th colspan="{len(labels)}">reference</th>'
+        '<th rowspan="2">total</th></tr>',
+        "<tr>" + "".join(f"<th>{_e(lab)}</th>" for lab in labels) + "</tr>",
+    ]
     for i, (lab, r) in enumerate(zip(labels, rows)):
         cells = []
         for j, v in enumerate(r):
@@ -112,36 +114,52 @@ def calibration_svg(bins: Sequence[dict], *, width: int = 340, height: int = 300
         An ``<svg>`` element; the dashed diagonal is perfect calibration, each dot's area is its slide count.
     """
     xy, (left, right, top, bottom) = _plot_geometry(width, height)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-             f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
-             'fill="#fafafa" stroke="#999"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+        'fill="#fafafa" stroke="#999"/>',
+    ]
     for t in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
         x, y0 = xy(t, 0.0)
-        parts.append(f'<line x1="{x:.1f}" y1="{y0:.1f}" x2="{x:.1f}" y2="{y0 + 4:.1f}" stroke="#666"/>'
-                     f'<text x="{x:.1f}" y="{y0 + 15:.1f}" text-anchor="middle">{t:.1f}</text>')
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{y0:.1f}" x2="{x:.1f}" y2="{y0 + 4:.1f}" stroke="#666"/>'
+            f'<text x="{x:.1f}" y="{y0 + 15:.1f}" text-anchor="middle">{t:.1f}</text>'
+        )
     for t in (0.0, 0.25, 0.5, 0.75, 1.0):
         x0, y = xy(0.5, t)
-        parts.append(f'<line x1="{x0 - 4:.1f}" y1="{y:.1f}" x2="{x0:.1f}" y2="{y:.1f}" stroke="#666"/>'
-                     f'<text x="{x0 - 6:.1f}" y="{y + 4:.1f}" text-anchor="end">{t:.2f}</text>')
+        parts.append(
+            f'<line x1="{x0 - 4:.1f}" y1="{y:.1f}" x2="{x0:.1f}" y2="{y:.1f}" stroke="#666"/>'
+            f'<text x="{x0 - 6:.1f}" y="{y + 4:.1f}" text-anchor="end">{t:.2f}</text>'
+        )
     (xa, ya), (xb, yb) = xy(0.5, 0.5), xy(1.0, 1.0)
-    parts.append(f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" stroke="#888" stroke-dasharray="4 3"/>')
+    parts.append(
+        f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" stroke="#888" stroke-dasharray="4 3"/>'
+    )
     pts = _points(bins)
     for c, f, n in pts:
         x, y = xy(c, f)
         r = 3.0 + 2.0 * math.sqrt(n)
         right_side = x + r + 24 < width - right
         tx, anchor = (x + r + 2, "start") if right_side else (x - r - 2, "end")
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="rgba(40,90,200,0.55)" stroke="#234">'
-                     f'<title>{n} slides, mean confidence {c:.3f}, {100 * f:.0f} % correct</title></circle>'
-                     f'<text x="{tx:.1f}" y="{y + 4:.1f}" text-anchor="{anchor}">{n}</text>')
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="rgba(40,90,200,0.55)" stroke="#234">'
+            f"<title>{n} slides, mean confidence {c:.3f}, {100 * f:.0f} % correct</title></circle>"
+            f'<text x="{tx:.1f}" y="{y + 4:.1f}" text-anchor="{anchor}">{n}</text>'
+        )
     if not pts:
-        parts.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle">'
-                     'no scored slide with a confidence</text>')
-    parts.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height - 6}" text-anchor="middle">'
-                 'confidence (mean per bin)</text>')
-    parts.append(f'<text transform="translate(12,{(top + height - bottom) / 2:.0f}) rotate(-90)" '
-                 'text-anchor="middle">fraction correct</text>')
+        parts.append(
+            f'<text x="{(left + width - right) / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle">'
+            "no scored slide with a confidence</text>"
+        )
+    parts.append(
+        f'<text x="{(left + width - right) / 2:.0f}" y="{height - 6}" text-anchor="middle">'
+        "confidence (mean per bin)</text>"
+    )
+    parts.append(
+        f'<text transform="translate(12,{(top + height - bottom) / 2:.0f}) rotate(-90)" '
+        'text-anchor="middle">fraction correct</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -166,7 +184,9 @@ def calibration_image(bins: Sequence[dict], *, width: int = 420, height: int = 3
     steps = 40
     for k in range(0, steps, 2):  # dashed diagonal
         f0, f1 = k / steps, (k + 1) / steps
-        d.line([xa + (xb - xa) * f0, ya + (yb - ya) * f0, xa + (xb - xa) * f1, ya + (yb - ya) * f1], fill=(130, 130, 130))
+        d.line(
+            [xa + (xb - xa) * f0, ya + (yb - ya) * f0, xa + (xb - xa) * f1, ya + (yb - ya) * f1], fill=(130, 130, 130)
+        )
     for c, f, n in _points(bins):
         x, y = xy(c, f)
         r = 3.0 + 2.0 * math.sqrt(n)
@@ -242,28 +262,47 @@ def render_html(report, out_dir: str | Path | None = None, *, max_thumbnails: in
         A complete HTML document with no external resources.
     """
     if not isinstance(report, EvaluationReport):
-        raise InvalidInputError(f"report must be a her2fast.validation.evaluate.EvaluationReport, got {type(report).__name__}")
+        raise InvalidInputError(
+            f"report must be a her2fast.validation.evaluate.EvaluationReport, got {type(report).__name__}"
+        )
     base = None if out_dir is None else Path(out_dir)
     c = report.counts()
     s = report.summary
     lv = report.level
-    h: list[str] = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-                    "<title>her2fast validation report</title>", f"<style>{_CSS}</style></head><body>"]
+    h: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>her2fast validation report</title>",
+        f"<style>{_CSS}</style></head><body>",
+    ]
     h.append("<h1>her2fast: agreement with reference HER2 scores</h1>")
-    versions = "; ".join(
-        f"her2fast {_e(v.get('her2fast'))}, models " + ", ".join(f"{_e(k)} {_e(str(m)[:12])}" for k, m in v.get("models", {}).items())
-        for v in report.versions) or f"her2fast {__version__}"
-    h.append(f'<p class="meta">reference: {_e(report.source or "-")} &middot; {time.strftime("%Y-%m-%d %H:%M")} '
-             f"&middot; {versions}</p>")
-    h.append(f"<p>{c['total']} slides: <b>{c['scored']} scored</b>, {c['not_scorable']} not scorable, "
-             f"{c['failed']} failed" + (f" ({c['from_store']} taken from the results store)" if c["from_store"] else "")
-             + ". Slides without a score are left out of every figure and listed at the end.</p>")
+    versions = (
+        "; ".join(
+            f"her2fast {_e(v.get('her2fast'))}, models "
+            + ", ".join(f"{_e(k)} {_e(str(m)[:12])}" for k, m in v.get("models", {}).items())
+            for v in report.versions
+        )
+        or f"her2fast {__version__}"
+    )
+    h.append(
+        f'<p class="meta">reference: {_e(report.source or "-")} &middot; {time.strftime("%Y-%m-%d %H:%M")} '
+        f"&middot; {versions}</p>"
+    )
+    h.append(
+        f"<p>{c['total']} slides: <b>{c['scored']} scored</b>, {c['not_scorable']} not scorable, "
+        f"{c['failed']} failed"
+        + (f" ({c['from_store']} taken from the results store)" if c["from_store"] else "")
+        + ". Slides without a score are left out of every figure and listed at the end.</p>"
+    )
     if s is None:
         h.append("<p><b>No slide was scored: there are no agreement figures.</b></p>")
     else:
         n, agree = int(s.confusion.sum()), int(s.confusion.trace())
-        level_text = ("clinical groups (the reference is given as negative / equivocal / positive)" if lv == "group"
-                      else "ASCO/CAP classes 0, 1+, 2+, 3+ (0+ ultralow counts as 0)")
+        level_text = (
+            "clinical groups (the reference is given as negative / equivocal / positive)"
+            if lv == "group"
+            else "ASCO/CAP classes 0, 1+, 2+, 3+ (0+ ultralow counts as 0)"
+        )
         h.append('<div class="cols"><div>')
         h.append(f"<h2>Confusion matrix</h2><p class='note'>{_e(level_text)}; rows her2fast, columns reference.</p>")
         h.append(confusion_html(s.labels, s.confusion))
@@ -273,19 +312,30 @@ def render_html(report, out_dir: str | Path | None = None, *, max_thumbnails: in
         h.append("<table><tr><th class='l'>Cohen's &kappa;</th><th>value</th><th>95 % bootstrap CI</th></tr>")
         for k in ("unweighted", "linear", "quadratic"):
             lo, hi = s.kappa_interval[k]
-            h.append(f"<tr><td class='l'>{k}</td><td>{_f(s.kappa[k])}</td><td>{_f(lo, 2)} &ndash; {_f(hi, 2)}</td></tr>")
+            h.append(
+                f"<tr><td class='l'>{k}</td><td>{_f(s.kappa[k])}</td><td>{_f(lo, 2)} &ndash; {_f(hi, 2)}</td></tr>"
+            )
         h.append("</table>")
         h.append(f"<p class='note'>{report.n_boot} bootstrap resamples of the slides (seed {report.seed}).</p>")
-        h.append("<table><tr><th class='l'>class</th><th>precision</th><th>recall</th></tr>"
-                 + "".join(f"<tr><td class='l'>{_e(lab)}</td><td>{_f(p, 2)}</td><td>{_f(r, 2)}</td></tr>"
-                           for lab, (p, r) in s.precision_recall.items()) + "</table>")
+        h.append(
+            "<table><tr><th class='l'>class</th><th>precision</th><th>recall</th></tr>"
+            + "".join(
+                f"<tr><td class='l'>{_e(lab)}</td><td>{_f(p, 2)}</td><td>{_f(r, 2)}</td></tr>"
+                for lab, (p, r) in s.precision_recall.items()
+            )
+            + "</table>"
+        )
         h.append("</div></div>")
         if s.cutoffs:
-            h.append("<h2>Clinical cut-offs</h2><table><tr><th class='l'>question</th><th>agree</th><th>accuracy</th>"
-                     "<th>sensitivity</th><th>specificity</th></tr>")
+            h.append(
+                "<h2>Clinical cut-offs</h2><table><tr><th class='l'>question</th><th>agree</th><th>accuracy</th>"
+                "<th>sensitivity</th><th>specificity</th></tr>"
+            )
             for cut in s.cutoffs:
-                h.append(f"<tr><td class='l'>{_e(cut.question)}</td><td>{cut.agree}/{cut.n}</td><td>{_f(cut.accuracy)}</td>"
-                         f"<td>{_f(cut.sensitivity, 2)}</td><td>{_f(cut.specificity, 2)}</td></tr>")
+                h.append(
+                    f"<tr><td class='l'>{_e(cut.question)}</td><td>{cut.agree}/{cut.n}</td><td>{_f(cut.accuracy)}</td>"
+                    f"<td>{_f(cut.sensitivity, 2)}</td><td>{_f(cut.specificity, 2)}</td></tr>"
+                )
             h.append("</table>")
         if report.ultralow:
             u = report.ultralow
@@ -295,36 +345,48 @@ def render_html(report, out_dir: str | Path | None = None, *, max_thumbnails: in
         if report.ish:
             i = report.ish
             h.append(f"<h2>Against ISH ({i['n']} slides)</h2><p class='note'>{_e(i['note'])}.</p>")
-            h.append("<table><tr><th class='l'>IHC by</th><th>concordant</th><th>equivocal (2+)</th><th>table: group &rarr; "
-                     "amplified / not</th></tr>")
+            h.append(
+                "<table><tr><th class='l'>IHC by</th><th>concordant</th><th>equivocal (2+)</th><th>table: group &rarr; "
+                "amplified / not</th></tr>"
+            )
             for who in ("her2fast", "reference"):
                 t = i[who]
                 tab = ", ".join(f"{g} {v['amplified']}/{v['not_amplified']}" for g, v in t["table"].items())
-                h.append(f"<tr><td class='l'>{who}</td><td>{t['agree']}/{t['n_decided']}</td><td>{t['equivocal']}</td>"
-                         f"<td class='l'>{_e(tab)}</td></tr>")
+                h.append(
+                    f"<tr><td class='l'>{who}</td><td>{t['agree']}/{t['n_decided']}</td><td>{t['equivocal']}</td>"
+                    f"<td class='l'>{_e(tab)}</td></tr>"
+                )
             h.append("</table>")
         if report.percent_complete:
             p = report.percent_complete
             h.append("<h2>% cells with complete membrane staining</h2>")
-            h.append(f"<p>{p['n']} slides with a reference percentage: mean absolute error <b>{p['mean_abs_error']:.1f}</b> "
-                     f"points, bias {p['bias']:+.1f} (her2fast minus reference), RMSE {p['rmse']:.1f}, largest "
-                     f"{p['max_abs_error']:.1f}, Pearson r {_f(p['pearson_r'], 2)}.</p>")
+            h.append(
+                f"<p>{p['n']} slides with a reference percentage: mean absolute error <b>{p['mean_abs_error']:.1f}</b> "
+                f"points, bias {p['bias']:+.1f} (her2fast minus reference), RMSE {p['rmse']:.1f}, largest "
+                f"{p['max_abs_error']:.1f}, Pearson r {_f(p['pearson_r'], 2)}.</p>"
+            )
         h.append("<h2>Calibration: confidence vs correctness</h2><div class='cols'><div>")
         h.append(calibration_svg(report.calibration))
         h.append("</div><div><table><tr><th>confidence</th><th>slides</th><th>mean conf.</th><th>correct</th></tr>")
         for b in report.calibration:
-            h.append(f"<tr><td>{b['lo']:.1f}&ndash;{b['hi']:.1f}</td><td>{b['n']}</td><td>{_f(b['mean_confidence'])}</td>"
-                     f"<td>{b['correct']}/{b['n']}</td></tr>")
-        h.append("</table><p class='note'>Confidence is &Phi;(margin): the distance of the deciding cell fraction "
-                 "from its cut-off in binomial standard errors. It accounts for counting noise only, not for "
-                 "segmentation errors; a well-calibrated tool has its dots on the dashed line.</p></div></div>")
+            h.append(
+                f"<tr><td>{b['lo']:.1f}&ndash;{b['hi']:.1f}</td><td>{b['n']}</td><td>{_f(b['mean_confidence'])}</td>"
+                f"<td>{b['correct']}/{b['n']}</td></tr>"
+            )
+        h.append(
+            "</table><p class='note'>Confidence is &Phi;(margin): the distance of the deciding cell fraction "
+            "from its cut-off in binomial standard errors. It accounts for counting noise only, not for "
+            "segmentation errors; a well-calibrated tool has its dots on the dashed line.</p></div></div>"
+        )
     disc = report.discordant
     h.append(f"<h2>Discordant slides ({len(disc)})</h2>")
     if not disc:
         h.append("<p>None.</p>")
     else:
-        h.append("<table><tr><th class='l'>slide</th><th>reference</th><th>her2fast</th><th>stratum</th>"
-                 "<th>% complete (ref.)</th><th>confidence</th><th class='l'>flags</th><th>overlay</th></tr>")
+        h.append(
+            "<table><tr><th class='l'>slide</th><th>reference</th><th>her2fast</th><th>stratum</th>"
+            "<th>% complete (ref.)</th><th>confidence</th><th class='l'>flags</th><th>overlay</th></tr>"
+        )
         for k, o in enumerate(disc):
             uri = thumbnail_data_uri(o.outputs.get("overlay"), max_size=thumbnail_px) if k < max_thumbnails else None
             link = _href(o.outputs.get("overlay"), base)
@@ -333,25 +395,34 @@ def render_html(report, out_dir: str | Path | None = None, *, max_thumbnails: in
             pic = f'<a href="{_e(link)}">{img}</a>' if link else img
             ref_pc = "" if o.reference_percent_complete is None else f" ({o.reference_percent_complete:.1f})"
             name = f'<a href="{_e(js)}">{_e(o.slide)}</a>' if js else _e(o.slide)
-            h.append(f"<tr><td class='l'>{name}<br><small>line {o.line}</small></td><td>{_e(o.reference_label(lv))}</td>"
-                     f"<td><b>{_e(o.predicted_label(lv))}</b></td><td>{_e(o.stratum)}</td>"
-                     f"<td>{_f(o.percent_complete, 1)}{ref_pc}</td><td>{_f(o.confidence, 2)}</td>"
-                     f"<td class='l'>{_e(', '.join(o.flags))}</td><td>{pic}</td></tr>")
+            h.append(
+                f"<tr><td class='l'>{name}<br><small>line {o.line}</small></td><td>{_e(o.reference_label(lv))}</td>"
+                f"<td><b>{_e(o.predicted_label(lv))}</b></td><td>{_e(o.stratum)}</td>"
+                f"<td>{_f(o.percent_complete, 1)}{ref_pc}</td><td>{_f(o.confidence, 2)}</td>"
+                f"<td class='l'>{_e(', '.join(o.flags))}</td><td>{pic}</td></tr>"
+            )
         h.append("</table>")
     exc = report.excluded
     h.append(f"<h2>Left out: not scorable or failed ({len(exc)})</h2>")
     if not exc:
         h.append("<p>None.</p>")
     else:
-        h.append("<table><tr><th class='l'>slide</th><th>reference</th><th>status</th><th class='l'>reason</th></tr>"
-                 + "".join(f"<tr><td class='l'>{_e(o.slide)} <small>(line {o.line})</small></td><td>{_e(o.reference)}</td>"
-                           f"<td>{_e(o.status.replace('_', ' '))}</td><td class='l'>{_e(o.reason)}</td></tr>" for o in exc)
-                 + "</table>")
-    h.append("<h2>What this shows</h2><p class='note'>How often her2fast's score matches this reference on these "
-             "slides, with intervals that reflect how few slides there are. It does not show that either is "
-             "right, that the agreement carries over to other laboratories, stains or scanners, or that her2fast "
-             "is fit for diagnosis; a lab must judge that against its own validation protocol (e.g. CAP's, with "
-             "enough slides per category).</p>")
+        h.append(
+            "<table><tr><th class='l'>slide</th><th>reference</th><th>status</th><th class='l'>reason</th></tr>"
+            + "".join(
+                f"<tr><td class='l'>{_e(o.slide)} <small>(line {o.line})</small></td><td>{_e(o.reference)}</td>"
+                f"<td>{_e(o.status.replace('_', ' '))}</td><td class='l'>{_e(o.reason)}</td></tr>"
+                for o in exc
+            )
+            + "</table>"
+        )
+    h.append(
+        "<h2>What this shows</h2><p class='note'>How often her2fast's score matches this reference on these "
+        "slides, with intervals that reflect how few slides there are. It does not show that either is "
+        "right, that the agreement carries over to other laboratories, stains or scanners, or that her2fast "
+        "is fit for diagnosis; a lab must judge that against its own validation protocol (e.g. CAP's, with "
+        "enough slides per category).</p>"
+    )
     h.append("</body></html>")
     return "\n".join(h)
 

@@ -89,8 +89,14 @@ def cohen_kappa(predicted, reference, labels: tuple[str, ...] = SCORES, weights:
 
 
 def bootstrap_kappa_interval(
-    predicted, reference, labels: tuple[str, ...] = SCORES, weights: str | None = None,
-    *, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+    predicted,
+    reference,
+    labels: tuple[str, ...] = SCORES,
+    weights: str | None = None,
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of :func:`cohen_kappa` (slides resampled with replacement, seeded)."""
     p = np.asarray(predicted, dtype=object)
@@ -142,9 +148,7 @@ def cutoff_agreement(predicted, reference) -> list[CutoffAgreement]:
     """
     p = [four_class(s) for s in predicted]
     r = [four_class(s) for s in reference]
-    return [
-        _binary(q, np.array([f(s) for s in p]), np.array([f(s) for s in r])) for q, f in _CUTOFFS.items()
-    ]
+    return [_binary(q, np.array([f(s) for s in p]), np.array([f(s) for s in r])) for q, f in _CUTOFFS.items()]
 
 
 def agreement_summary(predicted, reference, *, n_boot: int = 2000, seed: int = 0) -> AgreementSummary:
@@ -170,8 +174,9 @@ def agreement_summary(predicted, reference, *, n_boot: int = 2000, seed: int = 0
         confusion=cm,
         accuracy=float(np.trace(cm) / cm.sum()),
         kappa={name: cohen_kappa(pred, ref, labels, w) for name, w in kinds.items()},
-        kappa_interval={name: bootstrap_kappa_interval(pred, ref, labels, w, n_boot=n_boot, seed=seed)
-                        for name, w in kinds.items()},
+        kappa_interval={
+            name: bootstrap_kappa_interval(pred, ref, labels, w, n_boot=n_boot, seed=seed) for name, w in kinds.items()
+        },
         precision_recall=precision_recall(pred, ref, labels),
         cutoffs=cutoffs,
     )
@@ -195,9 +200,14 @@ def ultralow_split(scored: list[SlideOutcome]) -> dict | None:
     pred = ["ultralow" if o.category == "0+" else "null" for o in both]
     ref = ["ultralow" if o.reference == "0+" else "null" for o in both]
     cm = confusion_matrix(pred, ref, names) if both else np.zeros((2, 2), np.int64)
-    return {"labels": list(names), "confusion": cm.tolist(), "n": len(both), "agree": int(np.trace(cm)),
-            "accuracy": float(np.trace(cm) / len(both)) if both else float("nan"),
-            "note": "slides that both her2fast and the reference call HER2-0 (0 or 0+); rows predicted"}
+    return {
+        "labels": list(names),
+        "confusion": cm.tolist(),
+        "n": len(both),
+        "agree": int(np.trace(cm)),
+        "accuracy": float(np.trace(cm) / len(both)) if both else float("nan"),
+        "note": "slides that both her2fast and the reference call HER2-0 (0 or 0+); rows predicted",
+    }
 
 
 def ish_agreement(scored: list[SlideOutcome]) -> dict | None:
@@ -213,19 +223,30 @@ def ish_agreement(scored: list[SlideOutcome]) -> dict | None:
     def table(labels: list[str]) -> dict:
         groups = [to_group(s) for s in labels]
         amp = [o.ish_amplified for o in with_ish]
-        rows = {g: {"amplified": sum(1 for x, a in zip(groups, amp) if x == g and a),
-                    "not_amplified": sum(1 for x, a in zip(groups, amp) if x == g and not a)} for g in GROUPS}
+        rows = {
+            g: {
+                "amplified": sum(1 for x, a in zip(groups, amp) if x == g and a),
+                "not_amplified": sum(1 for x, a in zip(groups, amp) if x == g and not a),
+            }
+            for g in GROUPS
+        }
         decided = [(g, a) for g, a in zip(groups, amp) if g != "equivocal"]
         agree = sum((g == "positive") == a for g, a in decided)
-        return {"table": rows, "n_decided": len(decided), "agree": agree,
-                "concordance": agree / len(decided) if decided else float("nan"),
-                "equivocal": sum(g == "equivocal" for g in groups)}
+        return {
+            "table": rows,
+            "n_decided": len(decided),
+            "agree": agree,
+            "concordance": agree / len(decided) if decided else float("nan"),
+            "equivocal": sum(g == "equivocal" for g in groups),
+        }
 
-    return {"n": len(with_ish),
-            "note": "IHC positive (3+) vs amplified and negative (0, 1+) vs not amplified; 2+ (equivocal) is "
-                    "decided by ISH and not counted in the concordance",
-            "her2fast": table([o.score for o in with_ish]),
-            "reference": table([o.reference for o in with_ish])}
+    return {
+        "n": len(with_ish),
+        "note": "IHC positive (3+) vs amplified and negative (0, 1+) vs not amplified; 2+ (equivocal) is "
+        "decided by ISH and not counted in the concordance",
+        "her2fast": table([o.score for o in with_ish]),
+        "reference": table([o.reference for o in with_ish]),
+    }
 
 
 def percent_complete_error(scored: list[SlideOutcome]) -> dict | None:
@@ -234,16 +255,25 @@ def percent_complete_error(scored: list[SlideOutcome]) -> dict | None:
     None when no slide has both; else ``n``, ``mean_abs_error``, ``bias``, ``rmse``, ``max_abs_error``,
     ``pearson_r`` and the ``unit``.
     """
-    pairs = [(o.percent_complete, o.reference_percent_complete) for o in scored
-             if o.percent_complete is not None and o.reference_percent_complete is not None]
+    pairs = [
+        (o.percent_complete, o.reference_percent_complete)
+        for o in scored
+        if o.percent_complete is not None and o.reference_percent_complete is not None
+    ]
     if not pairs:
         return None
     p, r = np.array(pairs, dtype=np.float64).T
     err = p - r
     corr = float(np.corrcoef(p, r)[0, 1]) if len(p) > 2 and p.std() > 0 and r.std() > 0 else float("nan")
-    return {"n": len(pairs), "mean_abs_error": float(np.abs(err).mean()), "bias": float(err.mean()),
-            "rmse": float(np.sqrt((err ** 2).mean())), "max_abs_error": float(np.abs(err).max()),
-            "pearson_r": corr, "unit": "percentage points (her2fast minus reference)"}
+    return {
+        "n": len(pairs),
+        "mean_abs_error": float(np.abs(err).mean()),
+        "bias": float(err.mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "max_abs_error": float(np.abs(err).max()),
+        "pearson_r": corr,
+        "unit": "percentage points (her2fast minus reference)",
+    }
 
 
 def calibration_bins(scored: list[SlideOutcome], level: str) -> list[dict]:
@@ -256,11 +286,21 @@ def calibration_bins(scored: list[SlideOutcome], level: str) -> list[dict]:
     bins = []
     for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
         last = k == len(edges) - 2
-        sel = [o for o in scored if o.confidence is not None
-               and (lo <= o.confidence < hi or (last and o.confidence >= hi) or (k == 0 and o.confidence < lo))]
+        sel = [
+            o
+            for o in scored
+            if o.confidence is not None
+            and (lo <= o.confidence < hi or (last and o.confidence >= hi) or (k == 0 and o.confidence < lo))
+        ]
         correct = [bool(o.agrees(level)) for o in sel]
-        bins.append({"lo": lo, "hi": hi, "n": len(sel),
-                     "mean_confidence": float(np.mean([o.confidence for o in sel])) if sel else float("nan"),
-                     "fraction_correct": float(np.mean(correct)) if sel else float("nan"),
-                     "correct": int(sum(correct))})
+        bins.append(
+            {
+                "lo": lo,
+                "hi": hi,
+                "n": len(sel),
+                "mean_confidence": float(np.mean([o.confidence for o in sel])) if sel else float("nan"),
+                "fraction_correct": float(np.mean(correct)) if sel else float("nan"),
+                "correct": int(sum(correct)),
+            }
+        )
     return bins

@@ -36,10 +36,24 @@ SCORES: tuple[str, ...] = ("0", "1+", "2+", "3+")
 GROUPS: tuple[str, ...] = ("negative", "equivocal", "positive")
 
 _SCORE_WORDS = {
-    "0": "0", "0+": "0+", "1+": "1+", "2+": "2+", "3+": "3+",
-    "1": "1+", "2": "2+", "3": "3+", "null": "0", "ultralow": "0+",
+    "0": "0",
+    "0+": "0+",
+    "1+": "1+",
+    "2+": "2+",
+    "3+": "3+",
+    "1": "1+",
+    "2": "2+",
+    "3": "3+",
+    "null": "0",
+    "ultralow": "0+",
 }
-_GROUP_WORDS = {"negative": "negative", "neg": "negative", "equivocal": "equivocal", "positive": "positive", "pos": "positive"}
+_GROUP_WORDS = {
+    "negative": "negative",
+    "neg": "negative",
+    "equivocal": "equivocal",
+    "positive": "positive",
+    "pos": "positive",
+}
 
 #: Outcome of one slide: scored, not scorable (a result without a score) or failed (no result).
 STATUSES: tuple[str, ...] = ("scored", "not_scorable", "failed")
@@ -280,24 +294,36 @@ class EvaluationReport:
                 "kappa": dict(s.kappa),
                 "kappa_interval_95": {k: list(v) for k, v in s.kappa_interval.items()},
                 "precision_recall": {k: {"precision": p, "recall": r} for k, (p, r) in s.precision_recall.items()},
-                "cutoffs": [{"question": c.question, "n": c.n, "agree": c.agree, "accuracy": c.accuracy,
-                             "sensitivity": c.sensitivity, "specificity": c.specificity} for c in s.cutoffs],
+                "cutoffs": [
+                    {
+                        "question": c.question,
+                        "n": c.n,
+                        "agree": c.agree,
+                        "accuracy": c.accuracy,
+                        "sensitivity": c.sensitivity,
+                        "specificity": c.specificity,
+                    }
+                    for c in s.cutoffs
+                ],
             }
-        return _json_safe({
-            "source": self.source,
-            "level": self.level,
-            "counts": self.counts(),
-            "excluded_from_figures": [{"slide": o.slide, "line": o.line, "status": o.status, "reason": o.reason}
-                                      for o in self.excluded],
-            "agreement": summary,
-            "bootstrap": {"n_boot": self.n_boot, "seed": self.seed, "level": 0.95},
-            "ultralow": self.ultralow,
-            "ish": self.ish,
-            "percent_complete": self.percent_complete,
-            "calibration": self.calibration,
-            "versions": self.versions,
-            "slides": [_outcome_dict(o, self.level) for o in self.outcomes],
-        })
+        return _json_safe(
+            {
+                "source": self.source,
+                "level": self.level,
+                "counts": self.counts(),
+                "excluded_from_figures": [
+                    {"slide": o.slide, "line": o.line, "status": o.status, "reason": o.reason} for o in self.excluded
+                ],
+                "agreement": summary,
+                "bootstrap": {"n_boot": self.n_boot, "seed": self.seed, "level": 0.95},
+                "ultralow": self.ultralow,
+                "ish": self.ish,
+                "percent_complete": self.percent_complete,
+                "calibration": self.calibration,
+                "versions": self.versions,
+                "slides": [_outcome_dict(o, self.level) for o in self.outcomes],
+            }
+        )
 
 
 def _json_safe(v):
@@ -314,10 +340,24 @@ def _json_safe(v):
 
 def _outcome_dict(o: SlideOutcome, level: str) -> dict:
     return {
-        "line": o.line, "slide": o.slide, "path": o.path, "status": o.status, "reference": o.reference,
-        "reference_label": o.reference_label(level), "predicted_label": o.predicted_label(level),
-        "agrees": o.agrees(level), "score": o.score, "category": o.category, "stratum": o.stratum,
-        "percent_complete": o.percent_complete, "reference_percent_complete": o.reference_percent_complete,
-        "confidence": o.confidence, "ish_amplified": o.ish_amplified, "tumour_cells": o.tumour_cells,
-        "flags": list(o.flags), "reason": o.reason, "outputs": dict(o.outputs), "from_store": o.skipped,
+        "line": o.line,
+        "slide": o.slide,
+        "path": o.path,
+        "status": o.status,
+        "reference": o.reference,
+        "reference_label": o.reference_label(level),
+        "predicted_label": o.predicted_label(level),
+        "agrees": o.agrees(level),
+        "score": o.score,
+        "category": o.category,
+        "stratum": o.stratum,
+        "percent_complete": o.percent_complete,
+        "reference_percent_complete": o.reference_percent_complete,
+        "confidence": o.confidence,
+        "ish_amplified": o.ish_amplified,
+        "tumour_cells": o.tumour_cells,
+        "flags": list(o.flags),
+        "reason": o.reason,
+        "outputs": dict(o.outputs),
+        "from_store": o.skipped,
     }

@@ -12,8 +12,19 @@ import numpy as np
 from ...errors import InvalidInputError
 
 #: QuPath class names (lower case) read as epithelium / stroma by :func:`read_qupath_geojson`.
-EPITHELIUM_CLASS_NAMES = frozenset({"tumor", "tumour", "epithelium", "epithelial", "tumor epithelium",
-                                    "tumour epithelium", "carcinoma", "invasive tumor", "invasive tumour"})
+EPITHELIUM_CLASS_NAMES = frozenset(
+    {
+        "tumor",
+        "tumour",
+        "epithelium",
+        "epithelial",
+        "tumor epithelium",
+        "tumour epithelium",
+        "carcinoma",
+        "invasive tumor",
+        "invasive tumour",
+    }
+)
 STROMA_CLASS_NAMES = frozenset({"stroma", "stromal", "tumor stroma", "tumour stroma"})
 
 
@@ -74,8 +85,10 @@ def read_qupath_geojson(path: str | Path) -> list[Annotation]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInputError(f"annotation file {path} is not valid JSON ({exc}); export it from QuPath with "
-                                "File > Export objects as GeoJSON") from None
+        raise InvalidInputError(
+            f"annotation file {path} is not valid JSON ({exc}); export it from QuPath with "
+            "File > Export objects as GeoJSON"
+        ) from None
     if isinstance(data, dict) and data.get("type") == "FeatureCollection":
         features = data.get("features")
     elif isinstance(data, dict) and data.get("type") == "Feature":
@@ -83,8 +96,10 @@ def read_qupath_geojson(path: str | Path) -> list[Annotation]:
     elif isinstance(data, list):
         features = data
     else:
-        raise InvalidInputError(f"annotation file {path} is not GeoJSON features: expected a FeatureCollection, a "
-                                "Feature or a list of Features")
+        raise InvalidInputError(
+            f"annotation file {path} is not GeoJSON features: expected a FeatureCollection, a "
+            "Feature or a list of Features"
+        )
     if not isinstance(features, list):
         raise InvalidInputError(f"annotation file {path}: 'features' must be a list")
     out: list[Annotation] = []
@@ -118,7 +133,9 @@ def read_qupath_geojson(path: str | Path) -> list[Annotation]:
                 rings.extend(r[:, :2] for r in rs)
                 parts.append(len(rs))
         except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"annotation file {path}: feature {i} ({name}) has an invalid {gtype}: {exc}") from None
+            raise InvalidInputError(
+                f"annotation file {path}: feature {i} ({name}) has an invalid {gtype}: {exc}"
+            ) from None
         if rings:
             out.append(Annotation(label, tuple(rings), tuple(parts), name or ""))
     if not out:
@@ -130,8 +147,9 @@ def read_qupath_geojson(path: str | Path) -> list[Annotation]:
     return out
 
 
-def rasterize_annotations(annotations: Sequence[Annotation], shape: tuple[int, int],
-                          level0_per_pixel: tuple[float, float]) -> np.ndarray:
+def rasterize_annotations(
+    annotations: Sequence[Annotation], shape: tuple[int, int], level0_per_pixel: tuple[float, float]
+) -> np.ndarray:
     """Label image (int8: -1 unlabelled, 0 stroma, 1 epithelium) of annotations on a grid.
 
     Stroma is drawn first, epithelium over it (an epithelium polygon inside a stroma one wins); holes

@@ -105,11 +105,16 @@ class EpitheliumMap:
 
 
 def _chunks(width: int, height: int, size: int) -> list[tuple[int, int, int, int]]:
-    return [(x, y, min(size, width - x), min(size, height - y)) for y in range(0, height, size) for x in range(0, width, size)]
+    return [
+        (x, y, min(size, width - x), min(size, height - y))
+        for y in range(0, height, size)
+        for x in range(0, width, size)
+    ]
 
 
-def _tissue_on_grid(tissue: object, shape: tuple[int, int], level0_per_pixel: tuple[float, float],
-                    x0: int = 0, y0: int = 0) -> np.ndarray:
+def _tissue_on_grid(
+    tissue: object, shape: tuple[int, int], level0_per_pixel: tuple[float, float], x0: int = 0, y0: int = 0
+) -> np.ndarray:
     """The tissue mask sampled (nearest) at the centres of a block of the medium grid."""
     tm = tissue.mask  # type: ignore[attr-defined]
     tsx, tsy = tissue.level0_per_pixel  # type: ignore[attr-defined]
@@ -123,14 +128,17 @@ def _tissue_on_grid(tissue: object, shape: tuple[int, int], level0_per_pixel: tu
     return out & okr[:, None] & okc[None, :]
 
 
-def _slide_blocks(slide: object, tissue: object, settings: EpitheliumSettings, stains: StainVectors | None,
-                  workers: int) -> tuple[tuple[int, int], tuple[float, float], Iterator]:
+def _slide_blocks(
+    slide: object, tissue: object, settings: EpitheliumSettings, stains: StainVectors | None, workers: int
+) -> tuple[tuple[int, int], tuple[float, float], Iterator]:
     """Superpixel features of every block of the medium grid that holds tissue (thread pool, in order)."""
     from ...io.slide import Slide
     from ..tissue import TissueMask
 
     if not isinstance(slide, Slide):
-        raise InvalidInputError(f"slide must be a her2fast.io.slide.Slide (from open_slide), got {type(slide).__name__}")
+        raise InvalidInputError(
+            f"slide must be a her2fast.io.slide.Slide (from open_slide), got {type(slide).__name__}"
+        )
     if not isinstance(tissue, TissueMask):
         raise InvalidInputError(f"tissue must be a TissueMask (from detect_tissue), got {type(tissue).__name__}")
     mpp = settings.mpp
@@ -247,7 +255,9 @@ def select_tiles(grid: object, epithelium: EpitheliumMap, *, min_epithelium: flo
     if not isinstance(grid, TileGrid):
         raise InvalidInputError(f"grid must be a TileGrid (from tile_grid), got {type(grid).__name__}")
     if not isinstance(epithelium, EpitheliumMap):
-        raise InvalidInputError(f"epithelium must be an EpitheliumMap (from classify_slide), got {type(epithelium).__name__}")
+        raise InvalidInputError(
+            f"epithelium must be an EpitheliumMap (from classify_slide), got {type(epithelium).__name__}"
+        )
     try:
         min_epithelium = float(min_epithelium)
     except (TypeError, ValueError):

@@ -110,7 +110,9 @@ class EpitheliumSettings:
             raise InvalidInputError(f"white_balance must be True or False, got {self.white_balance!r}")
         object.__setattr__(self, "white_balance", bool(self.white_balance))  # JSON-safe
         if self.colour_histograms not in COLOUR_HISTOGRAMS:
-            raise InvalidInputError(f"colour_histograms must be one of {COLOUR_HISTOGRAMS}, got {self.colour_histograms!r}")
+            raise InvalidInputError(
+                f"colour_histograms must be one of {COLOUR_HISTOGRAMS}, got {self.colour_histograms!r}"
+            )
 
     @property
     def superpixel_px(self) -> float:
@@ -123,7 +125,7 @@ class EpitheliumSettings:
         if self.colour_histograms == "rgb":
             return native + extra_feature_names()
         stain = [f"{name}_od_{i:02d}" for name in ("hematoxylin", "dab") for i in range(STAIN_BINS)]
-        return stain + native[_sp.COLOUR_BINS:] + extra_feature_names()
+        return stain + native[_sp.COLOUR_BINS :] + extra_feature_names()
 
 
 def extra_feature_names() -> list[str]:
@@ -207,7 +209,9 @@ def superpixel_features(
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape != img.shape[:2] or mask.dtype != np.bool_:
-            raise InvalidInputError(f"mask must be a boolean array of shape {img.shape[:2]}, got {mask.shape} {mask.dtype}")
+            raise InvalidInputError(
+                f"mask must be a boolean array of shape {img.shape[:2]}, got {mask.shape} {mask.dtype}"
+            )
         area = int(mask.sum())
     else:
         area = img.shape[0] * img.shape[1]
@@ -236,6 +240,6 @@ def superpixel_features(
     if settings.colour_histograms == "rgb":
         colour = [native[:, :-1]]
     else:
-        colour = [_stain_histogram(lab, h, k, cnt), _stain_histogram(lab, dab, k, cnt), native[:, _sp.COLOUR_BINS:-1]]
+        colour = [_stain_histogram(lab, h, k, cnt), _stain_histogram(lab, dab, k, cnt), native[:, _sp.COLOUR_BINS : -1]]
     features = np.column_stack([*colour, mean_h, mean_d, nuc, np.sqrt(var_h)])
     return SuperpixelFeatures(labels, features, n_pixels)

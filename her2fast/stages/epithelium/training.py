@@ -59,21 +59,36 @@ class TrainingSet:
         for s in sets:
             src.append(s.source + len(sources))
             sources.extend(s.sources)
-        return cls(np.concatenate([s.features for s in sets]), np.concatenate([s.labels for s in sets]),
-                   np.concatenate([s.truth_fraction for s in sets]), np.concatenate(src).astype(np.int32),
-                   sources, settings)
+        return cls(
+            np.concatenate([s.features for s in sets]),
+            np.concatenate([s.labels for s in sets]),
+            np.concatenate([s.truth_fraction for s in sets]),
+            np.concatenate(src).astype(np.int32),
+            sources,
+            settings,
+        )
 
 
-def _labelled_superpixels(slide: object, tissue: object, truth_at: object, settings: EpitheliumSettings,
-                          stains: StainVectors, workers: int, name: str,
-                          background_scales: Sequence[float] = (1.0,)) -> TrainingSet:
+def _labelled_superpixels(
+    slide: object,
+    tissue: object,
+    truth_at: object,
+    settings: EpitheliumSettings,
+    stains: StainVectors,
+    workers: int,
+    name: str,
+    background_scales: Sequence[float] = (1.0,),
+) -> TrainingSet:
     """Features of every superpixel of a slide and the mean of a truth map over it (NaN: unlabelled),
     once per glass level of ``background_scales`` (see :func:`_with_background`), concatenated."""
     scales = _scales(background_scales)
     if len(scales) > 1:
-        return TrainingSet.concatenate([
-            _labelled_superpixels(slide, tissue, truth_at, settings, _with_background(stains, s), workers, name)
-            for s in scales])
+        return TrainingSet.concatenate(
+            [
+                _labelled_superpixels(slide, tissue, truth_at, settings, _with_background(stains, s), workers, name)
+                for s in scales
+            ]
+        )
     stains = _with_background(stains, scales[0])
     shape, l0, results = _slide_blocks(slide, tissue, settings, stains, workers)
     feats, fracs = [], []
@@ -109,9 +124,15 @@ def _open_with_tissue(path: str | Path, mpp: float | None) -> tuple[object, obje
     return slide, tissue, stains
 
 
-def truth_training_set(path: str | Path, truth_at: Callable[[int, int, tuple[int, int], tuple[float, float]], np.ndarray],
-                       settings: EpitheliumSettings | None = None, *, mpp: float | None = None, workers: int = 1,
-                       background_scales: Sequence[float] = (1.0,)) -> TrainingSet:
+def truth_training_set(
+    path: str | Path,
+    truth_at: Callable[[int, int, tuple[int, int], tuple[float, float]], np.ndarray],
+    settings: EpitheliumSettings | None = None,
+    *,
+    mpp: float | None = None,
+    workers: int = 1,
+    background_scales: Sequence[float] = (1.0,),
+) -> TrainingSet:
     """Labelled superpixels of a slide whose epithelium truth is known as a function of position.
 
     The tissue mask, the stain vectors and the superpixels are made exactly as
@@ -169,9 +190,15 @@ def _with_background(stains: StainVectors, scale: float) -> StainVectors:
     return replace(stains, background=np.minimum(np.asarray(stains.background, np.float64) * scale, 255.0))
 
 
-def annotated_training_set(slide_path: str | Path, geojson_path: str | Path, settings: EpitheliumSettings | None = None,
-                           *, mpp: float | None = None, workers: int = 1,
-                           background_scales: Sequence[float] = (1.0,)) -> TrainingSet:
+def annotated_training_set(
+    slide_path: str | Path,
+    geojson_path: str | Path,
+    settings: EpitheliumSettings | None = None,
+    *,
+    mpp: float | None = None,
+    workers: int = 1,
+    background_scales: Sequence[float] = (1.0,),
+) -> TrainingSet:
     """Labelled superpixels of a real slide annotated in QuPath (see :func:`read_qupath_geojson`).
 
     Superpixels at least half covered by annotations are labelled by their majority class; the rest are
@@ -189,10 +216,14 @@ def annotated_training_set(slide_path: str | Path, geojson_path: str | Path, set
         def truth_at(x: int, y: int, shape: tuple[int, int], _l0: tuple[float, float]) -> np.ndarray:
             return truth[y : y + shape[0], x : x + shape[1]]
 
-        ts = _labelled_superpixels(slide, tissue, truth_at, settings, stains, workers, str(slide_path), background_scales)
+        ts = _labelled_superpixels(
+            slide, tissue, truth_at, settings, stains, workers, str(slide_path), background_scales
+        )
     if len(ts) == 0:
-        raise InvalidInputError(f"no superpixel of {slide_path} is covered by the annotations of {geojson_path}: "
-                                "check that they belong to this slide (level-0 pixel coordinates)")
+        raise InvalidInputError(
+            f"no superpixel of {slide_path} is covered by the annotations of {geojson_path}: "
+            "check that they belong to this slide (level-0 pixel coordinates)"
+        )
     return ts
 
 
@@ -245,7 +276,9 @@ def fit_epithelium_model(
     idx = np.flatnonzero(pure)
     y = training.labels[idx]
     if y.all() or not y.any():
-        raise InvalidInputError("the training set needs both epithelium and stroma superpixels; add slides or annotations")
+        raise InvalidInputError(
+            "the training set needs both epithelium and stroma superpixels; add slides or annotations"
+        )
     rng = np.random.default_rng(seed)
     if idx.size > max_samples:
         pick = []
@@ -262,8 +295,13 @@ def fit_epithelium_model(
     z = (x - mean) / scale
     svm = SVC(C=C, kernel="rbf", gamma=gamma)
     svm.fit(z, y.astype(np.int64))
-    meta = {"n_training_superpixels": int(idx.size), "C": C, "min_purity": min_purity, "seed": seed,
-            "training_sources": training.sources}
+    meta = {
+        "n_training_superpixels": int(idx.size),
+        "C": C,
+        "min_purity": min_purity,
+        "seed": seed,
+        "training_sources": training.sources,
+    }
     meta.update(metadata or {})
     return EpitheliumModel(
         support_vectors=svm.support_vectors_,
