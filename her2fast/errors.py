@@ -17,6 +17,7 @@ __all__ = [
     "MissingResolutionError",
     "NotBrightfieldError",
     "ModelError",
+    "MissingExtraError",
 ]
 
 
@@ -57,3 +58,7 @@ class NotBrightfieldError(Her2FastError):
 
 class ModelError(Her2FastError):
     """A shipped or user-supplied model is missing, corrupt or incompatible."""
+
+
+class MissingExtraError(Her2FastError, ImportError):
+    """A feature needs an optional dependency that is not installed (the message names the pip extra)."""

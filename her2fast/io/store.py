@@ -7,7 +7,7 @@ which is what makes batches resumable and idempotent. Several processes may writ
 journal, busy timeout) -- on a local disk: SQLite's locking does not work on network file systems,
 so keep the database on the machine that runs ``her2fast batch`` / ``her2fast watch``.
 
-Schema (version 2)
+Schema (version 3)
 ------------------
 Table ``runs``, one row per slide run (failed runs are history and are never de-duplicated; at most one
 ``ok`` row per content hash, package version and model versions, enforced by a unique index):
@@ -41,7 +41,24 @@ models_key         TEXT     canonical JSON of model_versions (for the unique ind
 
 ``percent_complete`` is its own column (not a key of ``percentages``). Table ``quarantine``
 (schema 2): slides that cannot be scored, keyed by content hash, with the reason (``her2fast watch``
-never retries them until their content changes). Table ``meta`` holds ``schema_version``. A database
+never retries them until their content changes). Table ``reviews`` (schema 3): a pathologist's sign-off of a
+run (:meth:`ResultsStore.add_review`), one row per sign-off, never changing the run's own row:
+
+=================  =======  ====================================================================
+column             type     meaning
+=================  =======  ====================================================================
+id                 INTEGER  row number, in commit order
+run_id             INTEGER  the ``runs.id`` signed off
+slide_sha256       TEXT     that run's content hash
+reviewer           TEXT     who signed off (as they typed their name)
+at                 REAL     Unix time of the sign-off
+action             TEXT     ``accept`` (the algorithm's score stands) or ``override``
+score_before       TEXT     the run's score (NULL: not scorable)
+score_after        TEXT     the score reported after review (NULL: accepted as not scorable)
+reason             TEXT     why the score was overridden ("" for an accept without a comment)
+=================  =======  ====================================================================
+
+The newest review of a run is the one in force. Table ``meta`` holds ``schema_version``. A database
 written by an older her2fast is migrated when opened (missing columns and tables are added).
 """
 
@@ -59,9 +76,20 @@ from pathlib import Path
 from .. import _csv as safe_csv
 from ..errors import Her2FastError, InvalidInputError
 
-__all__ = ["SlideIdentity", "RunRecord", "ResultsStore", "slide_identity", "slide_files", "slide_stat", "StoreError"]
+__all__ = [
+    "MAX_REASON",
+    "MAX_REVIEWER",
+    "REVIEW_SCORES",
+    "SlideIdentity",
+    "RunRecord",
+    "ResultsStore",
+    "slide_identity",
+    "slide_files",
+    "slide_stat",
+    "StoreError",
+]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _COLUMNS = (
     "slide_path",
     "slide_size",
@@ -87,6 +115,13 @@ _COLUMNS = (
 _REAL = ("slide_mtime", "confidence", "started_at", "finished_at", "percent_complete")
 _JSON = {"percentages": dict, "timings": dict, "model_versions": dict, "outputs": dict, "flags": list}
 _QUARANTINE = ("slide_sha256", "slide_path", "slide_size", "slide_mtime", "reason", "at")
+_REVIEWS = ("run_id", "slide_sha256", "reviewer", "at", "action", "score_before", "score_after", "reason")
+_REVIEW_KEYS = ("action", "score_after", "reviewer", "at", "reason")
+_REVIEW_CSV = ("review_action", "review_score", "reviewer", "reviewed_at", "review_reason")
+#: the scores a review may give (ASCO/CAP 2018)
+REVIEW_SCORES = ("0", "1+", "2+", "3+")
+#: the longest reviewer name and reason a review stores (characters)
+MAX_REVIEWER, MAX_REASON = 200, 4000
 
 
 def _sql_type(column: str) -> str:
@@ -224,14 +259,28 @@ class ResultsStore:
         A folder (the database is ``results.db`` inside; a path that does not exist yet and has no suffix
         is taken for a folder to create), a file path (``runs.db``), or ``sqlite:///path``.
 
+    read_only : bool
+        Open an existing database for reading only (no migration, no writes; :meth:`add_review` and the
+        other writers raise :class:`StoreError`). Several threads each open their own.
+
     Raises
     ------
     StoreError
-        The database cannot be created, opened or migrated.
+        The database cannot be created, opened or migrated (with ``read_only``: it does not exist).
     """
 
-    def __init__(self, location: str | os.PathLike) -> None:
+    def __init__(self, location: str | os.PathLike, *, read_only: bool = False) -> None:
         self.path = _database_path(location)
+        self.read_only = bool(read_only)
+        if self.read_only:
+            if not self.path.is_file():
+                raise StoreError(f"no results store at {self.path}: score slides into it with her2fast batch first")
+            try:
+                self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+                self._conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open results store {self.path} for reading: {exc}") from exc
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
@@ -259,6 +308,12 @@ class ResultsStore:
                     "CREATE TABLE IF NOT EXISTS quarantine (slide_sha256 TEXT PRIMARY KEY, slide_path TEXT, "
                     "slide_size INTEGER, slide_mtime REAL, reason TEXT, at REAL)"
                 )
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS reviews (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, "
+                    "slide_sha256 TEXT, reviewer TEXT NOT NULL, at REAL NOT NULL, action TEXT NOT NULL, "
+                    "score_before TEXT, score_after TEXT, reason TEXT NOT NULL)"
+                )
+                self._conn.execute("CREATE INDEX IF NOT EXISTS reviews_by_run ON reviews (run_id)")
                 self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
                 row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 if row is None or int(row[0]) < SCHEMA_VERSION:
@@ -425,16 +480,112 @@ class ResultsStore:
         yield from self._select("SELECT * FROM runs ORDER BY id")
 
     def export_csv(self, path: str | os.PathLike) -> int:
-        """Write every run to a CSV file (JSON columns as JSON text). Returns the number of rows."""
+        """Write every run to a CSV file (JSON columns as JSON text). Returns the number of rows.
+
+        The last columns are the run's review in force (:meth:`latest_reviews`): ``review_action``,
+        ``review_score`` (the score after review), ``reviewer``, ``reviewed_at`` and ``review_reason``;
+        empty for a run nobody has signed off.
+        """
         n = 0
+        reviews = self.latest_reviews()
         with open(path, "w", newline="", encoding="utf-8") as fh:
             writer = safe_csv.writer(fh)
-            writer.writerow(("id", *_COLUMNS))
+            writer.writerow(("id", *_COLUMNS, *_REVIEW_CSV))
             cur = self._conn.execute(f"SELECT id, {', '.join(_COLUMNS)} FROM runs ORDER BY id")
             for values in cur:
-                writer.writerow(values)
+                r = reviews.get(values[0])
+                extra = ("",) * len(_REVIEW_CSV) if r is None else tuple(r[k] for k in _REVIEW_KEYS)
+                writer.writerow((*values, *extra))
                 n += 1
         return n
+
+    # ------------------------------------------------------------------------------ reviews
+    def add_review(
+        self, run_id: int, reviewer: str, action: str, *, score_after: str | None = None, reason: str = ""
+    ) -> dict:
+        """Store a pathologist's sign-off of a run as a new row of table ``reviews``.
+
+        The run's own row is never changed: the algorithm's result stays as it was computed, and the
+        newest review of a run is the one in force.
+
+        Parameters
+        ----------
+        run_id : int
+            ``id`` of an ``ok`` run.
+        reviewer : str
+            Who signs off (1 to :data:`MAX_REVIEWER` characters).
+        action : {"accept", "override"}
+            ``accept``: the run's score stands (``score_after`` must be None or equal to it);
+            ``override``: ``score_after`` (one of :data:`REVIEW_SCORES`) replaces it, with a ``reason``.
+        score_after : str, optional
+        reason : str
+            Required for an override (at most :data:`MAX_REASON` characters).
+
+        Returns
+        -------
+        dict
+            The stored review (columns of ``reviews`` plus ``id``).
+
+        Raises
+        ------
+        InvalidInputError
+            A bad argument (the message names it).
+        StoreError
+            No such run, a failed run, or the store cannot be written (read-only, disk full).
+        """
+        if self.read_only:
+            raise StoreError(f"results store {self.path} is open read-only; open it without read_only to sign off")
+        reviewer = reviewer.strip() if isinstance(reviewer, str) else ""
+        reason = reason.strip() if isinstance(reason, str) else ""
+        if not reviewer or len(reviewer) > MAX_REVIEWER:
+            raise InvalidInputError(f"reviewer: give your name (1 to {MAX_REVIEWER} characters)")
+        if len(reason) > MAX_REASON:
+            raise InvalidInputError(f"reason: at most {MAX_REASON} characters, got {len(reason)}")
+        if action not in ("accept", "override"):
+            raise InvalidInputError(f"action must be 'accept' or 'override', got {action!r}")
+        run = self.get(int(run_id))
+        if run["status"] != "ok":
+            raise StoreError(f"run {run_id} failed ({run['error']}); there is no score to sign off")
+        before = run["score"]
+        if action == "accept":
+            if score_after not in (None, "", before):
+                raise InvalidInputError(
+                    f"score_after {score_after!r} differs from the run's score {before!r}: that is an override"
+                )
+            after = before
+        else:
+            if score_after not in REVIEW_SCORES:
+                raise InvalidInputError(f"score_after must be one of {', '.join(REVIEW_SCORES)}, got {score_after!r}")
+            if not reason:
+                raise InvalidInputError("reason: an override needs the reason the score was changed")
+            after = score_after
+        values = (int(run_id), run["slide_sha256"], reviewer, time.time(), action, before, after, reason)
+        try:
+            with self._transaction():
+                cur = self._conn.execute(
+                    f"INSERT INTO reviews ({', '.join(_REVIEWS)}) VALUES ({', '.join('?' * len(_REVIEWS))})", values
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot write to results store {self.path}: {exc}") from exc
+        return {"id": cur.lastrowid, **dict(zip(_REVIEWS, values))}
+
+    def reviews(self, run_id: int | None = None) -> list[dict]:
+        """Reviews, oldest first (of one run, or of all); an empty list for a database without the table."""
+        where, params = ("WHERE run_id = ?", (int(run_id),)) if run_id is not None else ("", ())
+        try:
+            return self._select(f"SELECT id, {', '.join(_REVIEWS)} FROM reviews {where} ORDER BY id", params)
+        except StoreError:
+            if self._has_table("reviews"):
+                raise
+            return []  # a database of an older her2fast opened read-only: nobody has signed off yet
+
+    def latest_reviews(self) -> dict[int, dict]:
+        """``run_id`` -> the newest review of that run (the one in force)."""
+        return {r["run_id"]: r for r in self.reviews()}
+
+    def _has_table(self, name: str) -> bool:
+        row = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+        return row is not None
 
     # ------------------------------------------------------------------------------ quarantine
     def quarantine(self, slide: SlideIdentity, reason: str) -> None:

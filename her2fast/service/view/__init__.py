@@ -1,0 +1,103 @@
+"""``her2fast view``: review a results store in the browser and sign off its scores.
+
+:func:`create_app` is a Flask application (the optional extra ``her2fast[view]``: Flask and waitress) over
+the :class:`~her2fast.io.store.ResultsStore` that ``her2fast batch`` and ``her2fast watch`` fill:
+
+- a worklist of every slide (score, stratum, % complete, confidence, flags, status, thumbnail), sortable
+  and filterable in the page;
+- a slide page with the slide in a deep-zoom viewer (OpenSeadragon, shipped in the package with its
+  licence; tiles from OpenSlide's :class:`~openslide.deepzoom.DeepZoomGenerator`, or from her2fast's own
+  reader for plain images), overlays drawn as tiles (tumour cells by class, epithelium outline, % complete
+  heat map), a cell's measurements on click, the result and its provenance;
+- a sign-off (accept, or override with a reason) stored as a row of table ``reviews``
+  (:meth:`~her2fast.io.store.ResultsStore.add_review`); the algorithm's row is never changed.
+
+:func:`serve` runs it on waitress, a multi-threaded WSGI server, bound to 127.0.0.1 unless told otherwise.
+See docs/view.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ...errors import MissingExtraError
+
+__all__ = ["create_app", "serve", "LOOPBACK"]
+
+#: host names that only this machine reaches
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _require_flask() -> None:
+    try:
+        import flask  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("her2fast view needs Flask and waitress: pip install 'her2fast[view]'") from None
+
+
+def create_app(location: str | Path, **options):
+    """The viewer's Flask application (see :func:`her2fast.service.view.app.create_app`)."""
+    from .app import create_app as _create
+
+    return _create(location, **options)
+
+
+def serve(location: str | Path, *, host: str = "127.0.0.1", port: int = 8000, threads: int = 8, stream=None):
+    """Serve the viewer until interrupted.
+
+    Parameters
+    ----------
+    location : path
+        The results store (output folder or database file).
+    host : str
+        Address to listen on; anything but the loopback opens the viewer (and the sign-off) to the network
+        and prints a warning.
+    port : int
+        TCP port (0: any free port; the address is printed).
+    threads : int
+        Requests served at once.
+    stream : file, optional
+        Where the address and warnings are printed (default: stderr).
+
+    Raises
+    ------
+    MissingExtraError
+        Flask or waitress is not installed.
+    StoreError
+        No results store at ``location``.
+    """
+    stream = sys.stderr if stream is None else stream
+    app = create_app(location)
+    server = make_server(app, host=host, port=port, threads=threads)
+    if host not in LOOPBACK:
+        print(
+            f"her2fast view: warning: listening on {host}: anyone who reaches this machine can see the slides and "
+            "sign off scores; there is no login",
+            file=stream,
+        )
+    print(f"her2fast view: serving {app.extensions['her2fast_catalog'].db_path} at {address(server)}", file=stream)
+    print("her2fast view: press Ctrl-C to stop", file=stream, flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+def make_server(app, *, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
+    """A waitress server for ``app`` (not yet running: call ``run()``, ``close()`` to stop)."""
+    try:
+        from waitress.server import create_server
+    except ImportError:
+        raise MissingExtraError("her2fast view needs waitress: pip install 'her2fast[view]'") from None
+    return create_server(app, host=host, port=int(port), threads=int(threads), ident="her2fast")
+
+
+def address(server) -> str:
+    """``http://host:port/`` of a server from :func:`make_server`."""
+    host, port = server.effective_host, server.effective_port
+    if ":" in str(host):
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
