@@ -19,11 +19,12 @@ See docs/view.md.
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 from ...errors import MissingExtraError
 
-__all__ = ["create_app", "serve", "LOOPBACK"]
+__all__ = ["create_app", "serve", "make_server", "address", "ServerThread", "LOOPBACK"]
 
 #: host names that only this machine reaches
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -101,3 +102,53 @@ def address(server) -> str:
     if ":" in str(host):
         host = f"[{host}]"
     return f"http://{host}:{port}/"
+
+
+class ServerThread:
+    """The viewer served from a background thread (for tests, benchmarks and embedding); a context manager.
+
+    Parameters
+    ----------
+    app : flask.Flask
+        From :func:`create_app`.
+    host : str
+    port : int
+        0: any free port (see :attr:`url`).
+    threads : int
+
+    Attributes
+    ----------
+    url : str
+        ``http://host:port/``.
+    """
+
+    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
+        self.server = make_server(app, host=host, port=port, threads=threads)
+        self.url = address(self.server)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="her2fast-view", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except (OSError, ValueError):  # the listening socket closed under select() by stop()
+            if not self._stopping:
+                raise
+
+    def start(self) -> ServerThread:
+        """Start serving; returns self."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread (at most 10 s)."""
+        self._stopping = True
+        self.server.task_dispatcher.shutdown()
+        self.server.close()
+        self._thread.join(10)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import Her2FastError, InvalidInputError
+from ...errors import Her2FastError
 from ...io.store import ResultsStore, StoreError
 from ...scoring import CellClass, CellTable, ScoringRules
 from ..report import CLASS_COLOURS, CLASS_NAMES
@@ -301,15 +301,14 @@ class Catalog:
     Raises
     ------
     StoreError
-        There is no results store at ``location``.
+        There is no results store at ``location`` (none is created), or it cannot be opened.
     """
 
     def __init__(self, location: str | Path, *, cache: int = 8) -> None:
-        # open once for writing: creates the reviews table in a database of an older her2fast
-        with ResultsStore(location) as store:
+        with ResultsStore(location, read_only=True) as store:  # never creates an empty store
             self.db_path = store.path
-        if not self.db_path.is_file():
-            raise InvalidInputError(f"no results store at {self.db_path}")
+        # open once for writing: creates the reviews table in a database of an older her2fast
+        ResultsStore(self.db_path).close()
         self.store_dir = self.db_path.parent
         self._local = threading.local()
         self._lock = threading.Lock()
