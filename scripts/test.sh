@@ -5,11 +5,14 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-# From Debian, installed when missing: the C++ test framework (doctest-dev) and clang-format 14 (the
-# version .clang-format is checked with: other major versions lay some code out differently).
+# From Debian, installed when missing: the C++ test framework (doctest-dev), clang-format 14 (the
+# version .clang-format is checked with: other major versions lay some code out differently), and
+# Chromium with its WebDriver for the browser test of `her2fast view` (tests/test_view_browser.py).
 missing=()
 [ -f /usr/include/doctest/doctest.h ] || missing+=(doctest-dev)
 command -v clang-format-14 >/dev/null || missing+=(clang-format-14)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (Debian)"
   sudo_cmd=""
