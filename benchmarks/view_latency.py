@@ -9,7 +9,8 @@ slide's content therefore repeats every ``--base`` pixels; the viewer's work per
 
 Then the viewer is started on 127.0.0.1 (waitress, 8 threads, its tile cache off) and a scripted client
 sends ``--requests`` random requests one after another for each kind: a slide tile (OpenSlide's
-DeepZoomGenerator, JPEG) and an overlay tile (cells by class, PNG), at a Deep Zoom level drawn uniformly from
+DeepZoomGenerator, JPEG) and an overlay tile (cells by class, PNG; then the epithelium and heat-map
+overlays), at a Deep Zoom level drawn uniformly from
 the levels a viewer browses (one tile across up to full resolution) and a random tile of it. Reference, in
 the same run: the same slide tiles made by DeepZoomGenerator + JPEG encoding in-process (no server), so the
 ratio is the server's overhead. Targets: slide-tile p95 <= 100 ms, overlay p95 <= 150 ms.
@@ -243,7 +244,9 @@ def main() -> int:
             geometry = DeepZoomGeometry(args.size, args.size)
             dz = DeepZoomGenerator(openslide.OpenSlide(row["slide_path"]), tile_size=254, overlap=1, limit_bounds=False)
             results = {}
-            for kind, layer, ext in (("slide tile", "slide", "jpeg"), ("overlay tile (cells)", "cells", "png")):
+            kinds = [("slide tile", "slide", "jpeg"), ("overlay tile (cells)", "cells", "png")]
+            kinds += [("overlay (epithelium)", "epithelium", "png"), ("overlay (heat map)", "heatmap", "png")]
+            for kind, layer, ext in kinds:
                 ms = []
                 for lv, c, r_ in _requests(geometry, args.requests, rng):
                     t = time.perf_counter()

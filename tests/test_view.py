@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -287,6 +288,15 @@ def test_broken_slide_gives_an_error_page_and_the_server_keeps_going(client, vs)
     assert failed.status_code == 500 and "slide file not found" in failed.get_data(as_text=True)
 
 
+def test_loopback_server_refuses_other_host_names(vs):
+    """DNS rebinding: a page served as evil.example that resolves to 127.0.0.1 must not reach the viewer."""
+    client = create_app(vs.out, trusted_hosts=["127.0.0.1", "localhost", "::1"]).test_client()
+    assert client.get("/", base_url="http://localhost:8000").status_code == 200
+    assert client.get("/", base_url="http://127.0.0.1:8000").status_code == 200
+    r = client.get(f"/slide/{vs.ok}/cell?x=1&y=1", base_url="http://evil.example:8000")
+    assert r.status_code == 400 and b"cell" not in r.data
+
+
 def test_unknown_ids_are_404(client):
     for url in ("/slide/424242", "/slide/424242/cell?x=1&y=1", "/slide/424242/cells.dzi"):
         assert client.get(url).status_code == 404
@@ -390,3 +400,23 @@ def test_cli_view(tmp_path, vs):
     assert not (tmp_path / "nothing").exists()  # no empty store was created
     out = subprocess.run([*run, str(vs.out), "--port", "70000"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "--port" in out.stderr
+
+
+def test_cli_view_serves_on_loopback_and_prints_its_address(vs):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "her2fast", "view", str(vs.out), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        assert m, line
+        with urllib.request.urlopen(m.group(1), timeout=60) as r:
+            assert r.status == 200 and b"ph3.tiff" in r.read()
+        assert "warning" not in line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        proc.stderr.close()
+    assert proc.returncode == 0

@@ -53,7 +53,7 @@ def browser():
             pytest.fail("selenium is not installed (pip install -e .[test])")
         pytest.skip("selenium is not installed")
     opts = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"):
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         opts.add_argument(a)
     opts.add_argument("--force-device-scale-factor=1")
     opts.binary_location = found[0]
@@ -108,7 +108,6 @@ def test_review_in_a_real_browser(browser, served, tmp_path):
     rows = d.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")
     names = [r.find_element(By.CSS_SELECTOR, "td.name").text for r in rows]
     assert "ph3.tiff" in names and len(names) == 4
-    d.save_screenshot(str(tmp_path / "worklist.png"))
 
     d.get(f"{url}slide/{vs.ok}")
     _wait(d, "return document.body.dataset.loaded === '1' && window.her2fastViewer.world.getItemCount() === 4")
@@ -141,6 +140,8 @@ def test_review_in_a_real_browser(browser, served, tmp_path):
     ActionChains(d).move_to_element_with_offset(viewer, int(px - width / 2), int(py - height / 2)).click().perform()
     _wait(d, "return !document.getElementById('cell').hidden")
     assert d.find_element(By.ID, "cell-class").text == CLASS_NAMES[cls]
+    d.find_element(By.CSS_SELECTOR, "input.layer[value=epithelium]").click()
+    time.sleep(1)
     d.save_screenshot(str(tmp_path / "slide.png"))
 
     # an override is stored and shown
@@ -165,3 +166,4 @@ def test_review_in_a_real_browser(browser, served, tmp_path):
     d.get(url)
     tr = d.find_element(By.CSS_SELECTOR, f"#worklist tr[data-id='{vs.ok}']")
     assert tr.get_attribute("data-status") == "reviewed" and f"override: {new}" in tr.text
+    d.save_screenshot(str(tmp_path / "worklist.png"))  # the pictures of docs/view.md

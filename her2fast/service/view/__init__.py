@@ -69,7 +69,7 @@ def serve(location: str | Path, *, host: str = "127.0.0.1", port: int = 8000, th
         No results store at ``location``.
     """
     stream = sys.stderr if stream is None else stream
-    app = create_app(location)
+    app = create_app(location, trusted_hosts=list(LOOPBACK) if host in LOOPBACK else None)
     server = make_server(app, host=host, port=port, threads=threads)
     if host not in LOOPBACK:
         print(

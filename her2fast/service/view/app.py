@@ -118,7 +118,7 @@ def _fmt(value, spec: str = ".1f", none: str = "–") -> str:
     return format(v, spec) if math.isfinite(v) else none
 
 
-def create_app(location: str | Path, *, tile_cache_bytes: int = 64 << 20):
+def create_app(location: str | Path, *, tile_cache_bytes: int = 64 << 20, trusted_hosts=None):
     """The viewer's Flask application over the results store at ``location``.
 
     Parameters
@@ -127,6 +127,10 @@ def create_app(location: str | Path, *, tile_cache_bytes: int = 64 << 20):
         Output folder of ``her2fast batch`` / ``watch`` (holding ``results.db``) or the database file.
     tile_cache_bytes : int
         Memory for encoded tiles kept for repeated requests.
+    trusted_hosts : list of str, optional
+        Host names the ``Host`` header may carry (others get 400): :func:`~her2fast.service.view.serve` on
+        the loopback passes ``127.0.0.1``, ``localhost`` and ``::1``, so that a web page elsewhere cannot
+        reach the viewer through a DNS name of its own (DNS rebinding). None: any.
 
     Returns
     -------
@@ -154,6 +158,7 @@ def create_app(location: str | Path, *, tile_cache_bytes: int = 64 << 20):
         SESSION_COOKIE_SAMESITE="Strict",
         MAX_CONTENT_LENGTH=64 << 10,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
+        TRUSTED_HOSTS=list(trusted_hosts) if trusted_hosts is not None else None,
     )
     app.jinja_env.autoescape = True
     app.jinja_env.filters["fmt"] = _fmt

@@ -156,6 +156,10 @@ class SlideData:
         Of the tumour cells (``tumour`` holds their row numbers in ``cells``).
     epithelium : list of (n, 2) float32
         Epithelium outlines (level-0 pixels), from the GeoJSON.
+    epithelium_boxes : (len(epithelium), 4) float32
+        Bounding box ``x0, y0, x1, y1`` of each outline (filled in when not given).
+    epithelium_xy, epithelium_starts : (n, 2) float32, (len(epithelium) + 1,) int64
+        Every outline's vertices in one array, outline ``k`` at rows ``starts[k]:starts[k + 1]`` (filled in).
     heat_percent, heat_cell : (rows, cols) float32, (float, float)
         % of tumour cells with a complete membrane per tile of the scoring grid (NaN: no tumour cell), and
         the tile size in level-0 pixels.
@@ -172,6 +176,19 @@ class SlideData:
     heat_cell: tuple[float, float]
     mpp: float
     problems: list[str] = field(default_factory=list)
+    epithelium_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+
+    epithelium_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    epithelium_starts: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+
+    def __post_init__(self) -> None:
+        rings = [r for r in self.epithelium if len(r)]
+        self.epithelium = rings
+        if rings and not len(self.epithelium_boxes):
+            self.epithelium_boxes = np.array([(*r.min(axis=0), *r.max(axis=0)) for r in rings], np.float32)
+        if rings:
+            self.epithelium_xy = np.concatenate(rings).astype(np.float32)
+            self.epithelium_starts = np.concatenate([[0], np.cumsum([len(r) for r in rings])]).astype(np.int64)
 
     def cell_info(self, i: int) -> dict:
         """The measurements of tumour cell ``i`` (an index into ``tumour``) as a JSON-ready dict."""

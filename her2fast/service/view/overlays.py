@@ -82,16 +82,26 @@ def _epithelium(data: SlideData, rect, d: float) -> np.ndarray:
     draw = ImageDraw.Draw(img)
     x0, y0, x1, y1 = x * d, y * d, (x + w) * d, (y + h) * d
     pad = 3 * d
-    for ring in data.epithelium:
-        if not len(ring):
-            continue
-        lo, hi = ring.min(axis=0), ring.max(axis=0)
-        if hi[0] < x0 - pad or lo[0] > x1 + pad or hi[1] < y0 - pad or lo[1] > y1 + pad:
-            continue
-        pts = np.stack([ring[:, 0] / d - x, ring[:, 1] / d - y], axis=1)
-        if len(pts) > 2 and not np.array_equal(pts[0], pts[-1]):
-            pts = np.vstack([pts, pts[:1]])
-        draw.line([tuple(p) for p in pts.tolist()], fill=_EPITHELIUM_RGBA, width=2)
+    b = data.epithelium_boxes
+    meets = (b[:, 2] >= x0 - pad) & (b[:, 0] <= x1 + pad) & (b[:, 3] >= y0 - pad) & (b[:, 1] <= y1 + pad)
+    sel = np.flatnonzero(meets)
+    if not len(sel):
+        return np.asarray(img)
+    # the vertices of the outlines that meet the tile, to tile pixels at once; at coarse levels many fall on
+    # one pixel: keep each run of equal points once
+    first, lengths = data.epithelium_starts[sel], np.diff(data.epithelium_starts)[sel]
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    idx = np.arange(starts[-1]) + np.repeat(first - starts[:-1], lengths)
+    pts = np.rint(data.epithelium_xy[idx] / d - np.array([x, y], np.float32)).astype(np.int64)
+    keep = np.ones(len(pts), bool)
+    keep[1:] = np.any(pts[1:] != pts[:-1], axis=1)
+    keep[starts[:-1]] = True
+    new_starts = np.concatenate([[0], np.cumsum(keep)])[starts]
+    flat = pts[keep].ravel().tolist()
+    for k in range(len(sel)):
+        a, b = 2 * int(new_starts[k]), 2 * int(new_starts[k + 1])
+        if b - a >= 4:
+            draw.line(flat[a:b] + flat[a : a + 2], fill=_EPITHELIUM_RGBA, width=2)
     return np.asarray(img)
 
 
