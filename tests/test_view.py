@@ -420,3 +420,23 @@ def test_cli_view_serves_on_loopback_and_prints_its_address(vs):
         proc.wait(60)
         proc.stderr.close()
     assert proc.returncode == 0
+
+
+def test_evaluate_exports_the_sign_off(vs, tmp_path):
+    """`her2fast evaluate` on a store with a sign-off: slides.csv carries the reviewed score and the reviewer;
+    the agreement is the algorithm's own."""
+    from her2fast.validation.evaluate import run_evaluation
+
+    with ResultsStore(vs.out) as store:
+        run = store.get(vs.ok)
+        new = "2+" if run["score"] != "2+" else "1+"
+        store.add_review(vs.ok, "Dr Eval", "override", score_after=new, reason="fields at 40x")
+    ref = tmp_path / "reference.csv"
+    ref.write_text(f"slide,score\n{vs.slide},{run['score']}\n", encoding="utf-8")
+    report, files = run_evaluation(ref, vs.out, workers=1, progress=False, pictures=False, geojson=False, n_boot=10)
+    (outcome,) = report.outcomes
+    assert outcome.skipped and outcome.score == run["score"]  # taken from the store, not scored again
+    assert (outcome.reviewed_score, outcome.reviewer) == (new, "Dr Eval")
+    with open(files["slides"], encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["reviewed_score"] == new and row["reviewer"] == "Dr Eval" and row["agrees"] == "yes"

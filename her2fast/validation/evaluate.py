@@ -133,8 +133,9 @@ def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str 
     row : mapping or None
         ``status`` (``"ok"`` / ``"failed"``), ``score``, ``category``, ``stratum``, ``confidence``,
         ``error``, ``outputs`` (``json`` -> the result JSON, ``overlay`` -> the picture, ...), ``skipped``
-        and the percent complete (``percent_complete``, ``percentages["complete"]`` or the result JSON).
-        Fields missing from the row are taken from the result JSON when it exists. None: no result.
+        and the percent complete (``percent_complete``, ``percentages["complete"]`` or the result JSON);
+        optionally ``review``, the run's sign-off in force (``score_after``, ``reviewer``). Fields missing
+        from the row are taken from the result JSON when it exists. None: no result.
     path : str, optional
         The slide file (default: the row's ``slide_path``, else the reference's ``slide``).
 
@@ -161,7 +162,9 @@ def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str 
 
     path = path or str(row.get("slide_path") or reference.slide)
     status = str(row.get("status") or ("ok" if d else "failed"))
-    common = dict(path=path, outputs=outputs, skipped=bool(row.get("skipped", False)), **base)
+    review = row.get("review") if isinstance(row.get("review"), Mapping) else None
+    signed = {"reviewed_score": review.get("score_after"), "reviewer": review.get("reviewer")} if review else {}
+    common = dict(path=path, outputs=outputs, skipped=bool(row.get("skipped", False)), **signed, **base)
     if status == "failed":
         return SlideOutcome(
             status="failed",
@@ -368,6 +371,8 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
             "overlay",
             "result_json",
             "from_store",
+            "reviewed_score",
+            "reviewer",
         ],
         [
             [
@@ -389,6 +394,8 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
                 _rel(o.outputs.get("overlay"), out),
                 _rel(o.outputs.get("json"), out),
                 o.skipped,
+                o.reviewed_score,
+                o.reviewer,
             ]
             for o in report.outcomes
         ],
@@ -520,5 +527,11 @@ def run_evaluation(
         pictures=pictures,
         geojson=geojson,
     )
-    report = evaluate_rows(refs, _align_rows(paths, list(batch.rows)), n_boot=n_boot, seed=seed, source=csv_path)
+    rows = list(batch.rows)
+    from ..io.store import ResultsStore
+
+    with ResultsStore(out if store is None else getattr(store, "path", store), read_only=True) as st:
+        reviews = st.latest_reviews()  # sign-offs made in her2fast view
+    rows = [{**r, "review": reviews.get(r.get("id"))} for r in rows]
+    report = evaluate_rows(refs, _align_rows(paths, rows), n_boot=n_boot, seed=seed, source=csv_path)
     return report, write_evaluation(report, out)

@@ -167,6 +167,12 @@ class SlideOutcome:
     skipped : bool
         The result was taken from the results store (same content and versions), not computed again.
     tumour_cells : int or None
+    reviewed_score : str or None
+        The score after a pathologist's sign-off in force (``her2fast view``; the results store's table
+        ``reviews``): the algorithm's score when accepted, the new one when overridden; None when nobody
+        signed off. The agreement figures are the algorithm's own.
+    reviewer : str or None
+        Who signed off.
     """
 
     line: int
@@ -186,6 +192,8 @@ class SlideOutcome:
     outputs: Mapping[str, str] = field(default_factory=dict)
     skipped: bool = False
     tumour_cells: int | None = None
+    reviewed_score: str | None = None
+    reviewer: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -146,6 +146,8 @@ class ServerThread:
         self.server.task_dispatcher.shutdown()
         self.server.close()
         self._thread.join(10)
+        for channel in list(getattr(self.server, "_map", {}).values()):  # connections still open
+            channel.close()
 
     def __enter__(self) -> ServerThread:
         return self.start()
