@@ -63,7 +63,7 @@ class _Slides:
             if hit is not None:
                 self._open.move_to_end(run_id)
         if hit is None:
-            result = self.catalog.data(run_id, row).result
+            result = self.catalog.result(row)  # the JSON only: a thumbnail does not load the cell table
             meta = result.get("provenance", {}).get("slide", {}) if result else {}
             mpp = meta.get("mpp_x") if meta.get("mpp_source") == "user" else None
             try:

@@ -365,6 +365,19 @@ class Catalog:
         review = reviews[-1] if reviews else None
         return {**row, "reviews": reviews, "review": review, "view_status": slide_status(row, review)}
 
+    def result(self, row: dict) -> dict:
+        """The run's result JSON (without cells), from the loaded data when there is, else read; {} if none."""
+        with self._lock:
+            hit = self._data.get(int(row["id"]))
+        if hit is not None:
+            return hit.result
+        path = _report_file(row.get("outputs") or {}, "json", self.store_dir)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+        except (OSError, ValueError):
+            return {}
+        return d if isinstance(d, dict) else {}
+
     def data(self, run_id: int, row: dict) -> SlideData:
         """The run's :class:`SlideData`, loaded on first use (one thread loads, the others wait)."""
         with self._lock:
