@@ -109,6 +109,28 @@ def test_review_in_a_real_browser(browser, served, tmp_path):
     names = [r.find_element(By.CSS_SELECTOR, "td.name").text for r in rows]
     assert "ph3.tiff" in names and len(names) == 4
 
+    def visible() -> list[str]:
+        return [
+            r.get_attribute("data-name")
+            for r in d.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")
+            if r.is_displayed()
+        ]
+
+    d.find_element(By.ID, "filter").send_keys("ph3")
+    assert visible() == ["ph3.tiff"]
+    d.find_element(By.ID, "filter").clear()
+    d.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
+    Select(d.find_element(By.ID, "status-filter")).select_by_value("failed")
+    assert visible() == ["gone.svs"]
+    Select(d.find_element(By.ID, "status-filter")).select_by_value("")
+    run_header = d.find_element(By.CSS_SELECTOR, "th[data-key=id]")
+    run_header.click()
+    ids = [int(r.get_attribute("data-id")) for r in d.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")]
+    assert ids == sorted(ids) and len(ids) == 4
+    run_header.click()
+    ids = [int(r.get_attribute("data-id")) for r in d.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")]
+    assert ids == sorted(ids, reverse=True)
+
     d.get(f"{url}slide/{vs.ok}")
     _wait(d, "return document.body.dataset.loaded === '1' && window.her2fastViewer.world.getItemCount() === 4")
     time.sleep(0.5)
