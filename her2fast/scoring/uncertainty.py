@@ -4,8 +4,8 @@
 likely the same fractions are, had other cells of the same tumour been counted. It does not count the
 error of each cell's *measurement*. The membrane DAB optical density that decides a cell's intensity
 class moves with the scanner and the lab: a different tone curve, defocus, JPEG compression or a DAB
-batch scales every cell's OD together (the phantom robustness benchmark, ``benchmarks/robustness.py``,
-measures factors of 0.72-0.81 for these), and blur moves every cell's completeness together. Such an
+batch scales every cell's OD together (``benchmarks/robustness.py`` measures it on phantoms, see
+docs/scoring.md), and blur moves every cell's completeness together. Such an
 error is shared by all cells of a slide, so it does not average out however many cells are counted.
 
 :func:`measurement_confidence` re-scores the cell table under such shared errors: every tumour cell's
