@@ -69,48 +69,11 @@ SILENT_FLAGS = {"stain_vectors_fallback"}
 CLASSES = ("negative", "faint_incomplete", "weak_moderate_complete", "intense_incomplete", "intense_complete")
 
 
-def measurement_margins(cells, rules=None) -> dict:
-    """How far the category is from changing under a measurement error (from the cell table alone).
-
-    ``od_scale``: the smallest factor ``k`` (as ``|ln k|``, searched up to ln 2) on every tumour cell's
-    membrane DAB OD that changes the category -- a calibration error of the OD scale (tone curve, DAB
-    strength, defocus). ``completeness``: the smallest shift of the completeness threshold (up to 0.2)
-    that changes it. None when nothing in the range changes it.
-    """
-    from dataclasses import replace
-
-    from her2fast.scoring import ScoringRules, class_fractions, classify_cells, intensity_class_from_od, slide_category
-
-    rules = rules or ScoringRules()
-    t = cells.select(cells.is_tumour)
-    if len(t) == 0:
-        return {"od_scale": None, "completeness": None}
-    od = t.membrane_dab_od.astype(np.float64)
-    comp = t.completeness.astype(np.float64)
-
-    def category(k: float, rr) -> str:
-        return slide_category(class_fractions(classify_cells(intensity_class_from_od(od * k, rr), comp, rr)), rr)
-
-    c0 = category(1.0, rules)
-    steps = np.linspace(0.0, np.log(2.0), 71)[1:]
-    od_margin = next(
-        (float(a) for a in steps if category(np.exp(-a), rules) != c0 or category(np.exp(a), rules) != c0), None
-    )
-    comp_margin = None
-    for d in np.linspace(0.0, 0.2, 41)[1:]:
-        lo = replace(rules, complete_fraction=max(rules.complete_fraction - d, 1e-3))
-        hi = replace(rules, complete_fraction=min(rules.complete_fraction + d, 1.0))
-        if category(1.0, lo) != c0 or category(1.0, hi) != c0:
-            comp_margin = float(d)
-            break
-    return {"od_scale": od_margin, "completeness": comp_margin}
-
-
 def summarise(r) -> dict:
     """The fields of a SlideResult this benchmark compares."""
     st = r.provenance.get("stains", {})
     return {
-        "margins": measurement_margins(r.cells) if r.cells is not None and len(r.cells) else {},
+        "confidence_parts": r.provenance.get("confidence", {}),
         "score": r.score,
         "stratum": r.stratum,
         "category": r.category,
@@ -348,32 +311,10 @@ def report(rows: list[dict], baselines: list[dict], names: list[str]) -> None:
     )
     print(f"  accuracy (0/1+/2+/3+): baseline {pct(base_right, len(baselines))}, perturbed {pct(after_right, n)}")
 
-    # a measurement-aware flag, evaluated offline from the stored margins (not what her2fast reports)
-    if not all(s.get("margins") for s in results if s["category"]):
-        return
-    od_lim, comp_lim = np.log(1.3), 0.05
-
-    def uncertain(s: dict) -> bool:
-        m = s.get("margins") or {}
-        return (m.get("od_scale") is not None and m["od_scale"] < od_lim) or (
-            m.get("completeness") is not None and m["completeness"] < comp_lim
-        )
-
-    scored_results = [s for s in results if s["category"]]
-    flagged = sum(uncertain(s) for s in scored_results)
-    caught2 = sum(warned(r["after"]) or uncertain(r["after"]) or (r["before"]["confidence"] or 1) <= 0.8 for r in flips)
-    sure2 = [s for s in sure if not uncertain(s)]
+    uncertain = [s for s in results if "intensity_uncertain" in s["flags"]]
     print(
-        f"\nproposal: flag 'intensity_uncertain' (confidence <= 0.8) when an OD scale error of 30 % or a completeness "
-        f"threshold shift of {comp_lim} changes the category (from the cell table):"
-    )
-    print(f"  results flagged         {pct(flagged, len(scored_results)):>22s}")
-    print(
-        f"  flips warned            {pct(caught2, len(flips)):>22s}   (by this flag alone: "
-        f"{sum(uncertain(r['after']) for r in flips)})"
-    )
-    print(
-        f"  right when conf >= 0.95 {pct(sum(four(s['category']) == four(s['truth']) for s in sure2), len(sure2)):>22s}"
+        f"  flagged intensity_uncertain: {pct(len(uncertain), len(results))} of results; flips flagged so "
+        f"(after): {sum('intensity_uncertain' in r['after']['flags'] for r in flips)}/{len(flips)}"
     )
 
 

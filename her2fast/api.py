@@ -22,7 +22,7 @@ import numpy as np
 from . import __version__
 from .errors import InvalidInputError
 from .pipeline import ScoreSettings, SlideMaps, ThreadPlan, run_slide
-from .scoring import CellClass, CellTable, score_cells
+from .scoring import CellClass, CellTable, measurement_confidence, score_cells
 
 #: the highest confidence a slide flagged ``outside_training_range`` (stain gate) is given
 OUTSIDE_TRAINING_CONFIDENCE = 0.8
@@ -71,8 +71,12 @@ class SlideResult:
     percent_complete : float or None
         % of tumour cells with a stained, complete membrane.
     confidence : float or None
-        ``Phi(margin_z)``: one-sided probability that the true fractions sit on the observed side of the
-        nearest cut-off (:func:`her2fast.scoring.slide_confidence`).
+        The lower of two probabilities that the category holds: under cell sampling (``Phi(margin_z)``,
+        :func:`her2fast.scoring.slide_confidence`) and under the scanner and lab errors of the membrane
+        read-out (:func:`her2fast.scoring.measurement_confidence`); at most
+        ``settings.measurement.flagged_confidence`` when flagged ``intensity_uncertain`` and
+        :data:`OUTSIDE_TRAINING_CONFIDENCE` when flagged ``outside_training_range``. Both parts and the
+        measurement margins are in ``provenance["confidence"]``.
     margin_z : float or None
         Distance of the nearest deciding criterion from its cut-off in binomial standard errors
         (None when no criterion applies).
@@ -85,7 +89,9 @@ class SlideResult:
         segmented), artefact loops.
     closed_ratio, mean_membrane_od : float or None
     flags : list of str
-        ``near_cutoff``, ``few_cells``, ``unusual_pattern``, ``no_tumour_cells``, ``no_tissue``,
+        ``near_cutoff``, ``intensity_uncertain`` (the category changes under a plausible scanner or lab
+        error of the membrane OD or completeness), ``outside_training_range``, ``few_cells``,
+        ``unusual_pattern``, ``no_tumour_cells``, ``no_tissue``,
         ``no_epithelium``, ``too_few_tumour_cells``, ``stain_vectors_fallback``, ``gpu_fallback_to_cpu``.
     not_scorable : str or None
         Why ``score`` is None, in words.
@@ -95,6 +101,8 @@ class SlideResult:
     provenance : dict
         ``her2fast_version``, ``models`` (name -> sha256), ``providers``, ``settings``, ``slide``
         (path, vendor, width, height, mpp_x, mpp_y, mpp_source, levels, objective_power), ``stains``,
+        ``qc``, ``confidence`` (``sampling``, ``measurement``, ``od_scale_margin``,
+        ``completeness_margin``, ``nearest_under_measurement_error``),
         ``created`` (Unix time).
     cells : CellTable
         Every cell found (level-0 pixel centres), tumour or not.
@@ -315,6 +323,7 @@ def score(
     result_score = stratum = category = None
     percent_complete = confidence = margin_z = closed_ratio = mean_od = None
     nearest = ""
+    confidence_parts: dict[str, object] = {}
     percentages: dict[str, float] = {}
     if n_tumour:
         res = score_cells(cells, rules)
@@ -332,9 +341,21 @@ def score(
             category = res.category
             result_score = "0" if category == "0+" else category
             stratum = res.stratum
-            confidence = res.confidence.confidence
             margin_z = res.confidence.margin_z if math.isfinite(res.confidence.margin_z) else None
             nearest = res.confidence.nearest
+            measured = measurement_confidence(cells, rules, settings.measurement)
+            flags += [f for f in measured.flags if f not in flags]
+            # the lower of the two: a slide is as uncertain as its weakest link
+            confidence = min(res.confidence.confidence, measured.confidence)
+            if measured.flags:
+                confidence = min(confidence, settings.measurement.flagged_confidence)
+            confidence_parts = {
+                "sampling": round(res.confidence.confidence, 4),
+                "measurement": round(measured.confidence, 4),
+                "od_scale_margin": _num(measured.od_scale_margin),
+                "completeness_margin": _num(measured.completeness_margin),
+                "nearest_under_measurement_error": measured.nearest,
+            }
     elif not_scorable is None:
         flags.append("no_tumour_cells")
     if confidence is not None and "outside_training_range" in flags:
@@ -356,6 +377,7 @@ def score(
         "slide": meta,
         "stains": out.stains,
         "qc": dict(out.qc),
+        "confidence": confidence_parts,
         "pipeline": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.performance.items()},
         "created": round(time.time(), 3),
     }

@@ -98,6 +98,42 @@ def test_result_provenance_and_timings(results):
     assert c.x.min() >= 0 and c.x.max() < SIZE and c.y.min() >= 0 and c.y.max() < SIZE
 
 
+def test_confidence_counts_the_measurement_error_and_records_both_parts(results):
+    from her2fast import ScoreSettings
+    from her2fast.scoring import ScoringRules, measurement_confidence
+
+    for r in results.values():
+        parts = r.provenance["confidence"]
+        rules = ScoringRules(**r.provenance["settings"]["rules"])
+        m = measurement_confidence(r.cells, rules, ScoreSettings().measurement)
+        assert parts["measurement"] == pytest.approx(m.confidence, abs=1e-4)
+        assert parts["od_scale_margin"] == (
+            None if not np.isfinite(m.od_scale_margin) else pytest.approx(m.od_scale_margin, abs=1e-4)
+        )
+        expected = min(parts["sampling"], parts["measurement"])
+        if "intensity_uncertain" in r.flags:
+            expected = min(expected, ScoreSettings().measurement.flagged_confidence)
+        assert ("intensity_uncertain" in r.flags) == bool(m.flags)
+        assert r.confidence == pytest.approx(expected, abs=1e-4)
+
+
+def test_settings_saved_before_the_measurement_error_load_without_it():
+    from dataclasses import asdict
+
+    from her2fast import ScoreSettings
+    from her2fast.pipeline.settings import NO_MEASUREMENT_ERROR
+
+    d = ScoreSettings().to_dict()
+    assert ScoreSettings.from_dict(d) == ScoreSettings()
+    old = {k: v for k, v in d.items() if k != "measurement"}
+    assert ScoreSettings.from_dict(old).measurement == NO_MEASUREMENT_ERROR
+    assert asdict(NO_MEASUREMENT_ERROR)["od_scale_sigma"] == 0
+    from her2fast.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="measurement"):
+        ScoreSettings(measurement={"od_scale_sigma": 0.1})
+
+
 def test_json_round_trip(results, tmp_path):
     from her2fast import SlideResult
 

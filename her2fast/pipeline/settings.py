@@ -10,13 +10,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..scoring import ScoringRules
+from ..scoring import MeasurementUncertainty, ScoringRules
 from ..stages.cells import CellSettings
 from ..stages.nuclei import NucleiSettings
 
 __all__ = ["ScoreSettings", "ThreadPlan"]
 
 _METHODS = ("unet", "classical")
+
+#: the confidence counts cell sampling only (settings saved before ``ScoreSettings.measurement``)
+NO_MEASUREMENT_ERROR = MeasurementUncertainty(
+    od_scale_sigma=0.0, completeness_sigma=0.0, flag_od_scale=0.0, flag_completeness=0.0
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,10 @@ class ScoreSettings:
         Includes the scoring rules' OD bands (``cells.rules``).
     rules : ScoringRules
         ASCO/CAP thresholds; ``rules.min_tumour_cells`` also decides whether a slide is scorable.
+    measurement : MeasurementUncertainty
+        The scanner and lab errors of the membrane read-out the confidence counts
+        (:func:`her2fast.scoring.measurement_confidence`): a category that changes under them is flagged
+        ``intensity_uncertain`` and its confidence capped.
     """
 
     mpp: float = 0.5
@@ -97,6 +106,7 @@ class ScoreSettings:
     nuclei: NucleiSettings = field(default_factory=NucleiSettings)
     cells: CellSettings = field(default_factory=CellSettings)
     rules: ScoringRules = field(default_factory=ScoringRules)
+    measurement: MeasurementUncertainty = field(default_factory=MeasurementUncertainty)
 
     def __post_init__(self) -> None:
         if self.membrane_method not in _METHODS:
@@ -122,6 +132,11 @@ class ScoreSettings:
                 f"overlap must be >= 2 * cells.max_radius_um / mpp = {need} px for a grid-independent cell "
                 f"table, got {self.overlap}; pass ScoreSettings(overlap={need})"
             )
+        if not isinstance(self.measurement, MeasurementUncertainty):
+            raise InvalidInputError(
+                f"ScoreSettings.measurement must be a her2fast.scoring.MeasurementUncertainty, "
+                f"got {type(self.measurement).__name__}"
+            )
         if self.cells.rules != self.rules:
             raise InvalidInputError(
                 "cells.rules and rules differ: the intensity bands of measured cells must be the rules the "
@@ -137,8 +152,8 @@ class ScoreSettings:
         """Inverse of :meth:`to_dict`.
 
         Settings saved before ``crop_to_epithelium`` existed load with it False, and before
-        ``windows_per_tile`` with 1, before ``membrane_white_balance`` and ``stain_gate`` with False: what
-        they ran with.
+        ``windows_per_tile`` with 1, before ``membrane_white_balance`` and ``stain_gate`` with False, and
+        before ``measurement`` without measurement errors (:data:`NO_MEASUREMENT_ERROR`): what they ran with.
         """
         d = dict(d)
         d.setdefault("membrane_white_balance", False)
@@ -146,10 +161,15 @@ class ScoreSettings:
         d.setdefault("crop_to_epithelium", False)
         d.setdefault("windows_per_tile", 1)
         rules = ScoringRules(**d.pop("rules", {}))
+        measurement = MeasurementUncertainty(**d.pop("measurement", asdict(NO_MEASUREMENT_ERROR)))
         cells = dict(d.pop("cells", {}))
         cells.pop("rules", None)
         return cls(
-            nuclei=NucleiSettings(**d.pop("nuclei", {})), cells=CellSettings(rules=rules, **cells), rules=rules, **d
+            nuclei=NucleiSettings(**d.pop("nuclei", {})),
+            cells=CellSettings(rules=rules, **cells),
+            rules=rules,
+            measurement=measurement,
+            **d,
         )
 
 

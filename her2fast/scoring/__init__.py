@@ -1,7 +1,8 @@
 """ASCO/CAP scoring of a cell table: pure functions, no I/O.
 
 :mod:`.rules` classifies each tumour cell by membrane intensity and completeness and turns the class
-fractions into the slide category, stratum and confidence.
+fractions into the slide category, stratum and confidence; :mod:`.uncertainty` re-scores the table
+under a shared measurement error (OD scale, completeness) for a confidence that counts measurement.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from .rules import (
     slide_stratum,
     slide_summary,
 )
+from .uncertainty import (
+    DEFAULT_UNCERTAINTY,
+    MeasurementConfidence,
+    MeasurementUncertainty,
+    measurement_confidence,
+)
 
 __all__ = [
     "CATEGORIES",
@@ -48,4 +55,8 @@ __all__ = [
     "slide_confidence",
     "slide_summary",
     "score_cells",
+    "MeasurementUncertainty",
+    "DEFAULT_UNCERTAINTY",
+    "MeasurementConfidence",
+    "measurement_confidence",
 ]
