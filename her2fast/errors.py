@@ -17,6 +17,7 @@ __all__ = [
     "MissingResolutionError",
     "NotBrightfieldError",
     "ModelError",
+    "ProfileError",
 ]
 
 
@@ -57,3 +58,8 @@ class NotBrightfieldError(Her2FastError):
 
 class ModelError(Her2FastError):
     """A shipped or user-supplied model is missing, corrupt or incompatible."""
+
+
+class ProfileError(Her2FastError):
+    """A calibration profile cannot be read, or was made for other models, another her2fast or other
+    measurement settings than the run it is given to; the message names the file and the fix."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["score_settings", "scoring_options"]
+__all__ = ["score_profile", "score_settings", "scoring_options"]
 
 
 def scoring_options(
@@ -35,6 +35,13 @@ def scoring_options(
         help="segment whole tiles, not only the windows around their epithelium: the cell table then also "
         "holds the stroma away from the tumour (slower; same tumour cells)",
     )
+    p.add_argument(
+        "--profile",
+        default=None,
+        metavar="PROFILE_DIR",
+        help="a lab's calibration profile (the folder her2fast calibrate wrote, or its profile.json): its "
+        "intensity and completeness thresholds replace the defaults; results name it in their provenance",
+    )
     p.add_argument("--no-pictures", action="store_true", help=pictures_help)
     p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON")
 
@@ -54,3 +61,18 @@ def score_settings(args: argparse.Namespace):
     from ..pipeline import ScoreSettings
 
     return ScoreSettings(membrane_method=args.method, crop_to_epithelium=not args.whole_tiles)
+
+
+def score_profile(args: argparse.Namespace):
+    """The calibration profile of ``--profile`` (read once), or None.
+
+    Raises
+    ------
+    ProfileError
+        The profile cannot be read (its compatibility is checked where it is applied).
+    """
+    if getattr(args, "profile", None) is None:
+        return None
+    from ..io.profile import load_profile
+
+    return load_profile(args.profile)

@@ -1,11 +1,19 @@
 """ASCO/CAP scoring of a cell table: pure functions, no I/O.
 
 :mod:`.rules` classifies each tumour cell by membrane intensity and completeness and turns the class
-fractions into the slide category, stratum and confidence.
+fractions into the slide category, stratum and confidence; :mod:`.profile` holds a lab's calibrated
+thresholds (:class:`CalibrationProfile`) and re-scores stored cell tables under other rules.
 """
 
 from __future__ import annotations
 
+from .profile import (
+    DEFAULT_FITTED_FIELDS,
+    FITTABLE_FIELDS,
+    CalibrationProfile,
+    measurement_settings,
+    rescore_cells,
+)
 from .rules import (
     CATEGORIES,
     DEFAULT_RULES,
@@ -48,4 +56,9 @@ __all__ = [
     "slide_confidence",
     "slide_summary",
     "score_cells",
+    "CalibrationProfile",
+    "DEFAULT_FITTED_FIELDS",
+    "FITTABLE_FIELDS",
+    "measurement_settings",
+    "rescore_cells",
 ]
