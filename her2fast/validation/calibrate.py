@@ -83,6 +83,8 @@ __all__ = [
     "reference_warnings",
     "calibrate",
     "write_calibration",
+    "format_calibration",
+    "write_html",
 ]
 
 #: labels of the HER2-0 / HER2-low / 3+ agreement
