@@ -424,3 +424,36 @@ def test_a_run_with_a_profile_equals_rescoring_the_default_run(small_phantom):
     assert with_profile.category == again.category
     assert with_profile.percentages == again.fractions.as_percentages()
     assert with_profile.provenance["profile"]["sha256"] == p.sha256
+
+
+def test_results_of_a_profile_are_kept_apart_in_the_store():
+    from her2fast import ScoreSettings
+    from her2fast.api import apply_profile, run_models
+    from her2fast.service.batch import model_versions
+
+    p = profile(models=run_models())
+    settings, prof = apply_profile(p)
+    with_profile = model_versions(settings, prof)
+    plain = model_versions(ScoreSettings())
+    assert with_profile["profile"] == p.sha256[:16] and "profile" not in plain
+    assert with_profile["settings"] != plain["settings"]
+    # the same thresholds under another name are another profile: its results name it
+    other = profile(models=run_models(), name="lab B")
+    assert model_versions(*apply_profile(other))["profile"] != with_profile["profile"]
+
+
+def test_cli_calibrate_from_the_store(tmp_path, capsys):
+    from her2fast.cli import main
+
+    tables, refs = lab(0.45, 3, 22)
+    csv, scores = _filled_store(tmp_path, tables, refs)
+    out = tmp_path / "prof"
+    code = main(["calibrate", str(csv), "--out", str(out), "--scores", str(scores), "-q", "--n-boot", "100"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "strong_od" in text and "held-out agreement" in text and "warning: small reference set" in text
+    assert (out / "profile.json").is_file() and (out / "calibration.html").is_file()
+    assert (
+        main(["calibrate", str(csv), "--out", str(out), "--scores", str(scores), "--fields", "positive_fraction"]) == 1
+    )
+    assert "positive_fraction" in capsys.readouterr().err
