@@ -457,3 +457,20 @@ def test_cli_calibrate_from_the_store(tmp_path, capsys):
         main(["calibrate", str(csv), "--out", str(out), "--scores", str(scores), "--fields", "positive_fraction"]) == 1
     )
     assert "positive_fraction" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_batch_with_a_profile_names_it_and_keeps_its_results_apart(tmp_path, small_phantom):
+    from her2fast.api import run_models
+    from her2fast.service.batch import run_batch
+
+    p = profile(models=run_models(), parameters={"strong_od": 9.0})
+    first = run_batch([small_phantom], tmp_path / "out", profile=p, progress=False, pictures=False, geojson=False)
+    row = first.rows[0]
+    assert row["status"] == "ok" and row["model_versions"]["profile"] == p.sha256[:16]
+    d = json.loads(Path(row["outputs"]["json"]).read_text())
+    assert d["provenance"]["profile"]["sha256"] == p.sha256 and d["category"] != "3+"
+    again = run_batch([small_phantom], tmp_path / "out", profile=p, progress=False, pictures=False, geojson=False)
+    assert again.n_skipped == 1
+    plain = run_batch([small_phantom], tmp_path / "out", progress=False, pictures=False, geojson=False)
+    assert plain.n_scored == 1 and plain.rows[0]["category"] == "3+"

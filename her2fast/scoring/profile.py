@@ -153,7 +153,11 @@ class CalibrationProfile:
         ):
             raise ProfileError(f"profile {self.name!r}: 'models' must map model names to sha256 strings")
         object.__setattr__(self, "models", dict(self.models))
-        object.__setattr__(self, "measurement", _plain(dict(self.measurement)))
+        for name in ("measurement", "reference", "figures", "defaults"):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping):
+                raise ProfileError(f"profile {self.name!r}: {name!r} must be an object, got {type(value).__name__}")
+            object.__setattr__(self, name, _plain(dict(value)))
         object.__setattr__(self, "warnings", tuple(str(w) for w in self.warnings))
         if not self.sha256:
             object.__setattr__(self, "sha256", hashlib.sha256(self.to_json().encode("utf-8")).hexdigest())
