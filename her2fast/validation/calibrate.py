@@ -12,13 +12,14 @@ The fit (:func:`fit_rules`)
 ---------------------------
 - **What it maximises**: quadratic weighted kappa of the four ASCO/CAP classes (0, 1+, 2+, 3+; the three
   clinical groups when the reference is in those words) plus a tenth of the accuracy, *averaged over a
-  window* of each parameter's neighbours (:attr:`ParameterSearch.window`: +-10 % of an OD band, +-0.02 of
+  window* of each parameter's neighbours (:attr:`ParameterSearch.window`: +-12 % of an OD band, +-0.02 of
   the completeness threshold), so that the fit lands inside a range of values that all agree, not on the
   edge where one slide of the next batch flips.
 - **Regularised toward the defaults**: minus ``strength / n * sum(d_i ** 2)``, ``d_i`` the parameter's
   move in units of :attr:`ParameterSearch.unit` (a factor 2 for an OD band, 0.1 for the completeness
   threshold) and ``n`` the number of slides: with 20 slides, halving every OD band costs as much agreement
   as a few slides, so a handful of slides cannot drag the thresholds far, and many slides can.
+  The defaults are kept unless the fit agrees better (without the window) by more than its move costs.
 - **Search**: a common factor on every log-scaled parameter (a weaker or stronger chromogen moves every
   band together), then coordinate sweeps over each parameter's grid until nothing changes. Generic over the
   :class:`~her2fast.scoring.ScoringRules` fields (:data:`SEARCH` says how each is searched); every
@@ -115,7 +116,7 @@ class ParameterSearch:
     """
 
     scale: str = "log"
-    step: float = math.log(1.05)
+    step: float = math.log(1.06)
     unit: float = math.log(2.0)
     span: float = 3.0
     low: float = 0.0
@@ -149,7 +150,7 @@ SEARCH: dict[str, ParameterSearch] = {
     "faint_od": ParameterSearch(),
     "weak_od": ParameterSearch(),
     "strong_od": ParameterSearch(),
-    "complete_fraction": ParameterSearch(scale="linear", step=0.01, unit=0.1, low=0.5, high=1.0),
+    "complete_fraction": ParameterSearch(scale="linear", step=0.02, unit=0.1, low=0.5, high=1.0, window=1),
     "ultralow_fraction": ParameterSearch(scale="linear", step=0.0025, unit=0.01, low=0.0, high=0.09),
 }
 
@@ -198,8 +199,8 @@ class CellSet:
         if not counts:
             raise InvalidInputError("no cell tables to calibrate on")
         return cls(
-            od=np.concatenate(ods),
-            completeness=np.concatenate(comps),
+            od=np.concatenate(ods).astype(np.float64),
+            completeness=np.concatenate(comps).astype(np.float64),
             slide=np.concatenate(idx),
             n_cells=np.asarray(counts, np.int64),
         )
@@ -424,6 +425,10 @@ def fit_rules(
             current, objective = best_of(candidates, s.window)
         if current == before:
             break
+    # 3. keep the defaults unless the fit agrees better on these slides by more than its move costs: the
+    #    window alone (leaving an edge the defaults sit on) is no reason to move them
+    if score(current) - penalty(current) <= score(defaults) + 1e-12:
+        current = dict(defaults)
     rules = replace(base, **current)
     return FitResult(
         rules=rules,
