@@ -287,7 +287,7 @@ def main() -> int:
         )
         print("  profile: " + ", ".join(f"{k} {v:.3g}" for k, v in r["parameters"].items()))
         print(
-            f"  calibration set ({r['n_calibration']} slides), {cv['n']}-slide cross-validation: accuracy "
+            f"  calibration set ({r['n_calibration']} slides), 10-fold cross-validation within it: accuracy "
             f"{cv['default']['accuracy']:.3f} -> {cv['calibrated']['accuracy']:.3f}, quadratic kappa "
             f"{cv['default']['kappa_quadratic']:.3f} -> {cv['calibrated']['kappa_quadratic']:.3f}"
         )
