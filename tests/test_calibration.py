@@ -385,6 +385,7 @@ def small_phantom(tmp_path_factory):
     return gt.path
 
 
+@pytest.mark.slow
 def test_cli_score_with_a_profile(tmp_path, small_phantom, capsys):
     from her2fast.api import run_models
     from her2fast.cli import main
@@ -406,10 +407,23 @@ def test_cli_score_with_a_profile(tmp_path, small_phantom, capsys):
     assert line["percentages"]["intense_complete"] == 0.0
     assert line["category"] != "3+" and rescore_cells(cells, DEFAULT_RULES).category == "3+"
     assert line["category"] == rescore_cells(cells, p.rules()).category
-    # a profile for other models: refused, exit 1, the message says why
+
+
+def test_cli_refuses_a_profile_for_other_models_before_scoring(tmp_path, capsys):
+    from her2fast.cli import main
+    from her2fast.io.profile import save_profile
+
+    slide = tmp_path / "slide.tiff"
+    slide.write_bytes(b"never read")
     save_profile(profile(), tmp_path / "bad")
-    assert main(["score", str(small_phantom), "--out", str(out), "--profile", str(tmp_path / "bad"), "-q"]) == 1
-    assert "other models" in capsys.readouterr().err
+    for command in (["score", str(slide)], ["batch", str(slide)], ["evaluate", str(tmp_path / "ref.csv")]):
+        (tmp_path / "ref.csv").write_text("slide,score\nslide.tiff,3+\n")
+        args = [*command, "--out", str(tmp_path / "out"), "--profile", str(tmp_path / "bad"), "-q"]
+        assert main(args) == 1, command
+        assert "other models" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results.db").exists()
+    assert main(["score", str(slide), "--out", str(tmp_path / "out"), "--profile", str(tmp_path / "none")]) == 1
+    assert "calibration profile not found" in capsys.readouterr().err
 
 
 @pytest.mark.slow
