@@ -26,8 +26,8 @@ the four thresholds reach on all 60 slides of the lab, fitted on them without re
 calibrating thresholds can do at all). Then the targets:
 
 - a lab whose defaults reach <= 0.85 held-out accuracy reaches >= 0.95 calibrated;
-- where the defaults are already right (>= 0.95), the profile changes no more held-out slides than the
-  defaults get wrong, and its accuracy is not lower;
+- on the stain the defaults were set on (the reference lab, and any lab whose defaults reach >= 0.95), the
+  profile changes no more held-out slides than the defaults get wrong, and its accuracy is not lower;
 - fitting one profile on 60 slides' stored cell tables (reading them included) takes <= 5 s;
 - the 72 held-out phantoms of the reference stain (12 presets x seeds 904, 905, 911-914: the reference
   lab's 60 and seed 914's 12) scored with a profile holding the default thresholds are unchanged: all 72
@@ -342,13 +342,13 @@ def main() -> int:
     if not bad:
         print("  no lab with defaults <= 0.85 held-out accuracy")
     for r in results:
-        if r["held_out_default"]["accuracy"] >= 0.95:
+        if r["lab"] == "reference" or r["held_out_default"]["accuracy"] >= 0.95:
             ok = (
                 len(r["changed"]) <= r["default_errors"]
                 and r["held_out_calibrated"]["accuracy"] >= r["held_out_default"]["accuracy"]
             )
             print(
-                f"  {r['lab']}: defaults right ({r['held_out_default']['accuracy']:.3f}); profile changed "
+                f"  {r['lab']}: the defaults' own stain ({r['held_out_default']['accuracy']:.3f}); profile changed "
                 f"{len(r['changed'])} held-out slides, defaults wrong on {r['default_errors']}; accuracy "
                 f"{r['held_out_calibrated']['accuracy']:.3f} (target: no worse) {verdict(ok)}"
             )
