@@ -22,6 +22,7 @@ from .errors import (
     MissingResolutionError,
     ModelError,
     NotBrightfieldError,
+    ProfileError,
     SlideNotFoundError,
     SlideReadError,
     SlideTooLargeError,
@@ -30,7 +31,13 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-_LAZY = {"score": "api", "SlideResult": "api", "ScoreSettings": "pipeline", "ThreadPlan": "pipeline"}
+_LAZY = {
+    "score": "api",
+    "SlideResult": "api",
+    "calibrate": "validation.calibrate",
+    "ScoreSettings": "pipeline",
+    "ThreadPlan": "pipeline",
+}
 
 _aliases.install(__name__)
 
@@ -49,6 +56,7 @@ def __getattr__(name: str):
 __all__ = [
     "__version__",
     "score",
+    "calibrate",
     "SlideResult",
     "ScoreSettings",
     "ThreadPlan",
@@ -57,6 +65,7 @@ __all__ = [
     "MissingResolutionError",
     "ModelError",
     "NotBrightfieldError",
+    "ProfileError",
     "SlideNotFoundError",
     "SlideReadError",
     "SlideTooLargeError",

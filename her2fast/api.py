@@ -22,12 +22,12 @@ import numpy as np
 from . import __version__
 from .errors import InvalidInputError
 from .pipeline import ScoreSettings, SlideMaps, ThreadPlan, run_slide
-from .scoring import CellClass, CellTable, measurement_confidence, score_cells
+from .scoring import CalibrationProfile, CellClass, CellTable, measurement_confidence, score_cells
 
 #: the highest confidence a slide flagged ``outside_training_range`` (stain gate) is given
 OUTSIDE_TRAINING_CONFIDENCE = 0.8
 
-__all__ = ["SlideResult", "ScoreSettings", "score", "RESULT_FORMAT_VERSION"]
+__all__ = ["SlideResult", "ScoreSettings", "score", "apply_profile", "run_models", "RESULT_FORMAT_VERSION"]
 
 #: Version of the JSON layout written by :meth:`SlideResult.to_json`.
 RESULT_FORMAT_VERSION = 1
@@ -103,7 +103,8 @@ class SlideResult:
         (path, vendor, width, height, mpp_x, mpp_y, mpp_source, levels, objective_power), ``stains``,
         ``qc``, ``confidence`` (``sampling``, ``measurement``, ``od_scale_margin``,
         ``completeness_margin``, ``nearest_under_measurement_error``),
-        ``created`` (Unix time).
+        ``created`` (Unix time); ``profile`` (name, sha256, created, parameters) when scored with a
+        calibration profile.
     cells : CellTable
         Every cell found (level-0 pixel centres), tumour or not.
     maps : SlideMaps or None
@@ -245,6 +246,60 @@ def _slide_meta(slide) -> dict:
     }
 
 
+def run_models(settings: ScoreSettings | None = None) -> dict[str, str]:
+    """Model name -> sha256 of the models a run with ``settings`` uses (the epithelium classifier, and the
+    membrane U-Net for ``membrane_method="unet"``).
+
+    Raises
+    ------
+    ModelError
+        A model is missing or corrupt.
+    """
+    from .stages.epithelium import default_model
+
+    settings = ScoreSettings() if settings is None else settings
+    models = {"epithelium_svm": default_model().sha256}
+    if settings.membrane_method == "unet":
+        from .stages.membrane import load_model_config
+
+        models["membrane_unet"] = load_model_config().sha256
+    return models
+
+
+def apply_profile(profile, settings: ScoreSettings | None = None) -> tuple[ScoreSettings, CalibrationProfile]:
+    """Check a calibration profile against a run's models and settings, and put its thresholds in the settings.
+
+    Parameters
+    ----------
+    profile : CalibrationProfile, str or Path
+        A profile, a folder ``her2fast calibrate`` wrote, or its ``profile.json``.
+    settings : ScoreSettings, optional
+        The run's settings (default ``ScoreSettings()``); the profile's parameters replace those fields of
+        ``settings.rules`` (and of ``settings.cells.rules``).
+
+    Returns
+    -------
+    (ScoreSettings, CalibrationProfile)
+
+    Raises
+    ------
+    ProfileError
+        The profile cannot be read, or was made with other models, another her2fast or other
+        measurement settings (:meth:`~her2fast.scoring.CalibrationProfile.check_compatible`).
+    """
+    from dataclasses import replace
+
+    from .io.profile import load_profile
+
+    settings = ScoreSettings() if settings is None else settings
+    if not isinstance(settings, ScoreSettings):
+        raise InvalidInputError(f"settings must be a her2fast.ScoreSettings, got {type(settings).__name__}")
+    prof = load_profile(profile)
+    prof.check_compatible(run_models(settings), __version__, settings.to_dict())
+    rules = prof.rules(settings.rules)
+    return replace(settings, rules=rules, cells=replace(settings.cells, rules=rules)), prof
+
+
 def score(
     path: str | Path,
     *,
@@ -253,6 +308,7 @@ def score(
     settings: ScoreSettings | None = None,
     progress: bool = True,
     threads: ThreadPlan | None = None,
+    profile=None,
 ) -> SlideResult:
     """Score the HER2 status of one whole slide image.
 
@@ -275,6 +331,10 @@ def score(
     threads : ThreadPlan, optional
         Reader / inference / post-processing threads of the tile stream (default: sized to the
         machine by :meth:`her2fast.pipeline.ThreadPlan.for_machine`). The result does not depend on it.
+    profile : CalibrationProfile, str or Path, optional
+        A lab's calibration (``her2fast calibrate``; a folder, its ``profile.json`` or the object): its
+        thresholds replace those of ``settings.rules`` (:func:`apply_profile`), and
+        ``provenance["profile"]`` names it (name, sha256, parameters).
 
     Returns
     -------
@@ -292,6 +352,9 @@ def score(
         A fluorescence slide.
     ModelError
         A shipped model is missing or corrupt, or onnxruntime is not installed (for the U-Net).
+    ProfileError
+        The profile cannot be read or was made with other models, another her2fast or other
+        measurement settings.
 
     Examples
     --------
@@ -305,6 +368,9 @@ def score(
     settings = ScoreSettings() if settings is None else settings
     if not isinstance(settings, ScoreSettings):
         raise InvalidInputError(f"settings must be a her2fast.ScoreSettings, got {type(settings).__name__}")
+    prof = None
+    if profile is not None:
+        settings, prof = apply_profile(profile, settings)
     t_start = time.perf_counter()
     with open_slide(path, mpp=mpp) as slide:
         t_open = time.perf_counter() - t_start
@@ -381,6 +447,8 @@ def score(
         "pipeline": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.performance.items()},
         "created": round(time.time(), 3),
     }
+    if prof is not None:
+        provenance["profile"] = prof.provenance()
     return SlideResult(
         path=str(path),
         score=result_score,

@@ -18,6 +18,7 @@ __all__ = [
     "NotBrightfieldError",
     "ModelError",
     "MissingExtraError",
+    "ProfileError",
 ]
 
 
@@ -62,3 +63,8 @@ class ModelError(Her2FastError):
 
 class MissingExtraError(Her2FastError, ImportError):
     """A feature needs an optional dependency that is not installed (the message names the pip extra)."""
+
+
+class ProfileError(Her2FastError):
+    """A calibration profile cannot be read, or was made for other models, another her2fast or other
+    measurement settings than the run it is given to; the message names the file and the fix."""

@@ -1,9 +1,9 @@
 """The ``her2fast`` command. Each subcommand imports what it needs when it runs, so ``--help`` is instant.
 
 Subcommands register themselves in :data:`COMMANDS` as ``name -> (help, add_arguments, run)``, one module
-per command: :mod:`.score`, :mod:`.evaluate`, :mod:`.batch` (``batch`` and ``watch``), :mod:`.view` (``view``)
-and :mod:`.tools` (``demo``, ``bench``, ``synth``, ``train-epithelium``); :mod:`._options` holds the options the
-scoring commands share.
+per command: :mod:`.score`, :mod:`.evaluate`, :mod:`.calibrate`, :mod:`.batch` (``batch`` and ``watch``),
+:mod:`.view` (``view``) and :mod:`.tools` (``demo``, ``bench``, ``synth``, ``train-epithelium``); :mod:`._options`
+holds the options the scoring commands share.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # the command modules register themselves with ``command`` (defined above); their order is the order of
 # ``her2fast --help``
-from . import tools, score, evaluate, batch, view  # noqa: E402,F401,I001
+from . import tools, score, evaluate, calibrate, batch, view  # noqa: E402,F401,I001
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["score_settings", "scoring_options"]
+__all__ = ["score_profile", "score_settings", "scoring_options"]
 
 
 def scoring_options(
-    p: argparse.ArgumentParser, *, pictures_help: str = "skip the overlay, zoom and heat-map PNGs"
+    p: argparse.ArgumentParser,
+    *,
+    pictures_help: str = "skip the overlay, zoom and heat-map PNGs",
+    profile: bool = True,
+    outputs: bool = True,
 ) -> None:
     """Add the options of every command that scores slides to ``p``.
 
@@ -18,6 +22,10 @@ def scoring_options(
         The sub-command's parser.
     pictures_help : str
         Help text of ``--no-pictures``.
+    profile : bool
+        Add ``--profile`` (a calibration profile).
+    outputs : bool
+        Add ``--no-pictures`` and ``--no-geojson``.
     """
     p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
     p.add_argument(
@@ -35,8 +43,17 @@ def scoring_options(
         help="segment whole tiles, not only the windows around their epithelium: the cell table then also "
         "holds the stroma away from the tumour (slower; same tumour cells)",
     )
-    p.add_argument("--no-pictures", action="store_true", help=pictures_help)
-    p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON")
+    if profile:
+        p.add_argument(
+            "--profile",
+            default=None,
+            metavar="PROFILE_DIR",
+            help="a lab's calibration profile (the folder her2fast calibrate wrote, or its profile.json): its "
+            "intensity and completeness thresholds replace the defaults; results name it in their provenance",
+        )
+    if outputs:
+        p.add_argument("--no-pictures", action="store_true", help=pictures_help)
+        p.add_argument("--no-geojson", action="store_true", help="skip the QuPath GeoJSON")
 
 
 def score_settings(args: argparse.Namespace):
@@ -54,3 +71,18 @@ def score_settings(args: argparse.Namespace):
     from ..pipeline import ScoreSettings
 
     return ScoreSettings(membrane_method=args.method, crop_to_epithelium=not args.whole_tiles)
+
+
+def score_profile(args: argparse.Namespace):
+    """The calibration profile of ``--profile`` (read once), or None.
+
+    Raises
+    ------
+    ProfileError
+        The profile cannot be read (its compatibility is checked where it is applied).
+    """
+    if getattr(args, "profile", None) is None:
+        return None
+    from ..io.profile import load_profile
+
+    return load_profile(args.profile)

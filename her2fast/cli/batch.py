@@ -7,7 +7,7 @@ import sys
 
 from ..stages.membrane import parse_providers
 from . import command
-from ._options import score_settings, scoring_options
+from ._options import score_profile, score_settings, scoring_options
 
 
 # --------------------------------------------------------------------------------- batch, watch
@@ -108,6 +108,7 @@ def _batch(args: argparse.Namespace) -> int:
             pictures=not args.no_pictures,
             geojson=not args.no_geojson,
             on_row=None if args.quiet else show,
+            profile=score_profile(args),
         )
     except KeyboardInterrupt:
         print("her2fast batch: interrupted; rerun the same command to finish the rest", file=sys.stderr)
@@ -173,5 +174,6 @@ def _watch(args: argparse.Namespace) -> int:
         providers=providers,
         pictures=not args.no_pictures,
         geojson=not args.no_geojson,
+        profile=score_profile(args),
     )
     return 0

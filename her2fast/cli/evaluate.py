@@ -6,7 +6,7 @@ import argparse
 
 from ..stages.membrane import parse_providers
 from . import command
-from ._options import score_settings, scoring_options
+from ._options import score_profile, score_settings, scoring_options
 
 
 # ------------------------------------------------------------------------------------ evaluate
@@ -55,6 +55,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         geojson=not args.no_geojson,
         n_boot=args.n_boot,
         seed=args.seed,
+        profile=score_profile(args),
     )
     print(format_summary(report))
     print(f"wrote {', '.join(str(p) for p in files.values())}", flush=True)

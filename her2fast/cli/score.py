@@ -7,7 +7,7 @@ import sys
 
 from ..stages.membrane import parse_providers
 from . import command
-from ._options import score_settings, scoring_options
+from ._options import score_profile, score_settings, scoring_options
 
 
 # --------------------------------------------------------------------------------------- score
@@ -30,12 +30,15 @@ def _score(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ..api import score
+    from ..api import apply_profile, score
     from ..errors import Her2FastError
     from ..service.report import write_report
 
     providers = parse_providers(args.providers)
     settings = score_settings(args)
+    profile = score_profile(args)
+    if profile is not None:  # checked once, before any slide
+        settings, profile = apply_profile(profile, settings)
     out = Path(args.out)
     failed = not_scorable = 0
     stems: dict[str, int] = {}
@@ -44,7 +47,14 @@ def _score(args: argparse.Namespace) -> int:
         stems[stem] = stems.get(stem, 0) + 1
         name = stem if stems[stem] == 1 else f"{stem}-{stems[stem]}"
         try:
-            result = score(slide_path, mpp=args.mpp, providers=providers, settings=settings, progress=not args.quiet)
+            result = score(
+                slide_path,
+                mpp=args.mpp,
+                providers=providers,
+                settings=settings,
+                progress=not args.quiet,
+                profile=profile,
+            )
             files = write_report(result, out, name=name, pictures=not args.no_pictures, geojson=not args.no_geojson)
         except Her2FastError as exc:
             failed += 1

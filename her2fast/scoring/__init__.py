@@ -2,11 +2,20 @@
 
 :mod:`.rules` classifies each tumour cell by membrane intensity and completeness and turns the class
 fractions into the slide category, stratum and confidence; :mod:`.uncertainty` re-scores the table
-under a shared measurement error (OD scale, completeness) for a confidence that counts measurement.
+under a shared measurement error (OD scale, completeness) for a confidence that counts measurement;
+:mod:`.profile` holds a lab's calibrated thresholds (:class:`CalibrationProfile`) and re-scores stored
+cell tables under other rules.
 """
 
 from __future__ import annotations
 
+from .profile import (
+    DEFAULT_FITTED_FIELDS,
+    FITTABLE_FIELDS,
+    CalibrationProfile,
+    measurement_settings,
+    rescore_cells,
+)
 from .rules import (
     CATEGORIES,
     DEFAULT_RULES,
@@ -59,4 +68,9 @@ __all__ = [
     "DEFAULT_UNCERTAINTY",
     "MeasurementConfidence",
     "measurement_confidence",
+    "CalibrationProfile",
+    "DEFAULT_FITTED_FIELDS",
+    "FITTABLE_FIELDS",
+    "measurement_settings",
+    "rescore_cells",
 ]

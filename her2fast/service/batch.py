@@ -174,8 +174,8 @@ def _batch_order(inputs) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------- versions
-def model_versions(settings=None) -> dict[str, str]:
-    """The sha256 of every model a run with these settings uses, and of the settings themselves.
+def model_versions(settings=None, profile=None) -> dict[str, str]:
+    """The sha256 of every model a run with these settings uses, of the settings themselves, and of the profile.
 
     Cheap (no model is loaded): the epithelium classifier (shipped, or ``$HER2FAST_EPITHELIUM_MODEL``)
     and, for ``membrane_method="unet"``, the membrane U-Net, from the models' ``config.json`` (the
@@ -184,14 +184,19 @@ def model_versions(settings=None) -> dict[str, str]:
     so that the results store never hands back a result computed with other thresholds, bands or
     tiles (including defaults changed by a newer her2fast of the same version number).
 
+    A calibration profile adds ``"profile"``, the first 16 hex digits of its sha256: a result is
+    handed back only for the same profile (its provenance names the profile).
+
     Parameters
     ----------
     settings : ScoreSettings, optional
+        With the profile's thresholds already in (:func:`her2fast.api.apply_profile`).
+    profile : CalibrationProfile, optional
 
     Returns
     -------
     dict of str to str
-        ``{"epithelium_svm": sha256[, "membrane_unet": sha256], "settings": sha256[:16]}``.
+        ``{"epithelium_svm": sha256[, "membrane_unet": sha256], "settings": sha256[:16][, "profile": sha256[:16]]}``.
 
     Raises
     ------
@@ -225,6 +230,8 @@ def model_versions(settings=None) -> dict[str, str]:
         default=lambda v: v.item() if hasattr(v, "item") else repr(v),
     )
     versions["settings"] = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    if profile is not None:
+        versions["profile"] = profile.sha256[:16]
     return versions
 
 
@@ -248,6 +255,7 @@ def score_to_store(
     progress: bool = False,
     pictures: bool = True,
     geojson: bool = True,
+    profile=None,
 ) -> dict:
     """Score one slide unless already done, write its report files, then record its row.
 
@@ -267,6 +275,8 @@ def score_to_store(
         As :func:`her2fast.score`.
     pictures, geojson : bool
         Write the PNG pictures / the QuPath GeoJSON.
+    profile : CalibrationProfile, str or PathLike, optional
+        A calibration profile (:func:`her2fast.api.apply_profile`).
 
     Returns
     -------
@@ -285,7 +295,11 @@ def score_to_store(
     from ..pipeline import ScoreSettings
 
     settings = ScoreSettings() if settings is None else settings
-    versions = model_versions(settings)
+    if profile is not None:
+        from ..api import apply_profile
+
+        settings, profile = apply_profile(profile, settings)
+    versions = model_versions(settings, profile)
     out = Path(os.path.abspath(out_dir))
     record, _kind, identity = _process_one(
         str(path),
@@ -300,6 +314,7 @@ def score_to_store(
         progress=progress,
         pictures=pictures,
         geojson=geojson,
+        profile=profile,
     )
     return row_of(store, identity, record, versions)
 
@@ -383,6 +398,7 @@ def _work(path: str, name: str, shared: dict, queue=None) -> _Outcome:
         pictures=shared["pictures"],
         geojson=shared["geojson"],
         progress=queue is not None,
+        profile=shared.get("profile"),
     )
     real = sys.stderr
     if queue is not None:
@@ -672,6 +688,7 @@ def run_batch(
     pictures: bool = True,
     geojson: bool = True,
     on_row: Callable[[dict], None] | None = None,
+    profile=None,
 ) -> BatchSummary:
     """Score many slides into the results store: resumable, idempotent, one bad slide never stops it.
 
@@ -698,6 +715,10 @@ def run_batch(
         Write the PNG pictures / the QuPath GeoJSON.
     on_row : callable, optional
         Called with each slide's row as soon as it is stored.
+    profile : CalibrationProfile, str or PathLike, optional
+        A calibration profile (``her2fast calibrate``): checked against the models once, before any slide
+        (:func:`her2fast.api.apply_profile`), its thresholds used for every slide and named in every
+        result's provenance.
 
     Returns
     -------
@@ -711,6 +732,8 @@ def run_batch(
         The results store cannot be written (the batch stops; what was stored stays intact).
     ModelError
         A model is missing.
+    ProfileError
+        The profile cannot be read or does not fit these models, this her2fast or these settings.
 
     Examples
     --------
@@ -726,6 +749,10 @@ def run_batch(
     settings = ScoreSettings() if settings is None else settings
     if not isinstance(settings, ScoreSettings):
         raise InvalidInputError(f"settings must be a her2fast.ScoreSettings, got {type(settings).__name__}")
+    if profile is not None:
+        from ..api import apply_profile
+
+        settings, profile = apply_profile(profile, settings)
     workers = default_workers() if workers is None else as_int(workers, "workers", 1, 1024)
     slides = _batch_order(inputs)
     out = Path(os.path.abspath(out_dir))
@@ -733,7 +760,7 @@ def run_batch(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidInputError(f"cannot create the output folder {out}: {exc}") from None
-    versions = model_versions(settings)
+    versions = model_versions(settings, profile)
     own = not isinstance(store, ResultsStore)
     st = ResultsStore(out if store is None else store) if own else store
     by_path: dict[str, dict] = {}
@@ -763,6 +790,7 @@ def run_batch(
             providers=providers,
             pictures=pictures,
             geojson=geojson,
+            profile=profile,
         )
         ui = _BatchProgress(len(jobs), enabled=progress)
         n = min(workers, len(jobs))

@@ -266,6 +266,7 @@ def score_one(
     progress: bool,
     pictures: bool,
     geojson: bool,
+    profile=None,
 ) -> tuple[RunRecord, str | None]:
     """Score a slide and write its report; the run record to store and the kind of failure.
 
@@ -289,6 +290,9 @@ def score_one(
         As :func:`her2fast.score`.
     pictures, geojson : bool
         Write the PNG pictures / the QuPath GeoJSON.
+    profile : CalibrationProfile, optional
+        As :func:`her2fast.score` (``settings`` should already hold its thresholds:
+        :func:`her2fast.api.apply_profile`).
 
     Returns
     -------
@@ -305,7 +309,7 @@ def score_one(
         return RunRecord(status="failed", error=error, finished_at=time.time(), **common), kind
 
     try:
-        result = score(path, mpp=mpp, providers=providers, settings=settings, progress=progress)
+        result = score(path, mpp=mpp, providers=providers, settings=settings, progress=progress, profile=profile)
     except (Her2FastError, OSError) as exc:
         return failed(describe_error(exc), "slide")
     except Exception as exc:  # noqa: BLE001 - a bug met on this slide must not stop the batch

@@ -181,6 +181,7 @@ def watch(
     geojson: bool = True,
     retry_after: float = 60.0,
     stop: threading.Event | None = None,
+    profile=None,
 ) -> WatchSummary:
     """Watch a scanner's output folder and score every slide once, after it has stopped growing.
 
@@ -206,6 +207,9 @@ def watch(
         Seconds before a slide whose outputs could not be written (disk full) is tried again.
     stop : threading.Event, optional
         Set it to stop the loop (SIGTERM/SIGINT do the same when called from the main thread).
+    profile : CalibrationProfile, str or PathLike, optional
+        A calibration profile (``her2fast calibrate``), checked once at the start
+        (:func:`her2fast.api.apply_profile`) and named in every result's provenance.
 
     Returns
     -------
@@ -229,6 +233,10 @@ def watch(
         raise InvalidInputError(f"settle must be >= 0 seconds, got {settle}")
     poll = as_positive_float(poll, "poll")
     settings = ScoreSettings() if settings is None else settings
+    if profile is not None:
+        from ..api import apply_profile
+
+        settings, profile = apply_profile(profile, settings)
     out = Path(os.path.abspath(out_dir))
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -242,7 +250,7 @@ def watch(
     own = not isinstance(store, ResultsStore)
     try:
         lock = _lock(out)
-        versions = model_versions(settings)
+        versions = model_versions(settings, profile)
         st = ResultsStore(out if store is None else store) if own else store
         if threading.current_thread() is threading.main_thread():
             previous = _install_signals(stop, logger)
@@ -259,7 +267,9 @@ def watch(
             ", ".join(f"{k} {v[:12]}" for k, v in versions.items()),
             os.getpid(),
         )
-        options = dict(mpp=mpp, settings=settings, providers=providers, pictures=pictures, geojson=geojson)
+        options = dict(
+            mpp=mpp, settings=settings, providers=providers, pictures=pictures, geojson=geojson, profile=profile
+        )
         watcher = _Watcher(src, out, st, logger, versions, options, summary)
         try:
             _loop(watcher, src, out, settle=settle, poll=poll, once=once, retry_after=retry_after, stop=stop)

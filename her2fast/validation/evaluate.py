@@ -481,6 +481,7 @@ def run_evaluation(
     scheduler=None,
     n_boot: int = 2000,
     seed: int = 0,
+    profile=None,
 ) -> tuple[EvaluationReport, dict[str, Path]]:
     """Score the reference CSV's slides (or take them from the results store) and write the evaluation.
 
@@ -496,6 +497,9 @@ def run_evaluation(
         thumbnails of discordant slides come from.
     n_boot, seed : int
         Bootstrap of the kappa intervals.
+    profile : CalibrationProfile, str or Path, optional
+        A calibration profile (``her2fast calibrate``), passed to :func:`~her2fast.service.batch.run_batch`.
+        Evaluate a profile on slides other than those it was fitted on.
 
     Returns
     -------
@@ -526,6 +530,7 @@ def run_evaluation(
         scheduler=scheduler,
         pictures=pictures,
         geojson=geojson,
+        profile=profile,
     )
     rows = list(batch.rows)
     from ..io.store import ResultsStore
