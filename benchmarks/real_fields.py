@@ -1,0 +1,131 @@
+"""How her2fast reads real HER2 IHC fields: score, confidence and flags against the image's label.
+
+    python benchmarks/real_fields.py [--min-cells 30] [--split tune,evaluate,40x] [--out /tmp/h2f_real.json]
+
+Reads every labelled real image under ``../shared/data/ihc/`` (see its MANIFEST.md): ``her2-ihc-40x/`` (four
+patches, ~0.6 um/px), ``real-fields/tune/`` (microscope photos without a resolution, read at ``420 / width``
+um/px as ``benchmarks/qc_gate.py`` does) and ``real-fields/evaluate/`` (read at the approximate resolution
+``labels.csv`` gives). ``evaluate`` images are for measuring only: nothing in her2fast is fitted or chosen on
+them. Labels are mostly case- or slide-level scores of the source, not per-field scores (``labels.csv``
+says which), so a field can honestly read otherwise.
+
+Each image is scored with the default settings except ``ScoringRules.min_tumour_cells`` (``--min-cells``;
+a field holds tens to hundreds of cells, not a slide's thousands). Printed per image: label, reading,
+confidence (and its sampling and measurement parts), flags; per split: readings given, right (0/1+/2+/3+),
+wrong at confidence >= 0.95, wrong but flagged ``intensity_uncertain`` or at confidence <= 0.8, and how many
+HER2-0 images read 1+ or higher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+IHC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ihc"
+WARN = {"intensity_uncertain", "outside_training_range", "near_cutoff"}
+
+
+def items(splits: set[str]) -> list[tuple[str, str, Path, float, str]]:
+    """(split, name, path, mpp, label) of every labelled real image in the chosen splits."""
+    from PIL import Image
+    from qc_gate import _approx_mpp
+
+    out = []
+    if "40x" in splits:
+        for p in sorted((IHC / "her2-ihc-40x").glob("*.png")):
+            out.append(("40x", p.name, p, 0.6, p.stem.split("score")[-1]))
+    with open(IHC / "real-fields" / "labels.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["her2_label"]]
+    for r in rows:
+        if r["split"] not in splits:
+            continue
+        p = IHC / "real-fields" / r["path"]
+        if r["split"] == "tune":
+            with Image.open(p) as im:
+                mpp = 420.0 / im.size[0]
+        else:
+            mpp = _approx_mpp(r["approx_mpp"])
+        out.append((r["split"], f"{p.parent.name}/{p.name}", p, mpp, r["her2_label"]))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--min-cells", type=int, default=30, help="ScoringRules.min_tumour_cells for a field")
+    ap.add_argument("--split", default="40x,tune,evaluate", help="comma-separated: 40x, tune, evaluate")
+    ap.add_argument("--out", default=None, help="JSON of the per-image rows")
+    args = ap.parse_args()
+    if not IHC.is_dir():
+        ap.error(f"{IHC} not found: the real images live in ../shared/data/ihc beside the repository")
+
+    import her2fast
+    from her2fast.scoring import ScoringRules
+    from her2fast.stages.cells import CellSettings
+
+    rules = ScoringRules(min_tumour_cells=args.min_cells)
+    settings = her2fast.ScoreSettings(rules=rules, cells=CellSettings(rules=rules))
+    rows = []
+    t0 = time.perf_counter()
+    print(f"her2fast {her2fast.__version__}; min_tumour_cells {args.min_cells}")
+    print(
+        f"{'split':8s} {'image':58s} {'mpp':>5s} {'label':>5s} {'read':>5s} {'conf':>5s} {'samp':>5s} {'meas':>5s}  flags"
+    )
+    for split, name, path, mpp, label in items(set(args.split.split(","))):
+        try:
+            r = her2fast.score(path, mpp=mpp, settings=settings, progress=False)
+            score, conf, flags = r.score, r.confidence, list(r.flags)
+            parts = r.provenance.get("confidence", {})
+            why = r.not_scorable or ""
+        except her2fast.Her2FastError as exc:
+            score, conf, flags, parts, why = None, None, [], {}, f"{type(exc).__name__}: {exc}"
+        rows.append(
+            {
+                "split": split,
+                "image": name,
+                "mpp": mpp,
+                "label": label,
+                "score": score,
+                "confidence": conf,
+                "parts": parts,
+                "flags": flags,
+                "not_scorable": why,
+            }
+        )
+        c = "-" if conf is None else f"{conf:.2f}"
+        s = parts.get("sampling")
+        m = parts.get("measurement")
+        print(
+            f"{split:8s} {name[:58]:58s} {mpp:5.2f} {label:>5s} {score or '-':>5s} {c:>5s} "
+            f"{'-' if s is None else f'{s:.2f}':>5s} {'-' if m is None else f'{m:.2f}':>5s}  "
+            f"{','.join(flags) or '-'}{'  (' + why[:60] + ')' if score is None else ''}",
+            flush=True,
+        )
+    print(f"\n{time.perf_counter() - t0:.0f} s")
+    print(
+        f"{'split':8s} {'images':>6s} {'read':>5s} {'right':>5s} {'wrong':>5s} {'wrong@>=.95':>11s} {'wrong warned':>12s} "
+        f"{'0 read >=1+':>11s}"
+    )
+    for split in dict.fromkeys(r["split"] for r in rows):
+        rs = [r for r in rows if r["split"] == split]
+        read = [r for r in rs if r["score"]]
+        wrong = [r for r in read if r["score"] != r["label"]]
+        sure_wrong = [r for r in wrong if r["confidence"] >= 0.95]
+        warned = [r for r in wrong if r["confidence"] <= 0.8 or WARN & set(r["flags"])]
+        zeros = [r for r in read if r["label"] == "0"]
+        print(
+            f"{split:8s} {len(rs):6d} {len(read):5d} {len(read) - len(wrong):5d} {len(wrong):5d} {len(sure_wrong):11d} "
+            f"{len(warned):12d} {sum(r['score'] != '0' for r in zeros):>5d} of {len(zeros):<3d}"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
