@@ -4,7 +4,7 @@
   chromogen), a membrane pattern (not nuclear, not diffuse cytoplasmic DAB), and how far the slide's
   stains lie from what the models were trained on.
 - :mod:`her2fast.qc.quality` -- the quality map: where the tissue cannot be read (out of focus, pen ink),
-  at 8 um per map pixel.
+  at 4 um per map pixel.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A quality map: where on a brightfield image the tissue cannot be read, and why.
 
 :func:`quality_map` takes an RGB image (a tile, or a region of a slide) at a known resolution and returns
-a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 8 um by default) of the tissue that is
+a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by default) of the tissue that is
 *unusable*, with one boolean map per reason:
 
 ``out_of_focus``
@@ -11,12 +11,16 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 8 um by defaul
     averaged over a window of :attr:`QualityRules.window_um`, and ``focus = E[fine^2] / E[detail^2]``.
     A ratio rather than an energy, so that the amount of stain and the density of the tissue cancel
     out: a pale stroma and a 3+ tumour in focus give similar ratios, and defocus lowers it wherever it
-    acts (it removes the finest scale first). A window with ``focus < focus_min`` is out of focus; as
-    any window that reaches into a blurred area holds sharp tissue too, the out-of-focus map is then
-    grown by half a window, so the map covers the blurred area up to its edge.
+    acts (it removes the finest scale first). A window with ``focus < focus_min`` is out of focus.
+    Out-of-focus areas smaller than one window (``window_um^2``) are dropped (a single low window is
+    chance: a patch of pale, fibre-poor stroma); as any window that reaches into a blurred area holds
+    sharp tissue too, the rest is then grown by half a window, so the map covers the blurred area up to
+    its edge.
 ``pen_ink``
     Pen and marker ink, with the colour-and-size rule of :func:`her2fast.stages.tissue.pen_mask` (the one
-    that keeps ink out of the tissue mask), applied at :attr:`QualityRules.ink_mpp`; a map pixel at least 20 % ink is ink.
+    that keeps ink out of the tissue mask), applied at :attr:`QualityRules.ink_mpp`; a map pixel at least
+    20 % ink is ink, and gaps and holes in an ink region (tissue whose own colour shows through pale ink)
+    are closed.
     Windows that reach into ink (or lie within two detail sigmas of it) are not judged for focus.
 
 Windows with too little tissue (mean optical density below :attr:`QualityRules.min_tissue_od`, i.e.
@@ -62,9 +66,9 @@ class QualityRules:
         Resolution at which ink is looked for.
     """
 
-    step_um: float = 8.0
+    step_um: float = 4.0
     window_um: float = 32.0
-    focus_min: float = 0.015
+    focus_min: float = 0.012
     fine_um: float = 0.7
     detail_um: float = 8.0
     min_tissue_od: float = 0.04
@@ -160,6 +164,18 @@ def _grow(mask: np.ndarray, radius: float) -> np.ndarray:
     return ndi.distance_transform_edt(~mask) <= radius
 
 
+def _drop_specks(mask: np.ndarray, min_px: float) -> np.ndarray:
+    """``mask`` without its 8-connected components smaller than ``min_px`` pixels."""
+    from scipy import ndimage as ndi
+
+    if not mask.any():
+        return mask
+    labels, n = ndi.label(mask, structure=np.ones((3, 3), bool))
+    keep = np.bincount(labels.ravel(), minlength=n + 1) >= min_px
+    keep[0] = False
+    return keep[labels]
+
+
 def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = None) -> QualityMap:
     """The quality map of a brightfield RGB image (see the module docstring).
 
@@ -214,11 +230,14 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     pad_h, pad_w = h * step_px - ink_full.shape[0], w * step_px - ink_full.shape[1]
     ink_full = np.pad(ink_full, ((0, max(pad_h, 0)), (0, max(pad_w, 0))), mode="edge")[: h * step_px, : w * step_px]
     ink = ink_full.reshape(h, step_px, w, step_px).mean(axis=(1, 3)) > 0.2
+    if ink.any():  # tissue under the ink that keeps its own colour (brown under blue) is still under the ink
+        ink = ndi.binary_fill_holes(ndi.binary_closing(np.pad(ink, 3, mode="edge"), iterations=3))[3:-3, 3:-3]
 
     # out of focus: windows reaching into ink are not judged (ink is flat and would read as blurred, and
     # its edge inflates the cell-scale detail up to two detail sigmas away)
     half = 0.5 * rules.window_um / rules.step_um
     blurred = tissue & (focus < rules.focus_min) & ~_grow(ink, half + 2.0 * rules.detail_um / rules.step_um)
+    blurred = _drop_specks(blurred, (rules.window_um / rules.step_um) ** 2)
     blurred = _grow(blurred, half) & tissue & ~ink
     focus[~tissue] = np.nan
     return QualityMap(

@@ -271,7 +271,9 @@ def add_fold(rgb: np.ndarray, mpp: float, *, seed: int = 0, width_um: float = 12
 _MAKERS = {"blur": add_blur_band, "ink": add_ink, "fold": add_fold}
 
 
-def add_artefacts(rgb: np.ndarray, mpp: float, kinds: Sequence[str], *, seed: int = 0, **options: dict) -> ArtefactImage:
+def add_artefacts(
+    rgb: np.ndarray, mpp: float, kinds: Sequence[str], *, seed: int = 0, **options: dict
+) -> ArtefactImage:
     """Add several artefacts in turn (later ones drawn over earlier ones).
 
     Parameters
