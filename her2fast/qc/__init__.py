@@ -3,10 +3,13 @@
 - :mod:`her2fast.qc.stain_gate` -- the stain gate: brightfield DAB + hematoxylin (not H&E, not another
   chromogen), a membrane pattern (not nuclear, not diffuse cytoplasmic DAB), and how far the slide's
   stains lie from what the models were trained on.
+- :mod:`her2fast.qc.quality` -- the quality map: where the tissue cannot be read (out of focus, pen ink),
+  at 4 um per map pixel.
 """
 
 from __future__ import annotations
 
+from .quality import QUALITY_REASONS, QualityMap, QualityRules, quality_map
 from .stain_gate import (
     REASON_CYTOPLASMIC,
     REASON_HE,
@@ -21,6 +24,10 @@ from .stain_gate import (
 )
 
 __all__ = [
+    "QUALITY_REASONS",
+    "QualityMap",
+    "QualityRules",
+    "quality_map",
     "REASONS",
     "REASON_CYTOPLASMIC",
     "REASON_HE",

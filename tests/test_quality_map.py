@@ -1,0 +1,154 @@
+"""The quality map (her2fast.qc.quality_map) against phantom artefacts with exact masks (her2fast.synth.artefacts)."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+
+from her2fast.errors import InvalidInputError
+from her2fast.qc import QUALITY_REASONS, QualityRules, quality_map
+from her2fast.synth import artefacts, make_tile
+from her2fast.synth.artefacts import add_artefacts, add_blur_band, add_fold, add_ink
+from her2fast.synth.perturb import blur
+
+MPP = 0.5
+
+
+@pytest.fixture(scope="module")
+def tile():
+    return make_tile(512, category="2+", seed=11).rgb
+
+
+@pytest.fixture(scope="module")
+def tile0():
+    return make_tile(384, category="0", seed=12).rgb
+
+
+def _on_tissue(q, shape):
+    return np.repeat(np.repeat(q.tissue, q.step_px, 0), q.step_px, 1)[: shape[0], : shape[1]]
+
+
+def _figures(rgb, art, reason):
+    """IoU with the mask, share of the artefact kept out, share of the clean tissue removed (on tissue)."""
+    shape = rgb.shape[:2]
+    on = _on_tissue(quality_map(rgb, MPP), shape)
+    q = quality_map(art.rgb, MPP)
+    found = q.upsample(shape, reason) & on
+    out = q.upsample(shape) & on
+    truth = art.mask & on
+    iou = (found & truth).sum() / max((found | truth).sum(), 1)
+    kept_out = (out & truth).sum() / max(truth.sum(), 1)
+    clean = (out & ~art.mask & on).sum() / max((~art.mask & on).sum(), 1)
+    return iou, kept_out, clean
+
+
+def test_artefacts_doctest():
+    assert doctest.testmod(artefacts).failed == 0
+
+
+@pytest.mark.parametrize("make", [add_blur_band, add_ink, add_fold])
+def test_artefact_changes_exactly_its_mask(tile, make):
+    a = make(tile, MPP, seed=3, width_um=80.0)
+    assert a.rgb.shape == tile.shape and a.rgb.dtype == np.uint8
+    assert 0.02 < a.mask.mean() < 0.9
+    assert np.array_equal(a.rgb[~a.mask], tile[~a.mask])  # nothing outside the mask moved
+    changed = (a.rgb != tile).any(axis=2)
+    assert changed[a.mask].mean() > 0.5  # and the mask is not padded with untouched pixels
+    b = make(tile, MPP, seed=3, width_um=80.0)
+    assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.mask, b.mask)
+    assert not np.array_equal(make(tile, MPP, seed=4, width_um=80.0).mask, a.mask)
+
+
+def test_ink_and_fold_are_darker(tile):
+    for a in (add_ink(tile, MPP, seed=1), add_fold(tile, MPP, seed=1)):
+        inside = a.mask
+        assert a.rgb[inside].astype(int).sum() < tile[inside].astype(int).sum()
+        assert (a.rgb[inside].astype(int) <= tile[inside].astype(int)).all()  # absorbance only adds
+
+
+def test_blur_band_lowers_detail_only_inside(tile):
+    a = add_blur_band(tile, MPP, seed=2, sigma_um=2.5)
+    g = a.rgb.astype(float).mean(axis=2)
+    g0 = tile.astype(float).mean(axis=2)
+    lap = np.abs(np.diff(g, axis=1))[a.mask[:, 1:] & a.mask[:, :-1]].mean()
+    lap0 = np.abs(np.diff(g0, axis=1))[a.mask[:, 1:] & a.mask[:, :-1]].mean()
+    assert lap < 0.5 * lap0
+
+
+def test_add_artefacts_masks_per_kind(tile):
+    out = add_artefacts(tile, MPP, ["blur", "ink"], seed=5, ink={"colour": "green"})
+    assert set(out.masks) == {"blur", "ink"}
+    assert out.params[1]["colour"] == "green"
+    assert np.array_equal(out.any_mask, out.masks["blur"] | out.masks["ink"])
+    assert np.array_equal(out.rgb[~out.any_mask], tile[~out.any_mask])
+
+
+def test_artefact_argument_errors(tile):
+    with pytest.raises(InvalidInputError, match="colour"):
+        add_ink(tile, MPP, colour="red")
+    with pytest.raises(InvalidInputError, match="kinds"):
+        add_artefacts(tile, MPP, ["bubble"])
+    with pytest.raises(InvalidInputError, match="options"):
+        add_artefacts(tile, MPP, ["blur"], blurr={"sigma_um": 2.0})
+    with pytest.raises(InvalidInputError, match="width_um"):
+        add_blur_band(tile, MPP, width_um=0)
+
+
+def test_blurred_band_is_found(tile):
+    a = add_blur_band(tile, MPP, seed=1, width_um=100.0, sigma_um=2.5)
+    iou, kept_out, clean = _figures(tile, a, "out_of_focus")
+    assert iou >= 0.7 and kept_out >= 0.9 and clean <= 0.05, (iou, kept_out, clean)
+
+
+@pytest.mark.parametrize("colour", ["blue", "green", "black"])
+def test_ink_is_found_and_not_called_blur(tile, colour):
+    a = add_ink(tile, MPP, seed=2, width_um=120.0, colour=colour)
+    iou, kept_out, clean = _figures(tile, a, "pen_ink")
+    assert iou >= 0.7 and kept_out >= 0.9 and clean <= 0.05, (colour, iou, kept_out, clean)
+
+
+@pytest.mark.parametrize("which", ["tile", "tile0"])
+def test_clean_phantom_loses_at_most_2_percent(which, request):
+    rgb = request.getfixturevalue(which)
+    for image in (rgb, blur(rgb, 0.6 / MPP)):  # a soft but usable scan (robustness blur) too
+        q = quality_map(image, MPP)
+        assert q.tissue.mean() > 0.5  # the test would be empty on glass
+        assert q.removed_fraction()["any"] <= 0.02
+
+
+def test_uniform_defocus_removes_the_tissue(tile0):
+    q = quality_map(blur(tile0, 3.0 / MPP), MPP)
+    assert q.removed_fraction()["out_of_focus"] > 0.9
+
+
+def test_glass_is_not_judged():
+    q = quality_map(np.full((256, 256, 3), 243, np.uint8), MPP)
+    assert not q.tissue.any() and not q.unusable.any()
+    assert q.removed_fraction() == {r: 0.0 for r in (*QUALITY_REASONS, "any")}
+    assert np.isnan(q.focus).all()
+
+
+def test_map_geometry_and_resolution(tile0):
+    q = quality_map(tile0, MPP)
+    assert q.step_px == 8 and q.step_um == pytest.approx(4.0)
+    assert q.tissue.shape == (48, 48) and set(q.reasons) == set(QUALITY_REASONS)
+    q1 = quality_map(tile0[:, :, :], 0.25)  # same pixels read as 40x: map pixels are still 4 um
+    assert q1.step_px == 16
+    assert q.upsample((384, 384)).shape == (384, 384)
+    with pytest.raises(InvalidInputError, match="larger"):
+        q.upsample((400, 384))
+    with pytest.raises(InvalidInputError, match="which"):
+        q.upsample((384, 384), "bubble")
+
+
+def test_quality_map_argument_errors(tile0):
+    with pytest.raises(InvalidInputError, match="2 um/px"):
+        quality_map(tile0, 4.0)
+    with pytest.raises(InvalidInputError, match="rules"):
+        quality_map(tile0, MPP, rules={"focus_min": 0.1})
+    with pytest.raises(InvalidInputError, match="detail_um"):
+        QualityRules(fine_um=2.0, detail_um=1.0)
+    with pytest.raises(InvalidInputError):
+        quality_map(tile0[..., 0], MPP)
