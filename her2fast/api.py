@@ -394,29 +394,31 @@ def score(
     if n_tumour:
         res = score_cells(cells, rules)
         fr = res.fractions
+        summary, sampling = res.summary, res.confidence
+        assert summary is not None and sampling is not None  # score_cells fills both
         percentages = {k: v for k, v in fr.as_percentages().items()}
         cls_counts = fr.counts if fr.counts is not None else np.round(fr.per_class * n_tumour)
         for c in CellClass:
             counts[c.name.lower()] = int(cls_counts[c])
-        counts["closed"] = int(res.summary.n_closed)
-        percent_complete = res.summary.percent_complete
-        closed_ratio = res.summary.closed_ratio
-        mean_od = res.summary.mean_membrane_od
-        flags += [f for f in res.confidence.flags if f not in flags]
+        counts["closed"] = int(summary.n_closed)
+        percent_complete = summary.percent_complete
+        closed_ratio = summary.closed_ratio
+        mean_od = summary.mean_membrane_od
+        flags += [f for f in sampling.flags if f not in flags]
         if n_tumour >= rules.min_tumour_cells and not_scorable is None:
             category = res.category
             result_score = "0" if category == "0+" else category
             stratum = res.stratum
-            margin_z = res.confidence.margin_z if math.isfinite(res.confidence.margin_z) else None
-            nearest = res.confidence.nearest
+            margin_z = sampling.margin_z if math.isfinite(sampling.margin_z) else None
+            nearest = sampling.nearest
             measured = measurement_confidence(cells, rules, settings.measurement)
             flags += [f for f in measured.flags if f not in flags]
             # the lower of the two: a slide is as uncertain as its weakest link
-            confidence = min(res.confidence.confidence, measured.confidence)
+            confidence = min(sampling.confidence, measured.confidence)
             if measured.flags:
                 confidence = min(confidence, settings.measurement.flagged_confidence)
             confidence_parts = {
-                "sampling": round(res.confidence.confidence, 4),
+                "sampling": round(sampling.confidence, 4),
                 "measurement": round(measured.confidence, 4),
                 "od_scale_margin": _num(measured.od_scale_margin),
                 "completeness_margin": _num(measured.completeness_margin),

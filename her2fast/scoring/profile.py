@@ -96,7 +96,7 @@ def _check_parameters(parameters: Mapping, where: str) -> dict[str, float]:
             raise ProfileError(f"{where}: parameter {name} must be a finite number, got {value!r}")
         out[str(name)] = float(value)
     try:
-        replace(DEFAULT_RULES, **out)
+        replace(DEFAULT_RULES, **out)  # type: ignore[arg-type]  # the names are checked against ScoringRules
     except InvalidInputError as exc:
         raise ProfileError(f"{where}: the parameters do not make valid scoring rules: {exc}") from None
     return out
@@ -173,7 +173,7 @@ class CalibrationProfile:
         (0.5, 0.15)
         """
         try:
-            return replace(base, **self.parameters)
+            return replace(base, **self.parameters)  # type: ignore[arg-type]  # names checked on load
         except InvalidInputError as exc:
             raise ProfileError(f"profile {self.name!r} does not fit these rules: {exc}") from None
 

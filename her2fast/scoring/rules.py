@@ -251,7 +251,7 @@ class CellTable:
             if len(np.asarray(getattr(self, name))) == 0 and n:
                 setattr(self, name, np.zeros(n, self._DTYPES[name]))
         for name in _TABLE_COLUMNS:
-            arr = np.asarray(getattr(self, name), dtype=self._DTYPES[name])
+            arr: np.ndarray = np.asarray(getattr(self, name), dtype=self._DTYPES[name])
             if arr.ndim != 1 or arr.shape[0] != n:
                 raise InvalidInputError(
                     f"CellTable.{name} must be a 1-D array of {n} values (one per cell), got shape {arr.shape}"
