@@ -24,7 +24,8 @@ from .errors import InvalidInputError
 from .pipeline import ScoreSettings, SlideMaps, ThreadPlan, run_slide
 from .scoring import CellClass, CellTable, score_cells
 
-#: the highest confidence a slide flagged ``outside_training_range`` (stain gate) is given
+#: the highest confidence a slide flagged ``outside_training_range`` or ``channel_order_suspect`` (stain gate) is
+#: given
 OUTSIDE_TRAINING_CONFIDENCE = 0.8
 
 __all__ = ["SlideResult", "ScoreSettings", "score", "RESULT_FORMAT_VERSION"]
@@ -86,7 +87,10 @@ class SlideResult:
     closed_ratio, mean_membrane_od : float or None
     flags : list of str
         ``near_cutoff``, ``few_cells``, ``unusual_pattern``, ``no_tumour_cells``, ``no_tissue``,
-        ``no_epithelium``, ``too_few_tumour_cells``, ``stain_vectors_fallback``, ``gpu_fallback_to_cpu``.
+        ``no_epithelium``, ``too_few_tumour_cells``, ``stain_vectors_fallback``, ``gpu_fallback_to_cpu``,
+        ``resolution_too_coarse``, ``outside_training_range``, ``channel_order_suspect``, and the stain gate's
+        refusals (``greyscale_image``, ``not_her2_ihc``, ``channels_swapped``, ``nuclear_dab_pattern``,
+        ``cytoplasmic_dab_pattern``).
     not_scorable : str or None
         Why ``score`` is None, in words.
     timings : dict of str to float
@@ -337,8 +341,9 @@ def score(
             nearest = res.confidence.nearest
     elif not_scorable is None:
         flags.append("no_tumour_cells")
-    if confidence is not None and "outside_training_range" in flags:
-        # stains unlike anything the models were trained on: the sampling confidence does not cover that
+    if confidence is not None and ("outside_training_range" in flags or "channel_order_suspect" in flags):
+        # stains unlike anything the models were trained on, or colours that lean towards red and blue
+        # swapped: the sampling confidence does not cover that
         confidence = min(confidence, OUTSIDE_TRAINING_CONFIDENCE)
     if not_scorable is None and n_tumour < rules.min_tumour_cells:
         not_scorable = (
