@@ -84,6 +84,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import file_kind, os_error_text
 from .._validate import as_int, as_positive_float
 from ..errors import (
     InvalidInputError,
@@ -624,8 +625,10 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
     ------
     SlideNotFoundError
         The path does not exist (also a ``FileNotFoundError``).
+    SlideReadError
+        The path cannot be looked at (a name longer than the file system allows, no permission).
     UnsupportedSlideError
-        Not a format her2fast reads, or OpenSlide rejects it (unsupported compression, unreadable DICOM,
+        A folder, FIFO, device or socket rather than a regular file; not a format her2fast reads, or OpenSlide rejects it (unsupported compression, unreadable DICOM,
         corrupt header). The message names the file and says how to convert it.
     MissingResolutionError
         No plausible resolution in the metadata and no ``mpp=``.
@@ -651,11 +654,19 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
         raise InvalidInputError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
     path = Path(path)
     user_mpp = _mpp_from_user(mpp, path)
-    if not path.exists():
+    try:
+        kind = file_kind(path)
+    except OSError as exc:  # a name too long, no permission, a loop of links
+        raise SlideReadError(f"cannot open the slide: {os_error_text(path, exc)}") from None
+    if kind == "missing":
         raise SlideNotFoundError(f"slide file not found: {path} (check the path and the working directory)")
-    if path.is_dir():
+    if kind == "dir":
         raise UnsupportedSlideError(
             f"{path} is a folder; pass a slide file (for a DICOM series, any one of its .dcm files)"
+        )
+    if kind == "other":  # reading a FIFO would wait for a writer forever; a device has no end
+        raise UnsupportedSlideError(
+            f"{path} is not a regular file (a FIFO, device or socket); her2fast reads slides from regular files only"
         )
     import openslide
 
