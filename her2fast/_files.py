@@ -70,3 +70,13 @@ def text_path(path: str | os.PathLike) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_root(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is the file-system root (``/``, ``//``, ``/..``, a link to ``/``), which her2fast never
+    searches."""
+    try:
+        a, b = os.stat(path), os.stat(os.sep)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from .._files import file_kind, os_error_text
+from .._files import file_kind, is_root, os_error_text
 from ..errors import InvalidInputError, ModelError
 from ..io.store import ResultsStore, RunRecord, SlideIdentity
 from .slide_jobs import (
@@ -145,7 +145,7 @@ def _expand(item: str | os.PathLike, *, from_list: Path | None = None) -> list[P
         return [p]  # a FIFO or device named like a slide: never opened, it gets a 'failed' row
     if _GLOB_CHARS & set(text):
         static = Path(*[part for part in p.parts[: next(i for i, q in enumerate(p.parts) if _GLOB_CHARS & set(q))]])
-        if os.path.abspath(static or ".") == os.path.abspath(os.sep):
+        if is_root(static or "."):
             raise InvalidInputError(
                 "refusing a glob that searches the whole file system from its root; start it at the scanner's "
                 "folder, e.g. '/data/scans/*/*.svs'"
@@ -802,7 +802,7 @@ def run_batch(
                 u,
                 Path(u).stem
                 if stems[Path(u).stem] == 1
-                else f"{Path(u).stem}-{hashlib.sha1(u.encode()).hexdigest()[:8]}",
+                else f"{Path(u).stem}-{hashlib.sha1(os.fsencode(u)).hexdigest()[:8]}",
             )
             for i, u in enumerate(unique)
         ]

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .. import __version__
-from .._files import file_kind
+from .._files import file_kind, is_root
 from ..errors import Her2FastError, InvalidInputError
 from ..io.store import ResultsStore, RunRecord, SlideIdentity, StoreError, slide_identity
 
@@ -104,7 +104,7 @@ def scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[Path]:
     InvalidInputError
         ``folder`` is the file-system root (``/``): her2fast never searches a whole file system.
     """
-    if os.path.abspath(folder) == os.path.abspath(os.sep):
+    if is_root(folder):
         raise InvalidInputError(
             f"refusing to search the whole file system ({folder}) for slides; pass the scanner's folder, e.g. "
             "/data/scans/today"

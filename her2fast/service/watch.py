@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from .._files import file_kind, os_error_text, text_path
+from .._files import file_kind, is_root, os_error_text, text_path
 from ..errors import InvalidInputError
 from ..io.store import ResultsStore, StoreError, slide_stat
 from .batch import model_versions
@@ -231,7 +231,7 @@ def watch(
         raise InvalidInputError(f"watch folder: {os_error_text(src, exc)}") from None
     if kind != "dir":
         raise InvalidInputError(f"watch folder not found or not a folder: {text_path(src)}")
-    if src == Path(os.path.abspath(os.sep)):
+    if is_root(src):
         raise InvalidInputError("refusing to watch the whole file system (/); pass the folder the scanner writes into")
     settle = _seconds(settle, "settle", zero=True)
     poll = _seconds(poll, "poll", zero=False)

@@ -51,7 +51,8 @@ def slic(
     image : (H, W, 3) ndarray of uint8
         RGB image. Non-contiguous arrays are copied.
     n_segments : int, optional
-        Approximate number of superpixels, 1 to the number of pixels. Seeds lie on a grid of step
+        Approximate number of superpixels, 1 to 2**31 - 1 (more than the pixels gives one seed per pixel, so
+        the cost stays bounded by the image). Seeds lie on a grid of step
         ``sqrt(area / n_segments)``; the result has about that many labels.
     compactness : float, optional
         Balance of colour and space (> 0); higher is more square. As in scikit-image.
@@ -78,7 +79,7 @@ def slic(
     InvalidInputError
         (a ``ValueError``) for a non-RGB, non-uint8 or empty image, a mask of another shape,
         ``n_segments < 1``, ``compactness <= 0``, ``max_num_iter < 1`` or ``min_size_factor``
-        outside 0..1; ``n_segments`` above the number of pixels, ``max_num_iter`` above :data:`MAX_SLIC_ITER`.
+        outside 0..1; ``n_segments`` over 2**31 - 1, ``max_num_iter`` above :data:`MAX_SLIC_ITER`.
 
     Notes
     -----
@@ -105,8 +106,7 @@ def slic(
     4
     """
     img = as_rgb_uint8(image)
-    n_pixels = img.shape[0] * img.shape[1]
-    n_segments = as_int(n_segments, "n_segments", 1, min(n_pixels, np.iinfo(np.int32).max))
+    n_segments = as_int(n_segments, "n_segments", 1, np.iinfo(np.int32).max)
     compactness = as_positive_float(compactness, "compactness")
     iters = as_int(
         max_num_iter if max_iter is None else max_iter,

@@ -16,6 +16,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._files import os_error_text
 from ..errors import InvalidInputError
 from .summary import normalise_score
 
@@ -183,7 +184,7 @@ def _check_slide_file(file: Path, where: str) -> None:
     except FileNotFoundError:
         raise InvalidInputError(f"{where}: slide file not found: {file}") from None
     except OSError as exc:
-        raise InvalidInputError(f"{where}: cannot use the slide path {file}: {exc.strerror or exc}") from None
+        raise InvalidInputError(f"{where}: {os_error_text(file, exc)}") from None
     if stat.S_ISDIR(st.st_mode):
         raise InvalidInputError(
             f"{where}: the slide {file} is a folder; each row names one slide file (for a DICOM series, one of "
