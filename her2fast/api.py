@@ -24,7 +24,8 @@ from .errors import InvalidInputError
 from .pipeline import ScoreSettings, SlideMaps, ThreadPlan, run_slide
 from .scoring import CalibrationProfile, CellClass, CellTable, measurement_confidence, score_cells
 
-#: the highest confidence a slide flagged ``outside_training_range`` (stain gate) is given
+#: the highest confidence a slide flagged ``outside_training_range`` or ``channel_order_suspect`` (stain gate) is
+#: given
 OUTSIDE_TRAINING_CONFIDENCE = 0.8
 
 __all__ = ["SlideResult", "ScoreSettings", "score", "apply_profile", "run_models", "RESULT_FORMAT_VERSION"]
@@ -90,9 +91,11 @@ class SlideResult:
     closed_ratio, mean_membrane_od : float or None
     flags : list of str
         ``near_cutoff``, ``intensity_uncertain`` (the category changes under a plausible scanner or lab
-        error of the membrane OD or completeness), ``outside_training_range``, ``few_cells``,
-        ``unusual_pattern``, ``no_tumour_cells``, ``no_tissue``,
-        ``no_epithelium``, ``too_few_tumour_cells``, ``stain_vectors_fallback``, ``gpu_fallback_to_cpu``.
+        error of the membrane OD or completeness), ``few_cells``, ``unusual_pattern``, ``no_tumour_cells``,
+        ``no_tissue``, ``no_epithelium``, ``too_few_tumour_cells``, ``stain_vectors_fallback``,
+        ``gpu_fallback_to_cpu``, ``resolution_too_coarse``, ``outside_training_range``, ``channel_order_suspect``,
+        and the stain gate's refusals (``greyscale_image``, ``not_her2_ihc``, ``channels_swapped``,
+        ``nuclear_dab_pattern``, ``cytoplasmic_dab_pattern``).
     not_scorable : str or None
         Why ``score`` is None, in words.
     timings : dict of str to float
@@ -185,16 +188,34 @@ class SlideResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> SlideResult:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        InvalidInputError
+            ``d`` is not a result of this format: a missing field, a field of the wrong type, or a cell table
+            with unknown or missing columns, non-numeric values or columns of different lengths (the message
+            names the field).
+        """
         if not isinstance(d, dict) or "score" not in d or "provenance" not in d:
             raise InvalidInputError("not a her2fast SlideResult: expected a dict with 'score' and 'provenance'")
         version = d.get("format_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise InvalidInputError(f"not a her2fast SlideResult: format_version must be an integer, got {version!r}")
         if version > RESULT_FORMAT_VERSION:
             raise InvalidInputError(
                 f"SlideResult format {version} is newer than this her2fast reads "
                 f"({RESULT_FORMAT_VERSION}); upgrade her2fast"
             )
-        cells = CellTable(**{c: np.asarray(v) for c, v in d["cells"].items()}) if d.get("cells") else CellTable.empty()
+        missing = [k for k in _REQUIRED_FIELDS if k not in d]
+        if missing:
+            raise InvalidInputError(f"not a her2fast SlideResult: missing field(s) {', '.join(missing)}")
+        for key, kinds in _FIELD_TYPES.items():
+            if key in d and not isinstance(d[key], kinds):
+                want = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+                raise InvalidInputError(
+                    f"not a her2fast SlideResult: field {key!r} must be {want}, got {type(d[key]).__name__}"
+                )
         return cls(
             path=d["path"],
             score=d["score"],
@@ -212,7 +233,7 @@ class SlideResult:
             not_scorable=d["not_scorable"],
             timings=dict(d["timings"]),
             provenance=d["provenance"],
-            cells=cells,
+            cells=_cells_from_dict(d.get("cells")),
         )
 
     @classmethod
@@ -229,6 +250,60 @@ class SlideResult:
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"not a her2fast result JSON: {exc}") from None
         return cls.from_dict(d)
+
+
+_NUMBER = (int, float, type(None))
+_REQUIRED_FIELDS: tuple[str, ...] = ("path", "stratum", "percent_complete", "confidence", "percentages", "counts")
+_REQUIRED_FIELDS += ("flags", "not_scorable", "timings")
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "path": (str,),
+    "score": (str, type(None)),
+    "stratum": (str, type(None)),
+    "category": (str, type(None)),
+    "percent_complete": _NUMBER,
+    "confidence": _NUMBER,
+    "margin_z": _NUMBER,
+    "nearest": (str,),
+    "percentages": (dict,),
+    "counts": (dict,),
+    "closed_ratio": _NUMBER,
+    "mean_membrane_od": _NUMBER,
+    "flags": (list,),
+    "not_scorable": (str, type(None)),
+    "timings": (dict,),
+    "provenance": (dict,),
+    "cells": (dict, type(None)),
+}
+
+
+def _cells_from_dict(cells: dict | None) -> CellTable:
+    """The cell table of :meth:`SlideResult.to_dict` (column lists), checked column by column."""
+    if not cells:
+        return CellTable.empty()
+    unknown = sorted(str(k) for k in cells if k not in _CELL_COLUMNS)
+    if unknown:
+        raise InvalidInputError(
+            f"not a her2fast SlideResult: unknown cell column(s) {', '.join(unknown)}; the columns are "
+            f"{', '.join(_CELL_COLUMNS)}"
+        )
+    columns = {}
+    for name, values in cells.items():
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
+            raise InvalidInputError(f"not a her2fast SlideResult: cell column {name!r} must be a list of numbers")
+        columns[name] = np.asarray(values)
+    try:
+        return CellTable(**columns)
+    except TypeError:  # a required column is missing
+        need = [c for c in _CELL_COLUMNS[:7] if c not in columns]
+        raise InvalidInputError(
+            f"not a her2fast SlideResult: the cell table lacks column(s) {', '.join(need)}"
+        ) from None
+    except (ValueError, OverflowError) as exc:  # lengths differ, or values do not fit the column's type
+        if isinstance(exc, InvalidInputError):
+            raise InvalidInputError(f"not a her2fast SlideResult: {exc}") from None
+        raise InvalidInputError(
+            f"not a her2fast SlideResult: a cell column has values of the wrong kind: {exc}"
+        ) from None
 
 
 def _slide_meta(slide) -> dict:
@@ -364,7 +439,9 @@ def score(
     ('3+', '3+', 71.2)
     """
     from .io.slide import open_slide
+    from .stages.membrane import check_providers
 
+    providers = check_providers(providers)
     settings = ScoreSettings() if settings is None else settings
     if not isinstance(settings, ScoreSettings):
         raise InvalidInputError(f"settings must be a her2fast.ScoreSettings, got {type(settings).__name__}")
@@ -426,8 +503,9 @@ def score(
             }
     elif not_scorable is None:
         flags.append("no_tumour_cells")
-    if confidence is not None and "outside_training_range" in flags:
-        # stains unlike anything the models were trained on: the sampling confidence does not cover that
+    if confidence is not None and ("outside_training_range" in flags or "channel_order_suspect" in flags):
+        # stains unlike anything the models were trained on, or colours that lean towards red and blue
+        # swapped: the sampling confidence does not cover that
         confidence = min(confidence, OUTSIDE_TRAINING_CONFIDENCE)
     if not_scorable is None and n_tumour < rules.min_tumour_cells:
         not_scorable = (

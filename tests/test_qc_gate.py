@@ -156,7 +156,14 @@ def test_decision_carries_figures_and_serialises(tmp_path):
     assert not d.outside_training_range  # a phantom lies in the models' training range
     out = json.loads(json.dumps(d.to_dict()))
     assert out["scorable"] is True and out["reason"] is None
-    assert set(REASONS) == {REASON_HE, "not_her2_ihc: no DAB/hematoxylin pair", REASON_NUCLEAR, REASON_CYTOPLASMIC}
+    assert set(REASONS) == {
+        "greyscale_image",
+        REASON_HE,
+        "not_her2_ihc: no DAB/hematoxylin pair",
+        "channels_swapped",
+        REASON_NUCLEAR,
+        REASON_CYTOPLASMIC,
+    }
 
 
 def test_he_decision_does_not_depend_on_the_tiles():

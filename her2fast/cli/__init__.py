@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``her2fast`` command; returns the process exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        # a file name that is not UTF-8 is printed with \xNN escapes instead of stopping the command
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

@@ -42,6 +42,21 @@ microscope resolution and is ignored; without a resolution, :func:`open_slide` r
 :class:`~her2fast.errors.MissingResolutionError`. A caller's ``mpp=`` outside it raises
 :class:`~her2fast.errors.InvalidInputError`.
 
+Pixels must be square: x and y resolutions more than :data:`MAX_PIXEL_ASPECT` apart (5 %) are refused
+(:class:`~her2fast.errors.MissingResolutionError` for metadata, :class:`~her2fast.errors.InvalidInputError`
+for ``mpp=``). Within it, :meth:`Slide.read` resamples each axis at its own resolution. Beyond it, either the
+metadata is wrong (square pixels read as stretched cells) or one axis is too coarse for membranes; passing a
+single ``mpp=`` declares the pixels square.
+
+Pixel formats
+-------------
+Plain images are decoded to 8-bit RGB: greyscale (black or white is zero), palette, RGB(A), 16-bit samples
+(scaled from 0-65535; an image whose 16-bit samples stay below 4096 -- 12-bit data or an all-dark image --
+is refused rather than guessed at), YCbCr JPEG TIFFs. CMYK (print separations), CIELab, float and other
+sample formats are refused with :class:`~her2fast.errors.UnsupportedSlideError` naming the format: a scanner
+writes RGB, and a colour conversion her2fast would have to guess changes the stain colours it measures.
+Greyscale images open (for inspection) but are not scored (:func:`her2fast.qc.check_colour`).
+
 Brightfield
 -----------
 her2fast scores brightfield (transmitted light) IHC. Fluorescence scans open normally, for inspection, but
@@ -69,6 +84,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import file_kind, os_error_text
 from .._validate import as_int, as_positive_float
 from ..errors import (
     InvalidInputError,
@@ -85,6 +101,7 @@ __all__ = [
     "MAX_OUTPUT_PIXELS",
     "MAX_SLIDE_MM",
     "MAX_PLAIN_PIXELS",
+    "MAX_PIXEL_ASPECT",
     "PLAIN_IMAGE_SUFFIXES",
     "PLAUSIBLE_MPP",
     "BrightfieldEvidence",
@@ -101,6 +118,12 @@ MAX_PLAIN_PIXELS = 1 << 28
 
 #: Range of micrometres per pixel accepted as a brightfield microscope resolution (metadata or ``mpp=``).
 PLAUSIBLE_MPP = (0.05, 20.0)
+
+#: Largest ratio of the x and y resolutions accepted (pixels within 5 % of square); see "Resolution" above.
+MAX_PIXEL_ASPECT = 1.05
+
+#: 16-bit samples whose maximum stays below this are not scaled to 8 bits but refused (12-bit data or a dark image).
+_MIN_16BIT_PEAK = 4096
 
 #: Most pyramid-level pixels one :meth:`Slide.read` / :meth:`Slide.thumbnail` call decodes (2**30, a
 #: 32768 x 32768 region), and the most pixels in the coarsest level of a slide :func:`open_slide` accepts.
@@ -527,10 +550,16 @@ def _mpp_from_user(mpp: object, path: Path) -> tuple[float, float] | None:
     if isinstance(mpp, (tuple, list)):
         if len(mpp) != 2:
             raise InvalidInputError(f"mpp must be a number or a pair (mpp_x, mpp_y), got {mpp!r}")
-        return (
-            _check_user_mpp(as_positive_float(mpp[0], "mpp_x"), "mpp_x"),
-            _check_user_mpp(as_positive_float(mpp[1], "mpp_y"), "mpp_y"),
-        )
+        mx = _check_user_mpp(as_positive_float(mpp[0], "mpp_x"), "mpp_x")
+        my = _check_user_mpp(as_positive_float(mpp[1], "mpp_y"), "mpp_y")
+        if _aspect(mx, my) > MAX_PIXEL_ASPECT:
+            raise InvalidInputError(
+                f"mpp=({mx:.4g}, {my:.4g}) describes pixels {_aspect(mx, my):.3g} times longer one way than the "
+                f"other; her2fast accepts x and y resolutions within {100 * (MAX_PIXEL_ASPECT - 1):.0f} % of each "
+                "other (her2fast.io.slide.MAX_PIXEL_ASPECT). Pass one number if the pixels are square, or resample "
+                "the image to square pixels first"
+            )
+        return mx, my
     v = _check_user_mpp(as_positive_float(mpp, "mpp"), "mpp")
     return v, v
 
@@ -543,6 +572,22 @@ def _check_user_mpp(value: float, name: str) -> float:
             "pass the scanner's micrometres per pixel, e.g. mpp=0.5 for a 20x scan or mpp=0.25 for 40x"
         )
     return value
+
+
+def _aspect(mx: float, my: float) -> float:
+    return max(mx, my) / min(mx, my)
+
+
+def _check_meta_aspect(path: Path, mx: float, my: float) -> None:
+    """Refuse metadata resolutions that describe non-square pixels (beyond :data:`MAX_PIXEL_ASPECT`)."""
+    if mx > 0 and my > 0 and _aspect(mx, my) > MAX_PIXEL_ASPECT:
+        raise _missing_mpp(
+            path,
+            f"its metadata says {mx:.4g} x {my:.4g} um/px, pixels {_aspect(mx, my):.3g} times longer one way than "
+            f"the other; her2fast accepts x and y within {100 * (MAX_PIXEL_ASPECT - 1):.0f} % of each other "
+            "(her2fast.io.slide.MAX_PIXEL_ASPECT), as a wrong resolution tag would stretch every cell; if the "
+            "pixels are square, one number overrides both",
+        )
 
 
 def _implausible_meta(mx: float, my: float) -> str:
@@ -580,8 +625,10 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
     ------
     SlideNotFoundError
         The path does not exist (also a ``FileNotFoundError``).
+    SlideReadError
+        The path cannot be looked at (a name longer than the file system allows, no permission).
     UnsupportedSlideError
-        Not a format her2fast reads, or OpenSlide rejects it (unsupported compression, unreadable DICOM,
+        A folder, FIFO, device or socket rather than a regular file; not a format her2fast reads, or OpenSlide rejects it (unsupported compression, unreadable DICOM,
         corrupt header). The message names the file and says how to convert it.
     MissingResolutionError
         No plausible resolution in the metadata and no ``mpp=``.
@@ -607,11 +654,19 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
         raise InvalidInputError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
     path = Path(path)
     user_mpp = _mpp_from_user(mpp, path)
-    if not path.exists():
+    try:
+        kind = file_kind(path)
+    except OSError as exc:  # a name too long, no permission, a loop of links
+        raise SlideReadError(f"cannot open the slide: {os_error_text(path, exc)}") from None
+    if kind == "missing":
         raise SlideNotFoundError(f"slide file not found: {path} (check the path and the working directory)")
-    if path.is_dir():
+    if kind == "dir":
         raise UnsupportedSlideError(
             f"{path} is a folder; pass a slide file (for a DICOM series, any one of its .dcm files)"
+        )
+    if kind == "other":  # reading a FIFO would wait for a writer forever; a device has no end
+        raise UnsupportedSlideError(
+            f"{path} is not a regular file (a FIFO, device or socket); her2fast reads slides from regular files only"
         )
     import openslide
 
@@ -652,6 +707,7 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
             my = _float_or_none(props.get("openslide.mpp-y"))
             if mx is None or my is None:
                 raise _missing_mpp(path, "no openslide.mpp-x/-y in its metadata")
+            _check_meta_aspect(path, mx, my)
             if not (_plausible(mx) and _plausible(my)):
                 raise _missing_mpp(path, _implausible_meta(mx, my))
             mpp_xy, source = (mx, my), "metadata"
@@ -678,6 +734,8 @@ def _open_plain(path: Path, user_mpp: tuple[float, float] | None) -> Slide:
         raise UnsupportedSlideError(
             f"cannot decode the image {path}: {exc}. Check the file, or {_CONVERT_HINT}"
         ) from None
+    if user_mpp is None and meta_mpp is not None:
+        _check_meta_aspect(path, *meta_mpp)
     if user_mpp is not None:
         mpp_xy, source = user_mpp, "user"
     elif meta_mpp is not None and _plausible(meta_mpp[0]) and _plausible(meta_mpp[1]):
@@ -691,11 +749,25 @@ def _open_plain(path: Path, user_mpp: tuple[float, float] | None) -> Slide:
     return Slide._create(path, "image", ((w, h),), (1.0,), mpp_xy, source, None, {}, None, pixels)
 
 
+def _from_16bit(arr: np.ndarray, path: Path) -> np.ndarray:
+    """uint16 samples scaled from 0-65535 to 0-255 (rounded), or UnsupportedSlideError for low-range data."""
+    peak = int(arr.max()) if arr.size else 0
+    if peak < _MIN_16BIT_PEAK:
+        raise UnsupportedSlideError(
+            f"{path} holds 16-bit samples that never exceed {peak} of 65535: 12-bit (or fewer) data in a 16-bit "
+            "file, or an image with no bright glass. her2fast scales 16-bit images from the full 0-65535 range and "
+            "will not guess another one; convert it to 8-bit RGB with its real range (e.g. `vips scale IN OUT.tiff`)"
+        )
+    return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def _to_rgb8(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.dtype == np.uint16:
+        arr = _from_16bit(arr, path)
     if arr.dtype != np.uint8:
         raise UnsupportedSlideError(
-            f"{path} holds {arr.dtype} pixels; her2fast reads 8-bit RGB images. Convert it to 8-bit RGB "
-            "(e.g. `vips cast IN OUT.tiff uchar` after scaling)"
+            f"{path} holds {arr.dtype} pixels; her2fast reads 8-bit (or 16-bit) RGB images. Convert it to 8-bit "
+            "RGB (e.g. `vips cast IN OUT.tiff uchar` after scaling)"
         )
     if arr.ndim == 2:
         return np.repeat(arr[..., None], 3, axis=2)
@@ -749,6 +821,26 @@ def _check_size(path: Path, w: int, h: int) -> None:
         )
 
 
+def _png_bit_depth(path: Path) -> int | None:
+    """Bit depth from a PNG's IHDR chunk (None for anything else)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+    except OSError:
+        return None
+    if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return head[24]
+    return None
+
+
+def _cmyk_error(path: Path) -> UnsupportedSlideError:
+    return UnsupportedSlideError(
+        f"{path} is a CMYK image (a print separation), not an RGB scan: its colours depend on an ink profile "
+        "her2fast would have to guess, and the stain colours it measures with them. Export the scanner's RGB "
+        "image (or convert with the right ICC profile, e.g. `vips icc_transform IN OUT.tiff srgb`)"
+    )
+
+
 def _read_plain_pillow(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
     from PIL import Image
 
@@ -763,9 +855,20 @@ def _read_plain_pillow(path: Path) -> tuple[np.ndarray, tuple[float, float] | No
         with opened as im:
             _check_size(path, *im.size)
             dpi = im.info.get("dpi")
-            if im.mode not in ("RGB", "RGBA", "L", "LA"):
+            if im.mode == "CMYK":
+                raise _cmyk_error(path)
+            if im.format == "PNG" and _png_bit_depth(path) == 16:
+                import imagecodecs  # Pillow keeps only the high byte of 16-bit RGB: decode all 16 bits
+
+                with open(path, "rb") as fh:
+                    arr = imagecodecs.png_decode(fh.read())
+            elif im.mode in ("I;16", "I;16B", "I;16L"):
+                arr = np.asarray(im).astype(np.uint16)
+            elif im.mode not in ("RGB", "RGBA", "L", "LA"):
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-            arr = np.asarray(im)
+                arr = np.asarray(im)
+            else:
+                arr = np.asarray(im)
     meta = None
     if dpi is not None and len(dpi) == 2:
         mx, my = (_float_or_none(v) for v in dpi)
@@ -781,7 +884,27 @@ def _read_plain_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float] | None
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
         _check_size(path, int(page.imagewidth), int(page.imagelength))
+        photometric = int(page.photometric)
+        PM = tifffile.PHOTOMETRIC
+        if photometric == PM.SEPARATED:
+            raise _cmyk_error(path)
+        if photometric not in (PM.MINISWHITE, PM.MINISBLACK, PM.RGB, PM.PALETTE, PM.YCBCR):
+            raise UnsupportedSlideError(
+                f"{path} stores its pixels as {PM(photometric).name if photometric in iter(PM) else photometric} "
+                "(TIFF photometric interpretation), not RGB or greyscale; export the scanner's RGB image"
+            )
         arr = page.asarray()
+        if photometric == PM.PALETTE and page.colormap is not None:
+            cmap = np.asarray(page.colormap)  # (3, 2**bits), 16-bit: an 8-bit colour v is stored as v * 257
+            if cmap.ndim != 2 or cmap.shape[0] != 3 or arr.ndim != 2 or int(arr.max()) >= cmap.shape[1]:
+                raise UnsupportedSlideError(
+                    f"{path} has a colour map that does not fit its pixels; re-export it as RGB"
+                )
+            arr = np.moveaxis(cmap[:, arr], 0, -1)
+            if arr.dtype == np.uint16:
+                arr = ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        elif photometric == PM.MINISWHITE and np.issubdtype(arr.dtype, np.unsignedinteger):
+            arr = np.iinfo(arr.dtype).max - arr  # 0 is white
         meta = None
         tags = page.tags
         unit = tags.get("ResolutionUnit")

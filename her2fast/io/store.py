@@ -74,6 +74,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import _csv as safe_csv
+from .._files import file_kind, os_error_text, text_path
 from ..errors import Her2FastError, InvalidInputError
 
 __all__ = [
@@ -177,11 +178,20 @@ def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIde
     Raises
     ------
     InvalidInputError
-        When the file does not exist.
+        When the file does not exist, is not a regular file (a folder, FIFO or device: never opened, so a FIFO
+        cannot block) or cannot be looked at. The identity's ``path`` is :func:`her2fast._files.text_path`
+        of the resolved path (a name that is not UTF-8 is stored with ``\\xNN`` escapes).
     """
     p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"slide file not found: {p}")
+    try:
+        kind = file_kind(p)
+    except OSError as exc:  # a name too long, no permission
+        raise InvalidInputError(os_error_text(p, exc)) from None
+    if kind == "missing":
+        raise InvalidInputError(f"slide file not found: {text_path(p)}")
+    if kind != "file":
+        what = "a folder" if kind == "dir" else "not a regular file (a FIFO, device or socket)"
+        raise InvalidInputError(f"{text_path(p)} is {what}, not a slide file")
     digest = hashlib.sha256()
     size, mtime = 0, 0.0
     for i, f in enumerate(slide_files(p)):
@@ -193,7 +203,7 @@ def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIde
         with f.open("rb") as fh:
             while block := fh.read(chunk):
                 digest.update(block)
-    return SlideIdentity(path=str(p.resolve()), size=size, mtime=mtime, sha256=digest.hexdigest())
+    return SlideIdentity(path=text_path(p.resolve()), size=size, mtime=mtime, sha256=digest.hexdigest())
 
 
 @dataclass
@@ -392,7 +402,7 @@ class ResultsStore:
         rows = self._select(
             "SELECT * FROM runs WHERE slide_path = ? AND slide_size = ? AND slide_mtime = ? AND package_version = ? "
             "AND models_key = ? AND status = 'ok'",
-            (str(path), int(size), float(mtime), package_version, _models_key(model_versions)),
+            (text_path(path), int(size), float(mtime), package_version, _models_key(model_versions)),
         )
         return rows[0] if rows else None
 
@@ -415,8 +425,9 @@ class ResultsStore:
         """
         values = asdict(run)
         slide = values.pop("slide")
+        values["error"] = None if values["error"] is None else text_path(values["error"])  # it may quote a path
         row = {
-            "slide_path": slide["path"],
+            "slide_path": text_path(slide["path"]),
             "slide_size": slide["size"],
             "slide_mtime": slide["mtime"],
             "slide_sha256": slide["sha256"],
@@ -594,7 +605,7 @@ class ResultsStore:
             with self._transaction():
                 self._conn.execute(
                     f"INSERT OR REPLACE INTO quarantine ({', '.join(_QUARANTINE)}) VALUES (?, ?, ?, ?, ?, ?)",
-                    (slide.sha256, slide.path, slide.size, slide.mtime, reason, time.time()),
+                    (slide.sha256, text_path(slide.path), slide.size, slide.mtime, text_path(reason), time.time()),
                 )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot write to results store {self.path}: {exc}") from exc
@@ -620,7 +631,7 @@ class ResultsStore:
         """The quarantine entry of the file at ``path`` with this size and mtime (no hashing), or None."""
         rows = self._select(
             f"SELECT {', '.join(_QUARANTINE)} FROM quarantine WHERE slide_path = ? AND slide_size = ? AND slide_mtime = ?",
-            (str(path), int(size), float(mtime)),
+            (text_path(path), int(size), float(mtime)),
         )
         return rows[0] if rows else None
 

@@ -111,10 +111,11 @@ def run_slide(
     Returns
     -------
     PipelineOutput
-        ``not_scorable`` names the reason when the slide cannot be scored (no tissue, no epithelium);
-        the cell table is then empty.
+        ``not_scorable`` names the reason when the slide cannot be scored (coarser than
+        :data:`MAX_SCORING_MPP` on either axis, a greyscale image, no tissue, refused by the stain gate, no
+        epithelium); the cell table is then empty.
     """
-    from ..qc import check_slide_stain
+    from ..qc import check_colour, check_slide_stain
     from ..stages.epithelium import classify_slide, default_model, select_tiles
     from ..stages.stain import slide_stain_vectors
     from ..stages.tissue import detect_tissue, tile_grid
@@ -137,17 +138,25 @@ def run_slide(
     def out(not_scorable: str | None, cells: CellTable, stains: dict, used: list[str]) -> PipelineOutput:
         return PipelineOutput(cells, maps, timings, counts, flags, not_scorable, stains, used, shas, qc=qc)
 
-    if slide.mpp > MAX_SCORING_MPP:
+    coarse = max(slide.mpp_x, slide.mpp_y)
+    if coarse > MAX_SCORING_MPP:
         # membranes are not resolved, and working at s.mpp would multiply the pixels by (mpp / s.mpp)^2
         flags.append("resolution_too_coarse")
         return out(
-            f"the slide's resolution, {slide.mpp:.3g} um/px, is coarser than {MAX_SCORING_MPP} um/px: "
+            f"the slide's resolution, {coarse:.3g} um/px, is coarser than {MAX_SCORING_MPP} um/px: "
             "membrane staining cannot be judged at it (scan at 20x or 40x, or pass the right mpp)",
             CellTable.empty(),
             {},
             [],
         )
     t = time.perf_counter()
+    # an image without colour cannot be unmixed: refuse it for that (always, also with the stain gate off),
+    # before tissue detection can take it for empty glass
+    colour = check_colour(slide.thumbnail(max_size=512))
+    if not colour.scorable:
+        qc["colour"] = colour.to_dict()
+        flags.append(str(colour.reason))
+        return out(f"{colour.reason} ({colour.message})", CellTable.empty(), {}, [])
     tissue = detect_tissue(slide)
     maps.tissue_mask, maps.tissue_level0_per_pixel = tissue.mask, tissue.level0_per_pixel
     t = lap("tissue", t)
@@ -170,6 +179,7 @@ def run_slide(
         t = lap("stain_gate", t)
         if gate.outside_training_range:
             flags.append("outside_training_range")
+        flags.extend(f for f in gate.flags if f not in flags)
         if not gate.scorable:
             flags.append(str(gate.reason).split(":")[0])
             return out(f"{gate.reason} ({gate.message})", CellTable.empty(), stains.to_dict(), [])

@@ -1,6 +1,7 @@
 """Quality control before scoring: is this slide something the scorer may put a number on?
 
-- :mod:`her2fast.qc.stain_gate` -- the stain gate: brightfield DAB + hematoxylin (not H&E, not another
+- :mod:`her2fast.qc.stain_gate` -- the stain gate: a colour image in RGB order (not greyscale, not red and
+  blue swapped), brightfield DAB + hematoxylin (not H&E, not another
   chromogen), a membrane pattern (not nuclear, not diffuse cytoplasmic DAB), and how far the slide's
   stains lie from what the models were trained on.
 - :mod:`her2fast.qc.quality` -- the quality map: where the tissue cannot be read (out of focus, pen ink),
@@ -11,13 +12,17 @@ from __future__ import annotations
 
 from .quality import QUALITY_REASONS, QualityMap, QualityRules, quality_map
 from .stain_gate import (
+    FLAG_CHANNEL_ORDER,
+    REASON_CHANNELS_SWAPPED,
     REASON_CYTOPLASMIC,
+    REASON_GREYSCALE,
     REASON_HE,
     REASON_NO_PAIR,
     REASON_NUCLEAR,
     REASONS,
     StainGateDecision,
     StainGateRules,
+    check_colour,
     check_slide_stain,
     check_stain,
     sample_tiles,
@@ -28,13 +33,17 @@ __all__ = [
     "QualityMap",
     "QualityRules",
     "quality_map",
+    "FLAG_CHANNEL_ORDER",
     "REASONS",
+    "REASON_CHANNELS_SWAPPED",
     "REASON_CYTOPLASMIC",
+    "REASON_GREYSCALE",
     "REASON_HE",
     "REASON_NO_PAIR",
     "REASON_NUCLEAR",
     "StainGateDecision",
     "StainGateRules",
+    "check_colour",
     "check_slide_stain",
     "check_stain",
     "sample_tiles",

@@ -7,6 +7,11 @@ after its slide-level stain step -- the low-resolution thumbnail and tissue mask
 vectors (:func:`her2fast.stages.stain.slide_stain_vectors`) -- and a few tiles at working resolution
 (:func:`sample_tiles`), in this order:
 
+0. **No colour** (``"greyscale_image"``): fewer than ``min_colour_fraction`` of the stained pixels have any
+   colour (their red, green and blue differ by at most 2 levels): a greyscale image, or a greyscale copy saved
+   as RGB. Stains cannot be told apart without colour. :func:`check_colour` makes this decision on a thumbnail
+   alone; :func:`her2fast.pipeline.run_slide` runs it before anything else (also with the stain gate off), so a
+   greyscale slide is refused for what it is, not as empty glass.
 1. **H&E** (``"not_her2_ihc: looks like H&E"``). Every stained pixel's optical density (OD, relative to
    the slide's glass colour) is split into its part along the standard hematoxylin vector and the rest;
    the rest has a *hue* in the plane orthogonal to hematoxylin, measured from the standard DAB
@@ -20,6 +25,17 @@ vectors (:func:`her2fast.stages.stain.slide_stain_vectors`) -- and a few tiles a
 2. **No DAB/hematoxylin pair** (``"not_her2_ihc: no DAB/hematoxylin pair"``): more than
    ``max_two_stain_residual`` of the stained pixels' OD lies outside the plane of the slide's two stain
    vectors (a third dye, a chromogen that is neither, a colour cast the vectors cannot explain).
+2b. **Red and blue swapped** (``"channels_swapped"``): the slide's stain vectors match the channel-reversed
+   (BGR) training pair better than the training pair itself. Hematoxylin absorbs red and green about equally
+   and DAB blue most, green about 0.6 as much; read with red and blue exchanged, the stain that absorbs most
+   red (taken for hematoxylin) absorbs little green and the other one absorbs green like blue. The figure
+   ``channel_order_margin_deg`` is, averaged over the estimated vectors, the angle to the training vector minus
+   the angle to the reversed counterpart: about -13 deg on phantoms, -17 to +2 on real HER2 images, +13 on
+   swapped phantoms. At or above ``swapped_margin_deg`` the slide is refused; above ``suspect_margin_deg``
+   it is flagged ``channel_order_suspect`` (and the confidence capped, as for ``outside_training_range``).
+   Colour alone cannot tell a swap on a slide whose stains sit near the middle (margins within a few
+   degrees): there the nuclear-pattern check below usually refuses the swapped slide (its "DAB" is the
+   nuclei), and its message names the swap as a possible cause.
 3. **Nuclear DAB** (``"nuclear_dab_pattern"``): on the sampled tiles, DAB-dominated stained areas are
    mostly compact, hole-free, nucleus-sized blobs (8-200 um^2) of at least moderate DAB
    (``min_positive_nucleus_od``): at least ``min_nuclear_blob_share`` of the DAB-dominated area, in at
@@ -60,24 +76,39 @@ from ..errors import InvalidInputError
 from ..stages.stain import STANDARD_DAB, STANDARD_HEMATOXYLIN, StainVectors, deconvolve, optical_density
 
 __all__ = [
+    "FLAG_CHANNEL_ORDER",
     "REASONS",
+    "REASON_CHANNELS_SWAPPED",
     "REASON_CYTOPLASMIC",
+    "REASON_GREYSCALE",
     "REASON_HE",
     "REASON_NO_PAIR",
     "REASON_NUCLEAR",
     "StainGateDecision",
     "StainGateRules",
+    "check_colour",
     "check_slide_stain",
     "check_stain",
     "sample_tiles",
 ]
 
+REASON_GREYSCALE = "greyscale_image"
 REASON_HE = "not_her2_ihc: looks like H&E"
 REASON_NO_PAIR = "not_her2_ihc: no DAB/hematoxylin pair"
 REASON_NUCLEAR = "nuclear_dab_pattern"
+REASON_CHANNELS_SWAPPED = "channels_swapped"
 REASON_CYTOPLASMIC = "cytoplasmic_dab_pattern"
 #: Every reason the gate gives, in the order it checks them.
-REASONS: tuple[str, ...] = (REASON_HE, REASON_NO_PAIR, REASON_NUCLEAR, REASON_CYTOPLASMIC)
+REASONS: tuple[str, ...] = (
+    REASON_GREYSCALE,
+    REASON_HE,
+    REASON_NO_PAIR,
+    REASON_CHANNELS_SWAPPED,
+    REASON_NUCLEAR,
+    REASON_CYTOPLASMIC,
+)
+#: Flag of a slide whose stain colours lean towards red and blue swapped, short of a refusal.
+FLAG_CHANNEL_ORDER = "channel_order_suspect"
 
 #: Ruifrok-Johnston eosin (skimage.color.rgb_from_hed row 1), unit length: only for a reported figure.
 _EOSIN = np.array([0.07, 0.99, 0.11]) / np.linalg.norm([0.07, 0.99, 0.11])
@@ -89,6 +120,7 @@ _AXIS2 = np.cross(STANDARD_HEMATOXYLIN, _AXIS1)
 _MAX_THUMB_PIXELS = 200_000
 _MAX_TILE_PIXELS = 50_000
 _STAINED_OD = 0.15  # OD norm below which a pixel is glass or too pale to have a colour
+_GREY_SPREAD = 2  # a pixel whose R, G, B differ by at most this many levels has no colour
 
 # The training range of the shipped models (phantoms of her2fast.synth under the stain augmentation
 # of training/data.py): centre and half-width of each figure. Reproduce with
@@ -134,6 +166,12 @@ class StainGateRules:
         90th percentile.
     min_stained_fraction : float
         The cytoplasmic test needs at least this share of the tiles' tissue stained.
+    min_colour_fraction : float
+        Below this share of coloured stained pixels the image is greyscale (real HER2 images: 0.75 or more;
+        a greyscale image: 0).
+    swapped_margin_deg, suspect_margin_deg : float
+        ``channel_order_margin_deg`` at and above which the slide is refused as red/blue swapped, and above
+        which it is flagged ``channel_order_suspect``.
     """
 
     min_eosin_fraction: float = 0.25
@@ -147,9 +185,13 @@ class StainGateRules:
     min_cytoplasm_od: float = 0.30
     min_pale_ratio: float = 0.40
     min_stained_fraction: float = 0.05
+    min_colour_fraction: float = 0.05
+    swapped_margin_deg: float = 8.0
+    suspect_margin_deg: float = 3.0
 
     def __post_init__(self) -> None:
         for name in (
+            "min_colour_fraction",
             "min_eosin_fraction",
             "min_off_axis",
             "max_two_stain_residual",
@@ -163,6 +205,13 @@ class StainGateRules:
         for name in ("stained_dab_od", "min_cytoplasm_od", "min_positive_nucleus_od"):
             as_positive_float(getattr(self, name), f"StainGateRules.{name}")
         as_int(self.min_nuclear_blobs, "StainGateRules.min_nuclear_blobs", 1)
+        for name in ("swapped_margin_deg", "suspect_margin_deg"):
+            as_positive_float(getattr(self, name), f"StainGateRules.{name}")
+        if self.suspect_margin_deg > self.swapped_margin_deg:
+            raise InvalidInputError(
+                f"StainGateRules.suspect_margin_deg ({self.suspect_margin_deg}) must not exceed swapped_margin_deg "
+                f"({self.swapped_margin_deg})"
+            )
         lo, hi = self.eosin_hue_deg
         if not -180.0 <= lo < hi <= 180.0:
             raise InvalidInputError(
@@ -191,6 +240,8 @@ class StainGateDecision:
     outside_training_range : bool
         ``training_distance > 1``: the slide's stains are unlike anything the models were trained on. A
         flag, not a refusal.
+    flags : tuple of str
+        Warnings short of a refusal (:data:`FLAG_CHANNEL_ORDER`).
     """
 
     scorable: bool
@@ -199,12 +250,14 @@ class StainGateDecision:
     figures: dict[str, float] = field(default_factory=dict)
     training_distance: float = 0.0
     outside_training_range: bool = False
+    flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (figures rounded to 4 decimals, NaN as None)."""
         d = asdict(self)
         d["figures"] = {k: (None if not math.isfinite(v) else round(float(v), 4)) for k, v in self.figures.items()}
         d["training_distance"] = None if not math.isfinite(self.training_distance) else round(self.training_distance, 4)
+        d["flags"] = list(self.flags)
         return d
 
 
@@ -350,6 +403,101 @@ def _training_figures(od: np.ndarray, stains: StainVectors) -> dict[str, float]:
     }
 
 
+def _colour_fraction(pixels: np.ndarray, background: np.ndarray) -> tuple[float, int]:
+    """Share of the stained pixels (OD norm above 0.15 against ``background``) that have any colour, and their number."""
+    od = optical_density(pixels, background)
+    stained = pixels[np.linalg.norm(od, axis=-1) > _STAINED_OD].astype(np.int16)
+    if stained.shape[0] == 0:
+        return float("nan"), 0
+    spread = stained.max(axis=1) - stained.min(axis=1)
+    return float((spread > _GREY_SPREAD).mean()), int(stained.shape[0])
+
+
+def _channel_order_margin(stains: StainVectors) -> float:
+    """Mean over the estimated stain vectors of (angle to its training vector) - (angle to the channel-reversed
+    training vector a red/blue swap would give it); positive leans to swapped, NaN without an estimate."""
+    margins = []
+    if stains.hematoxylin_estimated:  # swapped, the stain absorbing most red is DAB read backwards
+        margins.append(
+            _angle_deg(stains.hematoxylin, _TRAINING_HEMATOXYLIN) - _angle_deg(stains.hematoxylin, _TRAINING_DAB[::-1])
+        )
+    if stains.dab_estimated:
+        margins.append(_angle_deg(stains.dab, _TRAINING_DAB) - _angle_deg(stains.dab, _TRAINING_HEMATOXYLIN[::-1]))
+    return float(np.mean(margins)) if margins else float("nan")
+
+
+def _greyscale_message(fraction: float, n: int, rules: StainGateRules) -> str:
+    return (
+        f"the image has no colour: {100 * fraction:.1f} % of its {n} stained pixels differ between red, green and "
+        f"blue by more than {_GREY_SPREAD} levels (at least {100 * rules.min_colour_fraction:.0f} % are needed); a "
+        "greyscale image cannot show DAB apart from hematoxylin. Score the scanner's colour (RGB) image"
+    )
+
+
+def check_colour(
+    thumbnail: np.ndarray,
+    tissue_mask: np.ndarray | None = None,
+    *,
+    background: np.ndarray | tuple[float, float, float] | None = None,
+    rules: StainGateRules | None = None,
+) -> StainGateDecision:
+    """Refuse an image without colour (greyscale, or a greyscale copy saved as RGB).
+
+    The first check of :func:`check_stain`; :func:`her2fast.pipeline.run_slide` also runs it on its own,
+    before tissue detection (which a greyscale image may fool into "empty glass").
+
+    Parameters
+    ----------
+    thumbnail : (H, W, 3) uint8
+        The slide at low resolution.
+    tissue_mask : (H, W) bool, optional
+        Pixels to look at (default: all; glass is left out by its optical density anyway).
+    background : (3,) float, optional
+        Glass colour (default: the 99th percentile of each channel of the thumbnail).
+    rules : StainGateRules, optional
+
+    Returns
+    -------
+    StainGateDecision
+        Not scorable with reason :data:`REASON_GREYSCALE` when fewer than ``rules.min_colour_fraction`` of at
+        least 100 stained pixels have colour; ``figures`` holds ``colour_fraction`` and ``stained_pixels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> grey = np.full((32, 32, 3), 240, np.uint8); grey[8:24, 8:24] = 120
+    >>> check_colour(grey).reason
+    'greyscale_image'
+    >>> brown = grey.copy(); brown[8:24, 8:24] = (150, 110, 80)
+    >>> check_colour(brown).scorable
+    True
+    """
+    thumb = as_rgb_uint8(thumbnail, "thumbnail")
+    rules = StainGateRules() if rules is None else rules
+    if not isinstance(rules, StainGateRules):
+        raise InvalidInputError(f"rules must be a StainGateRules, got {type(rules).__name__}")
+    if tissue_mask is None:
+        pixels = thumb.reshape(-1, 3)
+    else:
+        mask = np.asarray(tissue_mask)
+        if mask.shape != thumb.shape[:2] or mask.dtype != np.bool_:
+            raise InvalidInputError(
+                f"tissue_mask must be a boolean array of the thumbnail's shape {thumb.shape[:2]}, got {mask.shape} "
+                f"{mask.dtype}"
+            )
+        pixels = thumb[mask]
+    if background is None:
+        flat = thumb.reshape(-1, 3)
+        bg = np.clip(np.percentile(flat, 99, axis=0), 2.0, 255.0) if flat.shape[0] else None
+    else:
+        bg = background
+    fraction, n = _colour_fraction(_subsample(pixels, _MAX_THUMB_PIXELS, 0), bg)
+    figures = {"colour_fraction": fraction, "stained_pixels": float(n)}
+    if n >= 100 and fraction < rules.min_colour_fraction:
+        return StainGateDecision(False, REASON_GREYSCALE, _greyscale_message(fraction, n, rules), figures)
+    return StainGateDecision(True, None, "the image has colour", figures)
+
+
 def _training_distance(figures: dict[str, float]) -> float:
     worst = 0.0
     for key, (centre, half) in _TRAINING_RANGES.items():
@@ -422,6 +570,7 @@ def check_stain(
     tile_list = [as_rgb_uint8(t, f"tiles[{i}]") for i, t in enumerate(tiles)]
 
     bg = stains.background
+    colour_fraction, n_colour = _colour_fraction(_subsample(thumb[mask], _MAX_THUMB_PIXELS, 0), bg)
     parts = [optical_density(_subsample(thumb[mask], _MAX_THUMB_PIXELS, 0), bg)]
     for i, t in enumerate(tile_list):
         parts.append(optical_density(_subsample(t.reshape(-1, 3), _MAX_TILE_PIXELS, i + 1), bg))
@@ -432,6 +581,8 @@ def check_stain(
     figures["dab_vector_to_reference_deg"] = _angle_deg(stains.dab, STANDARD_DAB)
     figures["dab_vector_to_eosin_deg"] = _angle_deg(stains.dab, _EOSIN)
     figures["dab_estimated"] = float(stains.dab_estimated)
+    figures["colour_fraction"] = colour_fraction
+    figures["channel_order_margin_deg"] = _channel_order_margin(stains)
     nan = float("nan")
     if tile_list:
         figures.update(_pattern_figures(tile_list, stains, mpp, rules))
@@ -451,10 +602,16 @@ def check_stain(
     figures.update(_training_figures(od, stains))
     distance = _training_distance(figures)
 
-    def decision(reason: str | None, message: str) -> StainGateDecision:
-        return StainGateDecision(reason is None, reason, message, figures, distance, distance > 1.0)
-
     f = figures
+    margin = f["channel_order_margin_deg"]
+    flags = (FLAG_CHANNEL_ORDER,) if math.isfinite(margin) and margin > rules.suspect_margin_deg else ()
+
+    def decision(reason: str | None, message: str) -> StainGateDecision:
+        own = () if reason == REASON_CHANNELS_SWAPPED else flags  # the refusal says it all
+        return StainGateDecision(reason is None, reason, message, figures, distance, distance > 1.0, own)
+
+    if n_colour >= 100 and colour_fraction < rules.min_colour_fraction:
+        return decision(REASON_GREYSCALE, _greyscale_message(colour_fraction, n_colour, rules))
     if math.isfinite(f["eosin_fraction"]) and f["eosin_fraction"] >= rules.min_eosin_fraction:
         return decision(
             REASON_HE,
@@ -473,14 +630,30 @@ def check_stain(
                 f"{100 * rules.max_two_stain_residual:.0f} % is accepted)"
             ),
         )
+    if math.isfinite(margin) and margin >= rules.swapped_margin_deg:
+        return decision(
+            REASON_CHANNELS_SWAPPED,
+            (
+                f"the image's red and blue channels look swapped (BGR read as RGB): its stain vectors are "
+                f"{margin:.1f} deg closer to the channel-reversed hematoxylin/DAB pair than to the pair itself (at "
+                f"least {rules.swapped_margin_deg:g} deg refuses). Re-export the image in RGB order, or fix the "
+                "software that wrote it"
+            ),
+        )
     share, blobs = f["nuclear_blob_share"], f["nuclear_blobs"]
     if math.isfinite(share) and share >= rules.min_nuclear_blob_share and blobs >= rules.min_nuclear_blobs:
+        swap = (
+            "; or the image's red and blue channels are swapped (its stain colours lean that way by "
+            f"{margin:.1f} deg), which turns hematoxylin nuclei brown"
+            if math.isfinite(margin) and margin > 0
+            else ""
+        )
         return decision(
             REASON_NUCLEAR,
             (
                 f"DAB stains nuclei, not membranes: {100 * share:.0f} % of the DAB-dominated area on the sampled "
                 f"tiles is {blobs:.0f} compact nucleus-sized blobs (a nuclear marker such as Ki-67, ER or PR; "
-                "HER2 is scored on membranes)"
+                f"HER2 is scored on membranes{swap})"
             ),
         )
     q25, ratio, stained = f["cell_dab_q25_od"], f["cell_pale_ratio"], f["stained_fraction"]
@@ -501,11 +674,16 @@ def check_stain(
         )
     where = "outside" if distance > 1.0 else "inside"
     eosin = 100 * f["eosin_fraction"] if math.isfinite(f["eosin_fraction"]) else 0.0
+    lean = (
+        f"; its stain colours lean towards red and blue swapped by {margin:.1f} deg ({FLAG_CHANNEL_ORDER})"
+        if flags
+        else ""
+    )
     return decision(
         None,
         (
             f"DAB + hematoxylin IHC without a nuclear or cytoplasmic DAB pattern ({eosin:.0f} % eosin-pink pixels; "
-            f"stains {where} the models' training range, distance {distance:.2f})"
+            f"stains {where} the models' training range, distance {distance:.2f}{lean})"
         ),
     )
 

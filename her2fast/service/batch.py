@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from .._files import file_kind, is_root, os_error_text
 from ..errors import InvalidInputError, ModelError
 from ..io.store import ResultsStore, RunRecord, SlideIdentity
 from .slide_jobs import (
@@ -69,17 +70,61 @@ _GLOB_CHARS = frozenset("*?[")
 
 
 # ------------------------------------------------------------------------------------ finding slides
+#: Largest slide list read (bytes): a list of paths is some 100 bytes per slide.
+_MAX_LIST_BYTES = 16 << 20
+
+
 def _read_list(path: Path) -> list[Path]:
+    """The entries of a slide list. Its lines are never quoted in errors: a file that is not a slide list (a
+    password file, a slide of an unknown format) must not be printed."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"cannot read the slide list {path}: {exc}") from None
+        size = path.stat().st_size
+        if size > _MAX_LIST_BYTES:
+            raise InvalidInputError(
+                f"{path} is not a slide file ({', '.join(sorted(SLIDE_SUFFIXES))}) and, at {size / 1e6:.0f} MB, "
+                f"too large for a slide list (limit {_MAX_LIST_BYTES >> 20} MiB)"
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read the slide list: {os_error_text(path, exc)}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = ""
+    if not text and data or "\x00" in text:
+        raise InvalidInputError(
+            f"{path} is not a slide file ({', '.join(sorted(SLIDE_SUFFIXES))}) nor a slide list (a UTF-8 text file "
+            "with one path per line); check its name and suffix"
+        )
     found: list[Path] = []
-    for line in lines:
+    for number, line in enumerate(text.splitlines(), start=1):
         entry = line.strip()
         if entry and not entry.startswith("#"):
-            found += _expand(entry, from_list=path)
+            try:
+                found += _expand(entry, from_list=path)
+            except _ListEntryError as exc:
+                raise InvalidInputError(
+                    f"{path}: line {number} is {exc.reason}; is it a slide list (one slide file, folder or glob per "
+                    "line)? Its lines are not shown here"
+                ) from None
     return found
+
+
+class _ListEntryError(InvalidInputError):
+    """A line of a slide list that is no slide, folder or glob; ``reason`` does not quote the line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _kind(p: Path, from_list: Path | None = None) -> str:
+    try:
+        return file_kind(p)
+    except OSError as exc:  # a name too long, no permission
+        if from_list is not None:
+            raise _ListEntryError("a path the file system cannot look up (too long, or not permitted)") from None
+        raise InvalidInputError(os_error_text(p, exc)) from None
 
 
 def _expand(item: str | os.PathLike, *, from_list: Path | None = None) -> list[Path]:
@@ -87,18 +132,24 @@ def _expand(item: str | os.PathLike, *, from_list: Path | None = None) -> list[P
     p = Path(text).expanduser()
     if from_list is not None and not p.is_absolute():
         p = from_list.parent / p
-    if p.is_dir():
+    kind = _kind(p, from_list)
+    if kind == "dir":
         return scan_folder(p)
-    if p.is_file():
+    if kind == "file":
         if p.suffix.lower() in SLIDE_SUFFIXES:
             return [p]
         if from_list is not None:
-            raise InvalidInputError(
-                f"{from_list}: {p} is neither a slide file ({', '.join(sorted(SLIDE_SUFFIXES))}) "
-                "nor a folder (slide lists do not nest)"
-            )
+            raise _ListEntryError("a file that is neither a slide nor a folder (slide lists do not nest)")
         return _read_list(p)
+    if kind == "other" and p.suffix.lower() in SLIDE_SUFFIXES:
+        return [p]  # a FIFO or device named like a slide: never opened, it gets a 'failed' row
     if _GLOB_CHARS & set(text):
+        static = Path(*[part for part in p.parts[: next(i for i, q in enumerate(p.parts) if _GLOB_CHARS & set(q))]])
+        if is_root(static or "."):
+            raise InvalidInputError(
+                "refusing a glob that searches the whole file system from its root; start it at the scanner's "
+                "folder, e.g. '/data/scans/*/*.svs'"
+            )
         out: list[Path] = []
         for m in sorted(glob.glob(str(p), recursive=True)):
             mp = Path(m)
@@ -106,6 +157,8 @@ def _expand(item: str | os.PathLike, *, from_list: Path | None = None) -> list[P
         return out
     if p.suffix.lower() in SLIDE_SUFFIXES:
         return [p]  # a named slide that is missing: it gets a 'failed' row ("slide file not found")
+    if from_list is not None:
+        raise _ListEntryError("no slide file or folder that exists, and no glob pattern")
     raise InvalidInputError(f"{text}: no such slide file, folder or slide list (and no glob pattern)")
 
 
@@ -166,7 +219,7 @@ def _batch_order(inputs) -> list[Path]:
             isinstance(i, (str, os.PathLike))
             and Path(os.fspath(i)).suffix.lower() in SLIDE_SUFFIXES
             and not (_GLOB_CHARS & set(os.fspath(i)))
-            and not Path(os.fspath(i)).is_dir()
+            and _kind(Path(os.fspath(i)).expanduser()) != "dir"
             for i in items
         ):
             return [Path(os.path.abspath(Path(os.fspath(i)).expanduser())) for i in items]
@@ -776,7 +829,7 @@ def run_batch(
                 u,
                 Path(u).stem
                 if stems[Path(u).stem] == 1
-                else f"{Path(u).stem}-{hashlib.sha1(u.encode()).hexdigest()[:8]}",
+                else f"{Path(u).stem}-{hashlib.sha1(os.fsencode(u)).hexdigest()[:8]}",
             )
             for i, u in enumerate(unique)
         ]

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .. import __version__
+from .._files import file_kind, is_root
 from ..errors import Her2FastError, InvalidInputError
 from ..io.store import ResultsStore, RunRecord, SlideIdentity, StoreError, slide_identity
 
@@ -94,8 +95,20 @@ def scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[Path]:
     -------
     list of Path
         Sorted by folder, then name. The files of a DICOM series are one slide: any one of them opens it.
-        Folders that cannot be listed are left out.
+        Folders that cannot be listed are left out, and so are names that are not regular files (a FIFO
+        named ``x.tiff`` would block whoever opened it; a dangling link is no slide). Symbolic links to folders
+        are not followed.
+
+    Raises
+    ------
+    InvalidInputError
+        ``folder`` is the file-system root (``/``): her2fast never searches a whole file system.
     """
+    if is_root(folder):
+        raise InvalidInputError(
+            f"refusing to search the whole file system ({folder}) for slides; pass the scanner's folder, e.g. "
+            "/data/scans/today"
+        )
     skip = {os.path.abspath(e) for e in exclude}
     found: list[Path] = []
     for root, dirs, files in os.walk(folder):
@@ -106,6 +119,11 @@ def scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[Path]:
         for f in sorted(files):
             p = Path(root) / f
             if not is_slide_name(p):
+                continue
+            try:
+                if file_kind(p) != "file":
+                    continue
+            except OSError:
                 continue
             if p.suffix.lower() == ".dcm":  # a DICOM WSI series: one file per level, any one opens it
                 if dicom:

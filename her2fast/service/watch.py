@@ -25,6 +25,7 @@ ideal: such names are not slides and are never looked at.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -33,12 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from .._files import file_kind, is_root, os_error_text, text_path
 from ..errors import InvalidInputError
 from ..io.store import ResultsStore, StoreError, slide_stat
 from .batch import model_versions
 from .slide_jobs import clean_stale_temp, free_name, identify, row_of, scan_folder, score_one
 
-__all__ = ["WatchSummary", "watch"]
+__all__ = ["MAX_WAIT_SECONDS", "WatchSummary", "watch"]
 
 LOG_NAME = "her2fast-watch.log"
 QUARANTINE_CSV = "quarantine.csv"
@@ -61,7 +63,7 @@ def _make_logger(path: Path) -> tuple[logging.Logger, list[logging.Handler]]:
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handlers: list[logging.Handler] = [logging.FileHandler(path, encoding="utf-8")]
+        handlers: list[logging.Handler] = [logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")]
     except OSError as exc:
         raise InvalidInputError(f"cannot open the log file {path}: {exc}") from None
     handlers.append(logging.StreamHandler())
@@ -218,20 +220,26 @@ def watch(
     Raises
     ------
     InvalidInputError
-        ``folder`` is not a folder, bad settings, or another watcher holds ``out_dir``.
+        ``folder`` is not a folder (or is ``/``), ``settle``, ``poll`` or ``retry_after`` not a finite number of
+        seconds up to :data:`MAX_WAIT_SECONDS` (``settle=inf`` would never let ``once`` return), bad settings, or
+        another watcher holds ``out_dir``.
     StoreError
         The results store cannot be opened.
     """
-    from .._validate import as_positive_float
     from ..pipeline import ScoreSettings
 
     src = Path(os.path.abspath(folder))
-    if not src.is_dir():
-        raise InvalidInputError(f"watch folder not found or not a folder: {src}")
-    settle = float(settle)
-    if not settle >= 0:
-        raise InvalidInputError(f"settle must be >= 0 seconds, got {settle}")
-    poll = as_positive_float(poll, "poll")
+    try:
+        kind = file_kind(src)
+    except OSError as exc:
+        raise InvalidInputError(f"watch folder: {os_error_text(src, exc)}") from None
+    if kind != "dir":
+        raise InvalidInputError(f"watch folder not found or not a folder: {text_path(src)}")
+    if is_root(src):
+        raise InvalidInputError("refusing to watch the whole file system (/); pass the folder the scanner writes into")
+    settle = _seconds(settle, "settle", zero=True)
+    poll = _seconds(poll, "poll", zero=False)
+    retry_after = _seconds(retry_after, "retry_after", zero=True)
     settings = ScoreSettings() if settings is None else settings
     if profile is not None:
         from ..api import apply_profile
@@ -296,6 +304,26 @@ def watch(
         for h in handlers:
             logger.removeHandler(h)
             h.close()
+
+
+#: Longest settle, poll or retry time accepted (seconds): a day.
+MAX_WAIT_SECONDS = 86400.0
+
+
+def _seconds(value: object, name: str, *, zero: bool) -> float:
+    """A finite number of seconds in [0 or >0, MAX_WAIT_SECONDS], or InvalidInputError naming it."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number of seconds, got {value!r}") from None
+    low_ok = v >= 0 if zero else v > 0
+    if not (math.isfinite(v) and low_ok and v <= MAX_WAIT_SECONDS):
+        low = ">= 0" if zero else "> 0"
+        raise InvalidInputError(
+            f"{name} must be a finite number of seconds {low} and at most {MAX_WAIT_SECONDS:g} (a day), got {value!r}; "
+            f"e.g. --{name.replace('_', '-')} 10"
+        )
+    return v
 
 
 def _install_signals(stop: threading.Event, logger: logging.Logger) -> dict:

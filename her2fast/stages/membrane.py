@@ -53,6 +53,8 @@ __all__ = [
     "get_session",
     "uses_gpu",
     "parse_providers",
+    "check_providers",
+    "MAX_NETWORK_PIXELS",
     "predict",
     "predict_maps",
     "predict_maps_batch",
@@ -226,8 +228,37 @@ def _import_ort() -> Any:
     return ort
 
 
+def check_providers(providers: object) -> str | list[str]:
+    """``providers`` as ``"auto"`` or a list of names, or InvalidInputError naming the argument.
+
+    Parameters
+    ----------
+    providers : object
+        What a caller passed as ``providers=``.
+
+    Returns
+    -------
+    str or list of str
+        ``"auto"``, or the names as a new list (which providers exist is checked when the session is built).
+
+    Examples
+    --------
+    >>> check_providers(("CPUExecutionProvider",))
+    ['CPUExecutionProvider']
+    """
+    if isinstance(providers, str):
+        return providers
+    if isinstance(providers, (list, tuple)) and all(isinstance(p, str) for p in providers):
+        return list(providers)
+    raise InvalidInputError(
+        f"providers must be 'auto' or a list of provider names such as ['CUDAExecutionProvider'] or ['OpenVINO'], "
+        f"got {providers!r} ({type(providers).__name__})"
+    )
+
+
 def _wants_openvino(providers: str | Sequence[str]) -> bool:
     """Whether an explicit providers list names OpenVINO."""
+    providers = check_providers(providers)
     return not isinstance(providers, str) and any(p in _OPENVINO_NAMES for p in providers)
 
 
@@ -365,6 +396,7 @@ class _OrtRunner:
 
 
 def _resolve_providers(providers: str | Sequence[str], available: Sequence[str]) -> list[str]:
+    providers = check_providers(providers)
     if isinstance(providers, str):
         if providers != "auto":
             raise InvalidInputError(
@@ -567,6 +599,7 @@ def get_session(
     model_dir: str | Path | None = None, providers: str | Sequence[str] = "auto", threads: int | None = None
 ) -> MembraneSession:
     """The cached :class:`MembraneSession` for these arguments (built on first use)."""
+    providers = check_providers(providers)
     key = (
         str(Path(model_dir).resolve()) if model_dir is not None else None,
         providers if isinstance(providers, str) else tuple(providers),
@@ -593,10 +626,34 @@ def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     )
 
 
+#: Most pixels an image may have once resampled to the network's resolution (2**26, 8192 x 8192).
+MAX_NETWORK_PIXELS = 1 << 26
+
+
+def _check_mpp(mpp: object) -> float:
+    """``mpp`` as a brightfield resolution (:data:`her2fast.io.slide.PLAUSIBLE_MPP`), or InvalidInputError."""
+    from ..io.slide import PLAUSIBLE_MPP
+
+    v = as_positive_float(mpp, "mpp")
+    lo, hi = PLAUSIBLE_MPP
+    if not lo <= v <= hi:
+        raise InvalidInputError(
+            f"mpp={v:.4g} um/px is not a brightfield image resolution (accepted: {lo:g} to {hi:g} um/px); pass the "
+            "image's micrometres per pixel, e.g. 0.5 for a 20x scan or 0.25 for 40x"
+        )
+    return v
+
+
 def _unet_maps(image: np.ndarray, mpp: float, session: MembraneSession, batch_size: int) -> tuple[np.ndarray, ...]:
     cfg = session.config
     h0, w0 = image.shape[:2]
     scale = mpp / cfg.mpp
+    if h0 * scale * w0 * scale > MAX_NETWORK_PIXELS:
+        raise InvalidInputError(
+            f"a {w0}x{h0} image at mpp={mpp:.4g} um/px is {w0 * scale:.0f}x{h0 * scale:.0f} pixels at the network's "
+            f"{cfg.mpp:g} um/px, more than MAX_NETWORK_PIXELS={MAX_NETWORK_PIXELS}; pass a smaller region or "
+            "check mpp"
+        )
     if abs(scale - 1.0) > 0.01:
         shape = (max(1, round(h0 * scale)), max(1, round(w0 * scale)))
         img = _resize(image, shape)
@@ -670,7 +727,7 @@ def classical_membrane(
     from skimage.filters import sato
 
     image = as_rgb_uint8(image)
-    mpp = as_positive_float(mpp, "mpp")
+    mpp = _check_mpp(mpp)
     dab = rgb2hed(image)[..., 2].astype(np.float32)
     sigmas = [s / mpp for s in (0.5, 1.0)]
     ridge = sato(dab, sigmas=sigmas, black_ridges=False, mode="reflect").astype(np.float32)
@@ -694,7 +751,7 @@ def predict_maps(
 ) -> MembraneMaps:
     """Membrane and membrane-edge probabilities of an RGB image (see :func:`predict`)."""
     image = as_rgb_uint8(image)
-    mpp = as_positive_float(mpp, "mpp")
+    mpp = _check_mpp(mpp)
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
     if method == "classical":
@@ -788,7 +845,7 @@ def predict_maps_batch(
         One per image, in order.
     """
     images = [as_rgb_uint8(im) for im in images]
-    mpp = as_positive_float(mpp, "mpp")
+    mpp = _check_mpp(mpp)
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
     batch_size = as_int(batch_size, "batch_size", 1, 256)
@@ -857,7 +914,9 @@ def predict(
     Raises
     ------
     InvalidInputError
-        Wrong image shape/dtype, non-positive `mpp`, unknown `method`.
+        Wrong image shape/dtype, `mpp` outside :data:`her2fast.io.slide.PLAUSIBLE_MPP`, an image over
+        :data:`MAX_NETWORK_PIXELS` at the network's resolution, `providers` not ``"auto"`` or a list of names,
+        unknown `method`.
     ModelError
         Model missing or corrupt (sha256 mismatch), or onnxruntime not installed.
 

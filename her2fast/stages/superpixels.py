@@ -7,13 +7,26 @@ import numpy as np
 from .. import _native
 from .._validate import as_int, as_positive_float, as_rgb_uint8
 from ..errors import InvalidInputError
+from .texture import _check_radius
 
-__all__ = ["slic", "superpixel_features", "feature_names", "COLOUR_CHANNELS", "COLOUR_BINS"]
+__all__ = [
+    "slic",
+    "superpixel_features",
+    "feature_names",
+    "COLOUR_CHANNELS",
+    "COLOUR_BINS",
+    "MAX_SLIC_ITER",
+    "MAX_FEATURE_LABELS",
+]
 
 #: The seven 32-bin colour marginals of the colour histogram, in order.
 COLOUR_CHANNELS = ("red", "green", "blue", "hue", "saturation", "value", "grey")
 #: Number of colour-histogram bins (7 channels x 32).
 COLOUR_BINS = 224
+#: Most k-means iterations :func:`slic` runs (it usually stops at a fixed point within 10).
+MAX_SLIC_ITER = 1000
+#: Most rows :func:`superpixel_features` returns (2**18; about 3 kB of memory each, 0.8 GB in all).
+MAX_FEATURE_LABELS = 1 << 18
 
 
 def slic(
@@ -38,12 +51,13 @@ def slic(
     image : (H, W, 3) ndarray of uint8
         RGB image. Non-contiguous arrays are copied.
     n_segments : int, optional
-        Approximate number of superpixels (>= 1). Seeds lie on a grid of step
+        Approximate number of superpixels, 1 to 2**31 - 1 (more than the pixels gives one seed per pixel, so
+        the cost stays bounded by the image). Seeds lie on a grid of step
         ``sqrt(area / n_segments)``; the result has about that many labels.
     compactness : float, optional
         Balance of colour and space (> 0); higher is more square. As in scikit-image.
     max_num_iter : int, optional
-        Maximum number of k-means iterations (>= 1); stops earlier when no pixel changes.
+        Maximum number of k-means iterations, 1 to :data:`MAX_SLIC_ITER`; stops earlier when no pixel changes.
     mask : (H, W) ndarray of bool, optional
         Superpixels only where True (e.g. the tissue); other pixels get label -1.
     enforce_connectivity : bool, optional
@@ -65,7 +79,7 @@ def slic(
     InvalidInputError
         (a ``ValueError``) for a non-RGB, non-uint8 or empty image, a mask of another shape,
         ``n_segments < 1``, ``compactness <= 0``, ``max_num_iter < 1`` or ``min_size_factor``
-        outside 0..1.
+        outside 0..1; ``n_segments`` over 2**31 - 1, ``max_num_iter`` above :data:`MAX_SLIC_ITER`.
 
     Notes
     -----
@@ -92,10 +106,13 @@ def slic(
     4
     """
     img = as_rgb_uint8(image)
-    n_segments = as_int(n_segments, "n_segments", 1)
+    n_segments = as_int(n_segments, "n_segments", 1, np.iinfo(np.int32).max)
     compactness = as_positive_float(compactness, "compactness")
     iters = as_int(
-        max_num_iter if max_iter is None else max_iter, "max_iter" if max_iter is not None else "max_num_iter", 1
+        max_num_iter if max_iter is None else max_iter,
+        "max_iter" if max_iter is not None else "max_num_iter",
+        1,
+        MAX_SLIC_ITER,
     )
     try:
         msf = float(min_size_factor)
@@ -129,8 +146,8 @@ def superpixel_features(
     P, R : int, float, optional
         Uniform-LBP neighbours and radius (default 8, 1.0), as :func:`her2fast.stages.texture.local_binary_pattern`.
     n_labels : int, optional
-        K, the number of rows to return (default ``labels.max() + 1``); superpixels without pixels
-        get rows of zeros.
+        K, the number of rows to return (default ``labels.max() + 1``), at most :data:`MAX_FEATURE_LABELS`;
+        superpixels without pixels get rows of zeros.
 
     Returns
     -------
@@ -144,7 +161,8 @@ def superpixel_features(
     ------
     InvalidInputError
         (a ``ValueError``) for a non-RGB or non-uint8 image, labels of another shape or
-        non-integer dtype, labels below -1 or >= n_labels, or P/R out of range.
+        non-integer dtype, labels below -1 or >= n_labels, more than :data:`MAX_FEATURE_LABELS` labels
+        (checked before anything is allocated), or P/R out of range.
 
     Notes
     -----
@@ -164,7 +182,7 @@ def superpixel_features(
     """
     img = as_rgb_uint8(image)
     P = as_int(P, "P", 1, int(_native.LBP_MAX_POINTS))
-    R = as_positive_float(R, "R")
+    R = _check_radius(R)
     lab = np.asarray(labels)
     if lab.shape != img.shape[:2]:
         raise InvalidInputError(f"labels must have the image's shape {img.shape[:2]}, got {lab.shape}")
@@ -173,9 +191,21 @@ def superpixel_features(
     lo, hi = int(lab.min()), int(lab.max())
     if lo < -1:
         raise InvalidInputError(f"labels must be >= -1 (-1 = ignore), got minimum {lo}")
+    relabel = "number the labels 0..K-1 first (skimage.segmentation.relabel_sequential)"
     if n_labels is None:
+        if hi >= MAX_FEATURE_LABELS:
+            raise InvalidInputError(
+                f"labels go up to {hi}, so the feature table would have {hi + 1} rows, more than "
+                f"MAX_FEATURE_LABELS={MAX_FEATURE_LABELS} (about 3 kB each); {relabel}"
+            )
         n_labels = hi + 1
-    n_labels = as_int(n_labels, "n_labels", 0, np.iinfo(np.int32).max)
+    if not isinstance(n_labels, (bool, np.bool_)) and isinstance(n_labels, (int, np.integer)):
+        if n_labels > MAX_FEATURE_LABELS:
+            raise InvalidInputError(
+                f"n_labels must be at most MAX_FEATURE_LABELS={MAX_FEATURE_LABELS} rows (about 3 kB of memory "
+                f"each), got {int(n_labels)}; {relabel}"
+            )
+    n_labels = as_int(n_labels, "n_labels", 0, MAX_FEATURE_LABELS)
     if hi >= n_labels:
         raise InvalidInputError(f"labels must be < n_labels={n_labels}, got maximum {hi}")
     lab32 = np.ascontiguousarray(lab, dtype=np.int32)

@@ -11,10 +11,24 @@ from .. import _native
 from .._validate import as_int, as_positive_float
 from ..errors import InvalidInputError
 
-__all__ = ["local_binary_pattern", "LBP_METHODS"]
+__all__ = ["local_binary_pattern", "LBP_METHODS", "LBP_MAX_RADIUS"]
 
 #: The LBP variants implemented (scikit-image names).
 LBP_METHODS = ("uniform",)
+
+#: Largest LBP radius (pixels) the kernel takes.
+LBP_MAX_RADIUS = 1000.0
+
+
+def _check_radius(R: object, name: str = "R") -> float:
+    """``R`` as a float in (0, :data:`LBP_MAX_RADIUS`], or InvalidInputError naming it."""
+    r = as_positive_float(R, name)
+    if r > LBP_MAX_RADIUS:
+        raise InvalidInputError(
+            f"{name} must be at most {LBP_MAX_RADIUS:g} pixels (the LBP circle's radius), got {r:g}; LBP "
+            "describes texture within a few pixels (1 to 3 is usual)"
+        )
+    return r
 
 
 def local_binary_pattern(image: np.ndarray, P: int = 8, R: float = 1.0, method: str = "uniform") -> np.ndarray:
@@ -33,7 +47,7 @@ def local_binary_pattern(image: np.ndarray, P: int = 8, R: float = 1.0, method: 
     P : int, optional
         Number of circularly symmetric neighbours, 1..64 (default 8).
     R : float, optional
-        Radius of the circle in pixels, > 0 (default 1.0).
+        Radius of the circle in pixels, in (0, 1000] (:data:`LBP_MAX_RADIUS`; default 1.0).
     method : {'uniform'}, optional
         LBP variant; only the rotation-invariant uniform ("riu2") patterns are implemented.
 
@@ -48,7 +62,7 @@ def local_binary_pattern(image: np.ndarray, P: int = 8, R: float = 1.0, method: 
     ------
     InvalidInputError
         (a ``ValueError``) for an image that is not 2-D, empty, complex, boolean or non-finite,
-        P outside 1..64, R not finite and positive, or an unknown method.
+        P outside 1..64, R not in (0, 1000], or an unknown method.
 
     Notes
     -----
@@ -73,7 +87,7 @@ def local_binary_pattern(image: np.ndarray, P: int = 8, R: float = 1.0, method: 
     if not isinstance(method, str) or method.lower() not in LBP_METHODS:
         raise InvalidInputError(f"method must be one of {LBP_METHODS}, got {method!r}")
     P = as_int(P, "P", 1, int(_native.LBP_MAX_POINTS))
-    R = as_positive_float(R, "R")
+    R = _check_radius(R)
     arr = np.asarray(image)
     if arr.ndim != 2:
         raise InvalidInputError(f"image must be 2-D (H, W), got shape {arr.shape}")
