@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .quality import QUALITY_REASONS, QualityMap, QualityRules, quality_map
+from .quality import QUALITY_REASONS, REASON_UNUSABLE, QualityMap, QualityRules, QualityTally, quality_map
 from .stain_gate import (
     REASON_CYTOPLASMIC,
     REASON_HE,
@@ -27,6 +27,8 @@ __all__ = [
     "QUALITY_REASONS",
     "QualityMap",
     "QualityRules",
+    "QualityTally",
+    "REASON_UNUSABLE",
     "quality_map",
     "REASONS",
     "REASON_CYTOPLASMIC",
