@@ -6,7 +6,7 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
 
 ``out_of_focus``
     Focus is the share of the image's detail energy that lies at the finest scale. On the optical
-    density ``od`` (strongest channel, relative to white, averaged to about 1 um/px):
+    density ``od`` (of the weakest channel, i.e. the brightest, relative to white, averaged to about 1 um/px):
     ``fine = od - G(od, 0.7 um)`` and ``detail = G(od, 0.7 um) - G(od, 8 um)``; each is squared and
     averaged over a window of :attr:`QualityRules.window_um`, and ``focus = E[fine^2] / E[detail^2]``.
     A ratio rather than an energy, so that the amount of stain and the density of the tissue cancel
@@ -264,8 +264,12 @@ def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
     ph, pw = -h % k, -w % k
     if ph or pw:
         a = np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="edge")
-    H, W = a.shape[0] // k, a.shape[1] // k
-    return a.reshape(H, k, W, k, *a.shape[2:]).mean(axis=(1, 3))
+    # a sum of k^2 strided views: numpy's reductions over short inner axes are several times slower
+    acc = np.zeros((a.shape[0] // k, a.shape[1] // k, *a.shape[2:]), np.int32 if a.dtype == np.uint8 else a.dtype)
+    for i in range(k):
+        for j in range(k):
+            acc += a[i::k, j::k]
+    return (acc / np.float32(k * k)).astype(np.float32 if a.dtype == np.uint8 else a.dtype, copy=False)
 
 
 def _grow(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -317,7 +321,9 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     while step_px % k:
         k -= 1
     work_mpp = mpp * k
-    od = -np.log10(np.maximum(arr.astype(np.float32), 1.0) / 255.0).max(axis=2)
+    # the optical density of the weakest channel (that of the brightest channel, as -log10 decreases)
+    brightest = np.maximum(np.maximum(arr[..., 0], arr[..., 1]), arr[..., 2])
+    od = -np.log10(np.maximum(brightest.astype(np.float32), 1.0) / 255.0)
     od = _block_mean(od, k)
     s1 = ndi.gaussian_filter(od, rules.fine_um / work_mpp, mode="reflect")
     s2 = ndi.gaussian_filter(od, rules.detail_um / work_mpp, mode="reflect")
@@ -336,12 +342,16 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
 
     # ink, on a coarse copy of the image
     ki = max(1, int(round(rules.ink_mpp / mpp)))
-    small = np.clip(np.rint(_block_mean(arr.astype(np.float32), ki)), 0, 255).astype(np.uint8)
+    small = np.clip(np.rint(_block_mean(arr, ki)), 0, 255).astype(np.uint8)
     ink_small = pen_mask(small, mpp * ki)
-    ink_full = np.repeat(np.repeat(ink_small, ki, axis=0), ki, axis=1)
-    pad_h, pad_w = h * step_px - ink_full.shape[0], w * step_px - ink_full.shape[1]
-    ink_full = np.pad(ink_full, ((0, max(pad_h, 0)), (0, max(pad_w, 0))), mode="edge")[: h * step_px, : w * step_px]
-    ink = ink_full.reshape(h, step_px, w, step_px).mean(axis=(1, 3)) > 0.2
+    if ki == step_px:  # one ink pixel per map pixel (the default rules): the map is the ink mask
+        ink = ink_small[:h, :w]
+    else:
+        ink_full = np.repeat(np.repeat(ink_small, ki, axis=0), ki, axis=1)
+        pad_h, pad_w = h * step_px - ink_full.shape[0], w * step_px - ink_full.shape[1]
+        ink_full = np.pad(ink_full, ((0, max(pad_h, 0)), (0, max(pad_w, 0))), mode="edge")
+        ink_full = ink_full[: h * step_px, : w * step_px]
+        ink = ink_full.reshape(h, step_px, w, step_px).mean(axis=(1, 3)) > 0.2
     if ink.any():  # tissue under the ink that keeps its own colour (brown under blue) is still under the ink
         ink = ndi.binary_fill_holes(ndi.binary_closing(np.pad(ink, 3, mode="edge"), iterations=3))[3:-3, 3:-3]
 
