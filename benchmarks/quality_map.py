@@ -1,6 +1,14 @@
 """The quality map (her2fast.qc.quality_map) against phantom artefacts with exact masks.
 
     python benchmarks/quality_map.py [--size 1024] [--seeds 6] [--first-seed 7000] [--json FILE]
+    python benchmarks/quality_map.py --cost [--cost-size 4096] [--repeats 3]
+    python benchmarks/quality_map.py --agree
+
+``--cost`` times ``her2fast.score`` on one phantom slide (2+ typical, seed 906) with
+``ScoreSettings(quality_map=True)`` and ``False``, alternating, and prints the ratio of the medians (and the
+map's share of the worker time, ``timings["quality"]``). ``--agree`` scores six held-out phantoms
+(``make_slide`` seeds 904 and 905, categories 0, 1+ and 3+, 2048^2) with the map on and off and prints
+both categories and what the map removed.
 
 For every seed a phantom tile (:func:`her2fast.synth.make_tile`, presets cycled: 0, 1+, 2+, 3+ typical, 3+
 heterogeneous, 2+, 1+ and 0+ near-threshold; 0.5 um/px, JPEG 90) gets each artefact of
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -79,6 +88,81 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
     return rows
 
 
+def _settings(on: bool):
+    from her2fast.pipeline import ScoreSettings
+
+    return ScoreSettings(quality_map=on)
+
+
+def cost(size: int, repeats: int) -> None:
+    """Time her2fast.score with the map on and off on one phantom, alternating; print the ratio."""
+    import tempfile
+    from pathlib import Path
+
+    import her2fast
+    from her2fast.synth import make_slide
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gt = make_slide(Path(tmp) / "cost.tiff", category="2+", width=size, height=size, seed=906)
+        her2fast.score(gt.path, progress=False, settings=_settings(False))  # warm-up: model load, caches
+        times: dict[bool, list[float]] = {False: [], True: []}
+        share: list[float] = []
+        for k in range(repeats):
+            for on in (False, True) if k % 2 == 0 else (True, False):
+                t0 = time.perf_counter()
+                r = her2fast.score(gt.path, progress=False, settings=_settings(on))
+                dt = time.perf_counter() - t0
+                times[on].append(dt)
+                extra = ""
+                if on:
+                    busy = sum(
+                        v
+                        for key, v in r.timings.items()
+                        if key in ("read", "deconvolve", "membrane", "nuclei", "cells", "quality")
+                    )
+                    share.append(r.timings.get("quality", 0.0) / busy if busy else 0.0)
+                    extra = (
+                        f" quality {r.timings.get('quality', 0.0):.2f} s busy ({100 * share[-1]:.1f} % of tile work)"
+                    )
+                print(
+                    f"repeat {k} map {'on ' if on else 'off'} {dt:7.2f} s  {r.score} cells {len(r.cells)}{extra}",
+                    flush=True,
+                )
+    on_s, off_s = float(np.median(times[True])), float(np.median(times[False]))
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {size}^2 phantom 2+ seed 906")
+    print(f"median score time: map off {off_s:.2f} s, map on {on_s:.2f} s -> on / off = {on_s / off_s:.3f}")
+    print(f"map share of the tile work (busy seconds): {100 * float(np.median(share)):.1f} %")
+
+
+def agree() -> int:
+    """Score the held-out phantoms with the map on and off; print the categories. Returns the disagreements."""
+    import tempfile
+    from pathlib import Path
+
+    import her2fast
+    from her2fast.synth import make_slide
+
+    bad = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in (904, 905):
+            for cat in ("0", "1+", "3+"):
+                gt = make_slide(Path(tmp) / f"s{seed}_{cat[0]}.tiff", category=cat, width=2048, height=2048, seed=seed)
+                off = her2fast.score(gt.path, progress=False, settings=_settings(False))
+                on = her2fast.score(gt.path, progress=False, settings=_settings(True))
+                q = on.provenance["qc"]["quality"]
+                same = on.category == off.category
+                bad += not same
+                print(
+                    f"seed {seed} {cat:3s} truth {gt.category:3s} off {off.category} on {on.category} "
+                    f"{'same' if same else 'DIFFERENT'}  cells {len(off.cells)} -> {len(on.cells)}  "
+                    f"removed {q['removed_percent_of_tissue']['any']:.2f} % of tissue, "
+                    f"{q['removed_percent_of_tumour']['any']:.2f} % of tumour",
+                    flush=True,
+                )
+    print(f"{6 - bad} of 6 held-out phantoms give the same category with the quality map on and off")
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -86,7 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--first-seed", type=int, default=7000)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--cost", action="store_true", help="time her2fast.score with the map on and off")
+    ap.add_argument("--cost-size", type=int, default=4096)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--agree", action="store_true", help="categories of six held-out phantoms, map on and off")
     args = ap.parse_args(argv)
+    if args.cost or args.agree:
+        if args.cost:
+            cost(args.cost_size, args.repeats)
+        if args.agree:
+            return int(agree() > 0)
+        return 0
     rows: list[dict] = []
     for i in range(args.seeds):
         seed = args.first_seed + i

@@ -3,8 +3,9 @@
 :func:`score` opens the slide, runs :func:`her2fast.pipeline.run_slide` (tissue, tiles, stain,
 epithelium, membrane, nuclei, cells) and scores the tumour cells with :func:`her2fast.scoring.score_cells`
 (ASCO/CAP 2018 categories and the 2023 strata). A slide that cannot be scored -- empty glass, no
-epithelium, fewer tumour cells than ``ScoringRules.min_tumour_cells`` -- gives ``score=None`` with the
-reason in ``not_scorable`` and ``flags``: never a number that was not measured. A file that cannot be
+epithelium, a stain the stain gate refuses, a tumour area mostly out of focus or under ink, fewer tumour
+cells than ``ScoringRules.min_tumour_cells`` -- gives ``score=None`` with the reason in ``not_scorable``
+and ``flags``: never a number that was not measured. A file that cannot be
 read raises the errors of :mod:`her2fast.io.slide` (:class:`~her2fast.errors.SlideReadError` and
 subclasses, :class:`~her2fast.errors.MissingResolutionError`, :class:`~her2fast.errors.NotBrightfieldError`).
 """
@@ -94,13 +95,15 @@ class SlideResult:
         error of the membrane OD or completeness), ``few_cells``, ``unusual_pattern``, ``no_tumour_cells``,
         ``no_tissue``, ``no_epithelium``, ``too_few_tumour_cells``, ``stain_vectors_fallback``,
         ``gpu_fallback_to_cpu``, ``resolution_too_coarse``, ``outside_training_range``, ``channel_order_suspect``,
-        and the stain gate's refusals (``greyscale_image``, ``not_her2_ihc``, ``channels_swapped``,
-        ``nuclear_dab_pattern``, ``cytoplasmic_dab_pattern``).
+        ``quality_excluded`` (the quality map left unusable tissue out, ``provenance["qc"]["quality"]``),
+        ``unusable_tumour_area`` (too much of the tumour area was unusable: not scorable), and the stain gate's
+        refusals (``greyscale_image``, ``not_her2_ihc``, ``channels_swapped``, ``nuclear_dab_pattern``,
+        ``cytoplasmic_dab_pattern``).
     not_scorable : str or None
         Why ``score`` is None, in words.
     timings : dict of str to float
         Seconds per stage (``open``, ``tissue``, ``grid``, ``stain``, ``epithelium``, ``read``,
-        ``deconvolve``, ``membrane``, ``nuclei``, ``cells``, ``merge``, ``scoring``, ``total``).
+        ``deconvolve``, ``membrane``, ``nuclei``, ``cells``, ``quality``, ``merge``, ``scoring``, ``total``).
     provenance : dict
         ``her2fast_version``, ``models`` (name -> sha256), ``providers``, ``settings``, ``slide``
         (path, vendor, width, height, mpp_x, mpp_y, mpp_source, levels, objective_power), ``stains``,

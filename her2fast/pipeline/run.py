@@ -75,7 +75,8 @@ class PipelineOutput:
     providers: list[str]
     model_sha256: dict[str, str]
     performance: dict = field(default_factory=dict)
-    #: quality-control decisions and the figures behind them (``"stain_gate"``: StainGateDecision.to_dict())
+    #: quality-control decisions and the figures behind them (``"stain_gate"``: StainGateDecision.to_dict(),
+    #: ``"quality"``: QualityTally.to_dict() with ``settings.quality_map``)
     qc: dict = field(default_factory=dict)
 
 
@@ -113,7 +114,8 @@ def run_slide(
     PipelineOutput
         ``not_scorable`` names the reason when the slide cannot be scored (coarser than
         :data:`MAX_SCORING_MPP` on either axis, a greyscale image, no tissue, refused by the stain gate, no
-        epithelium); the cell table is then empty.
+        epithelium: the cell table is then empty; too much of the tumour area unusable under
+        ``settings.quality_map``: the usable cells are kept, for review).
     """
     from ..qc import check_colour, check_slide_stain
     from ..stages.epithelium import classify_slide, default_model, select_tiles
@@ -228,7 +230,24 @@ def run_slide(
     counts["tiles_without_epithelium"] = perf["tiles_without_epithelium"]
     counts["tiles_segmented"] = len(sub) - perf["tiles_without_epithelium"]
     counts["artefact_loops"] = n_artefacts
-    result = out(None, cells, stains.to_dict(), used)
+    not_scorable = None
+    if stream.quality is not None:
+        from ..qc import REASON_UNUSABLE, QualityRules
+
+        rules = QualityRules()
+        q = stream.quality
+        qc["quality"] = q.to_dict(s.mpp, rules)
+        counts["cells_quality_excluded"] = q.cells_removed
+        if q.removed_px.get("any", 0):
+            flags.append("quality_excluded")
+        if q.unusable_tumour_fraction > rules.max_unusable_tumour:
+            flags.append(REASON_UNUSABLE)
+            not_scorable = (
+                f"{REASON_UNUSABLE}: {100 * q.unusable_tumour_fraction:.0f} % of the tumour area is out of focus or "
+                f"under pen ink (more than {100 * rules.max_unusable_tumour:.0f} %); rescan the slide, or clean "
+                "the ink off the glass"
+            )
+    result = out(not_scorable, cells, stains.to_dict(), used)
     if probe is not None:
         perf["membrane_runtime_probe"] = probe
     result.performance = perf

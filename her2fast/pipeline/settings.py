@@ -80,6 +80,13 @@ class ScoreSettings:
         H&E, slides without a DAB/hematoxylin pair and nuclear or cytoplasmic DAB patterns are not
         scorable; stains far from the models' training range are flagged ``outside_training_range``.
         False skips the check (for stains known to be right that the check refuses).
+    quality_map : bool
+        Compute the quality map (:func:`her2fast.qc.quality_map`) of every segmented window from the
+        pixels already read, and leave out of the cell table the cells whose centre lies in tissue it
+        marks unusable (out of focus, under pen ink). What each reason removed is in
+        ``provenance["qc"]["quality"]``, the flag ``quality_excluded`` says something was; a slide whose
+        tumour area is unusable for more than ``QualityRules.max_unusable_tumour`` (50 %) is not
+        scorable (``unusable_tumour_area``). False: every cell is kept.
     nuclei : NucleiSettings
     cells : CellSettings
         Includes the scoring rules' OD bands (``cells.rules``).
@@ -103,6 +110,7 @@ class ScoreSettings:
     windows_per_tile: int = 4
     membrane_white_balance: bool = True
     stain_gate: bool = True
+    quality_map: bool = True
     nuclei: NucleiSettings = field(default_factory=NucleiSettings)
     cells: CellSettings = field(default_factory=CellSettings)
     rules: ScoringRules = field(default_factory=ScoringRules)
@@ -122,7 +130,7 @@ class ScoreSettings:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise InvalidInputError(f"ScoreSettings.{name} must be an int >= {lo}, got {v!r}")
-        for name in ("crop_to_epithelium", "membrane_white_balance", "stain_gate"):
+        for name in ("crop_to_epithelium", "membrane_white_balance", "stain_gate", "quality_map"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise InvalidInputError(f"ScoreSettings.{name} must be True or False, got {getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))
@@ -152,12 +160,14 @@ class ScoreSettings:
         """Inverse of :meth:`to_dict`.
 
         Settings saved before ``crop_to_epithelium`` existed load with it False, and before
-        ``windows_per_tile`` with 1, before ``membrane_white_balance`` and ``stain_gate`` with False, and
-        before ``measurement`` without measurement errors (:data:`NO_MEASUREMENT_ERROR`): what they ran with.
+        ``windows_per_tile`` with 1, before ``membrane_white_balance``, ``stain_gate`` and ``quality_map``
+        with False, and before ``measurement`` without measurement errors (:data:`NO_MEASUREMENT_ERROR`):
+        what they ran with.
         """
         d = dict(d)
         d.setdefault("membrane_white_balance", False)
         d.setdefault("stain_gate", False)
+        d.setdefault("quality_map", False)
         d.setdefault("crop_to_epithelium", False)
         d.setdefault("windows_per_tile", 1)
         rules = ScoringRules(**d.pop("rules", {}))

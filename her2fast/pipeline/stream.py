@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..qc import QualityTally, quality_map
 from ..scoring import CellTable
 from ..stages.cells import measure_tile
 from ..stages.nuclei import segment_nuclei
@@ -76,6 +77,7 @@ class _TileStream:
         self._ended = 0  # reader _END markers seen by the inference lanes
         self.pixels = [0, 0]  # pixels segmented (windows), pixels of the padded tiles
         self.skipped = 0  # tiles without epithelium where the core's cells can lie
+        self.quality: QualityTally | None = QualityTally() if settings.quality_map else None
 
     # -- plumbing -------------------------------------------------------------------------------
     def _add(self, key: str, seconds: float) -> None:
@@ -178,8 +180,15 @@ class _TileStream:
             settings=s.cells,
         )
         t3 = time.perf_counter()
+        cells, tally = tc.cells, None
+        if self.quality is not None:
+            cells, tally = _quality_filter(work, cells, s.mpp)
+        t4 = time.perf_counter()
         with self._busy_lock:
-            self.tables[work.index, work.window] = tc.cells
+            self.tables[work.index, work.window] = cells
+            if tally is not None:
+                self.quality.add(tally)
+                self.busy["quality"] += t4 - t3
             self.artefacts[work.index, work.window] = tc.n_artefact_loops
             self.busy["deconvolve"] += t1 - t0
             self.busy["nuclei"] += t2 - t1
@@ -320,6 +329,21 @@ class _TileStream:
             if len(batch) == batch_n:
                 flush()
         flush()
+
+
+def _quality_filter(work: _TileWork, cells: CellTable, mpp: float) -> tuple[CellTable, QualityTally]:
+    """The window's cells without those in unusable tissue (:func:`her2fast.qc.quality_map` of the window's
+    pixels), and the tally of what its core lost."""
+    qm = quality_map(work.image, mpp)
+    bx, by = work.bounds[:2]
+    cx0, cy0, cx1, cy1 = work.core
+    tally = qm.tally((cx0 - bx, cy0 - by, cx1 - bx, cy1 - by), work.epithelium)
+    if len(cells) and tally.removed_px.get("any", 0):
+        out = qm.unusable_at(cells.x - bx, cells.y - by)["any"]
+        tally.cells_removed = int(out.sum())
+        tally.tumour_cells_removed = int((out & cells.is_tumour.astype(bool)).sum())
+        cells = cells.select(np.flatnonzero(~out))
+    return cells, tally
 
 
 @dataclass

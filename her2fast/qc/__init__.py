@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from .quality import QUALITY_REASONS, QualityMap, QualityRules, quality_map
+from .quality import QUALITY_REASONS, REASON_UNUSABLE, QualityMap, QualityRules, QualityTally, quality_map
 from .stain_gate import (
     FLAG_CHANNEL_ORDER,
     REASON_CHANNELS_SWAPPED,
@@ -32,6 +32,8 @@ __all__ = [
     "QUALITY_REASONS",
     "QualityMap",
     "QualityRules",
+    "QualityTally",
+    "REASON_UNUSABLE",
     "quality_map",
     "FLAG_CHANNEL_ORDER",
     "REASONS",

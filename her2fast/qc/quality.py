@@ -6,7 +6,7 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
 
 ``out_of_focus``
     Focus is the share of the image's detail energy that lies at the finest scale. On the optical
-    density ``od`` (strongest channel, relative to white, averaged to about 1 um/px):
+    density ``od`` (of the weakest channel, i.e. the brightest, relative to white, averaged to about 1 um/px):
     ``fine = od - G(od, 0.7 um)`` and ``detail = G(od, 0.7 um) - G(od, 8 um)``; each is squared and
     averaged over a window of :attr:`QualityRules.window_um`, and ``focus = E[fine^2] / E[detail^2]``.
     A ratio rather than an energy, so that the amount of stain and the density of the tissue cancel
@@ -40,10 +40,13 @@ from .._validate import as_positive_float, as_rgb_uint8
 from ..errors import InvalidInputError
 from ..stages.tissue import pen_mask
 
-__all__ = ["QUALITY_REASONS", "QualityMap", "QualityRules", "quality_map"]
+__all__ = ["QUALITY_REASONS", "QualityMap", "QualityRules", "QualityTally", "quality_map", "REASON_UNUSABLE"]
 
 #: The reasons a quality map gives, in the order they are reported.
 QUALITY_REASONS: tuple[str, ...] = ("out_of_focus", "pen_ink")
+
+#: Code of the not-scorable reason (and flag) when too much of the tumour area is unusable.
+REASON_UNUSABLE = "unusable_tumour_area"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class QualityRules:
         Windows whose mean optical density is lower are glass and not judged.
     ink_mpp : float
         Resolution at which ink is looked for.
+    max_unusable_tumour : float
+        A slide whose tumour area (epithelium in the segmented tiles) is unusable for more than this
+        fraction is not scorable (:data:`REASON_UNUSABLE`): the rest is too small a sample of the tumour.
     """
 
     step_um: float = 4.0
@@ -73,10 +79,13 @@ class QualityRules:
     detail_um: float = 8.0
     min_tissue_od: float = 0.04
     ink_mpp: float = 4.0
+    max_unusable_tumour: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("step_um", "window_um", "focus_min", "fine_um", "detail_um", "min_tissue_od", "ink_mpp"):
             as_positive_float(getattr(self, name), name)
+        if not (0.0 < float(self.max_unusable_tumour) <= 1.0):
+            raise InvalidInputError(f"max_unusable_tumour must be in (0, 1], got {self.max_unusable_tumour!r}")
         if self.detail_um <= self.fine_um:
             raise InvalidInputError(f"detail_um ({self.detail_um}) must be larger than fine_um ({self.fine_um})")
 
@@ -143,6 +152,109 @@ class QualityMap:
         """The removed fractions and the rules (for provenance)."""
         return {"removed_fraction": self.removed_fraction(), "rules": asdict(self.rules)}
 
+    def _full(self, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        k = self.step_px
+        return np.repeat(np.repeat(m, k, axis=0), k, axis=1)[: shape[0], : shape[1]]
+
+    def unusable_at(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Whether image points lie in unusable tissue, per reason and ``"any"``.
+
+        ``x``, ``y`` are positions in image pixels, pixel ``(i, j)`` centred at ``x = j, y = i``;
+        points outside the map take the nearest map pixel.
+        """
+        h, w = self.tissue.shape
+        k = self.step_px
+        j = np.clip(np.floor(np.asarray(x, np.float64) + 0.5).astype(np.int64) // k, 0, w - 1)
+        i = np.clip(np.floor(np.asarray(y, np.float64) + 0.5).astype(np.int64) // k, 0, h - 1)
+        out = {r: (m & self.tissue)[i, j] for r, m in self.reasons.items()}
+        out["any"] = self.unusable[i, j]
+        return out
+
+    def tally(self, core: tuple[int, int, int, int], tumour: np.ndarray | None = None) -> QualityTally:
+        """The image pixels of tissue (and of ``tumour``) inside ``core`` that each reason removes.
+
+        Parameters
+        ----------
+        core : (x0, y0, x1, y1)
+            Half-open image-pixel box (the part of the image a tile owns).
+        tumour : (H, W) bool, optional
+            The tumour (epithelium) mask of the whole image.
+        """
+        x0, y0, x1, y1 = (int(v) for v in core)
+        shape = (y1, x1)
+        sl = (slice(y0, y1), slice(x0, x1))
+        t = QualityTally()
+        t.tissue_px = int(self._full(self.tissue, shape)[sl].sum())
+        unusable = self._full(self.unusable, shape)[sl]
+        epi = None if tumour is None else np.asarray(tumour, bool)[sl]
+        if epi is not None:
+            t.tumour_px = int(epi.sum())
+        for r, m in [*self.reasons.items(), ("any", None)]:
+            full = unusable if m is None else self._full(m & self.tissue, shape)[sl]
+            t.removed_px[r] = int(full.sum())
+            if epi is not None:
+                t.tumour_removed_px[r] = int((full & epi).sum())
+        return t
+
+
+@dataclass
+class QualityTally:
+    """What quality maps removed from a run, summed over its tiles (:meth:`QualityMap.tally`).
+
+    Attributes
+    ----------
+    tissue_px, tumour_px : int
+        Image pixels of judged tissue and of tumour (epithelium) looked at.
+    removed_px, tumour_removed_px : dict of str to int
+        Of those, the pixels each reason (and ``"any"``) removed.
+    cells_removed, tumour_cells_removed : int
+        Cells (and tumour cells) left out of the cell table because their centre lay in unusable tissue.
+    """
+
+    tissue_px: int = 0
+    tumour_px: int = 0
+    removed_px: dict[str, int] = field(default_factory=dict)
+    tumour_removed_px: dict[str, int] = field(default_factory=dict)
+    cells_removed: int = 0
+    tumour_cells_removed: int = 0
+
+    def add(self, other: QualityTally) -> None:
+        """Add another tally to this one."""
+        self.tissue_px += other.tissue_px
+        self.tumour_px += other.tumour_px
+        for mine, theirs in ((self.removed_px, other.removed_px), (self.tumour_removed_px, other.tumour_removed_px)):
+            for r, v in theirs.items():
+                mine[r] = mine.get(r, 0) + v
+        self.cells_removed += other.cells_removed
+        self.tumour_cells_removed += other.tumour_cells_removed
+
+    @property
+    def unusable_tumour_fraction(self) -> float:
+        """Fraction of the tumour area removed for any reason (0 when no tumour was looked at)."""
+        return self.tumour_removed_px.get("any", 0) / self.tumour_px if self.tumour_px else 0.0
+
+    def to_dict(self, mpp: float, rules: QualityRules) -> dict:
+        """Areas in um^2 and % of the tissue / tumour looked at, cells removed, and the decision (provenance)."""
+        a = float(mpp) ** 2
+        reasons = [*QUALITY_REASONS, "any"]
+
+        def pct(n: int, d: int) -> float:
+            return round(100.0 * n / d, 3) if d else 0.0
+
+        frac = self.unusable_tumour_fraction
+        return {
+            "tissue_um2": round(self.tissue_px * a, 1),
+            "tumour_um2": round(self.tumour_px * a, 1),
+            "removed_um2": {r: round(self.removed_px.get(r, 0) * a, 1) for r in reasons},
+            "removed_percent_of_tissue": {r: pct(self.removed_px.get(r, 0), self.tissue_px) for r in reasons},
+            "removed_percent_of_tumour": {r: pct(self.tumour_removed_px.get(r, 0), self.tumour_px) for r in reasons},
+            "cells_removed": int(self.cells_removed),
+            "tumour_cells_removed": int(self.tumour_cells_removed),
+            "max_unusable_tumour": float(rules.max_unusable_tumour),
+            "scorable": bool(frac <= rules.max_unusable_tumour),
+            "rules": asdict(rules),
+        }
+
 
 def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
     """Mean over k x k blocks (the image is edge-padded to a multiple of k)."""
@@ -152,8 +264,12 @@ def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
     ph, pw = -h % k, -w % k
     if ph or pw:
         a = np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="edge")
-    H, W = a.shape[0] // k, a.shape[1] // k
-    return a.reshape(H, k, W, k, *a.shape[2:]).mean(axis=(1, 3))
+    # a sum of k^2 strided views: numpy's reductions over short inner axes are several times slower
+    acc = np.zeros((a.shape[0] // k, a.shape[1] // k, *a.shape[2:]), np.int32 if a.dtype == np.uint8 else a.dtype)
+    for i in range(k):
+        for j in range(k):
+            acc += a[i::k, j::k]
+    return (acc / np.float32(k * k)).astype(np.float32 if a.dtype == np.uint8 else a.dtype, copy=False)
 
 
 def _grow(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -205,7 +321,9 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     while step_px % k:
         k -= 1
     work_mpp = mpp * k
-    od = -np.log10(np.maximum(arr.astype(np.float32), 1.0) / 255.0).max(axis=2)
+    # the optical density of the weakest channel (that of the brightest channel, as -log10 decreases)
+    brightest = np.maximum(np.maximum(arr[..., 0], arr[..., 1]), arr[..., 2])
+    od = -np.log10(np.maximum(brightest.astype(np.float32), 1.0) / 255.0)
     od = _block_mean(od, k)
     s1 = ndi.gaussian_filter(od, rules.fine_um / work_mpp, mode="reflect")
     s2 = ndi.gaussian_filter(od, rules.detail_um / work_mpp, mode="reflect")
@@ -224,12 +342,16 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
 
     # ink, on a coarse copy of the image
     ki = max(1, int(round(rules.ink_mpp / mpp)))
-    small = np.clip(np.rint(_block_mean(arr.astype(np.float32), ki)), 0, 255).astype(np.uint8)
+    small = np.clip(np.rint(_block_mean(arr, ki)), 0, 255).astype(np.uint8)
     ink_small = pen_mask(small, mpp * ki)
-    ink_full = np.repeat(np.repeat(ink_small, ki, axis=0), ki, axis=1)
-    pad_h, pad_w = h * step_px - ink_full.shape[0], w * step_px - ink_full.shape[1]
-    ink_full = np.pad(ink_full, ((0, max(pad_h, 0)), (0, max(pad_w, 0))), mode="edge")[: h * step_px, : w * step_px]
-    ink = ink_full.reshape(h, step_px, w, step_px).mean(axis=(1, 3)) > 0.2
+    if ki == step_px:  # one ink pixel per map pixel (the default rules): the map is the ink mask
+        ink = ink_small[:h, :w]
+    else:
+        ink_full = np.repeat(np.repeat(ink_small, ki, axis=0), ki, axis=1)
+        pad_h, pad_w = h * step_px - ink_full.shape[0], w * step_px - ink_full.shape[1]
+        ink_full = np.pad(ink_full, ((0, max(pad_h, 0)), (0, max(pad_w, 0))), mode="edge")
+        ink_full = ink_full[: h * step_px, : w * step_px]
+        ink = ink_full.reshape(h, step_px, w, step_px).mean(axis=(1, 3)) > 0.2
     if ink.any():  # tissue under the ink that keeps its own colour (brown under blue) is still under the ink
         ink = ndi.binary_fill_holes(ndi.binary_closing(np.pad(ink, 3, mode="edge"), iterations=3))[3:-3, 3:-3]
 
