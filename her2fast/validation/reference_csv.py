@@ -57,6 +57,19 @@ def read_reference_csv(path: str | Path, *, check_files: bool = True) -> list[Re
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"reference CSV not found: {path}")
+    try:
+        return _read(path, check_files)
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the CSV as UTF-8 (CSV UTF-8 in Excel)"
+        ) from None
+    except csv.Error as exc:
+        raise InvalidInputError(
+            f"{path}: not a readable CSV file ({exc}); save it as plain comma-separated text"
+        ) from None
+
+
+def _read(path: Path, check_files: bool) -> list[ReferenceRow]:
     rows: list[ReferenceRow] = []
     seen: dict[str, int] = {}
     with path.open(newline="", encoding="utf-8-sig") as fh:
