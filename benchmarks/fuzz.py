@@ -98,7 +98,7 @@ def make_seeds(folder: Path) -> dict[str, list[Path]]:
 
 def hot_offsets(data: bytes) -> list[int]:
     """Offsets of structure in a seed (TIFF IFD entries and their values, PNG chunk headers) for mutations."""
-    hot = list(range(0, min(len(data), 64)))
+    hot = list(range(min(len(data), 64)))
     if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
         try:
             import io
@@ -138,7 +138,9 @@ def strategies(seeds: dict[str, list[Path]]):
             n = len(data)
             pos = draw(
                 st.one_of(
-                    st.sampled_from(offsets).map(lambda o: min(o, n - 1)) if offsets else st.integers(0, n - 1),
+                    st.sampled_from(offsets).map(lambda o, last=n - 1: min(o, last))
+                    if offsets
+                    else st.integers(0, n - 1),
                     st.integers(0, n - 1),
                 )
             )
@@ -210,9 +212,8 @@ def run_slide(path: Path) -> None:
 
 def run_csv(path: Path) -> None:
     """Read a (mutated) reference CSV, checking that its slide files exist."""
-    from her2fast.validation.reference_csv import read_reference_csv
-
     from her2fast.errors import Her2FastError
+    from her2fast.validation.reference_csv import read_reference_csv
 
     read_reference_csv(path, check_files=False)
     try:  # the same rows, now with their slide paths looked up on disk
