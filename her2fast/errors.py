@@ -17,6 +17,8 @@ __all__ = [
     "MissingResolutionError",
     "NotBrightfieldError",
     "ModelError",
+    "OutputError",
+    "SlideChangedError",
 ]
 
 
@@ -57,3 +59,14 @@ class NotBrightfieldError(Her2FastError):
 
 class ModelError(Her2FastError):
     """A shipped or user-supplied model is missing, corrupt or incompatible."""
+
+
+class OutputError(Her2FastError):
+    """An output cannot be written where it would go (it would replace an input, or no free name is left).
+
+    The message names the file and the fix.
+    """
+
+
+class SlideChangedError(SlideReadError):
+    """The slide file changed (rewritten or replaced) while it was read; score it again once it is complete."""

@@ -168,7 +168,7 @@ def test_schema_1_database_is_migrated(tmp_path):
         assert store.insert(ok_run(ident)) == (False, row)
         assert store.get(row["id"]) == row
         version = store._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        assert int(version) == 2 and store.integrity_check() == "ok"
+        assert int(version) == 3 and store.integrity_check() == "ok"
     with ResultsStore(db) as store:  # opening a migrated database again changes nothing
         assert len(list(store.rows())) == 2
 

@@ -7,7 +7,7 @@ which is what makes batches resumable and idempotent. Several processes may writ
 journal, busy timeout) -- on a local disk: SQLite's locking does not work on network file systems,
 so keep the database on the machine that runs ``her2fast batch`` / ``her2fast watch``.
 
-Schema (version 2)
+Schema (version 3)
 ------------------
 Table ``runs``, one row per slide run (failed runs are history and are never de-duplicated; at most one
 ``ok`` row per content hash, package version and model versions, enforced by a unique index):
@@ -36,6 +36,7 @@ model_versions     TEXT     JSON: model name -> sha256 of every model such a run
 started_at         REAL     Unix time the run started
 finished_at        REAL     Unix time the outputs were complete
 outputs            TEXT     JSON: kind (json, cells, geojson, overlay, zoom, heatmap) -> file path
+output_sha256      TEXT     JSON: kind -> sha256 of that file as this run wrote it (schema 3)
 models_key         TEXT     canonical JSON of model_versions (for the unique index)
 =================  =======  ====================================================================
 
@@ -43,11 +44,16 @@ models_key         TEXT     canonical JSON of model_versions (for the unique ind
 (schema 2): slides that cannot be scored, keyed by content hash, with the reason (``her2fast watch``
 never retries them until their content changes). Table ``meta`` holds ``schema_version``. A database
 written by an older her2fast is migrated when opened (missing columns and tables are added).
+
+A row and its files describe the same slide bytes: ``slide_sha256`` is the hash of the bytes that were
+scored (the file was unchanged from before it was hashed until its report was complete), the result JSON
+records the same hash (``provenance.slide.sha256``), and ``output_sha256`` the hash of each file as written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -57,11 +63,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import _csv as safe_csv
-from ..errors import Her2FastError, InvalidInputError
+from .._files import atomic_write, snapshot
+from ..errors import Her2FastError, InvalidInputError, SlideChangedError
 
 __all__ = ["SlideIdentity", "RunRecord", "ResultsStore", "slide_identity", "slide_files", "slide_stat", "StoreError"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _COLUMNS = (
     "slide_path",
     "slide_size",
@@ -83,9 +90,17 @@ _COLUMNS = (
     "percent_complete",
     "not_scorable",
     "flags",
+    "output_sha256",
 )
 _REAL = ("slide_mtime", "confidence", "started_at", "finished_at", "percent_complete")
-_JSON = {"percentages": dict, "timings": dict, "model_versions": dict, "outputs": dict, "flags": list}
+_JSON = {
+    "percentages": dict,
+    "timings": dict,
+    "model_versions": dict,
+    "outputs": dict,
+    "flags": list,
+    "output_sha256": dict,
+}
 _QUARANTINE = ("slide_sha256", "slide_path", "slide_size", "slide_mtime", "reason", "at")
 
 
@@ -99,12 +114,17 @@ class StoreError(Her2FastError):
 
 @dataclass(frozen=True)
 class SlideIdentity:
-    """What identifies a slide's content: path, size, mtime and the sha256 of its bytes."""
+    """What identifies a slide's content: path, size, mtime and the sha256 of its bytes.
+
+    ``snapshot`` (not stored, not compared) is :func:`her2fast._files.snapshot` of the slide's files while they
+    were hashed: the same snapshot later means the same bytes.
+    """
 
     path: str
     size: int
     mtime: float
     sha256: str
+    snapshot: tuple = field(default=(), compare=False, repr=False)
 
 
 def slide_files(path: str | os.PathLike) -> list[Path]:
@@ -143,13 +163,17 @@ def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIde
     ------
     InvalidInputError
         When the file does not exist.
+    SlideChangedError
+        When a file changed (rewritten or replaced) while it was hashed.
     """
     p = Path(path)
     if not p.is_file():
         raise InvalidInputError(f"slide file not found: {p}")
     digest = hashlib.sha256()
     size, mtime = 0, 0.0
-    for i, f in enumerate(slide_files(p)):
+    files = slide_files(p)
+    before = snapshot(files)
+    for i, f in enumerate(files):
         st = f.stat()
         size += st.st_size
         mtime = max(mtime, st.st_mtime)
@@ -158,7 +182,12 @@ def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIde
         with f.open("rb") as fh:
             while block := fh.read(chunk):
                 digest.update(block)
-    return SlideIdentity(path=str(p.resolve()), size=size, mtime=mtime, sha256=digest.hexdigest())
+    if snapshot(files) != before or slide_files(p) != files:
+        raise SlideChangedError(
+            f"{p} changed while it was read (it is still being written, or was replaced); "
+            "score it again once it is complete"
+        )
+    return SlideIdentity(path=str(p.resolve()), size=size, mtime=mtime, sha256=digest.hexdigest(), snapshot=before)
 
 
 @dataclass
@@ -182,6 +211,7 @@ class RunRecord:
     percent_complete: float | None = None
     not_scorable: str | None = None
     flags: Sequence[str] = ()
+    output_sha256: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):
@@ -386,6 +416,7 @@ class ResultsStore:
             "model_versions": json.dumps(dict(run.model_versions)),
             "outputs": json.dumps(dict(run.outputs)),
             "flags": json.dumps(list(run.flags)),
+            "output_sha256": json.dumps(dict(run.output_sha256)),
         }
         try:
             with self._transaction():
@@ -425,15 +456,21 @@ class ResultsStore:
         yield from self._select("SELECT * FROM runs ORDER BY id")
 
     def export_csv(self, path: str | os.PathLike) -> int:
-        """Write every run to a CSV file (JSON columns as JSON text). Returns the number of rows."""
+        """Write every run to a CSV file (JSON columns as JSON text), atomically. Returns the number of rows."""
         n = 0
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+
+        def write(raw) -> None:
+            nonlocal n
+            fh = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=True)
             writer = safe_csv.writer(fh)
             writer.writerow(("id", *_COLUMNS))
             cur = self._conn.execute(f"SELECT id, {', '.join(_COLUMNS)} FROM runs ORDER BY id")
             for values in cur:
                 writer.writerow(values)
                 n += 1
+            fh.detach()
+
+        atomic_write(path, write)
         return n
 
     # ------------------------------------------------------------------------------ quarantine
@@ -474,13 +511,18 @@ class ResultsStore:
         return rows[0] if rows else None
 
     def export_quarantine_csv(self, path: str | os.PathLike) -> int:
-        """Write the quarantine list to a CSV file. Returns the number of entries."""
+        """Write the quarantine list to a CSV file, atomically. Returns the number of entries."""
         rows = self.quarantined()
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+
+        def write(raw) -> None:
+            fh = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=True)
             writer = safe_csv.writer(fh)
             writer.writerow(_QUARANTINE)
             for r in rows:
                 writer.writerow([r[c] for c in _QUARANTINE])
+            fh.detach()
+
+        atomic_write(path, write)
         return len(rows)
 
     def integrity_check(self) -> str:

@@ -41,13 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from .._files import input_keys
 from ..errors import InvalidInputError, ModelError
 from ..io.store import ResultsStore, RunRecord, SlideIdentity
 from .slide_jobs import (
     SLIDE_SUFFIXES,
     clean_stale_temp,
     describe_error,
-    free_name,
     identify,
     is_slide_name,
     row_of,
@@ -294,6 +294,7 @@ def score_to_store(
         versions,
         store.done_hashes(__version__, versions),
         store.output_owners(),
+        protect=input_keys([path]),
         mpp=mpp,
         settings=settings,
         providers=providers,
@@ -304,8 +305,8 @@ def score_to_store(
     return row_of(store, identity, record, versions)
 
 
-def _process_one(path: str, out: Path, name: str, versions, done, owners, **options):
-    """(record or None when skipped, failure kind, identity) of one slide."""
+def _process_one(path: str, out: Path, name: str, versions, done, owners, *, protect=(), **options):
+    """(record or None when skipped, failure kind, identity) of one slide; ``protect``: keys of the inputs."""
     identity, error = identify(path)
     if error is not None:
         return (
@@ -323,7 +324,7 @@ def _process_one(path: str, out: Path, name: str, versions, done, owners, **opti
         )
     if identity.sha256 in done:
         return None, None, identity
-    record, kind = score_one(path, identity, out, free_name(name, identity.sha256, out, owners), versions, **options)
+    record, kind = score_one(path, identity, out, name, versions, protect=protect, owners=owners, **options)
     return record, kind, identity
 
 
@@ -389,11 +390,30 @@ def _work(path: str, name: str, shared: dict, queue=None) -> _Outcome:
         sys.stderr = _TileTap(queue, path, real)
     try:
         record, _kind, identity = _process_one(
-            path, Path(shared["out_dir"]), name, shared["versions"], shared["done"], shared["owners"], **options
+            path,
+            Path(shared["out_dir"]),
+            name,
+            shared["versions"],
+            shared["done"],
+            shared["owners"],
+            protect=_protected(shared),
+            **options,
         )
     finally:
         sys.stderr = real
     return _Outcome(identity, record)
+
+
+_PROTECTED: dict[str, frozenset] = {}
+
+
+def _protected(shared: dict) -> frozenset:
+    """(device, inode) keys of every slide of the batch, looked up once per worker process (on its machine)."""
+    key = shared["batch_id"]
+    if key not in _PROTECTED:
+        _PROTECTED.clear()
+        _PROTECTED[key] = input_keys(shared["inputs"])
+    return _PROTECTED[key]
 
 
 def _work_local(path: str, name: str) -> _Outcome:
@@ -740,20 +760,12 @@ def run_batch(
     try:
         clean_stale_temp(out)
         unique = list(dict.fromkeys(str(p) for p in slides))
-        stems: dict[str, int] = {}
-        for u in unique:
-            stems[Path(u).stem] = stems.get(Path(u).stem, 0) + 1
-        jobs = [
-            _Job(
-                i,
-                u,
-                Path(u).stem
-                if stems[Path(u).stem] == 1
-                else f"{Path(u).stem}-{hashlib.sha1(u.encode()).hexdigest()[:8]}",
-            )
-            for i, u in enumerate(unique)
-        ]
+        # the wanted report name is the file name; publish_report gives a slide of the same name but other
+        # content <name>-<8 hex of its sha256>, whichever batch or process writes first
+        jobs = [_Job(i, u, Path(u).stem) for i, u in enumerate(unique)]
         shared = dict(
+            batch_id=uuid.uuid4().hex,
+            inputs=unique,
             done=st.done_hashes(__version__, versions),
             owners=st.output_owners(),
             versions=versions,
