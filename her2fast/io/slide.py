@@ -358,6 +358,16 @@ class Slide:
                 out[y0 - ly : y1 - ly, x0 - lx : x1 - lx] = img[y0:y1, x0:x1]
             return out, float(lx), float(ly)
         d = self.level_downsamples[level]
+        W, H = self.level_dimensions[level]
+        if d == int(d) and (lx < 0 or ly < 0 or lx + lw > W or ly + lh > H):
+            # decode only the part inside the level (the rest is white): a thin slide's resampling margins
+            # would otherwise decode mostly empty area (the same pixels: integer downsample, exact origin)
+            out = np.full((lh, lw, 3), 255, np.uint8)
+            ix0, iy0, ix1, iy1 = max(lx, 0), max(ly, 0), min(lx + lw, W), min(ly + lh, H)
+            if ix1 > ix0 and iy1 > iy0:
+                inner, _, _ = self._read_level(level, ix0, iy0, ix1 - ix0, iy1 - iy0)
+                out[iy0 - ly : iy1 - ly, ix0 - lx : ix1 - lx] = inner
+            return out, float(lx), float(ly)
         x0, y0 = int(round(lx * d)), int(round(ly * d))
         try:
             region = self._osr.read_region((x0, y0), level, (lw, lh))  # type: ignore[union-attr]
@@ -627,6 +637,8 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
             "TIFF, DICOM, tiled TIFF, ...) nor a plain PNG/JPEG/TIFF image; the file may be truncated or "
             f"corrupt. If another program opens it, {_CONVERT_HINT}"
         )
+    if vendor != "hamamatsu":
+        _check_tiff_layout(path)
     try:
         osr = openslide.OpenSlide(str(path))
     except Exception as exc:
@@ -642,7 +654,7 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
             f"OpenSlide detected {path} as {vendor} but cannot open it ({msg}); {fix}"
         ) from None
     try:
-        props = dict(osr.properties)
+        props = _properties(osr)
         dims = tuple((int(w), int(h)) for w, h in osr.level_dimensions)
         downs = tuple(float(d) for d in osr.level_downsamples)
         if user_mpp is not None:
@@ -662,6 +674,46 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
         osr.close()
         raise
     return Slide._create(path, vendor, dims, downs, mpp_xy, source, power, props, osr, None)
+
+
+def _properties(osr) -> dict[str, str]:
+    """OpenSlide's properties; a damaged name whose value OpenSlide cannot give back is left out."""
+    props: dict[str, str] = {}
+    for key in list(osr.properties):
+        try:
+            props[key] = osr.properties[key]
+        except (KeyError, UnicodeDecodeError):
+            continue
+    return props
+
+
+def _check_tiff_layout(path: Path) -> None:
+    """Refuse a TIFF whose tiles or strips reach past the end of the file (before OpenSlide allocates them).
+
+    OpenSlide allocates a tile's declared byte count before reading it: a damaged count of 4 GB costs 4 GB
+    of address space (and aborts a process under ``ulimit -v``). Files tifffile cannot parse are left to
+    OpenSlide.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+                return
+        import tifffile
+
+        size = path.stat().st_size
+        with tifffile.TiffFile(path) as tf:
+            for index, page in enumerate(tf.pages):
+                for offset, count in zip(page.dataoffsets, page.databytecounts):
+                    if offset + count > size:
+                        raise UnsupportedSlideError(
+                            f"{path} is damaged or truncated: a tile of its image {index} reaches past the end of "
+                            f"the file (byte {offset} + {count} > {size} bytes); copy the slide again from the "
+                            "scanner"
+                        )
+    except UnsupportedSlideError:
+        raise
+    except Exception:  # noqa: BLE001 - not parseable by tifffile: OpenSlide decides
+        return
 
 
 def _open_plain(path: Path, user_mpp: tuple[float, float] | None) -> Slide:

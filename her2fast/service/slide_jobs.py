@@ -15,6 +15,7 @@ What :mod:`her2fast.service.batch` and :mod:`her2fast.service.watch` share:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -202,7 +203,7 @@ def publish_report(
     Parameters
     ----------
     result : SlideResult
-        Its ``provenance["slide"]["sha256"]`` is set to ``identity.sha256``.
+        Written with ``provenance["slide"]["sha256"]`` = ``identity.sha256`` (a copy; ``result`` is unchanged).
     identity : SlideIdentity
         From :func:`identify`, with its snapshot.
     out_dir : Path
@@ -235,7 +236,9 @@ def publish_report(
 
     owners = owners or {}
     protect = frozenset(protect) | input_keys(slide_files(identity.path))
-    result.provenance.setdefault("slide", {})["sha256"] = identity.sha256
+    provenance = dict(result.provenance)
+    provenance["slide"] = {**provenance.get("slide", {}), "sha256": identity.sha256}
+    result = dataclasses.replace(result, provenance=provenance)  # the caller's result is left as it was
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f"{_TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
