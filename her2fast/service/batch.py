@@ -14,6 +14,9 @@ Guarantees
   would be used (:func:`model_versions` -- the package version and the sha256 of each model the settings
   use, read from the models' ``config.json``) is skipped; rerunning an interrupted batch scores the
   rest and nothing twice.
+- **Workers end with the batch.** A local worker process ends when the batch process does, even when it
+  is killed with ``kill -9`` (a parent-death signal on Linux, a watchdog thread on the parent's pid
+  everywhere): nothing keeps scoring, or holding memory, for a batch that is gone.
 - **A bad slide does not stop the batch.** Its error is recorded as a ``failed`` row (failed rows are
   history: a rerun tries the slide again). The batch stops only when the store itself cannot be
   written (:class:`~her2fast.io.store.StoreError`, e.g. a full disk), leaving the database intact.
@@ -368,9 +371,54 @@ class _TileTap(io.TextIOBase):
         self.fallback.flush()
 
 
-def _init_worker(shared: dict, queue) -> None:
+def _set_parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when the thread that started it ends (``prctl(PR_SET_PDEATHSIG)``).
+
+    Returns False where that is not available (other systems, no C library).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
     import signal
 
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int, every: float = 1.0) -> None:
+    """End this process as soon as ``parent_pid`` is no longer its parent (a daemon thread polls getppid)."""
+    import threading
+
+    def watchdog() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(70)  # the batch is gone: nobody would store this worker's result
+            time.sleep(every)
+
+    threading.Thread(target=watchdog, name="her2fast-parent-watchdog", daemon=True).start()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make a worker end with the batch process that started it, even when that one is killed with ``kill -9``.
+
+    A worker blocks reading the pool's call queue, whose pipe it holds both ends of, so it would never see
+    the parent go: the parent-death signal (Linux) ends it at once, the watchdog thread within a second
+    everywhere else.
+    """
+    _set_parent_death_signal()
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(70)
+    _watch_parent(parent_pid)
+
+
+def _init_worker(shared: dict, queue, parent_pid: int | None = None) -> None:
+    import signal
+
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the workers
     _WORKER["shared"], _WORKER["queue"] = shared, queue
 
@@ -463,7 +511,9 @@ def _run_local(jobs: Sequence[_Job], shared: dict, workers: int, ui: _BatchProgr
     queue = ctx.Queue() if ui.enabled else None
 
     def new_pool(n: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(shared, queue))
+        return ProcessPoolExecutor(
+            max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(shared, queue, os.getpid())
+        )
 
     def drain() -> None:
         if queue is None:
