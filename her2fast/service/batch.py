@@ -7,8 +7,9 @@ slide in the :class:`~her2fast.io.store.ResultsStore` (``results.db`` in the out
 Guarantees
 ----------
 - **Outputs before the row.** A slide's report files are written into a temporary folder inside the
-  output folder, flushed to disk and renamed into place; only then is its row committed (one SQLite
-  transaction). A crash or ``kill -9`` at any moment leaves either the whole row with all its files, or
+  output folder, flushed to disk and renamed into place under a name no other slide's report holds
+  (claimed by content hash, safe between processes), never through a link or onto an input; only then is
+  its row committed (one SQLite transaction). A slide that changed while it was scored publishes nothing. A crash or ``kill -9`` at any moment leaves either the whole row with all its files, or
   no row (possibly with files of an unfinished run, which the rerun overwrites).
 - **Resumable, idempotent.** A slide whose content hash already has an ``ok`` row for the versions that
   would be used (:func:`model_versions` -- the package version and the sha256 of each model the settings
@@ -264,7 +265,7 @@ def score_to_store(
     out_dir : str or PathLike
         Report folder (``<name>.her2fast.json``, ``.cells.npz``, ``.geojson``, pictures). ``<name>`` is
         the slide's file name without suffix, with ``-<first 8 hex of its sha256>`` appended when another
-        slide's ``ok`` run already wrote that name.
+        slide's report holds that name (:func:`her2fast.service.slide_jobs.publish_report`).
     store : ResultsStore
     mpp, settings, providers, progress
         As :func:`her2fast.score`.
