@@ -284,3 +284,29 @@ def test_store_row_records_output_hashes(slides, tmp_path):
         row = score_to_store(slides["b"], out, store=store, pictures=False)
     assert row["status"] == "ok" and set(row["output_sha256"]) == set(row["outputs"])
     assert_describes(row["outputs"], row["output_sha256"], row["slide_sha256"])
+
+
+def test_watch_scores_a_slide_replaced_while_scored_again(scored, slides, tmp_path, monkeypatch):
+    """`watch`: the row and files of a slide replaced mid-scoring describe the new slide, never a mix."""
+    import her2fast.api
+    from her2fast.service.watch import watch
+
+    src = tmp_path / "scans"
+    path = copy_slide(slides["a"], src / "x.tiff")
+    calls: list[str] = []
+
+    def score_replacing_once(p, **kw):
+        calls.append(p)
+        if len(calls) == 1:
+            time.sleep(0.02)
+            os.replace(copy_slide(slides["b"], src / ".x.part"), path)  # the scanner rewrites it meanwhile
+        return scored
+
+    monkeypatch.setattr(her2fast.api, "score", score_replacing_once)
+    summary = watch(src, tmp_path / "out", settle=0, poll=0.05, once=True, pictures=False, geojson=False)
+    assert len(calls) == 2 and summary.scored == 1 and summary.quarantined == 0
+    with ResultsStore(tmp_path / "out") as store:
+        rows = list(store.rows())
+    assert len(rows) == 1 and rows[0]["status"] == "ok"
+    assert rows[0]["slide_sha256"] == slide_identity(slides["b"]).sha256
+    assert_describes(rows[0]["outputs"], rows[0]["output_sha256"], rows[0]["slide_sha256"])
