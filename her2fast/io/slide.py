@@ -442,6 +442,17 @@ class Slide:
         # output block size so that the source block stays under _MAX_BLOCK level pixels
         bw = max(1, min(width, int(_MAX_BLOCK / max(rx, 1e-9))))
         bh = max(1, min(height, int(_MAX_BLOCK / max(ry, 1e-9))))
+        # a read one block across a level narrower than a block (a thin slide) takes longer blocks: what is
+        # decoded is the level's width times the block's length, and short blocks would decode their
+        # resampling margins many times over
+        lw, lh = self.level_dimensions[level]
+        cover_x = max(1.0, min(ox + width * rx, lw) - max(ox, 0.0))
+        cover_y = max(1.0, min(oy + height * ry, lh) - max(oy, 0.0))
+        area = float(_MAX_BLOCK * _MAX_BLOCK)
+        if bw >= width and bh < height and cover_x < _MAX_BLOCK / 2:
+            bh = min(height, max(bh, int(area / cover_x / max(ry, 1e-9))))
+        elif bh >= height and bw < width and cover_y < _MAX_BLOCK / 2:
+            bw = min(width, max(bw, int(area / cover_y / max(rx, 1e-9))))
         if bw >= width and bh >= height:
             return self._read_block(level, ox, oy, rx, ry, width, height)
         out = np.empty((height, width, 3), np.uint8)
@@ -492,10 +503,56 @@ class Slide:
         mx, my = int(math.ceil(3 * max(rx, 1))) + 2, int(math.ceil(3 * max(ry, 1))) + 2
         lx0, ly0 = int(math.floor(ox)) - mx, int(math.floor(oy)) - my
         lx1, ly1 = int(math.ceil(ox + w * rx)) + mx, int(math.ceil(oy + h * ry)) + my
+        lw, lh = self.level_dimensions[level]
+        cx0, cy0, cx1, cy1 = max(lx0, 0), max(ly0, 0), min(lx1, lw), min(ly1, lh)
+        inside = max(0, cx1 - cx0) * max(0, cy1 - cy0)
+        d = self.level_downsamples[level]
+        if d == int(d) and inside * 4 < (lx1 - lx0) * (ly1 - ly0):
+            return self._resample_thin(level, (lx0, ly0, lx1, ly1), (cx0, cy0, cx1, cy1), ox, oy, rx, ry, w, h)
         block, fx, fy = self._read_level(level, lx0, ly0, lx1 - lx0, ly1 - ly0)
         box = (ox - fx, oy - fy, ox - fx + w * rx, oy - fy + h * ry)
         img = Image.fromarray(block).resize((w, h), resample=Image.Resampling.LANCZOS, box=box)
         return np.asarray(img)
+
+    def _resample_thin(self, level, canvas, crop, ox, oy, rx, ry, w, h) -> np.ndarray:
+        """:meth:`_read_block` for a block mostly outside the level (a thin slide at a large reduction).
+
+        The resampling margins would be mostly white glass: resample only the part inside the level, one
+        direction at a time, and blend with white by the Lanczos weight that falls outside it (the filter
+        is separable, so that weight is a product of two 1-D resamplings). Equal to resampling the white-padded block up to the
+        rounding of Pillow's two passes.
+        """
+        from PIL import Image
+
+        lanczos = Image.Resampling.LANCZOS
+        (lx0, ly0, lx1, ly1), (cx0, cy0, cx1, cy1) = canvas, crop
+        if cx1 <= cx0 or cy1 <= cy0:
+            return np.full((h, w, 3), 255, np.uint8)
+        block, _, _ = self._read_level(level, cx0, cy0, cx1 - cx0, cy1 - cy0)
+        # one 1-D pass per direction, each padding with white only along its own axis to cover the
+        # resampling box (Pillow needs the box inside the image), never the margins of both
+        py0, py1 = max(ly0, min(cy0, math.floor(oy))), min(ly1, max(cy1, math.ceil(oy + h * ry)))
+        tall = np.full((py1 - py0, cx1 - cx0, 3), 255, np.uint8)
+        tall[cy0 - py0 : cy1 - py0] = block
+        box = (0, oy - py0, cx1 - cx0, oy - py0 + h * ry)
+        cols = np.asarray(Image.fromarray(tall).resize((cx1 - cx0, h), resample=lanczos, box=box))
+        px0, px1 = max(lx0, min(cx0, math.floor(ox))), min(lx1, max(cx1, math.ceil(ox + w * rx)))
+        wide = np.full((h, px1 - px0, 3), 255, np.uint8)
+        wide[:, cx0 - px0 : cx1 - px0] = cols
+        box = (ox - px0, 0, ox - px0 + w * rx, h)
+        inner = np.asarray(Image.fromarray(wide).resize((w, h), resample=lanczos, box=box), np.float32)
+        cx0, cy0, cx1, cy1 = px0, py0, px1, py1  # the weight that falls outside the padded parts is white
+
+        def coverage(lo: int, hi: int, c0: int, c1: int, o: float, r: float, n: int) -> np.ndarray:
+            mask = np.zeros((1, hi - lo), np.float32)
+            mask[0, c0 - lo : c1 - lo] = 1.0
+            img = Image.fromarray(mask, "F").resize((n, 1), resample=lanczos, box=(o - lo, 0, o - lo + n * r, 1))
+            return np.clip(np.asarray(img)[0], 0.0, 1.0)
+
+        ax = coverage(lx0, lx1, cx0, cx1, ox, rx, w)
+        ay = coverage(ly0, ly1, cy0, cy1, oy, ry, h)
+        alpha = (ay[:, None] * ax[None, :])[..., None]
+        return np.clip(np.rint(alpha * inner + (1.0 - alpha) * 255.0), 0, 255).astype(np.uint8)
 
     def thumbnail(self, mpp: float | None = None, *, max_size: int | None = None) -> np.ndarray:
         """The whole slide at low resolution.
