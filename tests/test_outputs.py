@@ -310,3 +310,16 @@ def test_watch_scores_a_slide_replaced_while_scored_again(scored, slides, tmp_pa
     assert len(rows) == 1 and rows[0]["status"] == "ok"
     assert rows[0]["slide_sha256"] == slide_identity(slides["b"]).sha256
     assert_describes(rows[0]["outputs"], rows[0]["output_sha256"], rows[0]["slide_sha256"])
+
+
+def test_stale_partial_files_are_cleaned(tmp_path):
+    """A process killed inside atomic_write leaves a hidden part file; the next batch removes it once stale."""
+    from her2fast._files import TEMP_PREFIX
+    from her2fast.service.slide_jobs import clean_stale_temp
+
+    old, fresh = tmp_path / f"{TEMP_PREFIX}a-results.csv", tmp_path / f"{TEMP_PREFIX}b-results.csv"
+    old.write_text("partial")
+    fresh.write_text("being written")
+    os.utime(old, (time.time() - 7200,) * 2)
+    clean_stale_temp(tmp_path)
+    assert not old.exists() and fresh.exists()

@@ -286,7 +286,8 @@ def clean_stale_temp(out_dir: Path) -> None:
 
     A folder is stale when its writer's lock is free (or, for one killed before it took its lock, when it
     is over an hour old). Folders of other machines (Dask workers sharing the output folder) are left to
-    them.
+    them. Partly written files of :func:`her2fast._files.atomic_write` (``.her2fast-part-*``) over an hour
+    old go too.
 
     Parameters
     ----------
@@ -294,6 +295,15 @@ def clean_stale_temp(out_dir: Path) -> None:
         The output folder of a batch or of the watch service.
     """
     import fcntl
+
+    from .._files import TEMP_PREFIX
+
+    for f in out_dir.glob(TEMP_PREFIX + "*"):
+        try:
+            if is_regular_file(f) and time.time() - f.lstat().st_mtime > 3600:
+                f.unlink()
+        except OSError:
+            pass
 
     host = socket.gethostname()
     for d in out_dir.glob(_TMP_PREFIX + "*"):
