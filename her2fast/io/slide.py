@@ -113,6 +113,9 @@ MAX_SLIDE_MM = 200.0
 #: Most pixels one :meth:`Slide.read` / :meth:`Slide.thumbnail` call returns (2**28: 768 MiB of RGB).
 MAX_OUTPUT_PIXELS = 1 << 28
 
+#: Largest tile (pixels) of a TIFF-based slide; scanners write 240-4096 px tiles.
+_MAX_TILE_PIXELS = 1 << 26
+
 #: Largest block of pyramid-level pixels read from the file at once (bounds memory of large reads).
 _MAX_BLOCK = 2048
 
@@ -745,10 +748,11 @@ def _properties(osr) -> dict[str, str]:
 
 
 def _check_tiff_layout(path: Path) -> None:
-    """Refuse a TIFF whose tiles or strips reach past the end of the file (before OpenSlide allocates them).
+    """Refuse a TIFF whose tiles or strips reach past the end of the file, or whose tiles are huge.
 
-    OpenSlide allocates a tile's declared byte count before reading it: a damaged count of 4 GB costs 4 GB
-    of address space (and aborts a process under ``ulimit -v``). Files tifffile cannot parse are left to
+    OpenSlide allocates a tile's declared byte count before reading it, and a whole decoded tile: a damaged
+    count of 4 GB, or a declared tile of 11534464 x 128 pixels (5.9 GB), costs that much address space (and
+    aborts a process under ``ulimit -v``). Files tifffile cannot parse are left to
     OpenSlide.
     """
     try:
@@ -760,6 +764,13 @@ def _check_tiff_layout(path: Path) -> None:
         size = path.stat().st_size
         with tifffile.TiffFile(path) as tf:
             for index, page in enumerate(tf.pages):
+                tile = int(getattr(page, "tilewidth", 0) or 0) * int(getattr(page, "tilelength", 0) or 0)
+                if tile > _MAX_TILE_PIXELS:  # OpenSlide allocates a whole tile (4 bytes a pixel) to decode it
+                    raise SlideTooLargeError(
+                        f"{path} declares tiles of {page.tilewidth}x{page.tilelength} pixels in its image {index}, "
+                        f"more than the limit of {_MAX_TILE_PIXELS} pixels a tile; the file is damaged, or "
+                        f"{_CONVERT_HINT}"
+                    )
                 for offset, count in zip(page.dataoffsets, page.databytecounts):
                     if offset + count > size:
                         raise UnsupportedSlideError(
@@ -767,7 +778,7 @@ def _check_tiff_layout(path: Path) -> None:
                             f"the file (byte {offset} + {count} > {size} bytes); copy the slide again from the "
                             "scanner"
                         )
-    except UnsupportedSlideError:
+    except UnsupportedSlideError:  # SlideTooLargeError too
         raise
     except Exception:  # noqa: BLE001 - not parseable by tifffile: OpenSlide decides
         return
