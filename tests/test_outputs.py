@@ -323,3 +323,30 @@ def test_stale_partial_files_are_cleaned(tmp_path):
     os.utime(old, (time.time() - 7200,) * 2)
     clean_stale_temp(tmp_path)
     assert not old.exists() and fresh.exists()
+
+
+def test_a_slide_growing_while_hashed_has_no_identity(tmp_path, monkeypatch):
+    """A scanner still writing the file while it is hashed: no identity (batch: 'failed'; watch: look again)."""
+    import her2fast.io.store as store_module
+    from her2fast.service.slide_jobs import identify
+
+    path = tmp_path / "growing.svs"
+    path.write_bytes(b"\0" * 10_000)
+    real = store_module.snapshot
+    calls = []
+
+    def snapshot_then_append(files):
+        out = real(files)
+        calls.append(out)
+        if len(calls) == 1:
+            time.sleep(0.02)
+            with open(path, "ab") as fh:  # the scanner writes more while the hash is computed
+                fh.write(b"\1" * 1000)
+        return out
+
+    monkeypatch.setattr(store_module, "snapshot", snapshot_then_append)
+    with pytest.raises(SlideChangedError, match="changed while it was read"):
+        slide_identity(path)
+    calls.clear()
+    identity, error = identify(str(path))
+    assert identity.sha256 == "" and "changed while it was read" in error
