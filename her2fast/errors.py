@@ -19,6 +19,8 @@ __all__ = [
     "ModelError",
     "MissingExtraError",
     "ProfileError",
+    "OutputError",
+    "SlideChangedError",
 ]
 
 
@@ -68,3 +70,14 @@ class MissingExtraError(Her2FastError, ImportError):
 class ProfileError(Her2FastError):
     """A calibration profile cannot be read, or was made for other models, another her2fast or other
     measurement settings than the run it is given to; the message names the file and the fix."""
+
+
+class OutputError(Her2FastError):
+    """An output cannot be written where it would go (it would replace an input, or no free name is left).
+
+    The message names the file and the fix.
+    """
+
+
+class SlideChangedError(SlideReadError):
+    """The slide file changed (rewritten or replaced) while it was read; score it again once it is complete."""

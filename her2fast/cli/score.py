@@ -30,9 +30,10 @@ def _score(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from .._files import input_keys
     from ..api import apply_profile, score
-    from ..errors import Her2FastError
-    from ..service.report import write_report
+    from ..errors import Her2FastError, SlideNotFoundError, SlideReadError
+    from ..service.slide_jobs import describe_output_error, identify, publish_report
 
     providers = parse_providers(args.providers)
     settings = score_settings(args)
@@ -41,12 +42,12 @@ def _score(args: argparse.Namespace) -> int:
         settings, profile = apply_profile(profile, settings)
     out = Path(args.out)
     failed = not_scorable = 0
-    stems: dict[str, int] = {}
+    inputs = input_keys(args.slides)  # no report replaces any of them
     for slide_path in args.slides:
-        stem = Path(slide_path).stem
-        stems[stem] = stems.get(stem, 0) + 1
-        name = stem if stems[stem] == 1 else f"{stem}-{stems[stem]}"
         try:
+            identity, error = identify(slide_path)
+            if error is not None:
+                raise (SlideReadError if Path(slide_path).exists() else SlideNotFoundError)(error)
             result = score(
                 slide_path,
                 mpp=args.mpp,
@@ -55,14 +56,22 @@ def _score(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 profile=profile,
             )
-            files = write_report(result, out, name=name, pictures=not args.no_pictures, geojson=not args.no_geojson)
+            files, _ = publish_report(
+                result,
+                identity,
+                out,
+                Path(slide_path).stem,
+                pictures=not args.no_pictures,
+                geojson=not args.no_geojson,
+                protect=inputs,
+            )
         except Her2FastError as exc:
             failed += 1
             print(f"her2fast score: {slide_path}: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         except OSError as exc:  # e.g. the output folder is not writable
             failed += 1
-            print(f"her2fast score: {slide_path}: {exc}", file=sys.stderr)
+            print(f"her2fast score: {slide_path}: {describe_output_error(out, exc)}", file=sys.stderr)
             continue
         if result.score is None:
             not_scorable += 1

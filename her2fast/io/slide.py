@@ -136,6 +136,9 @@ MAX_SLIDE_MM = 200.0
 #: Most pixels one :meth:`Slide.read` / :meth:`Slide.thumbnail` call returns (2**28: 768 MiB of RGB).
 MAX_OUTPUT_PIXELS = 1 << 28
 
+#: Largest tile (pixels) of a TIFF-based slide; scanners write 240-4096 px tiles.
+_MAX_TILE_PIXELS = 1 << 26
+
 #: Largest block of pyramid-level pixels read from the file at once (bounds memory of large reads).
 _MAX_BLOCK = 2048
 
@@ -381,6 +384,16 @@ class Slide:
                 out[y0 - ly : y1 - ly, x0 - lx : x1 - lx] = img[y0:y1, x0:x1]
             return out, float(lx), float(ly)
         d = self.level_downsamples[level]
+        W, H = self.level_dimensions[level]
+        if d == int(d) and (lx < 0 or ly < 0 or lx + lw > W or ly + lh > H):
+            # decode only the part inside the level (the rest is white): a thin slide's resampling margins
+            # would otherwise decode mostly empty area (the same pixels: integer downsample, exact origin)
+            out = np.full((lh, lw, 3), 255, np.uint8)
+            ix0, iy0, ix1, iy1 = max(lx, 0), max(ly, 0), min(lx + lw, W), min(ly + lh, H)
+            if ix1 > ix0 and iy1 > iy0:
+                inner, _, _ = self._read_level(level, ix0, iy0, ix1 - ix0, iy1 - iy0)
+                out[iy0 - ly : iy1 - ly, ix0 - lx : ix1 - lx] = inner
+            return out, float(lx), float(ly)
         x0, y0 = int(round(lx * d)), int(round(ly * d))
         try:
             region = self._osr.read_region((x0, y0), level, (lw, lh))  # type: ignore[union-attr]
@@ -455,6 +468,17 @@ class Slide:
         # output block size so that the source block stays under _MAX_BLOCK level pixels
         bw = max(1, min(width, int(_MAX_BLOCK / max(rx, 1e-9))))
         bh = max(1, min(height, int(_MAX_BLOCK / max(ry, 1e-9))))
+        # a read one block across a level narrower than a block (a thin slide) takes longer blocks: what is
+        # decoded is the level's width times the block's length, and short blocks would decode their
+        # resampling margins many times over
+        lw, lh = self.level_dimensions[level]
+        cover_x = max(1.0, min(ox + width * rx, lw) - max(ox, 0.0))
+        cover_y = max(1.0, min(oy + height * ry, lh) - max(oy, 0.0))
+        area = float(_MAX_BLOCK * _MAX_BLOCK)
+        if bw >= width and bh < height and cover_x < _MAX_BLOCK / 2:
+            bh = min(height, max(bh, int(area / cover_x / max(ry, 1e-9))))
+        elif bh >= height and bw < width and cover_y < _MAX_BLOCK / 2:
+            bw = min(width, max(bw, int(area / cover_y / max(rx, 1e-9))))
         if bw >= width and bh >= height:
             return self._read_block(level, ox, oy, rx, ry, width, height)
         out = np.empty((height, width, 3), np.uint8)
@@ -505,10 +529,56 @@ class Slide:
         mx, my = int(math.ceil(3 * max(rx, 1))) + 2, int(math.ceil(3 * max(ry, 1))) + 2
         lx0, ly0 = int(math.floor(ox)) - mx, int(math.floor(oy)) - my
         lx1, ly1 = int(math.ceil(ox + w * rx)) + mx, int(math.ceil(oy + h * ry)) + my
+        lw, lh = self.level_dimensions[level]
+        cx0, cy0, cx1, cy1 = max(lx0, 0), max(ly0, 0), min(lx1, lw), min(ly1, lh)
+        inside = max(0, cx1 - cx0) * max(0, cy1 - cy0)
+        d = self.level_downsamples[level]
+        if d == int(d) and inside * 4 < (lx1 - lx0) * (ly1 - ly0):
+            return self._resample_thin(level, (lx0, ly0, lx1, ly1), (cx0, cy0, cx1, cy1), ox, oy, rx, ry, w, h)
         block, fx, fy = self._read_level(level, lx0, ly0, lx1 - lx0, ly1 - ly0)
         box = (ox - fx, oy - fy, ox - fx + w * rx, oy - fy + h * ry)
         img = Image.fromarray(block).resize((w, h), resample=Image.Resampling.LANCZOS, box=box)
         return np.asarray(img)
+
+    def _resample_thin(self, level, canvas, crop, ox, oy, rx, ry, w, h) -> np.ndarray:
+        """:meth:`_read_block` for a block mostly outside the level (a thin slide at a large reduction).
+
+        The resampling margins would be mostly white glass: resample only the part inside the level, one
+        direction at a time, and blend with white by the Lanczos weight that falls outside it (the filter
+        is separable, so that weight is a product of two 1-D resamplings). Equal to resampling the white-padded block up to the
+        rounding of Pillow's two passes.
+        """
+        from PIL import Image
+
+        lanczos = Image.Resampling.LANCZOS
+        (lx0, ly0, lx1, ly1), (cx0, cy0, cx1, cy1) = canvas, crop
+        if cx1 <= cx0 or cy1 <= cy0:
+            return np.full((h, w, 3), 255, np.uint8)
+        block, _, _ = self._read_level(level, cx0, cy0, cx1 - cx0, cy1 - cy0)
+        # one 1-D pass per direction, each padding with white only along its own axis to cover the
+        # resampling box (Pillow needs the box inside the image), never the margins of both
+        py0, py1 = max(ly0, min(cy0, math.floor(oy))), min(ly1, max(cy1, math.ceil(oy + h * ry)))
+        tall = np.full((py1 - py0, cx1 - cx0, 3), 255, np.uint8)
+        tall[cy0 - py0 : cy1 - py0] = block
+        box = (0, oy - py0, cx1 - cx0, oy - py0 + h * ry)
+        cols = np.asarray(Image.fromarray(tall).resize((cx1 - cx0, h), resample=lanczos, box=box))
+        px0, px1 = max(lx0, min(cx0, math.floor(ox))), min(lx1, max(cx1, math.ceil(ox + w * rx)))
+        wide = np.full((h, px1 - px0, 3), 255, np.uint8)
+        wide[:, cx0 - px0 : cx1 - px0] = cols
+        box = (ox - px0, 0, ox - px0 + w * rx, h)
+        inner = np.asarray(Image.fromarray(wide).resize((w, h), resample=lanczos, box=box), np.float32)
+        cx0, cy0, cx1, cy1 = px0, py0, px1, py1  # the weight that falls outside the padded parts is white
+
+        def coverage(lo: int, hi: int, c0: int, c1: int, o: float, r: float, n: int) -> np.ndarray:
+            mask = np.zeros((1, hi - lo), np.float32)
+            mask[0, c0 - lo : c1 - lo] = 1.0
+            img = Image.fromarray(mask, "F").resize((n, 1), resample=lanczos, box=(o - lo, 0, o - lo + n * r, 1))
+            return np.clip(np.asarray(img)[0], 0.0, 1.0)
+
+        ax = coverage(lx0, lx1, cx0, cx1, ox, rx, w)
+        ay = coverage(ly0, ly1, cy0, cy1, oy, ry, h)
+        alpha = (ay[:, None] * ax[None, :])[..., None]
+        return np.clip(np.rint(alpha * inner + (1.0 - alpha) * 255.0), 0, 255).astype(np.uint8)
 
     def thumbnail(self, mpp: float | None = None, *, max_size: int | None = None) -> np.ndarray:
         """The whole slide at low resolution.
@@ -682,6 +752,8 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
             "TIFF, DICOM, tiled TIFF, ...) nor a plain PNG/JPEG/TIFF image; the file may be truncated or "
             f"corrupt. If another program opens it, {_CONVERT_HINT}"
         )
+    if vendor != "hamamatsu":
+        _check_tiff_layout(path)
     try:
         osr = openslide.OpenSlide(str(path))
     except Exception as exc:
@@ -697,7 +769,7 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
             f"OpenSlide detected {path} as {vendor} but cannot open it ({msg}); {fix}"
         ) from None
     try:
-        props = dict(osr.properties)
+        props = _properties(osr)
         dims = tuple((int(w), int(h)) for w, h in osr.level_dimensions)
         downs = tuple(float(d) for d in osr.level_downsamples)
         if user_mpp is not None:
@@ -718,6 +790,54 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
         osr.close()
         raise
     return Slide._create(path, vendor, dims, downs, mpp_xy, source, power, props, osr, None)
+
+
+def _properties(osr) -> dict[str, str]:
+    """OpenSlide's properties; a damaged name whose value OpenSlide cannot give back is left out."""
+    props: dict[str, str] = {}
+    for key in list(osr.properties):
+        try:
+            props[key] = osr.properties[key]
+        except (KeyError, UnicodeDecodeError):
+            continue
+    return props
+
+
+def _check_tiff_layout(path: Path) -> None:
+    """Refuse a TIFF whose tiles or strips reach past the end of the file, or whose tiles are huge.
+
+    OpenSlide allocates a tile's declared byte count before reading it, and a whole decoded tile: a damaged
+    count of 4 GB, or a declared tile of 11534464 x 128 pixels (5.9 GB), costs that much address space (and
+    aborts a process under ``ulimit -v``). Files tifffile cannot parse are left to
+    OpenSlide.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+                return
+        import tifffile
+
+        size = path.stat().st_size
+        with tifffile.TiffFile(path) as tf:
+            for index, page in enumerate(tf.pages):
+                tile = int(getattr(page, "tilewidth", 0) or 0) * int(getattr(page, "tilelength", 0) or 0)
+                if tile > _MAX_TILE_PIXELS:  # OpenSlide allocates a whole tile (4 bytes a pixel) to decode it
+                    raise SlideTooLargeError(
+                        f"{path} declares tiles of {page.tilewidth}x{page.tilelength} pixels in its image {index}, "
+                        f"more than the limit of {_MAX_TILE_PIXELS} pixels a tile; the file is damaged, or "
+                        f"{_CONVERT_HINT}"
+                    )
+                for offset, count in zip(page.dataoffsets, page.databytecounts):
+                    if offset + count > size:
+                        raise UnsupportedSlideError(
+                            f"{path} is damaged or truncated: a tile of its image {index} reaches past the end of "
+                            f"the file (byte {offset} + {count} > {size} bytes); copy the slide again from the "
+                            "scanner"
+                        )
+    except UnsupportedSlideError:  # SlideTooLargeError too
+        raise
+    except Exception:  # noqa: BLE001 - not parseable by tifffile: OpenSlide decides
+        return
 
 
 def _open_plain(path: Path, user_mpp: tuple[float, float] | None) -> Slide:

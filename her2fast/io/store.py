@@ -36,6 +36,7 @@ model_versions     TEXT     JSON: model name -> sha256 of every model such a run
 started_at         REAL     Unix time the run started
 finished_at        REAL     Unix time the outputs were complete
 outputs            TEXT     JSON: kind (json, cells, geojson, overlay, zoom, heatmap) -> file path
+output_sha256      TEXT     JSON: kind -> sha256 of that file as this run wrote it (schema 3)
 models_key         TEXT     canonical JSON of model_versions (for the unique index)
 =================  =======  ====================================================================
 
@@ -60,11 +61,16 @@ reason             TEXT     why the score was overridden ("" for an accept witho
 
 The newest review of a run is the one in force. Table ``meta`` holds ``schema_version``. A database
 written by an older her2fast is migrated when opened (missing columns and tables are added).
+
+A row and its files describe the same slide bytes: ``slide_sha256`` is the hash of the bytes that were
+scored (the file was unchanged from before it was hashed until its report was complete), the result JSON
+records the same hash (``provenance.slide.sha256``), and ``output_sha256`` the hash of each file as written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -74,8 +80,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import _csv as safe_csv
-from .._files import file_kind, os_error_text, text_path
-from ..errors import Her2FastError, InvalidInputError
+from .._files import atomic_write, file_kind, os_error_text, snapshot, text_path
+from ..errors import Her2FastError, InvalidInputError, SlideChangedError
 
 __all__ = [
     "MAX_REASON",
@@ -112,9 +118,17 @@ _COLUMNS = (
     "percent_complete",
     "not_scorable",
     "flags",
+    "output_sha256",
 )
 _REAL = ("slide_mtime", "confidence", "started_at", "finished_at", "percent_complete")
-_JSON = {"percentages": dict, "timings": dict, "model_versions": dict, "outputs": dict, "flags": list}
+_JSON = {
+    "percentages": dict,
+    "timings": dict,
+    "model_versions": dict,
+    "outputs": dict,
+    "flags": list,
+    "output_sha256": dict,
+}
 _QUARANTINE = ("slide_sha256", "slide_path", "slide_size", "slide_mtime", "reason", "at")
 _REVIEWS = ("run_id", "slide_sha256", "reviewer", "at", "action", "score_before", "score_after", "reason")
 _REVIEW_KEYS = ("action", "score_after", "reviewer", "at", "reason")
@@ -135,12 +149,17 @@ class StoreError(Her2FastError):
 
 @dataclass(frozen=True)
 class SlideIdentity:
-    """What identifies a slide's content: path, size, mtime and the sha256 of its bytes."""
+    """What identifies a slide's content: path, size, mtime and the sha256 of its bytes.
+
+    ``snapshot`` (not stored, not compared) is :func:`her2fast._files.snapshot` of the slide's files while they
+    were hashed: the same snapshot later means the same bytes.
+    """
 
     path: str
     size: int
     mtime: float
     sha256: str
+    snapshot: tuple = field(default=(), compare=False, repr=False)
 
 
 def slide_files(path: str | os.PathLike) -> list[Path]:
@@ -181,6 +200,8 @@ def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIde
         When the file does not exist, is not a regular file (a folder, FIFO or device: never opened, so a FIFO
         cannot block) or cannot be looked at. The identity's ``path`` is :func:`her2fast._files.text_path`
         of the resolved path (a name that is not UTF-8 is stored with ``\\xNN`` escapes).
+    SlideChangedError
+        When a file changed (rewritten or replaced) while it was hashed.
     """
     p = Path(path)
     try:
@@ -194,7 +215,9 @@ def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIde
         raise InvalidInputError(f"{text_path(p)} is {what}, not a slide file")
     digest = hashlib.sha256()
     size, mtime = 0, 0.0
-    for i, f in enumerate(slide_files(p)):
+    files = slide_files(p)
+    before = snapshot(files)
+    for i, f in enumerate(files):
         st = f.stat()
         size += st.st_size
         mtime = max(mtime, st.st_mtime)
@@ -203,7 +226,14 @@ def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIde
         with f.open("rb") as fh:
             while block := fh.read(chunk):
                 digest.update(block)
-    return SlideIdentity(path=text_path(p.resolve()), size=size, mtime=mtime, sha256=digest.hexdigest())
+    if snapshot(files) != before or slide_files(p) != files:
+        raise SlideChangedError(
+            f"{text_path(p)} changed while it was read (it is still being written, or was replaced); "
+            "score it again once it is complete"
+        )
+    return SlideIdentity(
+        path=text_path(p.resolve()), size=size, mtime=mtime, sha256=digest.hexdigest(), snapshot=before
+    )
 
 
 @dataclass
@@ -227,6 +257,7 @@ class RunRecord:
     percent_complete: float | None = None
     not_scorable: str | None = None
     flags: Sequence[str] = ()
+    output_sha256: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):
@@ -452,6 +483,7 @@ class ResultsStore:
             "model_versions": json.dumps(dict(run.model_versions)),
             "outputs": json.dumps(dict(run.outputs)),
             "flags": json.dumps(list(run.flags)),
+            "output_sha256": json.dumps(dict(run.output_sha256)),
         }
         try:
             with self._transaction():
@@ -491,7 +523,7 @@ class ResultsStore:
         yield from self._select("SELECT * FROM runs ORDER BY id")
 
     def export_csv(self, path: str | os.PathLike) -> int:
-        """Write every run to a CSV file (JSON columns as JSON text). Returns the number of rows.
+        """Write every run to a CSV file (JSON columns as JSON text), atomically. Returns the number of rows.
 
         The last columns are the run's review in force (:meth:`latest_reviews`): ``review_action``,
         ``review_score`` (the score after review), ``reviewer``, ``reviewed_at`` and ``review_reason``;
@@ -499,7 +531,10 @@ class ResultsStore:
         """
         n = 0
         reviews = self.latest_reviews()
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+
+        def write(raw) -> None:
+            nonlocal n
+            fh = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=True)
             writer = safe_csv.writer(fh)
             writer.writerow(("id", *_COLUMNS, *_REVIEW_CSV))
             cur = self._conn.execute(f"SELECT id, {', '.join(_COLUMNS)} FROM runs ORDER BY id")
@@ -508,6 +543,9 @@ class ResultsStore:
                 extra = ("",) * len(_REVIEW_CSV) if r is None else tuple(r[k] for k in _REVIEW_KEYS)
                 writer.writerow((*values, *extra))
                 n += 1
+            fh.detach()
+
+        atomic_write(path, write)
         return n
 
     # ------------------------------------------------------------------------------ reviews
@@ -636,13 +674,18 @@ class ResultsStore:
         return rows[0] if rows else None
 
     def export_quarantine_csv(self, path: str | os.PathLike) -> int:
-        """Write the quarantine list to a CSV file. Returns the number of entries."""
+        """Write the quarantine list to a CSV file, atomically. Returns the number of entries."""
         rows = self.quarantined()
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+
+        def write(raw) -> None:
+            fh = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=True)
             writer = safe_csv.writer(fh)
             writer.writerow(_QUARANTINE)
             for r in rows:
                 writer.writerow([r[c] for c in _QUARANTINE])
+            fh.detach()
+
+        atomic_write(path, write)
         return len(rows)
 
     def integrity_check(self) -> str:

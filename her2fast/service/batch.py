@@ -7,13 +7,17 @@ slide in the :class:`~her2fast.io.store.ResultsStore` (``results.db`` in the out
 Guarantees
 ----------
 - **Outputs before the row.** A slide's report files are written into a temporary folder inside the
-  output folder, flushed to disk and renamed into place; only then is its row committed (one SQLite
-  transaction). A crash or ``kill -9`` at any moment leaves either the whole row with all its files, or
+  output folder, flushed to disk and renamed into place under a name no other slide's report holds
+  (claimed by content hash, safe between processes), never through a link or onto an input; only then is
+  its row committed (one SQLite transaction). A slide that changed while it was scored publishes nothing. A crash or ``kill -9`` at any moment leaves either the whole row with all its files, or
   no row (possibly with files of an unfinished run, which the rerun overwrites).
 - **Resumable, idempotent.** A slide whose content hash already has an ``ok`` row for the versions that
   would be used (:func:`model_versions` -- the package version and the sha256 of each model the settings
   use, read from the models' ``config.json``) is skipped; rerunning an interrupted batch scores the
   rest and nothing twice.
+- **Workers end with the batch.** A local worker process ends when the batch process does, even when it
+  is killed with ``kill -9`` (a parent-death signal on Linux, a watchdog thread on the parent's pid
+  everywhere): nothing keeps scoring, or holding memory, for a batch that is gone.
 - **A bad slide does not stop the batch.** Its error is recorded as a ``failed`` row (failed rows are
   history: a rerun tries the slide again). The batch stops only when the store itself cannot be
   written (:class:`~her2fast.io.store.StoreError`, e.g. a full disk), leaving the database intact.
@@ -41,14 +45,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from .._files import file_kind, is_root, os_error_text
+from .._files import file_kind, input_keys, is_root, os_error_text
 from ..errors import InvalidInputError, ModelError
 from ..io.store import ResultsStore, RunRecord, SlideIdentity
 from .slide_jobs import (
     SLIDE_SUFFIXES,
     clean_stale_temp,
     describe_error,
-    free_name,
     identify,
     is_slide_name,
     row_of,
@@ -322,7 +325,7 @@ def score_to_store(
     out_dir : str or PathLike
         Report folder (``<name>.her2fast.json``, ``.cells.npz``, ``.geojson``, pictures). ``<name>`` is
         the slide's file name without suffix, with ``-<first 8 hex of its sha256>`` appended when another
-        slide's ``ok`` run already wrote that name.
+        slide's report holds that name (:func:`her2fast.service.slide_jobs.publish_report`).
     store : ResultsStore
     mpp, settings, providers, progress
         As :func:`her2fast.score`.
@@ -361,6 +364,7 @@ def score_to_store(
         versions,
         store.done_hashes(__version__, versions),
         store.output_owners(),
+        protect=input_keys([path]),
         mpp=mpp,
         settings=settings,
         providers=providers,
@@ -372,8 +376,8 @@ def score_to_store(
     return row_of(store, identity, record, versions)
 
 
-def _process_one(path: str, out: Path, name: str, versions, done, owners, **options):
-    """(record or None when skipped, failure kind, identity) of one slide."""
+def _process_one(path: str, out: Path, name: str, versions, done, owners, *, protect=(), **options):
+    """(record or None when skipped, failure kind, identity) of one slide; ``protect``: keys of the inputs."""
     identity, error = identify(path)
     if error is not None:
         return (
@@ -391,7 +395,7 @@ def _process_one(path: str, out: Path, name: str, versions, done, owners, **opti
         )
     if identity.sha256 in done:
         return None, None, identity
-    record, kind = score_one(path, identity, out, free_name(name, identity.sha256, out, owners), versions, **options)
+    record, kind = score_one(path, identity, out, name, versions, protect=protect, owners=owners, **options)
     return record, kind, identity
 
 
@@ -435,9 +439,54 @@ class _TileTap(io.TextIOBase):
         self.fallback.flush()
 
 
-def _init_worker(shared: dict, queue) -> None:
+def _set_parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when the thread that started it ends (``prctl(PR_SET_PDEATHSIG)``).
+
+    Returns False where that is not available (other systems, no C library).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
     import signal
 
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int, every: float = 1.0) -> None:
+    """End this process as soon as ``parent_pid`` is no longer its parent (a daemon thread polls getppid)."""
+    import threading
+
+    def watchdog() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(70)  # the batch is gone: nobody would store this worker's result
+            time.sleep(every)
+
+    threading.Thread(target=watchdog, name="her2fast-parent-watchdog", daemon=True).start()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make a worker end with the batch process that started it, even when that one is killed with ``kill -9``.
+
+    A worker blocks reading the pool's call queue, whose pipe it holds both ends of, so it would never see
+    the parent go: the parent-death signal (Linux) ends it at once, the watchdog thread within a second
+    everywhere else.
+    """
+    _set_parent_death_signal()
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(70)
+    _watch_parent(parent_pid)
+
+
+def _init_worker(shared: dict, queue, parent_pid: int | None = None) -> None:
+    import signal
+
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the workers
     _WORKER["shared"], _WORKER["queue"] = shared, queue
 
@@ -458,11 +507,30 @@ def _work(path: str, name: str, shared: dict, queue=None) -> _Outcome:
         sys.stderr = _TileTap(queue, path, real)
     try:
         record, _kind, identity = _process_one(
-            path, Path(shared["out_dir"]), name, shared["versions"], shared["done"], shared["owners"], **options
+            path,
+            Path(shared["out_dir"]),
+            name,
+            shared["versions"],
+            shared["done"],
+            shared["owners"],
+            protect=_protected(shared),
+            **options,
         )
     finally:
         sys.stderr = real
     return _Outcome(identity, record)
+
+
+_PROTECTED: dict[str, frozenset] = {}
+
+
+def _protected(shared: dict) -> frozenset:
+    """(device, inode) keys of every slide of the batch, looked up once per worker process (on its machine)."""
+    key = shared["batch_id"]
+    if key not in _PROTECTED:
+        _PROTECTED.clear()
+        _PROTECTED[key] = input_keys(shared["inputs"])
+    return _PROTECTED[key]
 
 
 def _work_local(path: str, name: str) -> _Outcome:
@@ -512,7 +580,9 @@ def _run_local(jobs: Sequence[_Job], shared: dict, workers: int, ui: _BatchProgr
     queue = ctx.Queue() if ui.enabled else None
 
     def new_pool(n: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(shared, queue))
+        return ProcessPoolExecutor(
+            max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(shared, queue, os.getpid())
+        )
 
     def drain() -> None:
         if queue is None:
@@ -820,20 +890,12 @@ def run_batch(
     try:
         clean_stale_temp(out)
         unique = list(dict.fromkeys(str(p) for p in slides))
-        stems: dict[str, int] = {}
-        for u in unique:
-            stems[Path(u).stem] = stems.get(Path(u).stem, 0) + 1
-        jobs = [
-            _Job(
-                i,
-                u,
-                Path(u).stem
-                if stems[Path(u).stem] == 1
-                else f"{Path(u).stem}-{hashlib.sha1(os.fsencode(u)).hexdigest()[:8]}",
-            )
-            for i, u in enumerate(unique)
-        ]
+        # the wanted report name is the file name; publish_report gives a slide of the same name but other
+        # content <name>-<8 hex of its sha256>, whichever batch or process writes first
+        jobs = [_Job(i, u, Path(u).stem) for i, u in enumerate(unique)]
         shared = dict(
+            batch_id=uuid.uuid4().hex,
+            inputs=unique,
             done=st.done_hashes(__version__, versions),
             owners=st.output_owners(),
             versions=versions,

@@ -248,19 +248,27 @@ def to_geojson(result, *, cell_shape: str = "polygon", include_non_tumour: bool 
 def write_geojson(result, path: str | Path, **options) -> Path:
     """Write :func:`to_geojson`'s content to ``path``, one feature at a time (memory stays flat).
 
-    The file is the same JSON as ``json.dumps(to_geojson(result), separators=(",", ":"))``.
+    The file is the same JSON as ``json.dumps(to_geojson(result), separators=(",", ":"))``, written atomically
+    (:func:`her2fast._files.atomic_write`; ``protect=`` keys of files it must not replace).
     """
+    import io
     import json
 
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as fh:
+    from .._files import atomic_write
+
+    protect = options.pop("protect", ())
+
+    def write(raw) -> None:
+        fh = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
         fh.write('{"type":"FeatureCollection","features":[')
         for k, feature in enumerate(iter_geojson_features(result, **options)):
             if k:
                 fh.write(",")
             fh.write(json.dumps(feature, separators=(",", ":")))
         fh.write("]}")
-    return path
+        fh.detach()
+
+    return atomic_write(path, write, protect=protect)
 
 
 # ---------------------------------------------------------------------------------- pictures
@@ -441,9 +449,20 @@ def heatmap_image(result, slide, *, max_size: int = 1600, alpha: float = 0.55):
 
 
 def write_report(
-    result, out_dir: str | Path, *, name: str | None = None, slide=None, pictures: bool = True, geojson: bool = True
+    result,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    slide=None,
+    pictures: bool = True,
+    geojson: bool = True,
+    protect=(),
 ) -> dict[str, Path]:
     """Write the result JSON, the cell table and (optionally) GeoJSON and pictures to ``out_dir``.
+
+    Each file is written atomically (complete under a temporary name, then renamed onto its name), so a
+    symbolic link planted in ``out_dir`` is replaced, never written through; no file replaces the slide
+    itself or any file of ``protect``.
 
     Parameters
     ----------
@@ -456,12 +475,21 @@ def write_report(
     slide : her2fast.io.slide.Slide, optional
         The open slide (default: opened again from ``result.path`` with the result's resolution).
     pictures, geojson : bool
+    protect : collection of (int, int)
+        (device, inode) keys (:func:`her2fast._files.input_keys`) of files no output may replace, e.g. every
+        input of the run.
 
     Returns
     -------
     dict of str to Path
         The files written (keys of :func:`report_paths`).
+
+    Raises
+    ------
+    OutputError
+        An output name is one of the run's input files.
     """
+    from .._files import atomic_write, atomic_write_text, input_keys
     from ..api import SlideResult
 
     if not isinstance(result, SlideResult):
@@ -471,12 +499,13 @@ def write_report(
     stem = name or Path(result.path).stem
     paths = report_paths(out, stem)
     written: dict[str, Path] = {}
-    paths["json"].write_text(result.to_json(include_cells=False), encoding="utf-8")
+    protect = frozenset(protect) | input_keys([result.path])
+    atomic_write_text(paths["json"], result.to_json(include_cells=False), protect=protect)
     written["json"] = paths["json"]
-    result.cells.save_npz(paths["cells"])
+    atomic_write(paths["cells"], result.cells.save_npz, protect=protect)
     written["cells"] = paths["cells"]
     if geojson:
-        written["geojson"] = write_geojson(result, paths["geojson"])
+        written["geojson"] = write_geojson(result, paths["geojson"], protect=protect)
     if pictures and result.maps is not None and result.maps.n_cols:
         own = slide is None
         if own:
@@ -486,12 +515,10 @@ def write_report(
             mpp = (meta["mpp_x"], meta["mpp_y"]) if meta.get("mpp_source") == "user" else None
             slide = open_slide(result.path, mpp=mpp)
         try:
-            overlay_image(result, slide).save(paths["overlay"])
-            written["overlay"] = paths["overlay"]
-            zoom_image(result, slide).save(paths["zoom"])
-            written["zoom"] = paths["zoom"]
-            heatmap_image(result, slide).save(paths["heatmap"])
-            written["heatmap"] = paths["heatmap"]
+            for kind, draw in (("overlay", overlay_image), ("zoom", zoom_image), ("heatmap", heatmap_image)):
+                picture = draw(result, slide)
+                atomic_write(paths[kind], lambda fh, im=picture: im.save(fh, format="PNG"), protect=protect)
+                written[kind] = paths[kind]
         finally:
             if own:
                 slide.close()

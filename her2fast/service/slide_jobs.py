@@ -4,9 +4,10 @@ What :mod:`her2fast.service.batch` and :mod:`her2fast.service.watch` share:
 
 - :func:`scan_folder` -- the slide files under a folder (:data:`SLIDE_SUFFIXES`, :func:`is_slide_name`);
 - :func:`identify` -- a slide's content identity (path, size, mtime, sha256) or why it cannot be read;
-- :func:`free_name` -- the report name of a slide in the output folder (never another slide's);
-- :func:`score_one` -- score a slide and write its report (outputs first: into a temporary folder, flushed,
-  renamed into place), giving the run record to store;
+- :func:`free_name` -- the report names a slide may take in the output folder, in order of preference;
+- :func:`publish_report` -- write a scored slide's report into a temporary folder, check the slide did not
+  change, claim a name no other slide's report holds and rename the files into place;
+- :func:`score_one` -- score a slide and publish its report, giving the run record to store;
 - :func:`row_of` -- commit that record to the results store (or find the run a skip refers to);
 - :func:`clean_stale_temp` -- remove the temporary report folders of killed processes;
 - :func:`describe_error` -- the one-line form of an error stored in a ``failed`` row.
@@ -14,26 +15,30 @@ What :mod:`her2fast.service.batch` and :mod:`her2fast.service.watch` share:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from .. import __version__
-from .._files import file_kind, is_root
-from ..errors import Her2FastError, InvalidInputError
-from ..io.store import ResultsStore, RunRecord, SlideIdentity, StoreError, slide_identity
+from .._files import file_kind, file_sha256, fsync_folder, input_keys, is_regular_file, is_root, snapshot
+from ..errors import Her2FastError, InvalidInputError, OutputError, SlideChangedError
+from ..io.store import ResultsStore, RunRecord, SlideIdentity, StoreError, slide_files, slide_identity
 
 __all__ = [
     "SLIDE_SUFFIXES",
     "clean_stale_temp",
     "describe_error",
+    "describe_output_error",
     "free_name",
     "identify",
     "is_slide_name",
+    "publish_report",
     "row_of",
     "scan_folder",
     "score_one",
@@ -139,7 +144,8 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _output_error(out_dir: Path, exc: OSError) -> str:
+def describe_output_error(out_dir: Path, exc: OSError) -> str:
+    """Why the outputs cannot be written to ``out_dir`` (naming the folder, the cause and the fix)."""
     import errno
 
     hint = ""
@@ -150,37 +156,142 @@ def _output_error(out_dir: Path, exc: OSError) -> str:
     return f"cannot write the outputs to {out_dir}: {exc.strerror or exc}{hint}"
 
 
-def _fsync(path: Path, *, folder: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
+def report_owner(json_path: Path) -> str | None:
+    """The slide sha256 a result JSON records (``provenance.slide.sha256``), or None.
+
+    None as well when the path is not a regular file itself (a link, a folder), is over 64 MiB or is not
+    her2fast's JSON: such a name belongs to no slide and is never written to.
+    """
+    if not is_regular_file(json_path):
+        return None
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with open(json_path, "rb") as fh:
+            data = fh.read(64 << 20)
+        owner = json.loads(data)["provenance"]["slide"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return owner if isinstance(owner, str) else None
 
 
-def _write_outputs(result, out_dir: Path, name: str, *, pictures: bool, geojson: bool) -> dict[str, str]:
-    """Write the report into a temporary folder, flush it, rename the files into ``out_dir``."""
+def _claim(tmp_json: Path, dest: Path, sha256: str, owners: Mapping[str, str]) -> bool:
+    """Make ``dest`` this slide's report JSON: create it if absent (atomically), replace it if this slide's."""
+    try:
+        os.link(tmp_json, dest)  # fails if dest exists in any form (file, link, dangling link, folder)
+        return True
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links: claim with an exclusive create instead
+        try:
+            os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644))
+        except FileExistsError:
+            pass
+        else:
+            os.replace(tmp_json, dest)
+            return True
+    owner = report_owner(dest)
+    if owner is None and is_regular_file(dest):
+        owner = owners.get(str(dest))  # a report written before result JSONs recorded the slide's hash
+    if owner != sha256:
+        return False
+    os.replace(tmp_json, dest)
+    return True
+
+
+def publish_report(
+    result,
+    identity: SlideIdentity,
+    out_dir: Path,
+    name: str,
+    *,
+    pictures: bool,
+    geojson: bool,
+    protect: Collection[tuple[int, int]] = (),
+    owners: Mapping[str, str] | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Write a scored slide's report into ``out_dir`` under a name that is this slide's alone.
+
+    The files are written into a temporary folder inside ``out_dir`` and flushed; then the slide is checked
+    unchanged since it was hashed (:attr:`SlideIdentity.snapshot`); then the first of :func:`free_name`'s
+    names whose result JSON is absent or records this slide's content hash, and whose files are none of
+    ``protect``, is claimed (the JSON created with an atomic hard link, or replaced when it is this slide's)
+    and the files are renamed into place. Two runs for different slides never write the same name, even
+    at the same time from different processes; nothing is written through a link or onto an input.
+
+    Parameters
+    ----------
+    result : SlideResult
+        Written with ``provenance["slide"]["sha256"]`` = ``identity.sha256`` (a copy; ``result`` is unchanged).
+    identity : SlideIdentity
+        From :func:`identify`, with its snapshot.
+    out_dir : Path
+    name : str
+        Wanted name (the slide's file name without suffix).
+    pictures, geojson : bool
+    protect : collection of (int, int)
+        (device, inode) keys of the run's inputs (:func:`her2fast._files.input_keys`).
+    owners : mapping of str to str, optional
+        Result-JSON path -> content hash from the results store, for reports written before result JSONs
+        recorded the hash.
+
+    Returns
+    -------
+    (dict of str to str, dict of str to str)
+        Kind -> file path, and kind -> sha256 of that file.
+
+    Raises
+    ------
+    SlideChangedError
+        The slide changed while it was scored: nothing was published.
+    OutputError
+        No free name (every candidate is another slide's or an input).
+    OSError
+        The folder is not writable, the disk is full, ...
+    """
     import fcntl
 
-    from .report import write_report
+    from .report import report_paths, write_report
 
+    owners = owners or {}
+    protect = frozenset(protect) | input_keys(slide_files(identity.path))
+    provenance = dict(result.provenance)
+    provenance["slide"] = {**provenance.get("slide", {}), "sha256": identity.sha256}
+    result = dataclasses.replace(result, provenance=provenance)  # the caller's result is left as it was
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f"{_TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     lock = -1
     try:
-        lock = os.open(tmp / ".lock", os.O_CREAT | os.O_RDWR)  # held while writing: marks the folder in use
+        lock = os.open(tmp / ".lock", os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))  # held while writing
         fcntl.flock(lock, fcntl.LOCK_EX)
         files = write_report(result, tmp, name=name, pictures=pictures, geojson=geojson)
-        for f in files.values():
-            _fsync(f)
-        final: dict[str, str] = {}
-        for key, f in files.items():
-            dest = out_dir / f.name
-            os.replace(f, dest)
-            final[key] = str(dest)
-        _fsync(out_dir, folder=True)
-        return final
+        hashes = {k: file_sha256(f) for k, f in files.items()}
+        if identity.snapshot:
+            try:
+                changed = snapshot(slide_files(identity.path)) != identity.snapshot
+            except OSError:
+                changed = True
+            if changed:
+                raise SlideChangedError(
+                    f"{identity.path} changed while it was scored (rewritten or replaced); nothing was written "
+                    "for it: score it again once it is complete"
+                )
+        for candidate in free_name(name, identity.sha256):
+            dests = report_paths(out_dir, candidate)
+            if any(input_keys([dests[k]]) & protect for k in files):
+                continue  # would replace an input
+            if not _claim(files["json"], dests["json"], identity.sha256, owners):
+                continue
+            final = {"json": str(dests["json"])}
+            for kind, f in files.items():
+                if kind != "json":
+                    os.replace(f, dests[kind])
+                    final[kind] = str(dests[kind])
+            fsync_folder(out_dir)
+            return final, hashes
+        raise OutputError(
+            f"no free report name for {identity.path} in {out_dir}: {name}.her2fast.json and its variants belong to "
+            "other slides or inputs; choose another --out"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if lock >= 0:
@@ -192,7 +303,8 @@ def clean_stale_temp(out_dir: Path) -> None:
 
     A folder is stale when its writer's lock is free (or, for one killed before it took its lock, when it
     is over an hour old). Folders of other machines (Dask workers sharing the output folder) are left to
-    them.
+    them. Partly written files of :func:`her2fast._files.atomic_write` (``.her2fast-part-*``) over an hour
+    old go too.
 
     Parameters
     ----------
@@ -200,6 +312,15 @@ def clean_stale_temp(out_dir: Path) -> None:
         The output folder of a batch or of the watch service.
     """
     import fcntl
+
+    from .._files import TEMP_PREFIX
+
+    for f in out_dir.glob(TEMP_PREFIX + "*"):
+        try:
+            if is_regular_file(f) and time.time() - f.lstat().st_mtime > 3600:
+                f.unlink()
+        except OSError:
+            pass
 
     host = socket.gethostname()
     for d in out_dir.glob(_TMP_PREFIX + "*"):
@@ -241,14 +362,14 @@ def identify(path: str) -> tuple[SlideIdentity, str | None]:
     """
     try:
         return slide_identity(path), None
-    except InvalidInputError as exc:
+    except (InvalidInputError, SlideChangedError) as exc:
         return SlideIdentity(os.path.abspath(path), 0, 0.0, ""), str(exc)
     except OSError as exc:
         return SlideIdentity(os.path.abspath(path), 0, 0.0, ""), f"cannot read {path}: {exc}"
 
 
-def free_name(name: str, sha256: str, out_dir: Path, owners: Mapping[str, str]) -> str:
-    """The report name of a slide: ``name``, unless another slide's ``ok`` run already wrote it.
+def free_name(name: str, sha256: str) -> list[str]:
+    """The report names a slide may take, in order: ``name``, then ``name`` with 8, 16 and 64 hex of its sha256.
 
     Parameters
     ----------
@@ -256,19 +377,14 @@ def free_name(name: str, sha256: str, out_dir: Path, owners: Mapping[str, str]) 
         Wanted name (the slide's file name without suffix).
     sha256 : str
         The slide's content hash.
-    out_dir : Path
-        The output folder.
-    owners : mapping of str to str
-        ``<out_dir>/<name>.her2fast.json`` -> sha256 of the slide whose ``ok`` run wrote it
-        (:meth:`her2fast.io.store.ResultsStore.output_owners`).
 
     Returns
     -------
-    str
-        ``name``, or ``<name>-<first 8 hex of sha256>`` when that name belongs to other content.
+    list of str
+        :func:`publish_report` takes the first whose result JSON is absent or this content's: the same slide
+        always gets the same name in a folder, another slide of the same file name ``name-<8 hex>``.
     """
-    owner = owners.get(str(out_dir / f"{name}.her2fast.json"))
-    return name if owner in (None, sha256) else f"{name}-{sha256[:8]}"
+    return [name] + [f"{name}-{sha256[:n]}" for n in (8, 16, 64)]
 
 
 def score_one(
@@ -285,12 +401,15 @@ def score_one(
     pictures: bool,
     geojson: bool,
     profile=None,
+    protect: Collection[tuple[int, int]] = (),
+    owners: Mapping[str, str] | None = None,
 ) -> tuple[RunRecord, str | None]:
     """Score a slide and write its report; the run record to store and the kind of failure.
 
-    The report is complete on disk (written into a temporary folder, flushed and renamed into place)
-    before this returns. Nothing raises for a bad slide or an unwritable output folder: the record is
-    ``failed`` with the reason.
+    The report is complete on disk (:func:`publish_report`: written into a temporary folder, flushed,
+    renamed into place under a name that is this slide's alone) before this returns, and describes the
+    bytes ``identity`` hashed: a slide that changed meanwhile publishes nothing. Nothing raises for a bad
+    slide or an unwritable output folder: the record is ``failed`` with the reason.
 
     Parameters
     ----------
@@ -301,7 +420,7 @@ def score_one(
     out_dir : Path
         Report folder.
     name : str
-        Report name (:func:`free_name`).
+        Wanted report name (the slide's file name without suffix; see :func:`free_name`).
     versions : mapping of str to str
         :func:`her2fast.service.batch.model_versions` of ``settings``, stored with the record.
     mpp, settings, providers, progress
@@ -311,11 +430,14 @@ def score_one(
     profile : CalibrationProfile, optional
         As :func:`her2fast.score` (``settings`` should already hold its thresholds:
         :func:`her2fast.api.apply_profile`).
+    protect, owners
+        As :func:`publish_report`.
 
     Returns
     -------
     (RunRecord, str or None)
-        The record, and None when it is ``ok``; else ``"slide"`` (the slide cannot be read or scored) or
+        The record, and None when it is ``ok``; else ``"slide"`` (the slide cannot be read or scored),
+        ``"changed"`` (the slide changed while it was scored: score it again once it is complete) or
         ``"output"`` (its report cannot be written, e.g. a full disk: worth trying again later).
     """
     from ..api import score
@@ -326,19 +448,38 @@ def score_one(
     def failed(error: str, kind: str) -> tuple[RunRecord, str]:
         return RunRecord(status="failed", error=error, finished_at=time.time(), **common), kind
 
+    def changed() -> bool:
+        try:
+            return bool(identity.snapshot) and snapshot(slide_files(path)) != identity.snapshot
+        except OSError:
+            return True
+
+    def changed_error() -> tuple[RunRecord, str]:
+        exc = SlideChangedError(
+            f"{path} changed while it was scored (rewritten or replaced); nothing was written for it: "
+            "score it again once it is complete"
+        )
+        return failed(describe_error(exc), "changed")
+
     try:
         result = score(path, mpp=mpp, providers=providers, settings=settings, progress=progress, profile=profile)
     except (Her2FastError, OSError) as exc:
-        return failed(describe_error(exc), "slide")
+        return changed_error() if changed() else failed(describe_error(exc), "slide")
     except Exception as exc:  # noqa: BLE001 - a bug met on this slide must not stop the batch
+        if changed():
+            return changed_error()
         return failed(f"unexpected error, please report it: {describe_error(exc)}", "slide")
     t0 = time.perf_counter()
     try:
-        outputs = _write_outputs(result, out_dir, name, pictures=pictures, geojson=geojson)
+        outputs, hashes = publish_report(
+            result, identity, out_dir, name, pictures=pictures, geojson=geojson, protect=protect, owners=owners
+        )
+    except SlideChangedError:
+        return changed_error()
     except OSError as exc:
-        return failed(_output_error(out_dir, exc), "output")
-    except Her2FastError as exc:  # the slide reopened for the pictures
-        return failed(describe_error(exc), "slide")
+        return failed(describe_output_error(out_dir, exc), "output")
+    except Her2FastError as exc:  # the slide reopened for the pictures, or no free name
+        return changed_error() if changed() else failed(describe_error(exc), "slide")
     except Exception as exc:  # noqa: BLE001
         return failed(f"unexpected error while writing the report, please report it: {describe_error(exc)}", "slide")
     d = result.to_dict(include_cells=False)
@@ -353,6 +494,7 @@ def score_one(
         confidence=d["confidence"],
         timings=timings,
         outputs=outputs,
+        output_sha256=hashes,
         finished_at=time.time(),
         percent_complete=d["percent_complete"],
         not_scorable=d["not_scorable"],

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from .._files import file_kind, is_root, os_error_text, text_path
+from .._files import file_kind, input_keys, is_root, os_error_text, text_path
 from ..errors import InvalidInputError
 from ..io.store import ResultsStore, StoreError, slide_stat
 from .batch import model_versions
-from .slide_jobs import clean_stale_temp, free_name, identify, row_of, scan_folder, score_one
+from .slide_jobs import clean_stale_temp, identify, row_of, scan_folder, score_one
 
 __all__ = ["MAX_WAIT_SECONDS", "WatchSummary", "watch"]
 
@@ -63,6 +63,8 @@ def _make_logger(path: Path) -> tuple[logging.Logger, list[logging.Handler]]:
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            raise OSError(f"{path} is a symbolic link; remove it (the log is never written through a link)")
         handlers: list[logging.Handler] = [logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")]
     except OSError as exc:
         raise InvalidInputError(f"cannot open the log file {path}: {exc}") from None
@@ -76,7 +78,14 @@ def _make_logger(path: Path) -> tuple[logging.Logger, list[logging.Handler]]:
 def _lock(out: Path):
     import fcntl
 
-    fh = open(out / ".her2fast-watch.lock", "a+")  # noqa: SIM115 - held for the whole session
+    path = out / ".her2fast-watch.lock"
+    try:  # never through a link planted there (truncating the lock file would truncate its target)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot open the lock file {path}: {exc.strerror or exc} (a link there is refused); remove it"
+        ) from None
+    fh = os.fdopen(fd, "r+")
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -93,10 +102,8 @@ def _lock(out: Path):
 
 def _write_quarantine_csv(store: ResultsStore, out: Path, logger: logging.Logger) -> None:
     path = out / QUARANTINE_CSV
-    tmp = out / f".{QUARANTINE_CSV}.tmp-{os.getpid()}"
     try:
-        store.export_quarantine_csv(tmp)
-        os.replace(tmp, path)
+        store.export_quarantine_csv(path)  # atomic, never through a link
     except OSError as exc:
         logger.error("cannot write %s: %s", path, exc)
 
@@ -115,8 +122,11 @@ class _Watcher:
         self.folder, self.out, self.store, self.log = folder, out, store, logger
         self.versions, self.options, self.summary = versions, options, summary
 
-    def handle(self, path: Path, sig: tuple[int, float, int]) -> str:
-        """Score one settled slide: "done", "changed" (look again later) or "retry" (outputs not writable)."""
+    def handle(self, path: Path, sig: tuple[int, float, int], inputs=()) -> str:
+        """Score one settled slide: "done", "changed" (look again later) or "retry" (outputs not writable).
+
+        ``inputs``: the slides of the watched folder, which no output may replace.
+        """
         key = str(path)
         size, mtime, _ = sig
         st = self.store
@@ -138,8 +148,20 @@ class _Watcher:
             self.log.info("skip %s: quarantined earlier (same content)", key)
             return "done"
         self.log.info("scoring %s (%.1f MB)", key, size / 1e6)
-        name = free_name(path.stem, identity.sha256, self.out, st.output_owners())
-        record, kind = score_one(key, identity, self.out, name, self.versions, progress=False, **self.options)
+        record, kind = score_one(
+            key,
+            identity,
+            self.out,
+            path.stem,
+            self.versions,
+            progress=False,
+            protect=input_keys([*inputs, key]),
+            owners=st.output_owners(),
+            **self.options,
+        )
+        if kind == "changed":  # replaced or rewritten while it was scored: nothing published, score it again
+            self.log.warning("%s changed while it was scored; scoring it again once it has settled", key)
+            return "changed"
         row = row_of(st, identity, record, self.versions)
         if kind is None:
             self.summary.scored += 1
@@ -384,7 +406,7 @@ def _loop(
                 waiting += 1
                 continue
             try:
-                result = watcher.handle(path, sig)
+                result = watcher.handle(path, sig, slides)
             except StoreError as exc:
                 log.error("%s: %s", key, exc)
                 result = "retry"

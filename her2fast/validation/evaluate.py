@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _csv as safe_csv
+from .._files import atomic_write_text, check_not_input, input_keys
 from ..errors import InvalidInputError
 from .reference_csv import ReferenceRow, read_reference_csv
 from .statistics import CALIBRATION_EDGES as CALIBRATION_EDGES
@@ -312,17 +313,30 @@ def _cell(v) -> str:
     return str(v)
 
 
-def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = safe_csv.writer(fh)
-        w.writerow(header)
-        for row in rows:
-            w.writerow([_cell(v) for v in row])
-    return path
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence], protect=()) -> Path:
+    import io
+
+    text = io.StringIO(newline="")
+    w = safe_csv.writer(text)
+    w.writerow(header)
+    for row in rows:
+        w.writerow([_cell(v) for v in row])
+    return atomic_write_text(path, text.getvalue(), protect=protect)
 
 
-def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str, Path]:
-    """Write the evaluation files to ``out_dir`` (created if missing).
+#: The files :func:`write_evaluation` writes into its folder.
+EVALUATION_FILES = {
+    "json": "evaluation.json",
+    "confusion": "confusion.csv",
+    "slides": "slides.csv",
+    "discordant": "discordant.csv",
+    "contest": "contest.csv",
+    "html": "report.html",
+}
+
+
+def write_evaluation(report: EvaluationReport, out_dir: str | Path, *, protect=()) -> dict[str, Path]:
+    """Write the evaluation files to ``out_dir`` (created if missing), each atomically and never onto an input.
 
     Files: ``evaluation.json`` (every figure and slide), ``confusion.csv`` (rows predicted, columns
     reference), ``slides.csv`` (every reference slide and its outcome), ``discordant.csv``,
@@ -330,24 +344,42 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
     contest; empty where a slide has no score) and ``report.html`` (one self-contained page, see
     :mod:`her2fast.validation.report`). Links to slide outputs are relative to ``out_dir``.
 
+    Parameters
+    ----------
+    report : EvaluationReport
+    out_dir : str or Path
+    protect : collection of (int, int)
+        (device, inode) keys (:func:`her2fast._files.input_keys`) of files none of these may replace, e.g.
+        the reference CSV (``run_evaluation`` passes it).
+
     Returns
     -------
     dict of str to Path
         ``json``, ``confusion``, ``slides``, ``discordant``, ``contest``, ``html``.
+
+    Raises
+    ------
+    OutputError
+        One of the files would replace a file of ``protect``.
     """
-    from .report import write_html
+    from .report import render_html
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    protect = frozenset(protect)
+    for name in EVALUATION_FILES.values():  # before anything is written
+        check_not_input(out / name, protect)
     files: dict[str, Path] = {}
-    files["json"] = out / "evaluation.json"
-    files["json"].write_text(json.dumps(report.to_dict(), indent=1, allow_nan=False), encoding="utf-8")
+    files["json"] = atomic_write_text(
+        out / "evaluation.json", json.dumps(report.to_dict(), indent=1, allow_nan=False), protect=protect
+    )
     labels = report.labels
     cm = report.summary.confusion if report.summary is not None else np.zeros((len(labels),) * 2, np.int64)
     files["confusion"] = _write_csv(
         out / "confusion.csv",
         ["predicted \\ reference", *labels],
         [[lab, *map(int, row)] for lab, row in zip(labels, cm)],
+        protect,
     )
     lv = report.level
     files["slides"] = _write_csv(
@@ -399,6 +431,7 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
             ]
             for o in report.outcomes
         ],
+        protect,
     )
     files["discordant"] = _write_csv(
         out / "discordant.csv",
@@ -433,6 +466,7 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
             ]
             for o in report.discordant
         ],
+        protect,
     )
     files["contest"] = _write_csv(
         out / "contest.csv",
@@ -446,8 +480,9 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
             ]
             for o in report.outcomes
         ],
+        protect,
     )
-    files["html"] = write_html(report, out / "report.html")
+    files["html"] = atomic_write_text(out / "report.html", render_html(report, out), protect=protect)
     return files
 
 
@@ -518,6 +553,13 @@ def run_evaluation(
 
     paths = [Path(r.slide) if Path(r.slide).is_absolute() else csv_path.parent / r.slide for r in refs]
     out = Path(out_dir)
+    protect = input_keys([csv_path, *paths])
+    for kind, name in EVALUATION_FILES.items():  # refuse before scoring, not after
+        if input_keys([out / name]) & protect:
+            raise InvalidInputError(
+                f"{out / name} is an input of this evaluation (the reference CSV or a slide), and evaluate writes "
+                f"its {kind} file there: choose another --out folder, or rename the input"
+            )
     batch = run_batch(
         [str(p) for p in paths],
         out,
@@ -539,4 +581,4 @@ def run_evaluation(
         reviews = st.latest_reviews()  # sign-offs made in her2fast view
     rows = [{**r, "review": reviews.get(r.get("id"))} for r in rows]
     report = evaluate_rows(refs, _align_rows(paths, rows), n_boot=n_boot, seed=seed, source=csv_path)
-    return report, write_evaluation(report, out)
+    return report, write_evaluation(report, out, protect=protect)

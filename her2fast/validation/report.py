@@ -431,5 +431,7 @@ def write_html(report, path: str | Path, **options) -> Path:
     """Write :func:`render_html` to ``path`` (links relative to its folder); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report, path.parent, **options), encoding="utf-8")
+    from .._files import atomic_write_text
+
+    atomic_write_text(path, render_html(report, path.parent, **options))
     return path
