@@ -155,8 +155,8 @@ def run_slide(
     # an image without colour cannot be unmixed: refuse it for that (always, also with the stain gate off),
     # before tissue detection can take it for empty glass
     colour = check_colour(slide.thumbnail(max_size=512))
+    qc["colour"] = colour.to_dict()
     if not colour.scorable:
-        qc["colour"] = colour.to_dict()
         flags.append(str(colour.reason))
         return out(f"{colour.reason} ({colour.message})", CellTable.empty(), {}, [])
     tissue = detect_tissue(slide)
