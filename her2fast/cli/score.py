@@ -30,7 +30,7 @@ def _score(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .._files import input_keys
+    from .._files import file_kind, input_keys
     from ..api import apply_profile, score
     from ..errors import Her2FastError, SlideNotFoundError, SlideReadError
     from ..service.slide_jobs import describe_output_error, identify, publish_report
@@ -47,7 +47,11 @@ def _score(args: argparse.Namespace) -> int:
         try:
             identity, error = identify(slide_path)
             if error is not None:
-                raise (SlideReadError if Path(slide_path).exists() else SlideNotFoundError)(error)
+                try:
+                    missing = file_kind(slide_path) == "missing"
+                except OSError:  # a name too long, no permission: the error says which
+                    missing = False
+                raise (SlideNotFoundError if missing else SlideReadError)(error)
             result = score(
                 slide_path,
                 mpp=args.mpp,

@@ -152,7 +152,9 @@ class SlideIdentity:
     """What identifies a slide's content: path, size, mtime and the sha256 of its bytes.
 
     ``snapshot`` (not stored, not compared) is :func:`her2fast._files.snapshot` of the slide's files while they
-    were hashed: the same snapshot later means the same bytes.
+    were hashed: the same snapshot later means the same bytes. ``path`` is text (a name that is not UTF-8 is
+    written with ``\\xNN`` escapes, :func:`her2fast._files.text_path`); ``file`` (not stored, not compared) is
+    the path as the operating system names it, for opening the file again (:attr:`location`).
     """
 
     path: str
@@ -160,6 +162,12 @@ class SlideIdentity:
     mtime: float
     sha256: str
     snapshot: tuple = field(default=(), compare=False, repr=False)
+    file: str = field(default="", compare=False, repr=False)
+
+    @property
+    def location(self) -> str:
+        """The path to open the slide's files with (``file`` when known, else ``path``)."""
+        return self.file or self.path
 
 
 def slide_files(path: str | os.PathLike) -> list[Path]:
@@ -231,8 +239,14 @@ def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIde
             f"{text_path(p)} changed while it was read (it is still being written, or was replaced); "
             "score it again once it is complete"
         )
+    resolved = p.resolve()
     return SlideIdentity(
-        path=text_path(p.resolve()), size=size, mtime=mtime, sha256=digest.hexdigest(), snapshot=before
+        path=text_path(resolved),
+        size=size,
+        mtime=mtime,
+        sha256=digest.hexdigest(),
+        snapshot=before,
+        file=os.fspath(resolved),
     )
 
 

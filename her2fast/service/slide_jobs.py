@@ -252,7 +252,7 @@ def publish_report(
     from .report import report_paths, write_report
 
     owners = owners or {}
-    protect = frozenset(protect) | input_keys(slide_files(identity.path))
+    protect = frozenset(protect) | input_keys(slide_files(identity.location))
     provenance = dict(result.provenance)
     provenance["slide"] = {**provenance.get("slide", {}), "sha256": identity.sha256}
     result = dataclasses.replace(result, provenance=provenance)  # the caller's result is left as it was
@@ -267,7 +267,7 @@ def publish_report(
         hashes = {k: file_sha256(f) for k, f in files.items()}
         if identity.snapshot:
             try:
-                changed = snapshot(slide_files(identity.path)) != identity.snapshot
+                changed = snapshot(slide_files(identity.location)) != identity.snapshot
             except OSError:
                 changed = True
             if changed:
