@@ -30,8 +30,8 @@ ruff check .
 ruff format --check .
 find csrc -name '*.cpp' -o -name '*.hpp' | xargs clang-format-14 --dry-run --Werror
 python -m mypy.stubtest her2fast._native
-# type check of the public entry point and the pure scoring layer (the rest of the package: not yet clean)
-python -m mypy her2fast/api.py her2fast/scoring --ignore-missing-imports --follow-imports=silent
+# type check of the whole package
+python -m mypy her2fast --ignore-missing-imports --follow-imports=silent
 
 echo "== C++ unit tests"
 cmake -S . -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=Release \

@@ -25,7 +25,7 @@ def save_weights(path: str | Path, model: torch.nn.Module, meta: dict[str, Any])
     """Weights of `model` plus a JSON `meta` (model config, training summary)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, meta=np.array(json.dumps(meta)), **_state_arrays(model))
+    np.savez(path, meta=np.array(json.dumps(meta)), **_state_arrays(model))  # type: ignore[arg-type]  # numpy stub
 
 
 def load_weights(path: str | Path, model: torch.nn.Module | None = None) -> tuple[torch.nn.Module | None, dict]:
@@ -58,7 +58,7 @@ def save_checkpoint(
     arrays["torch_rng"] = torch.get_rng_state().numpy()
     meta = {"step": step, "elapsed": elapsed, "np_rng": rng.bit_generator.state, "config": config, "history": history}
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]  # numpy stub
     tmp.replace(path)
 
 

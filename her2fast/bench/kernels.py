@@ -37,7 +37,8 @@ def paired_seconds(ours: Callable[[], object], reference: Callable[[], object], 
     deterministic CPU-bound code (noise only ever adds time). One warm-up call each first.
     """
     ours(), reference()
-    t_ours, t_ref = [], []
+    t_ours: list[float] = []
+    t_ref: list[float] = []
     for _ in range(repeats):
         for fn, times in ((ours, t_ours), (reference, t_ref)):
             t0 = time.perf_counter()
@@ -131,9 +132,11 @@ def two_thread_rows(repeats: int) -> list[dict]:
                 for f in (pool.submit(run_all, items[0::2]), pool.submit(run_all, items[1::2])):
                     f.result()
 
-            sequential(), threaded()
+            sequential()
+            threaded()
             # One thread and two threads alternate (best of N each), so noise hits both alike.
-            ones, twos = [], []
+            ones: list[float] = []
+            twos: list[float] = []
             for _ in range(max(repeats, 9)):
                 for run, times in ((sequential, ones), (threaded, twos)):
                     t0 = time.perf_counter()

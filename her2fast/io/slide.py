@@ -81,6 +81,7 @@ import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -95,6 +96,9 @@ from ..errors import (
     SlideTooLargeError,
     UnsupportedSlideError,
 )
+
+if TYPE_CHECKING:
+    import openslide
 
 __all__ = [
     "MAX_DECODE_PIXELS",
@@ -250,6 +254,21 @@ class Slide:
         The raw metadata (OpenSlide properties; empty for plain images).
     """
 
+    path: Path
+    vendor: str
+    dimensions: tuple[int, int]
+    level_dimensions: tuple[tuple[int, int], ...]
+    level_downsamples: tuple[float, ...]
+    mpp_x: float
+    mpp_y: float
+    mpp_source: str
+    objective_power: float | None
+    properties: dict[str, str]
+    _osr: openslide.OpenSlide | None  # None for plain images and once closed
+    _pixels: np.ndarray | None  # the decoded plain image; None for OpenSlide slides and once closed
+    _closed: bool
+    _lock: threading.Lock
+
     def __init__(self) -> None:  # pragma: no cover - use open_slide
         raise TypeError("use her2fast.io.slide.open_slide(path, mpp=...) to open a slide")
 
@@ -265,7 +284,7 @@ class Slide:
         mpp_source: str,
         objective_power: float | None,
         properties: dict[str, str],
-        osr: object | None,
+        osr: openslide.OpenSlide | None,
         pixels: np.ndarray | None,
     ) -> Slide:
         self = object.__new__(cls)
@@ -326,7 +345,7 @@ class Slide:
                 return
             self._closed = True
             if self._osr is not None:
-                self._osr.close()  # type: ignore[attr-defined]
+                self._osr.close()
             self._osr = None
             self._pixels = None
 
@@ -820,10 +839,12 @@ def _check_tiff_layout(path: Path) -> None:
         size = path.stat().st_size
         with tifffile.TiffFile(path) as tf:
             for index, page in enumerate(tf.pages):
-                tile = int(getattr(page, "tilewidth", 0) or 0) * int(getattr(page, "tilelength", 0) or 0)
-                if tile > _MAX_TILE_PIXELS:  # OpenSlide allocates a whole tile (4 bytes a pixel) to decode it
+                # OpenSlide allocates a whole tile (4 bytes a pixel) to decode it
+                tile_w = int(getattr(page, "tilewidth", 0) or 0)
+                tile_h = int(getattr(page, "tilelength", 0) or 0)
+                if tile_w * tile_h > _MAX_TILE_PIXELS:
                     raise SlideTooLargeError(
-                        f"{path} declares tiles of {page.tilewidth}x{page.tilelength} pixels in its image {index}, "
+                        f"{path} declares tiles of {tile_w}x{tile_h} pixels in its image {index}, "
                         f"more than the limit of {_MAX_TILE_PIXELS} pixels a tile; the file is damaged, or "
                         f"{_CONVERT_HINT}"
                     )
@@ -985,8 +1006,8 @@ def _read_plain_pillow(path: Path) -> tuple[np.ndarray, tuple[float, float] | No
             elif im.mode in ("I;16", "I;16B", "I;16L"):
                 arr = np.asarray(im).astype(np.uint16)
             elif im.mode not in ("RGB", "RGBA", "L", "LA"):
-                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-                arr = np.asarray(im)
+                converted = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+                arr = np.asarray(converted)
             else:
                 arr = np.asarray(im)
     meta = None
@@ -1010,7 +1031,7 @@ def _read_plain_tiff(path: Path) -> tuple[np.ndarray, tuple[float, float] | None
             raise _cmyk_error(path)
         if photometric not in (PM.MINISWHITE, PM.MINISBLACK, PM.RGB, PM.PALETTE, PM.YCBCR):
             raise UnsupportedSlideError(
-                f"{path} stores its pixels as {PM(photometric).name if photometric in iter(PM) else photometric} "
+                f"{path} stores its pixels as {PM(photometric).name if photometric in tuple(PM) else photometric} "
                 "(TIFF photometric interpretation), not RGB or greyscale; export the scanner's RGB image"
             )
         arr = page.asarray()

@@ -512,7 +512,7 @@ class ResultsStore:
                 new_id = cur.lastrowid
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot write to results store {self.path}: {exc}") from exc
-        return True, self.get(new_id)
+        return True, self.get(new_id)  # type: ignore[arg-type]  # lastrowid is an int after an INSERT
 
     def record(self, run: RunRecord) -> bool:
         """Write one run in a single transaction. Returns False (and writes nothing) when an ``ok``

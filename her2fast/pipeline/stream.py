@@ -187,7 +187,7 @@ class _TileStream:
         with self._busy_lock:
             self.tables[work.index, work.window] = cells
             if tally is not None:
-                self.quality.add(tally)
+                self.quality.add(tally)  # type: ignore[union-attr]  # a tally only when quality is kept
                 self.busy["quality"] += t4 - t3
             self.artefacts[work.index, work.window] = tc.n_artefact_loops
             self.busy["deconvolve"] += t1 - t0

@@ -403,7 +403,7 @@ def _training_figures(od: np.ndarray, stains: StainVectors) -> dict[str, float]:
     }
 
 
-def _colour_fraction(pixels: np.ndarray, background: np.ndarray) -> tuple[float, int]:
+def _colour_fraction(pixels: np.ndarray, background: np.ndarray | None) -> tuple[float, int]:
     """Share of the stained pixels (OD norm above 0.15 against ``background``) that have any colour, and their number."""
     od = optical_density(pixels, background)
     stained = pixels[np.linalg.norm(od, axis=-1) > _STAINED_OD].astype(np.int16)

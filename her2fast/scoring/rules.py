@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -281,7 +282,7 @@ class CellTable:
         """:func:`classify_cells` of every row."""
         return classify_cells(self.intensity, self.completeness, rules)
 
-    def save_npz(self, path: str | Path) -> None:
+    def save_npz(self, path: str | Path | BinaryIO) -> None:
         """Write the table as a compressed ``.npz`` (plain arrays, no pickle)."""
         np.savez_compressed(path, **{name: getattr(self, name) for name in _TABLE_COLUMNS})
 

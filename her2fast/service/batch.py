@@ -40,7 +40,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -569,7 +569,9 @@ def _stop_pool(pool) -> None:
         p.join(10)
 
 
-def _run_local(jobs: Sequence[_Job], shared: dict, workers: int, ui: _BatchProgress) -> Iterator[tuple[_Job, _Outcome]]:
+def _run_local(
+    jobs: Sequence[_Job], shared: dict, workers: int, ui: _BatchProgress
+) -> Generator[tuple[_Job, _Outcome], None, None]:
     """A spawn-context process pool, at most ``workers`` slides in flight; a crashed worker costs one slide."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -640,7 +642,7 @@ def _run_local(jobs: Sequence[_Job], shared: dict, workers: int, ui: _BatchProgr
 
 def _run_dask(
     jobs: Sequence[_Job], shared: dict, scheduler, workers: int, ui: _BatchProgress
-) -> Iterator[tuple[_Job, _Outcome]]:
+) -> Generator[tuple[_Job, _Outcome], None, None]:
     """One task per slide on a Dask distributed cluster; results come back here to be stored."""
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -885,7 +887,7 @@ def run_batch(
         raise InvalidInputError(f"cannot create the output folder {out}: {exc}") from None
     versions = model_versions(settings, profile)
     own = not isinstance(store, ResultsStore)
-    st = ResultsStore(out if store is None else store) if own else store
+    st = store if isinstance(store, ResultsStore) else ResultsStore(out if store is None else store)
     by_path: dict[str, dict] = {}
     try:
         clean_stale_temp(out)

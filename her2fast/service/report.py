@@ -19,6 +19,7 @@ coordinates are level-0 pixels, y down, polygons as closed rings.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,7 +125,7 @@ def epithelium_polygons(
             continue
         y0, x0 = sl[0].start, sl[1].start
         filled = ndi.binary_fill_holes(comp)
-        rings = []
+        rings: list[np.ndarray] = []
         for region, hy, hx in [(filled, 0, 0)] + _holes(filled & ~comp, min_pixels):
             cs = find_contours(np.pad(region, 1).astype(np.float32), 0.5)
             if not cs:
@@ -517,7 +518,7 @@ def write_report(
         try:
             for kind, draw in (("overlay", overlay_image), ("zoom", zoom_image), ("heatmap", heatmap_image)):
                 picture = draw(result, slide)
-                atomic_write(paths[kind], lambda fh, im=picture: im.save(fh, format="PNG"), protect=protect)
+                atomic_write(paths[kind], functools.partial(picture.save, format="PNG"), protect=protect)
                 written[kind] = paths[kind]
         finally:
             if own:

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from .._files import file_kind, file_sha256, fsync_folder, input_keys, is_regular_file, is_root, snapshot
@@ -443,7 +444,9 @@ def score_one(
     from ..api import score
 
     started = time.time()
-    common = dict(slide=identity, package_version=__version__, model_versions=dict(versions), started_at=started)
+    common: dict[str, Any] = dict(
+        slide=identity, package_version=__version__, model_versions=dict(versions), started_at=started
+    )
 
     def failed(error: str, kind: str) -> tuple[RunRecord, str]:
         return RunRecord(status="failed", error=error, finished_at=time.time(), **common), kind

@@ -281,7 +281,7 @@ def watch(
     try:
         lock = _lock(out)
         versions = model_versions(settings, profile)
-        st = ResultsStore(out if store is None else store) if own else store
+        st = store if isinstance(store, ResultsStore) else ResultsStore(out if store is None else store)
         if threading.current_thread() is threading.main_thread():
             previous = _install_signals(stop, logger)
         clean_stale_temp(out)

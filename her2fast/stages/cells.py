@@ -707,7 +707,7 @@ def _close_gaps(covered: np.ndarray, gap: int) -> np.ndarray:
 
 def _as_bounds(value: object, name: str) -> tuple[int, int, int, int]:
     try:
-        b = tuple(int(v) for v in value)  # type: ignore[union-attr]
+        b = tuple(int(v) for v in value)  # type: ignore[attr-defined]  # not iterable: TypeError, caught below
     except (TypeError, ValueError):
         raise InvalidInputError(f"{name} must be 4 integers (x0, y0, x1, y1), got {value!r}") from None
     if len(b) != 4 or b[2] <= b[0] or b[3] <= b[1]:

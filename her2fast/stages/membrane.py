@@ -486,14 +486,16 @@ class MembraneSession:
         if _wants_openvino(providers):
             _resolve_providers(providers, ())  # checks that OpenVINO is asked for alone
             self.requested = list(providers)
-            self._runner = self._openvino(threads, bf16=providers[0] == OPENVINO and openvino_bf16())
-            self.providers = [f"{OPENVINO}:{self._runner.precision}"]
+            ov_runner = self._openvino(threads, bf16=providers[0] == OPENVINO and openvino_bf16())
+            self._runner: _OpenVinoRunner | _OrtRunner = ov_runner
+            self.providers: list[str] = [f"{OPENVINO}:{ov_runner.precision}"]
             return
         ort = _import_ort()
         requested = _resolve_providers(providers, ort.get_available_providers())
         self.requested = requested
-        self._runner = _OrtRunner(self._ort_session(ort, requested, threads))
-        self.providers: list[str] = list(self._runner.session.get_providers())
+        ort_runner = _OrtRunner(self._ort_session(ort, requested, threads))
+        self._runner = ort_runner
+        self.providers = list(ort_runner.session.get_providers())
         wanted_gpu = [p for p in requested if p in _GPU_PROVIDERS]
         self.fell_back = bool(wanted_gpu) and not any(p in self.providers for p in wanted_gpu)
         if self.fell_back:
@@ -644,7 +646,9 @@ def _check_mpp(mpp: object) -> float:
     return v
 
 
-def _unet_maps(image: np.ndarray, mpp: float, session: MembraneSession, batch_size: int) -> tuple[np.ndarray, ...]:
+def _unet_maps(
+    image: np.ndarray, mpp: float, session: MembraneSession, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     cfg = session.config
     h0, w0 = image.shape[:2]
     scale = mpp / cfg.mpp

@@ -165,8 +165,8 @@ def _shift_reduce(m: np.ndarray, st: np.ndarray, erode: bool) -> np.ndarray:
             row = runs[key][i : i + h]
             out = row.copy() if out is None else op(out, row, out=out)
         else:
-            for c in cols:
-                v = pad[i : i + h, c : c + w]
+            for col in cols:
+                v = pad[i : i + h, col : col + w]
                 out = v.copy() if out is None else op(out, v, out=out)
     if out is None:  # an empty structure: scipy erodes to all True... and dilates to all False
         return np.full((h, w), erode)

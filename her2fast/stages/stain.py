@@ -165,7 +165,9 @@ class StainVectors:
 
     @classmethod
     def standard(
-        cls, background: np.ndarray | None = None, reason: str = "standard Ruifrok-Johnston vectors"
+        cls,
+        background: np.ndarray | tuple[float, float, float] | None = None,
+        reason: str = "standard Ruifrok-Johnston vectors",
     ) -> StainVectors:
         """Ruifrok and Johnston's H-DAB vectors (flagged as not estimated)."""
         return cls(

@@ -387,7 +387,7 @@ def segment_tissue(
         tissue = keep[labels]
     else:
         tissue = np.zeros_like(weak)
-    padding = (arr >= 254).all(axis=2)
+    padding = np.asarray((arr >= 254).all(axis=2))  # an array (numpy types .all(axis=...) as scalar or array)
     tissue |= _textured(od, tissue, stats & (odmax <= low), near_pen, padding, mpp, min_obj_px)
     tissue = _closing(tissue, closing_px)
     tissue = _remove_small(tissue, min_obj_px)

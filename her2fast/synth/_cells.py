@@ -203,7 +203,7 @@ def assign_cells(
             np.fmin(dmin, d, out=dmin)
         edge_b[sel] = dmin
         if nbr_b is not None:
-            nbr_b[sel] = np.take_along_axis(c, jmin, axis=1)
+            nbr_b[sel] = np.take_along_axis(c, jmin, axis=1)  # type: ignore[arg-type]  # jmin is set with nbr_b
     np.minimum(edge_b, np.float32(reach), out=edge_b)
     site = _from_blocks(site_b, H, W, B)
     neighbour = _from_blocks(nbr_b, H, W, B) if nbr_b is not None else None

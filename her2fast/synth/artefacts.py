@@ -31,7 +31,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -268,7 +268,7 @@ def add_fold(rgb: np.ndarray, mpp: float, *, seed: int = 0, width_um: float = 12
     return Artefact(out, mask, "fold", {**geo, "width_um": float(width_um)})
 
 
-_MAKERS = {"blur": add_blur_band, "ink": add_ink, "fold": add_fold}
+_MAKERS: dict[str, Callable[..., Artefact]] = {"blur": add_blur_band, "ink": add_ink, "fold": add_fold}
 
 
 def add_artefacts(

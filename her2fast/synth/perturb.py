@@ -140,7 +140,8 @@ def jpeg2000(image: np.ndarray, psnr_db: float) -> np.ndarray:
     import imagecodecs
 
     level = as_positive_float(psnr_db, "psnr_db")
-    return np.ascontiguousarray(imagecodecs.jpeg2k_decode(imagecodecs.jpeg2k_encode(_rgb(image), level=level)))
+    encoded = imagecodecs.jpeg2k_encode(_rgb(image), level=level)  # type: ignore[arg-type]  # PSNR may be fractional
+    return np.ascontiguousarray(imagecodecs.jpeg2k_decode(encoded))
 
 
 def blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -288,7 +289,7 @@ def render_options(perturbations: Perturbation | Sequence[Perturbation], mpp: fl
         if p.name == "scan_mpp":
             mpp = as_positive_float(p.strength, "scan_mpp")
         else:
-            key = RENDER_PERTURBATIONS[p.name]
+            key: str = RENDER_PERTURBATIONS[p.name]  # type: ignore[assignment]  # only scan_mpp maps to None
             fields[key] = fields.get(key, 0.0 if key == "dab_hue_deg" else 1.0)
             fields[key] = fields[key] + p.strength if key == "dab_hue_deg" else fields[key] * p.strength
     return {"variation": StainVariation(**fields) if fields else None, "mpp": float(mpp)}
@@ -304,7 +305,7 @@ def read_level0(path: str | Path) -> tuple[np.ndarray, float]:
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         rgb = page.asarray()
-        tags = page.tags
+        tags = page.tags  # type: ignore[union-attr]  # the first page of a file is a TiffPage
         if "XResolution" not in tags:
             raise InvalidInputError(f"{path} has no resolution tags; pass a slide written by make_slide")
         num, den = tags["XResolution"].value

@@ -346,7 +346,7 @@ def render_region(
     band = np.flatnonzero(tissue & (d_b < 0.5 * mpp))
     edge = np.zeros(n_px, bool)
     if band.size:
-        nbr = asg.neighbour.ravel()
+        nbr = asg.neighbour.ravel()  # type: ignore[union-attr]  # assigned with_neighbour=truth, and truth holds here
         bx_, by_ = xs[band % W], ys[band // W]
 
         def stained_at(site: np.ndarray) -> np.ndarray:

@@ -375,7 +375,7 @@ def fit_rules(
         if key in cache:
             return cache[key]
         try:
-            rules = replace(base, **params)
+            rules = replace(base, **params)  # type: ignore[arg-type]  # FITTABLE_FIELDS are all float thresholds
         except InvalidInputError:
             cache[key] = math.nan
             return math.nan
@@ -429,7 +429,7 @@ def fit_rules(
     #    window alone (leaving an edge the defaults sit on) is no reason to move them
     if score(current) - penalty(current) <= score(defaults) + 1e-12:
         current = dict(defaults)
-    rules = replace(base, **current)
+    rules = replace(base, **current)  # type: ignore[arg-type]  # FITTABLE_FIELDS are all float thresholds
     return FitResult(
         rules=rules,
         parameters={f: float(current[f]) for f in searches},

@@ -35,6 +35,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,7 @@ def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str 
     SlideOutcome
         ``"failed"`` for a failed run or no row, ``"not_scorable"`` for a result without a score.
     """
-    base = dict(
+    base: dict[str, Any] = dict(
         line=reference.line,
         slide=reference.slide,
         reference=reference.score,
@@ -165,7 +166,7 @@ def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str 
     status = str(row.get("status") or ("ok" if d else "failed"))
     review = row.get("review") if isinstance(row.get("review"), Mapping) else None
     signed = {"reviewed_score": review.get("score_after"), "reviewer": review.get("reviewer")} if review else {}
-    common = dict(path=path, outputs=outputs, skipped=bool(row.get("skipped", False)), **signed, **base)
+    common: dict[str, Any] = dict(path=path, outputs=outputs, skipped=bool(row.get("skipped", False)), **signed, **base)
     if status == "failed":
         return SlideOutcome(
             status="failed",
@@ -181,7 +182,7 @@ def outcome_from_row(reference: ReferenceRow, row: Mapping | None, *, path: str 
         pc = _opt_float(d.get("percent_complete"))
     counts = d.get("counts") or {}
     tumour = row.get("tumour_cells", counts.get("tumour_cells"))
-    fields = dict(
+    fields: dict[str, Any] = dict(
         percent_complete=pc, flags=_flags(pick("flags")), tumour_cells=None if tumour is None else int(tumour), **common
     )
     score = pick("score")
@@ -579,6 +580,6 @@ def run_evaluation(
 
     with ResultsStore(out if store is None else getattr(store, "path", store), read_only=True) as st:
         reviews = st.latest_reviews()  # sign-offs made in her2fast view
-    rows = [{**r, "review": reviews.get(r.get("id"))} for r in rows]
+    rows = [{**r, "review": reviews.get(r.get("id"))} for r in rows]  # type: ignore[arg-type]  # no id: no review
     report = evaluate_rows(refs, _align_rows(paths, rows), n_boot=n_boot, seed=seed, source=csv_path)
     return report, write_evaluation(report, out, protect=protect)

@@ -208,8 +208,8 @@ def thumbnail_data_uri(path: str | Path | None, *, max_size: int = 200) -> str |
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
+        with Image.open(path) as opened:
+            im = opened.convert("RGB")
             im.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
             buf = io.BytesIO()
             im.save(buf, format="PNG", optimize=True)
@@ -387,8 +387,12 @@ def render_html(report, out_dir: str | Path | None = None, *, max_thumbnails: in
             "<table><tr><th class='l'>slide</th><th>reference</th><th>her2fast</th><th>stratum</th>"
             "<th>% complete (ref.)</th><th>confidence</th><th class='l'>flags</th><th>overlay</th></tr>"
         )
-        for k, o in enumerate(disc):
-            uri = thumbnail_data_uri(o.outputs.get("overlay"), max_size=thumbnail_px) if k < max_thumbnails else None
+        for row_index, o in enumerate(disc):
+            uri = (
+                thumbnail_data_uri(o.outputs.get("overlay"), max_size=thumbnail_px)
+                if row_index < max_thumbnails
+                else None
+            )
             link = _href(o.outputs.get("overlay"), base)
             js = _href(o.outputs.get("json"), base)
             img = f'<img class="thumb" src="{uri}" alt="overlay of {_e(o.slide)}">' if uri else "no picture"

@@ -244,7 +244,7 @@ def ish_agreement(scored: list[SlideOutcome]) -> dict | None:
         "n": len(with_ish),
         "note": "IHC positive (3+) vs amplified and negative (0, 1+) vs not amplified; 2+ (equivocal) is "
         "decided by ISH and not counted in the concordance",
-        "her2fast": table([o.score for o in with_ish]),
+        "her2fast": table([o.score for o in with_ish]),  # type: ignore[misc]  # scored outcomes have a score
         "reference": table([o.reference for o in with_ish]),
     }
 

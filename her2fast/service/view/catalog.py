@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,7 @@ class CellIndex:
         key = gy * self.n_cols + gx
         self.order = np.argsort(key, kind="stable")
         self.starts = np.searchsorted(key[self.order], np.arange(n_rows * self.n_cols + 1))
-        self._tree = None
+        self._tree: Any = None  # a scipy.spatial.cKDTree, built on first use by nearest()
         self._x, self._y = x, y
 
     def in_rect(self, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:

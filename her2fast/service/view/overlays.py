@@ -99,9 +99,9 @@ def _epithelium(data: SlideData, rect, d: float) -> np.ndarray:
     new_starts = np.concatenate([[0], np.cumsum(keep)])[starts]
     flat = pts[keep].ravel().tolist()
     for k in range(len(sel)):
-        a, b = 2 * int(new_starts[k]), 2 * int(new_starts[k + 1])
-        if b - a >= 4:
-            draw.line(flat[a:b] + flat[a : a + 2], fill=_EPITHELIUM_RGBA, width=2)
+        start, stop = 2 * int(new_starts[k]), 2 * int(new_starts[k + 1])
+        if stop - start >= 4:
+            draw.line(flat[start:stop] + flat[start : start + 2], fill=_EPITHELIUM_RGBA, width=2)
     return np.asarray(img)
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from ...errors import InvalidInputError
 from ..stain import StainVectors
 from .features import EpitheliumSettings, superpixel_features
 from .model import EpitheliumModel, default_model
+
+if TYPE_CHECKING:
+    from ..tissue import TileGrid
 
 
 # ------------------------------------------------------------------------------------------ one image
@@ -230,7 +234,7 @@ class EpitheliumTiles:
     min_epithelium : float
     """
 
-    grid: object
+    grid: TileGrid
     epithelium_fraction: np.ndarray
     all_epithelium_fraction: np.ndarray
     min_epithelium: float

@@ -72,7 +72,7 @@ class TrainingSet:
 def _labelled_superpixels(
     slide: object,
     tissue: object,
-    truth_at: object,
+    truth_at: Callable[..., np.ndarray],
     settings: EpitheliumSettings,
     stains: StainVectors,
     workers: int,
