@@ -193,7 +193,7 @@ def binary_erosion(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
     --------
     >>> import numpy as np
     >>> m = np.zeros((5, 7), bool); m[1:4, 1:6] = True
-    >>> binary_erosion(m, np.ones((3, 3), bool)).sum()
+    >>> int(binary_erosion(m, np.ones((3, 3), bool)).sum())
     3
     """
     m = np.asarray(mask, dtype=bool)
@@ -211,7 +211,7 @@ def binary_dilation(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
     --------
     >>> import numpy as np
     >>> m = np.zeros((5, 5), bool); m[2, 2] = True
-    >>> binary_dilation(m, np.ones((3, 3), bool)).sum()
+    >>> int(binary_dilation(m, np.ones((3, 3), bool)).sum())
     9
     """
     m = np.asarray(mask, dtype=bool)

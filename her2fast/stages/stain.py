@@ -112,8 +112,8 @@ def optical_density(image: np.ndarray, background: np.ndarray | tuple[float, flo
     --------
     >>> import numpy as np
     >>> od = optical_density(np.array([[255, 93, 255]], np.uint8))
-    >>> np.round(od, 3).tolist()
-    [[0.0, 1.009, 0.0]]
+    >>> [round(float(v), 3) for v in od[0]]
+    [0.0, 1.009, 0.0]
     """
     arr = np.asarray(image)
     if arr.ndim < 1 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
