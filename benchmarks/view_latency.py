@@ -119,27 +119,12 @@ def build_store(folder: Path, size: int, base: int, seed: int) -> tuple[Path, in
     base_out = {k: Path(v) for k, v in row["outputs"].items()}
     cells = CellTable.load_npz(base_out["cells"])
     reps = [(i * base, j * base) for j in range(math.ceil(size / base)) for i in range(math.ceil(size / base))]
-    cols = {}
-    for name in (
-        "cell_id",
-        "x",
-        "y",
-        "is_tumour",
-        "intensity",
-        "completeness",
-        "membrane_dab_od",
-        "region",
-        "closed",
-        "membrane_thickness",
-        "area",
-    ):
-        cols[name] = np.concatenate([getattr(cells, name)] * len(reps))
     n = len(cells)
-    cols["x"] = cols["x"] + np.repeat(np.array([r[0] for r in reps], np.float32), n)
-    cols["y"] = cols["y"] + np.repeat(np.array([r[1] for r in reps], np.float32), n)
-    cols["cell_id"] = np.arange(len(cols["x"]), dtype=np.int64)
-    keep = (cols["x"] < size) & (cols["y"] < size)
-    big_cells = CellTable(**{k: v[keep] for k, v in cols.items()})
+    tiled = CellTable.concatenate([cells] * len(reps))
+    tiled.x = tiled.x + np.repeat(np.array([r[0] for r in reps], np.float32), n)
+    tiled.y = tiled.y + np.repeat(np.array([r[1] for r in reps], np.float32), n)
+    tiled.cell_id = np.arange(len(tiled), dtype=np.int64)
+    big_cells = tiled.select((tiled.x < size) & (tiled.y < size))
     big_cells.save_npz(out / "big.cells.npz")
     rings = read_epithelium_rings(base_out["geojson"])
     with open(out / "big.geojson", "w", encoding="utf-8") as fh:

@@ -23,7 +23,7 @@ import numpy as np
 from . import __version__
 from .errors import InvalidInputError
 from .pipeline import ScoreSettings, SlideMaps, ThreadPlan, run_slide
-from .scoring import CalibrationProfile, CellClass, CellTable, measurement_confidence, score_cells
+from .scoring import CELL_COLUMNS, CalibrationProfile, CellClass, CellTable, measurement_confidence, score_cells
 
 #: the highest confidence a slide flagged ``outside_training_range`` or ``channel_order_suspect`` (stain gate) is
 #: given
@@ -33,20 +33,6 @@ __all__ = ["SlideResult", "ScoreSettings", "score", "apply_profile", "run_models
 
 #: Version of the JSON layout written by :meth:`SlideResult.to_json`.
 RESULT_FORMAT_VERSION = 1
-
-_CELL_COLUMNS = (
-    "cell_id",
-    "x",
-    "y",
-    "is_tumour",
-    "intensity",
-    "completeness",
-    "membrane_dab_od",
-    "region",
-    "closed",
-    "membrane_thickness",
-    "area",
-)
 
 
 def _num(v: float | None, nd: int = 4) -> float | None:
@@ -143,9 +129,9 @@ class SlideResult:
 
     def cell_array(self) -> np.ndarray:
         """The cell table as a numpy structured array (one record per cell)."""
-        dt = [(c, getattr(self.cells, c).dtype) for c in _CELL_COLUMNS]
+        dt = [(c, getattr(self.cells, c).dtype) for c in CELL_COLUMNS]
         arr = np.empty(len(self.cells), dtype=dt)
-        for c in _CELL_COLUMNS:
+        for c in CELL_COLUMNS:
             arr[c] = getattr(self.cells, c)
         return arr
 
@@ -178,7 +164,7 @@ class SlideResult:
             "provenance": self.provenance,
         }
         if include_cells:
-            d["cells"] = {c: getattr(self.cells, c).tolist() for c in _CELL_COLUMNS}
+            d["cells"] = {c: getattr(self.cells, c).tolist() for c in CELL_COLUMNS}
         return d
 
     def to_json(self, *, include_cells: bool = True, indent: int | None = 1) -> str:
@@ -283,11 +269,11 @@ def _cells_from_dict(cells: dict | None) -> CellTable:
     """The cell table of :meth:`SlideResult.to_dict` (column lists), checked column by column."""
     if not cells:
         return CellTable.empty()
-    unknown = sorted(str(k) for k in cells if k not in _CELL_COLUMNS)
+    unknown = sorted(str(k) for k in cells if k not in CELL_COLUMNS)
     if unknown:
         raise InvalidInputError(
             f"not a her2fast SlideResult: unknown cell column(s) {', '.join(unknown)}; the columns are "
-            f"{', '.join(_CELL_COLUMNS)}"
+            f"{', '.join(CELL_COLUMNS)}"
         )
     columns = {}
     for name, values in cells.items():
@@ -297,7 +283,7 @@ def _cells_from_dict(cells: dict | None) -> CellTable:
     try:
         return CellTable(**columns)
     except TypeError:  # a required column is missing
-        need = [c for c in _CELL_COLUMNS[:7] if c not in columns]
+        need = [c for c in CELL_COLUMNS[:7] if c not in columns]
         raise InvalidInputError(
             f"not a her2fast SlideResult: the cell table lacks column(s) {', '.join(need)}"
         ) from None

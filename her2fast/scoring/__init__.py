@@ -18,6 +18,7 @@ from .profile import (
 )
 from .rules import (
     CATEGORIES,
+    CELL_COLUMNS,
     DEFAULT_RULES,
     STRATA,
     CellClass,
@@ -46,6 +47,7 @@ from .uncertainty import (
 
 __all__ = [
     "CATEGORIES",
+    "CELL_COLUMNS",
     "IntensityClass",
     "CellClass",
     "ScoringRules",

@@ -169,7 +169,8 @@ class ScoringRules:
 
 DEFAULT_RULES = ScoringRules()
 
-_TABLE_COLUMNS = (
+#: The columns of a :class:`CellTable`, in order (``SlideResult`` JSON and structured arrays use this order).
+CELL_COLUMNS = (
     "cell_id",
     "x",
     "y",
@@ -251,7 +252,7 @@ class CellTable:
         for name in _OPTIONAL_COLUMNS:
             if len(np.asarray(getattr(self, name))) == 0 and n:
                 setattr(self, name, np.zeros(n, self._DTYPES[name]))
-        for name in _TABLE_COLUMNS:
+        for name in CELL_COLUMNS:
             arr: np.ndarray = np.asarray(getattr(self, name), dtype=self._DTYPES[name])
             if arr.ndim != 1 or arr.shape[0] != n:
                 raise InvalidInputError(
@@ -265,18 +266,18 @@ class CellTable:
     @classmethod
     def empty(cls) -> CellTable:
         """A table with no rows."""
-        return cls(**{name: np.zeros(0, cls._DTYPES[name]) for name in _TABLE_COLUMNS})
+        return cls(**{name: np.zeros(0, cls._DTYPES[name]) for name in CELL_COLUMNS})
 
     @classmethod
     def concatenate(cls, tables: list[CellTable]) -> CellTable:
         """Rows of several tables, in order."""
         if not tables:
             return cls.empty()
-        return cls(**{name: np.concatenate([getattr(t, name) for t in tables]) for name in _TABLE_COLUMNS})
+        return cls(**{name: np.concatenate([getattr(t, name) for t in tables]) for name in CELL_COLUMNS})
 
     def select(self, rows: np.ndarray) -> CellTable:
         """The rows picked by a boolean mask or an index array."""
-        return CellTable(**{name: getattr(self, name)[rows] for name in _TABLE_COLUMNS})
+        return CellTable(**{name: getattr(self, name)[rows] for name in CELL_COLUMNS})
 
     def cell_class(self, rules: ScoringRules = DEFAULT_RULES) -> np.ndarray:
         """:func:`classify_cells` of every row."""
@@ -284,16 +285,16 @@ class CellTable:
 
     def save_npz(self, path: str | Path | BinaryIO) -> None:
         """Write the table as a compressed ``.npz`` (plain arrays, no pickle)."""
-        np.savez_compressed(path, **{name: getattr(self, name) for name in _TABLE_COLUMNS})
+        np.savez_compressed(path, **{name: getattr(self, name) for name in CELL_COLUMNS})
 
     @classmethod
     def load_npz(cls, path: str | Path) -> CellTable:
         """Read a table written by :meth:`save_npz`."""
         with np.load(path, allow_pickle=False) as data:
-            missing = [c for c in _TABLE_COLUMNS if c not in data.files and c not in _OPTIONAL_COLUMNS]
+            missing = [c for c in CELL_COLUMNS if c not in data.files and c not in _OPTIONAL_COLUMNS]
             if missing:
                 raise InvalidInputError(f"{path} is not a her2fast cell table: missing columns {missing}")
-            return cls(**{name: data[name] for name in _TABLE_COLUMNS if name in data.files})
+            return cls(**{name: data[name] for name in CELL_COLUMNS if name in data.files})
 
 
 @dataclass(frozen=True)
