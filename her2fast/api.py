@@ -373,6 +373,8 @@ def score(
     progress: bool = True,
     threads: ThreadPlan | None = None,
     profile=None,
+    include=None,
+    exclude=None,
 ) -> SlideResult:
     """Score the HER2 status of one whole slide image.
 
@@ -399,6 +401,11 @@ def score(
         A lab's calibration (``her2fast calibrate``; a folder, its ``profile.json`` or the object): its
         thresholds replace those of ``settings.rules`` (:func:`apply_profile`), and
         ``provenance["profile"]`` names it (name, sha256, parameters).
+    include, exclude : str, Path or her2fast.io.regions.Regions, optional
+        GeoJSON polygons in level-0 pixels (QuPath: File > Export objects as GeoJSON): score only the
+        tissue inside ``include`` and leave out what lies inside ``exclude`` (e.g. an on-slide control
+        tissue). A cell counts when its centre is kept; ``provenance["qc"]["regions"]`` names the files
+        (sha256) and ``counts["cells_outside_regions"]`` the cells dropped.
 
     Returns
     -------
@@ -419,6 +426,8 @@ def score(
     ProfileError
         The profile cannot be read or was made with other models, another her2fast or other
         measurement settings.
+    InvalidInputError
+        A region file that cannot be read as GeoJSON polygons (the message names the file).
 
     Examples
     --------
@@ -427,10 +436,12 @@ def score(
     >>> result.score, result.stratum, result.percent_complete  # doctest: +SKIP
     ('3+', '3+', 71.2)
     """
+    from .io.regions import as_selection
     from .io.slide import open_slide
     from .stages.membrane import check_providers
 
     providers = check_providers(providers)
+    regions = as_selection(include, exclude)
     settings = ScoreSettings() if settings is None else settings
     if not isinstance(settings, ScoreSettings):
         raise InvalidInputError(f"settings must be a her2fast.ScoreSettings, got {type(settings).__name__}")
@@ -441,7 +452,7 @@ def score(
     with open_slide(path, mpp=mpp) as slide:
         t_open = time.perf_counter() - t_start
         meta = _slide_meta(slide)
-        out = run_slide(slide, settings, providers=providers, progress=progress, threads=threads)
+        out = run_slide(slide, settings, providers=providers, progress=progress, threads=threads, regions=regions)
     timings = {"open": t_open, **out.timings}
     t0 = time.perf_counter()
     rules = settings.rules

@@ -183,6 +183,28 @@ def test_pale_counterstain_and_empty_glass():
     assert not segment_tissue(white, 8.0).mask.any()
 
 
+def test_pale_tissue_beside_dark_tissue():
+    # a pale, unstained piece (a HER2-0 patient tissue) beside a dark one (a 3+ control): the dark piece
+    # pushes the seed threshold above every pixel of the pale one, which must still be tissue
+    rng = np.random.default_rng(5)
+    img = np.clip(rng.normal(246, 1.5, (200, 400, 3)), 0, 255)
+    yy, xx = np.mgrid[:200, :400]
+    pale = (yy - 100) ** 2 + (xx - 100) ** 2 < 70**2
+    dark = (yy - 100) ** 2 + (xx - 300) ** 2 < 70**2
+    img[pale] = np.clip(rng.normal([222, 220, 232], 3, (pale.sum(), 3)), 0, 255)  # OD ~0.03-0.05
+    img[dark] = np.clip(rng.normal([120, 80, 60], 8, (dark.sum(), 3)), 0, 255)  # strong DAB
+    tissue = segment_tissue(img.astype(np.uint8), 8.0)
+    assert tissue.threshold > 0.06  # set by the dark piece: no pale pixel reaches it
+    assert iou(tissue.mask & (xx < 200), pale) >= 0.9
+    assert iou(tissue.mask & (xx >= 200), dark) >= 0.9
+    # glass with a faint smudge smaller than a tissue piece stays glass
+    img2 = np.clip(rng.normal(246, 1.5, (200, 400, 3)), 0, 255)
+    img2[dark] = img[dark]
+    speck = (yy - 100) ** 2 + (xx - 100) ** 2 < 5**2
+    img2[speck] = 225
+    assert not segment_tissue(img2.astype(np.uint8), 8.0).mask[speck].any()
+
+
 def test_padding_white_is_not_the_glass():
     # scanners pad unscanned areas with pure white; the real glass is greyer and must stay glass
     rng = np.random.default_rng(2)

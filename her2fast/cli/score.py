@@ -18,6 +18,19 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="her2fast_out", help="output folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print each result as one JSON line on stdout (no cell table)")
     scoring_options(p)
+    p.add_argument(
+        "--include",
+        metavar="GEOJSON",
+        default=None,
+        help="score only the tissue inside these polygons (level-0 pixels; QuPath: File > Export objects as "
+        "GeoJSON); one SLIDE only",
+    )
+    p.add_argument(
+        "--exclude",
+        metavar="GEOJSON",
+        default=None,
+        help="leave out the tissue inside these polygons, e.g. an on-slide control; one SLIDE only",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
 
 
@@ -32,9 +45,15 @@ def _score(args: argparse.Namespace) -> int:
 
     from .._files import file_kind, input_keys
     from ..api import apply_profile, score
-    from ..errors import Her2FastError, SlideNotFoundError, SlideReadError
+    from ..errors import Her2FastError, InvalidInputError, SlideNotFoundError, SlideReadError
+    from ..io.regions import as_selection
     from ..service.slide_jobs import describe_output_error, identify, publish_report
 
+    if (args.include or args.exclude) and len(args.slides) != 1:
+        raise InvalidInputError(
+            f"--include/--exclude regions belong to one slide; got {len(args.slides)} slides: score them one by one"
+        )
+    regions = as_selection(args.include, args.exclude)  # read once, before any slide
     providers = parse_providers(args.providers)
     settings = score_settings(args)
     profile = score_profile(args)
@@ -59,6 +78,8 @@ def _score(args: argparse.Namespace) -> int:
                 settings=settings,
                 progress=not args.quiet,
                 profile=profile,
+                include=regions.include,
+                exclude=regions.exclude,
             )
             files, _ = publish_report(
                 result,

@@ -209,6 +209,12 @@ def _train_epithelium_args(p: argparse.ArgumentParser) -> None:
         help="also train on each slide with its glass level x(1 - J) and x(1 + J): a model that does not "
         "depend on the glass being estimated to the percent; 0 for none (default: %(default)s)",
     )
+    p.add_argument(
+        "--tone-gammas",
+        default="1",
+        help="also train on each slide through the tone curve 255 (I/255)^g for each g (every optical density "
+        "times g, as a scanner's gamma changes it), comma-separated, e.g. 0.8,1,1.25 (default: %(default)s)",
+    )
     p.add_argument("--workers", type=int, default=1, help="threads (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="subsampling seed (default: %(default)s)")
 
@@ -257,20 +263,33 @@ def _train_epithelium(args: argparse.Namespace) -> int:
         )
     j = float(args.background_jitter)
     scales = (1.0 - j, 1.0, 1.0 + j) if j > 0 else (1.0,)
+    try:
+        gammas = tuple(float(g) for g in args.tone_gammas.split(",") if g.strip())
+    except ValueError:
+        raise InvalidInputError(
+            f"--tone-gammas must be comma-separated numbers such as 0.8,1,1.25, got {args.tone_gammas!r}"
+        ) from None
+    copies = len(scales) * max(len(gammas), 1)
     sets, seeds = [], []
     for path in phantoms:
-        ts = phantom_training_set(path, settings, workers=args.workers, background_scales=scales)
+        ts = phantom_training_set(path, settings, workers=args.workers, background_scales=scales, tone_gammas=gammas)
         truth = json.loads(path.with_suffix("").with_name(path.with_suffix("").name + ".truth.json").read_text())
         seeds.append(int(truth["seed"]))
         print(
-            f"{path}: {len(ts) // len(scales)} superpixels x {len(scales)} glass levels, "
+            f"{path}: {len(ts) // copies} superpixels x {len(scales)} glass levels x {len(gammas)} tone curves, "
             f"{100 * ts.labels.mean():.0f} % epithelium",
             flush=True,
         )
         sets.append(ts)
     for slide_path, geojson in args.annotated:
         ts = annotated_training_set(
-            slide_path, geojson, settings, mpp=args.slide_mpp, workers=args.workers, background_scales=scales
+            slide_path,
+            geojson,
+            settings,
+            mpp=args.slide_mpp,
+            workers=args.workers,
+            background_scales=scales,
+            tone_gammas=gammas,
         )
         print(
             f"{slide_path} + {geojson}: {len(ts)} labelled superpixels, {100 * ts.labels.mean():.0f} % epithelium",
@@ -287,6 +306,7 @@ def _train_epithelium(args: argparse.Namespace) -> int:
             "training_seeds": sorted(set(seeds)),
             "training_accuracy_all_superpixels": round(acc, 4),
             "background_scales": list(scales),
+            "tone_gammas": list(gammas),
             "n_superpixels_available": len(training),
             "training_seconds": round(time.perf_counter() - t0, 1),
         },

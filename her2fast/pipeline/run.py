@@ -14,11 +14,12 @@ at 2 um/px). Nothing at full resolution is kept.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..io.regions import RegionSelection
 from ..scoring import CellTable
 from ..stages.cells import merge_cell_tables
 from .progress import Progress
@@ -80,6 +81,11 @@ class PipelineOutput:
     qc: dict = field(default_factory=dict)
 
 
+def _kept(tissue: np.ndarray, chosen: np.ndarray) -> float:
+    n = int(tissue.sum())
+    return round(float((tissue & chosen).sum()) / n, 4) if n else 0.0
+
+
 def _membrane_sha(method: str) -> dict[str, str]:
     if method != "unet":
         return {}
@@ -92,7 +98,13 @@ def _membrane_sha(method: str) -> dict[str, str]:
 
 
 def run_slide(
-    slide, settings: ScoreSettings, *, providers="auto", progress: bool = True, threads: ThreadPlan | None = None
+    slide,
+    settings: ScoreSettings,
+    *,
+    providers="auto",
+    progress: bool = True,
+    threads: ThreadPlan | None = None,
+    regions: RegionSelection | None = None,
 ) -> PipelineOutput:
     """Run the stages over one open slide: slide-level stages, then the tiles as a bounded stream.
 
@@ -160,6 +172,12 @@ def run_slide(
         flags.append(str(colour.reason))
         return out(f"{colour.reason} ({colour.message})", CellTable.empty(), {}, [])
     tissue = detect_tissue(slide)
+    if regions is not None and not isinstance(regions, RegionSelection):
+        raise InvalidInputError(f"regions must be a her2fast.io.RegionSelection, got {type(regions).__name__}")
+    if regions is not None and not regions.empty:
+        chosen = regions.mask(tissue.mask.shape, tissue.level0_per_pixel)
+        qc["regions"] = {**regions.to_dict(), "tissue_fraction_kept": _kept(tissue.mask, chosen)}
+        tissue = replace(tissue, mask=tissue.mask & chosen)
     maps.tissue_mask, maps.tissue_level0_per_pixel = tissue.mask, tissue.level0_per_pixel
     t = lap("tissue", t)
     grid = tile_grid(slide, tissue, tile_size=s.tile_size, overlap=s.overlap, mpp=s.mpp, min_tissue=s.min_tissue)
@@ -170,6 +188,14 @@ def run_slide(
     t = lap("grid", t)
     if len(grid) == 0:
         flags.append("no_tissue")
+        if "regions" in qc:
+            return out(
+                "no tissue inside the chosen regions (check that the GeoJSON belongs to this slide: level-0 "
+                "pixel coordinates)",
+                CellTable.empty(),
+                {},
+                [],
+            )
         return out("no tissue found: the slide looks like empty glass", CellTable.empty(), {}, [])
     stains = slide_stain_vectors(slide, grid, background=tissue.background)
     if stains.fallback:
@@ -226,6 +252,10 @@ def run_slide(
     timings["tiles_wall"] = perf["wall_s"]
     t = time.perf_counter()
     cells = merge_cell_tables(tables, level0_per_pixel=sub.level0_per_pixel)
+    if "regions" in qc and regions is not None:
+        keep = regions.keeps(cells.x, cells.y)
+        counts["cells_outside_regions"] = int((~keep).sum())
+        cells = cells.select(keep)
     lap("merge", t)
     counts["tiles_without_epithelium"] = perf["tiles_without_epithelium"]
     counts["tiles_segmented"] = len(sub) - perf["tiles_without_epithelium"]

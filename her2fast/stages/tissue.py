@@ -303,6 +303,11 @@ def pen_mask(rgb: np.ndarray, mpp: float | None = None, *, min_width_um: float =
     return _keep_wide(ink, max(3.0, min_width_um / mpp))
 
 
+#: Mean optical density above which a large connected piece with no pixel above the seed threshold is
+#: tissue (the seed threshold's lower clip): pale, unstained tissue beside much darker tissue.
+PALE_TISSUE_OD = 0.03
+
+
 def segment_tissue(
     rgb: np.ndarray,
     mpp: float,
@@ -383,6 +388,11 @@ def segment_tissue(
     if n:
         keep = np.zeros(n + 1, bool)
         keep[np.unique(labels[strong])] = True
+        # a pale piece with no pixel above a threshold set by darker tissue elsewhere (a HER2-0 patient
+        # tissue beside a strongly stained control): kept when it is large and its mean OD is that of tissue
+        area = np.bincount(labels.ravel(), minlength=n + 1)
+        mean_od = np.bincount(labels.ravel(), odmax.ravel(), minlength=n + 1) / np.maximum(area, 1)
+        keep |= (area >= min_obj_px) & (mean_od > PALE_TISSUE_OD)
         keep[0] = False
         tissue = keep[labels]
     else:

@@ -25,6 +25,7 @@ def phantom_training_set(
     *,
     workers: int = 1,
     background_scales: Sequence[float] = (1.0,),
+    tone_gammas: Sequence[float] = (1.0,),
 ) -> TrainingSet:
     """Labelled superpixels of a phantom slide written by :func:`her2fast.synth.make_slide`.
 
@@ -43,6 +44,9 @@ def phantom_training_set(
         The slide's superpixels once per factor, with the estimated glass colour
         (``StainVectors.background``) multiplied by it (augmentation: a model trained with (0.98, 1, 1.02)
         does not depend on the glass level being estimated to the percent).
+    tone_gammas : sequence of float
+        The slide's superpixels once per tone curve ``255 (I / 255) ** gamma`` (every optical density times
+        ``gamma``; see :func:`her2fast.stages.epithelium.truth_training_set`).
 
     Returns
     -------
@@ -63,4 +67,6 @@ def phantom_training_set(
         rows = np.clip(np.floor((y + np.arange(h) + 0.5) * l0[1] / f).astype(np.int64), 0, ep.shape[0] - 1)
         return ep[rows][:, cols]
 
-    return truth_training_set(path, truth_at, settings, workers=workers, background_scales=background_scales)
+    return truth_training_set(
+        path, truth_at, settings, workers=workers, background_scales=background_scales, tone_gammas=tone_gammas
+    )

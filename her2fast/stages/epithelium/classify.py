@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -133,9 +133,15 @@ def _tissue_on_grid(
 
 
 def _slide_blocks(
-    slide: object, tissue: object, settings: EpitheliumSettings, stains: StainVectors | None, workers: int
+    slide: object,
+    tissue: object,
+    settings: EpitheliumSettings,
+    stains: StainVectors | None,
+    workers: int,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[tuple[int, int], tuple[float, float], Iterator]:
-    """Superpixel features of every block of the medium grid that holds tissue (thread pool, in order)."""
+    """Superpixel features of every block of the medium grid that holds tissue (thread pool, in order);
+    ``transform`` (training augmentation) is applied to each block's RGB pixels before the features."""
     from ...io.slide import Slide
     from ..tissue import TissueMask
 
@@ -157,6 +163,8 @@ def _slide_blocks(
     def work(b: tuple) -> tuple:
         x, y, w, h, m = b
         rgb = slide.read(x * l0[0], y * l0[1], w, h, mpp)
+        if transform is not None:
+            rgb = transform(rgb)
         return x, y, m, superpixel_features(rgb, mask=m, settings=settings, stains=stains)
 
     def run() -> Iterator:

@@ -1,5 +1,5 @@
 """Training the epithelium classifier: labelled superpixels from a truth map or QuPath annotations (with
-the glass-level augmentation), fitting the RBF-SVM and its superpixel accuracy."""
+the glass-level and tone-curve augmentations), fitting the RBF-SVM and its superpixel accuracy."""
 
 from __future__ import annotations
 
@@ -78,19 +78,29 @@ def _labelled_superpixels(
     workers: int,
     name: str,
     background_scales: Sequence[float] = (1.0,),
+    tone_gammas: Sequence[float] = (1.0,),
 ) -> TrainingSet:
     """Features of every superpixel of a slide and the mean of a truth map over it (NaN: unlabelled),
-    once per glass level of ``background_scales`` (see :func:`_with_background`), concatenated."""
+    once per glass level of ``background_scales`` (see :func:`_with_background`) and per tone curve of
+    ``tone_gammas`` (see :func:`_tone_curve`), concatenated."""
     scales = _scales(background_scales)
-    if len(scales) > 1:
+    gammas = _gammas(tone_gammas)
+    if len(scales) > 1 or len(gammas) > 1:
         return TrainingSet.concatenate(
             [
-                _labelled_superpixels(slide, tissue, truth_at, settings, _with_background(stains, s), workers, name)
+                _labelled_superpixels(
+                    slide, tissue, truth_at, settings, _with_background(stains, s), workers, name, (1.0,), (g,)
+                )
+                for g in gammas
                 for s in scales
             ]
         )
     stains = _with_background(stains, scales[0])
-    shape, l0, results = _slide_blocks(slide, tissue, settings, stains, workers)
+    transform = None
+    if gammas[0] != 1.0:
+        transform = _tone_curve(gammas[0])
+        stains = replace(stains, background=_tone_curve(gammas[0])(np.asarray(stains.background, np.float64)))
+    shape, l0, results = _slide_blocks(slide, tissue, settings, stains, workers, transform)
     feats, fracs = [], []
     for x, y, m, sf in results:
         if not len(sf):
@@ -132,6 +142,7 @@ def truth_training_set(
     mpp: float | None = None,
     workers: int = 1,
     background_scales: Sequence[float] = (1.0,),
+    tone_gammas: Sequence[float] = (1.0,),
 ) -> TrainingSet:
     """Labelled superpixels of a slide whose epithelium truth is known as a function of position.
 
@@ -156,6 +167,10 @@ def truth_training_set(
         The slide's superpixels once per factor, with the estimated glass colour
         (``StainVectors.background``) multiplied by it (augmentation: a model trained with (0.98, 1, 1.02)
         does not depend on the glass level being estimated to the percent; see :func:`_with_background`).
+    tone_gammas : sequence of float
+        The slide's superpixels once per tone curve ``255 (I / 255) ** gamma`` applied to its pixels
+        (augmentation: every optical density times ``gamma``, as a scanner's gamma changes it; see
+        :func:`_tone_curve`); combined with every glass level.
 
     Returns
     -------
@@ -164,12 +179,14 @@ def truth_training_set(
     Raises
     ------
     InvalidInputError
-        ``background_scales`` empty or outside 0.8..1.2.
+        ``background_scales`` empty or outside 0.8..1.2, ``tone_gammas`` empty or outside 0.5..2.
     """
     settings = settings or EpitheliumSettings()
     slide, tissue, stains = _open_with_tissue(path, mpp)
     with slide:  # type: ignore[attr-defined]
-        return _labelled_superpixels(slide, tissue, truth_at, settings, stains, workers, str(path), background_scales)
+        return _labelled_superpixels(
+            slide, tissue, truth_at, settings, stains, workers, str(path), background_scales, tone_gammas
+        )
 
 
 def _scales(background_scales: Sequence[float]) -> list[float]:
@@ -177,6 +194,30 @@ def _scales(background_scales: Sequence[float]) -> list[float]:
     if not scales or any(not 0.8 <= s <= 1.2 for s in scales):
         raise InvalidInputError(f"background_scales must be factors in 0.8..1.2, got {list(background_scales)!r}")
     return scales
+
+
+def _gammas(tone_gammas: Sequence[float]) -> list[float]:
+    gammas = [as_positive_float(g, "tone_gammas") for g in tone_gammas]
+    if not gammas or any(not 0.5 <= g <= 2.0 for g in gammas):
+        raise InvalidInputError(f"tone_gammas must be exponents in 0.5..2.0, got {list(tone_gammas)!r}")
+    return gammas
+
+
+def _tone_curve(gamma: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The tone curve ``255 (I / 255) ** gamma``: every optical density (against 255) times ``gamma``.
+
+    The tone-curve augmentation: scanners differ in gamma and tone curve, which scales every optical density
+    of a slide; a model trained with (0.8, 1, 1.25) keeps its epithelium map under such a change
+    (docs/epithelium.md). Applied to uint8 images through a look-up table (rounded), to floats exactly.
+    """
+    lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255).astype(np.uint8)
+
+    def apply(image: np.ndarray) -> np.ndarray:
+        if image.dtype == np.uint8:
+            return lut[image]
+        return 255.0 * (np.asarray(image, np.float64) / 255.0) ** gamma
+
+    return apply
 
 
 def _with_background(stains: StainVectors, scale: float) -> StainVectors:
@@ -198,11 +239,12 @@ def annotated_training_set(
     mpp: float | None = None,
     workers: int = 1,
     background_scales: Sequence[float] = (1.0,),
+    tone_gammas: Sequence[float] = (1.0,),
 ) -> TrainingSet:
     """Labelled superpixels of a real slide annotated in QuPath (see :func:`read_qupath_geojson`).
 
     Superpixels at least half covered by annotations are labelled by their majority class; the rest are
-    not used. ``background_scales`` as in :func:`truth_training_set`.
+    not used. ``background_scales`` and ``tone_gammas`` as in :func:`truth_training_set`.
     """
     settings = settings or EpitheliumSettings()
     annotations = read_qupath_geojson(geojson_path)
@@ -217,7 +259,7 @@ def annotated_training_set(
             return truth[y : y + shape[0], x : x + shape[1]]
 
         ts = _labelled_superpixels(
-            slide, tissue, truth_at, settings, stains, workers, str(slide_path), background_scales
+            slide, tissue, truth_at, settings, stains, workers, str(slide_path), background_scales, tone_gammas
         )
     if len(ts) == 0:
         raise InvalidInputError(
