@@ -21,7 +21,8 @@ import pytest
 from her2fast import OutputError, SlideChangedError
 from her2fast._files import atomic_write_text, file_sha256, input_keys
 from her2fast.io.store import ResultsStore, slide_identity
-from her2fast.service.slide_jobs import publish_report, report_owner, score_one
+from her2fast.service.publish import publish_report, report_owner
+from her2fast.service.slide_jobs import score_one
 
 SIZE = 512
 
