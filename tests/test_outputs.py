@@ -328,7 +328,7 @@ def test_stale_partial_files_are_cleaned(tmp_path):
 
 def test_a_slide_growing_while_hashed_has_no_identity(tmp_path, monkeypatch):
     """A scanner still writing the file while it is hashed: no identity (batch: 'failed'; watch: look again)."""
-    import her2fast.io.store as store_module
+    import her2fast.io.store.identity as store_module
     from her2fast.service.slide_jobs import identify
 
     path = tmp_path / "growing.svs"
