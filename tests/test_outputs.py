@@ -21,7 +21,8 @@ import pytest
 from her2fast import OutputError, SlideChangedError
 from her2fast._files import atomic_write_text, file_sha256, input_keys
 from her2fast.io.store import ResultsStore, slide_identity
-from her2fast.service.slide_jobs import publish_report, report_owner, score_one
+from her2fast.service.publish import publish_report, report_owner
+from her2fast.service.slide_jobs import score_one
 
 SIZE = 512
 
@@ -327,7 +328,7 @@ def test_stale_partial_files_are_cleaned(tmp_path):
 
 def test_a_slide_growing_while_hashed_has_no_identity(tmp_path, monkeypatch):
     """A scanner still writing the file while it is hashed: no identity (batch: 'failed'; watch: look again)."""
-    import her2fast.io.store as store_module
+    import her2fast.io.store.identity as store_module
     from her2fast.service.slide_jobs import identify
 
     path = tmp_path / "growing.svs"

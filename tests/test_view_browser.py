@@ -15,6 +15,7 @@ import io
 import os
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,10 +66,15 @@ def browser():
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    vs = make_view_store(tmp_path_factory.mktemp("view_browser"))
-    app = create_app(vs.out)
-    with ServerThread(app, threads=4) as server:
-        yield vs, app, server.url
+    # Run in a folder of its own with relative paths, so that the pictures of docs/view.md show
+    # "her2fast-results/out/results.db", not the machine's temporary folder.
+    base = tmp_path_factory.mktemp("view_browser")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(base)
+        vs = make_view_store(Path("her2fast-results"))
+        app = create_app(vs.out)
+        with ServerThread(app, threads=4) as server:
+            yield vs, app, server.url
 
 
 def _wait(driver, script: str, timeout: float = 60.0):

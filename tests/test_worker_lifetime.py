@@ -86,8 +86,8 @@ WATCHDOG = textwrap.dedent("""
     import multiprocessing as mp, os, sys, time
 
     def child(parent):
-        from her2fast.service import batch
-        batch._watch_parent(parent, every=0.2)  # the fallback alone, without the parent-death signal
+        from her2fast.service.batch import workers
+        workers._watch_parent(parent, every=0.2)  # the fallback alone, without the parent-death signal
         print(os.getpid(), flush=True)
         time.sleep(120)
 

@@ -37,8 +37,9 @@ from .. import __version__
 from .._files import file_kind, input_keys, is_root, os_error_text, text_path
 from ..errors import InvalidInputError
 from ..io.store import ResultsStore, StoreError, slide_stat
-from .batch import model_versions
-from .slide_jobs import clean_stale_temp, identify, row_of, scan_folder, score_one
+from .publish import clean_stale_temp
+from .slide_jobs import identify, model_versions, row_of, score_one
+from .slides import scan_folder
 
 __all__ = ["MAX_WAIT_SECONDS", "WatchSummary", "watch"]
 

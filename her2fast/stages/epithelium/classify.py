@@ -262,7 +262,8 @@ def select_tiles(grid: object, epithelium: EpitheliumMap, *, min_epithelium: flo
     min_epithelium : float
         In [0, 1]; 0 keeps tiles with any epithelium.
     """
-    from ..tissue import TileGrid, _area_fractions
+    from ..tissue import TileGrid
+    from ..tissue.tiles import _area_fractions
 
     if not isinstance(grid, TileGrid):
         raise InvalidInputError(f"grid must be a TileGrid (from tile_grid), got {type(grid).__name__}")

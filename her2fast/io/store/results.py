@@ -1,312 +1,45 @@
-"""The results store: one row per slide run, in an embedded SQLite database.
-
-A row is written in one transaction, and only once the run's outputs are complete, so a crash
-(even ``kill -9``) leaves either the whole row or nothing. A slide already scored with the same
-content hash and the same package and model versions is found with :meth:`ResultsStore.find_done`,
-which is what makes batches resumable and idempotent. Several processes may write at once (WAL
-journal, busy timeout) -- on a local disk: SQLite's locking does not work on network file systems,
-so keep the database on the machine that runs ``her2fast batch`` / ``her2fast watch``.
-
-Schema (version 3)
-------------------
-Table ``runs``, one row per slide run (failed runs are history and are never de-duplicated; at most one
-``ok`` row per content hash, package version and model versions, enforced by a unique index):
-
-=================  =======  ====================================================================
-column             type     meaning
-=================  =======  ====================================================================
-id                 INTEGER  row number, in commit order
-slide_path         TEXT     absolute path of the slide when it was scored
-slide_size         INTEGER  bytes (all files of a multi-file slide such as MRXS)
-slide_mtime        REAL     newest modification time of those files (Unix seconds)
-slide_sha256       TEXT     sha256 of the slide's bytes ("" when the file could not be read)
-status             TEXT     ``ok`` or ``failed``
-category           TEXT     0, 0+, 1+, 2+, 3+ (:attr:`her2fast.SlideResult.category`) or NULL
-score              TEXT     ASCO/CAP 2018 score 0, 1+, 2+, 3+ or NULL (not scorable)
-stratum            TEXT     2023 stratum (null, ultralow, 1+, 2+, 3+) or NULL
-percent_complete   REAL     % of tumour cells with a stained complete membrane (schema 2)
-percentages        TEXT     JSON: % of tumour cells per class
-confidence         REAL     :attr:`her2fast.SlideResult.confidence`
-timings            TEXT     JSON: seconds per stage (``total``; ``outputs`` = writing the report)
-error              TEXT     why a run failed (names the file or folder and the fix)
-not_scorable       TEXT     why an ``ok`` run has no score (schema 2)
-flags              TEXT     JSON list of the result's flags (schema 2)
-package_version    TEXT     her2fast version
-model_versions     TEXT     JSON: model name -> sha256 of every model such a run uses
-started_at         REAL     Unix time the run started
-finished_at        REAL     Unix time the outputs were complete
-outputs            TEXT     JSON: kind (json, cells, geojson, overlay, zoom, heatmap) -> file path
-output_sha256      TEXT     JSON: kind -> sha256 of that file as this run wrote it (schema 3)
-models_key         TEXT     canonical JSON of model_versions (for the unique index)
-=================  =======  ====================================================================
-
-``percent_complete`` is its own column (not a key of ``percentages``). Table ``quarantine``
-(schema 2): slides that cannot be scored, keyed by content hash, with the reason (``her2fast watch``
-never retries them until their content changes). Table ``reviews`` (schema 3): a pathologist's sign-off of a
-run (:meth:`ResultsStore.add_review`), one row per sign-off, never changing the run's own row:
-
-=================  =======  ====================================================================
-column             type     meaning
-=================  =======  ====================================================================
-id                 INTEGER  row number, in commit order
-run_id             INTEGER  the ``runs.id`` signed off
-slide_sha256       TEXT     that run's content hash
-reviewer           TEXT     who signed off (as they typed their name)
-at                 REAL     Unix time of the sign-off
-action             TEXT     ``accept`` (the algorithm's score stands) or ``override``
-score_before       TEXT     the run's score (NULL: not scorable)
-score_after        TEXT     the score reported after review (NULL: accepted as not scorable)
-reason             TEXT     why the score was overridden ("" for an accept without a comment)
-=================  =======  ====================================================================
-
-The newest review of a run is the one in force. Table ``meta`` holds ``schema_version``. A database
-written by an older her2fast is migrated when opened (missing columns and tables are added).
-
-A row and its files describe the same slide bytes: ``slide_sha256`` is the hash of the bytes that were
-scored (the file was unchanged from before it was hashed until its report was complete), the result JSON
-records the same hash (``provenance.slide.sha256``), and ``output_sha256`` the hash of each file as written.
-"""
+"""The results store's queries: :class:`ResultsStore` over one SQLite database (runs, reviews, quarantine, CSV)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 
-from .. import _csv as safe_csv
-from .._files import atomic_write, file_kind, os_error_text, snapshot, text_path
-from ..errors import Her2FastError, InvalidInputError, SlideChangedError
-
-__all__ = [
-    "MAX_REASON",
-    "MAX_REVIEWER",
-    "REVIEW_SCORES",
-    "SlideIdentity",
-    "RunRecord",
-    "ResultsStore",
-    "slide_identity",
-    "slide_files",
-    "slide_stat",
-    "StoreError",
-]
-
-SCHEMA_VERSION = 3
-_COLUMNS = (
-    "slide_path",
-    "slide_size",
-    "slide_mtime",
-    "slide_sha256",
-    "status",
-    "category",
-    "score",
-    "stratum",
-    "percentages",
-    "confidence",
-    "timings",
-    "error",
-    "package_version",
-    "model_versions",
-    "started_at",
-    "finished_at",
-    "outputs",
-    "percent_complete",
-    "not_scorable",
-    "flags",
-    "output_sha256",
+from ... import _csv as safe_csv
+from ..._files import atomic_write, text_path
+from ...errors import InvalidInputError
+from .identity import SlideIdentity
+from .schema import (
+    _COLUMNS,
+    _QUARANTINE,
+    _REVIEW_CSV,
+    _REVIEW_KEYS,
+    _REVIEWS,
+    MAX_REASON,
+    MAX_REVIEWER,
+    REVIEW_SCORES,
+    RunRecord,
+    StoreError,
+    _database_path,
+    _decode,
+    _models_key,
+    migrate,
 )
-_REAL = ("slide_mtime", "confidence", "started_at", "finished_at", "percent_complete")
-_JSON = {
-    "percentages": dict,
-    "timings": dict,
-    "model_versions": dict,
-    "outputs": dict,
-    "flags": list,
-    "output_sha256": dict,
-}
-_QUARANTINE = ("slide_sha256", "slide_path", "slide_size", "slide_mtime", "reason", "at")
-_REVIEWS = ("run_id", "slide_sha256", "reviewer", "at", "action", "score_before", "score_after", "reason")
-_REVIEW_KEYS = ("action", "score_after", "reviewer", "at", "reason")
-_REVIEW_CSV = ("review_action", "review_score", "reviewer", "reviewed_at", "review_reason")
-#: the scores a review may give (ASCO/CAP 2018)
-REVIEW_SCORES = ("0", "1+", "2+", "3+")
-#: the longest reviewer name and reason a review stores (characters)
-MAX_REVIEWER, MAX_REASON = 200, 4000
 
-
-def _sql_type(column: str) -> str:
-    return "REAL" if column in _REAL else "INTEGER" if column == "slide_size" else "TEXT"
-
-
-class StoreError(Her2FastError):
-    """The results database cannot be opened or written (path, permissions, disk full, corrupt file)."""
-
-
-@dataclass(frozen=True)
-class SlideIdentity:
-    """What identifies a slide's content: path, size, mtime and the sha256 of its bytes.
-
-    ``snapshot`` (not stored, not compared) is :func:`her2fast._files.snapshot` of the slide's files while they
-    were hashed: the same snapshot later means the same bytes. ``path`` is text (a name that is not UTF-8 is
-    written with ``\\xNN`` escapes, :func:`her2fast._files.text_path`); ``file`` (not stored, not compared) is
-    the path as the operating system names it, for opening the file again (:attr:`location`).
-    """
-
-    path: str
-    size: int
-    mtime: float
-    sha256: str
-    snapshot: tuple = field(default=(), compare=False, repr=False)
-    file: str = field(default="", compare=False, repr=False)
-
-    @property
-    def location(self) -> str:
-        """The path to open the slide's files with (``file`` when known, else ``path``)."""
-        return self.file or self.path
-
-
-def slide_files(path: str | os.PathLike) -> list[Path]:
-    """The files that make up a slide: the file itself, plus the folder of a multi-file format (MRXS)."""
-    path = Path(path)
-    files = [path]
-    companion = path.with_suffix("")
-    if path.suffix.lower() == ".mrxs" and companion.is_dir():
-        files += sorted(p for p in companion.rglob("*") if p.is_file())
-    return files
-
-
-_slide_files = slide_files  # older private name
-
-
-def slide_stat(path: str | os.PathLike) -> tuple[int, float, int]:
-    """``(total size, newest mtime, number of files)`` of a slide's files, without reading them.
-
-    Raises
-    ------
-    OSError
-        When a file vanishes while it is looked at.
-    """
-    size, mtime, files = 0, 0.0, slide_files(path)
-    for f in files:
-        st = f.stat()
-        size += st.st_size
-        mtime = max(mtime, st.st_mtime)
-    return size, mtime, len(files)
-
-
-def slide_identity(path: str | os.PathLike, *, chunk: int = 8 << 20) -> SlideIdentity:
-    """Size, mtime and sha256 of a slide's bytes (all its files for MRXS), read in 8 MiB chunks.
-
-    Raises
-    ------
-    InvalidInputError
-        When the file does not exist, is not a regular file (a folder, FIFO or device: never opened, so a FIFO
-        cannot block) or cannot be looked at. The identity's ``path`` is :func:`her2fast._files.text_path`
-        of the resolved path (a name that is not UTF-8 is stored with ``\\xNN`` escapes).
-    SlideChangedError
-        When a file changed (rewritten or replaced) while it was hashed.
-    """
-    p = Path(path)
-    try:
-        kind = file_kind(p)
-    except OSError as exc:  # a name too long, no permission
-        raise InvalidInputError(os_error_text(p, exc)) from None
-    if kind == "missing":
-        raise InvalidInputError(f"slide file not found: {text_path(p)}")
-    if kind != "file":
-        what = "a folder" if kind == "dir" else "not a regular file (a FIFO, device or socket)"
-        raise InvalidInputError(f"{text_path(p)} is {what}, not a slide file")
-    digest = hashlib.sha256()
-    size, mtime = 0, 0.0
-    files = slide_files(p)
-    before = snapshot(files)
-    for i, f in enumerate(files):
-        st = f.stat()
-        size += st.st_size
-        mtime = max(mtime, st.st_mtime)
-        if i:  # companion files of a multi-file slide: their names are part of the content
-            digest.update(str(f.relative_to(p.parent)).encode() + b"\0")
-        with f.open("rb") as fh:
-            while block := fh.read(chunk):
-                digest.update(block)
-    if snapshot(files) != before or slide_files(p) != files:
-        raise SlideChangedError(
-            f"{text_path(p)} changed while it was read (it is still being written, or was replaced); "
-            "score it again once it is complete"
-        )
-    resolved = p.resolve()
-    return SlideIdentity(
-        path=text_path(resolved),
-        size=size,
-        mtime=mtime,
-        sha256=digest.hexdigest(),
-        snapshot=before,
-        file=os.fspath(resolved),
-    )
-
-
-@dataclass
-class RunRecord:
-    """One slide run as stored (``status`` is ``"ok"`` or ``"failed"``); fields are the columns of ``runs``."""
-
-    slide: SlideIdentity
-    status: str
-    package_version: str
-    model_versions: Mapping[str, str] = field(default_factory=dict)
-    category: str | None = None
-    score: str | None = None
-    stratum: str | None = None
-    percentages: Mapping[str, float] = field(default_factory=dict)
-    confidence: float | None = None
-    timings: Mapping[str, float] = field(default_factory=dict)
-    error: str | None = None
-    outputs: Mapping[str, str] = field(default_factory=dict)
-    started_at: float = 0.0
-    finished_at: float = 0.0
-    percent_complete: float | None = None
-    not_scorable: str | None = None
-    flags: Sequence[str] = ()
-    output_sha256: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.status not in ("ok", "failed"):
-            raise InvalidInputError(f"status must be 'ok' or 'failed', got {self.status!r}")
-
-
-def _models_key(model_versions: Mapping[str, str]) -> str:
-    return json.dumps(dict(sorted(model_versions.items())), separators=(",", ":"))
-
-
-def _database_path(location: str | os.PathLike) -> Path:
-    text = str(location)
-    if text.startswith("sqlite:///"):
-        return Path(text[len("sqlite:///") :])
-    if "://" in text:
-        raise InvalidInputError(f"unsupported results store URL {text!r}: use a file path or sqlite:///path")
-    p = Path(text)
-    # a folder, or a path that does not exist yet and has no suffix (a folder to create)
-    return p / "results.db" if p.is_dir() or (not p.exists() and not p.suffix) else p
-
-
-def _decode(names: Sequence[str], values: Sequence) -> dict:
-    row = dict(zip(names, values))
-    for key, kind in _JSON.items():
-        if key in row:
-            row[key] = json.loads(row[key]) if row[key] else kind()
-    return row
+__all__ = ["ResultsStore", "now"]
 
 
 class ResultsStore:
     """SQLite results database (``results.db`` in the output folder by default).
 
-    One row per slide run in table ``runs`` (see the module docstring for the schema): ``percent_complete``
-    is a column of its own; ``percentages``, ``timings``, ``model_versions``, ``outputs`` and ``flags`` are
-    JSON and come back decoded from :meth:`rows` and :meth:`find_done`.
+    One row per slide run in table ``runs`` (the schema is in :mod:`her2fast.io.store.schema`):
+    ``percent_complete`` is a column of its own; ``percentages``, ``timings``, ``model_versions``, ``outputs``
+    and ``flags`` are JSON and come back decoded from :meth:`rows` and :meth:`find_done`.
 
     Parameters
     ----------
@@ -342,39 +75,7 @@ class ResultsStore:
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open results store {self.path}: {exc}") from exc
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            with self._transaction():
-                self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                    + ", ".join(f"{c} {_sql_type(c)}" for c in _COLUMNS)
-                    + ", models_key TEXT NOT NULL)"
-                )
-                have = {r[1] for r in self._conn.execute("PRAGMA table_info(runs)")}
-                for c in _COLUMNS:  # migrate a database written by an older her2fast
-                    if c not in have:
-                        self._conn.execute(f"ALTER TABLE runs ADD COLUMN {c} {_sql_type(c)}")
-                self._conn.execute(
-                    "CREATE UNIQUE INDEX IF NOT EXISTS one_ok_run ON runs (slide_sha256, package_version, models_key) "
-                    "WHERE status = 'ok'"
-                )
-                self._conn.execute("CREATE INDEX IF NOT EXISTS runs_by_path ON runs (slide_path)")
-                self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS quarantine (slide_sha256 TEXT PRIMARY KEY, slide_path TEXT, "
-                    "slide_size INTEGER, slide_mtime REAL, reason TEXT, at REAL)"
-                )
-                self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS reviews (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, "
-                    "slide_sha256 TEXT, reviewer TEXT NOT NULL, at REAL NOT NULL, action TEXT NOT NULL, "
-                    "score_before TEXT, score_after TEXT, reason TEXT NOT NULL)"
-                )
-                self._conn.execute("CREATE INDEX IF NOT EXISTS reviews_by_run ON reviews (run_id)")
-                self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-                row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                if row is None or int(row[0]) < SCHEMA_VERSION:
-                    self._conn.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                    )
+            migrate(self._conn, self._transaction)
         except (sqlite3.Error, OSError) as exc:
             self._conn.close()
             raise StoreError(f"cannot open results store {self.path}: {exc}") from exc

@@ -1,35 +1,9 @@
-"""Stain analysis of H-DAB brightfield images: optical density, stain vectors, deconvolution, normalisation.
+"""Stain vectors: the slide's hematoxylin and DAB directions in optical-density space (Macenko, Ruifrok-Johnston).
 
-Beer-Lambert model (the one :mod:`her2fast.synth` renders with)::
-
-    I = I0 * exp(-OD),        OD = c_H * v_H + c_DAB * v_DAB + c_res * v_res
-
-with ``I0`` the glass (background) colour, ``v_*`` unit stain vectors in RGB optical-density space and
-``c_*`` stain concentrations. Optical densities here are **natural-log** OD (``ln(I0 / I)``), the unit of
-:class:`her2fast.scoring.ScoringRules` and of the phantom ground truth; multiply by ``log10(e) = 0.434``
-for decadic OD.
-
-Per slide:
-
-1. :func:`slide_stain_vectors` (or :func:`estimate_stain_vectors` on pixels) estimates the hematoxylin
-   and DAB vectors from tissue pixels with Macenko's method [1]_, and falls back -- per vector -- to
-   Ruifrok and Johnston's standard vectors [2]_ when the estimate is unreliable (too few stained pixels,
-   a single stain, vectors far from any plausible H or DAB); :class:`StainVectors` says which and why.
-2. :func:`deconvolve` unmixes a tile into H, DAB and residual concentration maps
-   (:class:`StainConcentrations`); ``concentrations.dab`` is the DAB OD later stages measure membrane
-   intensity with. It is computed from the *unnormalised* tile with the slide's own vectors:
-   normalisation changes the DAB histogram and must not be used for intensity.
-3. :func:`normalize_to_reference` matches the histograms of the deconvolved H and DAB channels of a
-   tile to those of a reference (:class:`StainReference`, from :func:`stain_reference`) and recomposes
-   the tile with the reference's vectors and glass colour, as Vandenberghe et al.'s HER2 pipeline does
-   before segmentation.
-
-References
-----------
-.. [1] M. Macenko et al., "A method for normalizing histology slides for quantitative analysis",
-       ISBI 2009, 1107-1110. :DOI:`10.1109/ISBI.2009.5193250`
-.. [2] A. C. Ruifrok, D. A. Johnston, "Quantification of histochemical staining by color
-       deconvolution", Anal. Quant. Cytol. Histol. 23(4), 291-299, 2001.
+:func:`estimate_stain_vectors` estimates them from tissue pixels with Macenko's method and falls back --
+per vector -- to Ruifrok and Johnston's standard vectors when the estimate is unreliable (too few stained
+pixels, a single stain, vectors far from any plausible H or DAB); :class:`StainVectors` says which and why.
+:func:`slide_stain_vectors` does so on a few tissue tiles of a slide.
 """
 
 from __future__ import annotations
@@ -39,31 +13,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import _native
-from .._validate import as_int, as_positive_float, as_rgb_uint8
-from ..errors import InvalidInputError
+from ..._validate import as_int, as_positive_float
+from ...errors import InvalidInputError
+from .density import _WHITE, _as_background, optical_density
 
-__all__ = [
-    "STANDARD_DAB",
-    "STANDARD_HEMATOXYLIN",
-    "StainConcentrations",
-    "StainReference",
-    "StainVectors",
-    "deconvolve",
-    "estimate_stain_vectors",
-    "normalize_to_reference",
-    "optical_density",
-    "slide_stain_vectors",
-    "stain_reference",
-]
+__all__ = ["STANDARD_DAB", "STANDARD_HEMATOXYLIN", "StainVectors", "estimate_stain_vectors", "slide_stain_vectors"]
 
 #: Ruifrok & Johnston's hematoxylin vector (RGB OD, unit length), the fallback.
 STANDARD_HEMATOXYLIN = np.array([0.650, 0.704, 0.286]) / np.linalg.norm([0.650, 0.704, 0.286])
 #: Ruifrok & Johnston's DAB vector (RGB OD, unit length), the fallback.
 STANDARD_DAB = np.array([0.268, 0.570, 0.776]) / np.linalg.norm([0.268, 0.570, 0.776])
-
-_WHITE = np.array([255.0, 255.0, 255.0])
-_CHANNELS = ("hematoxylin", "dab")
 
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -71,61 +30,6 @@ def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     return math.degrees(math.acos(min(1.0, max(-1.0, c))))
 
 
-def _as_background(background: object, name: str = "background") -> np.ndarray:
-    if background is None:
-        return _WHITE.copy()
-    bg = np.asarray(background, np.float64).reshape(-1)
-    if bg.size == 1:
-        bg = np.repeat(bg, 3)
-    if bg.size != 3 or not np.all(np.isfinite(bg)) or bg.min() <= 1.0 or bg.max() > 255.0:
-        raise InvalidInputError(
-            f"{name} must be the glass colour as 3 values in (1, 255] (e.g. TissueMask.background), got {background!r}"
-        )
-    return bg
-
-
-# ---------------------------------------------------------------------------------- optical density
-def _od_lut(background: np.ndarray) -> np.ndarray:
-    """(256, 3) float32 optical density of each level of each channel (a lookup table per channel:
-    exact, and 10x faster than a log on every pixel)."""
-    levels = np.maximum(np.arange(256, dtype=np.float64), 1.0)
-    return np.ascontiguousarray(np.maximum(np.log(background[None, :] / levels[:, None]), 0.0).astype(np.float32))
-
-
-def optical_density(image: np.ndarray, background: np.ndarray | tuple[float, float, float] | None = None) -> np.ndarray:
-    """Natural-log optical density ``ln(I0 / I)`` of an RGB image, per channel.
-
-    Parameters
-    ----------
-    image : (..., 3) uint8
-        RGB pixels (an image or a list of pixels).
-    background : (3,) float, optional
-        Glass colour ``I0`` (default 255, 255, 255); :attr:`her2fast.stages.tissue.TissueMask.background` is the
-        slide's. Pixels brighter than the glass get OD 0.
-
-    Returns
-    -------
-    od : (..., 3) float32
-        Non-negative; a pixel value of 0 is treated as 1 (OD at most ``ln(I0)`` ~ 5.5).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> od = optical_density(np.array([[255, 93, 255]], np.uint8))
-    >>> [round(float(v), 3) for v in od[0]]
-    [0.0, 1.009, 0.0]
-    """
-    arr = np.asarray(image)
-    if arr.ndim < 1 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-        raise InvalidInputError(f"image must be (..., 3) uint8 RGB, got shape {arr.shape} dtype {arr.dtype}")
-    lut = _od_lut(_as_background(background))
-    out = np.empty(arr.shape, np.float32)
-    for c in range(3):
-        out[..., c] = lut[arr[..., c], c]
-    return out
-
-
-# ---------------------------------------------------------------------------------- stain vectors
 @dataclass(frozen=True)
 class StainVectors:
     """Hematoxylin and DAB stain vectors of a slide (RGB natural-log OD, unit length).
@@ -394,8 +298,8 @@ def slide_stain_vectors(
     -------
     StainVectors
     """
-    from ..io.slide import Slide
-    from .tissue import TileGrid
+    from ...io.slide import Slide
+    from ..tissue import TileGrid
 
     if not isinstance(slide, Slide):
         raise InvalidInputError(f"slide must be a her2fast.io.slide.Slide, got {type(slide).__name__}")
@@ -413,219 +317,3 @@ def slide_stain_vectors(
         x0, y0, x1, y1 = t.core_level0
         pixels.append(slide.read(x0, y0, grid.tile_size, grid.tile_size, grid.mpp).reshape(-1, 3))
     return estimate_stain_vectors(np.concatenate(pixels), background=background, **options)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------------------------- deconvolution
-@dataclass
-class StainConcentrations:
-    """Per-pixel stain amounts of a tile (natural-log OD along each stain vector).
-
-    Attributes
-    ----------
-    hematoxylin, dab, residual : (H, W) float32
-        Concentrations; ``dab`` is the DAB optical density along the DAB vector, the quantity
-        :class:`her2fast.scoring.ScoringRules` thresholds. May be slightly negative (noise).
-        From :func:`deconvolve` the three are C-contiguous planes of one (3, H, W) buffer (keeping one
-        keeps the buffer).
-    stains : StainVectors
-        The vectors used.
-    """
-
-    hematoxylin: np.ndarray
-    dab: np.ndarray
-    residual: np.ndarray
-    stains: StainVectors
-
-
-def deconvolve(image: np.ndarray, stains: StainVectors | None = None) -> StainConcentrations:
-    """Colour deconvolution (Ruifrok-Johnston) of an RGB tile with a slide's stain vectors.
-
-    Parameters
-    ----------
-    image : (H, W, 3) uint8
-    stains : StainVectors, optional
-        Default :meth:`StainVectors.standard`.
-
-    Returns
-    -------
-    StainConcentrations
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> s = StainVectors.standard()
-    >>> od = 0.5 * s.hematoxylin + 1.0 * s.dab
-    >>> px = np.round(255 * np.exp(-od)).astype(np.uint8).reshape(1, 1, 3)
-    >>> c = deconvolve(px, s)
-    >>> round(float(c.hematoxylin[0, 0]), 1), round(float(c.dab[0, 0]), 1)
-    (0.5, 1.0)
-    """
-    img = as_rgb_uint8(image)
-    if stains is None:
-        stains = StainVectors.standard()
-    if not isinstance(stains, StainVectors):
-        raise InvalidInputError(
-            f"stains must be a StainVectors (from estimate_stain_vectors), got {type(stains).__name__}"
-        )
-    # one native pass (GIL released): the optical density by lookup, then the unmixing, as planes;
-    # equals optical_density(img) @ unmixing up to float32 rounding
-    planes = _native.deconvolve_rgb(
-        img, _od_lut(_as_background(stains.background)), np.ascontiguousarray(stains.unmixing, dtype=np.float32)
-    )
-    return StainConcentrations(planes[0], planes[1], planes[2], stains)
-
-
-def _recompose(c: np.ndarray, stains: StainVectors) -> np.ndarray:
-    """(..., 3) concentrations -> uint8 RGB."""
-    od = c @ stains.matrix.astype(np.float32)
-    rgb = stains.background.astype(np.float32) * np.exp(-np.maximum(od, 0.0))
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------------- normalisation
-@dataclass(frozen=True)
-class StainReference:
-    """The target of stain normalisation: vectors, glass colour and H/DAB concentration quantiles.
-
-    Attributes
-    ----------
-    stains : StainVectors
-    levels : (Q,) float64
-        Quantile levels in [0, 1], increasing, 0 and 1 included.
-    hematoxylin, dab : (Q,) float64
-        Quantiles of the reference's H and DAB concentrations at ``levels``.
-    """
-
-    stains: StainVectors
-    levels: np.ndarray
-    hematoxylin: np.ndarray
-    dab: np.ndarray
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "stains": self.stains.to_dict(),
-            "levels": [round(float(v), 6) for v in self.levels],
-            "hematoxylin": [round(float(v), 6) for v in self.hematoxylin],
-            "dab": [round(float(v), 6) for v in self.dab],
-        }
-
-
-def _quantile_levels(n: int) -> np.ndarray:
-    return np.linspace(0.0, 1.0, n)
-
-
-def _channel_quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    q = np.quantile(values.astype(np.float64), levels)
-    return np.maximum.accumulate(q)
-
-
-def stain_reference(
-    image: np.ndarray, stains: StainVectors, *, mask: np.ndarray | None = None, n_quantiles: int = 257
-) -> StainReference:
-    """The :class:`StainReference` of a reference tile (or of pixels of several tiles).
-
-    Parameters
-    ----------
-    image : (H, W, 3) uint8
-    stains : StainVectors
-        The reference's vectors (its :func:`estimate_stain_vectors`).
-    mask : (H, W) bool, optional
-        Pixels to take quantiles over (default all, glass included, as a tile is matched whole).
-    n_quantiles : int
-        Number of quantile levels (>= 3).
-    """
-    img = as_rgb_uint8(image)
-    n_quantiles = as_int(n_quantiles, "n_quantiles", 3, 100_000)
-    c = deconvolve(img, stains)
-    m = _check_mask(mask, img.shape[:2])
-    levels = _quantile_levels(n_quantiles)
-    h = c.hematoxylin[m] if m is not None else c.hematoxylin.ravel()
-    d = c.dab[m] if m is not None else c.dab.ravel()
-    if h.size == 0:
-        raise InvalidInputError("mask selects no pixels; the reference needs at least one")
-    return StainReference(stains, levels, _channel_quantiles(h, levels), _channel_quantiles(d, levels))
-
-
-def _check_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
-    if mask is None:
-        return None
-    m = np.asarray(mask)
-    if m.shape != tuple(shape) or m.dtype != np.bool_:
-        raise InvalidInputError(f"mask must be a boolean array of shape {tuple(shape)}, got {m.shape} {m.dtype}")
-    return m
-
-
-def _match(values: np.ndarray, source_q: np.ndarray, target_q: np.ndarray) -> np.ndarray:
-    """Monotone piecewise-linear map sending the source quantiles to the target quantiles."""
-    # Ties in the source quantiles (e.g. many pixels at exactly 0) would make the map a step; np.interp
-    # needs increasing abscissae, so ties are collapsed (keeping the middle target of each run).
-    xs, idx = np.unique(source_q, return_index=True)
-    last = np.r_[idx[1:] - 1, source_q.size - 1]
-    ys = 0.5 * (target_q[idx] + target_q[last])
-    if xs.size == 1:
-        return np.full_like(values, ys[0])
-    out = np.interp(values, xs, ys)
-    # beyond the source range (pixels outside the mask the quantiles came from): extend the end slopes
-    lo, hi = values < xs[0], values > xs[-1]
-    if lo.any():
-        out[lo] = ys[0] + (values[lo] - xs[0]) * (ys[1] - ys[0]) / (xs[1] - xs[0])
-    if hi.any():
-        out[hi] = ys[-1] + (values[hi] - xs[-1]) * (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
-    return out
-
-
-def normalize_to_reference(
-    image: np.ndarray,
-    stains: StainVectors,
-    reference: StainReference,
-    *,
-    mask: np.ndarray | None = None,
-    channels: tuple[str, ...] = _CHANNELS,
-) -> np.ndarray:
-    """Stain-normalise a tile by histogram matching of its deconvolved H and DAB channels.
-
-    Each selected channel's concentrations are mapped by the monotone piecewise-linear function that sends
-    the tile's quantiles (over ``mask``) to the reference's; the tile is then recomposed with the
-    reference's stain vectors and glass colour (the residual channel is kept as is).
-
-    Parameters
-    ----------
-    image : (H, W, 3) uint8
-    stains : StainVectors
-        The slide's vectors (to deconvolve the tile).
-    reference : StainReference
-    mask : (H, W) bool, optional
-        Pixels whose histogram is matched (default all); every pixel is mapped.
-    channels : tuple of {"hematoxylin", "dab"}
-        Channels to match (default both, as the paper); an unmatched channel keeps its concentrations
-        (only its colour changes, to the reference vector).
-
-    Returns
-    -------
-    (H, W, 3) uint8
-
-    Notes
-    -----
-    Matching the DAB histogram changes DAB intensities by design: measure membrane intensity on
-    :func:`deconvolve` of the *unnormalised* tile, never on the normalised one.
-    """
-    img = as_rgb_uint8(image)
-    if not isinstance(stains, StainVectors):
-        raise InvalidInputError(f"stains must be a StainVectors, got {type(stains).__name__}")
-    if not isinstance(reference, StainReference):
-        raise InvalidInputError(
-            f"reference must be a StainReference (from stain_reference), got {type(reference).__name__}"
-        )
-    bad = [c for c in channels if c not in _CHANNELS]
-    if bad:
-        raise InvalidInputError(f"channels must be among {_CHANNELS}, got {bad}")
-    m = _check_mask(mask, img.shape[:2])
-    c = deconvolve(img, stains)
-    out = np.stack([c.hematoxylin, c.dab, c.residual], axis=-1)
-    for k, name in enumerate(_CHANNELS):
-        if name not in channels:
-            continue
-        values = out[..., k]
-        src = _channel_quantiles(values[m] if m is not None else values.ravel(), reference.levels)
-        out[..., k] = _match(values.astype(np.float64), src, getattr(reference, name)).astype(np.float32)
-    return _recompose(out, reference.stains)
