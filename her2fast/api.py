@@ -82,7 +82,9 @@ class SlideResult:
         ``no_tissue``, ``no_epithelium``, ``too_few_tumour_cells``, ``stain_vectors_fallback``,
         ``gpu_fallback_to_cpu``, ``resolution_too_coarse``, ``outside_training_range``, ``channel_order_suspect``,
         ``quality_excluded`` (the quality map left unusable tissue out, ``provenance["qc"]["quality"]``),
-        ``unusable_tumour_area`` (too much of the tumour area was unusable: not scorable), and the stain gate's
+        ``unusable_tumour_area`` (too much of the tumour area was unusable: not scorable),
+        ``tissue_pieces_disagree`` (separate tissue pieces read different categories, e.g. an on-slide
+        control: per-piece readings in ``provenance["qc"]["pieces"]``, confidence at most 0.8), and the stain gate's
         refusals (``greyscale_image``, ``not_her2_ihc``, ``channels_swapped``, ``nuclear_dab_pattern``,
         ``cytoplasmic_dab_pattern``).
     not_scorable : str or None
@@ -507,6 +509,10 @@ def score(
         # stains unlike anything the models were trained on, or colours that lean towards red and blue
         # swapped: the sampling confidence does not cover that
         confidence = min(confidence, OUTSIDE_TRAINING_CONFIDENCE)
+    if confidence is not None and "tissue_pieces_disagree" in flags:
+        # separate tissue pieces read different categories: a control or heterogeneity; the per-piece
+        # readings are in provenance["qc"]["pieces"]
+        confidence = min(confidence, settings.measurement.flagged_confidence)
     if not_scorable is None and n_tumour < rules.min_tumour_cells:
         not_scorable = (
             f"only {n_tumour} tumour cells found; at least {rules.min_tumour_cells} are needed "

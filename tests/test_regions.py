@@ -184,10 +184,16 @@ def test_a_3plus_control_beside_a_0_patient_is_left_out(tmp_path):
 
     whole = her2fast.score(slide, progress=False)
     assert whole.score == "3+"
+    # scored whole, the two pieces disagree: flagged, each piece's reading given, confidence capped
+    assert "tissue_pieces_disagree" in whole.flags and whole.confidence <= 0.8
+    pieces = whole.provenance["qc"]["pieces"]
+    assert [p.get("category") for p in pieces] in (["0", "3+"], ["0+", "3+"])
+    assert pieces[0]["bbox_level0"][2] <= 1100 and pieces[1]["bbox_level0"][0] >= 1200
     excluded = her2fast.score(slide, progress=False, exclude=tmp_path / "control.json")
     included = her2fast.score(slide, progress=False, include=tmp_path / "patient.json")
     for r in (excluded, included):
         assert r.score == "0", (r.score, r.percentages)
+        assert "tissue_pieces_disagree" not in r.flags and "pieces" not in r.provenance["qc"]
         assert r.counts["tumour_cells"] < whole.counts["tumour_cells"]
         assert (r.cells.x < x0).all()
         assert r.provenance["qc"]["regions"]["tissue_fraction_kept"] < 0.7

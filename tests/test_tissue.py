@@ -372,3 +372,20 @@ def test_grid_arguments(plain_slide):
     assert grid.overlap * grid.mpp > 12  # wider than a cell (~10-15 um)
     with pytest.raises(InvalidInputError, match="index"):
         grid.tile(len(grid))
+
+
+def test_tissue_pieces_labels_areas_and_boxes():
+    from her2fast.stages.tissue import tissue_pieces
+
+    m = np.zeros((50, 80), bool)
+    m[5:25, 5:30] = True  # 500 px = 32,000 um^2 at 8 um/px
+    m[30:45, 50:75] = True  # 375 px
+    m[2:4, 70:72] = True  # a speck below the minimum
+    p = tissue_pieces(m, mpp=8.0, level0_per_pixel=(16.0, 16.0), min_area_um2=10_000.0)
+    assert len(p) == 2 and p.area_um2.tolist() == [500 * 64.0, 375 * 64.0]
+    assert p.bbox.tolist() == [[80.0, 80.0, 480.0, 400.0], [800.0, 480.0, 1200.0, 720.0]]
+    assert p.labels[3, 71] == 0 and set(np.unique(p.labels)) == {0, 1, 2}
+    assert p.piece_of(np.array([-5.0, 90.0, 900.0, 1e9]), np.array([90.0, 90.0, 500.0, 0.0])).tolist() == [0, 1, 2, 0]
+    assert len(tissue_pieces(np.zeros((4, 4), bool), mpp=8.0, level0_per_pixel=(1.0, 1.0))) == 0
+    with pytest.raises(InvalidInputError):
+        tissue_pieces(np.zeros((4, 4)), mpp=8.0, level0_per_pixel=(1.0, 1.0))

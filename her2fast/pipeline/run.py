@@ -86,6 +86,42 @@ def _kept(tissue: np.ndarray, chosen: np.ndarray) -> float:
     return round(float((tissue & chosen).sum()) / n, 4) if n else 0.0
 
 
+def _score_pieces(tissue, cells: CellTable, settings: ScoreSettings, qc: dict, flags: list[str]) -> None:
+    """Score every separate tissue piece with enough tumour cells; flag ``tissue_pieces_disagree`` when
+    two such pieces differ in category (a control beside the patient's tissue, or heterogeneity).
+
+    ``qc["pieces"]``: per piece its number, level-0 bounding box, area (mm^2), tumour cells and, with at
+    least ``rules.min_tumour_cells`` of them, category and % complete.
+    """
+    from ..scoring import score_cells
+    from ..stages.tissue import tissue_pieces
+
+    pieces = tissue_pieces(tissue.mask, mpp=tissue.mpp, level0_per_pixel=tissue.level0_per_pixel)
+    if len(pieces) < 2 or not len(cells):
+        return
+    rules = settings.rules
+    of = pieces.piece_of(cells.x, cells.y)
+    rows, categories = [], set()
+    for k in range(1, len(pieces) + 1):
+        sel = cells.select(of == k)
+        n = int(sel.is_tumour.sum())
+        row: dict[str, object] = {
+            "piece": k,
+            "bbox_level0": [round(float(v), 1) for v in pieces.bbox[k - 1]],
+            "area_mm2": round(float(pieces.area_um2[k - 1]) * 1e-6, 3),
+            "tumour_cells": n,
+        }
+        if n >= rules.min_tumour_cells:
+            res = score_cells(sel, rules)
+            row["category"] = res.category
+            row["percent_complete"] = round(res.summary.percent_complete, 2) if res.summary else None
+            categories.add("0" if res.category == "0+" else res.category)
+        rows.append(row)
+    qc["pieces"] = rows
+    if len(categories) > 1 and "tissue_pieces_disagree" not in flags:
+        flags.append("tissue_pieces_disagree")
+
+
 def _membrane_sha(method: str) -> dict[str, str]:
     if method != "unet":
         return {}
@@ -277,6 +313,7 @@ def run_slide(
                 f"under pen ink (more than {100 * rules.max_unusable_tumour:.0f} %); rescan the slide, or clean "
                 "the ink off the glass"
             )
+    _score_pieces(tissue, cells, s, qc, flags)
     result = out(not_scorable, cells, stains.to_dict(), used)
     if probe is not None:
         perf["membrane_runtime_probe"] = probe

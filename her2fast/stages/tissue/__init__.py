@@ -64,10 +64,13 @@ from .mask import TISSUE_MPP as TISSUE_MPP
 from .mask import TissueMask, detect_tissue, segment_tissue
 from .pen import PEN_MIN_WIDTH_UM as PEN_MIN_WIDTH_UM
 from .pen import pen_mask
+from .pieces import MIN_PIECE_UM2 as MIN_PIECE_UM2
+from .pieces import TissuePieces, tissue_pieces
 from .tiles import Tile, TileGrid, TileImage, read_tile, read_tiles, tile_grid
 
 __all__ = [
     "TissueMask",
+    "TissuePieces",
     "Tile",
     "TileGrid",
     "read_tile",
@@ -77,4 +80,5 @@ __all__ = [
     "read_tiles",
     "segment_tissue",
     "tile_grid",
+    "tissue_pieces",
 ]
