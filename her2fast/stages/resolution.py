@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validate import as_rgb_uint8
+from .._validate import as_positive_float, as_rgb_uint8
 from ..errors import MissingResolutionError
 from .nuclei import NucleiSettings
 
@@ -48,6 +48,7 @@ __all__ = [
     "NUCLEUS_THRESHOLD_RANGE",
     "ResolutionEstimate",
     "estimate_resolution",
+    "nucleus_diameters",
     "white_balance",
     "white_point",
 ]
@@ -168,12 +169,14 @@ def white_point(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def white_balance(rgb: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
-    """An image white-balanced on its own white point (:func:`white_point`).
+    """A field white-balanced on its own white point (:func:`white_point`).
 
-    With glass in view, each channel is scaled so that the glass reads 255 (as a scanner calibrates its
-    white). Without glass, the brightest tissue only sets the colour: each channel is scaled so that it
-    reads grey at its brightest channel's level, removing a colour cast (the pink or yellow of a camera's
-    white balance) without calling tissue glass.
+    With glass in view the image is returned as it is: the pipeline measures optical density against the
+    glass colour it finds itself (:attr:`her2fast.stages.tissue.TissueMask.background`, the same percentile),
+    so the glass already is the white point. Without glass, the pipeline would measure against pure white;
+    here the brightest tissue sets the colour instead: each channel is scaled so that it reads grey at its
+    brightest channel's level, removing a colour cast (the pink or yellow of a camera's white balance)
+    without calling tissue glass.
 
     Parameters
     ----------
@@ -182,25 +185,27 @@ def white_balance(rgb: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
     Returns
     -------
     (H, W, 3) uint8, dict
-        The balanced image, and ``{"white_point": [r, g, b], "glass": bool, "gains": [r, g, b]}``.
+        The balanced image, and ``{"white_point": [r, g, b], "glass": bool, "gains": [r, g, b]}`` (gains 1
+        with glass).
 
     Examples
     --------
     >>> import numpy as np
-    >>> img = np.full((10, 10, 3), (240, 200, 220), np.uint8)
+    >>> img = np.full((10, 10, 3), (170, 150, 160), np.uint8)
     >>> out, info = white_balance(img)
     >>> out[0, 0].tolist(), info["glass"]
-    ([255, 255, 255], True)
+    ([170, 170, 170], False)
     """
     arr = as_rgb_uint8(rgb, "rgb")
     bg, glass = white_point(arr)
-    target = 255.0 if glass else float(bg.max())
-    gains = target / bg
-    levels = np.arange(256, dtype=np.float64)
-    out = np.empty_like(arr)
-    for c in range(3):
-        lut = np.clip(np.rint(levels * gains[c]), 0, 255).astype(np.uint8)
-        out[..., c] = lut[arr[..., c]]
+    gains = np.ones(3) if glass else float(bg.max()) / bg
+    out = arr
+    if not glass:
+        levels = np.arange(256, dtype=np.float64)
+        out = np.empty_like(arr)
+        for c in range(3):
+            lut = np.clip(np.rint(levels * gains[c]), 0, 255).astype(np.uint8)
+            out[..., c] = lut[arr[..., c]]
     info: dict[str, object] = {
         "white_point": [round(float(v), 2) for v in bg],
         "glass": glass,
@@ -245,6 +250,47 @@ def _whole_nucleus_diameters(labels: np.ndarray) -> np.ndarray:
     return np.sqrt(4.0 * areas[keep] / math.pi)
 
 
+def _hematoxylin(rgb: np.ndarray, settings: NucleiSettings | None) -> tuple[np.ndarray, NucleiSettings]:
+    """The hematoxylin OD of an image (central crop, its own white point and stain vectors) and the nucleus
+    settings with the image's threshold."""
+    from .stain import deconvolve, estimate_stain_vectors
+
+    arr = _central_crop(as_rgb_uint8(rgb, "rgb"), MAX_PIXELS)
+    settings = NucleiSettings() if settings is None else settings
+    bg, _ = white_point(arr)
+    stains = estimate_stain_vectors(arr, background=np.clip(bg, 1.5, 255.0))
+    hema = deconvolve(arr, stains).hematoxylin
+    return hema, replace(settings, threshold_od=_hematoxylin_threshold(hema, settings.threshold_od))
+
+
+def nucleus_diameters(rgb: np.ndarray, mpp: float, *, settings: NucleiSettings | None = None) -> np.ndarray:
+    """Equivalent diameters (pixels) of the whole nuclei of an image segmented at ``mpp``, as
+    :func:`estimate_resolution` measures them (the calibration of :data:`NUCLEUS_DIAMETER_UM` uses it at the
+    known resolution).
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint8
+    mpp : float
+        The resolution the segmentation's lengths are taken at.
+    settings : NucleiSettings, optional
+
+    Returns
+    -------
+    (n,) float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nucleus_diameters(np.full((32, 32, 3), 250, np.uint8), 0.5).size
+    0
+    """
+    from .nuclei import segment_nuclei
+
+    hema, settings = _hematoxylin(rgb, settings)
+    return _whole_nucleus_diameters(segment_nuclei(hema, as_positive_float(mpp, "mpp"), settings=settings))
+
+
 def estimate_resolution(
     rgb: np.ndarray,
     *,
@@ -286,20 +332,13 @@ def estimate_resolution(
     her2fast.errors.MissingResolutionError: cannot estimate the resolution of glass.png from its nuclei: ...
     """
     from .nuclei import segment_nuclei
-    from .stain import deconvolve, estimate_stain_vectors
 
-    arr = _central_crop(as_rgb_uint8(rgb, "rgb"), MAX_PIXELS)
-    settings = NucleiSettings() if settings is None else settings
     name = "the image" if path is None else str(path)
     fix = (
         "pass the resolution with mpp= (her2fast score --mpp UM_PER_PX), e.g. 0.25 for a 40x objective or 0.5 "
         "for 20x on a typical camera"
     )
-    bg, _ = white_point(arr)
-    bg = np.clip(bg, 1.5, 255.0)
-    stains = estimate_stain_vectors(arr, background=bg)
-    hema = deconvolve(arr, stains).hematoxylin
-    settings = replace(settings, threshold_od=_hematoxylin_threshold(hema, settings.threshold_od))
+    hema, settings = _hematoxylin(rgb, settings)
     mpp = START_MPP
     diam = np.zeros(0)
     iterations = 0
