@@ -326,7 +326,7 @@ def estimate_resolution(
     Examples
     --------
     >>> import numpy as np
-    >>> estimate_resolution(np.full((64, 64, 3), 250, np.uint8), path="glass.png")
+    >>> estimate_resolution(np.full((64, 64, 3), 250, np.uint8), path="glass.png")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     her2fast.errors.MissingResolutionError: cannot estimate the resolution of glass.png from its nuclei: ...
