@@ -548,6 +548,8 @@ def score(
             "for a score (ScoringRules.min_tumour_cells)"
         )
         flags.append("too_few_tumour_cells")
+    if not_scorable is None and is_field and not n_tumour:
+        not_scorable = "no tumour cells found in the field"
     timings["scoring"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     provenance = {

@@ -170,3 +170,19 @@ def test_cli_scores_a_photo_and_reports_the_estimate(tmp_path, capsys):
     rc = main(["score", str(path), "--out", str(tmp_path / "out2"), "-q", "--no-pictures", "--json", "--mpp", "0.45"])
     d = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert d["kind"] == "field" and d["resolution"] == {"mpp": 0.45, "source": "user"}
+
+
+def test_a_field_without_tumour_cells_is_not_scorable(monkeypatch):
+    import her2fast
+    import her2fast.api as api
+    from her2fast.pipeline.run import PipelineOutput, SlideMaps
+    from her2fast.scoring import CellTable
+
+    def no_cells(slide, settings, **kwargs):
+        return PipelineOutput(CellTable.empty(), SlideMaps(), {}, {}, [], None, {}, [], {})
+
+    monkeypatch.setattr(api, "run_slide", no_cells)
+    r = her2fast.score(np.full((64, 64, 3), 200, np.uint8), mpp=0.5, progress=False)
+    assert r.kind == "field" and r.score is None
+    assert r.not_scorable == "no tumour cells found in the field" and "no_tumour_cells" in r.flags
+    assert "few_cells" not in r.flags
