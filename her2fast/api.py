@@ -13,8 +13,9 @@ Fields of view
 --------------
 A microscope-camera photo or a viewer snapshot is one *field*, not a slide (``kind="field"``): a plain image
 (PNG, JPEG, BMP, one-level TIFF) with no resolution in its metadata, or a numpy RGB array -- or any image scored
-with ``field=True``. A field is white-balanced on its own glass (or its brightest tissue,
-:func:`her2fast.stages.resolution.white_balance`); without ``mpp=`` its resolution is estimated from its nuclei
+with ``field=True``. A field without glass in view has its colour cast taken off on its brightest tissue
+(:func:`her2fast.stages.resolution.white_balance`; with glass, the pipeline measures against the glass as for a
+slide); without ``mpp=`` its resolution is estimated from its nuclei
 (:func:`her2fast.stages.resolution.estimate_resolution`, reported in ``resolution`` and
 ``provenance["resolution"]``); and it is read with whatever tumour cells it holds: under
 ``ScoringRules.min_tumour_cells`` it is flagged ``few_cells`` rather than refused. ``docs/fields.md`` says more.
@@ -428,8 +429,8 @@ def score(
         thresholds replace those of ``settings.rules`` (:func:`apply_profile`), and
         ``provenance["profile"]`` names it (name, sha256, parameters).
     field : bool, optional
-        Score the image as one field of view (``kind="field"``: white-balanced on its own white point,
-        resolution estimated when unknown, read with the cells it has). Default: a field when ``path`` is
+        Score the image as one field of view (``kind="field"``: white-balanced on its own white point when
+        it has no glass, resolution estimated when unknown, read with the cells it has). Default: a field when ``path`` is
         an array or a plain image without a resolution in its metadata. ``True`` for a plain image with one;
         ``False`` scores such an image as a slide (then it needs ``mpp=``). Slides OpenSlide reads are
         never fields.
