@@ -1,19 +1,25 @@
 """How her2fast reads real HER2 IHC fields: score, confidence and flags against the image's label.
 
-    python benchmarks/real_fields.py [--min-cells 30] [--split tune,evaluate,40x] [--out /tmp/h2f_real.json]
+    python benchmarks/real_fields.py [--min-cells 30] [--split tune,evaluate,40x] [--given-mpp] [--out /tmp/h2f_real.json]
 
 Reads every labelled real image under ``../shared/data/ihc/`` (see its MANIFEST.md): ``her2-ihc-40x/`` (four
-patches, ~0.6 um/px), ``real-fields/tune/`` (microscope photos without a resolution, read at ``420 / width``
-um/px as ``benchmarks/qc_gate.py`` does) and ``real-fields/evaluate/`` (read at the approximate resolution
-``labels.csv`` gives). ``evaluate`` images are for measuring only: nothing in her2fast is fitted or chosen on
-them. Labels are mostly case- or slide-level scores of the source, not per-field scores (``labels.csv``
+patches, ~0.6 um/px), ``real-fields/tune/`` (microscope photos without a resolution; ``420 / width`` um/px
+is the rough guess ``benchmarks/qc_gate.py`` uses) and ``real-fields/evaluate/`` (``labels.csv`` gives an
+approximate resolution). ``evaluate`` images are for measuring only: nothing in her2fast is fitted or chosen
+on them. Labels are mostly case- or slide-level scores of the source, not per-field scores (``labels.csv``
 says which), so a field can honestly read otherwise.
+
+Every image is a field of view (a plain PNG without a resolution): by default her2fast estimates its
+resolution from its nuclei (``her2fast.score(path)``, no ``mpp=``), and the estimate (``est``, with its 1-sigma
+relative uncertainty) is printed next to the approximate one (``mpp``); an image whose resolution cannot be
+estimated reads ``-`` with the error. ``--given-mpp`` scores at the approximate resolution instead.
 
 Each image is scored with the default settings except ``ScoringRules.min_tumour_cells`` (``--min-cells``;
 a field holds tens to hundreds of cells, not a slide's thousands). Printed per image: label, reading,
 confidence (and its sampling and measurement parts), flags; per split: readings given, right (0/1+/2+/3+),
-wrong at confidence >= 0.95, wrong but flagged ``intensity_uncertain`` or at confidence <= 0.8, and how many
-HER2-0 images read 1+ or higher.
+wrong at confidence >= 0.95, wrong but flagged ``intensity_uncertain`` or at confidence <= 0.8, how many
+HER2-0 images read 1+ or higher, and (estimating) how many resolutions were estimated and the median ratio of
+the estimate to the approximate resolution.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -60,6 +67,11 @@ def main() -> int:
     ap.add_argument("--min-cells", type=int, default=30, help="ScoringRules.min_tumour_cells for a field")
     ap.add_argument("--split", default="40x,tune,evaluate", help="comma-separated: 40x, tune, evaluate")
     ap.add_argument("--out", default=None, help="JSON of the per-image rows")
+    ap.add_argument(
+        "--given-mpp",
+        action="store_true",
+        help="score at the approximate resolution (labels.csv / 420 / width) instead of estimating it",
+    )
     args = ap.parse_args()
     if not IHC.is_dir():
         ap.error(f"{IHC} not found: the real images live in ../shared/data/ihc beside the repository")
@@ -72,16 +84,21 @@ def main() -> int:
     settings = her2fast.ScoreSettings(rules=rules, cells=CellSettings(rules=rules))
     rows = []
     t0 = time.perf_counter()
-    print(f"her2fast {her2fast.__version__}; min_tumour_cells {args.min_cells}")
+    mode = "scored at the approximate resolution" if args.given_mpp else "resolution estimated from the nuclei"
+    print(f"her2fast {her2fast.__version__}; min_tumour_cells {args.min_cells}; {mode}")
     print(
-        f"{'split':8s} {'image':58s} {'mpp':>5s} {'label':>5s} {'read':>5s} {'conf':>5s} {'samp':>5s} {'meas':>5s}  flags"
+        f"{'split':8s} {'image':52s} {'mpp':>5s} {'est':>11s} {'label':>5s} {'read':>5s} {'conf':>5s} {'samp':>5s} "
+        f"{'meas':>5s}  flags"
     )
     for split, name, path, mpp, label in items(set(args.split.split(","))):
+        est = unc = None
         try:
-            r = her2fast.score(path, mpp=mpp, settings=settings, progress=False)
+            r = her2fast.score(path, mpp=mpp if args.given_mpp else None, settings=settings, progress=False)
             score, conf, flags = r.score, r.confidence, list(r.flags)
             parts = r.provenance.get("confidence", {})
             why = r.not_scorable or ""
+            if r.resolution.get("source") == "estimated":
+                est, unc = r.resolution["mpp"], r.resolution["relative_uncertainty"]
         except her2fast.Her2FastError as exc:
             score, conf, flags, parts, why = None, None, [], {}, f"{type(exc).__name__}: {exc}"
         rows.append(
@@ -89,6 +106,8 @@ def main() -> int:
                 "split": split,
                 "image": name,
                 "mpp": mpp,
+                "estimated_mpp": est,
+                "relative_uncertainty": unc,
                 "label": label,
                 "score": score,
                 "confidence": conf,
@@ -100,8 +119,9 @@ def main() -> int:
         c = "-" if conf is None else f"{conf:.2f}"
         s = parts.get("sampling")
         m = parts.get("measurement")
+        e = "-" if est is None else f"{est:.2f}+-{100 * unc:.0f}%"
         print(
-            f"{split:8s} {name[:58]:58s} {mpp:5.2f} {label:>5s} {score or '-':>5s} {c:>5s} "
+            f"{split:8s} {name[:52]:52s} {mpp:5.2f} {e:>11s} {label:>5s} {score or '-':>5s} {c:>5s} "
             f"{'-' if s is None else f'{s:.2f}':>5s} {'-' if m is None else f'{m:.2f}':>5s}  "
             f"{','.join(flags) or '-'}{'  (' + why[:60] + ')' if score is None else ''}",
             flush=True,
@@ -109,7 +129,7 @@ def main() -> int:
     print(f"\n{time.perf_counter() - t0:.0f} s")
     print(
         f"{'split':8s} {'images':>6s} {'read':>5s} {'right':>5s} {'wrong':>5s} {'wrong@>=.95':>11s} {'wrong warned':>12s} "
-        f"{'0 read >=1+':>11s}"
+        f"{'0 read >=1+':>11s} {'estimated':>9s} {'est/mpp':>7s}"
     )
     for split in dict.fromkeys(r["split"] for r in rows):
         rs = [r for r in rows if r["split"] == split]
@@ -118,9 +138,12 @@ def main() -> int:
         sure_wrong = [r for r in wrong if r["confidence"] >= 0.95]
         warned = [r for r in wrong if r["confidence"] <= 0.8 or WARN & set(r["flags"])]
         zeros = [r for r in read if r["label"] == "0"]
+        ratios = [r["estimated_mpp"] / r["mpp"] for r in rs if r["estimated_mpp"] is not None]
+        ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
         print(
             f"{split:8s} {len(rs):6d} {len(read):5d} {len(read) - len(wrong):5d} {len(wrong):5d} {len(sure_wrong):11d} "
-            f"{len(warned):12d} {sum(r['score'] != '0' for r in zeros):>5d} of {len(zeros):<3d}"
+            f"{len(warned):12d} {sum(r['score'] != '0' for r in zeros):>5d} of {len(zeros):<3d} {len(ratios):9d} "
+            f"{ratio:>7s}"
         )
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))

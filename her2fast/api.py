@@ -8,6 +8,17 @@ cells than ``ScoringRules.min_tumour_cells`` -- gives ``score=None`` with the re
 and ``flags``: never a number that was not measured. A file that cannot be
 read raises the errors of :mod:`her2fast.io.slide` (:class:`~her2fast.errors.SlideReadError` and
 subclasses, :class:`~her2fast.errors.MissingResolutionError`, :class:`~her2fast.errors.NotBrightfieldError`).
+
+Fields of view
+--------------
+A microscope-camera photo or a viewer snapshot is one *field*, not a slide (``kind="field"``): a plain image
+(PNG, JPEG, BMP, one-level TIFF) with no resolution in its metadata, or a numpy RGB array -- or any image scored
+with ``field=True``. A field without glass in view has its colour cast taken off on its brightest tissue
+(:func:`her2fast.stages.resolution.white_balance`; with glass, the pipeline measures against the glass as for a
+slide); without ``mpp=`` its resolution is estimated from its nuclei
+(:func:`her2fast.stages.resolution.estimate_resolution`, reported in ``resolution`` and
+``provenance["resolution"]``); and it is read with whatever tumour cells it holds: under
+``ScoringRules.min_tumour_cells`` it is flagged ``few_cells`` rather than refused. ``docs/fields.md`` says more.
 """
 
 from __future__ import annotations
@@ -103,6 +114,12 @@ class SlideResult:
         Every cell found (level-0 pixel centres), tumour or not.
     maps : SlideMaps or None
         Low-resolution masks for reports (not serialised).
+    kind : {"slide", "field"}
+        ``"field"`` for a field of view (see the module's "Fields of view"): read with the cells it has.
+    resolution : dict
+        The micrometres per pixel scored at: ``mpp``, ``source`` (``"metadata"``, ``"user"`` or
+        ``"estimated"``) and, when estimated, ``relative_uncertainty``, ``interval_95``, ``n_nuclei`` and the
+        rest of :meth:`her2fast.stages.resolution.ResolutionEstimate.to_dict`.
     """
 
     path: str
@@ -123,6 +140,8 @@ class SlideResult:
     provenance: dict
     cells: CellTable = field(default_factory=CellTable.empty, repr=False)
     maps: SlideMaps | None = field(default=None, repr=False, compare=False)
+    kind: str = "slide"
+    resolution: dict = field(default_factory=dict)
 
     @property
     def scorable(self) -> bool:
@@ -164,6 +183,8 @@ class SlideResult:
             "not_scorable": self.not_scorable,
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
             "provenance": self.provenance,
+            "kind": self.kind,
+            "resolution": self.resolution,
         }
         if include_cells:
             d["cells"] = {c: getattr(self.cells, c).tolist() for c in CELL_COLUMNS}
@@ -225,6 +246,8 @@ class SlideResult:
             timings=dict(d["timings"]),
             provenance=d["provenance"],
             cells=_cells_from_dict(d.get("cells")),
+            kind=d.get("kind", "slide"),
+            resolution=dict(d.get("resolution") or {}),
         )
 
     @classmethod
@@ -264,6 +287,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "timings": (dict,),
     "provenance": (dict,),
     "cells": (dict, type(None)),
+    "kind": (str,),
+    "resolution": (dict, type(None)),
 }
 
 
@@ -367,7 +392,7 @@ def apply_profile(profile, settings: ScoreSettings | None = None) -> tuple[Score
 
 
 def score(
-    path: str | Path,
+    path: str | Path | np.ndarray,
     *,
     mpp: float | None = None,
     providers="auto",
@@ -377,15 +402,19 @@ def score(
     profile=None,
     include=None,
     exclude=None,
+    field: bool | None = None,
 ) -> SlideResult:
-    """Score the HER2 status of one whole slide image.
+    """Score the HER2 status of one whole slide image, or of one field of view.
 
     Parameters
     ----------
-    path : str or Path
-        A slide OpenSlide reads (SVS, NDPI, MRXS, tiled TIFF, DICOM, ...) or a plain image.
+    path : str, Path or (H, W, 3) uint8 array
+        A slide OpenSlide reads (SVS, NDPI, MRXS, tiled TIFF, DICOM, ...), a plain image (PNG, JPEG, BMP,
+        TIFF), or an RGB image in memory (a field; its ``path`` in the result is ``"<array>"``).
     mpp : float, optional
-        Micrometres per level-0 pixel; overrides the metadata, required when the file has none.
+        Micrometres per level-0 pixel; overrides the metadata and always wins. Without it, a slide needs a
+        resolution in its metadata; a field without one has it estimated from its nuclei
+        (:func:`her2fast.stages.resolution.estimate_resolution`).
     providers : "auto" or list of str
         What runs the membrane U-Net (``"auto"``: GPU when onnxruntime-gpu sees one; else OpenVINO
         in bf16 on a CPU with bf16 units when it is installed, agrees and is faster on a probe tile;
@@ -408,19 +437,30 @@ def score(
         tissue inside ``include`` and leave out what lies inside ``exclude`` (e.g. an on-slide control
         tissue). A cell counts when its centre is kept; ``provenance["qc"]["regions"]`` names the files
         (sha256) and ``counts["cells_outside_regions"]`` the cells dropped.
+    field : bool, optional
+        Score the image as one field of view (``kind="field"``: white-balanced on its own white point when
+        it has no glass, resolution estimated when unknown, read with the cells it has). Default: a field when ``path`` is
+        an array or a plain image without a resolution in its metadata. ``True`` for a plain image with one;
+        ``False`` scores such an image as a slide (then it needs ``mpp=``). Slides OpenSlide reads are
+        never fields.
 
     Returns
     -------
     SlideResult
         ``score`` None with a reason in ``not_scorable`` (and a flag) for empty glass, no epithelium or
-        fewer tumour cells than ``settings.rules.min_tumour_cells``.
+        fewer tumour cells than ``settings.rules.min_tumour_cells`` (a field is read with at least one
+        tumour cell, flagged ``few_cells`` under that minimum).
 
     Raises
     ------
     SlideNotFoundError, UnsupportedSlideError, SlideReadError
         The file is missing, not a slide, or corrupt (the message names the file and the fix).
     MissingResolutionError
-        No resolution in the file and no ``mpp=``.
+        No resolution in the file and no ``mpp=``; for a field, too few nuclei to estimate it (the message
+        names the image and the fix, ``mpp=`` / ``--mpp``).
+    InvalidInputError
+        An array that is not (H, W, 3) uint8, ``field=False`` for an array, or ``field=True`` for a slide
+        OpenSlide reads.
     NotBrightfieldError
         A fluorescence slide.
     ModelError
@@ -439,7 +479,6 @@ def score(
     ('3+', '3+', 71.2)
     """
     from .io.regions import as_selection
-    from .io.slide import open_slide
     from .stages.membrane import check_providers
 
     providers = check_providers(providers)
@@ -447,15 +486,21 @@ def score(
     settings = ScoreSettings() if settings is None else settings
     if not isinstance(settings, ScoreSettings):
         raise InvalidInputError(f"settings must be a her2fast.ScoreSettings, got {type(settings).__name__}")
+    if field not in (None, True, False):
+        raise InvalidInputError(f"field must be True, False or None (decide from the image), got {field!r}")
     prof = None
     if profile is not None:
         settings, prof = apply_profile(profile, settings)
     t_start = time.perf_counter()
-    with open_slide(path, mpp=mpp) as slide:
+    slide, is_field, estimate, balance = _open_input(path, mpp, field)
+    with slide:
         t_open = time.perf_counter() - t_start
         meta = _slide_meta(slide)
         out = run_slide(slide, settings, providers=providers, progress=progress, threads=threads, regions=regions)
     timings = {"open": t_open, **out.timings}
+    resolution: dict[str, object] = {"mpp": round(float(slide.mpp), 5), "source": slide.mpp_source}
+    if estimate is not None:
+        resolution.update(estimate.to_dict())
     t0 = time.perf_counter()
     rules = settings.rules
     cells = out.cells
@@ -484,7 +529,7 @@ def score(
         closed_ratio = summary.closed_ratio
         mean_od = summary.mean_membrane_od
         flags += [f for f in sampling.flags if f not in flags]
-        if n_tumour >= rules.min_tumour_cells and not_scorable is None:
+        if (n_tumour >= rules.min_tumour_cells or is_field) and not_scorable is None:
             category = res.category
             result_score = "0" if category == "0+" else category
             stratum = res.stratum
@@ -513,12 +558,16 @@ def score(
         # separate tissue pieces read different categories: a control or heterogeneity; the per-piece
         # readings are in provenance["qc"]["pieces"]
         confidence = min(confidence, settings.measurement.flagged_confidence)
-    if not_scorable is None and n_tumour < rules.min_tumour_cells:
+    if is_field and n_tumour and n_tumour < rules.min_tumour_cells and "few_cells" not in flags:
+        flags.append("few_cells")  # a field is read with the cells it has, flagged
+    if not_scorable is None and n_tumour < rules.min_tumour_cells and not is_field:
         not_scorable = (
             f"only {n_tumour} tumour cells found; at least {rules.min_tumour_cells} are needed "
             "for a score (ScoringRules.min_tumour_cells)"
         )
         flags.append("too_few_tumour_cells")
+    if not_scorable is None and is_field and not n_tumour:
+        not_scorable = "no tumour cells found in the field"
     timings["scoring"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     provenance = {
@@ -532,11 +581,15 @@ def score(
         "confidence": confidence_parts,
         "pipeline": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.performance.items()},
         "created": round(time.time(), 3),
+        "kind": "field" if is_field else "slide",
+        "resolution": resolution,
     }
+    if balance is not None:
+        provenance["white_balance"] = balance
     if prof is not None:
         provenance["profile"] = prof.provenance()
     return SlideResult(
-        path=str(path),
+        path="<array>" if isinstance(path, np.ndarray) else str(path),
         score=result_score,
         stratum=stratum,
         category=category,
@@ -554,4 +607,50 @@ def score(
         provenance=provenance,
         cells=cells,
         maps=out.maps,
+        kind="field" if is_field else "slide",
+        resolution=resolution,
     )
+
+
+def _open_input(path, mpp, field: bool | None):
+    """The slide to score, whether it is a field, the resolution estimate (or None) and the white balance
+    applied (or None); see :func:`score`."""
+    from ._validate import as_rgb_uint8
+    from .io.slide import Slide, image_slide, open_slide
+    from .stages.resolution import ResolutionEstimate, estimate_resolution, white_balance
+
+    estimates: list[ResolutionEstimate] = []
+
+    def estimate(pixels: np.ndarray, where: Path) -> float:
+        found = estimate_resolution(pixels, path=where)
+        estimates.append(found)
+        return found.mpp
+
+    slide: Slide
+    if isinstance(path, np.ndarray):
+        if field is False:
+            raise InvalidInputError("an image array is a field of view: score it with field=None or True")
+        pixels = as_rgb_uint8(path, "image")
+        if mpp is None:
+            slide = image_slide(pixels, estimate(pixels, Path("<array>")), mpp_source="estimated")
+        else:
+            slide = image_slide(pixels, mpp, mpp_source="user")
+    else:
+        slide = open_slide(path, mpp=mpp, estimate_mpp=None if field is False else estimate)
+    if slide.vendor != "image":
+        if field:
+            slide.close()
+            raise InvalidInputError(
+                f"{path} is a whole slide ({slide.vendor}), not a field of view: score it without field=True"
+            )
+        return slide, False, None, None
+    is_field = field if field is not None else slide.metadata_mpp is None
+    if not is_field:
+        return slide, False, None, None
+    try:
+        w, h = slide.dimensions
+        balanced, balance = white_balance(slide.read(0, 0, w, h))
+        field_slide = image_slide(balanced, (slide.mpp_x, slide.mpp_y), path=slide.path, mpp_source=slide.mpp_source)
+    finally:
+        slide.close()
+    return field_slide, True, (estimates[0] if estimates else None), balance

@@ -27,7 +27,12 @@ def scoring_options(
     outputs : bool
         Add ``--no-pictures`` and ``--no-geojson``.
     """
-    p.add_argument("--mpp", type=float, default=None, help="um/px of level 0 for slides without resolution metadata")
+    p.add_argument(
+        "--mpp",
+        type=float,
+        default=None,
+        help="um/px of level 0: wins over the metadata and over the estimate of a field without one",
+    )
     p.add_argument(
         "--providers",
         default="auto",

@@ -1,4 +1,5 @@
-"""``her2fast score``: score whole slides and write a report per slide."""
+"""``her2fast score``: score whole slides (or fields of view: camera photos, viewer snapshots) and write a report
+per image."""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", default="her2fast_out", help="output folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print each result as one JSON line on stdout (no cell table)")
+    p.add_argument(
+        "--field",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score each image as one field of view (a camera photo, a viewer snapshot: white-balanced on "
+        "itself, resolution estimated from its nuclei unless --mpp is given, read with the cells it has); "
+        "--no-field scores it as a slide. Default: plain images without a resolution are fields",
+    )
     scoring_options(p)
     p.add_argument(
         "--include",
@@ -36,7 +45,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
 
 @command(
     "score",
-    "score whole slides (ASCO/CAP HER2 0/1+/2+/3+); exit 1 if a slide failed, 3 if one was not scorable",
+    "score whole slides or fields of view (ASCO/CAP HER2 0/1+/2+/3+); exit 1 if one failed, 3 if one was not scorable",
     _score_args,
 )
 def _score(args: argparse.Namespace) -> int:
@@ -80,6 +89,7 @@ def _score(args: argparse.Namespace) -> int:
                 profile=profile,
                 include=regions.include,
                 exclude=regions.exclude,
+                field=args.field,
             )
             files, _ = publish_report(
                 result,
@@ -111,8 +121,22 @@ def _score(args: argparse.Namespace) -> int:
                     f"confidence {result.confidence:.2f}, {result.counts['tumour_cells']} tumour cells"
                 )
             flags = f" [{', '.join(result.flags)}]" if result.flags else ""
-            print(f"{slide_path}: {what}{flags}; {result.timings['total']:.1f} s -> {files['json']}", flush=True)
+            print(
+                f"{slide_path}: {_kind(result)}{what}{flags}; {result.timings['total']:.1f} s -> {files['json']}",
+                flush=True,
+            )
     if failed:
         print(f"her2fast score: {failed} of {len(args.slides)} slides failed", file=sys.stderr)
         return 1
     return 3 if not_scorable else 0
+
+
+def _kind(result) -> str:
+    """``"field at 0.52 um/px (estimated +-24 %): "`` for a field; nothing for a slide."""
+    if result.kind != "field":
+        return ""
+    res = result.resolution
+    how = res.get("source", "")
+    if how == "estimated":
+        how = f"estimated +-{100 * res.get('relative_uncertainty', 0):.0f} %"
+    return f"field at {res.get('mpp', 0):.3g} um/px ({how}): "

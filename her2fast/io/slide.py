@@ -78,6 +78,7 @@ from __future__ import annotations
 import math
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -86,7 +87,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._files import file_kind, os_error_text
-from .._validate import as_int, as_positive_float
+from .._validate import as_int, as_positive_float, as_rgb_uint8
 from ..errors import (
     InvalidInputError,
     MissingResolutionError,
@@ -110,9 +111,15 @@ __all__ = [
     "PLAUSIBLE_MPP",
     "BrightfieldEvidence",
     "Slide",
+    "MppEstimator",
     "brightfield_evidence",
+    "image_slide",
     "open_slide",
 ]
+
+#: ``estimate_mpp(pixels, path) -> float``: measures the micrometres per pixel of a plain image without a
+#: resolution (see :func:`open_slide`).
+MppEstimator = Callable[[np.ndarray, Path], float]
 
 #: Suffixes opened as plain one-level images when OpenSlide does not recognise the file.
 PLAIN_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -247,7 +254,12 @@ class Slide:
         Downsample of each level relative to level 0 (OpenSlide's definition).
     mpp_x, mpp_y : float
         Micrometres per level-0 pixel.
-    mpp_source : {"metadata", "user"}
+    mpp_source : {"metadata", "user", "estimated"}
+        ``"estimated"``: a plain image without a resolution, measured from the image itself by the
+        ``estimate_mpp`` callable given to :func:`open_slide` (her2fast's field mode).
+    metadata_mpp : (float, float) or None
+        The plausible resolution the file's metadata gives, whether or not ``mpp=`` overrode it (None when
+        it gives none).
     objective_power : float or None
         Scanning objective magnification when the metadata gives it.
     properties : dict of str to str
@@ -262,6 +274,7 @@ class Slide:
     mpp_x: float
     mpp_y: float
     mpp_source: str
+    metadata_mpp: tuple[float, float] | None
     objective_power: float | None
     properties: dict[str, str]
     _osr: openslide.OpenSlide | None  # None for plain images and once closed
@@ -286,8 +299,10 @@ class Slide:
         properties: dict[str, str],
         osr: openslide.OpenSlide | None,
         pixels: np.ndarray | None,
+        metadata_mpp: tuple[float, float] | None = None,
     ) -> Slide:
         self = object.__new__(cls)
+        self.metadata_mpp = metadata_mpp
         self.path = path
         self.vendor = vendor
         self.level_dimensions = level_dimensions
@@ -694,7 +709,9 @@ def _missing_mpp(path: Path, found: str) -> MissingResolutionError:
     )
 
 
-def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = None) -> Slide:
+def open_slide(
+    path: str | Path, *, mpp: float | tuple[float, float] | None = None, estimate_mpp: MppEstimator | None = None
+) -> Slide:
     """Open a whole slide image or a plain image.
 
     Parameters
@@ -704,7 +721,12 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
         file), or a PNG/JPEG/BMP/TIFF image.
     mpp : float or (float, float), optional
         Micrometres per level-0 pixel. Overrides the metadata; required when the file has none (plain
-        images usually have none).
+        images usually have none) unless ``estimate_mpp`` is given.
+    estimate_mpp : callable, optional
+        ``estimate_mpp(pixels, path) -> float``: measures the resolution of a *plain image* that has none
+        (no ``mpp=``, no usable metadata) from its (H, W, 3) uint8 pixels (``mpp_source`` is then
+        ``"estimated"``; :func:`her2fast.stages.resolution.estimate_resolution` is her2fast's). It raises
+        :class:`~her2fast.errors.MissingResolutionError` when it cannot. Not used for slides OpenSlide reads.
 
     Returns
     -------
@@ -720,9 +742,10 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
         A folder, FIFO, device or socket rather than a regular file; not a format her2fast reads, or OpenSlide rejects it (unsupported compression, unreadable DICOM,
         corrupt header). The message names the file and says how to convert it.
     MissingResolutionError
-        No plausible resolution in the metadata and no ``mpp=``.
+        No plausible resolution in the metadata, no ``mpp=`` (and, for a plain image, no ``estimate_mpp`` or
+        one that could not estimate it).
     InvalidInputError
-        A bad ``mpp`` value, or one outside :data:`PLAUSIBLE_MPP`.
+        A bad ``mpp`` value, or one (given or estimated) outside :data:`PLAUSIBLE_MPP`.
     SlideTooLargeError
         The coarsest level declares more than :data:`MAX_DECODE_PIXELS` pixels, a plain image more than
         :data:`MAX_PLAIN_PIXELS`, or the level-0 extent at the resolution is over :data:`MAX_SLIDE_MM` a side
@@ -765,7 +788,7 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
         raise UnsupportedSlideError(f"cannot read {path}: {exc}") from None
     if vendor is None:
         if path.suffix.lower() in PLAIN_IMAGE_SUFFIXES:
-            return _open_plain(path, user_mpp)
+            return _open_plain(path, user_mpp, estimate_mpp)
         raise UnsupportedSlideError(
             f"{path} is not a slide format OpenSlide 4 recognises (SVS, NDPI, MRXS, SCN, BIF, Philips "
             "TIFF, DICOM, tiled TIFF, ...) nor a plain PNG/JPEG/TIFF image; the file may be truncated or "
@@ -791,11 +814,12 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
         props = _properties(osr)
         dims = tuple((int(w), int(h)) for w, h in osr.level_dimensions)
         downs = tuple(float(d) for d in osr.level_downsamples)
+        mx = _float_or_none(props.get("openslide.mpp-x"))
+        my = _float_or_none(props.get("openslide.mpp-y"))
+        meta = (mx, my) if mx is not None and my is not None and _plausible(mx) and _plausible(my) else None
         if user_mpp is not None:
             mpp_xy, source = user_mpp, "user"
         else:
-            mx = _float_or_none(props.get("openslide.mpp-x"))
-            my = _float_or_none(props.get("openslide.mpp-y"))
             if mx is None or my is None:
                 raise _missing_mpp(path, "no openslide.mpp-x/-y in its metadata")
             _check_meta_aspect(path, mx, my)
@@ -808,7 +832,7 @@ def open_slide(path: str | Path, *, mpp: float | tuple[float, float] | None = No
     except BaseException:
         osr.close()
         raise
-    return Slide._create(path, vendor, dims, downs, mpp_xy, source, power, props, osr, None)
+    return Slide._create(path, vendor, dims, downs, mpp_xy, source, power, props, osr, None, meta)
 
 
 def _properties(osr) -> dict[str, str]:
@@ -861,7 +885,7 @@ def _check_tiff_layout(path: Path) -> None:
         return
 
 
-def _open_plain(path: Path, user_mpp: tuple[float, float] | None) -> Slide:
+def _open_plain(path: Path, user_mpp: tuple[float, float] | None, estimate_mpp: MppEstimator | None = None) -> Slide:
     """A PNG/JPEG/BMP/TIFF image as a one-level slide (decoded whole)."""
     meta_mpp: tuple[float, float] | None = None
     try:
@@ -877,17 +901,77 @@ def _open_plain(path: Path, user_mpp: tuple[float, float] | None) -> Slide:
         ) from None
     if user_mpp is None and meta_mpp is not None:
         _check_meta_aspect(path, *meta_mpp)
+    usable = meta_mpp if meta_mpp is not None and _plausible(meta_mpp[0]) and _plausible(meta_mpp[1]) else None
     if user_mpp is not None:
         mpp_xy, source = user_mpp, "user"
-    elif meta_mpp is not None and _plausible(meta_mpp[0]) and _plausible(meta_mpp[1]):
-        mpp_xy, source = meta_mpp, "metadata"
+    elif usable is not None:
+        mpp_xy, source = usable, "metadata"
+    elif estimate_mpp is not None:
+        mpp_xy, source = _estimated(estimate_mpp, pixels, path), "estimated"
     elif meta_mpp is not None:
         raise _missing_mpp(path, _implausible_meta(*meta_mpp))
     else:
         raise _missing_mpp(path, "a plain image without a microscope resolution in its metadata")
     h, w = pixels.shape[:2]
     _check_extent(path, (w, h), mpp_xy, source)
-    return Slide._create(path, "image", ((w, h),), (1.0,), mpp_xy, source, None, {}, None, pixels)
+    return Slide._create(path, "image", ((w, h),), (1.0,), mpp_xy, source, None, {}, None, pixels, usable)
+
+
+def _estimated(estimate_mpp: MppEstimator, pixels: np.ndarray, path: Path) -> tuple[float, float]:
+    """The resolution ``estimate_mpp`` measures on an image, checked like a caller's ``mpp=``."""
+    value = _check_user_mpp(as_positive_float(estimate_mpp(pixels, path), "estimated mpp"), "estimated mpp")
+    return value, value
+
+
+def image_slide(
+    pixels: np.ndarray,
+    mpp: float | tuple[float, float],
+    *,
+    path: str | Path = "<array>",
+    mpp_source: str = "user",
+) -> Slide:
+    """An RGB image held in memory (a viewer snapshot, a camera frame) as a one-level slide.
+
+    Parameters
+    ----------
+    pixels : (H, W, 3) uint8
+        RGB; kept, not copied (do not change it while the slide is open).
+    mpp : float or (float, float)
+        Micrometres per pixel, within :data:`PLAUSIBLE_MPP`.
+    path : str or Path
+        What the slide is called in results and messages (default ``"<array>"``).
+    mpp_source : {"user", "estimated", "metadata"}
+        Where ``mpp`` came from.
+
+    Returns
+    -------
+    Slide
+        ``vendor`` ``"image"``, no metadata resolution.
+
+    Raises
+    ------
+    InvalidInputError
+        ``pixels`` is not an (H, W, 3) uint8 array, or ``mpp`` is not a plausible resolution.
+    SlideTooLargeError
+        More than :data:`MAX_PLAIN_PIXELS` pixels, or an extent over :data:`MAX_SLIDE_MM` at ``mpp``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with image_slide(np.full((40, 60, 3), 230, np.uint8), 0.5) as slide:
+    ...     slide.dimensions, slide.mpp, slide.mpp_source
+    ((60, 40), 0.5, 'user')
+    """
+    arr = as_rgb_uint8(pixels, "pixels")
+    path = Path(path)
+    if mpp_source not in ("user", "estimated", "metadata"):
+        raise InvalidInputError(f"mpp_source must be 'user', 'estimated' or 'metadata', got {mpp_source!r}")
+    mpp_xy = _mpp_from_user(mpp, path)
+    assert mpp_xy is not None  # mpp is required here
+    h, w = arr.shape[:2]
+    _check_size(path, w, h)
+    _check_extent(path, (w, h), mpp_xy, "user")
+    return Slide._create(path, "image", ((w, h),), (1.0,), mpp_xy, mpp_source, None, {}, None, arr)
 
 
 def _from_16bit(arr: np.ndarray, path: Path) -> np.ndarray:

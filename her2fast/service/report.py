@@ -513,7 +513,7 @@ def write_report(
             from ..io.slide import open_slide
 
             meta = result.provenance.get("slide", {})
-            mpp = (meta["mpp_x"], meta["mpp_y"]) if meta.get("mpp_source") == "user" else None
+            mpp = (meta["mpp_x"], meta["mpp_y"]) if meta.get("mpp_source") in ("user", "estimated") else None
             slide = open_slide(result.path, mpp=mpp)
         try:
             for kind, draw in (("overlay", overlay_image), ("zoom", zoom_image), ("heatmap", heatmap_image)):

@@ -65,7 +65,7 @@ class _Slides:
         if hit is None:
             result = self.catalog.result(row)  # the JSON only: a thumbnail does not load the cell table
             meta = result.get("provenance", {}).get("slide", {}) if result else {}
-            mpp = meta.get("mpp_x") if meta.get("mpp_source") == "user" else None
+            mpp = meta.get("mpp_x") if meta.get("mpp_source") in ("user", "estimated") else None
             try:
                 hit = open_tiles(row["slide_path"], mpp=mpp)
             except Her2FastError as exc:
