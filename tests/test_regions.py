@@ -203,3 +203,17 @@ def test_a_3plus_control_beside_a_0_patient_is_left_out(tmp_path):
     _write(tmp_path, {"type": "Polygon", "coordinates": [_square(90000, 90000, 91000, 91000)]}, "far.json")
     far = her2fast.score(slide, progress=False, include=tmp_path / "far.json")
     assert far.score is None and "chosen regions" in far.not_scorable
+
+
+def test_command_line_checks_region_files_before_any_slide(tmp_path, capsys):
+    from her2fast.cli import main
+
+    bad = _write(tmp_path, "not json", "bad.geojson")
+    out = tmp_path / "out"
+    rc = main(["score", str(tmp_path / "a.svs"), "--exclude", str(bad), "--out", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "bad.geojson" in err and "not valid JSON" in err
+    ok = _write(tmp_path, {"type": "Polygon", "coordinates": [_square(0, 0, 10, 10)]}, "ok.geojson")
+    rc = main(["score", "a.svs", "b.svs", "--include", str(ok), "--out", str(out), "-q"])
+    assert rc == 1 and "one by one" in capsys.readouterr().err
+    assert not out.exists()
