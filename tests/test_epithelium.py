@@ -433,6 +433,30 @@ def test_glass_level_augmentation(phantom):
             phantom_training_set(path, background_scales=bad)
 
 
+def test_tone_curve_augmentation(phantom):
+    """tone_gammas: the slide's superpixels once per tone curve 255 (I/255)^g; g = 1 is the plain set, g < 1
+    lightens every optical density (lower mean hematoxylin OD), g > 1 darkens it."""
+    from her2fast.synth.epithelium_truth import phantom_training_set
+
+    path, _ = phantom
+    plain = phantom_training_set(path)
+    aug = phantom_training_set(path, tone_gammas=(0.8, 1.0, 1.25))
+    light = phantom_training_set(path, tone_gammas=(0.8,))
+    dark = phantom_training_set(path, tone_gammas=(1.25,))
+    assert len(aug) == len(light) + len(plain) + len(dark)
+    np.testing.assert_array_equal(aug.features[len(light) : len(light) + len(plain)], plain.features)
+    col = EpitheliumSettings().feature_names().index("mean_hematoxylin_od")
+    m = [np.median(t.features[:, col]) for t in (light, plain, dark)]
+    assert m[0] < 0.9 * m[1] and m[2] > 1.1 * m[1]
+    both = phantom_training_set(path, background_scales=(0.98, 1.0), tone_gammas=(0.8, 1.0))
+    assert len(both) == len(phantom_training_set(path, background_scales=(0.98,))) + len(plain) + len(light) + len(
+        phantom_training_set(path, background_scales=(0.98,), tone_gammas=(0.8,))
+    )
+    for bad in ((), (0.3,), (1.0, float("nan"))):
+        with pytest.raises(InvalidInputError, match="tone_gammas"):
+            phantom_training_set(path, tone_gammas=bad)
+
+
 def test_train_epithelium_cli_errors(tmp_path, capsys):
     from her2fast.cli import main
 
