@@ -679,9 +679,7 @@ def _cytoplasm_od(
     0 for a cell without such pixels. Pixels within ``gap_px`` of a membrane pixel (a closed disk: at
     distance <= gap_px) are left out.
     """
-    from .morphology import binary_dilation, disk
-
-    near = np.ascontiguousarray(binary_dilation(membrane, disk(gap_px)))
+    near = _near_membrane(membrane, gap_px)
     # one native pass: sums as double in pixel order, as np.bincount(weights=...) (cell_stats.hpp)
     return _native.label_means(
         np.ascontiguousarray(territories, dtype=np.int32),
@@ -690,6 +688,53 @@ def _cytoplasm_od(
         np.ascontiguousarray(markers, dtype=np.int32),
         int(n),
     )
+
+
+def _near_membrane(membrane: np.ndarray, gap_px: float) -> np.ndarray:
+    """Pixels within ``gap_px`` of a membrane pixel: ``binary_dilation(membrane, disk(gap_px))``, natively."""
+    from .morphology import disk
+
+    # the disk is symmetric, so the dilation needs no reflection of it (csrc/nuclei.hpp: shift_reduce)
+    return _native.binary_morphology(np.ascontiguousarray(membrane).view(np.uint8), disk(gap_px).view(np.uint8), False)
+
+
+def _near_membrane_reference(membrane: np.ndarray, gap_px: float) -> np.ndarray:
+    """:func:`_near_membrane` with the NumPy morphology (the reference of the tests and benchmarks)."""
+    from .morphology import binary_dilation, disk
+
+    return np.ascontiguousarray(binary_dilation(membrane, disk(gap_px)))
+
+
+def _ray_summary(
+    run: np.ndarray, peak: np.ndarray, run_tol: np.ndarray | None, gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell: completeness (gaps of at most ``gap`` rays closed), lower medians of the covered rays'
+    peak OD and run length, covered rays (C++, csrc/ray_summary.hpp; equal to :func:`_ray_summary_reference`).
+
+    ``run``, ``peak``, ``run_tol``: (m, n_rays) float32 tables of :func:`_rays`; a ray is covered where
+    ``run > 0``; ``run_tol`` (or None: ``run``) gives the coverage whose gaps are closed.
+    """
+    return _native.ray_summary(
+        np.ascontiguousarray(run, dtype=np.float32),
+        np.ascontiguousarray(peak, dtype=np.float32),
+        None if run_tol is None else np.ascontiguousarray(run_tol, dtype=np.float32),
+        int(gap),
+    )
+
+
+def _ray_summary_reference(
+    run: np.ndarray, peak: np.ndarray, run_tol: np.ndarray | None, gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_ray_summary` in NumPy: the steps it replaced (reference of the tests and benchmarks)."""
+    covered = run > 0
+    n_cov = covered.sum(axis=1)
+    cov_tol = covered if run_tol is None else (run_tol > 0) & (n_cov > 0)[:, None]
+    completeness = _close_gaps(cov_tol, gap).mean(axis=1)
+    mid = np.maximum(n_cov - 1, 0) // 2  # the (lower) median of the covered rays
+    rows = np.arange(run.shape[0])
+    od_med = np.sort(np.where(covered, peak, np.inf), axis=1)[rows, mid] if rows.size else np.zeros(0, np.float32)
+    run_med = np.sort(np.where(covered, run, np.inf), axis=1)[rows, mid] if rows.size else np.zeros(0, np.float32)
+    return completeness, np.where(n_cov > 0, od_med, 0.0), np.where(n_cov > 0, run_med, 0.0), n_cov
 
 
 def _close_gaps(covered: np.ndarray, gap: int) -> np.ndarray:
@@ -864,8 +909,7 @@ def measure_tile(
         cell_labels=own_labels,
     )
     covered = run > 0
-    n_cov = covered.sum(axis=1)
-    cov_tol = covered
+    run_tol = None
     if settings.outside_reach_um > 0 or settings.cap_reach_um > 0:
         run_tol, _ = _rays(
             territories,
@@ -881,15 +925,11 @@ def measure_tile(
             settings.cap_reach_um / mpp_f,
             cell_labels=own_labels,
         )
-        cov_tol = (run_tol > 0) & (n_cov > 0)[:, None]
-    completeness = _close_gaps(cov_tol, int(np.floor(settings.max_gap_deg * settings.n_rays / 360.0 + 1e-9))).mean(
-        axis=1
+    # completeness with narrow gaps closed, lower medians of the covered rays: one native pass over the
+    # (cells x rays) tables (csrc/ray_summary.hpp; the NumPy steps are the reference in the tests)
+    completeness, od_mean, run_med, n_cov = _ray_summary(
+        run, peak, run_tol, int(np.floor(settings.max_gap_deg * settings.n_rays / 360.0 + 1e-9))
     )
-    mid = np.maximum(n_cov - 1, 0) // 2  # the (lower) median of the covered rays
-    rows = np.arange(idx.size)
-    od_med = np.sort(np.where(covered, peak, np.inf), axis=1)[rows, mid] if idx.size else np.zeros(0)
-    od_mean = np.where(n_cov > 0, od_med, 0.0)
-    run_med = np.sort(np.where(covered, run, np.inf), axis=1)[rows, mid] if idx.size else np.zeros(0)
     thickness = np.where(n_cov > 0, run_med * mpp_f, 0.0)
 
     # 4. closed loops

@@ -1,0 +1,23 @@
+// Per-cell summaries of the membrane rays (for her2fast.stages.cells.measure_tile): the completeness
+// with narrow gaps closed and the lower medians of the covered rays' peak OD and run length, in one
+// pass over the (cells x rays) tables where NumPy built a dozen temporaries (rolls, masks, two sorts).
+// Every result equals the NumPy formulation (tests/test_cells_measure.py) exactly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace her2fast {
+
+/// For m cells with r rays each (row-major m x r float32 tables):
+/// - covered(i, k) = run(i, k) > 0; n_cov[i] = covered rays;
+/// - tolerant coverage t(i, k) = run_tol(i, k) > 0 and n_cov[i] > 0 (run_tol null: t = covered);
+/// - completeness[i] = (number of rays of t with gaps closed) / r, where an uncovered ray is closed when
+///   p + q - 1 <= gap, p (q) the smallest k in 1..gap with t(i, k' - k) (t(i, k' + k)) circularly, else r + 1
+///   (gap < 1: nothing is closed);
+/// - od_median[i], run_median[i] = element (n_cov - 1) / 2 of the sorted peak / run values of the covered
+///   rays (the lower median), 0 for a cell without covered rays.
+void ray_summary(const float* run, const float* peak, const float* run_tol, std::ptrdiff_t m, std::ptrdiff_t r,
+                 std::int64_t gap, double* completeness, float* od_median, float* run_median, std::int64_t* n_cov);
+
+}  // namespace her2fast
