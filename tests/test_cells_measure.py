@@ -676,3 +676,63 @@ def test_rays_of_a_subset_of_cells_equal_those_of_the_full_call():
             np.testing.assert_array_equal(a, b[pick])
         with pytest.raises(ValueError, match="cell_labels"):
             _native.membrane_rays(terr, mem, od, base, frac, 36, 26.0, 3.0, 8.0, 24.0, 2.0, np.ones(n + 1, np.int32))
+
+
+def test_ray_summary_equals_the_numpy_steps_on_random_tables():
+    from her2fast.stages.cells import _ray_summary, _ray_summary_reference
+
+    rng = np.random.default_rng(21)
+    for trial in range(60):
+        m, r = int(rng.integers(0, 12)), int(rng.integers(1, 80))
+        run = np.where(rng.random((m, r)) < rng.uniform(0, 1), rng.random((m, r)) * 6, 0).astype(np.float32)
+        run[rng.random((m, r)) < 0.1] = 2.0  # ties
+        peak = rng.random((m, r)).astype(np.float32)
+        tol = None
+        if trial % 2:
+            tol = np.where((run > 0) | (rng.random((m, r)) < 0.3), 1.0, 0.0).astype(np.float32)
+        gap = int(rng.integers(-1, 2 * r + 3))  # up to beyond the whole circle
+        got, want = _ray_summary(run, peak, tol, gap), _ray_summary_reference(run, peak, tol, gap)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("category", ["1+", "3+"])
+def test_ray_summary_and_near_membrane_equal_the_numpy_steps_on_phantom_windows(category, monkeypatch):
+    """The native ray summary and cytoplasm dilation inside measure_tile against the NumPy steps they
+    replaced, on the pipeline's inputs (U-Net membrane, deconvolved DAB, segmented nuclei)."""
+    import her2fast.stages.cells as cells_mod
+    from her2fast.stages import membrane, stain
+    from her2fast.stages.nuclei import segment_nuclei
+    from her2fast.synth import make_tile
+
+    t = make_tile(480, category=category, seed=71)
+    conc = stain.deconvolve(t.rgb, stain.estimate_stain_vectors(t.rgb))
+    prob = membrane.predict(t.rgb, 0.5)
+    nuc = segment_nuclei(conc.hematoxylin, 0.5)
+    kw = dict(mpp=0.5, origin=(0, 0), core=(48, 48, 432, 432))
+    native = measure_tile(prob, conc.dab, nuc, **kw).cells
+    native_summary, native_near = cells_mod._ray_summary, cells_mod._near_membrane
+    summaries, near = [], []
+
+    def spy_summary(*args):
+        summaries.append((args, cells_mod._ray_summary_reference(*args)))
+        return summaries[-1][1]
+
+    def spy_near(*args):
+        near.append((args, cells_mod._near_membrane_reference(*args)))
+        return near[-1][1]
+
+    monkeypatch.setattr(cells_mod, "_ray_summary", spy_summary)
+    monkeypatch.setattr(cells_mod, "_near_membrane", spy_near)
+    reference = measure_tile(prob, conc.dab, nuc, **kw).cells
+    ((args, want),) = summaries
+    assert args[0].shape[0] > 50 and (want[0] > 0).sum() > 20
+    for g, w in zip(native_summary(*args), want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+    ((args, want),) = near
+    assert want.any() and not want.all()
+    np.testing.assert_array_equal(native_near(*args), want)
+    for name in ("x", "y", "intensity", "completeness", "membrane_dab_od", "closed", "membrane_thickness", "area"):
+        np.testing.assert_array_equal(getattr(native, name), getattr(reference, name))
