@@ -17,10 +17,11 @@ namespace {
 // Per-thread scratch, reused across calls (a tile stream calls this once per window on each worker).
 struct Scratch {
   std::vector<float> f0, f1;
-  std::vector<double> line;
+  std::vector<double> line, row;
   std::vector<std::uint8_t> u0, u1, u2, u3;
   std::vector<std::int32_t> i0, i1, i2;
   std::vector<std::int32_t> run_id;
+  std::vector<std::int64_t> area;
 };
 
 Scratch& scratch() {
@@ -116,7 +117,10 @@ void find_runs(const std::uint8_t* mask, std::ptrdiff_t h, std::ptrdiff_t w, boo
 }
 }  // namespace
 
-std::int32_t label8(const std::uint8_t* mask, std::ptrdiff_t h, std::ptrdiff_t w, std::int32_t* out) {
+namespace {
+// label8, and with `area` non-null the pixels of each label (area[0] = 0), from the run lengths.
+std::int32_t label8_areas(const std::uint8_t* mask, std::ptrdiff_t h, std::ptrdiff_t w, std::int32_t* out,
+                          std::vector<std::int64_t>* area) {
   if (h < 1 || w < 1) throw std::invalid_argument("label8: empty image");
   thread_local Runs r;
   find_runs(mask, h, w, true, true, r);
@@ -124,16 +128,27 @@ std::int32_t label8(const std::uint8_t* mask, std::ptrdiff_t h, std::ptrdiff_t w
   // roots are the earliest run of their component: numbering roots in run order is raster order
   std::vector<std::int32_t>& id = scratch().run_id;
   id.assign(r.parent.size(), 0);
+  if (area != nullptr) area->assign(1, 0);
   std::int32_t n = 0;
   for (std::ptrdiff_t y = 0; y < h; ++y)
     for (std::int32_t j = r.row_start[static_cast<std::size_t>(y)]; j < r.row_start[static_cast<std::size_t>(y) + 1];
          ++j) {
       const std::int32_t root = r.find(j);
-      if (root == j) id[static_cast<std::size_t>(j)] = ++n;
-      std::fill(out + y * w + r.x0[static_cast<std::size_t>(j)], out + y * w + r.x1[static_cast<std::size_t>(j)],
-                id[static_cast<std::size_t>(root)]);
+      if (root == j) {
+        id[static_cast<std::size_t>(j)] = ++n;
+        if (area != nullptr) area->push_back(0);
+      }
+      const std::int32_t label = id[static_cast<std::size_t>(root)];
+      const std::int32_t a = r.x0[static_cast<std::size_t>(j)], b = r.x1[static_cast<std::size_t>(j)];
+      std::fill(out + y * w + a, out + y * w + b, label);
+      if (area != nullptr) (*area)[static_cast<std::size_t>(label)] += b - a;
     }
   return n;
+}
+}  // namespace
+
+std::int32_t label8(const std::uint8_t* mask, std::ptrdiff_t h, std::ptrdiff_t w, std::int32_t* out) {
+  return label8_areas(mask, h, w, out, nullptr);
 }
 
 void fill_holes(const std::uint8_t* mask, std::ptrdiff_t h, std::ptrdiff_t w, std::uint8_t* out) {
@@ -245,6 +260,7 @@ void gaussian_smooth(const float* in, std::ptrdiff_t h, std::ptrdiff_t w, const 
   }
   // axis 1: each row extended by r edge values
   double* line = acc;
+  double* row = sized(s.row, static_cast<std::size_t>(w));
   for (std::ptrdiff_t y = 0; y < h; ++y) {
     const float* t = tmp + y * w;
     for (int k = 0; k < r; ++k) {
@@ -254,11 +270,13 @@ void gaussian_smooth(const float* in, std::ptrdiff_t h, std::ptrdiff_t w, const 
     for (std::ptrdiff_t x = 0; x < w; ++x) line[r + x] = static_cast<double>(t[x]);
     float* o = out + y * w;
     const double* il = line + r;
-    for (std::ptrdiff_t x = 0; x < w; ++x) {
-      double v = il[x] * fw[0];
-      for (int jj = -r; jj < 0; ++jj) v += (il[x + jj] + il[x - jj]) * fw[jj];
-      o[x] = static_cast<float>(v);
+    // per pixel the same sum in the same order as SciPy's loop; tap-outer so that it runs across x
+    for (std::ptrdiff_t x = 0; x < w; ++x) row[x] = il[x] * fw[0];
+    for (int jj = -r; jj < 0; ++jj) {
+      const double wj = fw[jj];
+      for (std::ptrdiff_t x = 0; x < w; ++x) row[x] += (il[x + jj] + il[x - jj]) * wj;
     }
+    for (std::ptrdiff_t x = 0; x < w; ++x) o[x] = static_cast<float>(row[x]);
   }
 }
 
@@ -295,13 +313,12 @@ std::int32_t segment_nuclei(const float* hem, std::ptrdiff_t h, std::ptrdiff_t w
   fill_holes(fg, h, w, fg);
   // components, area filter
   std::int32_t* comp = sized(s.i0, un);
-  const std::int32_t nc = label8(fg, h, w, comp);
+  std::vector<std::int64_t>& area = s.area;
+  const std::int32_t nc = label8_areas(fg, h, w, comp, &area);
   if (nc == 0) {
     std::fill(labels, labels + n, 0);
     return 0;
   }
-  std::vector<std::int64_t> area(static_cast<std::size_t>(nc) + 1, 0);
-  for (std::ptrdiff_t i = 0; i < n; ++i) ++area[static_cast<std::size_t>(comp[i])];
   std::vector<std::uint8_t> keep(static_cast<std::size_t>(nc) + 1, 0);
   std::ptrdiff_t kept_px = 0;
   for (std::int32_t l = 1; l <= nc; ++l) {
@@ -342,8 +359,11 @@ std::int32_t segment_nuclei(const float* hem, std::ptrdiff_t h, std::ptrdiff_t w
     std::uint8_t* flood = sized(s.u1, un);  // the peaks are no longer needed
     std::int32_t* seeds = sized(s.i2, un);
     float* elev = sized(s.f0, un);  // the smoothed map is no longer needed
+    std::vector<std::uint8_t> flood_comp(static_cast<std::size_t>(nc) + 1, 0);
+    for (std::int32_t c = 1; c <= nc; ++c)
+      flood_comp[static_cast<std::size_t>(c)] = per_comp[static_cast<std::size_t>(c)] >= 2;
     for (std::ptrdiff_t i = 0; i < n; ++i) {
-      const bool f = per_comp[static_cast<std::size_t>(comp[i])] >= 2 && comp[i] > 0;
+      const bool f = flood_comp[static_cast<std::size_t>(comp[i])] != 0;
       flood[i] = static_cast<std::uint8_t>(f);
       seeds[i] = f ? markers[i] : 0;
       elev[i] = -dist[i];
@@ -361,15 +381,15 @@ std::int32_t segment_nuclei(const float* hem, std::ptrdiff_t h, std::ptrdiff_t w
     orphan[i] = static_cast<std::uint8_t>(fg[i] && labels[i] == 0);
     any_orphan = any_orphan || orphan[i];
   }
+  std::int32_t n_extra = 0;
   if (any_orphan) {
     std::int32_t* extra = sized(s.i2, un);
-    label8(orphan, h, w, extra);
+    n_extra = label8(orphan, h, w, extra);
     for (std::ptrdiff_t i = 0; i < n; ++i)
       if (orphan[i]) labels[i] = extra[i] + nm;
   }
-  std::int32_t top = 0;
-  for (std::ptrdiff_t i = 0; i < n; ++i) top = std::max(top, labels[i]);
-  return top;
+  // every marker keeps its label (its pixels are its own seed), every orphan component gets one
+  return nm + n_extra;
 }
 
 }  // namespace her2fast

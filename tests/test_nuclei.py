@@ -240,3 +240,15 @@ def test_native_binary_morphology_equals_the_numpy_shifts():
             np.testing.assert_array_equal(_native.binary_morphology(u8, refl, False), binary_dilation(m, st))
     with pytest.raises(ValueError, match="one run"):
         _native.binary_morphology(np.ones((4, 4), np.uint8), np.array([[1, 0, 1]], np.uint8), True)
+
+
+def test_native_nuclei_in_two_threads_at_once_give_the_sequential_labels():
+    """Per-thread scratch: two windows segmented concurrently (GIL released) as one after the other."""
+    from _helpers import assert_same_in_two_threads
+
+    maps = [
+        deconvolve(make_tile(320, category=c, seed=60 + i).rgb).hematoxylin
+        for i, c in enumerate(["1+", "2+", "3+", "0"])
+    ]
+    maps += [m[::-1, :80].copy() for m in maps]  # other shapes: the scratch is resized between calls
+    assert_same_in_two_threads(lambda h: segment_nuclei(h, 0.5), maps)

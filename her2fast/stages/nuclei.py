@@ -14,6 +14,11 @@ which cells exist. :func:`segment_nuclei` finds them in the hematoxylin optical 
    maxima at least ``min_distance_um`` apart (h-maxima of height ``split_depth_um``, so a shallow
    waist does not split one nucleus in two).
 
+For a split depth below one pixel (the default 0.25 um at any ``mpp`` above 0.25 um/px, such as the
+working 0.5 um/px) the steps run as one native pass with the GIL released (``csrc/nuclei.hpp``), equal
+label for label to the SciPy / NumPy steps (``_segment_nuclei_steps``, which the tests compare it with
+and which handle the other cases).
+
 The result is a label map (int32, 0 = background) that :func:`her2fast.stages.cells.measure_tile` takes as
 ``nuclei``. Everything is local (the widest operator reaches ``min_distance_um``), so a tile read with
 the cells stage's margin gives the same nuclei in its core as any other tiling.
