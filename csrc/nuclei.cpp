@@ -22,6 +22,9 @@ struct Scratch {
   std::vector<std::int32_t> i0, i1, i2;
   std::vector<std::int32_t> run_id;
   std::vector<std::int64_t> area;
+  std::vector<float> box_elev;
+  std::vector<std::int32_t> box_seeds, box_out;
+  std::vector<std::uint8_t> box_mask;
 };
 
 Scratch& scratch() {
@@ -356,23 +359,53 @@ std::int32_t segment_nuclei(const float* hem, std::ptrdiff_t h, std::ptrdiff_t w
   }
   for (std::ptrdiff_t i = 0; i < n; ++i) labels[i] = owner[static_cast<std::size_t>(comp[i])];
   if (several) {
-    std::uint8_t* flood = sized(s.u1, un);  // the peaks are no longer needed
-    std::int32_t* seeds = sized(s.i2, un);
-    float* elev = sized(s.f0, un);  // the smoothed map is no longer needed
-    std::vector<std::uint8_t> flood_comp(static_cast<std::size_t>(nc) + 1, 0);
-    for (std::int32_t c = 1; c <= nc; ++c)
-      flood_comp[static_cast<std::size_t>(c)] = per_comp[static_cast<std::size_t>(c)] >= 2;
-    for (std::ptrdiff_t i = 0; i < n; ++i) {
-      const bool f = flood_comp[static_cast<std::size_t>(comp[i])] != 0;
-      flood[i] = static_cast<std::uint8_t>(f);
-      seeds[i] = f ? markers[i] : 0;
-      elev[i] = -dist[i];
+    // Each component holding several markers is flooded alone, in its bounding box: a flood cannot leave
+    // its component (the mask), and the queue keeps the relative order of one component's entries
+    // whatever the other components push in between, so the labels equal one flood of all of them; the
+    // box's pixels off the component are never pushed, and their elevation is set inside the component's
+    // range (-1: every foreground pixel is >= 1 from the background) to keep the queue's key range small.
+    const auto nl = static_cast<std::size_t>(nc) + 1;
+    std::vector<std::int32_t> bx0(nl, static_cast<std::int32_t>(w)), by0(nl, static_cast<std::int32_t>(h)), bx1(nl, -1),
+        by1(nl, -1);
+    for (std::ptrdiff_t y = 0; y < h; ++y)
+      for (std::ptrdiff_t x = 0; x < w; ++x) {
+        const auto c = static_cast<std::size_t>(comp[y * w + x]);
+        if (c == 0 || per_comp[c] < 2) continue;
+        bx0[c] = std::min(bx0[c], static_cast<std::int32_t>(x));
+        bx1[c] = std::max(bx1[c], static_cast<std::int32_t>(x));
+        by0[c] = std::min(by0[c], static_cast<std::int32_t>(y));
+        by1[c] = std::max(by1[c], static_cast<std::int32_t>(y));
+      }
+    std::vector<float>& elev = s.box_elev;
+    std::vector<std::int32_t>& seeds = s.box_seeds;
+    std::vector<std::int32_t>& flooded = s.box_out;
+    std::vector<std::uint8_t>& inside = s.box_mask;
+    for (std::int32_t c = 1; c <= nc; ++c) {
+      const auto cu = static_cast<std::size_t>(c);
+      if (per_comp[cu] < 2) continue;
+      const std::ptrdiff_t x0 = bx0[cu], y0 = by0[cu], cw = bx1[cu] - x0 + 1, ch = by1[cu] - y0 + 1;
+      const auto cn = static_cast<std::size_t>(cw * ch);
+      elev.resize(cn);
+      seeds.resize(cn);
+      flooded.resize(cn);
+      inside.resize(cn);
+      for (std::ptrdiff_t y = 0; y < ch; ++y)
+        for (std::ptrdiff_t x = 0; x < cw; ++x) {
+          const std::ptrdiff_t i = (y0 + y) * w + x0 + x;
+          const auto k = static_cast<std::size_t>(y * cw + x);
+          const bool in = comp[i] == c;
+          inside[k] = static_cast<std::uint8_t>(in);
+          seeds[k] = in ? markers[i] : 0;
+          elev[k] = in ? -dist[i] : -1.0f;
+        }
+      seeded_watershed(elev.data(), ch, cw, seeds.data(), nm, inside.data(), std::numeric_limits<float>::infinity(),
+                       -1.0, nullptr, nullptr, false, flooded.data(), 8);
+      for (std::ptrdiff_t y = 0; y < ch; ++y)
+        for (std::ptrdiff_t x = 0; x < cw; ++x) {
+          const auto k = static_cast<std::size_t>(y * cw + x);
+          if (inside[k]) labels[(y0 + y) * w + x0 + x] = flooded[k];
+        }
     }
-    std::int32_t* flooded = markers;  // markers are read through `seeds` only from here
-    seeded_watershed(elev, h, w, seeds, nm, flood, std::numeric_limits<float>::infinity(), -1.0, nullptr, nullptr,
-                     false, flooded, 8);
-    for (std::ptrdiff_t i = 0; i < n; ++i)
-      if (flood[i]) labels[i] = flooded[i];
   }
   // components without a seed (flat, tiny) keep their own label
   std::uint8_t* orphan = sized(s.u1, un);
