@@ -61,4 +61,23 @@ void ray_summary(const float* run, const float* peak, const float* run_tol, std:
   }
 }
 
+void label_sums(const std::int32_t* labels, std::ptrdiff_t h, std::ptrdiff_t w, std::int32_t n_labels,
+                std::int64_t* count, std::int64_t* sum_x, std::int64_t* sum_y) {
+  if (n_labels < 0 || h < 0 || w < 0) throw std::invalid_argument("label_sums: negative size");
+  std::fill(count, count + n_labels, 0);
+  std::fill(sum_x, sum_x + n_labels, 0);
+  std::fill(sum_y, sum_y + n_labels, 0);
+  const auto top = static_cast<std::uint32_t>(n_labels);
+  for (std::ptrdiff_t y = 0; y < h; ++y) {
+    const std::int32_t* row = labels + y * w;
+    for (std::ptrdiff_t x = 0; x < w; ++x) {
+      const auto l = static_cast<std::uint32_t>(row[x]);  // negative labels wrap above top
+      if (l >= top) continue;
+      ++count[l];
+      sum_x[l] += x;
+      sum_y[l] += y;
+    }
+  }
+}
+
 }  // namespace her2fast

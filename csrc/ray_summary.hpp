@@ -1,7 +1,8 @@
-// Per-cell summaries of the membrane rays (for her2fast.stages.cells.measure_tile): the completeness
-// with narrow gaps closed and the lower medians of the covered rays' peak OD and run length, in one
-// pass over the (cells x rays) tables where NumPy built a dozen temporaries (rolls, masks, two sorts).
-// Every result equals the NumPy formulation (tests/test_cells_measure.py) exactly.
+// Per-cell summaries for her2fast.stages.cells.measure_tile, each one pass where NumPy built several
+// temporaries: ray_summary (the completeness with narrow gaps closed and the lower medians of the
+// covered rays' peak OD and run length, over the (cells x rays) tables: rolls, masks, two sorts) and
+// label_sums (pixel counts and coordinate sums per label: bincounts over index maps). Every result
+// equals the NumPy formulation (tests/test_cells_measure.py) exactly.
 #pragma once
 
 #include <cstddef>
@@ -19,5 +20,10 @@ namespace her2fast {
 ///   rays (the lower median), 0 for a cell without covered rays.
 void ray_summary(const float* run, const float* peak, const float* run_tol, std::ptrdiff_t m, std::ptrdiff_t r,
                  std::int64_t gap, double* completeness, float* od_median, float* run_median, std::int64_t* n_cov);
+
+/// For each label l in 0..n_labels - 1 of `labels` (h x w int32; other values are ignored): its pixel
+/// count, and the sums of its pixels' column (x) and row (y) indices, as exact integers.
+void label_sums(const std::int32_t* labels, std::ptrdiff_t h, std::ptrdiff_t w, std::int32_t n_labels,
+                std::int64_t* count, std::int64_t* sum_x, std::int64_t* sum_y);
 
 }  // namespace her2fast

@@ -178,3 +178,8 @@ def ray_summary(
     run: npt.NDArray[np.float32], peak: npt.NDArray[np.float32], run_tol: npt.NDArray[np.float32] | None, gap: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Per cell: completeness (gaps <= gap closed), lower medians of covered peak OD and run, covered rays."""
+
+def label_sums(
+    labels: npt.NDArray[np.int32], n_labels: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Pixel count and sums of column and row indices per label 0..n_labels - 1 (others ignored) -> int64."""

@@ -736,3 +736,30 @@ def test_ray_summary_and_near_membrane_equal_the_numpy_steps_on_phantom_windows(
     np.testing.assert_array_equal(native_near(*args), want)
     for name in ("x", "y", "intensity", "completeness", "membrane_dab_od", "closed", "membrane_thickness", "area"):
         np.testing.assert_array_equal(getattr(native, name), getattr(reference, name))
+
+
+def test_label_sums_equal_the_numpy_bincounts(her2_patch):
+    """Counts and exact coordinate sums per label against np.bincount (with float weights and np.rint, as
+    measure_tile computed them) on random label maps and on the regions of a real patch's skeleton."""
+    from her2fast import _native
+    from her2fast.stages import stain
+    from her2fast.stages.cells import enclosed_regions, membrane_skeleton
+
+    rng = np.random.default_rng(31)
+    dab = stain.deconvolve(her2_patch[:400, :400]).dab
+    real = enclosed_regions(membrane_skeleton(dab > np.quantile(dab, 0.8))).labels
+    maps = [
+        rng.integers(-1, 9, size=(int(rng.integers(1, 70)), int(rng.integers(1, 70))), dtype=np.int32) for _ in range(8)
+    ]
+    for lab in [*maps, real]:
+        n = int(lab.max()) + 1
+        count, sx, sy = _native.label_sums(np.ascontiguousarray(lab), n)
+        ys, xs = np.indices(lab.shape)
+        on = lab >= 0
+        np.testing.assert_array_equal(count, np.bincount(lab[on], minlength=n))
+        np.testing.assert_array_equal(sx, np.rint(np.bincount(lab[on], weights=xs[on], minlength=n)).astype(np.int64))
+        np.testing.assert_array_equal(sy, np.rint(np.bincount(lab[on], weights=ys[on], minlength=n)).astype(np.int64))
+        # labels at or above n_labels are left out
+        np.testing.assert_array_equal(
+            _native.label_sums(np.ascontiguousarray(lab), max(n - 2, 0))[0], count[: max(n - 2, 0)]
+        )

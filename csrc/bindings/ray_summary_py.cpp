@@ -40,12 +40,30 @@ py::tuple ray_summary_py(const py::array& run, const py::array& peak, const py::
   }
   return py::make_tuple(completeness, od_median, run_median, n_cov);
 }
+py::tuple label_sums_py(const py::array& labels, std::int32_t n_labels) {
+  require_array<std::int32_t>(labels, "labels", 2);
+  if (n_labels < 0) throw py::value_error("n_labels must be >= 0");
+  const auto h = static_cast<std::ptrdiff_t>(labels.shape(0)), w = static_cast<std::ptrdiff_t>(labels.shape(1));
+  const auto nl = static_cast<py::ssize_t>(n_labels);
+  py::array_t<std::int64_t> count(nl), sum_x(nl), sum_y(nl);
+  const auto* lab = static_cast<const std::int32_t*>(labels.data());
+  std::int64_t* c = count.mutable_data();
+  std::int64_t* sx = sum_x.mutable_data();
+  std::int64_t* sy = sum_y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    label_sums(lab, h, w, n_labels, c, sx, sy);
+  }
+  return py::make_tuple(count, sum_x, sum_y);
+}
 }  // namespace
 
 void register_ray_summary(py::module_& m) {
   m.def("ray_summary", &ray_summary_py, py::arg("run"), py::arg("peak"), py::arg("run_tol"), py::arg("gap"),
         "Per cell: completeness with gaps of <= gap rays closed, lower medians of the covered rays' peak OD and run "
         "length, covered rays -> (float64, float32, float32, int64) (ray_summary.hpp).");
+  m.def("label_sums", &label_sums_py, py::arg("labels"), py::arg("n_labels"),
+        "Pixel count and sums of column and row indices per label 0..n_labels - 1 (others ignored) -> 3 x int64.");
 }
 
 }  // namespace her2fast::py_bindings

@@ -66,3 +66,28 @@ TEST_CASE("ray_summary: gaps closed as the rolled-mask formulation, lower median
   std::int64_t n = 0;
   CHECK_THROWS_AS(ray_summary(one.data(), one.data(), nullptr, 1, 0, 3, &c, &a, &b, &n), std::invalid_argument);
 }
+
+TEST_CASE("label_sums: counts and exact coordinate sums per label, other values ignored") {
+  std::mt19937 rng(17);
+  for (int trial = 0; trial < 30; ++trial) {
+    const int h = 1 + static_cast<int>(rng() % 40), w = 1 + static_cast<int>(rng() % 40),
+              n = static_cast<int>(rng() % 8);
+    std::vector<std::int32_t> lab(static_cast<std::size_t>(h * w));
+    for (auto& v : lab) v = static_cast<std::int32_t>(rng() % 12) - 2;  // -2 .. 9: some outside 0..n-1
+    std::vector<std::int64_t> c(static_cast<std::size_t>(n)), sx(c.size()), sy(c.size());
+    her2fast::label_sums(lab.data(), h, w, n, c.data(), sx.data(), sy.data());
+    for (int l = 0; l < n; ++l) {
+      std::int64_t wc = 0, wx = 0, wy = 0;
+      for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+          if (lab[static_cast<std::size_t>(y * w + x)] == l) {
+            ++wc;
+            wx += x;
+            wy += y;
+          }
+      CHECK(c[l] == wc);
+      CHECK(sx[l] == wx);
+      CHECK(sy[l] == wy);
+    }
+  }
+}

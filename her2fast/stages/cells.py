@@ -933,8 +933,10 @@ def measure_tile(
     thickness = np.where(n_cov > 0, run_med * mpp_f, 0.0)
 
     # 4. closed loops
-    skeleton = membrane_skeleton(mem_mask)
-    regions = enclosed_regions(skeleton)
+    # the public wrappers' checks and 0/1 copies are not needed: mem_mask is the landscape's bool mask
+    skeleton = _native.thin(mem_mask.view(np.uint8), -1)[0].view(np.bool_)
+    labels_r, area_r, border_r = _native.enclosed_regions(skeleton.view(np.uint8))
+    regions = RegionTable(labels=labels_r, area=area_r, touches_border=border_r.view(np.bool_))
     centre_px = base + (frac >= 0.5)  # the pixel holding each centre (pixel j spans [j - 1/2, j + 1/2))
     cpx = np.clip(centre_px[:, 0], 0, w - 1)
     cpy = np.clip(centre_px[:, 1], 0, h - 1)
@@ -962,22 +964,18 @@ def measure_tile(
     )
     n_artefacts = 0
     if empty.size:
-        flat_r = regions.labels.ravel()
-        is_empty = np.zeros(n_regions + 1, bool)  # index -1 (skeleton) -> the last entry, False
-        is_empty[empty] = True
-        pix = np.flatnonzero(is_empty[flat_r])  # pixels of the empty loops only
-        ys_e, xs_e = np.divmod(pix, w)
-        r_e = flat_r[pix]
-        rsx = np.bincount(r_e, weights=xs_e, minlength=n_regions)[empty]
-        rsy = np.bincount(r_e, weights=ys_e, minlength=n_regions)[empty]
+        # exact integer coordinate sums per region (one native pass; np.bincount with float weights and
+        # np.rint gave the same integers)
+        _, rsx, rsy = _native.label_sums(regions.labels, n_regions)
+        rsx, rsy = rsx[empty], rsy[empty]
         a = regions.area[empty]
-        gx = np.rint(rsx).astype(np.int64) + a * ox
-        gy = np.rint(rsy).astype(np.int64) + a * oy
+        gx = rsx + a * ox
+        gy = rsy + a * oy
         n_artefacts = int(((gx >= a * cx0) & (gx < a * cx1) & (gy >= a * cy0) & (gy < a * cy1)).sum())
 
     # 5. the owned cells' table
     is_tumour = np.ones(n, bool) if epi is None else epi[cpy, cpx]
-    area_px = np.bincount(territories.ravel(), minlength=n + 1)[1:]
+    area_px = _native.label_sums(territories, n + 1)[0][1:]
     x = (base[:, 0].astype(np.float64) + ox) + frac[:, 0]
     y = (base[:, 1].astype(np.float64) + oy) + frac[:, 1]
     if settings.far_side_weight > 0 or settings.intensity_quantile != 0.5:
