@@ -7,8 +7,8 @@
 stream's inputs (phantom window, colour deconvolution, U-Net membrane): ms per window of the nuclei
 (:func:`her2fast.stages.nuclei.segment_nuclei`, one native pass, against its SciPy / NumPy steps
 ``_segment_nuclei_steps``) and of the cells (:func:`her2fast.stages.cells.measure_tile` with its native
-ray summary and cytoplasm dilation, against the same call with the NumPy steps they replaced), measured
-alternately in one run, median over the repeats, one thread.
+ray summary, cytoplasm dilation, label counts and sums, against the same call with the NumPy steps they replaced:
+the ``*_reference`` helpers), measured alternately in one run, median over the repeats, one thread.
 
 Ours: :func:`her2fast.stages.cells.measure_tile` (C++ watershed with membrane barrier and radius limit, C++
 Guo-Hall thinning and region labelling, C++ rays). Reference, measured in the same run on the same
@@ -71,8 +71,9 @@ def post(n_windows: int, repeat: int) -> None:
         windows.append((conc.hematoxylin, conc.dab, membrane.predict(t.rgb, mpp)))
     core = (margin, margin, margin + side, margin + side)
     nuclei = [segment_nuclei(h, mpp) for h, _, _ in windows]
-    native_helpers = (cells_mod._ray_summary, cells_mod._near_membrane)
-    numpy_helpers = (cells_mod._ray_summary_reference, cells_mod._near_membrane_reference)
+    names = ("_ray_summary", "_near_membrane", "_label_counts", "_region_sums", "_skeleton_regions")
+    native_helpers = tuple(getattr(cells_mod, k) for k in names)
+    numpy_helpers = tuple(getattr(cells_mod, k + "_reference") for k in names)
 
     def nuclei_native() -> object:
         return [segment_nuclei(h, mpp) for h, _, _ in windows]
@@ -81,14 +82,16 @@ def post(n_windows: int, repeat: int) -> None:
         return [_segment_nuclei_steps(h, mpp, None, DEFAULT_NUCLEI_SETTINGS) for h, _, _ in windows]
 
     def cells_with(helpers: tuple) -> object:
-        cells_mod._ray_summary, cells_mod._near_membrane = helpers
+        for k, fn in zip(names, helpers):
+            setattr(cells_mod, k, fn)
         try:
             return [
                 cells_mod.measure_tile(p, d, n, mpp=mpp, origin=(0, 0), core=core).cells
                 for (_, d, p), n in zip(windows, nuclei)
             ]
         finally:
-            cells_mod._ray_summary, cells_mod._near_membrane = native_helpers
+            for k, fn in zip(names, native_helpers):
+                setattr(cells_mod, k, fn)
 
     runs = {
         "nuclei native": nuclei_native,

@@ -697,10 +697,14 @@ def test_ray_summary_equals_the_numpy_steps_on_random_tables():
             np.testing.assert_array_equal(g, w)
 
 
+_HELPERS = ("_ray_summary", "_near_membrane", "_label_counts", "_region_sums", "_skeleton_regions")
+
+
 @pytest.mark.parametrize("category", ["1+", "3+"])
-def test_ray_summary_and_near_membrane_equal_the_numpy_steps_on_phantom_windows(category, monkeypatch):
-    """The native ray summary and cytoplasm dilation inside measure_tile against the NumPy steps they
-    replaced, on the pipeline's inputs (U-Net membrane, deconvolved DAB, segmented nuclei)."""
+def test_native_helpers_equal_the_numpy_steps_on_phantom_windows(category, monkeypatch):
+    """measure_tile's native helpers (ray summary, cytoplasm dilation, label counts and sums, skeleton and
+    regions) against the NumPy steps they replaced (the ``*_reference`` helpers), call by call, on the
+    pipeline's inputs (U-Net membrane, deconvolved DAB, segmented nuclei); the tables are identical."""
     import her2fast.stages.cells as cells_mod
     from her2fast.stages import membrane, stain
     from her2fast.stages.nuclei import segment_nuclei
@@ -711,31 +715,56 @@ def test_ray_summary_and_near_membrane_equal_the_numpy_steps_on_phantom_windows(
     prob = membrane.predict(t.rgb, 0.5)
     nuc = segment_nuclei(conc.hematoxylin, 0.5)
     kw = dict(mpp=0.5, origin=(0, 0), core=(48, 48, 432, 432))
-    native = measure_tile(prob, conc.dab, nuc, **kw).cells
-    native_summary, native_near = cells_mod._ray_summary, cells_mod._near_membrane
-    summaries, near = [], []
+    native = measure_tile(prob, conc.dab, nuc, **kw)
+    natives = {k: getattr(cells_mod, k) for k in _HELPERS}
+    calls: dict[str, list] = {k: [] for k in _HELPERS}
 
-    def spy_summary(*args):
-        summaries.append((args, cells_mod._ray_summary_reference(*args)))
-        return summaries[-1][1]
+    def spy(name):
+        def call(*args):
+            out = getattr(cells_mod, name + "_reference")(*args)
+            calls[name].append((args, out))
+            return out
 
-    def spy_near(*args):
-        near.append((args, cells_mod._near_membrane_reference(*args)))
-        return near[-1][1]
+        return call
 
-    monkeypatch.setattr(cells_mod, "_ray_summary", spy_summary)
-    monkeypatch.setattr(cells_mod, "_near_membrane", spy_near)
-    reference = measure_tile(prob, conc.dab, nuc, **kw).cells
-    ((args, want),) = summaries
-    assert args[0].shape[0] > 50 and (want[0] > 0).sum() > 20
-    for g, w in zip(native_summary(*args), want):
-        assert g.dtype == w.dtype
-        np.testing.assert_array_equal(g, w)
-    ((args, want),) = near
-    assert want.any() and not want.all()
-    np.testing.assert_array_equal(native_near(*args), want)
+    for k in _HELPERS:
+        monkeypatch.setattr(cells_mod, k, spy(k))
+    reference = measure_tile(prob, conc.dab, nuc, **kw)
+    assert all(calls[k] for k in _HELPERS if k != "_region_sums")
+    for k in _HELPERS:
+        for args, want in calls[k]:
+            got = natives[k](*args)
+            if k == "_skeleton_regions":
+                np.testing.assert_array_equal(got[0], want[0])
+                got, want = (
+                    (got[1].labels, got[1].area, got[1].touches_border),
+                    (
+                        want[1].labels,
+                        want[1].area,
+                        want[1].touches_border,
+                    ),
+                )
+            for g, w in zip(got, want) if isinstance(want, tuple) else [(got, want)]:
+                assert g.dtype == w.dtype
+                np.testing.assert_array_equal(g, w)
+    assert native.n_artefact_loops == reference.n_artefact_loops
     for name in ("x", "y", "intensity", "completeness", "membrane_dab_od", "closed", "membrane_thickness", "area"):
-        np.testing.assert_array_equal(getattr(native, name), getattr(reference, name))
+        np.testing.assert_array_equal(getattr(native.cells, name), getattr(reference.cells, name))
+
+
+def test_region_sums_equal_the_numpy_steps_on_random_maps():
+    from her2fast.stages.cells import _label_counts, _label_counts_reference, _region_sums, _region_sums_reference
+
+    rng = np.random.default_rng(33)
+    for _ in range(10):
+        n = int(rng.integers(1, 12))
+        lab = rng.integers(-1, n, size=(int(rng.integers(1, 60)), int(rng.integers(1, 60)))).astype(np.int32)
+        ids = np.unique(rng.integers(0, n, size=int(rng.integers(1, n + 1))))
+        for g, w in zip(_region_sums(lab, n, ids), _region_sums_reference(lab, n, ids)):
+            assert g.dtype == w.dtype
+            np.testing.assert_array_equal(g, w)
+        terr = np.maximum(lab, 0)
+        np.testing.assert_array_equal(_label_counts(terr, n + 1), _label_counts_reference(terr, n + 1))
 
 
 def test_label_sums_equal_the_numpy_bincounts(her2_patch):

@@ -690,6 +690,50 @@ def _cytoplasm_od(
     )
 
 
+def _skeleton_regions(mem_mask: np.ndarray) -> tuple[np.ndarray, RegionTable]:
+    """:func:`membrane_skeleton` and :func:`enclosed_regions` of the landscape's (contiguous bool) membrane
+    mask, without the public wrappers' checks and 0/1 copies."""
+    skeleton = _native.thin(mem_mask.view(np.uint8), -1)[0].view(np.bool_)
+    labels, area, border = _native.enclosed_regions(skeleton.view(np.uint8))
+    return skeleton, RegionTable(labels=labels, area=area, touches_border=border.view(np.bool_))
+
+
+def _skeleton_regions_reference(mem_mask: np.ndarray) -> tuple[np.ndarray, RegionTable]:
+    """:func:`_skeleton_regions` through the public wrappers (the reference of the tests and benchmarks)."""
+    skeleton = membrane_skeleton(mem_mask)
+    return skeleton, enclosed_regions(skeleton)
+
+
+def _label_counts(labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """Pixels per label 0..n_labels - 1 of an int32 map (C++ label_sums, one pass; int64)."""
+    return _native.label_sums(np.ascontiguousarray(labels, dtype=np.int32), int(n_labels))[0]
+
+
+def _label_counts_reference(labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """:func:`_label_counts` with np.bincount (the reference of the tests and benchmarks)."""
+    return np.bincount(labels.ravel(), minlength=n_labels)
+
+
+def _region_sums(regions: np.ndarray, n_regions: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact sums of x and y over the pixels of each region ``ids[i]`` of a region map (int64; C++)."""
+    _, sx, sy = _native.label_sums(np.ascontiguousarray(regions, dtype=np.int32), int(n_regions))
+    return sx[ids], sy[ids]
+
+
+def _region_sums_reference(regions: np.ndarray, n_regions: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_region_sums` with np.bincount on float weights and np.rint (the same integers)."""
+    w = regions.shape[1]
+    flat_r = regions.ravel()
+    is_listed = np.zeros(n_regions + 1, bool)  # index -1 (skeleton) -> the last entry, False
+    is_listed[ids] = True
+    pix = np.flatnonzero(is_listed[flat_r])  # pixels of the listed regions only
+    ys_e, xs_e = np.divmod(pix, w)
+    r_e = flat_r[pix]
+    rsx = np.bincount(r_e, weights=xs_e, minlength=n_regions)[ids]
+    rsy = np.bincount(r_e, weights=ys_e, minlength=n_regions)[ids]
+    return np.rint(rsx).astype(np.int64), np.rint(rsy).astype(np.int64)
+
+
 def _near_membrane(membrane: np.ndarray, gap_px: float) -> np.ndarray:
     """Pixels within ``gap_px`` of a membrane pixel: ``binary_dilation(membrane, disk(gap_px))``, natively."""
     from .morphology import disk
@@ -933,10 +977,7 @@ def measure_tile(
     thickness = np.where(n_cov > 0, run_med * mpp_f, 0.0)
 
     # 4. closed loops
-    # the public wrappers' checks and 0/1 copies are not needed: mem_mask is the landscape's bool mask
-    skeleton = _native.thin(mem_mask.view(np.uint8), -1)[0].view(np.bool_)
-    labels_r, area_r, border_r = _native.enclosed_regions(skeleton.view(np.uint8))
-    regions = RegionTable(labels=labels_r, area=area_r, touches_border=border_r.view(np.bool_))
+    skeleton, regions = _skeleton_regions(mem_mask)
     centre_px = base + (frac >= 0.5)  # the pixel holding each centre (pixel j spans [j - 1/2, j + 1/2))
     cpx = np.clip(centre_px[:, 0], 0, w - 1)
     cpy = np.clip(centre_px[:, 1], 0, h - 1)
@@ -964,10 +1005,7 @@ def measure_tile(
     )
     n_artefacts = 0
     if empty.size:
-        # exact integer coordinate sums per region (one native pass; np.bincount with float weights and
-        # np.rint gave the same integers)
-        _, rsx, rsy = _native.label_sums(regions.labels, n_regions)
-        rsx, rsy = rsx[empty], rsy[empty]
+        rsx, rsy = _region_sums(regions.labels, n_regions, empty)
         a = regions.area[empty]
         gx = rsx + a * ox
         gy = rsy + a * oy
@@ -975,7 +1013,7 @@ def measure_tile(
 
     # 5. the owned cells' table
     is_tumour = np.ones(n, bool) if epi is None else epi[cpy, cpx]
-    area_px = _native.label_sums(territories, n + 1)[0][1:]
+    area_px = _label_counts(territories, n + 1)[1:]
     x = (base[:, 0].astype(np.float64) + ox) + frac[:, 0]
     y = (base[:, 1].astype(np.float64) + oy) + frac[:, 1]
     if settings.far_side_weight > 0 or settings.intensity_quantile != 0.5:
