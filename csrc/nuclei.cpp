@@ -421,6 +421,8 @@ std::int32_t segment_nuclei(const float* hem, std::ptrdiff_t h, std::ptrdiff_t w
     for (std::ptrdiff_t i = 0; i < n; ++i)
       if (orphan[i]) labels[i] = extra[i] + nm;
   }
+  // keep a window's worth of scratch per thread, not the largest image ever segmented
+  if (un > (std::size_t{8} << 20)) s = Scratch();
   // every marker keeps its label (its pixels are its own seed), every orphan component gets one
   return nm + n_extra;
 }
