@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "nucleus_seeds.hpp"
+#include "simd_dispatch.hpp"
 #include "watershed.hpp"
 
 namespace her2fast {
@@ -40,14 +41,15 @@ T* sized(std::vector<T>& v, std::size_t n) {
 
 // One horizontal run of structure offsets [a, b] over a row: AND (erode; reads outside the row are 0) or
 // OR (dilate) of the row shifted by each offset.
-void row_run(const std::uint8_t* row, std::ptrdiff_t w, std::ptrdiff_t a, std::ptrdiff_t b, bool erode,
-             std::uint8_t* out) {
-  std::fill(out, out + w, static_cast<std::uint8_t>(erode));
+HER2FAST_HOT void row_run(const std::uint8_t* row, std::ptrdiff_t w, std::ptrdiff_t a, std::ptrdiff_t b, bool erode,
+                          std::uint8_t* out) {
+  for (std::ptrdiff_t x = 0; x < w; ++x) out[x] = static_cast<std::uint8_t>(erode);
   for (std::ptrdiff_t k = a; k <= b; ++k) {
-    const std::ptrdiff_t lo = std::max<std::ptrdiff_t>(0, -k), hi = std::min<std::ptrdiff_t>(w, w - k);
+    // x + k lies in the row for x in [lo, hi)
+    const std::ptrdiff_t lo = std::clamp<std::ptrdiff_t>(-k, 0, w), hi = std::clamp<std::ptrdiff_t>(w - k, lo, w);
     if (erode) {
-      std::fill(out, out + std::min(lo, w), std::uint8_t{0});
-      if (hi < w) std::fill(out + std::max<std::ptrdiff_t>(hi, 0), out + w, std::uint8_t{0});
+      for (std::ptrdiff_t x = 0; x < lo; ++x) out[x] = 0;
+      for (std::ptrdiff_t x = hi; x < w; ++x) out[x] = 0;
       for (std::ptrdiff_t x = lo; x < hi; ++x) out[x] &= row[x + k];
     } else {
       for (std::ptrdiff_t x = lo; x < hi; ++x) out[x] |= row[x + k];
@@ -240,6 +242,38 @@ void shift_reduce(const std::uint8_t* mask, std::ptrdiff_t h, std::ptrdiff_t w, 
   }
 }
 
+namespace {
+// The Gaussian's row kernels, dispatched at run time (AVX2 / AVX-512: the same double operations in the
+// same order, wider; the build has no FMA contraction, so the results are the same bit for bit).
+// Axis 0 for row y: acc = c * fw[0], then += (lo_k + hi_k) * fw[-k] for k = r .. 1; t = float(acc).
+HER2FAST_HOT void gauss_axis0_row(const float* in, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdiff_t y,
+                                  const double* fw, int r, double* acc, float* t) {
+  const float* c = in + y * w;
+  for (std::ptrdiff_t x = 0; x < w; ++x) acc[x] = static_cast<double>(c[x]) * fw[0];
+  // SciPy: oline = iline[0] * fw[0]; for jj = -size1 .. -1: oline += (iline[jj] + iline[-jj]) * fw[jj]
+  for (int jj = -r; jj < 0; ++jj) {
+    const float* lo = in + std::clamp<std::ptrdiff_t>(y + jj, 0, h - 1) * w;
+    const float* hi = in + std::clamp<std::ptrdiff_t>(y - jj, 0, h - 1) * w;
+    const double wj = fw[jj];
+    for (std::ptrdiff_t x = 0; x < w; ++x) acc[x] += (static_cast<double>(lo[x]) + static_cast<double>(hi[x])) * wj;
+  }
+  for (std::ptrdiff_t x = 0; x < w; ++x) t[x] = static_cast<float>(acc[x]);
+}
+
+// Axis 1 of one row: `line` holds r edge values, the row (w, as double) and r edge values.
+HER2FAST_HOT void gauss_axis1_row(const double* line, std::ptrdiff_t w, const double* fw, int r, double* row,
+                                  float* o) {
+  const double* il = line + r;
+  // per pixel the same sum in the same order as SciPy's loop; tap-outer so that it runs across x
+  for (std::ptrdiff_t x = 0; x < w; ++x) row[x] = il[x] * fw[0];
+  for (int jj = -r; jj < 0; ++jj) {
+    const double wj = fw[jj];
+    for (std::ptrdiff_t x = 0; x < w; ++x) row[x] += (il[x + jj] + il[x - jj]) * wj;
+  }
+  for (std::ptrdiff_t x = 0; x < w; ++x) o[x] = static_cast<float>(row[x]);
+}
+}  // namespace
+
 void gaussian_smooth(const float* in, std::ptrdiff_t h, std::ptrdiff_t w, const double* weights, int r, float* out) {
   if (r < 0) throw std::invalid_argument("gaussian_smooth: radius must be >= 0");
   auto& s = scratch();
@@ -248,19 +282,7 @@ void gaussian_smooth(const float* in, std::ptrdiff_t h, std::ptrdiff_t w, const 
   const double* fw = weights + r;  // fw[-k] for k = r .. 1, as SciPy's symmetric loop reads them
   // axis 0: rows y - k and y + k (clamped: mode "nearest"), outermost pair first, double sums
   double* acc = sized(s.line, static_cast<std::size_t>(w + 2 * r));
-  for (std::ptrdiff_t y = 0; y < h; ++y) {
-    const float* c = in + y * w;
-    for (std::ptrdiff_t x = 0; x < w; ++x) acc[x] = static_cast<double>(c[x]) * fw[0];
-    // SciPy: oline = iline[0] * fw[0]; for jj = -size1 .. -1: oline += (iline[jj] + iline[-jj]) * fw[jj]
-    for (int jj = -r; jj < 0; ++jj) {
-      const float* lo = in + std::clamp<std::ptrdiff_t>(y + jj, 0, h - 1) * w;
-      const float* hi = in + std::clamp<std::ptrdiff_t>(y - jj, 0, h - 1) * w;
-      const double wj = fw[jj];
-      for (std::ptrdiff_t x = 0; x < w; ++x) acc[x] += (static_cast<double>(lo[x]) + static_cast<double>(hi[x])) * wj;
-    }
-    float* t = tmp + y * w;
-    for (std::ptrdiff_t x = 0; x < w; ++x) t[x] = static_cast<float>(acc[x]);
-  }
+  for (std::ptrdiff_t y = 0; y < h; ++y) gauss_axis0_row(in, h, w, y, fw, r, acc, tmp + y * w);
   // axis 1: each row extended by r edge values
   double* line = acc;
   double* row = sized(s.row, static_cast<std::size_t>(w));
@@ -271,15 +293,7 @@ void gaussian_smooth(const float* in, std::ptrdiff_t h, std::ptrdiff_t w, const 
       line[r + w + k] = static_cast<double>(t[w - 1]);
     }
     for (std::ptrdiff_t x = 0; x < w; ++x) line[r + x] = static_cast<double>(t[x]);
-    float* o = out + y * w;
-    const double* il = line + r;
-    // per pixel the same sum in the same order as SciPy's loop; tap-outer so that it runs across x
-    for (std::ptrdiff_t x = 0; x < w; ++x) row[x] = il[x] * fw[0];
-    for (int jj = -r; jj < 0; ++jj) {
-      const double wj = fw[jj];
-      for (std::ptrdiff_t x = 0; x < w; ++x) row[x] += (il[x + jj] + il[x - jj]) * wj;
-    }
-    for (std::ptrdiff_t x = 0; x < w; ++x) o[x] = static_cast<float>(row[x]);
+    gauss_axis1_row(line, w, fw, r, row, out + y * w);
   }
 }
 
