@@ -343,7 +343,6 @@ std::int32_t segment_nuclei(const float* hem, std::ptrdiff_t h, std::ptrdiff_t w
     if (keep[static_cast<std::size_t>(l)]) kept_px += area[static_cast<std::size_t>(l)];
   }
   if (kept_px == n) return -1;
-  for (std::ptrdiff_t i = 0; i < n; ++i) fg[i] = keep[static_cast<std::size_t>(comp[i])];
   // 4. seeds: per-component distance h-maxima, dilated within the foreground, labelled
   float* dist = sized(s.f1, un);
   std::uint8_t* peaks = tmp;
@@ -355,7 +354,8 @@ std::int32_t segment_nuclei(const float* hem, std::ptrdiff_t h, std::ptrdiff_t w
     std::copy(peaks, peaks + n, src);
     shift_reduce(src, h, w, refl.data(), p.seed_side, p.seed_side, false, peaks);
   }
-  for (std::ptrdiff_t i = 0; i < n; ++i) peaks[i] = static_cast<std::uint8_t>(peaks[i] && fg[i]);
+  for (std::ptrdiff_t i = 0; i < n; ++i)  // within the kept components
+    peaks[i] = static_cast<std::uint8_t>(peaks[i] && keep[static_cast<std::size_t>(comp[i])]);
   std::int32_t* markers = sized(s.i1, un);
   const std::int32_t nm = label8(peaks, h, w, markers);
   // a component holding one marker is that nucleus whole; only components with several are flooded
@@ -371,6 +371,13 @@ std::int32_t segment_nuclei(const float* hem, std::ptrdiff_t h, std::ptrdiff_t w
     if (c > 0 && per_comp[c] == 1) owner[c] = m;
     several = several || (c > 0 && per_comp[c] >= 2);
   }
+  // A kept component without a marker (flat, tiny) keeps its own label, nm + 1, ...: SciPy labels these
+  // components (the foreground pixels left unlabelled: a flood reaches every pixel of its component) in
+  // raster order of their first pixel, which is the order of their component ids.
+  std::int32_t n_extra = 0;
+  for (std::int32_t c = 1; c <= nc; ++c)
+    if (keep[static_cast<std::size_t>(c)] && per_comp[static_cast<std::size_t>(c)] == 0)
+      owner[static_cast<std::size_t>(c)] = nm + ++n_extra;
   for (std::ptrdiff_t i = 0; i < n; ++i) labels[i] = owner[static_cast<std::size_t>(comp[i])];
   if (several) {
     // Each component holding several markers is flooded alone, in its bounding box: a flood cannot leave
@@ -420,20 +427,6 @@ std::int32_t segment_nuclei(const float* hem, std::ptrdiff_t h, std::ptrdiff_t w
           if (inside[k]) labels[(y0 + y) * w + x0 + x] = flooded[k];
         }
     }
-  }
-  // components without a seed (flat, tiny) keep their own label
-  std::uint8_t* orphan = sized(s.u1, un);
-  bool any_orphan = false;
-  for (std::ptrdiff_t i = 0; i < n; ++i) {
-    orphan[i] = static_cast<std::uint8_t>(fg[i] && labels[i] == 0);
-    any_orphan = any_orphan || orphan[i];
-  }
-  std::int32_t n_extra = 0;
-  if (any_orphan) {
-    std::int32_t* extra = sized(s.i2, un);
-    n_extra = label8(orphan, h, w, extra);
-    for (std::ptrdiff_t i = 0; i < n; ++i)
-      if (orphan[i]) labels[i] = extra[i] + nm;
   }
   // keep a window's worth of scratch per thread, not the largest image ever segmented
   if (un > (std::size_t{8} << 20)) s = Scratch();
