@@ -1,6 +1,14 @@
 """Per-tile cell measurement: ms per 512^2 tile (+ 48 px margin), single thread, against a reference path.
 
     python benchmarks/cells.py [--tiles 6] [--category 2+]
+    python benchmarks/cells.py --post [--windows 3] [--repeat 7]
+
+``--post``: the tile stream's post-processing per 704^2 window (+ 48 px margins, 800^2 read), on the
+stream's inputs (phantom window, colour deconvolution, U-Net membrane): ms per window of the nuclei
+(:func:`her2fast.stages.nuclei.segment_nuclei`, one native pass, against its SciPy / NumPy steps
+``_segment_nuclei_steps``) and of the cells (:func:`her2fast.stages.cells.measure_tile` with its native
+ray summary, cytoplasm dilation, label counts and sums, against the same call with the NumPy steps they replaced:
+the ``*_reference`` helpers), measured alternately in one run, median over the repeats, one thread.
 
 Ours: :func:`her2fast.stages.cells.measure_tile` (C++ watershed with membrane barrier and radius limit, C++
 Guo-Hall thinning and region labelling, C++ rays). Reference, measured in the same run on the same
@@ -48,12 +56,87 @@ def reference(mem: np.ndarray, od: np.ndarray, nuc: np.ndarray, radius: float) -
     }
 
 
+def post(n_windows: int, repeat: int) -> None:
+    """Nuclei and cells per stream window: native against the Python / NumPy steps, alternately."""
+    import her2fast.stages.cells as cells_mod
+    from her2fast.stages import membrane, stain
+    from her2fast.stages.nuclei import DEFAULT_NUCLEI_SETTINGS, _segment_nuclei_steps, segment_nuclei
+    from her2fast.synth import make_tile
+
+    mpp, side, margin = 0.5, 704, 48
+    windows = []
+    for i in range(n_windows):
+        t = make_tile(side + 2 * margin, category=["1+", "2+", "3+", "0"][i % 4], seed=300 + i)
+        conc = stain.deconvolve(t.rgb, stain.estimate_stain_vectors(t.rgb))
+        windows.append((conc.hematoxylin, conc.dab, membrane.predict(t.rgb, mpp)))
+    core = (margin, margin, margin + side, margin + side)
+    nuclei = [segment_nuclei(h, mpp) for h, _, _ in windows]
+    names = ("_ray_summary", "_near_membrane", "_label_counts", "_region_sums", "_skeleton_regions")
+    native_helpers = tuple(getattr(cells_mod, k) for k in names)
+    numpy_helpers = tuple(getattr(cells_mod, k + "_reference") for k in names)
+
+    def nuclei_native() -> object:
+        return [segment_nuclei(h, mpp) for h, _, _ in windows]
+
+    def nuclei_steps() -> object:
+        return [_segment_nuclei_steps(h, mpp, None, DEFAULT_NUCLEI_SETTINGS) for h, _, _ in windows]
+
+    def cells_with(helpers: tuple) -> object:
+        for k, fn in zip(names, helpers):
+            setattr(cells_mod, k, fn)
+        try:
+            return [
+                cells_mod.measure_tile(p, d, n, mpp=mpp, origin=(0, 0), core=core).cells
+                for (_, d, p), n in zip(windows, nuclei)
+            ]
+        finally:
+            for k, fn in zip(names, native_helpers):
+                setattr(cells_mod, k, fn)
+
+    runs = {
+        "nuclei native": nuclei_native,
+        "nuclei steps": nuclei_steps,
+        "cells native": lambda: cells_with(native_helpers),
+        "cells numpy": lambda: cells_with(numpy_helpers),
+    }
+    # the same results (the tests check this exactly; here a guard that the timed paths are comparable)
+    for a, b in zip(nuclei_native(), nuclei_steps()):  # type: ignore[call-overload]
+        assert np.array_equal(a, b)
+    for a, b in zip(runs["cells native"](), runs["cells numpy"]()):  # type: ignore[call-overload]
+        assert np.array_equal(a.completeness, b.completeness) and np.array_equal(a.membrane_dab_od, b.membrane_dab_od)
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeat):  # alternate the paths, so load from other processes hits both alike
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) / len(windows) * 1e3)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    print(
+        f"{len(windows)} phantom windows {side}^2 + {margin} px margins ({side + 2 * margin}^2), U-Net membrane, "
+        f"{sum(int(n.max()) for n in nuclei) / len(windows):.0f} nuclei per window, 1 thread, median of {repeat}"
+    )
+    for stage in ("nuclei", "cells"):
+        ref = "steps" if stage == "nuclei" else "numpy"
+        print(
+            f"{stage:6s} native {med[f'{stage} native']:7.1f} ms/window   python/numpy path "
+            f"{med[f'{stage} {ref}']:7.1f} ms/window   ratio {med[f'{stage} {ref}'] / med[f'{stage} native']:.2f}x"
+        )
+    total_native = med["nuclei native"] + med["cells native"]
+    total_ref = med["nuclei steps"] + med["cells numpy"]
+    print(f"nuclei + cells: native {total_native:.1f} ms/window, python/numpy path {total_ref:.1f} ms/window")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, default=6)
     ap.add_argument("--category", default="2+")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--post", action="store_true", help="nuclei and cells per stream window, native vs NumPy")
+    ap.add_argument("--windows", type=int, default=3)
     args = ap.parse_args()
+    if args.post:
+        post(args.windows, max(args.repeat, 5))
+        return
 
     from her2fast.stages.cells import CellSettings, measure_tile
     from her2fast.synth import make_tile

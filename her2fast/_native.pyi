@@ -151,3 +151,35 @@ def component_distance_maxima(
     labels: npt.NDArray[np.int32], keep: npt.NDArray[np.uint8], height: float
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
     """Distance map and h-maxima of the kept components (keep: uint8 per label 0..n) -> (float32, uint8)."""
+
+# csrc/bindings/nuclei_py.cpp
+def segment_nuclei(
+    hem: npt.NDArray[np.float32],
+    mask: npt.NDArray[np.uint8] | None,
+    smooth_weights: npt.NDArray[np.float64] | None,
+    threshold: float,
+    opening: npt.NDArray[np.uint8] | None,
+    min_px: float,
+    depth: float,
+    seed_disk: npt.NDArray[np.uint8] | None,
+) -> tuple[npt.NDArray[np.int32], int]:
+    """Nucleus labels of a hematoxylin map in one pass -> (int32 labels, n); n = -1: use the whole-image path."""
+
+def gaussian_smooth(image: npt.NDArray[np.float32], weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """scipy.ndimage.gaussian_filter(float32, mode='nearest') with the given symmetric 1-D weights -> float32."""
+
+def binary_morphology(
+    mask: npt.NDArray[np.uint8], structure: npt.NDArray[np.uint8], erode: bool
+) -> npt.NDArray[np.bool_]:
+    """AND (erode) or OR of the mask shifted by every offset of the structure (rows: single runs), outside 0."""
+
+# csrc/bindings/ray_summary_py.cpp
+def ray_summary(
+    run: npt.NDArray[np.float32], peak: npt.NDArray[np.float32], run_tol: npt.NDArray[np.float32] | None, gap: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Per cell: completeness (gaps <= gap closed), lower medians of covered peak OD and run, covered rays."""
+
+def label_sums(
+    labels: npt.NDArray[np.int32], n_labels: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Pixel count and sums of column and row indices per label 0..n_labels - 1 (others ignored) -> int64."""

@@ -676,3 +676,119 @@ def test_rays_of_a_subset_of_cells_equal_those_of_the_full_call():
             np.testing.assert_array_equal(a, b[pick])
         with pytest.raises(ValueError, match="cell_labels"):
             _native.membrane_rays(terr, mem, od, base, frac, 36, 26.0, 3.0, 8.0, 24.0, 2.0, np.ones(n + 1, np.int32))
+
+
+def test_ray_summary_equals_the_numpy_steps_on_random_tables():
+    from her2fast.stages.cells import _ray_summary, _ray_summary_reference
+
+    rng = np.random.default_rng(21)
+    for trial in range(60):
+        m, r = int(rng.integers(0, 12)), int(rng.integers(1, 80))
+        run = np.where(rng.random((m, r)) < rng.uniform(0, 1), rng.random((m, r)) * 6, 0).astype(np.float32)
+        run[rng.random((m, r)) < 0.1] = 2.0  # ties
+        peak = rng.random((m, r)).astype(np.float32)
+        tol = None
+        if trial % 2:
+            tol = np.where((run > 0) | (rng.random((m, r)) < 0.3), 1.0, 0.0).astype(np.float32)
+        gap = int(rng.integers(-1, 2 * r + 3))  # up to beyond the whole circle
+        got, want = _ray_summary(run, peak, tol, gap), _ray_summary_reference(run, peak, tol, gap)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+
+
+_HELPERS = ("_ray_summary", "_near_membrane", "_label_counts", "_region_sums", "_skeleton_regions")
+
+
+@pytest.mark.parametrize("category", ["1+", "3+"])
+def test_native_helpers_equal_the_numpy_steps_on_phantom_windows(category, monkeypatch):
+    """measure_tile's native helpers (ray summary, cytoplasm dilation, label counts and sums, skeleton and
+    regions) against the NumPy steps they replaced (the ``*_reference`` helpers), call by call, on the
+    pipeline's inputs (U-Net membrane, deconvolved DAB, segmented nuclei); the tables are identical."""
+    import her2fast.stages.cells as cells_mod
+    from her2fast.stages import membrane, stain
+    from her2fast.stages.nuclei import segment_nuclei
+    from her2fast.synth import make_tile
+
+    t = make_tile(480, category=category, seed=71)
+    conc = stain.deconvolve(t.rgb, stain.estimate_stain_vectors(t.rgb))
+    prob = membrane.predict(t.rgb, 0.5)
+    nuc = segment_nuclei(conc.hematoxylin, 0.5)
+    kw = dict(mpp=0.5, origin=(0, 0), core=(48, 48, 432, 432))
+    native = measure_tile(prob, conc.dab, nuc, **kw)
+    natives = {k: getattr(cells_mod, k) for k in _HELPERS}
+    calls: dict[str, list] = {k: [] for k in _HELPERS}
+
+    def spy(name):
+        def call(*args):
+            out = getattr(cells_mod, name + "_reference")(*args)
+            calls[name].append((args, out))
+            return out
+
+        return call
+
+    for k in _HELPERS:
+        monkeypatch.setattr(cells_mod, k, spy(k))
+    reference = measure_tile(prob, conc.dab, nuc, **kw)
+    assert all(calls[k] for k in _HELPERS if k != "_region_sums")
+    for k in _HELPERS:
+        for args, want in calls[k]:
+            got = natives[k](*args)
+            if k == "_skeleton_regions":
+                np.testing.assert_array_equal(got[0], want[0])
+                got, want = (
+                    (got[1].labels, got[1].area, got[1].touches_border),
+                    (
+                        want[1].labels,
+                        want[1].area,
+                        want[1].touches_border,
+                    ),
+                )
+            for g, w in zip(got, want) if isinstance(want, tuple) else [(got, want)]:
+                assert g.dtype == w.dtype
+                np.testing.assert_array_equal(g, w)
+    assert native.n_artefact_loops == reference.n_artefact_loops
+    for name in ("x", "y", "intensity", "completeness", "membrane_dab_od", "closed", "membrane_thickness", "area"):
+        np.testing.assert_array_equal(getattr(native.cells, name), getattr(reference.cells, name))
+
+
+def test_region_sums_equal_the_numpy_steps_on_random_maps():
+    from her2fast.stages.cells import _label_counts, _label_counts_reference, _region_sums, _region_sums_reference
+
+    rng = np.random.default_rng(33)
+    for _ in range(10):
+        n = int(rng.integers(1, 12))
+        lab = rng.integers(-1, n, size=(int(rng.integers(1, 60)), int(rng.integers(1, 60)))).astype(np.int32)
+        ids = np.unique(rng.integers(0, n, size=int(rng.integers(1, n + 1))))
+        for g, w in zip(_region_sums(lab, n, ids), _region_sums_reference(lab, n, ids)):
+            assert g.dtype == w.dtype
+            np.testing.assert_array_equal(g, w)
+        terr = np.maximum(lab, 0)
+        np.testing.assert_array_equal(_label_counts(terr, n + 1), _label_counts_reference(terr, n + 1))
+
+
+def test_label_sums_equal_the_numpy_bincounts(her2_patch):
+    """Counts and exact coordinate sums per label against np.bincount (with float weights and np.rint, as
+    measure_tile computed them) on random label maps and on the regions of a real patch's skeleton."""
+    from her2fast import _native
+    from her2fast.stages import stain
+    from her2fast.stages.cells import enclosed_regions, membrane_skeleton
+
+    rng = np.random.default_rng(31)
+    dab = stain.deconvolve(her2_patch[:400, :400]).dab
+    real = enclosed_regions(membrane_skeleton(dab > np.quantile(dab, 0.8))).labels
+    maps = [
+        rng.integers(-1, 9, size=(int(rng.integers(1, 70)), int(rng.integers(1, 70))), dtype=np.int32) for _ in range(8)
+    ]
+    for lab in [*maps, real]:
+        n = int(lab.max()) + 1
+        count, sx, sy = _native.label_sums(np.ascontiguousarray(lab), n)
+        ys, xs = np.indices(lab.shape)
+        on = lab >= 0
+        np.testing.assert_array_equal(count, np.bincount(lab[on], minlength=n))
+        np.testing.assert_array_equal(sx, np.rint(np.bincount(lab[on], weights=xs[on], minlength=n)).astype(np.int64))
+        np.testing.assert_array_equal(sy, np.rint(np.bincount(lab[on], weights=ys[on], minlength=n)).astype(np.int64))
+        # labels at or above n_labels are left out
+        np.testing.assert_array_equal(
+            _native.label_sums(np.ascontiguousarray(lab), max(n - 2, 0))[0], count[: max(n - 2, 0)]
+        )

@@ -153,3 +153,102 @@ def test_segment_nuclei_equals_its_whole_image_seeds(monkeypatch):
     for h, f in zip(maps, fast):
         np.testing.assert_array_equal(segment_nuclei(h, 0.5), f)
         assert f.max() > 50
+
+
+# ------------------------------------------------------------- the native pass against its SciPy steps
+def _steps(h, mpp=0.5, mask=None, s=NucleiSettings()):
+    from her2fast.stages.nuclei import _segment_nuclei_steps
+
+    return _segment_nuclei_steps(np.ascontiguousarray(h, dtype=np.float32), mpp, mask, s)
+
+
+def test_native_nuclei_equal_the_scipy_steps_on_real_her2_patches(her2_patch):
+    """The whole native pass against the SciPy / NumPy steps it replaced, label for label."""
+    from her2fast.stages.stain import estimate_stain_vectors
+
+    rgb = her2_patch[:704, :704]
+    h = deconvolve(rgb, estimate_stain_vectors(rgb)).hematoxylin
+    got = segment_nuclei(h, 0.5)
+    assert got.max() > 20
+    np.testing.assert_array_equal(got, _steps(h))
+
+
+@pytest.mark.parametrize("category", ["0", "2+", "3+"])
+def test_native_nuclei_equal_the_scipy_steps_on_phantom_windows(category):
+    t = make_tile(800, category=category, seed=51)  # a stream window: 704 px + 2 x 48 px margins
+    h = deconvolve(t.rgb).hematoxylin
+    got = segment_nuclei(h, 0.5)
+    assert got.max() > 100
+    np.testing.assert_array_equal(got, _steps(h))
+    # a tissue mask, and settings that switch steps off or change their sizes
+    mask = np.zeros(h.shape, bool)
+    mask[100:700, 50:600] = True
+    np.testing.assert_array_equal(segment_nuclei(h, 0.5, mask=mask), _steps(h, mask=mask))
+    for s in (
+        NucleiSettings(smooth_um=0.0, opening_um=0.0),
+        NucleiSettings(smooth_um=1.2, opening_um=1.6, min_distance_um=3.0, split_depth_um=0.1, min_area_um2=20.0),
+        NucleiSettings(threshold_od=0.5),
+    ):
+        np.testing.assert_array_equal(segment_nuclei(h, 0.4, settings=s), _steps(h, 0.4, s=s))
+
+
+def test_native_nuclei_equal_the_scipy_steps_on_random_maps():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(5)
+    for trial in range(12):
+        shape = (int(rng.integers(1, 90)), int(rng.integers(1, 90)))
+        h = ndi.gaussian_filter(rng.random(shape), float(rng.uniform(0.5, 4))) * float(rng.uniform(0.5, 1.5))
+        h = h.astype(np.float32)
+        mask = rng.random(shape) < 0.9 if trial % 3 == 0 else None
+        s = NucleiSettings(threshold_od=float(np.quantile(h, rng.uniform(0.2, 0.8))), min_area_um2=1.0)
+        np.testing.assert_array_equal(segment_nuclei(h, 0.5, mask=mask, settings=s), _steps(h, mask=mask, s=s))
+    # nucleus everywhere (no background to measure to): the whole-image path answers
+    full = np.ones((20, 30), np.float32)
+    s = NucleiSettings(opening_um=0.0)
+    np.testing.assert_array_equal(segment_nuclei(full, 0.5, settings=s), _steps(full, s=s))
+    assert segment_nuclei(full, 0.5, settings=s).max() == 1
+
+
+def test_native_gaussian_equals_scipy_bit_for_bit(ihc_image):
+    from scipy import ndimage as ndi
+
+    from her2fast import _native
+    from her2fast.stages.nuclei import _gaussian_weights
+
+    rng = np.random.default_rng(8)
+    maps = [rng.normal(size=(37, 53)).astype(np.float32), rng.random((1, 9)).astype(np.float32)]
+    maps.append(deconvolve(ihc_image).hematoxylin.astype(np.float32))
+    for h in maps:
+        for sigma in (0.3, 1.0, 2.5):
+            want = ndi.gaussian_filter(h, sigma, mode="nearest")
+            np.testing.assert_array_equal(_native.gaussian_smooth(h, _gaussian_weights(sigma)), want)
+
+
+def test_native_binary_morphology_equals_the_numpy_shifts():
+    from her2fast import _native
+    from her2fast.stages.morphology import binary_dilation, binary_erosion, disk
+
+    rng = np.random.default_rng(9)
+    lopsided = np.array([[0, 1, 1, 0, 0], [1, 1, 1, 1, 0], [0, 0, 0, 0, 0]], bool)
+    for _ in range(20):
+        m = rng.random((int(rng.integers(1, 60)), int(rng.integers(1, 60)))) < rng.uniform(0.2, 0.9)
+        for st in (disk(1.0), disk(2.0), disk(3.0), disk(4.5), lopsided):
+            u8 = np.ascontiguousarray(m).view(np.uint8)
+            np.testing.assert_array_equal(_native.binary_morphology(u8, st.view(np.uint8), True), binary_erosion(m, st))
+            refl = np.ascontiguousarray(st[::-1, ::-1]).view(np.uint8)
+            np.testing.assert_array_equal(_native.binary_morphology(u8, refl, False), binary_dilation(m, st))
+    with pytest.raises(ValueError, match="one run"):
+        _native.binary_morphology(np.ones((4, 4), np.uint8), np.array([[1, 0, 1]], np.uint8), True)
+
+
+def test_native_nuclei_in_two_threads_at_once_give_the_sequential_labels():
+    """Per-thread scratch: two windows segmented concurrently (GIL released) as one after the other."""
+    from _helpers import assert_same_in_two_threads
+
+    maps = [
+        deconvolve(make_tile(320, category=c, seed=60 + i).rgb).hematoxylin
+        for i, c in enumerate(["1+", "2+", "3+", "0"])
+    ]
+    maps += [m[::-1, :80].copy() for m in maps]  # other shapes: the scratch is resized between calls
+    assert_same_in_two_threads(lambda h: segment_nuclei(h, 0.5), maps)

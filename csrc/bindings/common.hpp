@@ -35,5 +35,7 @@ void register_distance(py::module_& m);
 void register_label_table(py::module_& m);
 void register_cell_stats(py::module_& m);
 void register_nucleus_seeds(py::module_& m);
+void register_nuclei(py::module_& m);
+void register_ray_summary(py::module_& m);
 
 }  // namespace her2fast::py_bindings

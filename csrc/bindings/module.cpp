@@ -15,4 +15,6 @@ PYBIND11_MODULE(_native, m) {
   her2fast::py_bindings::register_label_table(m);
   her2fast::py_bindings::register_cell_stats(m);
   her2fast::py_bindings::register_nucleus_seeds(m);
+  her2fast::py_bindings::register_nuclei(m);
+  her2fast::py_bindings::register_ray_summary(m);
 }

@@ -679,9 +679,7 @@ def _cytoplasm_od(
     0 for a cell without such pixels. Pixels within ``gap_px`` of a membrane pixel (a closed disk: at
     distance <= gap_px) are left out.
     """
-    from .morphology import binary_dilation, disk
-
-    near = np.ascontiguousarray(binary_dilation(membrane, disk(gap_px)))
+    near = _near_membrane(membrane, gap_px)
     # one native pass: sums as double in pixel order, as np.bincount(weights=...) (cell_stats.hpp)
     return _native.label_means(
         np.ascontiguousarray(territories, dtype=np.int32),
@@ -690,6 +688,97 @@ def _cytoplasm_od(
         np.ascontiguousarray(markers, dtype=np.int32),
         int(n),
     )
+
+
+def _skeleton_regions(mem_mask: np.ndarray) -> tuple[np.ndarray, RegionTable]:
+    """:func:`membrane_skeleton` and :func:`enclosed_regions` of the landscape's (contiguous bool) membrane
+    mask, without the public wrappers' checks and 0/1 copies."""
+    skeleton = _native.thin(mem_mask.view(np.uint8), -1)[0].view(np.bool_)
+    labels, area, border = _native.enclosed_regions(skeleton.view(np.uint8))
+    return skeleton, RegionTable(labels=labels, area=area, touches_border=border.view(np.bool_))
+
+
+def _skeleton_regions_reference(mem_mask: np.ndarray) -> tuple[np.ndarray, RegionTable]:
+    """:func:`_skeleton_regions` through the public wrappers (the reference of the tests and benchmarks)."""
+    skeleton = membrane_skeleton(mem_mask)
+    return skeleton, enclosed_regions(skeleton)
+
+
+def _label_counts(labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """Pixels per label 0..n_labels - 1 of an int32 map (C++ label_sums, one pass; int64)."""
+    return _native.label_sums(np.ascontiguousarray(labels, dtype=np.int32), int(n_labels))[0]
+
+
+def _label_counts_reference(labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """:func:`_label_counts` with np.bincount (the reference of the tests and benchmarks)."""
+    return np.bincount(labels.ravel(), minlength=n_labels)
+
+
+def _region_sums(regions: np.ndarray, n_regions: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact sums of x and y over the pixels of each region ``ids[i]`` of a region map (int64; C++)."""
+    _, sx, sy = _native.label_sums(np.ascontiguousarray(regions, dtype=np.int32), int(n_regions))
+    return sx[ids], sy[ids]
+
+
+def _region_sums_reference(regions: np.ndarray, n_regions: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_region_sums` with np.bincount on float weights and np.rint (the same integers)."""
+    w = regions.shape[1]
+    flat_r = regions.ravel()
+    is_listed = np.zeros(n_regions + 1, bool)  # index -1 (skeleton) -> the last entry, False
+    is_listed[ids] = True
+    pix = np.flatnonzero(is_listed[flat_r])  # pixels of the listed regions only
+    ys_e, xs_e = np.divmod(pix, w)
+    r_e = flat_r[pix]
+    rsx = np.bincount(r_e, weights=xs_e, minlength=n_regions)[ids]
+    rsy = np.bincount(r_e, weights=ys_e, minlength=n_regions)[ids]
+    return np.rint(rsx).astype(np.int64), np.rint(rsy).astype(np.int64)
+
+
+def _near_membrane(membrane: np.ndarray, gap_px: float) -> np.ndarray:
+    """Pixels within ``gap_px`` of a membrane pixel: ``binary_dilation(membrane, disk(gap_px))``, natively."""
+    from .morphology import disk
+
+    # the disk is symmetric, so the dilation needs no reflection of it (csrc/nuclei.hpp: shift_reduce)
+    return _native.binary_morphology(np.ascontiguousarray(membrane).view(np.uint8), disk(gap_px).view(np.uint8), False)
+
+
+def _near_membrane_reference(membrane: np.ndarray, gap_px: float) -> np.ndarray:
+    """:func:`_near_membrane` with the NumPy morphology (the reference of the tests and benchmarks)."""
+    from .morphology import binary_dilation, disk
+
+    return np.ascontiguousarray(binary_dilation(membrane, disk(gap_px)))
+
+
+def _ray_summary(
+    run: np.ndarray, peak: np.ndarray, run_tol: np.ndarray | None, gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell: completeness (gaps of at most ``gap`` rays closed), lower medians of the covered rays'
+    peak OD and run length, covered rays (C++, csrc/ray_summary.hpp; equal to :func:`_ray_summary_reference`).
+
+    ``run``, ``peak``, ``run_tol``: (m, n_rays) float32 tables of :func:`_rays`; a ray is covered where
+    ``run > 0``; ``run_tol`` (or None: ``run``) gives the coverage whose gaps are closed.
+    """
+    return _native.ray_summary(
+        np.ascontiguousarray(run, dtype=np.float32),
+        np.ascontiguousarray(peak, dtype=np.float32),
+        None if run_tol is None else np.ascontiguousarray(run_tol, dtype=np.float32),
+        int(gap),
+    )
+
+
+def _ray_summary_reference(
+    run: np.ndarray, peak: np.ndarray, run_tol: np.ndarray | None, gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_ray_summary` in NumPy: the steps it replaced (reference of the tests and benchmarks)."""
+    covered = run > 0
+    n_cov = covered.sum(axis=1)
+    cov_tol = covered if run_tol is None else (run_tol > 0) & (n_cov > 0)[:, None]
+    completeness = _close_gaps(cov_tol, gap).mean(axis=1)
+    mid = np.maximum(n_cov - 1, 0) // 2  # the (lower) median of the covered rays
+    rows = np.arange(run.shape[0])
+    od_med = np.sort(np.where(covered, peak, np.inf), axis=1)[rows, mid] if rows.size else np.zeros(0, np.float32)
+    run_med = np.sort(np.where(covered, run, np.inf), axis=1)[rows, mid] if rows.size else np.zeros(0, np.float32)
+    return completeness, np.where(n_cov > 0, od_med, 0.0), np.where(n_cov > 0, run_med, 0.0), n_cov
 
 
 def _close_gaps(covered: np.ndarray, gap: int) -> np.ndarray:
@@ -864,8 +953,7 @@ def measure_tile(
         cell_labels=own_labels,
     )
     covered = run > 0
-    n_cov = covered.sum(axis=1)
-    cov_tol = covered
+    run_tol = None
     if settings.outside_reach_um > 0 or settings.cap_reach_um > 0:
         run_tol, _ = _rays(
             territories,
@@ -881,20 +969,15 @@ def measure_tile(
             settings.cap_reach_um / mpp_f,
             cell_labels=own_labels,
         )
-        cov_tol = (run_tol > 0) & (n_cov > 0)[:, None]
-    completeness = _close_gaps(cov_tol, int(np.floor(settings.max_gap_deg * settings.n_rays / 360.0 + 1e-9))).mean(
-        axis=1
+    # completeness with narrow gaps closed, lower medians of the covered rays: one native pass over the
+    # (cells x rays) tables (csrc/ray_summary.hpp; the NumPy steps are the reference in the tests)
+    completeness, od_mean, run_med, n_cov = _ray_summary(
+        run, peak, run_tol, int(np.floor(settings.max_gap_deg * settings.n_rays / 360.0 + 1e-9))
     )
-    mid = np.maximum(n_cov - 1, 0) // 2  # the (lower) median of the covered rays
-    rows = np.arange(idx.size)
-    od_med = np.sort(np.where(covered, peak, np.inf), axis=1)[rows, mid] if idx.size else np.zeros(0)
-    od_mean = np.where(n_cov > 0, od_med, 0.0)
-    run_med = np.sort(np.where(covered, run, np.inf), axis=1)[rows, mid] if idx.size else np.zeros(0)
     thickness = np.where(n_cov > 0, run_med * mpp_f, 0.0)
 
     # 4. closed loops
-    skeleton = membrane_skeleton(mem_mask)
-    regions = enclosed_regions(skeleton)
+    skeleton, regions = _skeleton_regions(mem_mask)
     centre_px = base + (frac >= 0.5)  # the pixel holding each centre (pixel j spans [j - 1/2, j + 1/2))
     cpx = np.clip(centre_px[:, 0], 0, w - 1)
     cpy = np.clip(centre_px[:, 1], 0, h - 1)
@@ -922,22 +1005,15 @@ def measure_tile(
     )
     n_artefacts = 0
     if empty.size:
-        flat_r = regions.labels.ravel()
-        is_empty = np.zeros(n_regions + 1, bool)  # index -1 (skeleton) -> the last entry, False
-        is_empty[empty] = True
-        pix = np.flatnonzero(is_empty[flat_r])  # pixels of the empty loops only
-        ys_e, xs_e = np.divmod(pix, w)
-        r_e = flat_r[pix]
-        rsx = np.bincount(r_e, weights=xs_e, minlength=n_regions)[empty]
-        rsy = np.bincount(r_e, weights=ys_e, minlength=n_regions)[empty]
+        rsx, rsy = _region_sums(regions.labels, n_regions, empty)
         a = regions.area[empty]
-        gx = np.rint(rsx).astype(np.int64) + a * ox
-        gy = np.rint(rsy).astype(np.int64) + a * oy
+        gx = rsx + a * ox
+        gy = rsy + a * oy
         n_artefacts = int(((gx >= a * cx0) & (gx < a * cx1) & (gy >= a * cy0) & (gy < a * cy1)).sum())
 
     # 5. the owned cells' table
     is_tumour = np.ones(n, bool) if epi is None else epi[cpy, cpx]
-    area_px = np.bincount(territories.ravel(), minlength=n + 1)[1:]
+    area_px = _label_counts(territories, n + 1)[1:]
     x = (base[:, 0].astype(np.float64) + ox) + frac[:, 0]
     y = (base[:, 1].astype(np.float64) + oy) + frac[:, 1]
     if settings.far_side_weight > 0 or settings.intensity_quantile != 0.5:

@@ -14,6 +14,11 @@ which cells exist. :func:`segment_nuclei` finds them in the hematoxylin optical 
    maxima at least ``min_distance_um`` apart (h-maxima of height ``split_depth_um``, so a shallow
    waist does not split one nucleus in two).
 
+For a split depth below one pixel (the default 0.25 um at any ``mpp`` above 0.25 um/px, such as the
+working 0.5 um/px) the steps run as one native pass with the GIL released (``csrc/nuclei.hpp``), equal
+label for label to the SciPy / NumPy steps (``_segment_nuclei_steps``, which the tests compare it with
+and which handle the other cases).
+
 The result is a label map (int32, 0 = background) that :func:`her2fast.stages.cells.measure_tile` takes as
 ``nuclei``. Everything is local (the widest operator reaches ``min_distance_um``), so a tile read with
 the cells stage's margin gives the same nuclei in its core as any other tiling.
@@ -109,15 +114,10 @@ def segment_nuclei(
     >>> int(segment_nuclei(od, 0.5).max())
     2
     """
-    from scipy import ndimage as ndi
-
-    from .. import _native
-    from .morphology import binary_dilation, binary_opening, disk, distance_transform, fill_holes, h_maxima
-
     h = np.asarray(hematoxylin_od)
     if h.ndim != 2 or not np.issubdtype(h.dtype, np.number):
         raise InvalidInputError(f"hematoxylin_od must be a 2-D numeric array, got {h.dtype} {h.shape}")
-    h = h.astype(np.float32, copy=False)
+    h = np.ascontiguousarray(h, dtype=np.float32)
     if not np.all(np.isfinite(h)):
         raise InvalidInputError("hematoxylin_od holds NaN or infinite values")
     try:
@@ -128,15 +128,57 @@ def segment_nuclei(
         raise InvalidInputError(f"mpp must be finite and > 0, got {mpp}")
     if not isinstance(settings, NucleiSettings):
         raise InvalidInputError(f"settings must be a NucleiSettings, got {type(settings).__name__}")
-    s = settings
-    if s.smooth_um > 0:
-        h = ndi.gaussian_filter(h, s.smooth_um / mpp, mode="nearest")
-    fg = h >= np.float32(s.threshold_od)
+    m = None
     if mask is not None:
         m = np.asarray(mask)
         if m.shape != h.shape:
             raise InvalidInputError(f"mask must have the map's shape {h.shape}, got {m.shape}")
-        fg &= m.astype(bool)
+    s = settings
+    depth = max(s.split_depth_um / mpp, 1e-3)
+    if depth < 1 and h.size:
+        # all steps in one native pass, GIL released (csrc/nuclei.hpp); equal to _segment_nuclei_steps
+        from .. import _native
+        from .morphology import disk
+
+        labels, n = _native.segment_nuclei(
+            h,
+            None if m is None else np.ascontiguousarray(m != 0).view(np.uint8),
+            _gaussian_weights(s.smooth_um / mpp) if s.smooth_um > 0 else None,
+            float(np.float32(s.threshold_od)),
+            disk(s.opening_um / mpp).view(np.uint8) if s.opening_um > 0 else None,
+            float(s.min_area_um2 / mpp**2),
+            float(depth),
+            disk(0.5 * s.min_distance_um / mpp).view(np.uint8),
+        )
+        if n >= 0:
+            return labels
+    return _segment_nuclei_steps(h, mpp, m, s)
+
+
+def _gaussian_weights(sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """The 1-D weights of ``scipy.ndimage.gaussian_filter(..., sigma, truncate=truncate)`` (float64)."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (sigma * sigma) * x**2)
+    return np.ascontiguousarray((phi / phi.sum())[::-1])
+
+
+def _segment_nuclei_steps(h: np.ndarray, mpp: float, mask: np.ndarray | None, s: NucleiSettings) -> np.ndarray:
+    """:func:`segment_nuclei` step by step in SciPy / NumPy (float32 ``h``, validated arguments).
+
+    The reference of the native pass (tests/test_nuclei.py compares them), and the path for a split depth
+    of a pixel or more or a map that is nucleus everywhere, where the per-component seeds do not apply.
+    """
+    from scipy import ndimage as ndi
+
+    from .. import _native
+    from .morphology import binary_dilation, binary_opening, disk, distance_transform, fill_holes, h_maxima
+
+    if s.smooth_um > 0:
+        h = ndi.gaussian_filter(h, s.smooth_um / mpp, mode="nearest")
+    fg = h >= np.float32(s.threshold_od)
+    if mask is not None:
+        fg &= mask.astype(bool)
     if s.opening_um > 0:
         fg = binary_opening(fg, disk(s.opening_um / mpp))
     fg = fill_holes(fg)
