@@ -55,20 +55,6 @@ HER2FAST_HOT void rgb_row_to_lab(const std::uint8_t* __restrict rgb, std::ptrdif
   }
 }
 
-// One row of the assignment step for centre k: keep the nearer centre per pixel.
-inline void assign_row(const float* __restrict L, const float* __restrict A, const float* __restrict B,
-                       const float* __restrict xs, float* __restrict dist, std::int32_t* __restrict lab,
-                       std::ptrdiff_t n, float cl, float ca, float cb, float cx, float wxy, float dy2, std::int32_t k) {
-  for (std::ptrdiff_t i = 0; i < n; ++i) {
-    const float dl = L[i] - cl, da = A[i] - ca, db = B[i] - cb, dx = xs[i] - cx;
-    const float d = dl * dl + da * da + db * db + wxy * (dx * dx) + dy2;
-    const float old = dist[i];
-    const std::int32_t take = -static_cast<std::int32_t>(d < old);  // all ones when d is nearer
-    dist[i] = d < old ? d : old;
-    lab[i] = (lab[i] & ~take) | (k & take);
-  }
-}
-
 // For each 8-bit mask: the positions of its set bits, lowest first, and how many there are.
 struct BitPositions {
   std::uint8_t pos[256][8] = {};
@@ -136,6 +122,50 @@ inline float fold8(const Lanes8& s) {
 }
 #endif
 
+// One row of the assignment step for centre k over whole vectors of 8 pixels: n8 = wlen rounded up
+// to 8, T[i] = wxy * dx^2 of the window's columns and +inf past its end (so those lanes are never
+// taken: the row's other pixels are written back unchanged). d sums the same terms in the same
+// order as a pixel-by-pixel loop: ((dl^2 + da^2) + db^2) + wxy dx^2 + dy2.
+#if defined(__GNUC__)
+__attribute__((always_inline))  // into each SIMD clone of sweep_row
+#endif
+inline void
+assign_row(const float* __restrict L, const float* __restrict A, const float* __restrict B, const float* __restrict T,
+           float* __restrict dist, std::int32_t* __restrict lab, std::ptrdiff_t n8, float cl, float ca, float cb,
+           float dy2, std::int32_t k) {
+#if defined(__GNUC__) && !defined(SLIC_NO_VECTOR_EXT)
+  const Lanes8 zero = {};
+  const Lanes8 vl = zero + cl, va = zero + ca, vb = zero + cb, vdy = zero + dy2;
+  const Ints8 vk = Ints8{} + k;
+  for (std::ptrdiff_t i = 0; i < n8; i += 8) {
+    Lanes8 l, a, b, t, old;
+    std::memcpy(&l, L + i, sizeof l);
+    std::memcpy(&a, A + i, sizeof a);
+    std::memcpy(&b, B + i, sizeof b);
+    std::memcpy(&t, T + i, sizeof t);
+    std::memcpy(&old, dist + i, sizeof old);
+    const Lanes8 dl = l - vl, da = a - va, db = b - vb;
+    const Lanes8 d = dl * dl + da * da + db * db + t + vdy;
+    const Ints8 take = d < old;  // all ones where d is nearer
+    const Lanes8 nd = d < old ? d : old;
+    Ints8 was;
+    std::memcpy(&was, lab + i, sizeof was);
+    const Ints8 now = take ? vk : was;
+    std::memcpy(dist + i, &nd, sizeof nd);
+    std::memcpy(lab + i, &now, sizeof now);
+  }
+#else
+  for (std::ptrdiff_t i = 0; i < n8; ++i) {
+    const float dl = L[i] - cl, da = A[i] - ca, db = B[i] - cb;
+    const float d = dl * dl + da * da + db * db + T[i] + dy2;
+    if (d < dist[i]) {
+      dist[i] = d;
+      lab[i] = k;
+    }
+  }
+#endif
+}
+
 // Centre sums of one k-means iteration: L, a, b in 8 lanes (lane j: pixels j, j + 8, ... of each
 // run, so a run is a few whole vector adds with no per-pixel loop; folded in a fixed order at the
 // end, so the sums do not depend on the CPU); pixel count; sums of x and y.
@@ -201,15 +231,18 @@ inline std::ptrdiff_t runs_and_sums(const std::int32_t* __restrict lab, std::ptr
   return n_runs;
 }
 
+inline std::ptrdiff_t whole8(std::ptrdiff_t n) { return (n + 7) & ~std::ptrdiff_t{7}; }
+
 // Per-iteration scratch and window tables shared by the rows of one sweep.
 struct Sweep {
   const Centre* centres;
   const std::int32_t* wx0;  // window of centre k: columns [wx0[k], wx0[k] + wlen[k])
   const std::int32_t* wlen;
-  const float* xs;      // 0, 1, 2, ... (column coordinates)
+  const float* T;  // wxy dx^2 per window column, centre k's from toff[k] (see assign_row)
+  const std::int32_t* toff;
   float wxy;            // (m / S)^2
-  float* dist;          // w, scratch
-  std::int32_t* cur;    // w + 1 (cur[w]: sentinel), scratch
+  float* dist;          // w + 8, scratch
+  std::int32_t* cur;    // w + 8 (cur[w]: sentinel), scratch
   std::uint8_t* flags;  // w + 8, scratch
   std::int32_t* ends;   // w + 8, scratch
   Sums* acc;            // centre sums
@@ -236,7 +269,7 @@ HER2FAST_HOT std::ptrdiff_t sweep_row(const Sweep& sw, std::ptrdiff_t y, std::pt
     const Centre& c = sw.centres[k];
     const float dy = fy - c.y;
     const std::ptrdiff_t x0 = sw.wx0[k];
-    assign_row(L + x0, A + x0, B + x0, sw.xs + x0, sw.dist + x0, sw.cur + x0, sw.wlen[k], c.l, c.a, c.b, c.x, sw.wxy,
+    assign_row(L + x0, A + x0, B + x0, sw.T + sw.toff[k], sw.dist + x0, sw.cur + x0, whole8(sw.wlen[k]), c.l, c.a, c.b,
                sw.wxy * dy * dy, k);
   }
   changed |= finish_row(sw.dist, sw.cur, labels, w);
@@ -602,12 +635,12 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
   const std::ptrdiff_t win = step < 10 ? (3 * step + 1) / 2 : step;  // Achanta: 1.5 S for small S
   const float wxy = static_cast<float>((prm.compactness / step) * (prm.compactness / step));
   const std::size_t wz = static_cast<std::size_t>(w);
-  std::vector<float> xs(wz);
-  for (std::ptrdiff_t x = 0; x < w; ++x) xs[static_cast<std::size_t>(x)] = static_cast<float>(x);
-  std::vector<float> dist(wz);                // per row: +inf inside, -1 outside (never assigned)
-  std::vector<std::int32_t> cur(wz + 1, -2);  // labels of the row being assigned; cur[w]: sentinel
-  std::vector<std::int32_t> ends(wz + 8);     // run ends of the row
-  std::vector<std::uint8_t> flags(wz + 8);    // label changes along the row
+  std::vector<float> dist(wz + 8);            // per row: +inf inside, -1 outside (never assigned)
+  std::vector<std::int32_t> cur(wz + 8, -2);  // labels of the row being assigned; cur[w]: sentinel
+  std::vector<std::int32_t> toff(static_cast<std::size_t>(n_seeds));
+  std::vector<float> T;                     // per centre: wxy dx^2 of its window's columns, +inf up to a whole vector
+  std::vector<std::int32_t> ends(wz + 8);   // run ends of the row
+  std::vector<std::uint8_t> flags(wz + 8);  // label changes along the row
   std::vector<Sums> acc(static_cast<std::size_t>(n_seeds));
   // The runs of the last sweep, kept for the connectivity step (which needs exactly these when
   // every pixel takes part).
@@ -645,7 +678,21 @@ int slic(const std::uint8_t* rgb, std::ptrdiff_t h, std::ptrdiff_t w, std::ptrdi
     bool changed = false;
     std::fill(acc.begin(), acc.end(), Sums{});
     n_runs_total = 0;
-    const Sweep sweep{centres.data(), wx0.data(), wlen.data(),  xs.data(),   wxy,
+    std::size_t t_size = 0;
+    for (std::size_t k = 0; k < static_cast<std::size_t>(n_seeds); ++k) {
+      toff[k] = static_cast<std::int32_t>(t_size);
+      t_size += static_cast<std::size_t>(whole8(wlen[k]));
+    }
+    T.assign(t_size, std::numeric_limits<float>::infinity());
+    for (std::size_t k = 0; k < static_cast<std::size_t>(n_seeds); ++k) {
+      const float cx = centres[k].x;
+      float* tk = T.data() + toff[k];
+      for (std::int32_t j = 0; j < wlen[k]; ++j) {
+        const float dx = static_cast<float>(wx0[k] + j) - cx;
+        tk[j] = wxy * (dx * dx);
+      }
+    }
+    const Sweep sweep{centres.data(), wx0.data(), wlen.data(),  T.data(),    toff.data(), wxy,
                       dist.data(),    cur.data(), flags.data(), ends.data(), acc.data()};
     for (std::ptrdiff_t y = 0; y < h; ++y) {
       // The row's runs go to the end of `runs` (kept for the connectivity step).

@@ -21,7 +21,9 @@
 //
 // Implementation notes (none changes the result of a step above): the k-means sweeps go row by
 // row, each row updated by every centre whose window covers it, in centre order (so ties go to the
-// lower index, as in a centre-by-centre sweep), then cut into runs of equal label that feed the
+// lower index, as in a centre-by-centre sweep; each window row in whole vectors of 8 pixels, the
+// spatial term of each window column tabled once per iteration and +inf past the window's end, so
+// the lanes past it never change), then cut into runs of equal label that feed the
 // centre sums while the row is in cache; the runs of the last sweep are reused by step 4. Colour
 // sums are float, in 8 lanes fixed by the position in the run and folded in a fixed order; there
 // is no FMA contraction, so labels are identical whichever SIMD clone (AVX-512 / AVX2 / baseline)
