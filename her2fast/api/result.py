@@ -249,11 +249,7 @@ class SlideResult:
 
 
 _NUMBER = (int, float, type(None))
-
-
 _REQUIRED_FIELDS: tuple[str, ...] = ("path", "stratum", "percent_complete", "confidence", "percentages", "counts")
-
-
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "path": (str,),
     "score": (str, type(None)),

@@ -32,8 +32,6 @@ __all__ = [
 
 #: The slide categories, in increasing order of HER2 expression ("0" = null, "0+" = ultralow).
 CATEGORIES: tuple[str, ...] = ("0", "0+", "1+", "2+", "3+")
-
-
 #: The same categories under the names of the 2023 strata (reports, ``SlideResult.stratum``).
 STRATA: tuple[str, ...] = ("null", "ultralow", "1+", "2+", "3+")
 

@@ -36,8 +36,6 @@ CELL_COLUMNS = (
     "membrane_thickness",
     "area",
 )
-
-
 #: Columns that may be left out when a table is built (filled with zeros / False): the expression region
 #: (phantoms) and what only measured cells have (:func:`her2fast.stages.cells.measure_tile`).
 _OPTIONAL_COLUMNS = ("region", "closed", "membrane_thickness", "area")

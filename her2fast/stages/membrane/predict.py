@@ -35,18 +35,12 @@ __all__ = [
 
 
 METHODS = ("unet", "classical")
-
-
 #: The glass colour (RGB, as :attr:`her2fast.stages.tissue.TissueMask.background` reads it) of the phantoms the
 #: membrane network was trained on: their glass is (250, 249, 247) +- 1.5 before noise, and the glass
 #: estimate (99th percentile of a noisy glass) reads about (252, 251, 248.5) on them.
 TRAINING_GLASS = (252.0, 251.0, 248.5)
-
-
 #: images up to this side (px at the model's µm/px, margins included) run in one pass instead of tiles
 _SINGLE_PASS_MAX = 640
-
-
 #: predict_maps_batch's one-pass limit (the slide pipeline's tiles: 704 + 2 x 48 px)
 _BATCH_SINGLE_PASS_MAX = 1088
 

@@ -28,28 +28,16 @@ __all__ = ["MembraneSession", "get_session", "uses_gpu", "parse_providers", "che
 
 
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-
-
 _AUTO_ORDER = (*_GPU_PROVIDERS, "CPUExecutionProvider")
-
-
 #: her2fast's names for the OpenVINO runtime on the CPU (not ONNX Runtime providers): "OpenVINO" runs
 #: in bf16 where the CPU has bf16 units, else fp32; "OpenVINO:f32" always in fp32
 OPENVINO = "OpenVINO"
-
-
 _OPENVINO_NAMES = (OPENVINO, OPENVINO + ":f32")
-
-
 #: what ``providers="auto"`` asks of OpenVINO on a bf16 CPU before taking it (:func:`prefer_openvino`):
 #: the membrane probabilities of the probe tile within this of ONNX Runtime's fp32 ones ...
 AUTO_MAX_ABS_DIFF = 0.02
-
-
 #: ... at most this fraction of its pixels on the other side of the 0.5 threshold ...
 AUTO_MAX_FLIPS = 0.001
-
-
 #: ... and at most this fraction of ONNX Runtime's time on it (a clear gain, not noise)
 AUTO_MAX_TIME_RATIO = 0.9
 
@@ -431,8 +419,6 @@ class MembraneSession:
 
 
 _SESSIONS: dict[tuple, MembraneSession] = {}
-
-
 _SESSIONS_LOCK = threading.Lock()
 
 
