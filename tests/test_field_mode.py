@@ -174,7 +174,7 @@ def test_cli_scores_a_photo_and_reports_the_estimate(tmp_path, capsys):
 
 def test_a_field_without_tumour_cells_is_not_scorable(monkeypatch):
     import her2fast
-    import her2fast.api as api
+    import her2fast.api.run as api  # score() looks run_slide up there
     from her2fast.pipeline.run import PipelineOutput, SlideMaps
     from her2fast.scoring import CellTable
 

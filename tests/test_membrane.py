@@ -58,7 +58,7 @@ def test_shipped_probe_tile_is_what_the_script_makes(monkeypatch):
     np.testing.assert_array_equal(
         shipped, script.probe_tile(), err_msg="the phantom generator changed: run python scripts/make_probe_tile.py"
     )
-    monkeypatch.setattr(membrane, "PROBE_TILE", "no_such_probe.png")
+    monkeypatch.setattr(membrane.model, "PROBE_TILE", "no_such_probe.png")
     with pytest.raises(ModelError, match="probe tile .*no_such_probe.png.*reinstall"):
         membrane.probe_tile()
 
@@ -146,7 +146,7 @@ def test_gpu_fallback_is_detected(monkeypatch):
         ExecutionMode=types.SimpleNamespace(ORT_SEQUENTIAL=0),
         GraphOptimizationLevel=types.SimpleNamespace(ORT_ENABLE_ALL=99),
     )
-    monkeypatch.setattr(membrane, "_import_ort", lambda: fake)
+    monkeypatch.setattr(membrane.runtime, "_import_ort", lambda: fake)
     with pytest.warns(RuntimeWarning, match="runs on the CPU"):
         s = membrane.MembraneSession(providers="auto")
     assert s.requested == ["CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -75,14 +75,14 @@ def test_openvino_calls_at_once_each_get_a_compiled_model(tiles):
 
 def test_auto_probe_takes_openvino_only_when_the_rule_says_so(monkeypatch):
     monkeypatch.setenv("HER2FAST_AUTO_OPENVINO", "1")  # conftest turns the choice off for the other tests
-    monkeypatch.setattr(membrane, "openvino_bf16", lambda: True)  # as on an AMX / AVX512-BF16 CPU
+    monkeypatch.setattr(membrane.runtime, "openvino_bf16", lambda: True)  # as on an AMX / AVX512-BF16 CPU
     seen = {}
 
     def rule(diff, flips, ms_ov, ms_ort):
         seen.update(diff=diff, flips=flips, ms_ov=ms_ov, ms_ort=ms_ort)
         return True
 
-    monkeypatch.setattr(membrane, "prefer_openvino", rule)
+    monkeypatch.setattr(membrane.runtime, "prefer_openvino", rule)
     s = membrane.MembraneSession(threads=1)
     assert s.providers[0].startswith("OpenVINO:") and s.session is None
     sel = s.selection
@@ -97,11 +97,11 @@ def test_auto_probe_takes_openvino_only_when_the_rule_says_so(monkeypatch):
         assert s.providers == ["OpenVINO:bf16"]
         assert seen["diff"] < 0.1 and seen["flips"] < 0.01
     assert sel["ms_openvino"] > 0 and sel["ms_onnxruntime"] > 0
-    monkeypatch.setattr(membrane, "prefer_openvino", lambda *a: False)
+    monkeypatch.setattr(membrane.runtime, "prefer_openvino", lambda *a: False)
     s = membrane.MembraneSession(threads=1)
     assert s.providers == ["CPUExecutionProvider"] and s.selection["chosen"] == ["CPUExecutionProvider"]
     # HER2FAST_AUTO_OPENVINO=0: no probe, ONNX Runtime
-    monkeypatch.setattr(membrane, "prefer_openvino", lambda *a: True)
+    monkeypatch.setattr(membrane.runtime, "prefer_openvino", lambda *a: True)
     monkeypatch.setenv("HER2FAST_AUTO_OPENVINO", "0")
     s = membrane.MembraneSession(threads=1)
     assert s.providers == ["CPUExecutionProvider"] and s.selection is None
@@ -112,7 +112,7 @@ def test_auto_probe_takes_openvino_only_when_the_rule_says_so(monkeypatch):
 
 def test_auto_without_bf16_is_onnxruntime_without_a_probe(monkeypatch):
     monkeypatch.setenv("HER2FAST_AUTO_OPENVINO", "1")
-    monkeypatch.setattr(membrane, "openvino_bf16", lambda: False)
+    monkeypatch.setattr(membrane.runtime, "openvino_bf16", lambda: False)
     s = membrane.MembraneSession(threads=1)
     assert s.providers == ["CPUExecutionProvider"] and s.selection is None
 

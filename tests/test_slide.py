@@ -308,7 +308,7 @@ def test_read_at_coarser_mpp_equals_downsampled(phantom):
 
 
 def test_read_is_independent_of_blocking(phantom, monkeypatch):
-    import her2fast.io.slide as slide_module
+    import her2fast.io.slide.limits as slide_module
 
     whole = phantom.read(13.5, 7.25, 300, 280, mpp=3.3)
     monkeypatch.setattr(slide_module, "_MAX_BLOCK", 150)

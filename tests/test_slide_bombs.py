@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import her2fast.io.slide as slide_module
+import her2fast.io.slide.limits as slide_module  # the pixel budget is read from here
 from her2fast.errors import (
     Her2FastError,
     InvalidInputError,
