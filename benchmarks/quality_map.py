@@ -46,7 +46,7 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
     """Rows (one per condition) for one phantom tile."""
     from her2fast.qc import quality_map
     from her2fast.synth import make_tile
-    from her2fast.synth.artefacts import add_blur_band, add_ink
+    from her2fast.synth.artefacts import add_blur_band, add_bubble, add_fold, add_ink, add_saturation
     from her2fast.synth.perturb import blur
 
     mpp = 0.5
@@ -67,6 +67,9 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
     for kind, reason, art in (
         ("blur", "out_of_focus", add_blur_band(rgb, mpp, seed=seed)),
         ("ink", "pen_ink", add_ink(rgb, mpp, seed=seed)),
+        ("fold", "fold", add_fold(rgb, mpp, seed=seed)),
+        ("saturation", "saturated", add_saturation(rgb, mpp, seed=seed)),
+        ("bubble", "bubble", add_bubble(rgb, mpp, seed=seed)),
     ):
         q = quality_map(art.rgb, mpp)
         found = q.upsample(shape, reason) & on_tissue
@@ -83,6 +86,10 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
                 "clean_removed": float((out & ~art.mask & on_tissue).sum())
                 / max(float((~art.mask & on_tissue).sum()), 1.0),
                 "params": {k: v for k, v in art.params.items() if k != "centre_px"},
+                "by_reason": {
+                    r: float((q.upsample(shape, r) & on_tissue).sum()) / max(float(on_tissue.sum()), 1.0)
+                    for r in q.reasons
+                },
             }
         )
     return rows
@@ -170,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--first-seed", type=int, default=7000)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--by-reason", action="store_true", help="print the tissue each reason removed per tile")
     ap.add_argument("--cost", action="store_true", help="time her2fast.score with the map on and off")
     ap.add_argument("--cost-size", type=int, default=4096)
     ap.add_argument("--repeats", type=int, default=3)
@@ -191,11 +199,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{k}={r[k]:.3f}" for k in ("iou", "kept_out", "clean_removed", "removed", "seconds") if k in r
             )
             print(f"seed {seed:5d} {r['preset']:18s} {r['condition']:11s} {figs}", flush=True)
+            if "iou" in r and args.by_reason:
+                print("      removed by reason: " + " ".join(f"{k}={v:.3f}" for k, v in r["by_reason"].items()))
     print(f"\n{platform.processor() or platform.machine()}, {args.seeds} tiles of {args.size}^2 px at 0.5 um/px")
     print(
         f"{'condition':11s} {'n':>3s} {'IoU min':>8s} {'IoU mean':>9s} {'kept out min':>13s} {'clean removed max':>18s}"
     )
-    for cond in ("blur", "ink"):
+    for cond in ("blur", "ink", "fold", "saturation", "bubble"):
         sel = [r for r in rows if r["condition"] == cond]
         iou = [r["iou"] for r in sel]
         ko = [r["kept_out"] for r in sel]

@@ -43,7 +43,7 @@ from ..stages.tissue import pen_mask
 __all__ = ["QUALITY_REASONS", "QualityMap", "QualityRules", "QualityTally", "quality_map", "REASON_UNUSABLE"]
 
 #: The reasons a quality map gives, in the order they are reported.
-QUALITY_REASONS: tuple[str, ...] = ("out_of_focus", "pen_ink")
+QUALITY_REASONS: tuple[str, ...] = ("out_of_focus", "pen_ink", "fold", "saturated", "bubble")
 
 #: Code of the not-scorable reason (and flag) when too much of the tumour area is unusable.
 REASON_UNUSABLE = "unusable_tumour_area"
@@ -79,13 +79,46 @@ class QualityRules:
     detail_um: float = 8.0
     min_tissue_od: float = 0.04
     ink_mpp: float = 4.0
+    fold_ratio: float = 2.0
+    fold_grow_ratio: float = 1.3
+    fold_min_od: float = 0.15
+    fold_floor_um: float = 16.0
+    fold_min_um: float = 32.0
+    saturated_level: int = 40
+    saturated_share: float = 0.5
+    rim_um: float = 12.0
+    rim_min_od: float = 0.1
+    rim_max_chroma: float = 0.5
+    bubble_min_um: float = 40.0
+    bubble_inner_rim: float = 0.1
     max_unusable_tumour: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("step_um", "window_um", "focus_min", "fine_um", "detail_um", "min_tissue_od", "ink_mpp"):
+        for name in (
+            "step_um",
+            "window_um",
+            "focus_min",
+            "fine_um",
+            "detail_um",
+            "min_tissue_od",
+            "ink_mpp",
+            "fold_ratio",
+            "fold_grow_ratio",
+            "fold_min_od",
+            "fold_floor_um",
+            "fold_min_um",
+            "rim_um",
+            "rim_min_od",
+            "bubble_min_um",
+        ):
             as_positive_float(getattr(self, name), name)
         if not (0.0 < float(self.max_unusable_tumour) <= 1.0):
             raise InvalidInputError(f"max_unusable_tumour must be in (0, 1], got {self.max_unusable_tumour!r}")
+        for name in ("saturated_share", "rim_max_chroma", "bubble_inner_rim"):
+            if not (0.0 < float(getattr(self, name)) <= 1.0):
+                raise InvalidInputError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
+        if not (0 < int(self.saturated_level) < 255):
+            raise InvalidInputError(f"saturated_level must be in 1..254, got {self.saturated_level!r}")
         if self.detail_um <= self.fine_um:
             raise InvalidInputError(f"detail_um ({self.detail_um}) must be larger than fine_um ({self.fine_um})")
 
@@ -292,6 +325,83 @@ def _drop_specks(mask: np.ndarray, min_px: float) -> np.ndarray:
     return keep[labels]
 
 
+def _saturated(arr: np.ndarray, step_px: int, shape: tuple[int, int], rules: QualityRules) -> np.ndarray:
+    """Map pixels of which at least ``saturated_share`` is dark in every channel, gaps closed."""
+    from scipy import ndimage as ndi
+
+    dark = np.maximum(np.maximum(arr[..., 0], arr[..., 1]), arr[..., 2]) < int(rules.saturated_level)
+    if not dark.any():
+        return np.zeros(shape, bool)
+    share = _block_mean(dark.view(np.uint8), step_px)[: shape[0], : shape[1]]
+    out = share >= rules.saturated_share
+    if out.any():
+        out = ndi.binary_fill_holes(ndi.binary_closing(np.pad(out, 2), iterations=1))[2:-2, 2:-2]
+    return out
+
+
+def _fold(od3: np.ndarray, work_mpp: float, ix: tuple, tissue: np.ndarray, rules: QualityRules) -> np.ndarray:
+    """Map pixels in a fold: where the optical-density floor is far above the window's typical tissue floor.
+
+    The floor is the lowest total optical density (at about 2 um/px) within ``fold_floor_um``, averaged
+    over ``window_um``: clean tissue has pale gaps (stroma, cytoplasm) near any point, while in a fold the
+    second layer covers them. Relative to ``ref``, the median floor of the window's tissue, a fold is a
+    connected region above ``fold_grow_ratio * ref`` that holds at least ``fold_min_um^2`` above
+    ``fold_ratio * ref`` (hysteresis: a dense tumour nest rarely reaches twice the median over that area).
+    """
+    from scipy import ndimage as ndi
+
+    if tissue.sum() < 4:
+        return np.zeros_like(tissue)
+    total = od3[..., 0] + od3[..., 1] + od3[..., 2]
+    floor = ndi.minimum_filter(total, max(2, int(round(rules.fold_floor_um / work_mpp))), mode="reflect")
+    floor = ndi.uniform_filter(floor, max(3, int(round(rules.window_um / work_mpp))), mode="reflect")[ix]
+    ref = float(np.median(floor[tissue]))
+    high = tissue & (floor > rules.fold_ratio * ref) & (floor > rules.fold_min_od)
+    if not high.any():
+        return np.zeros_like(tissue)
+    low = tissue & (floor > rules.fold_grow_ratio * ref)
+    labels, n = ndi.label(low, structure=np.ones((3, 3), bool))
+    keep = np.bincount(labels[high], minlength=n + 1) >= (rules.fold_min_um / rules.step_um) ** 2
+    keep[0] = False
+    return keep[labels]
+
+
+def _bubble(od3: np.ndarray, work_mpp: float, s: int, shape: tuple[int, int], rules: QualityRules) -> np.ndarray:
+    """Rounded regions enclosed by a thin, dark, neutral (grey) rim, with the rim.
+
+    ``od3`` is at ``s`` pixels per map pixel. A rim pixel is darker than its surroundings (the optical
+    density minus its mean over ``rim_um``) by more than ``rim_min_od`` in every channel, with channels
+    within ``rim_max_chroma`` of the largest: an added grey line, unlike either stain.
+    """
+    from scipy import ndimage as ndi
+
+    size = max(3, int(round(rules.rim_um / work_mpp)))
+    excess = od3 - ndi.uniform_filter(od3, (size, size, 1), mode="reflect")
+    lo = excess.min(axis=2)
+    hi = excess.max(axis=2)
+    rim = (lo > rules.rim_min_od) & (hi - lo < rules.rim_max_chroma * hi)
+    if not rim.any():
+        return np.zeros(shape, bool)
+    rim_map = _block_mean(rim.view(np.uint8), s)[: shape[0], : shape[1]] > 0.05
+    rim_map = np.pad(rim_map, ((0, shape[0] - rim_map.shape[0]), (0, shape[1] - rim_map.shape[1])))
+    closed = ndi.binary_closing(np.pad(rim_map, 3), iterations=2)[3:-3, 3:-3]
+    filled = ndi.binary_fill_holes(closed)
+    inner = filled & ~closed
+    if not inner.any():
+        return np.zeros(shape, bool)
+    labels, n = ndi.label(filled)
+    min_px = (rules.bubble_min_um / rules.step_um) ** 2 * np.pi / 4.0
+    area_inner = np.bincount(labels[inner], minlength=n + 1)
+    # a bubble's rim is its edge: rim pixels deeper than 8 um inside mean a network of dark lines
+    # (membranes, fibres) enclosing tissue, not a bubble
+    deep = rim_map & (ndi.distance_transform_edt(filled) > 2.0)
+    rim_total = np.bincount(labels[rim_map & filled], minlength=n + 1)
+    rim_deep = np.bincount(labels[deep], minlength=n + 1)
+    keep = (area_inner >= min_px) & (rim_deep <= rules.bubble_inner_rim * np.maximum(rim_total, 1))
+    keep[0] = False
+    return keep[labels]
+
+
 def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = None) -> QualityMap:
     """The quality map of a brightfield RGB image (see the module docstring).
 
@@ -361,12 +471,26 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     blurred = tissue & (focus < rules.focus_min) & ~_grow(ink, half + 2.0 * rules.detail_um / rules.step_um)
     blurred = _drop_specks(blurred, (rules.window_um / rules.step_um) ** 2)
     blurred = _grow(blurred, half) & tissue & ~ink
+
+    # the optical density per channel at about 2 um/px (of the mean colour), for folds and bubbles
+    k2 = max(1, int(round(2.0 / mpp)))
+    while step_px % k2:
+        k2 -= 1
+    coarse_mpp = mpp * k2
+    od3 = -np.log10(np.maximum(_block_mean(arr, k2), np.float32(1.0)) / np.float32(255.0))
+    s2 = step_px // k2
+    ix2 = np.ix_(np.minimum(np.arange(h) * s2 + s2 // 2, od3.shape[0] - 1), np.minimum(np.arange(w) * s2 + s2 // 2, od3.shape[1] - 1))
+    saturated = _saturated(arr, step_px, (h, w), rules) & tissue
+    near_dark = _grow(saturated | ink, rules.window_um / rules.step_um)
+    fold = _fold(od3, coarse_mpp, ix2, tissue & ~blurred & ~near_dark, rules)
+    bubble = _bubble(od3, coarse_mpp, s2, (h, w), rules) & ~ink & ~saturated
+    tissue = tissue | bubble  # a bubble lies over the section: its flattened, paler content is judged too
     focus[~tissue] = np.nan
     return QualityMap(
         step_um=step_px * mpp,
         step_px=step_px,
         tissue=tissue,
-        reasons={"out_of_focus": blurred, "pen_ink": ink},
+        reasons={"out_of_focus": blurred, "pen_ink": ink, "fold": fold, "saturated": saturated, "bubble": bubble},
         focus=focus,
         rules=rules,
     )
