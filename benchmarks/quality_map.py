@@ -10,10 +10,15 @@ map's share of the worker time, ``timings["quality"]``). ``--agree`` scores six 
 (``make_slide`` seeds 904 and 905, categories 0, 1+ and 3+, 2048^2) with the map on and off and prints
 both categories and what the map removed.
 
+``look_for`` of :class:`her2fast.qc.QualityRules` times the map with every reason and with only
+``out_of_focus`` and ``pen_ink`` (three times each, alternating; medians), so the cost of the other
+detectors is printed beside the whole.
+
 For every seed a phantom tile (:func:`her2fast.synth.make_tile`, presets cycled: 0, 1+, 2+, 3+ typical, 3+
 heterogeneous, 2+, 1+ and 0+ near-threshold; 0.5 um/px, JPEG 90) gets each artefact of
 :mod:`her2fast.synth.artefacts` on its own -- an out-of-focus band (sigma 2.5 um, 150 um wide) and a
-marker stroke (250 um wide, colour drawn per seed) -- and the map is computed on the clean tile, on the
+marker stroke (250 um wide, colour drawn per seed), a tissue fold (120 um wide), an over-stained,
+saturated patch (mean radius 70 um) and an air bubble (radius 63-117 um) -- and the map is computed on the clean tile, on the
 tile with each artefact, and on the clean tile under a uniform 0.6 um blur (a soft but usable scan, the
 blur of ``benchmarks/robustness.py``). Printed per artefact, over all seeds, at image resolution:
 
@@ -44,7 +49,7 @@ PRESETS += [("2+", "near-threshold"), ("1+", "near-threshold"), ("0+", "near-thr
 
 def measure(size: int, seed: int, index: int) -> list[dict]:
     """Rows (one per condition) for one phantom tile."""
-    from her2fast.qc import quality_map
+    from her2fast.qc import QualityRules, quality_map
     from her2fast.synth import make_tile
     from her2fast.synth.artefacts import add_blur_band, add_bubble, add_fold, add_ink, add_saturation
     from her2fast.synth.perturb import blur
@@ -54,14 +59,28 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
     tile = make_tile(size, category=cat, variant=var, seed=seed)
     rgb = tile.rgb
     rows = []
-    t0 = time.perf_counter()
+    # time the map with every reason and with only the first two (focus and ink), alternating
+    first_two = QualityRules(look_for=("out_of_focus", "pen_ink"))
+    dt, dt2 = [], []
+    for rep in range(3):
+        for full in (True, False) if rep % 2 == 0 else (False, True):
+            t0 = time.perf_counter()
+            clean = quality_map(rgb, mpp) if full else quality_map(rgb, mpp, rules=first_two)
+            (dt if full else dt2).append(time.perf_counter() - t0)
     clean = quality_map(rgb, mpp)
-    dt = time.perf_counter() - t0
     shape = rgb.shape[:2]
     # tissue: map pixels of the clean tile that are not glass (holes and fat in the phantom are glass)
     on_tissue = np.repeat(np.repeat(clean.tissue, clean.step_px, 0), clean.step_px, 1)[: shape[0], : shape[1]]
     base = {"seed": seed, "preset": f"{cat}/{var}"}
-    rows.append({**base, "condition": "clean", "removed": float(clean.upsample(shape).mean()), "seconds": dt})
+    rows.append(
+        {
+            **base,
+            "condition": "clean",
+            "removed": float(clean.upsample(shape).mean()),
+            "seconds": float(np.median(dt)),
+            "seconds_focus_ink": float(np.median(dt2)),
+        }
+    )
     soft = quality_map(blur(rgb, 0.6 / mpp), mpp)
     rows.append({**base, "condition": "soft_0.6um", "removed": float(soft.upsample(shape).mean())})
     for kind, reason, art in (
@@ -218,7 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         rem = [r["removed"] for r in rows if r["condition"] == cond]
         print(f"{cond:11s} {len(rem):3d} tissue removed: max {100 * max(rem):.2f}%, mean {100 * np.mean(rem):.2f}%")
     secs = [r["seconds"] for r in rows if "seconds" in r]
-    print(f"map time per {args.size}^2 tile: {np.mean(secs):.3f} s")
+    secs2 = [r["seconds_focus_ink"] for r in rows if "seconds" in r]
+    print(
+        f"map time per {args.size}^2 tile: {np.mean(secs):.3f} s "
+        f"(focus and ink only: {np.mean(secs2):.3f} s; fold, saturated and bubble add "
+        f"{1000 * (np.mean(secs) - np.mean(secs2)):.1f} ms)"
+    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)

@@ -67,9 +67,34 @@ class QualityRules:
         Windows whose mean optical density is lower are glass and not judged.
     ink_mpp : float
         Resolution at which ink is looked for.
+    fold_ratio, fold_grow_ratio : float
+        A fold is a connected region whose optical-density floor is above ``fold_grow_ratio`` times the
+        window's median tissue floor and that holds at least ``fold_min_um^2`` above ``fold_ratio`` times it.
+    fold_min_od : float
+        ... and whose floor (total optical density, summed over R, G and B) is above this there.
+    fold_floor_um : float
+        Side of the square within which the floor (the lowest optical density) is taken.
+    fold_min_um : float
+        Side of the smallest area of a fold's core (above ``fold_ratio``).
+    saturated_level : int
+        A pixel whose every channel is below this level (0-255) is saturated (optical density above 0.8
+        in all three: the intensity cannot be read).
+    saturated_share : float
+        A map pixel at least this share saturated is ``saturated``.
+    rim_um : float
+        A bubble's rim is measured against the mean optical density over this square.
+    rim_min_od, rim_max_chroma : float
+        A rim pixel is darker than that mean by more than ``rim_min_od`` in every channel, the channels'
+        excess within ``rim_max_chroma`` of the largest (grey).
+    bubble_min_um : float
+        Diameter of the smallest bubble (of its inside, without the rim).
+    bubble_inner_rim : float
+        Largest share of a bubble's rim pixels deeper than 8 um inside it (more: a network of dark lines).
     max_unusable_tumour : float
         A slide whose tumour area (epithelium in the segmented tiles) is unusable for more than this
         fraction is not scorable (:data:`REASON_UNUSABLE`): the rest is too small a sample of the tumour.
+    look_for : tuple of str
+        The reasons looked for (the others' maps stay empty), by default all of :data:`QUALITY_REASONS`.
     """
 
     step_um: float = 4.0
@@ -92,8 +117,14 @@ class QualityRules:
     bubble_min_um: float = 40.0
     bubble_inner_rim: float = 0.1
     max_unusable_tumour: float = 0.5
+    look_for: tuple[str, ...] = QUALITY_REASONS
 
     def __post_init__(self) -> None:
+        bad = [r for r in self.look_for if r not in QUALITY_REASONS]
+        if bad or isinstance(self.look_for, str):
+            raise InvalidInputError(
+                f"look_for must be a tuple of reasons among {list(QUALITY_REASONS)}, got {self.look_for!r}"
+            )
         for name in (
             "step_um",
             "window_um",
@@ -366,12 +397,16 @@ def _fold(od3: np.ndarray, work_mpp: float, ix: tuple, tissue: np.ndarray, rules
     return keep[labels]
 
 
-def _bubble(od3: np.ndarray, work_mpp: float, s: int, shape: tuple[int, int], rules: QualityRules) -> np.ndarray:
+def _bubble(
+    od3: np.ndarray, work_mpp: float, s: int, shape: tuple[int, int], rules: QualityRules, dark: np.ndarray
+) -> np.ndarray:
     """Rounded regions enclosed by a thin, dark, neutral (grey) rim, with the rim.
 
     ``od3`` is at ``s`` pixels per map pixel. A rim pixel is darker than its surroundings (the optical
     density minus its mean over ``rim_um``) by more than ``rim_min_od`` in every channel, with channels
-    within ``rim_max_chroma`` of the largest: an added grey line, unlike either stain.
+    within ``rim_max_chroma`` of the largest: an added grey line, unlike either stain. The inside must be
+    readable: ``dark`` (saturated or ink) map pixels do not count towards it (the edge of a dark patch is
+    not a rim).
     """
     from scipy import ndimage as ndi
 
@@ -386,7 +421,7 @@ def _bubble(od3: np.ndarray, work_mpp: float, s: int, shape: tuple[int, int], ru
     rim_map = np.pad(rim_map, ((0, shape[0] - rim_map.shape[0]), (0, shape[1] - rim_map.shape[1])))
     closed = ndi.binary_closing(np.pad(rim_map, 3), iterations=2)[3:-3, 3:-3]
     filled = ndi.binary_fill_holes(closed)
-    inner = filled & ~closed
+    inner = filled & ~closed & ~dark
     if not inner.any():
         return np.zeros(shape, bool)
     labels, n = ndi.label(filled)
@@ -465,25 +500,41 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     if ink.any():  # tissue under the ink that keeps its own colour (brown under blue) is still under the ink
         ink = ndi.binary_fill_holes(ndi.binary_closing(np.pad(ink, 3, mode="edge"), iterations=3))[3:-3, 3:-3]
 
-    # out of focus: windows reaching into ink are not judged (ink is flat and would read as blurred, and
-    # its edge inflates the cell-scale detail up to two detail sigmas away)
+    # saturated: every channel near 0 (found whether or not it is looked for: focus is not judged near it)
+    dark = _saturated(arr, step_px, (h, w), rules) & tissue
+
+    # out of focus: windows reaching into ink or saturated stain are not judged (both are flat and would
+    # read as blurred, and their edges inflate the cell-scale detail up to two detail sigmas away)
     half = 0.5 * rules.window_um / rules.step_um
-    blurred = tissue & (focus < rules.focus_min) & ~_grow(ink, half + 2.0 * rules.detail_um / rules.step_um)
+    blurred = tissue & (focus < rules.focus_min) & ~_grow(ink | dark, half + 2.0 * rules.detail_um / rules.step_um)
     blurred = _drop_specks(blurred, (rules.window_um / rules.step_um) ** 2)
     blurred = _grow(blurred, half) & tissue & ~ink
 
+    look = set(rules.look_for)
+    if "out_of_focus" not in look:
+        blurred[:] = False
+    if "pen_ink" not in look:
+        ink[:] = False
     # the optical density per channel at about 2 um/px (of the mean colour), for folds and bubbles
     k2 = max(1, int(round(2.0 / mpp)))
     while step_px % k2:
         k2 -= 1
     coarse_mpp = mpp * k2
-    od3 = -np.log10(np.maximum(_block_mean(arr, k2), np.float32(1.0)) / np.float32(255.0))
+    od3 = (
+        -np.log10(np.maximum(_block_mean(arr, k2), np.float32(1.0)) / np.float32(255.0))
+        if look & {"fold", "bubble"}
+        else np.zeros((1, 1, 3), np.float32)
+    )
     s2 = step_px // k2
-    ix2 = np.ix_(np.minimum(np.arange(h) * s2 + s2 // 2, od3.shape[0] - 1), np.minimum(np.arange(w) * s2 + s2 // 2, od3.shape[1] - 1))
-    saturated = _saturated(arr, step_px, (h, w), rules) & tissue
-    near_dark = _grow(saturated | ink, rules.window_um / rules.step_um)
-    fold = _fold(od3, coarse_mpp, ix2, tissue & ~blurred & ~near_dark, rules)
-    bubble = _bubble(od3, coarse_mpp, s2, (h, w), rules) & ~ink & ~saturated
+    ix2 = np.ix_(
+        np.minimum(np.arange(h) * s2 + s2 // 2, od3.shape[0] - 1),
+        np.minimum(np.arange(w) * s2 + s2 // 2, od3.shape[1] - 1),
+    )
+    none = np.zeros((h, w), bool)
+    saturated = dark if "saturated" in look else none
+    near_dark = _grow(dark | ink, rules.window_um / rules.step_um)
+    fold = _fold(od3, coarse_mpp, ix2, tissue & ~blurred & ~near_dark, rules) if "fold" in look else none
+    bubble = _bubble(od3, coarse_mpp, s2, (h, w), rules, dark | ink) & ~ink & ~dark if "bubble" in look else none
     tissue = tissue | bubble  # a bubble lies over the section: its flattened, paler content is judged too
     focus[~tissue] = np.nan
     return QualityMap(
