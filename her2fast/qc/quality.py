@@ -22,6 +22,26 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
     20 % ink is ink, and gaps and holes in an ink region (tissue whose own colour shows through pale ink)
     are closed.
     Windows that reach into ink (or lie within two detail sigmas of it) are not judged for focus.
+``fold``
+    A tissue fold: two layers of section, so the optical density is roughly doubled in both stains.
+    The *floor* of the total optical density (R + G + B, at about 2 um/px) -- its lowest value within
+    :attr:`QualityRules.fold_floor_um`, averaged over a window -- is compared with the median floor of the
+    image's tissue: clean tissue has pale gaps (stroma, cytoplasm) near any point, a fold's second layer
+    covers them. A fold is a connected region above ``fold_grow_ratio`` (1.3) times the median that holds
+    a core of at least ``fold_min_um`` squared above ``fold_ratio`` (2) times it. Tissue out of focus, or
+    within a window of ink or saturated stain, is not judged for folds.
+``saturated``
+    Stain so dense that intensity cannot be read: a map pixel at least ``saturated_share`` of whose image
+    pixels are below ``saturated_level`` in every channel; gaps and holes closed. Saturated areas and their
+    surroundings are not judged for focus (they are flat).
+``bubble``
+    An air bubble under the coverslip: a rounded region enclosed by a thin, dark, grey rim (darker than
+    its surroundings by ``rim_min_od`` in every channel, the channels alike), with flattened content. The
+    rim's map pixels are closed and their holes filled; a filled region counts when its inside (without
+    rim, ink or saturated stain) is at least ``bubble_min_um`` across and at most ``bubble_inner_rim`` of
+    its rim lies deeper than 8 um inside (a network of dark membranes encloses tissue too, but is dark
+    throughout). The bubble's content is judged tissue even where it is paler than glass's threshold.
+    A bubble cut by the image's edge is not closed and is not found.
 
 Windows with too little tissue (mean optical density below :attr:`QualityRules.min_tissue_od`, i.e.
 glass) are not judged: they are neither usable tissue nor unusable.
@@ -329,7 +349,8 @@ def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
     if ph or pw:
         a = np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="edge")
     # a sum of k^2 strided views: numpy's reductions over short inner axes are several times slower
-    acc = np.zeros((a.shape[0] // k, a.shape[1] // k, *a.shape[2:]), np.int32 if a.dtype == np.uint8 else a.dtype)
+    acc_type = (np.uint16 if k <= 16 else np.int32) if a.dtype == np.uint8 else a.dtype
+    acc = np.zeros((a.shape[0] // k, a.shape[1] // k, *a.shape[2:]), acc_type)
     for i in range(k):
         for j in range(k):
             acc += a[i::k, j::k]
@@ -356,15 +377,20 @@ def _drop_specks(mask: np.ndarray, min_px: float) -> np.ndarray:
     return keep[labels]
 
 
-def _saturated(arr: np.ndarray, step_px: int, shape: tuple[int, int], rules: QualityRules) -> np.ndarray:
-    """Map pixels of which at least ``saturated_share`` is dark in every channel, gaps closed."""
+def _saturated(od: np.ndarray, s: int, shape: tuple[int, int], rules: QualityRules) -> np.ndarray:
+    """Map pixels at least ``saturated_share`` dark in every channel, gaps closed.
+
+    ``od`` is the optical density of the brightest channel at ``s`` pixels per map pixel; a pixel is dark
+    when even that channel is below ``saturated_level``.
+    """
     from scipy import ndimage as ndi
 
-    dark = np.maximum(np.maximum(arr[..., 0], arr[..., 1]), arr[..., 2]) < int(rules.saturated_level)
+    dark = od > np.float32(-np.log10(int(rules.saturated_level) / 255.0))
     if not dark.any():
         return np.zeros(shape, bool)
-    share = _block_mean(dark.view(np.uint8), step_px)[: shape[0], : shape[1]]
-    out = share >= rules.saturated_share
+    share = _block_mean(dark.view(np.uint8), s)[: shape[0], : shape[1]]
+    out = np.zeros(shape, bool)
+    out[: share.shape[0], : share.shape[1]] = share >= rules.saturated_share
     if out.any():
         out = ndi.binary_fill_holes(ndi.binary_closing(np.pad(out, 2), iterations=1))[2:-2, 2:-2]
     return out
@@ -411,9 +437,9 @@ def _bubble(
     from scipy import ndimage as ndi
 
     size = max(3, int(round(rules.rim_um / work_mpp)))
-    excess = od3 - ndi.uniform_filter(od3, (size, size, 1), mode="reflect")
-    lo = excess.min(axis=2)
-    hi = excess.max(axis=2)
+    e = [od3[..., c] - ndi.uniform_filter(od3[..., c], size, mode="reflect") for c in range(3)]
+    lo = np.minimum(np.minimum(e[0], e[1]), e[2])
+    hi = np.maximum(np.maximum(e[0], e[1]), e[2])
     rim = (lo > rules.rim_min_od) & (hi - lo < rules.rim_max_chroma * hi)
     if not rim.any():
         return np.zeros(shape, bool)
@@ -500,8 +526,9 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     if ink.any():  # tissue under the ink that keeps its own colour (brown under blue) is still under the ink
         ink = ndi.binary_fill_holes(ndi.binary_closing(np.pad(ink, 3, mode="edge"), iterations=3))[3:-3, 3:-3]
 
-    # saturated: every channel near 0 (found whether or not it is looked for: focus is not judged near it)
-    dark = _saturated(arr, step_px, (h, w), rules) & tissue
+    # saturated: every channel near 0
+    look = set(rules.look_for)
+    dark = _saturated(od, step_px // k, (h, w), rules) & tissue if "saturated" in look else np.zeros_like(tissue)
 
     # out of focus: windows reaching into ink or saturated stain are not judged (both are flat and would
     # read as blurred, and their edges inflate the cell-scale detail up to two detail sigmas away)
@@ -510,7 +537,6 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     blurred = _drop_specks(blurred, (rules.window_um / rules.step_um) ** 2)
     blurred = _grow(blurred, half) & tissue & ~ink
 
-    look = set(rules.look_for)
     if "out_of_focus" not in look:
         blurred[:] = False
     if "pen_ink" not in look:
@@ -520,11 +546,11 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     while step_px % k2:
         k2 -= 1
     coarse_mpp = mpp * k2
-    od3 = (
-        -np.log10(np.maximum(_block_mean(arr, k2), np.float32(1.0)) / np.float32(255.0))
-        if look & {"fold", "bubble"}
-        else np.zeros((1, 1, 3), np.float32)
-    )
+    if look & {"fold", "bubble"}:
+        mean_rgb = _block_mean(arr, k2)
+        od3 = -np.log10(np.maximum(mean_rgb, np.float32(1.0)) * np.float32(1.0 / 255.0))
+    else:
+        od3 = np.zeros((1, 1, 3), np.float32)
     s2 = step_px // k2
     ix2 = np.ix_(
         np.minimum(np.arange(h) * s2 + s2 // 2, od3.shape[0] - 1),
