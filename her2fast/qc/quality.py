@@ -412,7 +412,12 @@ def _fold(od3: np.ndarray, work_mpp: float, ix: tuple, tissue: np.ndarray, rules
     total = od3[..., 0] + od3[..., 1] + od3[..., 2]
     floor = ndi.minimum_filter(total, max(2, int(round(rules.fold_floor_um / work_mpp))), mode="reflect")
     floor = ndi.uniform_filter(floor, max(3, int(round(rules.window_um / work_mpp))), mode="reflect")[ix]
-    ref = float(np.median(floor[tissue]))
+    # the reference: tissue at least a floor square and a quarter window from glass (nearer, the floor
+    # takes in the glass and reads low)
+    inner = ndi.distance_transform_edt(tissue) > (rules.fold_floor_um + rules.window_um / 4) / rules.step_um
+    if inner.sum() < (rules.fold_min_um / rules.step_um) ** 2:
+        return np.zeros_like(tissue)
+    ref = float(np.median(floor[inner]))
     high = tissue & (floor > rules.fold_ratio * ref) & (floor > rules.fold_min_od)
     if not high.any():
         return np.zeros_like(tissue)
