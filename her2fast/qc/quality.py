@@ -126,7 +126,7 @@ class QualityRules:
     ink_mpp: float = 4.0
     fold_ratio: float = 2.0
     fold_grow_ratio: float = 1.3
-    fold_min_od: float = 0.15
+    fold_min_od: float = 0.05
     fold_floor_um: float = 16.0
     fold_min_um: float = 32.0
     saturated_level: int = 40
@@ -409,8 +409,8 @@ def _fold(od3: np.ndarray, work_mpp: float, ix: tuple, tissue: np.ndarray, rules
 
     if tissue.sum() < 4:
         return np.zeros_like(tissue)
-    total = od3[..., 0] + od3[..., 1] + od3[..., 2]
-    floor = ndi.minimum_filter(total, max(2, int(round(rules.fold_floor_um / work_mpp))), mode="reflect")
+    red = od3[..., 0]  # hematoxylin absorbs red most, DAB least
+    floor = ndi.minimum_filter(red, max(2, int(round(rules.fold_floor_um / work_mpp))), mode="reflect")
     floor = ndi.uniform_filter(floor, max(3, int(round(rules.window_um / work_mpp))), mode="reflect")[ix]
     # the reference: tissue at least a floor square and a quarter window from glass (nearer, the floor
     # takes in the glass and reads low)
