@@ -24,7 +24,8 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
     Windows that reach into ink (or lie within two detail sigmas of it) are not judged for focus.
 ``fold``
     A tissue fold: two layers of section, so the optical density is roughly doubled in both stains.
-    The *floor* of the total optical density (R + G + B, at about 2 um/px) -- its lowest value within
+    The *floor* of the red channel's optical density (at about 2 um/px; hematoxylin absorbs red most and
+    DAB least, so a 3+ tumour nest's brown raises it little while a fold doubles it) -- its lowest value within
     :attr:`QualityRules.fold_floor_um`, averaged over a window -- is compared with the median floor of the
     image's tissue: clean tissue has pale gaps (stroma, cytoplasm) near any point, a fold's second layer
     covers them. A fold is a connected region above ``fold_grow_ratio`` (1.3) times the median that holds
@@ -91,7 +92,7 @@ class QualityRules:
         A fold is a connected region whose optical-density floor is above ``fold_grow_ratio`` times the
         window's median tissue floor and that holds at least ``fold_min_um^2`` above ``fold_ratio`` times it.
     fold_min_od : float
-        ... and whose floor (total optical density, summed over R, G and B) is above this there.
+        ... and whose floor (optical density of the red channel) is above this there.
     fold_floor_um : float
         Side of the square within which the floor (the lowest optical density) is taken.
     fold_min_um : float
@@ -399,7 +400,7 @@ def _saturated(od: np.ndarray, s: int, shape: tuple[int, int], rules: QualityRul
 def _fold(od3: np.ndarray, work_mpp: float, ix: tuple, tissue: np.ndarray, rules: QualityRules) -> np.ndarray:
     """Map pixels in a fold: where the optical-density floor is far above the window's typical tissue floor.
 
-    The floor is the lowest total optical density (at about 2 um/px) within ``fold_floor_um``, averaged
+    The floor is the lowest red-channel optical density (at about 2 um/px) within ``fold_floor_um``, averaged
     over ``window_um``: clean tissue has pale gaps (stroma, cytoplasm) near any point, while in a fold the
     second layer covers them. Relative to ``ref``, the median floor of the window's tissue, a fold is a
     connected region above ``fold_grow_ratio * ref`` that holds at least ``fold_min_um^2`` above
