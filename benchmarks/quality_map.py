@@ -3,6 +3,13 @@
     python benchmarks/quality_map.py [--size 1024] [--seeds 6] [--first-seed 7000] [--json FILE]
     python benchmarks/quality_map.py --cost [--cost-size 4096] [--repeats 3]
     python benchmarks/quality_map.py --agree
+    python benchmarks/quality_map.py --real
+
+``--real`` runs the map on the real HER2 fields (``../shared/data/ihc``: ``her2-ihc-40x`` at 0.6 um/px,
+``real-fields/tune`` at 420 um / width, ``real-fields/evaluate`` at the ``approx_mpp`` of ``labels.csv``;
+fields coarser than 2 um/px are skipped) and prints, per group, the largest and mean share of the tissue
+each reason removes: none of them has an artefact the map looks for, so it should be about 0.
+``evaluate`` is measured only: no threshold was chosen on it.
 
 ``--cost`` times ``her2fast.score`` on one phantom slide (2+ typical, seed 906) with
 ``ScoreSettings(quality_map=True)`` and ``False``, alternating, and prints the ratio of the medians (and the
@@ -10,10 +17,15 @@ map's share of the worker time, ``timings["quality"]``). ``--agree`` scores six 
 (``make_slide`` seeds 904 and 905, categories 0, 1+ and 3+, 2048^2) with the map on and off and prints
 both categories and what the map removed.
 
+``look_for`` of :class:`her2fast.qc.QualityRules` times the map with every reason and with only
+``out_of_focus`` and ``pen_ink`` (three times each, alternating; medians), so the cost of the other
+detectors is printed beside the whole.
+
 For every seed a phantom tile (:func:`her2fast.synth.make_tile`, presets cycled: 0, 1+, 2+, 3+ typical, 3+
 heterogeneous, 2+, 1+ and 0+ near-threshold; 0.5 um/px, JPEG 90) gets each artefact of
 :mod:`her2fast.synth.artefacts` on its own -- an out-of-focus band (sigma 2.5 um, 150 um wide) and a
-marker stroke (250 um wide, colour drawn per seed) -- and the map is computed on the clean tile, on the
+marker stroke (250 um wide, colour drawn per seed), a tissue fold (120 um wide), an over-stained,
+saturated patch (mean radius 70 um) and an air bubble (radius 63-117 um) -- and the map is computed on the clean tile, on the
 tile with each artefact, and on the clean tile under a uniform 0.6 um blur (a soft but usable scan, the
 blur of ``benchmarks/robustness.py``). Printed per artefact, over all seeds, at image resolution:
 
@@ -22,7 +34,8 @@ blur of ``benchmarks/robustness.py``). Printed per artefact, over all seeds, at 
 - % of the clean tissue (outside the artefact) the map removes (any reason);
 
 "Tissue" is what the map calls tissue on the clean tile (not glass: the phantom's holes and fat are
-glass), so an artefact over a hole is not counted as missed.
+glass), so an artefact over a hole is not counted as missed; an artefact with less than a quarter of its area on
+tissue is left out of the table and counted beside it.
 
 and for the clean and softly blurred tiles the % of tissue removed. Seeds 7000 + i are held out: the
 thresholds of :class:`her2fast.qc.QualityRules` were set on seeds 0-5 (``--first-seed 0``).
@@ -44,9 +57,9 @@ PRESETS += [("2+", "near-threshold"), ("1+", "near-threshold"), ("0+", "near-thr
 
 def measure(size: int, seed: int, index: int) -> list[dict]:
     """Rows (one per condition) for one phantom tile."""
-    from her2fast.qc import quality_map
+    from her2fast.qc import QualityRules, quality_map
     from her2fast.synth import make_tile
-    from her2fast.synth.artefacts import add_blur_band, add_ink
+    from her2fast.synth.artefacts import add_blur_band, add_bubble, add_fold, add_ink, add_saturation
     from her2fast.synth.perturb import blur
 
     mpp = 0.5
@@ -54,24 +67,44 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
     tile = make_tile(size, category=cat, variant=var, seed=seed)
     rgb = tile.rgb
     rows = []
-    t0 = time.perf_counter()
+    # time the map with every reason and with only the first two (focus and ink), alternating
+    first_two = QualityRules(look_for=("out_of_focus", "pen_ink"))
+    dt, dt2 = [], []
+    for rep in range(3):
+        for full in (True, False) if rep % 2 == 0 else (False, True):
+            t0 = time.perf_counter()
+            clean = quality_map(rgb, mpp) if full else quality_map(rgb, mpp, rules=first_two)
+            (dt if full else dt2).append(time.perf_counter() - t0)
     clean = quality_map(rgb, mpp)
-    dt = time.perf_counter() - t0
     shape = rgb.shape[:2]
     # tissue: map pixels of the clean tile that are not glass (holes and fat in the phantom are glass)
     on_tissue = np.repeat(np.repeat(clean.tissue, clean.step_px, 0), clean.step_px, 1)[: shape[0], : shape[1]]
     base = {"seed": seed, "preset": f"{cat}/{var}"}
-    rows.append({**base, "condition": "clean", "removed": float(clean.upsample(shape).mean()), "seconds": dt})
+    rows.append(
+        {
+            **base,
+            "condition": "clean",
+            "removed": float(clean.upsample(shape).mean()),
+            "seconds": float(np.median(dt)),
+            "seconds_focus_ink": float(np.median(dt2)),
+        }
+    )
     soft = quality_map(blur(rgb, 0.6 / mpp), mpp)
     rows.append({**base, "condition": "soft_0.6um", "removed": float(soft.upsample(shape).mean())})
     for kind, reason, art in (
         ("blur", "out_of_focus", add_blur_band(rgb, mpp, seed=seed)),
         ("ink", "pen_ink", add_ink(rgb, mpp, seed=seed)),
+        ("fold", "fold", add_fold(rgb, mpp, seed=seed)),
+        ("saturation", "saturated", add_saturation(rgb, mpp, seed=seed)),
+        ("bubble", "bubble", add_bubble(rgb, mpp, seed=seed)),
     ):
         q = quality_map(art.rgb, mpp)
         found = q.upsample(shape, reason) & on_tissue
         out = q.upsample(shape) & on_tissue
         truth = art.mask & on_tissue
+        if truth.sum() < 0.25 * art.mask.sum():  # the artefact fell mostly on the phantom's glass
+            rows.append({**base, "condition": kind, "on_glass": True})
+            continue
         inter = float((found & truth).sum())
         union = float((found | truth).sum())
         rows.append(
@@ -83,9 +116,57 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
                 "clean_removed": float((out & ~art.mask & on_tissue).sum())
                 / max(float((~art.mask & on_tissue).sum()), 1.0),
                 "params": {k: v for k, v in art.params.items() if k != "centre_px"},
+                "by_reason": {
+                    r: float((q.upsample(shape, r) & on_tissue).sum()) / max(float(on_tissue.sum()), 1.0)
+                    for r in q.reasons
+                },
             }
         )
     return rows
+
+
+def real(groups: tuple[str, ...] = ("40x", "tune", "evaluate")) -> None:
+    """The share of tissue each reason removes on the real fields (see the module docstring)."""
+    import csv
+    import re
+    from pathlib import Path
+
+    from PIL import Image
+
+    from her2fast.qc import QUALITY_REASONS, quality_map
+
+    ihc = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ihc"
+    items: list[tuple[str, Path, float]] = [("40x", p, 0.6) for p in sorted((ihc / "her2-ihc-40x").glob("*.png"))]
+    with open(ihc / "real-fields" / "labels.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            p = ihc / "real-fields" / r["path"]
+            if r["split"] == "tune":
+                items.append(("tune", p, 420.0 / float(r["width"])))
+            elif r["split"] == "evaluate":
+                m = re.search(r"~\s*([0-9.]+)(?:-[0-9.]+)?\s*(x?)", r["approx_mpp"] or "")
+                mpp = 1.0 if not m else (10.0 / float(m.group(1)) if m.group(2) == "x" else float(m.group(1)))
+                items.append(("evaluate", p, mpp))
+    reasons = [*QUALITY_REASONS, "any"]
+    print(f"{'group':9s} {'n':>3s} {'skipped':>7s} " + " ".join(f"{r:>18s}" for r in reasons))
+    for group in groups:
+        fracs, skipped = [], 0
+        for _, path, mpp in (i for i in items if i[0] == group):
+            if mpp > 2.0:
+                skipped += 1
+                continue
+            with Image.open(path) as im:
+                rgb = np.asarray(im.convert("RGB"))
+            removed = quality_map(rgb, mpp).removed_fraction()
+            fracs.append([removed[r] for r in reasons])
+            if removed["any"] > 0.0:
+                print(f"  {group} {path.name}: " + " ".join(f"{r}={100 * v:.2f}%" for r, v in removed.items() if v))
+        a = np.asarray(fracs).reshape(-1, len(reasons))
+        cells = " ".join(
+            f"{f'{100 * a[:, j].max():.2f}/{100 * a[:, j].mean():.2f}%' if len(a) else '-':>18s}"
+            for j in range(len(reasons))
+        )
+        print(f"{group:9s} {len(a):3d} {skipped:7d} {cells}", flush=True)
+    print("(largest / mean % of each field's tissue removed)")
 
 
 def _settings(on: bool):
@@ -170,11 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--first-seed", type=int, default=7000)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--by-reason", action="store_true", help="print the tissue each reason removed per tile")
     ap.add_argument("--cost", action="store_true", help="time her2fast.score with the map on and off")
     ap.add_argument("--cost-size", type=int, default=4096)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--agree", action="store_true", help="categories of six held-out phantoms, map on and off")
+    ap.add_argument("--real", action="store_true", help="share removed per reason on the real HER2 fields")
     args = ap.parse_args(argv)
+    if args.real:
+        real()
+        return 0
     if args.cost or args.agree:
         if args.cost:
             cost(args.cost_size, args.repeats)
@@ -191,24 +277,35 @@ def main(argv: list[str] | None = None) -> int:
                 f"{k}={r[k]:.3f}" for k in ("iou", "kept_out", "clean_removed", "removed", "seconds") if k in r
             )
             print(f"seed {seed:5d} {r['preset']:18s} {r['condition']:11s} {figs}", flush=True)
+            if "iou" in r and args.by_reason:
+                print("      removed by reason: " + " ".join(f"{k}={v:.3f}" for k, v in r["by_reason"].items()))
     print(f"\n{platform.processor() or platform.machine()}, {args.seeds} tiles of {args.size}^2 px at 0.5 um/px")
     print(
         f"{'condition':11s} {'n':>3s} {'IoU min':>8s} {'IoU mean':>9s} {'kept out min':>13s} {'clean removed max':>18s}"
     )
-    for cond in ("blur", "ink"):
-        sel = [r for r in rows if r["condition"] == cond]
+
+    def n_glass(cond: str) -> int:
+        return sum(1 for r in rows if r["condition"] == cond and r.get("on_glass"))
+
+    for cond in ("blur", "ink", "fold", "saturation", "bubble"):
+        sel = [r for r in rows if r["condition"] == cond and "iou" in r]
         iou = [r["iou"] for r in sel]
         ko = [r["kept_out"] for r in sel]
         cr = [r["clean_removed"] for r in sel]
         print(
             f"{cond:11s} {len(sel):3d} {min(iou):8.3f} {np.mean(iou):9.3f} {100 * min(ko):12.1f}% "
-            f"{100 * max(cr):17.2f}%"
+            f"{100 * max(cr):17.2f}%" + (f"  ({glass} more on glass, not counted)" if (glass := n_glass(cond)) else "")
         )
     for cond in ("clean", "soft_0.6um"):
         rem = [r["removed"] for r in rows if r["condition"] == cond]
         print(f"{cond:11s} {len(rem):3d} tissue removed: max {100 * max(rem):.2f}%, mean {100 * np.mean(rem):.2f}%")
     secs = [r["seconds"] for r in rows if "seconds" in r]
-    print(f"map time per {args.size}^2 tile: {np.mean(secs):.3f} s")
+    secs2 = [r["seconds_focus_ink"] for r in rows if "seconds" in r]
+    print(
+        f"map time per {args.size}^2 tile: {np.mean(secs):.3f} s "
+        f"(focus and ink only: {np.mean(secs2):.3f} s; fold, saturated and bubble add "
+        f"{1000 * (np.mean(secs) - np.mean(secs2)):.1f} ms)"
+    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)

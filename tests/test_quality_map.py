@@ -10,7 +10,7 @@ import pytest
 from her2fast.errors import InvalidInputError
 from her2fast.qc import QUALITY_REASONS, QualityRules, quality_map
 from her2fast.synth import artefacts, make_tile
-from her2fast.synth.artefacts import add_artefacts, add_blur_band, add_fold, add_ink
+from her2fast.synth.artefacts import add_artefacts, add_blur_band, add_bubble, add_fold, add_ink, add_saturation
 from her2fast.synth.perturb import blur
 
 MPP = 0.5
@@ -48,17 +48,26 @@ def test_artefacts_doctest():
     assert doctest.testmod(artefacts).failed == 0
 
 
-@pytest.mark.parametrize("make", [add_blur_band, add_ink, add_fold])
-def test_artefact_changes_exactly_its_mask(tile, make):
-    a = make(tile, MPP, seed=3, width_um=80.0)
+@pytest.mark.parametrize(
+    ("make", "size"),
+    [
+        (add_blur_band, {"width_um": 80.0}),
+        (add_ink, {"width_um": 80.0}),
+        (add_fold, {"width_um": 80.0}),
+        (add_saturation, {"radius_um": 40.0}),
+        (add_bubble, {"radius_um": 60.0}),
+    ],
+)
+def test_artefact_changes_exactly_its_mask(tile, make, size):
+    a = make(tile, MPP, seed=3, **size)
     assert a.rgb.shape == tile.shape and a.rgb.dtype == np.uint8
     assert 0.02 < a.mask.mean() < 0.9
     assert np.array_equal(a.rgb[~a.mask], tile[~a.mask])  # nothing outside the mask moved
     changed = (a.rgb != tile).any(axis=2)
     assert changed[a.mask].mean() > 0.5  # and the mask is not padded with untouched pixels
-    b = make(tile, MPP, seed=3, width_um=80.0)
+    b = make(tile, MPP, seed=3, **size)
     assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.mask, b.mask)
-    assert not np.array_equal(make(tile, MPP, seed=4, width_um=80.0).mask, a.mask)
+    assert not np.array_equal(make(tile, MPP, seed=4, **size).mask, a.mask)
 
 
 def test_ink_and_fold_are_darker(tile):
@@ -89,7 +98,7 @@ def test_artefact_argument_errors(tile):
     with pytest.raises(InvalidInputError, match="colour"):
         add_ink(tile, MPP, colour="red")
     with pytest.raises(InvalidInputError, match="kinds"):
-        add_artefacts(tile, MPP, ["bubble"])
+        add_artefacts(tile, MPP, ["bubbles"])
     with pytest.raises(InvalidInputError, match="options"):
         add_artefacts(tile, MPP, ["blur"], blurr={"sigma_um": 2.0})
     with pytest.raises(InvalidInputError, match="width_um"):
@@ -107,6 +116,67 @@ def test_ink_is_found_and_not_called_blur(tile, colour):
     a = add_ink(tile, MPP, seed=2, width_um=120.0, colour=colour)
     iou, kept_out, clean = _figures(tile, a, "pen_ink")
     assert iou >= 0.7 and kept_out >= 0.9 and clean <= 0.05, (colour, iou, kept_out, clean)
+
+
+def test_saturation_and_bubble_render(tile):
+    s = add_saturation(tile, MPP, seed=1)
+    assert (s.rgb[s.mask].max(axis=1) < 40).mean() > 0.9  # every channel near 0: unreadable
+    b = add_bubble(tile, MPP, seed=1)
+    g, g0 = b.rgb[b.mask].astype(float).mean(axis=1), tile[b.mask].astype(float).mean(axis=1)
+    assert np.percentile(g, 5) < np.percentile(g0, 5)  # the dark rim
+    from scipy.ndimage import binary_erosion, uniform_filter
+
+    inner = binary_erosion(b.mask, iterations=int(8 / MPP))  # inside the rim
+    grey, grey0 = b.rgb.astype(float).mean(axis=2), tile.astype(float).mean(axis=2)
+    detail, detail0 = grey - uniform_filter(grey, 21), grey0 - uniform_filter(grey0, 21)
+    assert detail[inner].std() < 0.6 * detail0[inner].std()  # flattened content
+    ys, xs = np.nonzero(b.mask)
+    assert ys.min() > 0 and xs.min() > 0 and ys.max() < 511 and xs.max() < 511  # the disc lies inside
+
+
+# (artefact maker, its options, the reason that finds it)
+NEW = [
+    (add_fold, {"width_um": 90.0}, "fold"),
+    (add_saturation, {"radius_um": 50.0}, "saturated"),
+    (add_bubble, {"radius_um": 70.0}, "bubble"),
+]
+
+
+@pytest.mark.parametrize(("make", "options", "reason"), NEW[1:])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_saturation_and_bubble_are_found(tile, make, options, reason, seed):
+    a = make(tile, MPP, seed=seed, **options)
+    iou, kept_out, clean = _figures(tile, a, reason)
+    assert iou >= 0.7 and kept_out >= 0.9 and clean <= 0.03, (reason, iou, kept_out, clean)
+
+
+def test_folds_are_found(tile):
+    """Six folds: most are found; one over pale or empty neighbours is barely darker and may be missed."""
+    figs = np.array([_figures(tile, add_fold(tile, MPP, seed=s, width_um=90.0), "fold") for s in range(1, 7)])
+    iou, kept_out, clean = figs.T
+    assert (iou >= 0.5).sum() >= 4 and clean.max() <= 0.03, figs
+
+
+@pytest.mark.parametrize(("make", "options", "reason"), NEW)
+def test_new_artefacts_need_their_detector(tile, make, options, reason):
+    """Without its detector (``look_for``) the artefact stays in the score: the detector is what finds it."""
+    a = make(tile, MPP, seed=1, **options)
+    others = QualityRules(look_for=tuple(r for r in QUALITY_REASONS if r != reason))
+    q = quality_map(a.rgb, MPP, rules=others)
+    assert not q.reasons[reason].any()
+    on = _on_tissue(quality_map(tile, MPP), tile.shape[:2])
+    kept_out = (q.upsample(tile.shape[:2]) & a.mask & on).sum() / max((a.mask & on).sum(), 1)
+    if reason != "saturated":  # a flat, saturated patch is otherwise read as out of focus
+        assert kept_out < 0.5, (reason, kept_out)
+
+
+def test_a_solid_dark_patch_is_saturated_not_a_bubble(tile0):
+    img = tile0.copy()
+    img[100:200, 120:260] = (12, 10, 8)
+    q = quality_map(img, MPP)
+    sat = q.upsample(img.shape[:2], "saturated")
+    assert sat[104:196, 124:256].all() and not q.reasons["bubble"].any() and not q.reasons["fold"].any()
+    assert sat.sum() < 1.1 * 100 * 140
 
 
 @pytest.mark.parametrize("which", ["tile", "tile0"])
@@ -140,7 +210,7 @@ def test_map_geometry_and_resolution(tile0):
     with pytest.raises(InvalidInputError, match="larger"):
         q.upsample((400, 384))
     with pytest.raises(InvalidInputError, match="which"):
-        q.upsample((384, 384), "bubble")
+        q.upsample((384, 384), "dust")
 
 
 def test_quality_map_argument_errors(tile0):
@@ -150,5 +220,11 @@ def test_quality_map_argument_errors(tile0):
         quality_map(tile0, MPP, rules={"focus_min": 0.1})
     with pytest.raises(InvalidInputError, match="detail_um"):
         QualityRules(fine_um=2.0, detail_um=1.0)
+    with pytest.raises(InvalidInputError, match="look_for"):
+        QualityRules(look_for=("fold", "dust"))
+    with pytest.raises(InvalidInputError, match="saturated_level"):
+        QualityRules(saturated_level=0)
+    with pytest.raises(InvalidInputError, match="rim_max_chroma"):
+        QualityRules(rim_max_chroma=1.5)
     with pytest.raises(InvalidInputError):
         quality_map(tile0[..., 0], MPP)

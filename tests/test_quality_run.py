@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 
 from her2fast.errors import InvalidInputError
 from her2fast.pipeline import ScoreSettings
-from her2fast.qc import REASON_UNUSABLE, QualityRules, quality_map
+from her2fast.qc import QUALITY_REASONS, REASON_UNUSABLE, QualityRules, quality_map
 
 SIZE = 1024
 SEED = 930  # not a training seed; its blur band (seed 930) crosses about a third of the tumour
@@ -119,6 +119,7 @@ def test_clean_phantom_is_unchanged_with_the_quality_map(clean_runs):
     assert "quality_excluded" not in on.flags
     q = on.provenance["qc"]["quality"]
     assert q["removed_um2"]["any"] == 0 and q["cells_removed"] == 0 and q["scorable"] is True
+    assert set(q["removed_um2"]) == {*QUALITY_REASONS, "any"}  # every reason is reported, folds and bubbles too
     assert q["tumour_um2"] > 0.5 * q["tissue_um2"] > 0
     assert "quality" not in off.provenance["qc"]
     assert on.provenance["settings"]["quality_map"] is True

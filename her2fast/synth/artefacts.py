@@ -17,6 +17,14 @@ so the same seed gives the same artefact, in tissue terms, at any resolution.
     A tissue fold: a band where the section lies on itself, so two layers are stained -- the band's
     optical density is the tissue's own plus a mirrored copy of the tissue beside it (darker, doubly
     stained, with both layers' structure superimposed).
+``"saturation"``
+    An over-stained patch: a rounded, irregular region where chromogen has pooled so densely that
+    every channel is near 0 (optical density ``SATURATION_OD`` times 0.8-1.3 added to the tissue's):
+    the intensity there cannot be read.
+``"bubble"``
+    An air bubble under the coverslip: a disc (radius ``radius_um``) whose content is flattened
+    (contrast cut to 25-45 %, slightly paler) inside a thin dark grey rim (3-6 um, neutral optical
+    density 0.6-1.0 added). The whole disc lies inside the image.
 
 :func:`add_artefacts` applies several in turn and returns one mask per kind.
 
@@ -42,16 +50,22 @@ from ..errors import InvalidInputError
 __all__ = [
     "ARTEFACT_KINDS",
     "INK_COLOURS",
+    "SATURATION_OD",
     "Artefact",
     "ArtefactImage",
     "add_artefacts",
     "add_blur_band",
+    "add_bubble",
     "add_fold",
     "add_ink",
+    "add_saturation",
 ]
 
 #: The artefacts :func:`add_artefacts` knows.
-ARTEFACT_KINDS: tuple[str, ...] = ("blur", "ink", "fold")
+ARTEFACT_KINDS: tuple[str, ...] = ("blur", "ink", "fold", "saturation", "bubble")
+
+#: Optical density (RGB) of a saturated, over-stained patch at density 1: a near-black brown.
+SATURATION_OD: tuple[float, float, float] = (1.7, 1.9, 2.1)
 
 #: Optical density per unit ink thickness of each marker colour (RGB; blue absorbs red and green, ...).
 INK_COLOURS: dict[str, tuple[float, float, float]] = {
@@ -268,7 +282,117 @@ def add_fold(rgb: np.ndarray, mpp: float, *, seed: int = 0, width_um: float = 12
     return Artefact(out, mask, "fold", {**geo, "width_um": float(width_um)})
 
 
-_MAKERS: dict[str, Callable[..., Artefact]] = {"blur": add_blur_band, "ink": add_ink, "fold": add_fold}
+def _blob(shape: tuple[int, int], rng: np.random.Generator, radius_px: float, wobble: float) -> tuple[np.ndarray, dict]:
+    """A rounded region of mean radius ``radius_px`` whose edge wobbles by up to ``wobble`` of the radius.
+
+    The centre is drawn so that the region lies inside the image where the image allows it.
+    """
+    h, w = shape
+    reach = radius_px * (1.0 + wobble)
+    lo_y, hi_y = min(reach, h / 2.0), max(h - reach, h / 2.0)
+    lo_x, hi_x = min(reach, w / 2.0), max(w - reach, w / 2.0)
+    cy, cx = float(rng.uniform(lo_y, hi_y)), float(rng.uniform(lo_x, hi_x))
+    harmonics = [(int(n), float(rng.uniform(0.0, wobble / 2.0)), float(rng.uniform(0, 2 * np.pi))) for n in (2, 3, 5)]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot(yy - cy, xx - cx)
+    phi = np.arctan2(yy - cy, xx - cx)
+    edge = np.full((h, w), radius_px, np.float32)
+    for n, a, p in harmonics:
+        edge *= np.float32(1.0) + np.float32(a) * np.cos(n * phi + p).astype(np.float32)
+    return r <= edge, {"centre_px": (round(cx, 1), round(cy, 1)), "r": r, "edge": edge}
+
+
+def add_saturation(rgb: np.ndarray, mpp: float, *, seed: int = 0, radius_um: float = 70.0) -> Artefact:
+    """An over-stained patch: a rounded region where the optical density :data:`SATURATION_OD` is added.
+
+    Parameters
+    ----------
+    rgb : (h, w, 3) uint8
+    mpp : float
+        Micrometres per pixel of ``rgb``.
+    seed : int
+        Draws the region's position and shape and its density (0.8-1.3 times :data:`SATURATION_OD`).
+    radius_um : float
+        Mean radius of the region (its edge wobbles by up to 30 %).
+
+    Returns
+    -------
+    Artefact
+    """
+    arr = as_rgb_uint8(rgb, "rgb")
+    mpp = as_positive_float(mpp, "mpp")
+    radius = as_positive_float(radius_um, "radius_um") / mpp
+    rng = np.random.default_rng([as_int(seed, "seed", 0), 0x5A7])
+    mask, geo = _blob(arr.shape[:2], rng, radius, 0.3)
+    density = float(rng.uniform(0.8, 1.3))
+    od = _od(arr)
+    od[mask] += density * np.asarray(SATURATION_OD, np.float32)
+    out = arr.copy()
+    out[mask] = _rgb_of(od[mask])
+    return Artefact(
+        out, mask, "saturation", {"centre_px": geo["centre_px"], "density": round(density, 3), "radius_um": radius_um}
+    )
+
+
+def add_bubble(rgb: np.ndarray, mpp: float, *, seed: int = 0, radius_um: float = 90.0) -> Artefact:
+    """An air bubble: a disc with flattened, low-contrast content inside a thin dark grey rim.
+
+    Parameters
+    ----------
+    rgb : (h, w, 3) uint8
+    mpp : float
+        Micrometres per pixel of ``rgb``.
+    seed : int
+        Draws the position, the radius (0.7-1.3 times ``radius_um``), the contrast left inside
+        (25-45 %), the rim's width (3-6 um) and its optical density (0.6-1.0).
+    radius_um : float
+        Mean radius of the bubble.
+
+    Returns
+    -------
+    Artefact
+    """
+    from scipy import ndimage as ndi
+
+    arr = as_rgb_uint8(rgb, "rgb")
+    mpp = as_positive_float(mpp, "mpp")
+    rng = np.random.default_rng([as_int(seed, "seed", 0), 0xB0B])
+    radius = as_positive_float(radius_um, "radius_um") / mpp * float(rng.uniform(0.7, 1.3))
+    mask, geo = _blob(arr.shape[:2], rng, radius, 0.06)
+    contrast = float(rng.uniform(0.25, 0.45))
+    rim_px = float(rng.uniform(3.0, 6.0)) / mpp
+    rim_od = float(rng.uniform(0.6, 1.0))
+    od = _od(arr)
+    # flattened content: the local mean (over ~10 um) plus a fraction of the detail, slightly paler
+    mean = np.stack([ndi.uniform_filter(od[..., c], max(3, int(10.0 / mpp))) for c in range(3)], axis=-1)
+    inside = 0.85 * (mean + contrast * (od - mean))
+    # the rim: a neutral dark ring just inside the edge, with a smooth profile
+    depth = geo["edge"] - geo["r"]  # px inside the edge
+    ring = np.clip(1.0 - np.abs(depth - rim_px / 2.0) / (rim_px / 2.0), 0.0, 1.0) ** 0.5
+    new = inside + (rim_od * ring)[..., None]
+    out = arr.copy()
+    out[mask] = _rgb_of(new[mask])
+    return Artefact(
+        out,
+        mask,
+        "bubble",
+        {
+            "centre_px": geo["centre_px"],
+            "radius_um": round(radius * mpp, 1),
+            "contrast": round(contrast, 3),
+            "rim_um": round(rim_px * mpp, 2),
+            "rim_od": round(rim_od, 3),
+        },
+    )
+
+
+_MAKERS: dict[str, Callable[..., Artefact]] = {
+    "blur": add_blur_band,
+    "ink": add_ink,
+    "fold": add_fold,
+    "saturation": add_saturation,
+    "bubble": add_bubble,
+}
 
 
 def add_artefacts(
