@@ -356,10 +356,10 @@ class _OursSide:
         """Close the membrane sessions, so that no runtime thread of ours is left while the reference runs."""
         import gc
 
-        from ..stages import membrane
+        from ..stages.membrane import runtime
 
-        with membrane._SESSIONS_LOCK:
-            membrane._SESSIONS.clear()
+        with runtime._SESSIONS_LOCK:
+            runtime._SESSIONS.clear()
         gc.collect()
 
     def run(self, crop: bool = True) -> dict:
