@@ -250,6 +250,7 @@ class SlideResult:
 
 _NUMBER = (int, float, type(None))
 _REQUIRED_FIELDS: tuple[str, ...] = ("path", "stratum", "percent_complete", "confidence", "percentages", "counts")
+_REQUIRED_FIELDS += ("flags", "not_scorable", "timings")
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "path": (str,),
     "score": (str, type(None)),
