@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -418,6 +419,37 @@ def test_cli_view_serves_on_loopback_and_prints_its_address(vs):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
+        proc.stderr.close()
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_view_stops_at_once_on_a_signal_even_mid_request(vs, sig):
+    """Ctrl-C or SIGTERM stops the viewer within seconds, also while requests are being served."""
+    import threading
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "her2fast", "view", str(vs.out), "--port", "0"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        m = re.search(r"at (http://127\.0\.0\.1:\d+/)", proc.stderr.readline())
+        assert m
+
+        def hammer():
+            for _ in range(20):
+                try:
+                    urllib.request.urlopen(m.group(1), timeout=5).read()
+                except OSError:
+                    return
+
+        t = threading.Thread(target=hammer, daemon=True)
+        t.start()
+        time.sleep(0.2)
+        proc.send_signal(sig)
+        proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         proc.stderr.close()
     assert proc.returncode == 0
 

@@ -18,6 +18,7 @@ See docs/view.md.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -70,21 +71,32 @@ def serve(location: str | Path, *, host: str = "127.0.0.1", port: int = 8000, th
     """
     stream = sys.stderr if stream is None else stream
     app = create_app(location, trusted_hosts=list(LOOPBACK) if host in LOOPBACK else None)
-    server = make_server(app, host=host, port=port, threads=threads)
+    served = ServerThread(app, host=host, port=port, threads=threads)
     if host not in LOOPBACK:
         print(
             f"her2fast view: warning: listening on {host}: anyone who reaches this machine can see the slides and "
             "sign off scores; there is no login",
             file=stream,
         )
-    print(f"her2fast view: serving {app.extensions['her2fast_catalog'].db_path} at {address(server)}", file=stream)
+    print(f"her2fast view: serving {app.extensions['her2fast_catalog'].db_path} at {served.url}", file=stream)
     print("her2fast view: press Ctrl-C to stop", file=stream, flush=True)
+    # the server runs on a thread; this thread waits for Ctrl-C or SIGTERM, which then always stop it (an
+    # interrupt raised inside the server's own loop could be swallowed there and leave it running)
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    served.start()
     try:
-        server.run()
+        while not stop.wait(0.5) and served._thread.is_alive():
+            pass
     except KeyboardInterrupt:
         pass
     finally:
-        server.close()
+        served.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def make_server(app, *, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
