@@ -35,6 +35,7 @@ __all__ = [
     "RegionSelection",
     "Regions",
     "as_selection",
+    "geojson_features",
     "read_regions",
 ]
 
@@ -216,6 +217,54 @@ def _polygons(geom: dict, where: str) -> list[Polygon]:
     return out
 
 
+def geojson_features(path: Path, what: str, *, geometries: bool) -> tuple[list[dict], bytes]:
+    """The features of a GeoJSON file (a ``FeatureCollection``, a ``Feature`` or a list of features; with
+    ``geometries`` also a bare geometry), each checked to hold a geometry object, and the file's bytes.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the file (``what`` says what it is for) and the fix: missing, larger than
+        :data:`MAX_REGION_FILE_BYTES`, not JSON, not GeoJSON features, or a feature without a geometry.
+    """
+    if not path.is_file():
+        raise InvalidInputError(f"{what} {path} does not exist (give a GeoJSON file exported from QuPath)")
+    size = path.stat().st_size
+    if size > MAX_REGION_FILE_BYTES:
+        raise InvalidInputError(
+            f"{what} {path} is {size / 2**20:.0f} MB, more than the {MAX_REGION_FILE_BYTES // 2**20} MB read: "
+            "export only the objects needed"
+        )
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidInputError(
+            f"{what} {path} is not valid JSON ({str(exc)[:200]}); export it from QuPath with "
+            "File > Export objects as GeoJSON"
+        ) from None
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind == "FeatureCollection":
+        features = data.get("features")
+    elif kind == "Feature":
+        features = [data]
+    elif geometries and isinstance(kind, str) and ("coordinates" in data or kind == "GeometryCollection"):
+        features = [{"type": "Feature", "geometry": data}]
+    elif isinstance(data, list):
+        features = data
+    else:
+        raise InvalidInputError(
+            f"{what} {path} is not GeoJSON features: expected a FeatureCollection, a Feature or a list of "
+            f"Features{' or a geometry' if geometries else ''}"
+        )
+    if not isinstance(features, list):
+        raise InvalidInputError(f"{what} {path}: 'features' must be a list")
+    for i, feat in enumerate(features):
+        if not isinstance(feat, dict) or not isinstance(feat.get("geometry"), dict):
+            raise InvalidInputError(f"{what} {path}: feature {i} has no geometry object")
+    return features, raw
+
+
 def read_regions(path: str | Path) -> Regions:
     """Polygons of a GeoJSON file: a ``FeatureCollection``, a ``Feature``, a list of features or a bare
     geometry (QuPath's "Export objects as GeoJSON"), in level-0 pixel coordinates.
@@ -228,43 +277,10 @@ def read_regions(path: str | Path) -> Regions:
         :data:`MAX_REGION_VERTICES` vertices, or no polygon at all.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"region file {p} does not exist (give a GeoJSON file exported from QuPath)")
-    size = p.stat().st_size
-    if size > MAX_REGION_FILE_BYTES:
-        raise InvalidInputError(
-            f"region file {p} is {size / 2**20:.0f} MB, more than the {MAX_REGION_FILE_BYTES // 2**20} MB read: "
-            "export only the regions to include or exclude"
-        )
-    raw = p.read_bytes()
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise InvalidInputError(
-            f"region file {p} is not valid JSON ({str(exc)[:200]}); export it from QuPath with "
-            "File > Export objects as GeoJSON"
-        ) from None
-    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
-        features = data.get("features")
-    elif isinstance(data, dict) and data.get("type") == "Feature":
-        features = [data]
-    elif isinstance(data, dict) and isinstance(data.get("type"), str) and "coordinates" in data:
-        features = [{"type": "Feature", "geometry": data}]
-    elif isinstance(data, dict) and data.get("type") == "GeometryCollection":
-        features = [{"type": "Feature", "geometry": data}]
-    elif isinstance(data, list):
-        features = data
-    else:
-        raise InvalidInputError(
-            f"region file {p} is not GeoJSON: expected a FeatureCollection, a Feature, a list of Features or a geometry"
-        )
-    if not isinstance(features, list):
-        raise InvalidInputError(f"region file {p}: 'features' must be a list")
+    features, raw = geojson_features(p, "region file", geometries=True)
     polys: list[Polygon] = []
     vertices = 0
     for i, feat in enumerate(features):
-        if not isinstance(feat, dict) or not isinstance(feat.get("geometry"), dict):
-            raise InvalidInputError(f"region file {p}: feature {i} has no geometry object")
         try:
             got = _polygons(feat["geometry"], f"feature {i}")
         except (ValueError, RecursionError) as exc:

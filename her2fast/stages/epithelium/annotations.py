@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InvalidInputError
+from ...io.regions import geojson_features
 
 #: QuPath class names (lower case) read as epithelium / stroma by :func:`read_qupath_geojson`.
 EPITHELIUM_CLASS_NAMES = frozenset(
@@ -76,37 +76,15 @@ def read_qupath_geojson(path: str | Path) -> list[Annotation]:
     Raises
     ------
     InvalidInputError
-        Naming the file and the problem: missing file, not JSON, not GeoJSON features, a polygon with fewer
+        Naming the file and the problem: missing file, larger than 64 MB
+        (:data:`her2fast.io.regions.MAX_REGION_FILE_BYTES`), not JSON, not GeoJSON features, a polygon with fewer
         than 3 points or non-numeric coordinates, or no epithelium/stroma polygon at all.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"annotation file {path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"annotation file {path} is not valid JSON ({exc}); export it from QuPath with "
-            "File > Export objects as GeoJSON"
-        ) from None
-    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
-        features = data.get("features")
-    elif isinstance(data, dict) and data.get("type") == "Feature":
-        features = [data]
-    elif isinstance(data, list):
-        features = data
-    else:
-        raise InvalidInputError(
-            f"annotation file {path} is not GeoJSON features: expected a FeatureCollection, a "
-            "Feature or a list of Features"
-        )
-    if not isinstance(features, list):
-        raise InvalidInputError(f"annotation file {path}: 'features' must be a list")
+    features, _ = geojson_features(path, "annotation file", geometries=False)
     out: list[Annotation] = []
     seen: dict[str, int] = {}
     for i, feat in enumerate(features):
-        if not isinstance(feat, dict) or not isinstance(feat.get("geometry"), dict):
-            raise InvalidInputError(f"annotation file {path}: feature {i} has no geometry object")
         name = _class_name(feat.get("properties"))
         key = (name or "").strip().lower()
         label = "epithelium" if key in EPITHELIUM_CLASS_NAMES else "stroma" if key in STROMA_CLASS_NAMES else None
