@@ -72,6 +72,8 @@ def post(n_windows: int, repeat: int) -> None:
     core = (margin, margin, margin + side, margin + side)
     nuclei = [segment_nuclei(h, mpp) for h, _, _ in windows]
     names = ("_ray_summary", "_near_membrane", "_label_counts", "_region_sums", "_skeleton_regions")
+    # each helper is swapped where measure_tile's code looks it up (_near_membrane: in intensity._cytoplasm_od)
+    where = tuple(cells_mod.intensity if k == "_near_membrane" else cells_mod.measure for k in names)
     native_helpers = tuple(getattr(cells_mod, k) for k in names)
     numpy_helpers = tuple(getattr(cells_mod, k + "_reference") for k in names)
 
@@ -82,16 +84,16 @@ def post(n_windows: int, repeat: int) -> None:
         return [_segment_nuclei_steps(h, mpp, None, DEFAULT_NUCLEI_SETTINGS) for h, _, _ in windows]
 
     def cells_with(helpers: tuple) -> object:
-        for k, fn in zip(names, helpers):
-            setattr(cells_mod, k, fn)
+        for mod, k, fn in zip(where, names, helpers):
+            setattr(mod, k, fn)
         try:
             return [
                 cells_mod.measure_tile(p, d, n, mpp=mpp, origin=(0, 0), core=core).cells
                 for (_, d, p), n in zip(windows, nuclei)
             ]
         finally:
-            for k, fn in zip(names, native_helpers):
-                setattr(cells_mod, k, fn)
+            for mod, k, fn in zip(where, names, native_helpers):
+                setattr(mod, k, fn)
 
     runs = {
         "nuclei native": nuclei_native,

@@ -441,7 +441,7 @@ def _gated_membrane_od_numpy(
 @pytest.mark.parametrize("category", ["1+", "2+", "3+", "2+/unusual"])
 def test_gated_membrane_od_equals_the_numpy_reference(category, monkeypatch):
     """The C++ kernel against the NumPy steps it replaced, on the pipeline's inputs of phantom tiles."""
-    import her2fast.stages.cells as cells_mod
+    import her2fast.stages.cells.measure as measure_mod  # measure_tile looks the kernel up here
     from her2fast.stages import membrane, stain
     from her2fast.stages.nuclei import segment_nuclei
     from her2fast.synth import make_tile
@@ -452,14 +452,14 @@ def test_gated_membrane_od_equals_the_numpy_reference(category, monkeypatch):
     prob = membrane.predict(t.rgb, 0.5)
     nuc = segment_nuclei(conc.hematoxylin, 0.5)
     calls = []
-    native = cells_mod._gated_membrane_od
+    native = measure_mod._gated_membrane_od
 
     def spy(*args):
         out = native(*args)
         calls.append((args, out))
         return out
 
-    monkeypatch.setattr(cells_mod, "_gated_membrane_od", spy)
+    monkeypatch.setattr(measure_mod, "_gated_membrane_od", spy)
     measure_tile(prob, conc.dab, nuc, mpp=0.5, origin=(0, 0), core=(48, 48, 336, 336))
     ((args, (got, used)),) = calls
     exp, used_ref = _gated_membrane_od_numpy(*args)
@@ -698,6 +698,9 @@ def test_ray_summary_equals_the_numpy_steps_on_random_tables():
 
 
 _HELPERS = ("_ray_summary", "_near_membrane", "_label_counts", "_region_sums", "_skeleton_regions")
+#: the module of her2fast.stages.cells that looks each helper up (``_near_membrane`` is called by
+#: ``intensity._cytoplasm_od``, the others by ``measure.measure_tile``): a swap is set there
+_LOOKED_UP_IN = {k: "intensity" if k == "_near_membrane" else "measure" for k in _HELPERS}
 
 
 @pytest.mark.parametrize("category", ["1+", "3+"])
@@ -705,6 +708,8 @@ def test_native_helpers_equal_the_numpy_steps_on_phantom_windows(category, monke
     """measure_tile's native helpers (ray summary, cytoplasm dilation, label counts and sums, skeleton and
     regions) against the NumPy steps they replaced (the ``*_reference`` helpers), call by call, on the
     pipeline's inputs (U-Net membrane, deconvolved DAB, segmented nuclei); the tables are identical."""
+    import importlib
+
     import her2fast.stages.cells as cells_mod
     from her2fast.stages import membrane, stain
     from her2fast.stages.nuclei import segment_nuclei
@@ -716,7 +721,8 @@ def test_native_helpers_equal_the_numpy_steps_on_phantom_windows(category, monke
     nuc = segment_nuclei(conc.hematoxylin, 0.5)
     kw = dict(mpp=0.5, origin=(0, 0), core=(48, 48, 432, 432))
     native = measure_tile(prob, conc.dab, nuc, **kw)
-    natives = {k: getattr(cells_mod, k) for k in _HELPERS}
+    where = {k: importlib.import_module(f"her2fast.stages.cells.{m}") for k, m in _LOOKED_UP_IN.items()}
+    natives = {k: getattr(where[k], k) for k in _HELPERS}
     calls: dict[str, list] = {k: [] for k in _HELPERS}
 
     def spy(name):
@@ -728,7 +734,7 @@ def test_native_helpers_equal_the_numpy_steps_on_phantom_windows(category, monke
         return call
 
     for k in _HELPERS:
-        monkeypatch.setattr(cells_mod, k, spy(k))
+        monkeypatch.setattr(where[k], k, spy(k))
     reference = measure_tile(prob, conc.dab, nuc, **kw)
     assert all(calls[k] for k in _HELPERS if k != "_region_sums")
     for k in _HELPERS:
