@@ -81,7 +81,8 @@ def render_text(doc: Document, *, max_rows: int | None = None) -> str:
     Returns
     -------
     str
-        Figures and tables one per line; prose wrapped at :data:`WIDTH` characters. Plots are left out
+        Figures, table rows and sentences one per line; notes and warnings wrapped at :data:`WIDTH`
+        characters. Plots are left out
         (the table that follows each holds its figures).
     """
     out = [visible(doc.title)]
@@ -93,8 +94,12 @@ def render_text(doc: Document, *, max_rows: int | None = None) -> str:
             title = visible(section.title)
             out += [title, "-" * len(title)]
         for b in section.blocks:
-            if isinstance(b, Paragraph):
-                out.append(_wrap(("warning: " if b.kind == "warning" else "") + b.text))
+            if isinstance(b, Paragraph):  # figures in a sentence stay on one line; notes and warnings wrap
+                out.append(
+                    visible(b.text)
+                    if b.kind == "text"
+                    else _wrap(("warning: " if b.kind == "warning" else "") + b.text)
+                )
             elif isinstance(b, Figure):
                 out.append(" ".join(visible(t) for t in (b.label, b.value, b.detail) if t))
             elif isinstance(b, Table):
