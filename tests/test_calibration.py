@@ -465,7 +465,7 @@ def test_cli_calibrate_from_the_store(tmp_path, capsys):
     code = main(["calibrate", str(csv), "--out", str(out), "--scores", str(scores), "-q", "--n-boot", "100"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "strong_od" in text and "held-out agreement" in text and "warning: small reference set" in text
+    assert "strong_od" in text and "Held-out agreement" in text and "warning: small reference set" in text
     assert (out / "profile.json").is_file() and (out / "calibration.html").is_file()
     assert (
         main(["calibrate", str(csv), "--out", str(out), "--scores", str(scores), "--fields", "positive_fraction"]) == 1

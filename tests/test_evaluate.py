@@ -156,7 +156,8 @@ def test_failed_and_not_scorable_slides_are_listed_and_excluded_never_dropped():
     assert [(o.slide, o.status) for o in r.excluded] == [("c", "not_scorable"), ("d", "failed")]
     assert r.excluded[1].reason == "corrupt JPEG"
     text = format_summary(r)
-    assert "2 scored" in text and "1 not scorable, 1 failed" in text and "line 5 d: failed: corrupt JPEG" in text
+    assert "2 scored" in text and "1 not scorable, 1 failed" in text and "Left out: not scorable or failed (2)" in text
+    assert re.search(r"\n +d +5 +0 +failed +corrupt JPEG\n", text)  # slide, line, reference, status, reason
     assert "accuracy 1.000 (2/2 slides)" in text
     d = r.to_dict()
     assert d["counts"]["failed"] == 1 and len(d["excluded_from_figures"]) == 2
@@ -164,7 +165,7 @@ def test_failed_and_not_scorable_slides_are_listed_and_excluded_never_dropped():
 
 def test_nothing_scored_gives_counts_and_no_figures(tmp_path):
     r = evaluate_rows([ref(2, "a", "3+")], [row(None, status="failed", error="x")], n_boot=10)
-    assert r.summary is None and "no slide was scored" in format_summary(r)
+    assert r.summary is None and "No slide was scored" in format_summary(r)
     files = write_evaluation(r, tmp_path)
     assert json.loads(files["json"].read_text())["agreement"] is None
 
@@ -263,7 +264,7 @@ def test_write_evaluation_files(tmp_path):
     ]
     out = tmp_path / "eval"
     files = write_evaluation(evaluate_rows(refs, rows, n_boot=50, source="ref.csv"), out)
-    assert set(files) == {"json", "confusion", "slides", "discordant", "contest", "html"}
+    assert set(files) == {"json", "confusion", "slides", "discordant", "contest", "html", "markdown"}
     assert all(p.exists() and p.parent == out for p in files.values())
     with files["confusion"].open() as fh:
         lines = list(csv.reader(fh))
@@ -287,6 +288,8 @@ def test_write_evaluation_files(tmp_path):
     assert d["percent_complete"]["mean_abs_error"] == pytest.approx(9.0)
     assert d["versions"] == [{"her2fast": "0.1.0", "models": {"unet": "ab"}}]
     assert "data:image/png;base64," in files["html"].read_text()
+    md = files["markdown"].read_text(encoding="utf-8")
+    assert "- accuracy **0.500** (1/2 slides)" in md and "[overlay](./../slides/b.overlay.png)" in md
 
 
 # ------------------------------------------------------------------------ end to end, through the CLI
@@ -335,7 +338,15 @@ def test_evaluate_cli_end_to_end(phantom_reference, capsys):
     rc = main(["evaluate", str(folder / "reference.csv"), "--out", str(out), "--n-boot", "200", "-q"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
-    for name in ("evaluation.json", "confusion.csv", "slides.csv", "discordant.csv", "contest.csv", "report.html"):
+    for name in (
+        "evaluation.json",
+        "confusion.csv",
+        "slides.csv",
+        "discordant.csv",
+        "contest.csv",
+        "report.html",
+        "report.md",
+    ):
         assert (out / name).exists(), name
     # the printed accuracy is what the files say
     refs = {r.slide: r.score for r in read_reference_csv(folder / "reference.csv")}

@@ -75,15 +75,17 @@ def test_html_links_stay_relative_and_text_is_escaped(tmp_path):
     assert 'href="javascript:' not in text.lower()
     expected = {f"./{n.removesuffix('.tiff')}.her2fast.json" for n in HOSTILE}
     assert expected <= {unquote(h) for h in hrefs}  # the links still lead to the files
-    for name in HOSTILE:  # names are shown, escaped
+    for name in HOSTILE:  # names are shown, escaped, their control characters written as escapes
+        shown = name.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
         assert (
-            name.replace("&", "&amp;")
+            shown.replace("&", "&amp;")
             .replace("<", "&lt;")
             .replace(">", "&gt;")
             .replace('"', "&quot;")
             .replace("'", "&#x27;")
             in text
         )
+        assert "\n" not in shown and "\t" not in shown and "\r" not in shown
 
 
 def test_html_links_without_a_folder_are_relative_or_file_uris(tmp_path):

@@ -23,7 +23,7 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
         help="CSV with slide,score[,percent_complete][,ish], as her2fast evaluate reads it",
     )
     p.add_argument(
-        "--out", required=True, metavar="PROFILE_DIR", help="profile folder: profile.json, calibration.json, .html"
+        "--out", required=True, metavar="PROFILE_DIR", help="profile folder: profile.json, calibration.json, .html, .md"
     )
     p.add_argument("--name", default=None, help="the profile's name (default: the CSV's name and today's date)")
     p.add_argument(

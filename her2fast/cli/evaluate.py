@@ -22,7 +22,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         required=True,
         metavar="DIR",
         help="output folder: per-slide reports, results.db, evaluation.json, confusion.csv, slides.csv, "
-        "discordant.csv, contest.csv, report.html",
+        "discordant.csv, contest.csv, report.html and report.md (the printed figures as a page and in Markdown)",
     )
     scoring_options(p, pictures_help="skip overlays (the report then has no thumbnails)")
     p.add_argument("--workers", type=int, default=None, help="slides scored in parallel (default: the batch default)")

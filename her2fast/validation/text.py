@@ -1,101 +1,124 @@
-"""The evaluation as plain text: what ``her2fast evaluate`` prints (:func:`format_summary`).
+"""Documents as plain text (:func:`render_text`): what ``her2fast evaluate`` (:func:`format_summary`) and
+``her2fast calibrate`` print.
 
-The same figures as one HTML page: :mod:`her2fast.validation.report`.
+Every string goes through :func:`~her2fast.validation.presentation.visible`, so a slide name cannot break a
+line or send an escape sequence to the terminal. The same documents as Markdown:
+:mod:`her2fast.validation.markdown`; as HTML: :mod:`her2fast.validation.report`.
+
+Examples
+--------
+>>> from her2fast.validation.presentation import Document, Figure, Section, Table
+>>> doc = Document("Title", (), (Section("Part", (Figure("accuracy", "0.500", "(1/2)"), Table(("a", "b"), [("x", 1)]))),))
+>>> print(render_text(doc))
+Title
+<BLANKLINE>
+Part
+----
+accuracy 0.500 (1/2)
+  a  b
+  x  1
 """
 
 from __future__ import annotations
 
-import math
+import textwrap
 
-import numpy as np
-
+from .document import evaluation_document
+from .presentation import Document, Figure, Paragraph, Table, confusion_table, visible
 from .summary import AgreementSummary, EvaluationReport
 
-__all__ = ["format_confusion", "format_summary"]
+__all__ = ["render_text", "format_confusion", "format_summary"]
+
+#: Width prose is wrapped to (tables and figure lines are never wrapped).
+WIDTH = 100
 
 
-def _f(v: float | None, nd: int = 3) -> str:
-    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
+def _table(t: Table, max_rows: int | None, indent: str = "  ") -> list[str]:
+    rows = [[visible(c.text) for c in r] for r in t.rows]
+    more = 0
+    if max_rows is not None and len(rows) > max_rows:
+        more, rows = len(rows) - max_rows, rows[:max_rows]
+    header = [visible(h) for h in t.header]
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    # numbers right-aligned: a matrix, and every column but the first whose cells are not words
+    right = [t.kind == "confusion" or (j > 0 and all(not r[j][:1].isalpha() for r in rows)) for j in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        parts = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)]
+        return (indent + "  ".join(parts)).rstrip()
+
+    out = []
+    if t.spanning and len(widths) > 2:
+        inner = sum(widths[1:-1]) + 2 * (len(widths) - 3)
+        out.append((indent + " " * (widths[0] + 2) + visible(t.spanning).center(inner)).rstrip())
+    out += [line(header), *(line(r) for r in rows)]
+    if more:
+        out.append(f"{indent}... {more} more rows")
+    out += [_wrap(n, indent) for n in t.notes]
+    return out
+
+
+def _wrap(text: str, indent: str = "") -> str:
+    return textwrap.fill(
+        visible(text),
+        WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def render_text(doc: Document, *, max_rows: int | None = None) -> str:
+    """A document as plain text: the title, its meta line, each section under an underlined title.
+
+    Parameters
+    ----------
+    doc : Document
+    max_rows : int, optional
+        Rows shown of a longer table (the rest are counted: ``... 12 more rows``); every row when None.
+
+    Returns
+    -------
+    str
+        Figures, table rows and sentences one per line; notes and warnings wrapped at :data:`WIDTH`
+        characters. Plots are left out
+        (the table that follows each holds its figures).
+    """
+    out = [visible(doc.title)]
+    if doc.meta:
+        out.append("; ".join(visible(m) for m in doc.meta))
+    for section in doc.sections:
+        out.append("")
+        if section.title:
+            title = visible(section.title)
+            out += [title, "-" * len(title)]
+        for b in section.blocks:
+            if isinstance(b, Paragraph):  # figures in a sentence stay on one line; notes and warnings wrap
+                out.append(
+                    visible(b.text)
+                    if b.kind == "text"
+                    else _wrap(("warning: " if b.kind == "warning" else "") + b.text)
+                )
+            elif isinstance(b, Figure):
+                out.append(" ".join(visible(t) for t in (b.label, b.value, b.detail) if t))
+            elif isinstance(b, Table):
+                out += _table(b, max_rows)
+    return "\n".join(out)
 
 
 def format_confusion(summary: AgreementSummary) -> str:
     """The confusion matrix as a text table (rows predicted, columns reference, with totals)."""
-    labels = summary.labels
-    w = max(6, max(len(lab) for lab in labels) + 2)
-    cm = summary.confusion
-    lines = [
-        " " * 12 + "reference".center(w * len(labels)),
-        f"{'predicted':>12s}" + "".join(f"{lab:>{w}s}" for lab in labels) + f"{'total':>{w}s}",
-    ]
-    for lab, row in zip(labels, cm):
-        lines.append(f"{lab:>12s}" + "".join(f"{v:{w}d}" for v in row) + f"{row.sum():{w}d}")
-    lines.append(f"{'total':>12s}" + "".join(f"{v:{w}d}" for v in cm.sum(axis=0)) + f"{cm.sum():{w}d}")
-    return "\n".join(lines)
+    return "\n".join(_table(confusion_table(summary.labels, summary.confusion), None, indent=""))
 
 
-def format_summary(report: EvaluationReport) -> str:
-    """The compact text ``her2fast evaluate`` prints: counts, confusion matrix, accuracy, kappas, cut-offs."""
-    c = report.counts()
-    out = [
-        f"{c['total']} slides in {report.source or 'the reference'}: {c['scored']} scored"
-        + (f" ({c['from_store']} taken from the results store)" if c["from_store"] else "")
-        + f", {c['not_scorable']} not scorable, {c['failed']} failed"
-    ]
-    if report.excluded:
-        out.append(f"excluded from every figure below ({len(report.excluded)}):")
-        out += [f"  line {o.line} {o.slide}: {o.status.replace('_', ' ')}: {o.reason}" for o in report.excluded]
-    s = report.summary
-    if s is None:
-        out.append("no slide was scored: no agreement figures")
-        return "\n".join(out)
-    what = (
-        "clinical groups (reference in group words)" if report.level == "group" else "ASCO/CAP classes (0+ counts as 0)"
-    )
-    out.append(f"confusion matrix, {what}; rows predicted, columns reference:")
-    out.append(format_confusion(s))
-    n, agree = int(s.confusion.sum()), int(np.trace(s.confusion))
-    out.append(f"accuracy {s.accuracy:.3f} ({agree}/{n} slides)")
-    out.append(
-        "Cohen's kappa (95 % bootstrap CI): "
-        + "; ".join(
-            f"{k} {_f(s.kappa[k])} ({_f(s.kappa_interval[k][0], 2)}..{_f(s.kappa_interval[k][1], 2)})"
-            for k in ("unweighted", "linear", "quadratic")
-        )
-    )
-    out.append(
-        "precision / recall: " + "; ".join(f"{lab} {_f(p, 2)}/{_f(r, 2)}" for lab, (p, r) in s.precision_recall.items())
-    )
-    for cut in s.cutoffs:
-        out.append(
-            f"cut-off {cut.question}: {cut.agree}/{cut.n} agree, sensitivity {_f(cut.sensitivity, 2)}, "
-            f"specificity {_f(cut.specificity, 2)}"
-        )
-    if report.ultralow:
-        u = report.ultralow
-        out.append(f"null vs ultralow (slides both call HER2-0): {u['agree']}/{u['n']} agree")
-    if report.ish:
-        h, r = report.ish["her2fast"], report.ish["reference"]
-        out.append(
-            f"vs ISH ({report.ish['n']} slides): her2fast {h['agree']}/{h['n_decided']} concordant "
-            f"({h['equivocal']} equivocal 2+); reference IHC {r['agree']}/{r['n_decided']}"
-        )
-    if report.percent_complete:
-        p = report.percent_complete
-        out.append(
-            f"% complete membranes ({p['n']} slides): mean absolute error {p['mean_abs_error']:.1f} points, "
-            f"bias {p['bias']:+.1f}, max {p['max_abs_error']:.1f}"
-        )
-    out.append(
-        f"discordant slides: {len(report.discordant)}"
-        + (
-            ": "
-            + ", ".join(
-                f"{o.slide} ({o.predicted_label(report.level)} vs {o.reference_label(report.level)})"
-                for o in report.discordant[:10]
-            )
-            if report.discordant
-            else ""
-        )
-        + (" ..." if len(report.discordant) > 10 else "")
-    )
-    return "\n".join(out)
+def format_summary(report: EvaluationReport, *, max_rows: int | None = 20) -> str:
+    """The text ``her2fast evaluate`` prints: :func:`render_text` of the evaluation's document.
+
+    Parameters
+    ----------
+    report : EvaluationReport
+    max_rows : int, optional
+        Rows shown of the longer tables (discordant and left-out slides); every row when None.
+    """
+    return render_text(evaluation_document(report), max_rows=max_rows)

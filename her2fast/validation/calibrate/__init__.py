@@ -33,8 +33,9 @@ Stratified k-fold cross-validation (leave-one-slide-out when ``folds >= n``): ea
 the other slides and scored with its own fit, so every slide's calibrated score comes from a profile that
 never saw it. The held-out scores of the calibrated fits and the defaults' scores are compared with the
 reference: accuracy, quadratic kappa, the 0 / HER2-low / 3+ agreement, each with a percentile bootstrap
-interval over slides, and the paired difference. Written to ``calibration.json`` and ``calibration.html``;
-warnings when the set is small or one-sided (CAP asks for at least 20 positive and 20 negative cases).
+interval over slides, and the paired difference. Written to ``calibration.json``, ``calibration.html`` and
+``calibration.md`` (one document, :func:`calibration_document`, rendered as HTML and Markdown, and as the
+text the command prints); warnings when the set is small or one-sided (CAP asks for at least 20 positive and 20 negative cases).
 
 Modules
 -------
@@ -44,8 +45,9 @@ Modules
   :func:`fit_rules`.
 - :mod:`~her2fast.validation.calibrate.cross_validation`: :class:`CrossValidation`, :func:`cross_validate`.
 - :mod:`~her2fast.validation.calibrate.figures`: :func:`agreement_figures`, :func:`reference_warnings`.
-- :mod:`~her2fast.validation.calibrate.report`: :class:`CalibrationReport`, :func:`format_calibration`,
-  :func:`write_html`, :func:`write_calibration` (``calibration.json`` / ``.html``, ``profile.json``).
+- :mod:`~her2fast.validation.calibrate.report`: :class:`CalibrationReport`, :func:`calibration_document`,
+  :func:`format_calibration`, :func:`write_html`, :func:`write_markdown`, :func:`write_calibration`
+  (``calibration.json`` / ``.html`` / ``.md``, ``profile.json``).
 - :mod:`~her2fast.validation.calibrate.command`: :func:`calibrate` (the command's steps).
 
 Every public name of these modules is importable from ``her2fast.validation.calibrate``.
@@ -68,7 +70,14 @@ from .cross_validation import CrossValidation, cross_validate
 from .figures import LOW_LABELS as LOW_LABELS
 from .figures import agreement_figures, reference_warnings
 from .fitting import SEARCH, FitResult, ParameterSearch, fit_rules
-from .report import CalibrationReport, format_calibration, write_calibration, write_html
+from .report import (
+    CalibrationReport,
+    calibration_document,
+    format_calibration,
+    write_calibration,
+    write_html,
+    write_markdown,
+)
 
 __all__ = [
     "ParameterSearch",
@@ -86,4 +95,6 @@ __all__ = [
     "write_calibration",
     "format_calibration",
     "write_html",
+    "write_markdown",
+    "calibration_document",
 ]

@@ -31,7 +31,7 @@ from .cells import CellSet
 from .cross_validation import cross_validate
 from .figures import agreement_figures, reference_warnings
 from .fitting import _searches, fit_rules
-from .report import CalibrationReport, write_calibration, write_html
+from .report import CalibrationReport, write_calibration, write_html, write_markdown
 
 __all__ = ["calibrate"]
 
@@ -71,7 +71,7 @@ def calibrate(
         (:func:`~her2fast.validation.reference_csv.read_reference_csv`).
     out_dir : str or PathLike
         The profile folder: ``profile.json`` (what ``--profile`` takes), ``calibration.json``,
-        ``calibration.html``.
+        ``calibration.html``, ``calibration.md``.
     name : str, optional
         The profile's name (default: the CSV's name and today's date).
     scores_dir : str or PathLike, optional
@@ -94,7 +94,7 @@ def calibrate(
     Returns
     -------
     CalibrationReport
-        With ``files``: ``profile``, ``json``, ``html``.
+        With ``files``: ``profile``, ``json``, ``html``, ``markdown``.
 
     Raises
     ------
@@ -264,4 +264,5 @@ def calibrate(
     report.profile = load_profile(report.files["profile"])
     report.files["json"].write_text(json.dumps(report.to_dict(), indent=1, allow_nan=False), encoding="utf-8")
     write_html(report, report.files["html"])
+    write_markdown(report, report.files["markdown"])
     return report

@@ -1,27 +1,44 @@
 """What :func:`~her2fast.validation.calibrate.calibrate` found (:class:`CalibrationReport`) and its files:
-``profile.json``, ``calibration.json``, ``calibration.html``, and the text ``her2fast calibrate`` prints.
+``profile.json``, ``calibration.json``, ``calibration.html`` and ``calibration.md``, and the text
+``her2fast calibrate`` prints.
+
+The figures are laid out once (:func:`calibration_document`, a
+:class:`~her2fast.validation.presentation.Document`) and rendered as text, Markdown and HTML by the
+renderers of :mod:`her2fast.validation.text`, :mod:`~her2fast.validation.markdown` and
+:mod:`~her2fast.validation.report`.
 
 Examples
 --------
->>> _fmt(0.12345), _fmt(None), _ci({"accuracy": 0.8, "accuracy_ci": [0.7, 0.9]}, "accuracy")
-('0.123', '-', '0.800 [0.700, 0.900]')
+>>> _g(0.123456), _g(None), _ci({"accuracy": 0.8, "accuracy_ci": [0.7, 0.9]}, "accuracy")
+('0.1235', '-', '0.800 [0.700, 0.900]')
 """
 
 from __future__ import annotations
 
-import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..._files import atomic_write_text
 from ...scoring import (
     CalibrationProfile,
 )
+from ..markdown import render_markdown
+from ..presentation import Document, Paragraph, Section, Table, confusion_table
+from ..report import render_document
+from ..text import render_text
 from .cross_validation import CrossValidation
 from .fitting import FitResult
 
-__all__ = ["CalibrationReport", "write_calibration", "format_calibration", "write_html"]
+__all__ = [
+    "CalibrationReport",
+    "calibration_document",
+    "write_calibration",
+    "format_calibration",
+    "write_html",
+    "write_markdown",
+]
 
 
 @dataclass
@@ -88,12 +105,8 @@ class CalibrationReport:
         }
 
 
-def _fmt(v, nd: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    return str(v)
+def _g(v) -> str:
+    return "-" if v is None else f"{v:.4g}"
 
 
 def _ci(figs: Mapping, key: str) -> str:
@@ -101,122 +114,95 @@ def _ci(figs: Mapping, key: str) -> str:
     return f"{figs[key]:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def format_calibration(report: CalibrationReport) -> str:
-    """The text ``her2fast calibrate`` prints."""
+#: names of the held-out figures
+_FIGURES = {"accuracy": "accuracy", "kappa_quadratic": "quadratic kappa", "low_agreement": "0 / low / 3+"}
+
+
+def calibration_document(report: CalibrationReport) -> Document:
+    """The calibration's document: what ``her2fast calibrate`` prints and ``calibration.md`` / ``.html`` show.
+
+    Warnings, the fitted parameters (default, calibrated, range over the folds), the held-out agreement of
+    the defaults and of the calibration (with 95 % bootstrap intervals and their paired difference), both
+    confusion matrices and every reference slide.
+    """
+    p = report.profile
     f = report.figures
-    lines = [f"calibration profile {report.profile.name!r} (sha256 {report.profile.sha256[:12]})"]
-    lines.append(
-        f"  reference: {report.profile.reference.get('scored')} slides used of {report.profile.reference.get('slides')}"
+    ref = p.reference
+    meta = (
+        f"sha256 {p.sha256}",
+        f"her2fast {p.her2fast_version}",
+        f"created {p.created}",
+        f"reference {ref.get('file', '')} (sha256 {str(ref.get('sha256', ''))[:16]}, {ref.get('scored')} of "
+        f"{ref.get('slides')} slides used)",
     )
-    for name, p in report.to_dict()["parameters"].items():
-        lines.append(
-            f"  {name:18s} default {p['default']:.4g} -> {p['calibrated']:.4g}  (folds {p['folds_min']:.4g}-{p['folds_max']:.4g})"
-        )
-    lines.append(
-        f"  held-out agreement ({len(report.cross_validation.fold_parameters)}-fold cross-validation, 95 % bootstrap intervals):"
+    params = Table(
+        ("parameter", "default", "calibrated", "range over folds"),
+        [
+            (k, _g(v["default"]), _g(v["calibrated"]), f"{v['folds_min']:.4g} - {v['folds_max']:.4g}")
+            for k, v in report.to_dict()["parameters"].items()
+        ],
     )
+    folds = len(report.cross_validation.fold_parameters)
     keys = ["accuracy", "kappa_quadratic"] + (["low_agreement"] if "low_agreement" in f["default"] else [])
-    names = {"accuracy": "accuracy", "kappa_quadratic": "quadratic kappa", "low_agreement": "0 / low / 3+"}
-    for key in keys:
-        d = f["difference"][key]
-        lines.append(
-            f"    {names[key]:16s} defaults {_ci(f['default'], key)}   calibrated {_ci(f['calibrated'], key)}   "
-            f"difference {d['value']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
-        )
-    for w in report.warnings:
-        lines.append(f"  warning: {w}")
-    return "\n".join(lines)
+    rows = []
+    for k in keys:
+        d = f["difference"][k]
+        diff = f"{d['value']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+        rows.append((_FIGURES[k], _ci(f["default"], k), _ci(f["calibrated"], k), diff))
+    held_out = Table(("figure", "defaults", "calibrated", "difference"), rows)
+    note = (
+        f"{folds}-fold cross-validation: every slide scored by a fit that never saw it; 95 % percentile "
+        "bootstrap intervals over slides; the difference (calibrated minus defaults) is paired."
+    )
+    slides = Table(
+        ("line", "slide", "reference", "status", "defaults", "calibrated (held out)", "calibrated (all)", "reason"),
+        [
+            (
+                s["line"],
+                s["slide"],
+                s["reference"],
+                s["status"],
+                s.get("default") or "",
+                s.get("held_out") or "",
+                s.get("calibrated") or "",
+                s.get("reason") or "",
+            )
+            for s in report.slides
+        ],
+    )
+    sections = [
+        Section("", tuple(Paragraph(w, "warning") for w in report.warnings)),
+        Section("Parameters", (params,)),
+        Section("Held-out agreement", (Paragraph(note, "note"), held_out)),
+        *(
+            Section(f"Confusion, {name} (held out)", (confusion_table(f["labels"], f[key]["confusion"]),))
+            for key, name in (("default", "defaults"), ("calibrated", "calibrated"))
+        ),
+        Section(f"Slides ({len(report.slides)})", (slides,)),
+    ]
+    return Document(f"Calibration profile {p.name}", meta, tuple(sections))
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{e(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def format_calibration(report: CalibrationReport, *, max_rows: int | None = 20) -> str:
+    """The text ``her2fast calibrate`` prints: :func:`render_text` of :func:`calibration_document`.
+
+    ``max_rows``: rows shown of the slides table (every row when None).
+    """
+    return render_text(calibration_document(report), max_rows=max_rows)
 
 
 def write_html(report: CalibrationReport, path: str | Path) -> Path:
-    """``calibration.html``: one self-contained page (every string HTML-escaped)."""
-    e = html.escape
-    d = report.to_dict()
-    f = report.figures
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{e('her2fast calibration: ' + report.profile.name)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:left}.warn{background:#fff3cd;padding:.5em}</style>",
-        "</head><body>",
-        f"<h1>Calibration profile {e(report.profile.name)}</h1>",
-        f"<p>sha256 {e(report.profile.sha256)}; her2fast {e(report.profile.her2fast_version)}; created "
-        f"{e(report.profile.created)}; reference {e(str(report.profile.reference.get('file', '')))} (sha256 "
-        f"{e(str(report.profile.reference.get('sha256', ''))[:16])}, {e(str(report.profile.reference.get('scored')))}"
-        f" of {e(str(report.profile.reference.get('slides')))} slides used).</p>",
-    ]
-    for w in report.warnings:
-        parts.append(f"<p class='warn'>Warning: {e(w)}</p>")
-    parts.append("<h2>Parameters</h2>")
-    parts.append(
-        _html_table(
-            ["parameter", "default", "calibrated", "range over folds"],
-            [
-                [k, p["default"], p["calibrated"], f"{p['folds_min']:.4g} - {p['folds_max']:.4g}"]
-                for k, p in d["parameters"].items()
-            ],
-        )
-    )
-    parts.append(
-        f"<h2>Held-out agreement</h2><p>{len(report.cross_validation.fold_parameters)}-fold cross-validation: "
-        "every slide scored by a fit that never saw it; 95 % percentile bootstrap intervals over slides; the "
-        "difference is paired.</p>"
-    )
-    keys = ["accuracy", "kappa_quadratic"] + (["low_agreement"] if "low_agreement" in f["default"] else [])
-    parts.append(
-        _html_table(
-            ["figure", "defaults", "calibrated", "difference"],
-            [
-                [
-                    k,
-                    _ci(f["default"], k),
-                    _ci(f["calibrated"], k),
-                    f"{f['difference'][k]['value']:+.3f} [{f['difference'][k]['ci'][0]:+.3f}, "
-                    f"{f['difference'][k]['ci'][1]:+.3f}]",
-                ]
-                for k in keys
-            ],
-        )
-    )
-    for name in ("default", "calibrated"):
-        parts.append(f"<h3>Confusion, {e(name)} (rows predicted, columns reference)</h3>")
-        parts.append(
-            _html_table(["", *f["labels"]], [[lab, *row] for lab, row in zip(f["labels"], f[name]["confusion"])])
-        )
-    parts.append("<h2>Slides</h2>")
-    parts.append(
-        _html_table(
-            ["line", "slide", "reference", "status", "defaults", "calibrated (held out)", "calibrated (all)", "reason"],
-            [
-                [
-                    s["line"],
-                    s["slide"],
-                    s["reference"],
-                    s["status"],
-                    s.get("default"),
-                    s.get("held_out"),
-                    s.get("calibrated"),
-                    s.get("reason"),
-                ]
-                for s in report.slides
-            ],
-        )
-    )
-    parts.append("</body></html>")
-    out = Path(path)
-    out.write_text("\n".join(parts), encoding="utf-8")
-    return out
+    """``calibration.html``: :func:`calibration_document` as one self-contained page (every string escaped)."""
+    return atomic_write_text(path, render_document(calibration_document(report)))
+
+
+def write_markdown(report: CalibrationReport, path: str | Path) -> Path:
+    """``calibration.md``: :func:`calibration_document` as Markdown (every string escaped)."""
+    return atomic_write_text(path, render_markdown(calibration_document(report)))
 
 
 def write_calibration(report: CalibrationReport, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``profile.json``, ``calibration.json`` and ``calibration.html`` into ``out_dir``."""
+    """Write ``profile.json``, ``calibration.json``, ``calibration.html`` and ``calibration.md`` into ``out_dir``."""
     from ...io.profile import save_profile
 
     out = Path(out_dir)
@@ -225,5 +211,6 @@ def write_calibration(report: CalibrationReport, out_dir: str | Path) -> dict[st
     files["json"] = out / "calibration.json"
     files["json"].write_text(json.dumps(report.to_dict(), indent=1, allow_nan=False), encoding="utf-8")
     files["html"] = write_html(report, out / "calibration.html")
+    files["markdown"] = write_markdown(report, out / "calibration.md")
     report.files = files
     return files

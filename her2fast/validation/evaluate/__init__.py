@@ -9,14 +9,16 @@ Three layers:
 - :func:`evaluate_rows`: reference rows + results-store rows -> :class:`EvaluationReport` (pure: no
   scoring; it reads only the result JSON files the rows point to), :func:`format_summary` (the text
   ``her2fast evaluate`` prints, :mod:`her2fast.validation.text`) and :func:`write_evaluation`
-  (``evaluation.json``, ``confusion.csv``, ``slides.csv``, ``discordant.csv``, ``contest.csv``, ``report.html``);
+  (``evaluation.json``, ``confusion.csv``, ``slides.csv``, ``discordant.csv``, ``contest.csv``, ``report.html``,
+  ``report.md``);
 - :func:`run_evaluation`: reads the CSV, scores the slides with :func:`her2fast.service.batch.run_batch` (slides
   already in the results store with the same content and versions are not scored again) and writes
   everything -- what ``her2fast evaluate REFERENCE.csv --out DIR`` runs.
 
 The figures themselves (:class:`EvaluationReport`, :class:`SlideOutcome`, :class:`AgreementSummary`,
-:class:`CutoffAgreement`) and the score vocabulary are defined in :mod:`her2fast.validation.summary`,
-which :mod:`her2fast.validation.report` draws from. Every name of ``__all__`` imports from here as well,
+:class:`CutoffAgreement`) and the score vocabulary are defined in :mod:`her2fast.validation.summary`; they
+are laid out once as a document (:func:`her2fast.validation.document.evaluation_document`) that the
+printed text, ``report.md`` and ``report.html`` render. Every name of ``__all__`` imports from here as well,
 wherever it is defined.
 
 Score vocabularies

@@ -1,5 +1,5 @@
 """The files of an evaluation (:func:`write_evaluation`): ``evaluation.json``, ``confusion.csv``, ``slides.csv``,
-``discordant.csv``, ``contest.csv`` and ``report.html``, written atomically and never onto an input.
+``discordant.csv``, ``contest.csv``, ``report.html`` and ``report.md``, written atomically and never onto an input.
 
 Examples
 --------
@@ -66,6 +66,7 @@ EVALUATION_FILES = {
     "discordant": "discordant.csv",
     "contest": "contest.csv",
     "html": "report.html",
+    "markdown": "report.md",
 }
 
 
@@ -75,8 +76,9 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path, *, protect=(
     Files: ``evaluation.json`` (every figure and slide), ``confusion.csv`` (rows predicted, columns
     reference), ``slides.csv`` (every reference slide and its outcome), ``discordant.csv``,
     ``contest.csv`` (slide, score, percent_complete, confidence -- the fields of the Warwick HER2
-    contest; empty where a slide has no score) and ``report.html`` (one self-contained page, see
-    :mod:`her2fast.validation.report`). Links to slide outputs are relative to ``out_dir``.
+    contest; empty where a slide has no score), ``report.html`` (one self-contained page, see
+    :mod:`her2fast.validation.report`) and ``report.md`` (the same document in Markdown, see
+    :mod:`her2fast.validation.markdown`). Links to slide outputs are relative to ``out_dir``.
 
     Parameters
     ----------
@@ -89,14 +91,16 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path, *, protect=(
     Returns
     -------
     dict of str to Path
-        ``json``, ``confusion``, ``slides``, ``discordant``, ``contest``, ``html``.
+        ``json``, ``confusion``, ``slides``, ``discordant``, ``contest``, ``html``, ``markdown``.
 
     Raises
     ------
     OutputError
         One of the files would replace a file of ``protect``.
     """
-    from ..report import render_html
+    from ..document import evaluation_document
+    from ..markdown import render_markdown
+    from ..report import render_document
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -216,5 +220,7 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path, *, protect=(
         ],
         protect,
     )
-    files["html"] = atomic_write_text(out / "report.html", render_html(report, out), protect=protect)
+    document = evaluation_document(report, out)  # one layout, two formats (links relative to out)
+    files["html"] = atomic_write_text(out / "report.html", render_document(document), protect=protect)
+    files["markdown"] = atomic_write_text(out / "report.md", render_markdown(document), protect=protect)
     return files
