@@ -69,9 +69,16 @@ def run_local(
     inflight: dict = {}
     try:
         while pending or inflight:
+            broken = False
             while pending and len(inflight) < workers:
                 job = pending.popleft()
-                inflight[pool.submit(work_local, job.path, job.name)] = job
+                try:
+                    fut = pool.submit(work_local, job.path, job.name)
+                except BrokenProcessPool:  # a worker died since the last wait: not this slide's fault
+                    pending.appendleft(job)
+                    broken = True
+                    break
+                inflight[fut] = job
                 ui.started(job.path)
             done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
             drain()
@@ -84,7 +91,7 @@ def run_local(
                     suspects.append(job)
                     continue
                 yield job, outcome
-            if not suspects:
+            if not suspects and not broken:
                 continue
             # A worker died: every slide in flight failed with it. Run each alone to find the culprit.
             suspects += list(inflight.values())
