@@ -2,14 +2,52 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
-#include <functional>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace her2fast {
 namespace {
+
+// Allocator of the flood's per-thread scratch: blocks of 2 MiB and more are aligned to 2 MiB and
+// marked for transparent huge pages, so the flood's random accesses over several MiB of pixel state
+// do not miss the TLB on nearly every pixel.
+template <class T>
+struct HugePageAllocator {
+  using value_type = T;
+  HugePageAllocator() = default;
+  template <class U>
+  HugePageAllocator(const HugePageAllocator<U>&) {}
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = std::max<std::size_t>(1, n) * sizeof(T);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    constexpr std::size_t huge = std::size_t{1} << 21;
+    if (bytes >= huge) {
+      const std::size_t rounded = (bytes + huge - 1) / huge * huge;
+      void* p = nullptr;
+      if (posix_memalign(&p, huge, rounded) == 0) {
+        madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
+        return static_cast<T*>(p);
+      }
+    }
+#endif
+    void* p = std::malloc(bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) { std::free(p); }
+  bool operator==(const HugePageAllocator&) const { return true; }
+  bool operator!=(const HugePageAllocator&) const { return false; }
+};
+template <class T>
+using Scratch = std::vector<T, HugePageAllocator<T>>;
 
 // Total order of finite floats as unsigned integers (-0.0 is folded onto +0.0 beforehand).
 inline std::uint32_t orderable(float v) {
@@ -18,121 +56,128 @@ inline std::uint32_t orderable(float v) {
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
-// The flood's queue: entries (orderable(elevation) << 32 | age, pixel); keys are unique, and pops
-// return them in exactly the order of one min-heap. A single heap over a tile grows to ~10^5 entries
-// (every pixel waiting on a membrane), far beyond L2, and each pop then pays a cache miss per level.
-// So entries are spread over buckets by the high bits of the elevation key (bucket order = key
-// order); only the lowest non-empty bucket is kept as a (small) binary heap; entries pushed into other
-// buckets are appended unsorted and heapified when their bucket becomes the lowest. A push below the
-// current bucket (a pit) makes that bucket current; the bucket it leaves stays a valid heap.
-struct QueueEntry {
-  std::uint64_t key;
-  std::int32_t pixel;
-  bool operator>(const QueueEntry& o) const { return key > o.key; }
-};
-
-// The lowest bucket's binary min-heap (keys are unique, so any min-heap pops in the same order as
-// std::pop_heap with std::greater, and std::make_heap builds a valid one). The pop descends to a leaf
-// along the smaller child with a branch-free choice, then sifts the last entry up (Floyd): a flood
-// pops every pixel once, and std::pop_heap's unpredictable child comparisons cost more than its
-// memory traffic (1.13-1.22x faster floods of real cell landscapes, same output).
-// Moves entry e up from the hole at index i until its parent's key is not larger, and stores it.
-inline void heap_sift_up(QueueEntry* a, std::size_t i, const QueueEntry e) {
-  while (i > 0) {
-    const std::size_t p = (i - 1) / 2;
-    if (a[p].key <= e.key) break;
-    a[i] = a[p];
-    i = p;
+inline int ctz64(std::uint64_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_ctzll(v);
+#else
+  int i = 0;
+  while (!(v & 1u)) {
+    v >>= 1;
+    ++i;
   }
-  a[i] = e;
-}
-inline std::int32_t heap_pop(std::vector<QueueEntry>& v) {
-  const std::int32_t top = v[0].pixel;
-  const QueueEntry last = v.back();
-  v.pop_back();
-  const std::size_t n = v.size();
-  if (n == 0) return top;
-  QueueEntry* a = v.data();
-  std::size_t i = 0;
-  for (;;) {  // down to a leaf along the smaller child (Floyd), then the last entry sifts up
-    std::size_t c = 2 * i + 1;
-    if (c + 1 < n) {
-      c += static_cast<std::size_t>(a[c + 1].key < a[c].key);
-    } else if (c >= n) {
-      break;
-    }
-    a[i] = a[c];
-    i = c;
-  }
-  heap_sift_up(a, i, last);
-  return top;
+  return i;
+#endif
 }
 
-class FloodQueue {
+// The flood's queue pops pixels in the order of (elevation, age): a hierarchical queue with one
+// level per distinct elevation, each level first-in first-out. The pixels are sorted by elevation once
+// (radix sort); a pixel's level is the first position of its elevation in that order, so levels are
+// ordered as elevations and equal elevations share one. A level holding one pixel needs no list (that
+// pixel is the one at the level's position); a level of several (a plateau) keeps a linked list in the
+// order of the pushes, its head and tail in the sorted order's slots of its own pixels (a plateau has at
+// least two). Non-empty levels are bits of a hierarchical bitmap (64 children per word); the lowest
+// level is the lowest bit, found from the top in one step per layer.
+class LevelBitmap {
  public:
-  // All elevation keys lie in [lo, hi].
-  FloodQueue(std::uint32_t lo, std::uint32_t hi)
-      : lo_(lo >> kShift),
-        buckets_((hi >> kShift) - (lo >> kShift) + 1),
-        is_heap_(buckets_.size(), 0),
-        cur_(buckets_.size()) {}
-  bool empty() const { return size_ == 0; }
-  void push(std::uint32_t elevation_key, std::uint32_t age, std::int32_t pixel) {
-    const QueueEntry e{static_cast<std::uint64_t>(elevation_key) << 32 | age, pixel};
-    const std::size_t b = (elevation_key >> kShift) - lo_;
-    auto& v = buckets_[b];
-    v.push_back(e);
-    ++size_;
-    if (b < cur_) {
-      cur_ = b;
-      if (!is_heap_[b]) {
-        std::make_heap(v.begin(), v.end(), std::greater<QueueEntry>());
-        is_heap_[b] = 1;
-        return;
-      }
-    }
-    if (is_heap_[b]) heap_sift_up(v.data(), v.size() - 1, v.back());
+  void reset(std::size_t n_bits) {
+    layers_ = 0;
+    std::size_t n = n_bits;
+    do {
+      n = (n + 63) / 64;
+      auto& v = words_[layers_++];
+      v.assign(n, 0);
+    } while (n > 1);
   }
-  // The pixel that pop() will return next if nothing smaller is pushed first, or -1 when that is not
-  // known cheaply (the lowest bucket is not a heap yet or is empty): for prefetching only.
-  std::int32_t peek() const {
-    if (cur_ >= buckets_.size() || !is_heap_[cur_] || buckets_[cur_].empty()) return -1;
-    return buckets_[cur_].front().pixel;
+  bool test(std::uint32_t i) const { return (words_[0][i >> 6] >> (i & 63)) & 1u; }
+  void set(std::uint32_t i) {
+    for (int l = 0; l < layers_; ++l) {
+      std::uint64_t& word = words_[l][i >> 6];
+      const bool was_empty = word == 0;
+      word |= std::uint64_t{1} << (i & 63);
+      if (!was_empty) return;
+      i >>= 6;
+    }
   }
-  std::int32_t pop() {  // the pixel of the smallest key; requires !empty()
-    while (buckets_[cur_].empty()) {
-      is_heap_[cur_] = 0;
-      ++cur_;
+  void clear(std::uint32_t i) {
+    for (int l = 0; l < layers_; ++l) {
+      std::uint64_t& word = words_[l][i >> 6];
+      word &= ~(std::uint64_t{1} << (i & 63));
+      if (word != 0) return;
+      i >>= 6;
     }
-    auto& v = buckets_[cur_];
-    if (!is_heap_[cur_]) {
-      std::make_heap(v.begin(), v.end(), std::greater<QueueEntry>());
-      is_heap_[cur_] = 1;
-    }
-    const std::int32_t pixel = heap_pop(v);
-    --size_;
-    return pixel;
+  }
+  // The lowest set bit; requires !empty(). `hint`: a bit position with no set bit below it, whose word
+  // is looked at first.
+  std::uint32_t lowest(std::uint32_t hint) const {
+    const std::uint64_t w0 = words_[0][hint >> 6];
+    if (w0 != 0) return (hint & ~63u) | static_cast<std::uint32_t>(ctz64(w0));
+    std::uint32_t i = 0;
+    for (int l = layers_ - 1; l >= 0; --l) i = (i << 6) | static_cast<std::uint32_t>(ctz64(words_[l][i]));
+    return i;
+  }
+  // The d-th set bit above bit i in i's word (d >= 1), or none (returns false).
+  bool ahead(std::uint32_t i, int d, std::uint32_t& out) const {
+    std::uint64_t w = words_[0][i >> 6] & (~std::uint64_t{1} << (i & 63));
+    for (int k = 1; k < d && w != 0; ++k) w &= w - 1;
+    if (w == 0) return false;
+    out = (i & ~63u) | static_cast<std::uint32_t>(ctz64(w));
+    return true;
   }
 
  private:
-  static constexpr int kShift = 16;  // 2^16 buckets at most: 128 per octave of elevation
-  std::uint32_t lo_;
-  std::vector<std::vector<QueueEntry>> buckets_;
-  std::vector<std::uint8_t> is_heap_;
-  std::size_t cur_;
-  std::size_t size_ = 0;
+  static constexpr int kMaxLayers = 6;  // 64^6 bits > 2^31 pixels
+  std::vector<std::uint64_t> words_[kMaxLayers];
+  int layers_ = 0;
 };
 
-// What the flood reads and writes per pixel, side by side in 8 bytes (the flood visits pixels in
-// elevation order, all over the tile, so nearly every visit is a cache miss; a tile's states fit the
-// caches better at 8 bytes than at 16): the elevation, and the label with two flags in its top bits.
-// The climb rule's "from" elevation, read only where two floods meet, is kept apart.
+// What the flood reads and writes per pixel, side by side in 8 bytes: the pixel's level in the
+// elevation order (level << 1 | 1 when the level is a plateau; the order of these words is the order of
+// the elevations, equal elevations give equal words), and the label with two flags in its top bits.
+// The border around the image and pixels outside the mask carry kBlocked, so no neighbour needs a
+// bounds check or a mask lookup.
 struct PixelState {
-  float elevation;
+  std::uint32_t level;
   std::uint32_t label_flags;  // label | kSeed | kDone
 };
 
-constexpr std::uint32_t kSeed = 1u << 30, kDone = 1u << 31, kLabelBits = kSeed - 1;
+constexpr std::uint32_t kSeed = 1u << 30, kDone = 1u << 31, kLabelBits = kSeed - 1, kBlocked = kSeed | kDone;
+
+// Sorts the entries key << 32 | pixel of `a` (keys in [0, span]) by key, pixels of equal key in
+// increasing order, with `b` as scratch: least significant digit first over the key's top 22 bits at
+// most (two passes of up to 11 bits), then the entries whose top bits are equal -- neighbours now, a few
+// each -- sorted in place.
+void sort_entries(Scratch<std::uint64_t>& a, Scratch<std::uint64_t>& b, std::uint32_t span) {
+  int bits = 0;
+  while (bits < 32 && (static_cast<std::uint64_t>(span) >> bits) != 0) ++bits;
+  const int passes = (bits + 10) / 11;
+  if (passes == 0) return;
+  const int digit = (bits + passes - 1) / passes;
+  const std::size_t n_digits = std::size_t{1} << digit;
+  const std::size_t n = a.size();
+  std::vector<std::uint32_t> count(n_digits * static_cast<std::size_t>(passes));
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t k = static_cast<std::uint32_t>(a[i] >> 32);
+    for (int p = 0; p < passes; ++p)
+      ++count[static_cast<std::size_t>(p) * n_digits + ((k >> (p * digit)) & (n_digits - 1))];
+  }
+  for (int p = 0; p < passes; ++p) {
+    std::uint32_t* c = count.data() + static_cast<std::size_t>(p) * n_digits;
+    std::uint32_t sum = 0;
+    for (std::size_t d = 0; d < n_digits; ++d) {
+      const std::uint32_t t = c[d];
+      c[d] = sum;
+      sum += t;
+    }
+    const int shift = 32 + p * digit;
+    const std::uint64_t* src = a.data();
+    std::uint64_t* dst = b.data();
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint64_t e = src[i];
+      dst[c[(e >> shift) & (n_digits - 1)]++] = e;
+    }
+    a.swap(b);
+  }
+}
 
 }  // namespace
 
@@ -145,7 +190,7 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
   if (h < 1 || w < 1)
     throw std::invalid_argument("seeded_watershed: image must not be empty, got " + std::to_string(h) + "x" +
                                 std::to_string(w));
-  if (h * w >= (std::ptrdiff_t{1} << 31))
+  if (h * w >= (std::ptrdiff_t{1} << 31) || (h + 2) * (w + 2) >= (std::ptrdiff_t{1} << 32))
     throw std::invalid_argument("seeded_watershed: image too large, " + std::to_string(h * w) + " pixels");
   if (n_labels < 0 || static_cast<std::uint32_t>(n_labels) > kLabelBits)
     throw std::invalid_argument("seeded_watershed: n_labels must be in 0.." + std::to_string(kLabelBits) + ", got " +
@@ -159,35 +204,11 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
     throw std::invalid_argument("seeded_watershed: centres are required when max_radius >= 0");
   const double r2 = limit ? max_radius * max_radius : 0.0;
   const std::ptrdiff_t n = h * w;
-
-  // per-thread scratch, reused across calls: fresh pages for every tile cost more (page faults and
-  // zeroing) than the flood's own work on them
-  thread_local std::vector<PixelState> px_state;
-  thread_local std::vector<float> px_from;  // climb: the elevation of the pixel that claimed this one
-  px_state.resize(static_cast<std::size_t>(n));
-  if (climb) px_from.resize(static_cast<std::size_t>(n));
-  std::uint32_t key_lo = 0xffffffffu, key_hi = 0;
-  for (std::ptrdiff_t i = 0; i < n; ++i) {
-    const float v = elevation[i];
-    if (!std::isfinite(v))
-      throw std::invalid_argument("seeded_watershed: elevation must be finite, got " + std::to_string(v) +
-                                  " at pixel " + std::to_string(i));
-    const std::uint32_t k = orderable(v + 0.0f);
-    key_lo = std::min(key_lo, k);
-    key_hi = std::max(key_hi, k);
-    px_state[static_cast<std::size_t>(i)] = PixelState{v + 0.0f, 0};
-  }
-  FloodQueue queue(key_lo, key_hi);
-  std::uint32_t age = 0;  // every pixel is pushed at most once: ages < n < 2^31
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     const std::int32_t m = markers[i];
     if (m < 0 || m > n_labels)
       throw std::invalid_argument("seeded_watershed: marker " + std::to_string(m) + " at pixel " + std::to_string(i) +
                                   " is outside 0.." + std::to_string(n_labels));
-    if (m > 0) {
-      px_state[static_cast<std::size_t>(i)].label_flags = static_cast<std::uint32_t>(m) | kSeed;
-      queue.push(orderable(px_state[static_cast<std::size_t>(i)].elevation), age++, static_cast<std::int32_t>(i));
-    }
   }
   if (limit)
     for (std::int32_t k = 1; k <= n_labels; ++k) {
@@ -197,70 +218,206 @@ void seeded_watershed(const float* elevation, std::ptrdiff_t h, std::ptrdiff_t w
                                     " must be in [0, 1), got " + std::to_string(fx) + ", " + std::to_string(fy));
     }
 
+  // Per-thread scratch, reused across calls: fresh pages for every tile cost more (page faults and
+  // zeroing) than the flood's own work on them. The image is padded by one pixel on each side.
+  const std::ptrdiff_t W = w + 2, np = (h + 2) * W;
+  thread_local Scratch<PixelState> px_state;
+  thread_local Scratch<std::uint32_t> px_from;   // climb: the level of the pixel that claimed this one
+  thread_local Scratch<std::uint32_t> px_next;   // plateau lists: the pixel pushed after this one
+  thread_local Scratch<std::uint32_t> by_level;  // the pixel at each position of the elevation order
+  thread_local Scratch<std::uint64_t> sort_a, sort_b;
+  thread_local LevelBitmap queued;
+  px_state.resize(static_cast<std::size_t>(np));
+  if (climb) px_from.resize(static_cast<std::size_t>(np));
+  PixelState* st = px_state.data();
+
+  // 1. Elevation order: every pixel's level (the first position of its elevation among the sorted
+  //    pixels), and the pixel at every position.
+  std::uint32_t key_lo = 0xffffffffu, key_hi = 0;
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    const float v = elevation[i];
+    if (!std::isfinite(v))
+      throw std::invalid_argument("seeded_watershed: elevation must be finite, got " + std::to_string(v) +
+                                  " at pixel " + std::to_string(i));
+    const std::uint32_t k = orderable(v + 0.0f);
+    key_lo = std::min(key_lo, k);
+    key_hi = std::max(key_hi, k);
+  }
+  sort_a.resize(static_cast<std::size_t>(n));
+  sort_b.resize(static_cast<std::size_t>(n));
+  for (std::ptrdiff_t y = 0; y < h; ++y) {
+    std::uint64_t* e = sort_a.data() + y * w;
+    const float* v = elevation + y * w;
+    const std::uint32_t p0 = static_cast<std::uint32_t>((y + 1) * W + 1);
+    for (std::ptrdiff_t x = 0; x < w; ++x)
+      e[x] = static_cast<std::uint64_t>(orderable(v[x] + 0.0f) - key_lo) << 32 | (p0 + static_cast<std::uint32_t>(x));
+  }
+  sort_entries(sort_a, sort_b, key_hi - key_lo);
+  by_level.resize(static_cast<std::size_t>(n));
+  std::uint32_t* const by = by_level.data();
+  bool any_plateau = false;
+  {
+    const std::uint64_t* s = sort_a.data();
+    const std::size_t nz = static_cast<std::size_t>(n);
+    std::uint32_t start = 0;
+    for (std::size_t t = 0; t < nz; ++t) {
+      const std::uint32_t k = static_cast<std::uint32_t>(s[t] >> 32);
+      const bool same_prev = t > 0 && static_cast<std::uint32_t>(s[t - 1] >> 32) == k;
+      const bool same_next = t + 1 < nz && static_cast<std::uint32_t>(s[t + 1] >> 32) == k;
+      start = same_prev ? start : static_cast<std::uint32_t>(t);
+      const std::uint32_t p = static_cast<std::uint32_t>(s[t]);
+      st[p].level = start << 1 | static_cast<std::uint32_t>(same_prev || same_next);
+      by[t] = p;
+      any_plateau |= same_next;
+    }
+  }
+  // A non-seed pixel is on the barrier when its elevation is >= barrier, i.e. when its level word is >=
+  // that of the first position in the order whose elevation is >= barrier (the start of its level).
+  std::uint32_t barrier_word = 0xffffffffu;
+  {
+    auto value_at = [&](std::size_t t) {
+      const std::uint32_t key = static_cast<std::uint32_t>(sort_a[t] >> 32) + key_lo;
+      const std::uint32_t bits = (key & 0x80000000u) ? (key & 0x7fffffffu) : ~key;
+      float v;
+      std::memcpy(&v, &bits, sizeof v);
+      return v;
+    };
+    std::size_t lo = 0, hi = static_cast<std::size_t>(n);  // the first position with value >= barrier
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (value_at(mid) >= barrier)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    if (lo < static_cast<std::size_t>(n)) barrier_word = static_cast<std::uint32_t>(lo) << 1;
+  }
+
+  // 2. Labels: the border and pixels outside the mask are blocked; markers are seeds.
+  for (std::ptrdiff_t x = 0; x < W; ++x) {
+    st[x] = PixelState{0, kBlocked};
+    st[np - W + x] = PixelState{0, kBlocked};
+  }
+  for (std::ptrdiff_t y = 0; y < h; ++y) {
+    PixelState* row = st + (y + 1) * W;
+    row[0] = PixelState{0, kBlocked};
+    row[W - 1] = PixelState{0, kBlocked};
+    const std::int32_t* mk = markers + y * w;
+    const std::uint8_t* mr = mask != nullptr ? mask + y * w : nullptr;
+    for (std::ptrdiff_t x = 0; x < w; ++x) {
+      const std::uint32_t m = static_cast<std::uint32_t>(mk[x]);
+      row[x + 1].label_flags = m > 0 ? (m | kSeed) : (mr != nullptr && mr[x] == 0 ? kBlocked : 0u);
+    }
+  }
+
+  // 3. The flood, seeds first in raster order.
+  if (any_plateau) px_next.resize(static_cast<std::size_t>(np));
+  std::uint32_t* const nxt = px_next.data();
+  std::uint32_t* const from = climb ? px_from.data() : nullptr;
+  queued.reset(static_cast<std::size_t>(n));
+  std::size_t n_queued = 0;
+  std::uint32_t lowest = 0;  // no queued level below it
+  auto push = [&](std::uint32_t q, std::uint32_t word) {
+    const std::uint32_t lv = word >> 1;
+    ++n_queued;
+    lowest = std::min(lowest, lv);
+    if (!(word & 1u)) {
+      queued.set(lv);
+    } else if (queued.test(lv)) {  // a plateau's list: head by[lv], tail by[lv + 1]
+      nxt[by[lv + 1]] = q;
+      by[lv + 1] = q;
+    } else {
+      by[lv] = q;
+      by[lv + 1] = q;
+      queued.set(lv);
+    }
+  };
+  for (std::ptrdiff_t y = 0; y < h; ++y)
+    for (std::ptrdiff_t x = 0; x < w; ++x) {
+      const std::uint32_t p = static_cast<std::uint32_t>((y + 1) * W + x + 1);
+      if ((st[p].label_flags & kBlocked) == kSeed) push(p, st[p].level);
+    }
+  lowest = 0;
+
   // neighbours in scikit-image's order: up, left, right, down, then the diagonals (8-connectivity)
   const std::ptrdiff_t dys[8] = {-1, 0, 0, 1, -1, -1, 1, 1}, dxs[8] = {0, -1, 1, 0, -1, 1, -1, 1};
   std::ptrdiff_t offsets[8];
-  for (int k = 0; k < 8; ++k) offsets[k] = dys[k] * w + dxs[k];
-  PixelState* st = px_state.data();
-  float* from = climb ? px_from.data() : nullptr;
-  while (!queue.empty()) {
-    const std::ptrdiff_t p = queue.pop();
-    {  // the flood jumps around the tile: fetch the next pixel's rows while this one is processed
-#if defined(__GNUC__) || defined(__clang__)
-      const std::ptrdiff_t nxt = queue.peek();
-      if (nxt >= 0) {
-        __builtin_prefetch(st + nxt);
-        if (nxt >= w) __builtin_prefetch(st + nxt - w);
-        if (nxt + w < n) __builtin_prefetch(st + nxt + w);
-      }
-#endif
+  for (int k = 0; k < 8; ++k) offsets[k] = dys[k] * W + dxs[k];
+  while (n_queued != 0) {
+    const std::uint32_t lv = queued.lowest(lowest);
+    lowest = lv;
+    const std::uint32_t p = by[lv];
+    const std::uint32_t ep = st[p].level;
+    if ((ep & 1u) && by[lv + 1] != p) {
+      by[lv] = nxt[p];
+    } else {
+      queued.clear(lv);
     }
+    --n_queued;
+#if defined(__GNUC__) || defined(__clang__)
+    // the flood jumps around the image: fetch the rows of a pixel due shortly while this one is processed
+    std::uint32_t ahead_lv;
+    if (queued.ahead(lv, 2, ahead_lv)) {
+      const std::uint32_t nx = by[ahead_lv];
+      __builtin_prefetch(st + nx - W);
+      __builtin_prefetch(st + nx);
+      __builtin_prefetch(st + nx + W);
+    }
+#endif
     const std::uint32_t lf = st[p].label_flags;
     const std::uint32_t label = lf & kLabelBits;
-    const std::ptrdiff_t py = p / w, px = p - py * w;
-    const float ep = st[p].elevation;
-    const bool on_barrier = !(lf & kSeed) && ep >= barrier;
+    const bool on_barrier = !(lf & kSeed) && ep >= barrier_word;
     if (climb) st[p].label_flags = lf | kDone;
-    std::int32_t bx = 0, by = 0;
+    std::ptrdiff_t px = 0, py = 0;
+    std::int32_t bx = 0, by_ = 0;
     double fx = 0.0, fy = 0.0;
     if (limit) {
+      py = static_cast<std::ptrdiff_t>(p / static_cast<std::uint32_t>(W));
+      px = static_cast<std::ptrdiff_t>(p) - py * W - 1;
+      py -= 1;
       bx = centre_base[2 * label];
-      by = centre_base[2 * label + 1];
+      by_ = centre_base[2 * label + 1];
       fx = centre_frac[2 * label];
       fy = centre_frac[2 * label + 1];
     }
     for (int k = 0; k < connectivity; ++k) {
-      const std::ptrdiff_t qy = py + dys[k], qx = px + dxs[k];
-      if (qy < 0 || qy >= h || qx < 0 || qx >= w) continue;
-      const std::ptrdiff_t q = p + offsets[k];
+      const std::uint32_t q = static_cast<std::uint32_t>(static_cast<std::ptrdiff_t>(p) + offsets[k]);
       PixelState& sq = st[q];
       bool steal = false;
       if (sq.label_flags != 0) {
         // climb: a waiting pixel goes to the flood that reaches it from higher ground, still climbing
-        // (seeds and popped pixels carry a flag, so their label_flags never equal a bare label)
+        // (seeds, popped and blocked pixels carry a flag, so their label_flags never equal a bare label)
         if (!climb || sq.label_flags == label || (sq.label_flags & ~kLabelBits) != 0 || !(ep > from[q]) ||
-            !(ep < sq.elevation))
+            !(ep < sq.level))
           continue;
         steal = true;
       }
-      if (mask != nullptr && mask[q] == 0) continue;
-      if (on_barrier && !(sq.elevation >= barrier)) continue;
+      if (on_barrier && !(sq.level >= barrier_word)) continue;
       if (limit) {
-        const double dx = static_cast<double>(qx - bx) - fx;
-        const double dy = static_cast<double>(qy - by) - fy;
+        const double dx = static_cast<double>(px + dxs[k] - bx) - fx;
+        const double dy = static_cast<double>(py + dys[k] - by_) - fy;
         if (dx * dx + dy * dy > r2) continue;
       }
       sq.label_flags = label;
       if (climb) from[q] = ep;
-      // a stolen pixel is already queued (its key does not depend on who claimed it)
-      if (!steal) queue.push(orderable(sq.elevation), age++, static_cast<std::int32_t>(q));
+      // a stolen pixel is already queued (its level does not depend on who claimed it)
+      if (!steal) push(q, sq.level);
     }
   }
-  for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = static_cast<std::int32_t>(st[i].label_flags & kLabelBits);
+  for (std::ptrdiff_t y = 0; y < h; ++y) {
+    const PixelState* row = st + (y + 1) * W + 1;
+    std::int32_t* o = out + y * w;
+    for (std::ptrdiff_t x = 0; x < w; ++x) o[x] = static_cast<std::int32_t>(row[x].label_flags & kLabelBits);
+  }
   // keep a tile's worth of scratch per thread, not the largest image ever flooded
   if (px_state.capacity() > (std::size_t{8} << 20)) {
-    std::vector<PixelState>().swap(px_state);
-    std::vector<float>().swap(px_from);
+    Scratch<PixelState>().swap(px_state);
+    Scratch<std::uint32_t>().swap(px_from);
+    Scratch<std::uint32_t>().swap(px_next);
+    Scratch<std::uint32_t>().swap(by_level);
+    Scratch<std::uint64_t>().swap(sort_a);
+    Scratch<std::uint64_t>().swap(sort_b);
+    queued.reset(1);
   }
 }
 

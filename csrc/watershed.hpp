@@ -5,11 +5,12 @@
 // whose result it equals on inputs without ties (with connectivity 8: connectivity=2's), extended by
 // constraints that make territories stop at membranes and stay cell-sized:
 //
-//   - queue: a min-priority queue of (elevation, age) (bucketed by elevation, each bucket a heap
-//     once it is the lowest: the same pop order as one heap, with small heaps); markers enter in raster order, every
-//     later push gets the next age, so ties are first-in first-out and the order depends only on the relative positions
-//     of pixels (translating the image translates the result). A pixel takes the label of the
-//     neighbour that pushes it first (claim at push, as scikit-image without compactness).
+//   - queue: pixels leave in the order of (elevation, age) (a hierarchical queue: one first-in first-out
+//     level per distinct elevation, levels ordered by a radix sort of the elevations; the same pop order as
+//     one heap of (elevation, age)); markers enter in raster order, every later push gets the next age, so
+//     ties are first-in first-out and the order depends only on the relative positions of pixels
+//     (translating the image translates the result). A pixel takes the label of the neighbour that
+//     pushes it first (claim at push, as scikit-image without compactness).
 //   - 4-connectivity (up, left, right, down; scikit-image's connectivity=1) or 8-connectivity (then
 //     the diagonals up-left, up-right, down-left, down-right; connectivity=2); neighbours are visited
 //     in that order. Pixels outside the image or where mask == 0 are never labelled.
