@@ -4,7 +4,9 @@
     python benchmarks/cells.py --post [--windows 3] [--repeat 7]
 
 ``--post``: the tile stream's post-processing per 704^2 window (+ 48 px margins, 800^2 read), on the
-stream's inputs (phantom window, colour deconvolution, U-Net membrane): ms per window of the nuclei
+stream's inputs (phantom window, colour deconvolution, U-Net membrane): ms per window of the cell
+territories' flood alone (:func:`her2fast.stages.cells.measure_tile`'s native seeded watershed, against
+``skimage.segmentation.watershed`` of the same landscape and markers), of the nuclei
 (:func:`her2fast.stages.nuclei.segment_nuclei`, one native pass, against its SciPy / NumPy steps
 ``_segment_nuclei_steps``) and of the cells (:func:`her2fast.stages.cells.measure_tile` with its native
 ray summary, cytoplasm dilation, label counts and sums, against the same call with the NumPy steps they replaced:
@@ -95,7 +97,41 @@ def post(n_windows: int, repeat: int) -> None:
             for mod, k, fn in zip(where, names, native_helpers):
                 setattr(mod, k, fn)
 
+    # the flood alone: the seeded_watershed calls of measure_tile, captured once, against scikit-image's
+    # watershed of the same landscape and markers (plain: no barrier, radius or climb)
+    floods = []
+    native = cells_mod._native
+
+    class Capture:
+        def __getattr__(self, name: str) -> object:
+            fn = getattr(native, name)
+            if name != "seeded_watershed":
+                return fn
+
+            def wrapped(*args: object) -> object:
+                floods.append(args)
+                return fn(*args)
+
+            return wrapped
+
+    cells_mod._native = Capture()  # type: ignore[assignment]
+    try:
+        for (_, d, p), n in zip(windows, nuclei):
+            cells_mod.measure_tile(p, d, n, mpp=mpp, origin=(0, 0), core=core)
+    finally:
+        cells_mod._native = native
+
+    def flood_native() -> object:
+        return [native.seeded_watershed(*args) for args in floods]
+
+    def flood_skimage() -> object:
+        from skimage.segmentation import watershed
+
+        return [watershed(args[0], args[1], connectivity=1) for args in floods]
+
     runs = {
+        "flood native": flood_native,
+        "flood skimage": flood_skimage,
         "nuclei native": nuclei_native,
         "nuclei steps": nuclei_steps,
         "cells native": lambda: cells_with(native_helpers),
@@ -116,6 +152,11 @@ def post(n_windows: int, repeat: int) -> None:
     print(
         f"{len(windows)} phantom windows {side}^2 + {margin} px margins ({side + 2 * margin}^2), U-Net membrane, "
         f"{sum(int(n.max()) for n in nuclei) / len(windows):.0f} nuclei per window, 1 thread, median of {repeat}"
+    )
+    print(
+        f"flood  native {med['flood native']:7.1f} ms/window   skimage watershed {med['flood skimage']:7.1f} ms/window   "
+        f"ratio {med['flood skimage'] / med['flood native']:.2f}x  (measure_tile's seeded_watershed: barrier, radius, "
+        "climb; scikit-image's plain watershed of the same landscape and markers)"
     )
     for stage in ("nuclei", "cells"):
         ref = "steps" if stage == "nuclei" else "numpy"
