@@ -49,8 +49,8 @@ glass) are not judged: they are neither usable tissue nor unusable.
 
 The package's modules: :mod:`.rules` (the reasons and :class:`QualityRules`), :mod:`.result`
 (:class:`QualityMap`, :class:`QualityTally`), :mod:`.grid` (block means, growing, dropping specks),
-one module per detector (:mod:`.saturated`, :mod:`.fold`, :mod:`.bubble`) and :mod:`.assemble`
-(:func:`quality_map`: focus, ink, and the map put together).
+one module per detector (:mod:`.focus`, :mod:`.ink`, :mod:`.saturated`, :mod:`.fold`, :mod:`.bubble`) and
+:mod:`.assemble` (:func:`quality_map`: the detectors run in turn and the map put together).
 
 The thresholds and how they were calibrated are in ``docs/qc.md`` (phantoms from
 :mod:`her2fast.synth` with the artefacts of :mod:`her2fast.synth.artefacts`; ``benchmarks/quality_map.py``).

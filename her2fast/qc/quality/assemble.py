@@ -1,4 +1,4 @@
-"""The quality map put together (:func:`quality_map`): focus and ink measured here, the other detectors called."""
+"""The quality map put together (:func:`quality_map`): the detectors run in turn on the shared optical densities."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import numpy as np
 
 from ..._validate import as_positive_float, as_rgb_uint8
 from ...errors import InvalidInputError
-from ...stages.tissue import pen_mask
 from .bubble import _bubble
+from .focus import _focus, _out_of_focus
 from .fold import _fold
-from .grid import _block_mean, _drop_specks, _grow
+from .grid import _block_mean, _grow
+from .ink import _ink
 from .result import QualityMap
 from .rules import QualityRules
 from .saturated import _saturated
@@ -32,7 +33,6 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     -------
     QualityMap
     """
-    from scipy import ndimage as ndi
 
     arr = as_rgb_uint8(rgb, "rgb")
     mpp = as_positive_float(mpp, "mpp")
@@ -50,46 +50,22 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     brightest = np.maximum(np.maximum(arr[..., 0], arr[..., 1]), arr[..., 2])
     od = -np.log10(np.maximum(brightest.astype(np.float32), 1.0) / 255.0)
     od = _block_mean(od, k)
-    s1 = ndi.gaussian_filter(od, rules.fine_um / work_mpp, mode="reflect")
-    s2 = ndi.gaussian_filter(od, rules.detail_um / work_mpp, mode="reflect")
-    win = max(3, int(round(rules.window_um / work_mpp)))
-    e_fine = ndi.uniform_filter((od - s1) ** 2, win, mode="reflect")
-    e_detail = ndi.uniform_filter((s1 - s2) ** 2, win, mode="reflect")
-    level = ndi.uniform_filter(od, win, mode="reflect")
     # sample at the centres of the map pixels
     s = step_px // k
     h, w = -(-arr.shape[0] // step_px), -(-arr.shape[1] // step_px)
     ci = np.minimum(np.arange(h) * s + s // 2, od.shape[0] - 1)
     cj = np.minimum(np.arange(w) * s + s // 2, od.shape[1] - 1)
     ix = np.ix_(ci, cj)
-    tissue = level[ix] >= rules.min_tissue_od
-    focus = (e_fine[ix] / np.maximum(e_detail[ix], 1e-9)).astype(np.float32)
+    level, focus = _focus(od, work_mpp, ix, rules)
+    tissue = level >= rules.min_tissue_od
 
-    # ink, on a coarse copy of the image
-    ki = max(1, int(round(rules.ink_mpp / mpp)))
-    small = np.clip(np.rint(_block_mean(arr, ki)), 0, 255).astype(np.uint8)
-    ink_small = pen_mask(small, mpp * ki)
-    if ki == step_px:  # one ink pixel per map pixel (the default rules): the map is the ink mask
-        ink = ink_small[:h, :w]
-    else:
-        ink_full = np.repeat(np.repeat(ink_small, ki, axis=0), ki, axis=1)
-        pad_h, pad_w = h * step_px - ink_full.shape[0], w * step_px - ink_full.shape[1]
-        ink_full = np.pad(ink_full, ((0, max(pad_h, 0)), (0, max(pad_w, 0))), mode="edge")
-        ink_full = ink_full[: h * step_px, : w * step_px]
-        ink = ink_full.reshape(h, step_px, w, step_px).mean(axis=(1, 3)) > 0.2
-    if ink.any():  # tissue under the ink that keeps its own colour (brown under blue) is still under the ink
-        ink = ndi.binary_fill_holes(ndi.binary_closing(np.pad(ink, 3, mode="edge"), iterations=3))[3:-3, 3:-3]
+    ink = _ink(arr, mpp, step_px, (h, w), rules)
 
     # saturated: every channel near 0
     look = set(rules.look_for)
     dark = _saturated(od, step_px // k, (h, w), rules) & tissue if "saturated" in look else np.zeros_like(tissue)
 
-    # out of focus: windows reaching into ink or saturated stain are not judged (both are flat and would
-    # read as blurred, and their edges inflate the cell-scale detail up to two detail sigmas away)
-    half = 0.5 * rules.window_um / rules.step_um
-    blurred = tissue & (focus < rules.focus_min) & ~_grow(ink | dark, half + 2.0 * rules.detail_um / rules.step_um)
-    blurred = _drop_specks(blurred, (rules.window_um / rules.step_um) ** 2)
-    blurred = _grow(blurred, half) & tissue & ~ink
+    blurred = _out_of_focus(tissue, focus, ink, dark, rules)
 
     if "out_of_focus" not in look:
         blurred[:] = False
