@@ -82,14 +82,10 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     else:
         od3 = np.zeros((1, 1, 3), np.float32)
     s2 = step_px // k2
-    ix2 = np.ix_(
-        np.minimum(np.arange(h) * s2 + s2 // 2, od3.shape[0] - 1),
-        np.minimum(np.arange(w) * s2 + s2 // 2, od3.shape[1] - 1),
-    )
     none = np.zeros((h, w), bool)
     saturated = dark if "saturated" in look else none
     near_dark = _grow(dark | ink, rules.window_um / rules.step_um)
-    fold = _fold(od3, coarse_mpp, ix2, tissue & ~blurred & ~near_dark, rules) if "fold" in look else none
+    fold = _fold(od3, coarse_mpp, s2, tissue & ~blurred & ~near_dark, rules) if "fold" in look else none
     bubble = _bubble(od3, coarse_mpp, s2, (h, w), rules, dark | ink) & ~ink & ~dark if "bubble" in look else none
     tissue = tissue | bubble  # a bubble lies over the section: its flattened, paler content is judged too
     focus[~tissue] = np.nan

@@ -36,7 +36,16 @@ class QualityRules:
         Resolution at which ink is looked for.
     fold_ratio, fold_grow_ratio : float
         A fold is a connected region whose optical-density floor is above ``fold_grow_ratio`` times the
-        window's median tissue floor and that holds at least ``fold_min_um^2`` above ``fold_ratio`` times it.
+        median floor of single-layer tissue and that holds at least ``fold_min_um^2`` above ``fold_ratio``
+        times it.
+    fold_ref_ratio : float
+        Single-layer tissue: the median floor is taken again without the tissue above this times it (a
+        fold can be much of an image's tissue).
+    fold_edge : float
+        A fold's edge lies where the floor has risen this share of the way from the tissue beside it to
+        the fold (0.5: the midpoint of the blurred step).
+    fold_edge_um : float
+        Smoothing of the floor on which the edge is placed.
     fold_min_od : float
         ... and whose floor (optical density of the red channel) is above this there.
     fold_floor_um : float
@@ -71,8 +80,11 @@ class QualityRules:
     detail_um: float = 8.0
     min_tissue_od: float = 0.04
     ink_mpp: float = 4.0
-    fold_ratio: float = 2.0
+    fold_ratio: float = 1.9
     fold_grow_ratio: float = 1.3
+    fold_ref_ratio: float = 1.5
+    fold_edge: float = 0.5
+    fold_edge_um: float = 8.0
     fold_min_od: float = 0.05
     fold_floor_um: float = 16.0
     fold_min_um: float = 32.0
@@ -102,7 +114,9 @@ class QualityRules:
             "ink_mpp",
             "fold_ratio",
             "fold_grow_ratio",
+            "fold_ref_ratio",
             "fold_min_od",
+            "fold_edge_um",
             "fold_floor_um",
             "fold_min_um",
             "rim_um",
@@ -112,7 +126,7 @@ class QualityRules:
             as_positive_float(getattr(self, name), name)
         if not (0.0 < float(self.max_unusable_tumour) <= 1.0):
             raise InvalidInputError(f"max_unusable_tumour must be in (0, 1], got {self.max_unusable_tumour!r}")
-        for name in ("saturated_share", "rim_max_chroma", "bubble_inner_rim"):
+        for name in ("saturated_share", "rim_max_chroma", "bubble_inner_rim", "fold_edge"):
             if not (0.0 < float(getattr(self, name)) <= 1.0):
                 raise InvalidInputError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
         if not (0 < int(self.saturated_level) < 255):
