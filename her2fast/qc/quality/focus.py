@@ -27,11 +27,22 @@ def _focus(od: np.ndarray, work_mpp: float, ix: tuple, rules: QualityRules) -> t
 def _out_of_focus(
     tissue: np.ndarray, focus: np.ndarray, ink: np.ndarray, dark: np.ndarray, rules: QualityRules
 ) -> np.ndarray:
-    """Map pixels out of focus: windows with a focus ratio below ``focus_min``, specks dropped, grown by half a window."""
+    """Map pixels out of focus: windows with a focus ratio below ``focus_min``, specks dropped, grown by half a window.
+
+    A speck is an out-of-focus area smaller than one window; areas less than ``focus_bridge_um`` apart
+    count as one (pale, patchy tissue out of focus is split by glass into pieces each smaller than a window).
+    """
+    from scipy import ndimage as ndi
+
     # out of focus: windows reaching into ink or saturated stain are not judged (both are flat and would
     # read as blurred, and their edges inflate the cell-scale detail up to two detail sigmas away)
     half = 0.5 * rules.window_um / rules.step_um
     blurred = tissue & (focus < rules.focus_min) & ~_grow(ink | dark, half + 2.0 * rules.detail_um / rules.step_um)
-    blurred = _drop_specks(blurred, (rules.window_um / rules.step_um) ** 2)
+    bridge = int(round(rules.focus_bridge_um / rules.step_um))
+    if bridge > 0 and blurred.any():
+        near = ndi.binary_closing(np.pad(blurred, bridge), iterations=bridge)[bridge:-bridge, bridge:-bridge]
+        blurred &= _drop_specks(near | blurred, (rules.window_um / rules.step_um) ** 2)
+    else:
+        blurred = _drop_specks(blurred, (rules.window_um / rules.step_um) ** 2)
     blurred = _grow(blurred, half) & tissue & ~ink
     return blurred

@@ -28,6 +28,8 @@ class QualityRules:
         Side of the window over which focus is measured.
     focus_min : float
         Windows whose focus ratio is lower are out of focus.
+    focus_bridge_um : float
+        Out-of-focus areas closer than this count as one when areas smaller than a window are dropped.
     fine_um, detail_um : float
         Gaussian scales (sigma) separating the finest detail from the cell-scale detail.
     min_tissue_od : float
@@ -76,6 +78,7 @@ class QualityRules:
     step_um: float = 4.0
     window_um: float = 32.0
     focus_min: float = 0.012
+    focus_bridge_um: float = 8.0
     fine_um: float = 0.7
     detail_um: float = 8.0
     min_tissue_od: float = 0.04
@@ -124,6 +127,8 @@ class QualityRules:
             "bubble_min_um",
         ):
             as_positive_float(getattr(self, name), name)
+        if not float(self.focus_bridge_um) >= 0.0:
+            raise InvalidInputError(f"focus_bridge_um must be 0 or more, got {self.focus_bridge_um!r}")
         if not (0.0 < float(self.max_unusable_tumour) <= 1.0):
             raise InvalidInputError(f"max_unusable_tumour must be in (0, 1], got {self.max_unusable_tumour!r}")
         for name in ("saturated_share", "rim_max_chroma", "bubble_inner_rim", "fold_edge"):
