@@ -25,7 +25,8 @@ For every seed a phantom tile (:func:`her2fast.synth.make_tile`, presets cycled:
 heterogeneous, 2+, 1+ and 0+ near-threshold; 0.5 um/px, JPEG 90) gets each artefact of
 :mod:`her2fast.synth.artefacts` on its own -- an out-of-focus band (sigma 2.5 um, 150 um wide) and a
 marker stroke (250 um wide, colour drawn per seed), a tissue fold (120 um wide), an over-stained,
-saturated patch (mean radius 70 um) and an air bubble (radius 63-117 um) -- and the map is computed on the clean tile, on the
+saturated patch (mean radius 70 um), an air bubble (radius 63-117 um) and DAB precipitate (two clusters of
+mean radius 40 um of 1.5-5 um dark brown granules) -- and the map is computed on the clean tile, on the
 tile with each artefact, and on the clean tile under a uniform 0.6 um blur (a soft but usable scan, the
 blur of ``benchmarks/robustness.py``). Printed per artefact, over all seeds, at image resolution:
 
@@ -59,7 +60,14 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
     """Rows (one per condition) for one phantom tile."""
     from her2fast.qc import QualityRules, quality_map
     from her2fast.synth import make_tile
-    from her2fast.synth.artefacts import add_blur_band, add_bubble, add_fold, add_ink, add_saturation
+    from her2fast.synth.artefacts import (
+        add_blur_band,
+        add_bubble,
+        add_fold,
+        add_ink,
+        add_precipitate,
+        add_saturation,
+    )
     from her2fast.synth.perturb import blur
 
     mpp = 0.5
@@ -97,6 +105,7 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
         ("fold", "fold", add_fold(rgb, mpp, seed=seed)),
         ("saturation", "saturated", add_saturation(rgb, mpp, seed=seed)),
         ("bubble", "bubble", add_bubble(rgb, mpp, seed=seed)),
+        ("precipitate", "precipitate", add_precipitate(rgb, mpp, seed=seed)),
     ):
         q = quality_map(art.rgb, mpp)
         found = q.upsample(shape, reason) & on_tissue
@@ -287,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     def n_glass(cond: str) -> int:
         return sum(1 for r in rows if r["condition"] == cond and r.get("on_glass"))
 
-    for cond in ("blur", "ink", "fold", "saturation", "bubble"):
+    for cond in ("blur", "ink", "fold", "saturation", "bubble", "precipitate"):
         sel = [r for r in rows if r["condition"] == cond and "iou" in r]
         iou = [r["iou"] for r in sel]
         ko = [r["kept_out"] for r in sel]
@@ -303,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     secs2 = [r["seconds_focus_ink"] for r in rows if "seconds" in r]
     print(
         f"map time per {args.size}^2 tile: {np.mean(secs):.3f} s "
-        f"(focus and ink only: {np.mean(secs2):.3f} s; fold, saturated and bubble add "
+        f"(focus and ink only: {np.mean(secs2):.3f} s; fold, saturated, bubble and precipitate add "
         f"{1000 * (np.mean(secs) - np.mean(secs2)):.1f} ms)"
     )
     if args.json:

@@ -11,6 +11,7 @@ from .focus import _focus, _out_of_focus
 from .fold import _fold
 from .grid import _block_mean, _grow
 from .ink import _ink
+from .precipitate import _precipitate
 from .result import QualityMap
 from .rules import QualityRules
 from .saturated import _saturated
@@ -87,13 +88,25 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     near_dark = _grow(dark | ink, rules.window_um / rules.step_um)
     fold = _fold(od3, coarse_mpp, s2, tissue & ~blurred & ~near_dark, rules) if "fold" in look else none
     bubble = _bubble(od3, coarse_mpp, s2, (h, w), rules, dark | ink) & ~ink & ~dark if "bubble" in look else none
+    if "precipitate" in look:  # the optical density per channel at about 1 um/px (of the mean colour)
+        od3_1 = -np.log10(np.maximum(_block_mean(arr, k), np.float32(1.0)) * np.float32(1.0 / 255.0))
+        precipitate = _precipitate(od3_1, work_mpp, step_px // k, (h, w), rules)
+    else:
+        precipitate = none
     tissue = tissue | bubble  # a bubble lies over the section: its flattened, paler content is judged too
     focus[~tissue] = np.nan
     return QualityMap(
         step_um=step_px * mpp,
         step_px=step_px,
         tissue=tissue,
-        reasons={"out_of_focus": blurred, "pen_ink": ink, "fold": fold, "saturated": saturated, "bubble": bubble},
+        reasons={
+            "out_of_focus": blurred,
+            "pen_ink": ink,
+            "fold": fold,
+            "saturated": saturated,
+            "bubble": bubble,
+            "precipitate": precipitate,
+        },
         focus=focus,
         rules=rules,
     )

@@ -10,7 +10,7 @@ from ...errors import InvalidInputError
 __all__ = ["QUALITY_REASONS", "REASON_UNUSABLE", "QualityRules"]
 
 #: The reasons a quality map gives, in the order they are reported.
-QUALITY_REASONS: tuple[str, ...] = ("out_of_focus", "pen_ink", "fold", "saturated", "bubble")
+QUALITY_REASONS: tuple[str, ...] = ("out_of_focus", "pen_ink", "fold", "saturated", "bubble", "precipitate")
 
 #: Code of the not-scorable reason (and flag) when too much of the tumour area is unusable.
 REASON_UNUSABLE = "unusable_tumour_area"
@@ -68,6 +68,25 @@ class QualityRules:
         Diameter of the smallest bubble (of its inside, without the rim).
     bubble_inner_rim : float
         Largest share of a bubble's rim pixels deeper than 8 um inside it (more: a network of dark lines).
+    precipitate_min_od : float
+        A DAB precipitate granule is darker than this in the red channel (optical density at about 1 um/px;
+        the darkest 3+ membranes of the real fields stay below it).
+    precipitate_brown : float
+        ... and brown: the blue channel's optical density above the red's by at least this share of it.
+    precipitate_max_um : float
+        ... and at most this across (a membrane is a longer line, a saturated patch wider).
+    precipitate_contrast : float
+        ... and darker (its darkest pixel, red channel) than the mean of the pixels around it that are not
+        dark brown by at least this optical density: it lies on top of the tissue.
+    precipitate_line_od : float
+        ... and its dark brown down to this red optical density is at most twice ``precipitate_max_um``
+        across (a continuous membrane's darkest stretches are one line at this level).
+    precipitate_gap_um : float
+        Granules less than this apart belong to one cluster.
+    precipitate_grow_um : float
+        A cluster's edge lies this far beyond its outermost granules (about half their spacing).
+    precipitate_min_granules : int
+        A cluster with fewer granules is not precipitate.
     max_unusable_tumour : float
         A slide whose tumour area (epithelium in the segmented tiles) is unusable for more than this
         fraction is not scorable (:data:`REASON_UNUSABLE`): the rest is too small a sample of the tumour.
@@ -98,6 +117,14 @@ class QualityRules:
     rim_max_chroma: float = 0.5
     bubble_min_um: float = 40.0
     bubble_inner_rim: float = 0.1
+    precipitate_min_od: float = 0.5
+    precipitate_brown: float = 0.3
+    precipitate_max_um: float = 6.0
+    precipitate_contrast: float = 0.45
+    precipitate_line_od: float = 0.3
+    precipitate_gap_um: float = 24.0
+    precipitate_grow_um: float = 6.0
+    precipitate_min_granules: int = 8
     max_unusable_tumour: float = 0.5
     look_for: tuple[str, ...] = QUALITY_REASONS
 
@@ -125,15 +152,25 @@ class QualityRules:
             "rim_um",
             "rim_min_od",
             "bubble_min_um",
+            "precipitate_min_od",
+            "precipitate_max_um",
+            "precipitate_contrast",
+            "precipitate_line_od",
+            "precipitate_gap_um",
+            "precipitate_grow_um",
         ):
             as_positive_float(getattr(self, name), name)
         if not float(self.focus_bridge_um) >= 0.0:
             raise InvalidInputError(f"focus_bridge_um must be 0 or more, got {self.focus_bridge_um!r}")
         if not (0.0 < float(self.max_unusable_tumour) <= 1.0):
             raise InvalidInputError(f"max_unusable_tumour must be in (0, 1], got {self.max_unusable_tumour!r}")
-        for name in ("saturated_share", "rim_max_chroma", "bubble_inner_rim", "fold_edge"):
+        for name in ("saturated_share", "rim_max_chroma", "bubble_inner_rim", "fold_edge", "precipitate_brown"):
             if not (0.0 < float(getattr(self, name)) <= 1.0):
                 raise InvalidInputError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
+        if int(self.precipitate_min_granules) < 1:
+            raise InvalidInputError(
+                f"precipitate_min_granules must be 1 or more, got {self.precipitate_min_granules!r}"
+            )
         if not (0 < int(self.saturated_level) < 255):
             raise InvalidInputError(f"saturated_level must be in 1..254, got {self.saturated_level!r}")
         if self.detail_um <= self.fine_um:
