@@ -13,7 +13,8 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
     out: a pale stroma and a 3+ tumour in focus give similar ratios, and defocus lowers it wherever it
     acts (it removes the finest scale first). A window with ``focus < focus_min`` is out of focus.
     Out-of-focus areas smaller than one window (``window_um^2``) are dropped (a single low window is
-    chance: a patch of pale, fibre-poor stroma); as any window that reaches into a blurred area holds
+    chance: a patch of pale, fibre-poor stroma), areas less than ``focus_bridge_um`` apart counting as
+    one (pale, patchy tissue out of focus is split by glass); as any window that reaches into a blurred area holds
     sharp tissue too, the rest is then grown by half a window, so the map covers the blurred area up to
     its edge.
 ``pen_ink``
@@ -27,10 +28,14 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
     The *floor* of the red channel's optical density (at about 2 um/px; hematoxylin absorbs red most and
     DAB least, so a 3+ tumour nest's brown raises it little while a fold doubles it) -- its lowest value within
     :attr:`QualityRules.fold_floor_um`, averaged over a window -- is compared with the median floor of the
-    image's tissue: clean tissue has pale gaps (stroma, cytoplasm) near any point, a fold's second layer
-    covers them. A fold is a connected region above ``fold_grow_ratio`` (1.3) times the median that holds
-    a core of at least ``fold_min_um`` squared above ``fold_ratio`` (2) times it. Tissue out of focus, or
-    within a window of ink or saturated stain, is not judged for folds.
+    image's tissue away from glass: clean tissue has pale gaps (stroma, cytoplasm) near any point, a
+    fold's second layer covers them. A fold is a connected region above ``fold_grow_ratio`` (1.3) times
+    the median that holds a core of at least ``fold_min_um`` squared above ``fold_ratio`` (1.7) times it.
+    The minimum and the average blur the fold's edge; it is placed again where the floor's opening
+    (which keeps the fold's extent), smoothed over ``fold_edge_um``, has risen ``fold_edge`` (half) of
+    the way from the tissue beside it to the fold. Tissue out of focus, or within
+    a window of ink or saturated stain, is not judged for folds. A fold over pale tissue that covers most
+    of the image's tissue raises the median itself and is not found.
 ``saturated``
     Stain so dense that intensity cannot be read: a map pixel at least ``saturated_share`` of whose image
     pixels are below ``saturated_level`` in every channel; gaps and holes closed. Saturated areas and their
@@ -43,13 +48,23 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
     its rim lies deeper than 8 um inside (a network of dark membranes encloses tissue too, but is dark
     throughout). The bubble's content is judged tissue even where it is paler than glass's threshold.
     A bubble cut by the image's edge is not closed and is not found.
+``precipitate``
+    DAB precipitate: chromogen come out of solution and settled on tissue and glass as clusters of small,
+    very dark brown granules. On the optical density per channel at about 1 um/px, a granule is a patch
+    of very dark brown (red above ``precipitate_min_od``, blue above red) at most ``precipitate_max_um``
+    across, darker than the pixels around it by ``precipitate_contrast`` (it lies on top), and not the
+    darkest stretch of a line (its dark brown down to ``precipitate_line_od`` ends within twice
+    ``precipitate_max_um``: a stained membrane continues). Map pixels holding such dark brown less than
+    ``precipitate_gap_um`` apart are one cluster; a cluster of at least ``precipitate_min_granules``
+    granules is precipitate, grown by ``precipitate_grow_um`` (its edge lies beyond its outer granules).
 
 Windows with too little tissue (mean optical density below :attr:`QualityRules.min_tissue_od`, i.e.
 glass) are not judged: they are neither usable tissue nor unusable.
 
 The package's modules: :mod:`.rules` (the reasons and :class:`QualityRules`), :mod:`.result`
 (:class:`QualityMap`, :class:`QualityTally`), :mod:`.grid` (block means, growing, dropping specks),
-one module per detector (:mod:`.focus`, :mod:`.ink`, :mod:`.saturated`, :mod:`.fold`, :mod:`.bubble`) and
+one module per detector (:mod:`.focus`, :mod:`.ink`, :mod:`.saturated`, :mod:`.fold`, :mod:`.bubble`,
+:mod:`.precipitate`) and
 :mod:`.assemble` (:func:`quality_map`: the detectors run in turn and the map put together).
 
 The thresholds and how they were calibrated are in ``docs/qc.md`` (phantoms from

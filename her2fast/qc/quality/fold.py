@@ -14,26 +14,19 @@ def _odd(n: int) -> int:
 
 
 def _fold_reference(floor: np.ndarray, tissue: np.ndarray, rules: QualityRules) -> float:
-    """The median floor of single-layer tissue: the tissue's median, without what lies above ``fold_ref_ratio``
-    times it (grown by two map pixels), recomputed until it settles (four rounds at most).
+    """The median floor of the tissue lying at least a floor square and a quarter window from glass (nearer,
+    the floor takes in the glass and reads low); infinite where there is too little such tissue.
 
-    A fold can cover much of an image's tissue (over pale tissue, where the single layer is half glass,
-    most of what reads as tissue is the fold): its doubled floor would raise a plain median.
+    Single-layer tissue only would be the better reference where a fold covers most of the tissue, but
+    taking out what lies well above the median also takes out dense tumour nests and leaves the stroma:
+    the nests of a 3+ slide then read as folds.
     """
     from scipy import ndimage as ndi
 
-    min_px = (rules.fold_min_um / rules.step_um) ** 2
-    ref = float(np.median(floor[tissue]))
-    for _ in range(4):
-        above = ndi.distance_transform_edt(~(tissue & (floor > rules.fold_ref_ratio * ref))) <= 2.0
-        single = tissue & ~above
-        if single.sum() < min_px:
-            break
-        new = float(np.median(floor[single]))
-        if new == ref:
-            break
-        ref = new
-    return ref
+    inner = ndi.distance_transform_edt(tissue) > (rules.fold_floor_um + rules.window_um / 4) / rules.step_um
+    if inner.sum() < (rules.fold_min_um / rules.step_um) ** 2:
+        return float("inf")
+    return float(np.median(floor[inner]))
 
 
 def _fold_edge(
@@ -72,15 +65,15 @@ def _fold_edge(
 
 
 def _fold(od3: np.ndarray, work_mpp: float, s: int, tissue: np.ndarray, rules: QualityRules) -> np.ndarray:
-    """Map pixels in a fold: where the optical-density floor is far above the typical single-layer floor.
+    """Map pixels in a fold: where the optical-density floor is far above the tissue's typical floor.
 
     ``od3`` is the optical density per channel at ``work_mpp`` (about 2 um/px), ``s`` of its pixels per map
     pixel. The floor is the lowest red-channel optical density within ``fold_floor_um``, averaged over
     ``window_um``: clean tissue has pale gaps (stroma, cytoplasm) near any point, while in a fold the second
-    layer covers them. Relative to ``ref``, the median floor of single-layer tissue
+    layer covers them. Relative to ``ref``, the median floor of the tissue away from glass
     (:func:`_fold_reference`), a fold is a connected region above ``fold_grow_ratio * ref`` that holds at
-    least ``fold_min_um^2`` above ``fold_ratio * ref`` (hysteresis: a dense tumour nest does not reach
-    twice the single layer over that area). The minimum filter and the average blur the fold's edge by
+    least ``fold_min_um^2`` above ``fold_ratio * ref`` (hysteresis: a dense tumour nest rarely reaches that
+    over so large an area). The minimum filter and the average blur the fold's edge by
     about ``fold_floor_um / 2 + window_um / 2``; :func:`_fold_edge` places it again on the floor's opening
     (minimum then maximum over ``fold_floor_um``, which keeps the fold's extent), smoothed over only
     ``fold_edge_um``.
@@ -100,6 +93,8 @@ def _fold(od3: np.ndarray, work_mpp: float, s: int, tissue: np.ndarray, rules: Q
     if tissue.sum() < min_px:
         return np.zeros_like(tissue)
     ref = _fold_reference(floor, tissue, rules)
+    if not np.isfinite(ref):
+        return np.zeros_like(tissue)
     high = tissue & (floor > rules.fold_ratio * ref) & (floor > rules.fold_min_od)
     if not high.any():
         return np.zeros_like(tissue)

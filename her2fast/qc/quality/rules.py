@@ -38,11 +38,8 @@ class QualityRules:
         Resolution at which ink is looked for.
     fold_ratio, fold_grow_ratio : float
         A fold is a connected region whose optical-density floor is above ``fold_grow_ratio`` times the
-        median floor of single-layer tissue and that holds at least ``fold_min_um^2`` above ``fold_ratio``
-        times it.
-    fold_ref_ratio : float
-        Single-layer tissue: the median floor is taken again without the tissue above this times it (a
-        fold can be much of an image's tissue).
+        median floor of the tissue away from glass and that holds at least ``fold_min_um^2`` above
+        ``fold_ratio`` times it.
     fold_edge : float
         A fold's edge lies where the floor has risen this share of the way from the tissue beside it to
         the fold (0.5: the midpoint of the blurred step).
@@ -102,9 +99,8 @@ class QualityRules:
     detail_um: float = 8.0
     min_tissue_od: float = 0.04
     ink_mpp: float = 4.0
-    fold_ratio: float = 1.9
+    fold_ratio: float = 1.7
     fold_grow_ratio: float = 1.3
-    fold_ref_ratio: float = 1.5
     fold_edge: float = 0.5
     fold_edge_um: float = 8.0
     fold_min_od: float = 0.05
@@ -144,7 +140,6 @@ class QualityRules:
             "ink_mpp",
             "fold_ratio",
             "fold_grow_ratio",
-            "fold_ref_ratio",
             "fold_min_od",
             "fold_edge_um",
             "fold_floor_um",
