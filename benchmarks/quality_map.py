@@ -4,12 +4,17 @@
     python benchmarks/quality_map.py --cost [--cost-size 4096] [--repeats 3]
     python benchmarks/quality_map.py --agree
     python benchmarks/quality_map.py --real
+    python benchmarks/quality_map.py --slides [--slide-seeds 100,101,102,103]
 
 ``--real`` runs the map on the real HER2 fields (``../shared/data/ihc``: ``her2-ihc-40x`` at 0.6 um/px,
 ``real-fields/tune`` at 420 um / width, ``real-fields/evaluate`` at the ``approx_mpp`` of ``labels.csv``;
 fields coarser than 2 um/px are skipped) and prints, per group, the largest and mean share of the tissue
 each reason removes: none of them has an artefact the map looks for, so it should be about 0.
 ``evaluate`` is measured only: no threshold was chosen on it.
+
+``--slides`` runs the map on whole clean phantom slides (:func:`her2fast.synth.make_slide`, 2048^2 at
+0.5 um/px, categories 0, 1+, 2+ and 3+ for each seed; tissue with glass around it, unlike the tiles) and
+prints what each reason removes: it should be nothing.
 
 ``--cost`` times ``her2fast.score`` on one phantom slide (2+ typical, seed 906) with
 ``ScoreSettings(quality_map=True)`` and ``False``, alternating, and prints the ratio of the medians (and the
@@ -178,6 +183,33 @@ def real(groups: tuple[str, ...] = ("40x", "tune", "evaluate")) -> None:
     print("(largest / mean % of each field's tissue removed)")
 
 
+def slides(seeds: list[int]) -> None:
+    """The share of tissue each reason removes on clean phantom slides (see the module docstring)."""
+    import tempfile
+    from pathlib import Path
+
+    from her2fast.qc import QUALITY_REASONS, quality_map
+    from her2fast.synth import make_slide
+    from her2fast.synth.perturb import read_level0
+
+    worst = dict.fromkeys([*QUALITY_REASONS, "any"], 0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            for cat in ("0", "1+", "2+", "3+"):
+                gt = make_slide(Path(tmp) / f"s{seed}_{cat[0]}.tiff", category=cat, width=2048, height=2048, seed=seed)
+                rgb, mpp = read_level0(gt.path)
+                removed = quality_map(rgb, mpp).removed_fraction()
+                worst = {r: max(v, removed[r]) for r, v in worst.items()}
+                print(
+                    f"slide seed {seed} {cat:3s} " + " ".join(f"{r}={100 * v:.2f}%" for r, v in removed.items()),
+                    flush=True,
+                )
+    print(
+        f"{4 * len(seeds)} clean phantom slides, largest % of tissue removed: "
+        + " ".join(f"{r}={100 * v:.2f}%" for r, v in worst.items())
+    )
+
+
 def _settings(on: bool):
     from her2fast.pipeline import ScoreSettings
 
@@ -266,9 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--agree", action="store_true", help="categories of six held-out phantoms, map on and off")
     ap.add_argument("--real", action="store_true", help="share removed per reason on the real HER2 fields")
+    ap.add_argument("--slides", action="store_true", help="share removed per reason on clean phantom slides")
+    ap.add_argument("--slide-seeds", default="100,101,102,103")
     args = ap.parse_args(argv)
     if args.real:
         real()
+        return 0
+    if args.slides:
+        slides([int(s) for s in args.slide_seeds.split(",")])
         return 0
     if args.cost or args.agree:
         if args.cost:
