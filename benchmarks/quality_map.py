@@ -4,12 +4,17 @@
     python benchmarks/quality_map.py --cost [--cost-size 4096] [--repeats 3]
     python benchmarks/quality_map.py --agree
     python benchmarks/quality_map.py --real
+    python benchmarks/quality_map.py --slides [--slide-seeds 100,101,102,103]
 
 ``--real`` runs the map on the real HER2 fields (``../shared/data/ihc``: ``her2-ihc-40x`` at 0.6 um/px,
 ``real-fields/tune`` at 420 um / width, ``real-fields/evaluate`` at the ``approx_mpp`` of ``labels.csv``;
 fields coarser than 2 um/px are skipped) and prints, per group, the largest and mean share of the tissue
 each reason removes: none of them has an artefact the map looks for, so it should be about 0.
 ``evaluate`` is measured only: no threshold was chosen on it.
+
+``--slides`` runs the map on whole clean phantom slides (:func:`her2fast.synth.make_slide`, 2048^2 at
+0.5 um/px, categories 0, 1+, 2+ and 3+ for each seed; tissue with glass around it, unlike the tiles) and
+prints what each reason removes: it should be nothing.
 
 ``--cost`` times ``her2fast.score`` on one phantom slide (2+ typical, seed 906) with
 ``ScoreSettings(quality_map=True)`` and ``False``, alternating, and prints the ratio of the medians (and the
@@ -25,7 +30,8 @@ For every seed a phantom tile (:func:`her2fast.synth.make_tile`, presets cycled:
 heterogeneous, 2+, 1+ and 0+ near-threshold; 0.5 um/px, JPEG 90) gets each artefact of
 :mod:`her2fast.synth.artefacts` on its own -- an out-of-focus band (sigma 2.5 um, 150 um wide) and a
 marker stroke (250 um wide, colour drawn per seed), a tissue fold (120 um wide), an over-stained,
-saturated patch (mean radius 70 um) and an air bubble (radius 63-117 um) -- and the map is computed on the clean tile, on the
+saturated patch (mean radius 70 um), an air bubble (radius 63-117 um) and DAB precipitate (two clusters of
+mean radius 40 um of 1.5-5 um dark brown granules) -- and the map is computed on the clean tile, on the
 tile with each artefact, and on the clean tile under a uniform 0.6 um blur (a soft but usable scan, the
 blur of ``benchmarks/robustness.py``). Printed per artefact, over all seeds, at image resolution:
 
@@ -59,7 +65,14 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
     """Rows (one per condition) for one phantom tile."""
     from her2fast.qc import QualityRules, quality_map
     from her2fast.synth import make_tile
-    from her2fast.synth.artefacts import add_blur_band, add_bubble, add_fold, add_ink, add_saturation
+    from her2fast.synth.artefacts import (
+        add_blur_band,
+        add_bubble,
+        add_fold,
+        add_ink,
+        add_precipitate,
+        add_saturation,
+    )
     from her2fast.synth.perturb import blur
 
     mpp = 0.5
@@ -97,6 +110,7 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
         ("fold", "fold", add_fold(rgb, mpp, seed=seed)),
         ("saturation", "saturated", add_saturation(rgb, mpp, seed=seed)),
         ("bubble", "bubble", add_bubble(rgb, mpp, seed=seed)),
+        ("precipitate", "precipitate", add_precipitate(rgb, mpp, seed=seed)),
     ):
         q = quality_map(art.rgb, mpp)
         found = q.upsample(shape, reason) & on_tissue
@@ -167,6 +181,33 @@ def real(groups: tuple[str, ...] = ("40x", "tune", "evaluate")) -> None:
         )
         print(f"{group:9s} {len(a):3d} {skipped:7d} {cells}", flush=True)
     print("(largest / mean % of each field's tissue removed)")
+
+
+def slides(seeds: list[int]) -> None:
+    """The share of tissue each reason removes on clean phantom slides (see the module docstring)."""
+    import tempfile
+    from pathlib import Path
+
+    from her2fast.qc import QUALITY_REASONS, quality_map
+    from her2fast.synth import make_slide
+    from her2fast.synth.perturb import read_level0
+
+    worst = dict.fromkeys([*QUALITY_REASONS, "any"], 0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            for cat in ("0", "1+", "2+", "3+"):
+                gt = make_slide(Path(tmp) / f"s{seed}_{cat[0]}.tiff", category=cat, width=2048, height=2048, seed=seed)
+                rgb, mpp = read_level0(gt.path)
+                removed = quality_map(rgb, mpp).removed_fraction()
+                worst = {r: max(v, removed[r]) for r, v in worst.items()}
+                print(
+                    f"slide seed {seed} {cat:3s} " + " ".join(f"{r}={100 * v:.2f}%" for r, v in removed.items()),
+                    flush=True,
+                )
+    print(
+        f"{4 * len(seeds)} clean phantom slides, largest % of tissue removed: "
+        + " ".join(f"{r}={100 * v:.2f}%" for r, v in worst.items())
+    )
 
 
 def _settings(on: bool):
@@ -257,9 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--agree", action="store_true", help="categories of six held-out phantoms, map on and off")
     ap.add_argument("--real", action="store_true", help="share removed per reason on the real HER2 fields")
+    ap.add_argument("--slides", action="store_true", help="share removed per reason on clean phantom slides")
+    ap.add_argument("--slide-seeds", default="100,101,102,103")
     args = ap.parse_args(argv)
     if args.real:
         real()
+        return 0
+    if args.slides:
+        slides([int(s) for s in args.slide_seeds.split(",")])
         return 0
     if args.cost or args.agree:
         if args.cost:
@@ -287,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     def n_glass(cond: str) -> int:
         return sum(1 for r in rows if r["condition"] == cond and r.get("on_glass"))
 
-    for cond in ("blur", "ink", "fold", "saturation", "bubble"):
+    for cond in ("blur", "ink", "fold", "saturation", "bubble", "precipitate"):
         sel = [r for r in rows if r["condition"] == cond and "iou" in r]
         iou = [r["iou"] for r in sel]
         ko = [r["kept_out"] for r in sel]
@@ -303,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     secs2 = [r["seconds_focus_ink"] for r in rows if "seconds" in r]
     print(
         f"map time per {args.size}^2 tile: {np.mean(secs):.3f} s "
-        f"(focus and ink only: {np.mean(secs2):.3f} s; fold, saturated and bubble add "
+        f"(focus and ink only: {np.mean(secs2):.3f} s; fold, saturated, bubble and precipitate add "
         f"{1000 * (np.mean(secs) - np.mean(secs2)):.1f} ms)"
     )
     if args.json:

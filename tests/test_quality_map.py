@@ -10,7 +10,15 @@ import pytest
 from her2fast.errors import InvalidInputError
 from her2fast.qc import QUALITY_REASONS, QualityRules, quality_map
 from her2fast.synth import artefacts, make_tile
-from her2fast.synth.artefacts import add_artefacts, add_blur_band, add_bubble, add_fold, add_ink, add_saturation
+from her2fast.synth.artefacts import (
+    add_artefacts,
+    add_blur_band,
+    add_bubble,
+    add_fold,
+    add_ink,
+    add_precipitate,
+    add_saturation,
+)
 from her2fast.synth.perturb import blur
 
 MPP = 0.5
@@ -56,6 +64,7 @@ def test_artefacts_doctest():
         (add_fold, {"width_um": 80.0}),
         (add_saturation, {"radius_um": 40.0}),
         (add_bubble, {"radius_um": 60.0}),
+        (add_precipitate, {"radius_um": 40.0}),
     ],
 )
 def test_artefact_changes_exactly_its_mask(tile, make, size):
@@ -139,22 +148,54 @@ NEW = [
     (add_fold, {"width_um": 90.0}, "fold"),
     (add_saturation, {"radius_um": 50.0}, "saturated"),
     (add_bubble, {"radius_um": 70.0}, "bubble"),
+    (add_precipitate, {"radius_um": 40.0}, "precipitate"),
 ]
 
 
 @pytest.mark.parametrize(("make", "options", "reason"), NEW[1:])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_saturation_and_bubble_are_found(tile, make, options, reason, seed):
+def test_saturation_bubble_and_precipitate_are_found(tile, make, options, reason, seed):
     a = make(tile, MPP, seed=seed, **options)
     iou, kept_out, clean = _figures(tile, a, reason)
-    assert iou >= 0.7 and kept_out >= 0.9 and clean <= 0.03, (reason, iou, kept_out, clean)
+    # precipitate: two clusters whose edge (grown 6 um past the outer granules) weighs much on a 256-um tile
+    most = 0.07 if reason == "precipitate" else 0.03
+    assert iou >= 0.7 and kept_out >= 0.95 and clean <= most, (reason, iou, kept_out, clean)
 
 
 def test_folds_are_found(tile):
-    """Six folds: most are found; one over pale or empty neighbours is barely darker and may be missed."""
+    """Six folds on a 256-um tile: every one found. A 90-um fold is a third of so small a tile and raises the
+    median floor it is measured against, so not all of it is kept out."""
     figs = np.array([_figures(tile, add_fold(tile, MPP, seed=s, width_um=90.0), "fold") for s in range(1, 7)])
     iou, kept_out, clean = figs.T
-    assert (iou >= 0.5).sum() >= 4 and clean.max() <= 0.03, figs
+    assert iou.min() >= 0.5 and kept_out.mean() >= 0.7 and clean.max() <= 0.03, figs
+
+
+@pytest.mark.parametrize(("seed", "category", "variant"), [(1, "1+", "typical"), (12, "3+", "heterogeneous")])
+def test_folds_are_kept_out_whole(seed, category, variant):
+    """The fold's edge is placed on the fold: nearly all of it kept out, little of the tissue beside it
+    (without the edge step about 10 % of these folds, their edges, stays in the score)."""
+    rgb = make_tile(1024, category=category, variant=variant, seed=seed).rgb
+    iou, kept_out, clean = _figures(rgb, add_fold(rgb, MPP, seed=seed), "fold")
+    assert iou >= 0.9 and kept_out >= 0.95 and clean <= 0.02, (iou, kept_out, clean)
+
+
+def test_fold_edge_is_placed_at_the_midpoint_of_the_step():
+    """A region found 3 map pixels short of a fold's edge is moved out to where the fine floor crosses
+    the midpoint between the tissue beside it and the fold; deeper pixels keep their side."""
+    from her2fast.qc.quality.fold import _fold_edge
+
+    rules = QualityRules()
+    tissue = np.ones((60, 80), bool)
+    fine = np.full((60, 80), 0.03, np.float32)
+    fine[:, 20:50] = 0.06  # the fold: columns 20-49
+    fine[:, 19] = 0.044  # a blurred step: just under the midpoint (0.045) outside, ...
+    fine[:, 20] = 0.047  # ... just over it inside
+    region = np.zeros_like(tissue)
+    region[:, 23:47] = True
+    core = np.zeros_like(tissue)
+    core[:, 28:42] = True
+    out = _fold_edge(region, core, fine, tissue, 0.03, rules)
+    assert out[:, 20:50].all() and not out[:, :20].any() and not out[:, 50:].any()
 
 
 @pytest.mark.parametrize(("make", "options", "reason"), NEW)
@@ -168,6 +209,80 @@ def test_new_artefacts_need_their_detector(tile, make, options, reason):
     kept_out = (q.upsample(tile.shape[:2]) & a.mask & on).sum() / max((a.mask & on).sum(), 1)
     if reason != "saturated":  # a flat, saturated patch is otherwise read as out of focus
         assert kept_out < 0.5, (reason, kept_out)
+
+
+def test_precipitate_renders_dark_brown_granules(tile):
+    a = add_precipitate(tile, MPP, seed=1)
+    od = -np.log10(np.maximum(a.rgb.astype(float), 1.0) / 255.0)
+    dark = od[..., 0] > 0.5
+    assert 0.1 < dark[a.mask].mean() < 0.45 and not dark[~a.mask].any()  # granules cover part of the clusters
+    assert (od[dark][:, 2] > od[dark][:, 0]).all()  # brown: blue absorbed most
+    from scipy import ndimage as ndi
+
+    labels, n = ndi.label(dark)
+    sizes = np.bincount(labels.ravel())[1:] * MPP**2
+    assert n > 30 and np.median(sizes) < 25.0  # many granules of a few um, not a patch
+
+
+def test_precipitate_on_glass_is_found():
+    glass = np.full((512, 512, 3), (242, 241, 238), np.uint8)
+    a = add_precipitate(glass, MPP, seed=4)
+    q = quality_map(a.rgb, MPP)
+    found = q.upsample(glass.shape[:2], "precipitate")
+    assert found[a.mask].mean() >= 0.9 and (found & ~a.mask).sum() < a.mask.sum()
+
+
+def _membranes(size: int, od: tuple[float, float, float], cell_um: float) -> np.ndarray:
+    """Pale brown cytoplasm crossed by a network of continuous dark brown membranes (1.5 um wide)."""
+    yy, xx = np.mgrid[0:size, 0:size] * MPP
+    line = (np.abs(((xx + 0.3 * yy) % cell_um) - cell_um / 2) < 0.75) | (
+        np.abs(((yy - 0.2 * xx) % cell_um) - cell_um / 2) < 0.75
+    )
+    dens = np.full((size, size, 3), (0.08, 0.12, 0.16))
+    dens[line] = od
+    return np.clip(np.rint(255.0 * 10.0 ** (-dens)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("cell_um", [12.0, 20.0])
+def test_dark_continuous_membranes_are_not_precipitate(cell_um):
+    """Dark brown membranes (darker than any of the real fields' 3+) are lines, not granules on top."""
+    img = _membranes(512, (0.6, 1.0, 1.3), cell_um)
+    q = quality_map(img, MPP)
+    assert q.tissue.mean() > 0.9 and not q.reasons["precipitate"].any()
+
+
+def test_precipitate_over_dark_membranes_is_found_in_part():
+    """Granules touching a dark membrane join its line and are not counted: over cells 20 um across, most of
+    the precipitate is still found."""
+    img = _membranes(512, (0.6, 1.0, 1.3), 20.0)
+    a = add_precipitate(img, MPP, seed=2)
+    assert quality_map(a.rgb, MPP).upsample(img.shape[:2], "precipitate")[a.mask].mean() >= 0.6
+
+
+def test_precipitate_needs_a_cluster(tile0):
+    """A few dark specks (fewer than precipitate_min_granules) are not precipitate."""
+    img = tile0.copy()
+    for y, x in ((60, 60), (80, 90), (300, 200)):
+        img[y : y + 5, x : x + 5] = (40, 15, 5)
+    assert not quality_map(img, MPP).reasons["precipitate"].any()
+
+
+@pytest.mark.parametrize("name", ["her2ihc40x_score2+.png", "her2ihc40x_score3+.png"])
+def test_real_stained_membranes_are_kept(name):
+    """Real 2+ and 3+ fields (dark brown membranes, some of them dotted): nothing removed."""
+    from _helpers import load_rgb, shared_file
+
+    q = quality_map(load_rgb(shared_file(f"ihc/her2-ihc-40x/{name}")), 0.6)
+    assert q.tissue.mean() > 0.3 and q.removed_fraction()["any"] == 0.0
+
+
+def test_real_dark_2plus_field_is_kept():
+    """A real-fields/tune photo with the darkest membranes of the tuning fields: no precipitate."""
+    from _helpers import load_rgb, shared_file
+
+    rgb = load_rgb(shared_file("ihc/real-fields/tune/chula/HER2_2+_DISH+_case_08__8_July_Pos_Dish_64.png"))
+    q = quality_map(rgb, 420.0 / rgb.shape[1])
+    assert q.tissue.mean() > 0.5 and q.removed_fraction()["any"] == 0.0
 
 
 def test_a_solid_dark_patch_is_saturated_not_a_bubble(tile0):
@@ -186,6 +301,26 @@ def test_clean_phantom_loses_at_most_2_percent(which, request):
         q = quality_map(image, MPP)
         assert q.tissue.mean() > 0.5  # the test would be empty on glass
         assert q.removed_fraction()["any"] <= 0.02
+
+
+def test_out_of_focus_pieces_split_by_glass_count_as_one():
+    """Low-focus pieces each smaller than a window are chance and dropped, unless they lie within
+    ``focus_bridge_um`` of each other (pale, patchy tissue out of focus, split by glass)."""
+    from her2fast.qc.quality.focus import _out_of_focus
+
+    rules = QualityRules()
+    tissue = np.zeros((60, 60), bool)
+    focus = np.full((60, 60), 0.08, np.float32)
+    for r0 in (10, 17, 24):  # three 6 x 6 pieces (each under the 8 x 8 of a window), 1 pixel of glass apart
+        tissue[r0 : r0 + 6, 10:16] = True
+        focus[r0 : r0 + 6, 10:16] = 0.002
+    tissue[10:16, 40:46] = True  # and one alone
+    focus[10:16, 40:46] = 0.002
+    none = np.zeros_like(tissue)
+    out = _out_of_focus(tissue, focus, none, none, rules)
+    assert out[10:30, 10:16][tissue[10:30, 10:16]].all() and not out[:, 30:].any()
+    alone = _out_of_focus(tissue, focus, none, none, QualityRules(focus_bridge_um=0.0))
+    assert not alone.any()
 
 
 def test_uniform_defocus_removes_the_tissue(tile0):
@@ -226,5 +361,11 @@ def test_quality_map_argument_errors(tile0):
         QualityRules(saturated_level=0)
     with pytest.raises(InvalidInputError, match="rim_max_chroma"):
         QualityRules(rim_max_chroma=1.5)
+    with pytest.raises(InvalidInputError, match="precipitate_min_granules"):
+        QualityRules(precipitate_min_granules=0)
+    with pytest.raises(InvalidInputError, match="fold_edge"):
+        QualityRules(fold_edge=0.0)
+    with pytest.raises(InvalidInputError, match="focus_bridge_um"):
+        QualityRules(focus_bridge_um=-1.0)
     with pytest.raises(InvalidInputError):
         quality_map(tile0[..., 0], MPP)

@@ -25,6 +25,11 @@ so the same seed gives the same artefact, in tissue terms, at any resolution.
     An air bubble under the coverslip: a disc (radius ``radius_um``) whose content is flattened
     (contrast cut to 25-45 %, slightly paler) inside a thin dark grey rim (3-6 um, neutral optical
     density 0.6-1.0 added). The whole disc lies inside the image.
+``"precipitate"``
+    DAB precipitate: chromogen that came out of solution and settled on the slide, over tissue and glass
+    alike -- rounded clusters (``radius_um``) of small, very dark brown granules (1.5-5 um across, optical
+    density :data:`PRECIPITATE_OD` times 0.7-1.2, covering 15-30 % of the cluster) over a faint brown haze
+    of finer precipitate (:data:`PRECIPITATE_HAZE_OD` times 0.5-1.5). The mask is the clusters' area.
 
 :func:`add_artefacts` applies several in turn and returns one mask per kind.
 
@@ -58,14 +63,23 @@ __all__ = [
     "add_bubble",
     "add_fold",
     "add_ink",
+    "add_precipitate",
     "add_saturation",
+    "PRECIPITATE_HAZE_OD",
+    "PRECIPITATE_OD",
 ]
 
 #: The artefacts :func:`add_artefacts` knows.
-ARTEFACT_KINDS: tuple[str, ...] = ("blur", "ink", "fold", "saturation", "bubble")
+ARTEFACT_KINDS: tuple[str, ...] = ("blur", "ink", "fold", "saturation", "bubble", "precipitate")
 
 #: Optical density (RGB) of a saturated, over-stained patch at density 1: a near-black brown.
 SATURATION_OD: tuple[float, float, float] = (1.7, 1.9, 2.1)
+
+#: Optical density (RGB) of a DAB precipitate granule at density 1: a near-black brown.
+PRECIPITATE_OD: tuple[float, float, float] = (0.75, 1.25, 1.6)
+
+#: Optical density (RGB) of the faint brown haze of fine precipitate around the granules, at density 1.
+PRECIPITATE_HAZE_OD: tuple[float, float, float] = (0.02, 0.035, 0.045)
 
 #: Optical density per unit ink thickness of each marker colour (RGB; blue absorbs red and green, ...).
 INK_COLOURS: dict[str, tuple[float, float, float]] = {
@@ -386,12 +400,87 @@ def add_bubble(rgb: np.ndarray, mpp: float, *, seed: int = 0, radius_um: float =
     )
 
 
+def add_precipitate(
+    rgb: np.ndarray, mpp: float, *, seed: int = 0, radius_um: float = 40.0, clusters: int = 2
+) -> Artefact:
+    """DAB precipitate: rounded clusters of small, very dark brown granules over a faint brown haze.
+
+    Parameters
+    ----------
+    rgb : (h, w, 3) uint8
+    mpp : float
+        Micrometres per pixel of ``rgb``.
+    seed : int
+        Draws the clusters' positions, shapes and radii (0.7-1.3 times ``radius_um``), the share of each
+        cluster the granules cover (15-30 %), each granule's diameter (1.5-5 um) and density (0.7-1.2
+        times :data:`PRECIPITATE_OD`), and the haze's density (0.5-1.5 times :data:`PRECIPITATE_HAZE_OD`).
+    radius_um : float
+        Mean radius of a cluster (its edge wobbles by up to 25 %).
+    clusters : int
+        Number of clusters (each placed anywhere in the image: on tissue or on glass).
+
+    Returns
+    -------
+    Artefact
+        The mask is the clusters' area (haze and granules).
+    """
+    arr = as_rgb_uint8(rgb, "rgb")
+    mpp = as_positive_float(mpp, "mpp")
+    mean_radius = as_positive_float(radius_um, "radius_um") / mpp
+    n_clusters = as_int(clusters, "clusters", 1, 20)
+    rng = np.random.default_rng([as_int(seed, "seed", 0), 0xDAB])
+    h, w = arr.shape[:2]
+    mask = np.zeros((h, w), bool)
+    for _ in range(n_clusters):
+        blob, _ = _blob((h, w), rng, mean_radius * float(rng.uniform(0.7, 1.3)), 0.25)
+        mask |= blob
+    haze = float(rng.uniform(0.5, 1.5))
+    add = np.zeros((h, w, 3), np.float32)
+    add[mask] = haze * np.asarray(PRECIPITATE_HAZE_OD, np.float32)
+    # granules: uniform positions in the clusters until they cover the drawn share of their area
+    cover = float(rng.uniform(0.15, 0.3))
+    ys, xs = np.nonzero(mask)
+    target = cover * float(mask.sum())
+    covered, granules = 0.0, 0
+    unit = np.asarray(PRECIPITATE_OD, np.float32)
+    while covered < target and granules < 100000:
+        k = int(rng.integers(len(ys)))
+        cy, cx = float(ys[k]), float(xs[k])
+        r = float(rng.uniform(0.75, 2.5)) / mpp  # radius: 1.5-5 um across
+        density = float(rng.uniform(0.7, 1.2))
+        y0, y1 = max(0, int(cy - r - 2)), min(h, int(cy + r + 3))
+        x0, x1 = max(0, int(cx - r - 2)), min(w, int(cx + r + 3))
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        # an antialiased disc: full density inside, a half-pixel ramp at the edge
+        cov = np.clip(r - np.hypot(yy - cy, xx - cx) + 0.5, 0.0, 1.0) * mask[y0:y1, x0:x1]
+        add[y0:y1, x0:x1] = np.maximum(add[y0:y1, x0:x1], cov[..., None] * density * unit)
+        covered += np.pi * r * r
+        granules += 1
+    od = _od(arr)
+    od[mask] += add[mask]
+    out = arr.copy()
+    out[mask] = _rgb_of(od[mask])
+    return Artefact(
+        out,
+        mask,
+        "precipitate",
+        {
+            "clusters": n_clusters,
+            "radius_um": float(radius_um),
+            "granules": granules,
+            "cover": round(cover, 3),
+            "haze": round(haze, 3),
+        },
+    )
+
+
 _MAKERS: dict[str, Callable[..., Artefact]] = {
     "blur": add_blur_band,
     "ink": add_ink,
     "fold": add_fold,
     "saturation": add_saturation,
     "bubble": add_bubble,
+    "precipitate": add_precipitate,
 }
 
 
