@@ -83,7 +83,7 @@ class ScoreSettings:
     quality_map : bool
         Compute the quality map (:func:`her2fast.qc.quality_map`) of every segmented window from the
         pixels already read, and leave out of the cell table the cells whose centre lies in tissue it
-        marks unusable (out of focus, under pen ink, folded, saturated, under an air bubble). What each
+        marks unusable (out of focus, under pen ink, folded, saturated, under an air bubble, under DAB precipitate). What each
         reason removed is in ``provenance["qc"]["quality"]``, the flag ``quality_excluded`` says something
         was; a slide whose tumour area is unusable for more than ``QualityRules.max_unusable_tumour``
         (50 %) is not scorable (``unusable_tumour_area``). False: every cell is kept.
