@@ -42,3 +42,16 @@ def as_positive_float(value: object, name: str) -> float:
     if not np.isfinite(v) or v <= 0:
         raise InvalidInputError(f"{name} must be finite and > 0, got {v}")
     return v
+
+
+def as_non_negative_float(value: object, name: str) -> float:
+    """Return `value` as a finite float >= 0, or raise InvalidInputError naming it."""
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}")
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(v) or v < 0:
+        raise InvalidInputError(f"{name} must be finite and >= 0, got {v}")
+    return v

@@ -285,7 +285,8 @@ def main() -> int:
         "category when the staining looks like the generator's. It does not show accuracy on real tissue, "
         "real stains, real scanners or real pathologists' calls.",
         "- **The real patches are a smoke test, not a validation.** Four 429 × 429 px patches (one per class) "
-        f"are far smaller than a slide; {n_small} of them hold fewer tumour cells than the 200 a score needs, so "
+        f"are far smaller than a slide; {n_small} of them {'holds' if n_small == 1 else 'hold'} fewer tumour cells "
+        "than the 200 a score needs, so "
         "with the default rules they are reported as not scorable — the intended behaviour. Their "
         "per-image figures (read with the minimum lowered to 50 cells) show whether the measurements order "
         "0 < 1+ < 2+ < 3+, nothing more.",

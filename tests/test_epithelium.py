@@ -466,3 +466,67 @@ def test_train_epithelium_cli_errors(tmp_path, capsys):
     bad.write_text("[]")
     assert main(["train-epithelium", "--out", str(tmp_path / "m"), "--annotated", "x.svs", str(bad)]) == 1
     assert "bad.geojson" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ decision smoothing
+def test_decision_smoothing_follows_the_neighbours_and_stays_in_the_superpixels():
+    from dataclasses import replace
+
+    from her2fast.stages.epithelium import epithelium_from_decisions
+
+    rng = np.random.default_rng(5)
+    labels = np.full((60, 60), -1, np.int32)
+    labels[5:55, 5:55] = (np.arange(50)[:, None] // 10) * 5 + np.arange(50)[None, :] // 10  # 25 squares
+    decision = rng.uniform(0.5, 2.0, 25)
+    decision[12] = -0.2  # one weakly negative square in the middle of epithelium
+    plain = EpitheliumSettings()
+    hard = epithelium_from_decisions(labels, decision, plain)
+    np.testing.assert_array_equal(hard, np.concatenate([[False], decision > 0])[labels + 1])
+    assert not hard[labels == 12].any()
+    soft = epithelium_from_decisions(labels, decision, replace(plain, decision_smoothing_um=8.0))
+    assert soft[labels == 12].mean() > 0.5  # taken back by its neighbours
+    assert not soft[labels < 0].any()  # never outside the superpixels
+    # a strongly negative square keeps its own decision inside, away from the border
+    decision[12] = -50.0
+    soft = epithelium_from_decisions(labels, decision, replace(plain, decision_smoothing_um=8.0))
+    assert not soft[28:32, 28:32].any()
+    with pytest.raises(InvalidInputError, match="decision values"):
+        epithelium_from_decisions(labels, decision[:10], plain)
+
+
+def test_decision_smoothing_setting_is_checked_and_defaults_to_off_for_old_models(tmp_path):
+    with pytest.raises(InvalidInputError, match="decision_smoothing_um"):
+        EpitheliumSettings(decision_smoothing_um=-1.0)
+    with pytest.raises(InvalidInputError, match="decision_smoothing_um"):
+        EpitheliumSettings(decision_smoothing_um=float("nan"))
+    model = fit_epithelium_model(random_training_set(), max_samples=200)
+    folder = tmp_path / "m"
+    model.save(folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["settings"]["decision_smoothing_um"] == 0.0
+    del cfg["settings"]["decision_smoothing_um"]  # a model saved before the setting existed
+    (folder / "config.json").write_text(json.dumps(cfg))
+    assert EpitheliumModel.load(folder).settings.decision_smoothing_um == 0.0
+    assert default_model().settings.decision_smoothing_um > 0
+
+
+def test_scanner_copies_keep_the_truth_and_change_the_pixels(phantom):
+    from her2fast.synth import load_ground_truth
+    from her2fast.synth.epithelium_truth import SCANNER_COPIES, scanner_copies
+    from her2fast.synth.perturb import read_level0
+
+    path, gt = phantom
+    copies = scanner_copies(path)
+    assert [c.name for c in copies] == [f"p.scan-{n}.tiff" for n in SCANNER_COPIES]
+    original, _ = read_level0(path)
+    for c in copies:
+        truth = load_ground_truth(c)
+        assert truth.category == gt.category and truth.seed == 31
+        np.testing.assert_array_equal(truth.epithelium_mask, load_ground_truth(path).epithelium_mask)
+        pixels, _ = read_level0(c)
+        assert pixels.shape == original.shape
+        assert np.abs(pixels.astype(int) - original).mean() > 0.5
+    stamps = [c.stat().st_mtime_ns for c in copies]
+    assert [c.stat().st_mtime_ns for c in scanner_copies(path)] == stamps  # reused, not rewritten
+    with pytest.raises(InvalidInputError, match="ground truth"):
+        scanner_copies(path.with_name("missing.tiff"))

@@ -1,5 +1,5 @@
-"""Scanner and lab perturbations (her2fast.synth.perturb) do what they claim, and two phantom slides
-scored under them: what holds today, and (strict xfail) what does not yet."""
+"""Scanner and lab perturbations (her2fast.synth.perturb) do what they claim, and phantom slides scored
+under them keep their category or say that they may not."""
 
 from __future__ import annotations
 
@@ -189,17 +189,23 @@ def test_1plus_keeps_its_score_under_a_scanner_profile_and_defocus(slides, tmp_p
         assert _score_perturbed(path, chain, tmp_path).category == "1+"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defocus lowers the measured membrane OD of intense cells below strong_od: "
-    "3+/near-threshold reads 2+ at confidence 1.00 without a flag",
+@pytest.mark.parametrize(
+    "chain",
+    [
+        [Perturbation("blur", 1.2)],
+        [Perturbation("tone_curve", 0.8)],
+        [Perturbation("white_balance", 0.06), Perturbation("tone_curve", 0.85)],
+    ],
+    ids=["defocus", "lighter_tone_curve", "scanner_profile"],
 )
-def test_3plus_near_threshold_keeps_its_score_under_defocus_or_says_so(slides, tmp_path):
+def test_3plus_near_threshold_keeps_its_score_under_a_rescan_or_says_so(slides, tmp_path, chain):
+    """The epithelium map keeps the intense cells of nest borders (scanner copies in training, decision
+    smoothing), so what is left of the change is the membrane OD near the strong band: said, not hidden."""
     import her2fast
 
     path, gt = slides["3+/near-threshold"]
     assert gt.category == "3+" and her2fast.score(path, progress=False).category == "3+"
-    r = _score_perturbed(path, [Perturbation("blur", 1.2)], tmp_path)
+    r = _score_perturbed(path, chain, tmp_path)
     assert r.category == "3+" or _warned(r)
 
 

@@ -223,6 +223,19 @@ def _train_epithelium_args(p: argparse.ArgumentParser) -> None:
         help="also train on each slide through the tone curve 255 (I/255)^g for each g (every optical density "
         "times g, as a scanner's gamma changes it), comma-separated, e.g. 0.8,1,1.25 (default: %(default)s)",
     )
+    p.add_argument(
+        "--scanner-copies",
+        action="store_true",
+        help="also train on five re-scans of every phantom (white balance and tone curve, blur, JPEG; "
+        "her2fast.synth.epithelium_truth.SCANNER_COPIES), written next to it as <stem>.scan-<name>.tiff",
+    )
+    p.add_argument(
+        "--decision-smoothing-um",
+        type=float,
+        default=8.0,
+        help="Gaussian (um) the SVM decisions are averaged over before the sign makes the mask; 0 for each "
+        "superpixel's own decision (default: %(default)s)",
+    )
     p.add_argument("--workers", type=int, default=1, help="threads (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="subsampling seed (default: %(default)s)")
 
@@ -246,11 +259,14 @@ def _train_epithelium(args: argparse.Namespace) -> int:
         fit_epithelium_model,
         superpixel_accuracy,
     )
-    from ..synth.epithelium_truth import phantom_training_set
+    from ..synth.epithelium_truth import SCANNER_COPIES, phantom_training_set, scanner_copies
 
     t0 = time.perf_counter()
     settings = EpitheliumSettings(
-        mpp=args.mpp, superpixel_um=args.superpixel_um, colour_histograms=args.colour_histograms
+        mpp=args.mpp,
+        superpixel_um=args.superpixel_um,
+        colour_histograms=args.colour_histograms,
+        decision_smoothing_um=args.decision_smoothing_um,
     )
     phantoms = [Path(p) for p in args.phantom]
     if args.synth:
@@ -277,6 +293,12 @@ def _train_epithelium(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"--tone-gammas must be comma-separated numbers such as 0.8,1,1.25, got {args.tone_gammas!r}"
         ) from None
+    if args.scanner_copies:
+        rescans = []
+        for path in phantoms:
+            print(f"re-scanning {path} ({', '.join(SCANNER_COPIES)}) ...", flush=True)
+            rescans.extend(scanner_copies(path))
+        phantoms += rescans
     copies = len(scales) * max(len(gammas), 1)
     sets, seeds = [], []
     for path in phantoms:
@@ -315,6 +337,9 @@ def _train_epithelium(args: argparse.Namespace) -> int:
             "training_accuracy_all_superpixels": round(acc, 4),
             "background_scales": list(scales),
             "tone_gammas": list(gammas),
+            "scanner_copies": {k: [list(p) for p in v] for k, v in SCANNER_COPIES.items()}
+            if args.scanner_copies
+            else {},
             "n_superpixels_available": len(training),
             "training_seconds": round(time.perf_counter() - t0, 1),
         },

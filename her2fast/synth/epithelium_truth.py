@@ -14,9 +14,22 @@ from pathlib import Path
 import numpy as np
 
 from ..stages.epithelium import EpitheliumSettings, TrainingSet, truth_training_set
-from .slide import load_ground_truth
+from .perturb import Perturbation, perturb_image, read_level0, write_slide
+from .slide import load_ground_truth, sidecar_paths
 
-__all__ = ["phantom_training_set"]
+__all__ = ["SCANNER_COPIES", "phantom_training_set", "scanner_copies"]
+
+#: The re-scans :func:`scanner_copies` makes of a training phantom (name: image perturbations of
+#: :mod:`her2fast.synth.perturb`, applied in order at the phantom's own resolution). The strengths are not
+#: those ``benchmarks/robustness.py`` and ``benchmarks/epithelium_invariance.py`` test with (a cool 0.06 white
+#: balance with a 0.85 tone curve, tone curves 0.8 and 1.25, a 1.2 px blur, JPEG quality 60).
+SCANNER_COPIES: dict[str, tuple[tuple[str, float], ...]] = {
+    "cool": (("white_balance", 0.04), ("tone_curve", 0.9)),
+    "warm": (("white_balance", -0.04), ("tone_curve", 1.15)),
+    "blur": (("blur", 1.6),),
+    "jpeg": (("jpeg", 70.0),),
+    "soft": (("blur", 0.8), ("jpeg", 80.0), ("tone_curve", 0.85)),
+}
 
 
 def phantom_training_set(
@@ -70,3 +83,47 @@ def phantom_training_set(
     return truth_training_set(
         path, truth_at, settings, workers=workers, background_scales=background_scales, tone_gammas=tone_gammas
     )
+
+
+def scanner_copies(path: str | Path, *, seed: int = 0) -> list[Path]:
+    """The phantom slide re-scanned through each of :data:`SCANNER_COPIES`, with its truth beside each copy.
+
+    Each copy is written next to the phantom as ``<stem>.scan-<name>.tiff`` (a lossless pyramidal TIFF,
+    :func:`her2fast.synth.perturb.write_slide`) with a copy of the phantom's sidecar files, so that
+    :func:`phantom_training_set` reads it like the phantom itself; a copy already on disk is reused. Training
+    on the copies (``her2fast train-epithelium --scanner-copies``) teaches the classifier the colour, tone
+    and sharpness changes a second scanner or a re-save brings.
+
+    Parameters
+    ----------
+    path : str or Path
+        A phantom written by :func:`her2fast.synth.make_slide` (its sidecar next to it).
+    seed : int
+        Seed of random perturbations (none of the current copies draws any).
+
+    Returns
+    -------
+    list of Path
+        One slide per entry of :data:`SCANNER_COPIES`, in its order.
+    """
+    import shutil
+
+    path = Path(path)
+    load_ground_truth(path)  # a clear error when the sidecar is missing
+    src = sidecar_paths(path)
+    stem = path.with_suffix("").name
+    image: np.ndarray | None = None
+    mpp = 0.5
+    out = []
+    for name, chain in SCANNER_COPIES.items():
+        copy = path.with_name(f"{stem}.scan-{name}.tiff")
+        dst = sidecar_paths(copy)
+        if not (copy.exists() and all(p.exists() for p in dst.values())):
+            if image is None:
+                image, mpp = read_level0(path)
+            pixels, copy_mpp = perturb_image(image, [Perturbation(n, v) for n, v in chain], mpp=mpp, seed=seed)
+            write_slide(copy, pixels, copy_mpp)
+            for key, target in dst.items():
+                shutil.copyfile(src[key], target)
+        out.append(copy)
+    return out

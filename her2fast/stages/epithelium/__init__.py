@@ -32,6 +32,7 @@ from .classify import (
     SuperpixelClassification,
     classify_image,
     classify_slide,
+    epithelium_from_decisions,
     select_tiles,
 )
 from .features import COLOUR_HISTOGRAMS as COLOUR_HISTOGRAMS
@@ -61,6 +62,7 @@ __all__ = [
     "classify_image",
     "classify_slide",
     "default_model",
+    "epithelium_from_decisions",
     "extra_feature_names",
     "fit_epithelium_model",
     "read_qupath_geojson",

@@ -68,8 +68,52 @@ def classify_image(
     model = model or default_model()
     sf = superpixel_features(image, mask=mask, settings=model.settings, stains=stains)
     decision = model.decision_function(sf.features) if len(sf) else np.zeros(0)
-    lut = np.concatenate([[False], decision > 0])
-    return SuperpixelClassification(sf.labels, decision, lut[sf.labels + 1])
+    return SuperpixelClassification(sf.labels, decision, epithelium_from_decisions(sf.labels, decision, model.settings))
+
+
+def epithelium_from_decisions(labels: np.ndarray, decision: np.ndarray, settings: EpitheliumSettings) -> np.ndarray:
+    """The epithelium mask of an image from its superpixels' SVM decision values.
+
+    With ``settings.decision_smoothing_um`` = 0 a pixel is epithelium where its superpixel's decision is
+    > 0. Otherwise each pixel takes the sign of the Gaussian-weighted mean decision of the superpixel pixels
+    around it (standard deviation ``decision_smoothing_um`` at ``settings.mpp``; pixels outside the
+    superpixels, label -1, carry no weight and stay stroma).
+
+    Parameters
+    ----------
+    labels : (H, W) int32
+        Superpixels 0..K-1, -1 outside.
+    decision : (K,) float
+    settings : EpitheliumSettings
+
+    Returns
+    -------
+    (H, W) bool
+
+    Examples
+    --------
+    >>> labels = np.array([[0, 0, 1, 1, 2, 2]], np.int32)
+    >>> s = EpitheliumSettings()
+    >>> epithelium_from_decisions(labels, np.array([1.0, -0.1, 1.0]), s).astype(int).tolist()
+    [[1, 1, 0, 0, 1, 1]]
+    >>> from dataclasses import replace
+    >>> epithelium_from_decisions(labels, np.array([1.0, -0.1, 1.0]), replace(s, decision_smoothing_um=8.0)).astype(int).tolist()
+    [[1, 1, 1, 1, 1, 1]]
+    """
+    labels = np.asarray(labels)
+    decision = np.asarray(decision, np.float64).reshape(-1)
+    if labels.size and int(labels.max(initial=-1)) >= decision.size:
+        raise InvalidInputError(
+            f"labels go up to {int(labels.max())} but only {decision.size} decision values were given"
+        )
+    sigma = settings.decision_smoothing_um / settings.mpp
+    inside = labels >= 0
+    if sigma <= 0 or not decision.size:
+        return np.concatenate([[False], decision > 0])[labels + 1]
+    from scipy.ndimage import gaussian_filter
+
+    per_pixel = np.concatenate([[0.0], decision]).astype(np.float32)[labels + 1]
+    return (gaussian_filter(per_pixel, sigma, mode="constant") > 0) & inside
 
 
 # ------------------------------------------------------------------------------------------ slides
@@ -221,8 +265,8 @@ def classify_slide(
         h, w = m.shape
         tis[y : y + h, x : x + w] = m
         if len(sf):
-            lut = np.concatenate([[False], model.decision_function(sf.features) > 0])
-            epi[y : y + h, x : x + w] = lut[sf.labels + 1]
+            decision = model.decision_function(sf.features)
+            epi[y : y + h, x : x + w] = epithelium_from_decisions(sf.labels, decision, model.settings)
             n_sp += len(sf)
     return EpitheliumMap(epi, tis, model.settings.mpp, l0, n_sp, stains, model.sha256, time.perf_counter() - t0)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..._validate import as_int, as_positive_float, as_rgb_uint8
+from ..._validate import as_int, as_non_negative_float, as_positive_float, as_rgb_uint8
 from ...errors import InvalidInputError
 from .. import superpixels as _sp
 from ..stain import StainVectors, deconvolve
@@ -86,6 +86,12 @@ class EpitheliumSettings:
         histograms are the more robust (superpixel accuracy of pure superpixels 0.987, lowest slide 0.976,
         against 0.974 / 0.916: raw colours follow each slide's stain hue and tissue tint;
         ``docs/epithelium.md``).
+    decision_smoothing_um : float
+        Standard deviation (um) of the Gaussian the per-pixel SVM decision values are averaged over, inside
+        the tissue, before the sign makes the epithelium mask; 0 keeps each superpixel's own decision (models
+        saved before this setting existed load with 0). A superpixel whose decision sits near 0 then follows
+        its neighbours, so the mask does not flip at nest borders when a scanner's tone curve, a JPEG
+        re-save or a slight defocus moves the superpixel outlines (``docs/epithelium.md``).
     """
 
     mpp: float = EPITHELIUM_MPP
@@ -97,6 +103,7 @@ class EpitheliumSettings:
     chunk_size: int = 1024
     white_balance: bool = True
     colour_histograms: str = "stain"
+    decision_smoothing_um: float = 0.0
 
     def __post_init__(self) -> None:
         as_positive_float(self.mpp, "mpp")
@@ -109,6 +116,9 @@ class EpitheliumSettings:
         if not isinstance(self.white_balance, (bool, np.bool_)):
             raise InvalidInputError(f"white_balance must be True or False, got {self.white_balance!r}")
         object.__setattr__(self, "white_balance", bool(self.white_balance))  # JSON-safe
+        object.__setattr__(
+            self, "decision_smoothing_um", as_non_negative_float(self.decision_smoothing_um, "decision_smoothing_um")
+        )
         if self.colour_histograms not in COLOUR_HISTOGRAMS:
             raise InvalidInputError(
                 f"colour_histograms must be one of {COLOUR_HISTOGRAMS}, got {self.colour_histograms!r}"
