@@ -34,10 +34,10 @@ python -m mypy.stubtest her2fast._native
 python -m mypy her2fast --ignore-missing-imports --follow-imports=silent
 
 echo "== C++ unit tests"
-cmake -S . -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DHER2FAST_BUILD_PYTHON=OFF -DHER2FAST_BUILD_TESTS=ON >/dev/null
-cmake --build build/cpp-tests -j "$jobs"
-./build/cpp-tests/her2fast_core_tests
+# in the extension's build tree (setup_env.sh: HER2FAST_BUILD_DIR): the kernels are compiled once for both
+cmake -S . -B "$HER2FAST_BUILD_DIR" -DHER2FAST_BUILD_TESTS=ON >/dev/null
+cmake --build "$HER2FAST_BUILD_DIR" --target her2fast_core_tests -j "$jobs"
+"$HER2FAST_BUILD_DIR/her2fast_core_tests"
 
 echo "== C++ unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build/cpp-tests-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -47,4 +47,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   ./build/cpp-tests-asan/her2fast_core_tests
 
 echo "== Python tests"
-python -m pytest --all --durations=15 "$@"
+# on every core (pytest-xdist), a test module's tests on one worker (its module fixtures are made once)
+python -m pytest --all -n "$jobs" --dist loadfile --durations=15 "$@"

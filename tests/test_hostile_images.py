@@ -31,13 +31,12 @@ RES = dict(resolution=(20000, 20000), resolutionunit="CENTIMETER")  # 0.5 um/px
 
 
 @pytest.fixture(scope="module")
-def phantom(tmp_path_factory) -> np.ndarray:
-    """Level 0 of a 3+ phantom slide (1024 x 1024 at 0.5 um/px), which scores 3+ as it is."""
+def phantom(phantom_slide) -> np.ndarray:
+    """Level 0 of a 3+ phantom slide (1024 x 1024 at 0.5 um/px), which scores 3+ as it is (made once per test
+    run, shared with test_stain_gate_scoring.py)."""
     import tifffile
 
-    from her2fast.synth import make_slide
-
-    gt = make_slide(tmp_path_factory.mktemp("p3") / "p3.tiff", category="3+", width=1024, height=1024, seed=7301)
+    gt = phantom_slide(category="3+", width=1024, height=1024, seed=7301)
     with tifffile.TiffFile(gt.path) as tif:
         return tif.pages.first.asarray()
 

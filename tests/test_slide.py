@@ -23,21 +23,15 @@ from her2fast.io.slide import brightfield_evidence, open_slide
 from _helpers import shared_file
 
 
-def phantom_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One 2048^2 phantom slide (2+, 0.5 um/px) per test session, shared with test_tissue.py."""
-    from her2fast.synth import make_slide
-
-    folder = tmp_path_factory.getbasetemp() / "phantom-2plus-2048"
-    path = folder / "slide.tiff"
-    if not (folder / "slide.truth.json").exists():
-        folder.mkdir(exist_ok=True)
-        make_slide(path, category="2+", width=2048, height=2048, mpp=0.5, seed=0)
-    return path
+@pytest.fixture(scope="module")
+def phantom_path(phantom_slide) -> Path:
+    """The 2048^2 2+ phantom slide (0.5 um/px), made once per test run (shared with test_tissue.py)."""
+    return phantom_slide(category="2+", width=2048, height=2048, mpp=0.5, seed=0).path
 
 
 @pytest.fixture(scope="module")
-def phantom(tmp_path_factory):
-    with open_slide(phantom_path(tmp_path_factory)) as slide:
+def phantom(phantom_path):
+    with open_slide(phantom_path) as slide:
         yield slide
 
 
@@ -346,8 +340,8 @@ def test_invalid_arguments(phantom, tmp_path):
         brightfield_evidence(np.zeros((4, 4), np.uint8))
 
 
-def test_close_and_context_manager(tmp_path_factory):
-    slide = open_slide(phantom_path(tmp_path_factory))
+def test_close_and_context_manager(phantom_path):
+    slide = open_slide(phantom_path)
     with slide as s:
         assert s is slide
         s.read(0, 0, 8, 8)

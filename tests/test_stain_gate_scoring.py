@@ -16,10 +16,9 @@ from _helpers import shared_file
 
 
 @pytest.fixture(scope="module")
-def phantom(tmp_path_factory):
-    from her2fast.synth import make_slide
-
-    return make_slide(tmp_path_factory.mktemp("gate") / "p3.tiff", category="3+", width=1024, height=1024, seed=7301)
+def phantom(phantom_slide):
+    """A 3+ phantom slide (1024 x 1024 at 0.5 um/px), made once per test run (shared with test_hostile_images.py)."""
+    return phantom_slide(category="3+", width=1024, height=1024, seed=7301)
 
 
 def test_a_real_he_slide_gets_no_score(tmp_path):

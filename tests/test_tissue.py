@@ -22,16 +22,9 @@ from _helpers import load_rgb, shared_file
 
 
 @pytest.fixture(scope="module")
-def phantom(tmp_path_factory):
-    """The 2048^2 2+ phantom (0.5 um/px), shared with test_slide.py through the session's temp folder."""
-    from her2fast.synth import make_slide
-
-    folder = tmp_path_factory.getbasetemp() / "phantom-2plus-2048"
-    path = folder / "slide.tiff"
-    if not (folder / "slide.truth.json").exists():
-        folder.mkdir(exist_ok=True)
-        make_slide(path, category="2+", width=2048, height=2048, mpp=0.5, seed=0)
-    with open_slide(path) as slide:
+def phantom(phantom_slide):
+    """The 2048^2 2+ phantom (0.5 um/px), made once per test run (shared with test_slide.py)."""
+    with open_slide(phantom_slide(category="2+", width=2048, height=2048, mpp=0.5, seed=0).path) as slide:
         yield slide
 
 
