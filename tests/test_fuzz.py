@@ -35,9 +35,8 @@ def run_fuzz(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, d
 
 @pytest.mark.parametrize("target, share", [("slides", 0.75), ("csv", 0.5)])
 def test_readers_raise_only_her2fast_errors_in_bounded_time(tmp_path, target, share):
-    # one run per target, each with its own time: the harness takes turns of up to 100 examples per target,
-    # so on a busy CPU (the suite runs on every core) one shared budget can all go to the first target's
-    # turn; the time includes making the seed files and starting the child (a few seconds on a busy CPU)
+    # one run per target, each with its own time, so that on a busy CPU (the suite runs on every core) neither
+    # target's share depends on the other's speed; the time includes making the seed files and starting the child (a few seconds on a busy CPU)
     proc, figures = run_fuzz(tmp_path, f"--target={target}", f"--seconds={SECONDS * share}", "--limit-s=20")
     print(proc.stdout)
     assert figures["examples"][target] >= 20, proc.stdout
