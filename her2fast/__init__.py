@@ -31,7 +31,7 @@ from .errors import (
     UnsupportedSlideError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "score": "api",
