@@ -16,9 +16,9 @@ python -m pip install -q --upgrade pip
 # Build tools first, then the package without build isolation: one download of each tool, and
 # the same cmake/ninja/pybind11 build the C++ tests.
 python -m pip install -q "setuptools>=77" wheel "pybind11>=2.12" "cmake>=3.18" ninja
-# The extension's CMake build tree is kept in build/native: a rerun recompiles only the C++ files that
-# changed (none: seconds), and scripts/test.sh builds the C++ unit tests in the same tree, on the same
-# compiled kernels. Set HER2FAST_BUILD_DIR to keep it elsewhere.
-export HER2FAST_BUILD_DIR="${HER2FAST_BUILD_DIR:-$root/build/native}"
+# The extension's CMake build tree is kept in build/native-pyXY (one per Python version): a rerun recompiles
+# only the C++ files that changed (none: seconds), and scripts/test.sh builds the C++ unit tests in the same
+# tree, on the same compiled kernels. Set HER2FAST_BUILD_DIR to keep it elsewhere.
+export HER2FAST_BUILD_DIR="${HER2FAST_BUILD_DIR:-$root/build/native-$(python -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')}"
 echo "== building and installing her2fast (C++ extension) into .venv"
 python -m pip install -q --no-build-isolation -e ".[cpu,test]"
