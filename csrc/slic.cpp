@@ -11,11 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "big_alloc.hpp"
 #include "simd_dispatch.hpp"
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace her2fast {
 namespace {
@@ -303,24 +300,7 @@ void regular_grid_2d(std::ptrdiff_t h, std::ptrdiff_t w, double area, int n, std
   step_x = std::max<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(std::nearbyint(sx)));
 }
 
-// Raw memory for the large buffers: 2 MiB-aligned and, on Linux, advised for transparent huge
-// pages (faulting in fresh memory 4 KiB at a time costs more than the work done on it).
-void* allocate_big(std::size_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr std::size_t huge = std::size_t{1} << 21;
-  if (bytes >= huge) {
-    const std::size_t rounded = (bytes + huge - 1) / huge * huge;
-    void* p = nullptr;
-    if (posix_memalign(&p, huge, rounded) == 0) {
-      madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
-      return p;
-    }
-  }
-#endif
-  void* p = std::malloc(std::max<std::size_t>(1, bytes));
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
+using detail::allocate_big;
 
 // Per-thread scratch kept between calls, one slot per buffer role: a pipeline thread that runs
 // SLIC tile after tile reuses memory whose pages are already mapped, instead of faulting in (and

@@ -1,5 +1,7 @@
 #include "watershed.hpp"
 
+#include "big_alloc.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -8,10 +10,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace her2fast {
 namespace {
@@ -25,23 +23,7 @@ struct HugePageAllocator {
   HugePageAllocator() = default;
   template <class U>
   HugePageAllocator(const HugePageAllocator<U>&) {}
-  T* allocate(std::size_t n) {
-    const std::size_t bytes = std::max<std::size_t>(1, n) * sizeof(T);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    constexpr std::size_t huge = std::size_t{1} << 21;
-    if (bytes >= huge) {
-      const std::size_t rounded = (bytes + huge - 1) / huge * huge;
-      void* p = nullptr;
-      if (posix_memalign(&p, huge, rounded) == 0) {
-        madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
-        return static_cast<T*>(p);
-      }
-    }
-#endif
-    void* p = std::malloc(bytes);
-    if (p == nullptr) throw std::bad_alloc();
-    return static_cast<T*>(p);
-  }
+  T* allocate(std::size_t n) { return static_cast<T*>(detail::allocate_big(std::max<std::size_t>(1, n) * sizeof(T))); }
   void deallocate(T* p, std::size_t) { std::free(p); }
   bool operator==(const HugePageAllocator&) const { return true; }
   bool operator!=(const HugePageAllocator&) const { return false; }
