@@ -43,9 +43,9 @@ RECIPE = {
     "calibration": "MinMax",
     "reduce_range": False,
 }
-#: nodes left in fp32: the input normalisation and the first convolution (its u8 x s8 products of 3 x 25 taps
-#: overflow the int16 pair sums of AVX2's int8 kernels: Dice 0.79 instead of 0.84 when it is quantised), and
-#: the head (two logits whose difference is the membrane probability)
+#: nodes left in fp32: the input normalisation and the first convolution (quantised, it costs held-out Dice on
+#: AVX2 CPUs, whose int8 kernels without VNNI can saturate the int16 pair sums of its u8 x s8 products; see
+#: ``--int8-first-conv``), and the head (two logits whose difference is the membrane probability)
 KEEP_FP32 = (
     "/net/Sub",
     "/net/Mul",
