@@ -39,6 +39,8 @@ Modules
 - :mod:`~her2fast.bench.pipeline.processes`: a side's process (the worker loop, the driver's handle).
 - :mod:`~her2fast.bench.pipeline.figures`: :func:`spread`, each runtime's figures.
 - :mod:`~her2fast.bench.pipeline.tables`: the printed tables.
+- :mod:`~her2fast.bench.pipeline.network`: the network alone under each runtime (``python -m
+  her2fast.bench.pipeline network``, with an int8 model directory too).
 """
 
 from __future__ import annotations
