@@ -21,11 +21,14 @@ from her2fast.scoring import (
     DEFAULT_RULES,
     CalibrationProfile,
     CellTable,
+    ClassFractions,
     ScoringRules,
+    classify_cells,
     intensity_class_from_od,
     measurement_settings,
     rescore_cells,
     score_cells,
+    slide_category,
 )
 from her2fast.validation.calibrate import (
     CellSet,
@@ -96,6 +99,34 @@ def test_cellset_categories_equal_rescoring_each_table():
         assert cs.categories(r) == [rescore_cells(t, r).category for t in tables]
     sub = cs.subset([5, 2])
     assert sub.categories(DEFAULT_RULES) == [rescore_cells(tables[i], DEFAULT_RULES).category for i in (5, 2)]
+
+
+def test_cellset_categories_equal_classify_cells_on_band_edges_and_unstained_cells():
+    """Cells exactly on an OD band or on complete_fraction, unstained perimeters and one rule set after another
+    (the cached intensity classes and completeness states) count as classify_cells counts them."""
+    rng = np.random.default_rng(11)
+    n_slides, per = 40, 30
+    rules = [
+        ScoringRules(faint_od=0.05, weak_od=0.15, strong_od=0.8, complete_fraction=0.9),
+        ScoringRules(faint_od=0.05, weak_od=0.15, strong_od=0.8, complete_fraction=0.7),
+        ScoringRules(faint_od=0.05, weak_od=0.3, strong_od=0.8, complete_fraction=0.7),
+        ScoringRules(faint_od=0.05, weak_od=0.15, strong_od=0.8, complete_fraction=0.9),
+    ]
+    edges = np.array([0.0, 0.05, 0.15, 0.3, 0.8, 1.2])
+    slide = np.repeat(np.arange(n_slides), per)
+    level = np.linspace(0.02, 1.5, n_slides)[slide]  # slides from unstained to intense
+    on_edge = rng.random(n_slides * per) < 0.3
+    od = np.where(on_edge, rng.choice(edges, n_slides * per) * (level > 0.5), rng.uniform(0, 1, n_slides * per) * level)
+    comp = rng.choice(np.array([0.0, 0.0, 0.3, 0.7, 0.9, 1.0]), n_slides * per)
+    cs = CellSet(od=od, completeness=comp, slide=slide, n_cells=np.full(n_slides, per))
+    for r in rules:
+        cls = classify_cells(intensity_class_from_od(od, r), comp, r)
+        want = [
+            slide_category(ClassFractions(n_tumour_cells=per, per_class=c / per, counts=c), r)
+            for c in np.bincount(slide * 5 + cls, minlength=n_slides * 5).reshape(n_slides, 5)
+        ]
+        assert cs.categories(r) == want
+    assert len(set(cs.categories(rules[0]))) >= 3  # the cases reach several categories
 
 
 def test_cellset_refuses_a_table_without_tumour_cells():

@@ -13,7 +13,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,7 +23,6 @@ from ...scoring import (
     ClassFractions,
     ScoringRules,
     classify_cells,
-    intensity_class_from_od,
     slide_category,
 )
 
@@ -31,6 +30,7 @@ __all__ = ["CellSet"]
 
 
 _N_CLASSES = 5  # CellClass values
+_N_STATES = 3  # completeness: 0 (nothing stained), below complete_fraction, at or above it
 
 
 @dataclass
@@ -51,6 +51,7 @@ class CellSet:
     completeness: np.ndarray
     slide: np.ndarray
     n_cells: np.ndarray
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_tables(cls, tables: Sequence[CellTable]) -> CellSet:
@@ -102,12 +103,49 @@ class CellSet:
     def categories(self, rules: ScoringRules) -> list[str]:
         """The slide category ("0", "0+", "1+", "2+", "3+") of every slide under ``rules``.
 
-        The same as :func:`her2fast.scoring.rescore_cells` of each slide's table (tested).
+        The same as :func:`her2fast.scoring.rescore_cells` of each slide's table (tested). A cell's class
+        depends only on its intensity class (0-3) and on whether its completeness is 0, below
+        ``complete_fraction`` or at least that; the cells are counted per slide in those 12 groups
+        (intensity classes cached per OD bands, groups per ``complete_fraction``, as a fit changes one
+        field at a time) and the groups mapped to classes with :func:`her2fast.scoring.classify_cells`.
         """
-        cls = classify_cells(intensity_class_from_od(self.od, rules), self.completeness, rules)
         n = len(self)
-        counts = np.bincount(self.slide * _N_CLASSES + cls, minlength=n * _N_CLASSES).reshape(n, _N_CLASSES)
+        group = self._groups(rules)
+        counts12 = np.bincount(group, minlength=n * 4 * _N_STATES).reshape(n, 4 * _N_STATES)
+        inten = np.repeat(np.arange(4), _N_STATES)
+        comp = np.tile([0.0, 0.5 * rules.complete_fraction, 1.0], 4)
+        to_class = np.zeros((4 * _N_STATES, _N_CLASSES), np.int64)
+        to_class[np.arange(4 * _N_STATES), classify_cells(inten, comp, rules)] = 1
+        counts = counts12 @ to_class
         out = []
         for k, c in zip(self.n_cells.tolist(), counts):
             out.append(slide_category(ClassFractions(n_tumour_cells=k, per_class=c / k, counts=c), rules))
         return out
+
+    def _groups(self, rules: ScoringRules) -> np.ndarray:
+        """Per cell: slide * 12 + intensity class * 3 + completeness state (see :meth:`categories`)."""
+        if "base" not in self._cache:
+            c = self.completeness
+            if c.size and (np.isnan(c).any() or c.min() < 0 or c.max() > 1):
+                raise InvalidInputError(
+                    "completeness must be in [0, 1] (fraction of the perimeter stained), without NaN"
+                )
+            self._cache["base"] = (self.slide * (4 * _N_STATES)).astype(np.int32)
+            self._cache["nan"] = np.isnan(self.od)
+        bands = (rules.faint_od, rules.weak_od, rules.strong_od)
+        inten = self._cache.get(("intensity", bands))
+        if inten is None:
+            # intensity_class_from_od (searchsorted over the bands, NaN above every band) by comparisons
+            od = self.od
+            inten = (od >= bands[0]).view(np.int8) + (od >= bands[1]).view(np.int8) + (od >= bands[2]).view(np.int8)
+            inten[self._cache["nan"]] = 3
+            inten = inten * np.int8(_N_STATES)
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != "intensity"}
+            self._cache[("intensity", bands)] = inten
+        state = self._cache.get(("state", rules.complete_fraction))
+        if state is None:
+            c = self.completeness
+            state = (c > 0).view(np.int8) + (c >= max(rules.complete_fraction, np.nextafter(0.0, 1.0))).view(np.int8)
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != "state"}
+            self._cache[("state", rules.complete_fraction)] = state
+        return self._cache["base"] + (inten + state)
