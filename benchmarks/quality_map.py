@@ -59,16 +59,31 @@ import numpy as np
 
 PRESETS = [("0", "typical"), ("1+", "typical"), ("2+", "typical"), ("3+", "typical"), ("3+", "heterogeneous")]
 PRESETS += [("2+", "near-threshold"), ("1+", "near-threshold"), ("0+", "near-threshold")]
+#: The artefact conditions of the table, in order.
+CONDITIONS = ("blur", "ink", "fold", "saturation", "bubble", "precipitate", "glass_edge")
+
+
+def _alternate(a, b, repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds of ``repeats`` calls of ``a`` and of ``b``, called in turn (ABBA...)."""
+    ta: list[float] = []
+    tb: list[float] = []
+    for rep in range(repeats):
+        for first in (True, False) if rep % 2 == 0 else (False, True):
+            t0 = time.perf_counter()
+            (a if first else b)()
+            (ta if first else tb).append(time.perf_counter() - t0)
+    return ta, tb
 
 
 def measure(size: int, seed: int, index: int) -> list[dict]:
     """Rows (one per condition) for one phantom tile."""
-    from her2fast.qc import QualityRules, quality_map
+    from her2fast.qc import QUALITY_REASONS, QualityRules, quality_map
     from her2fast.synth import make_tile
     from her2fast.synth.artefacts import (
         add_blur_band,
         add_bubble,
         add_fold,
+        add_glass_edge,
         add_ink,
         add_precipitate,
         add_saturation,
@@ -80,14 +95,13 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
     tile = make_tile(size, category=cat, variant=var, seed=seed)
     rgb = tile.rgb
     rows = []
-    # time the map with every reason and with only the first two (focus and ink), alternating
+    # time the map with every reason and with only the first two (focus and ink), alternating; and on a
+    # 512^2 crop, with every reason and with all but glass_edge
     first_two = QualityRules(look_for=("out_of_focus", "pen_ink"))
-    dt, dt2 = [], []
-    for rep in range(3):
-        for full in (True, False) if rep % 2 == 0 else (False, True):
-            t0 = time.perf_counter()
-            clean = quality_map(rgb, mpp) if full else quality_map(rgb, mpp, rules=first_two)
-            (dt if full else dt2).append(time.perf_counter() - t0)
+    dt, dt2 = _alternate(lambda: quality_map(rgb, mpp), lambda: quality_map(rgb, mpp, rules=first_two), 3)
+    crop = np.ascontiguousarray(rgb[:512, :512])
+    no_edge = QualityRules(look_for=tuple(r for r in QUALITY_REASONS if r != "glass_edge"))
+    dt3, dt4 = _alternate(lambda: quality_map(crop, mpp), lambda: quality_map(crop, mpp, rules=no_edge), 5)
     clean = quality_map(rgb, mpp)
     shape = rgb.shape[:2]
     # tissue: map pixels of the clean tile that are not glass (holes and fat in the phantom are glass)
@@ -100,6 +114,8 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
             "removed": float(clean.upsample(shape).mean()),
             "seconds": float(np.median(dt)),
             "seconds_focus_ink": float(np.median(dt2)),
+            "seconds_512": float(np.median(dt3)),
+            "seconds_512_no_edge": float(np.median(dt4)),
         }
     )
     soft = quality_map(blur(rgb, 0.6 / mpp), mpp)
@@ -111,6 +127,7 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
         ("saturation", "saturated", add_saturation(rgb, mpp, seed=seed)),
         ("bubble", "bubble", add_bubble(rgb, mpp, seed=seed)),
         ("precipitate", "precipitate", add_precipitate(rgb, mpp, seed=seed)),
+        ("glass_edge", "glass_edge", add_glass_edge(rgb, mpp, seed=seed)),
     ):
         q = quality_map(art.rgb, mpp)
         found = q.upsample(shape, reason) & on_tissue
@@ -333,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     def n_glass(cond: str) -> int:
         return sum(1 for r in rows if r["condition"] == cond and r.get("on_glass"))
 
-    for cond in ("blur", "ink", "fold", "saturation", "bubble", "precipitate"):
+    for cond in CONDITIONS:
         sel = [r for r in rows if r["condition"] == cond and "iou" in r]
         iou = [r["iou"] for r in sel]
         ko = [r["kept_out"] for r in sel]
@@ -349,8 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     secs2 = [r["seconds_focus_ink"] for r in rows if "seconds" in r]
     print(
         f"map time per {args.size}^2 tile: {np.mean(secs):.3f} s "
-        f"(focus and ink only: {np.mean(secs2):.3f} s; fold, saturated, bubble and precipitate add "
+        f"(focus and ink only: {np.mean(secs2):.3f} s; fold, saturated, bubble, precipitate and glass_edge add "
         f"{1000 * (np.mean(secs) - np.mean(secs2)):.1f} ms)"
+    )
+    t512 = float(np.mean([r["seconds_512"] for r in rows if "seconds" in r]))
+    t512n = float(np.mean([r["seconds_512_no_edge"] for r in rows if "seconds" in r]))
+    print(
+        f"glass_edge per 512^2 tile: {1000 * (t512 - t512n):.1f} ms of {1000 * t512:.1f} ms for the whole map "
+        f"({100 * (t512 - t512n) / t512:.1f} %)"
     )
     if args.json:
         with open(args.json, "w") as fh:
