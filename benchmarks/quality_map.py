@@ -24,14 +24,17 @@ both categories and what the map removed.
 
 ``look_for`` of :class:`her2fast.qc.QualityRules` times the map with every reason and with only
 ``out_of_focus`` and ``pen_ink`` (three times each, alternating; medians), so the cost of the other
-detectors is printed beside the whole.
+detectors is printed beside the whole; and on the tile's top-left 512^2 pixels with every reason and
+without ``glass_edge`` (five times each, alternating), so the glass-edge detector's cost per 512^2 tile is
+printed beside the whole map's.
 
 For every seed a phantom tile (:func:`her2fast.synth.make_tile`, presets cycled: 0, 1+, 2+, 3+ typical, 3+
 heterogeneous, 2+, 1+ and 0+ near-threshold; 0.5 um/px, JPEG 90) gets each artefact of
 :mod:`her2fast.synth.artefacts` on its own -- an out-of-focus band (sigma 2.5 um, 150 um wide) and a
 marker stroke (250 um wide, colour drawn per seed), a tissue fold (120 um wide), an over-stained,
-saturated patch (mean radius 70 um), an air bubble (radius 63-117 um) and DAB precipitate (two clusters of
-mean radius 40 um of 1.5-5 um dark brown granules) -- and the map is computed on the clean tile, on the
+saturated patch (mean radius 70 um), an air bubble (radius 63-117 um), DAB precipitate (two clusters of
+mean radius 40 um of 1.5-5 um dark brown granules) and a glass edge (a grey line with a shadow band of
+28-52 um and a brightness step beyond it) -- and the map is computed on the clean tile, on the
 tile with each artefact, and on the clean tile under a uniform 0.6 um blur (a soft but usable scan, the
 blur of ``benchmarks/robustness.py``). Printed per artefact, over all seeds, at image resolution:
 

@@ -337,22 +337,25 @@ def test_clean_phantom_loses_at_most_2_percent(which, request):
 
 def test_out_of_focus_pieces_split_by_glass_count_as_one():
     """Low-focus pieces each smaller than a window are chance and dropped, unless they lie within
-    ``focus_bridge_um`` of each other (pale, patchy tissue out of focus, split by glass)."""
+    ``focus_bridge_um`` of each other (pale, patchy tissue out of focus, split by glass) or within
+    ``focus_near_um`` of a larger out-of-focus area."""
     from her2fast.qc.quality.focus import _out_of_focus
 
     rules = QualityRules()
-    tissue = np.zeros((60, 60), bool)
-    focus = np.full((60, 60), 0.08, np.float32)
-    for r0 in (10, 17, 24):  # three 6 x 6 pieces (each under the 8 x 8 of a window), 1 pixel of glass apart
-        tissue[r0 : r0 + 6, 10:16] = True
-        focus[r0 : r0 + 6, 10:16] = 0.002
-    tissue[10:16, 40:46] = True  # and one alone
-    focus[10:16, 40:46] = 0.002
+    tissue = np.zeros((60, 120), bool)
+    focus = np.full((60, 120), 0.08, np.float32)
+    for r0, c0 in ((10, 10), (17, 10), (24, 10), (10, 40), (10, 100)):
+        # three 6 x 6 pieces (each under the 8 x 8 of a window) 1 pixel of glass apart, one 96 um from them
+        # (within focus_near_um) and one 336 um away
+        tissue[r0 : r0 + 6, c0 : c0 + 6] = True
+        focus[r0 : r0 + 6, c0 : c0 + 6] = 0.002
     none = np.zeros_like(tissue)
     out = _out_of_focus(tissue, focus, none, none, rules)
-    assert out[10:30, 10:16][tissue[10:30, 10:16]].all() and not out[:, 30:].any()
+    assert out[10:30, 10:16][tissue[10:30, 10:16]].all() and out[10:16, 40:46].all() and not out[:, 60:].any()
     alone = _out_of_focus(tissue, focus, none, none, QualityRules(focus_bridge_um=0.0))
     assert not alone.any()
+    far = _out_of_focus(tissue, focus, none, none, QualityRules(focus_near_um=0.0))
+    assert far[10:30, 10:16][tissue[10:30, 10:16]].all() and not far[:, 30:].any()
 
 
 def test_uniform_defocus_removes_the_tissue(tile0):

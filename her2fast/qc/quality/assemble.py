@@ -89,9 +89,14 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     tissue = level >= rules.min_tissue_od
     dark &= tissue
 
-    # a glass edge's shadow band is smooth: it is not judged for focus (nor are ink and saturated stain)
+    bubble = none
+    if "bubble" in look:  # a glass edge's line is a thin grey line too: it is not a bubble's rim
+        bubble = _bubble(od3, coarse_mpp, s2, (h, w), rules, dark | ink, glass) & ~ink & ~dark
+
+    # a glass edge's shadow band and a bubble's flattened content are smooth: neither is judged for focus
+    # (nor are ink and saturated stain)
     pale = level >= rules.focus_tissue_od
-    blurred = _out_of_focus(tissue, focus, ink, dark | glass, rules, fine, detail, pale)
+    blurred = _out_of_focus(tissue, focus, ink, dark | glass | bubble, rules, fine, detail, pale)
 
     if "out_of_focus" not in look:
         blurred[:] = False
@@ -103,9 +108,6 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     near_glass = _grow(glass, rules.fold_floor_um / rules.step_um)
     judged = tissue & ~blurred & ~near_dark
     fold = _fold(od3, coarse_mpp, s2, judged & ~near_glass, rules, judged, sides) if "fold" in look else none
-    bubble = none
-    if "bubble" in look:  # a glass edge's line is a thin grey line too: it is not a bubble's rim
-        bubble = _bubble(od3, coarse_mpp, s2, (h, w), rules, dark | ink, glass) & ~ink & ~dark
     precipitate = _precipitate(od3_1, work_mpp, step_px // k, (h, w), rules) if "precipitate" in look else none
     # a bubble lies over the section: its flattened, paler content is judged too; so is pale, blurred tissue
     tissue = tissue | bubble | blurred

@@ -141,7 +141,7 @@ class QualityRules:
     window_um: float = 32.0
     focus_min: float = 0.012
     focus_bridge_um: float = 8.0
-    focus_near_um: float = 64.0
+    focus_near_um: float = 128.0
     focus_edge_reach_um: float = 16.0
     focus_edge_um: float = 12.0
     focus_edge: float = 0.016
