@@ -24,14 +24,17 @@ both categories and what the map removed.
 
 ``look_for`` of :class:`her2fast.qc.QualityRules` times the map with every reason and with only
 ``out_of_focus`` and ``pen_ink`` (three times each, alternating; medians), so the cost of the other
-detectors is printed beside the whole.
+detectors is printed beside the whole; and on the tile's top-left 512^2 pixels with every reason and
+without ``glass_edge`` (five times each, alternating), so the glass-edge detector's cost per 512^2 tile is
+printed beside the whole map's.
 
 For every seed a phantom tile (:func:`her2fast.synth.make_tile`, presets cycled: 0, 1+, 2+, 3+ typical, 3+
 heterogeneous, 2+, 1+ and 0+ near-threshold; 0.5 um/px, JPEG 90) gets each artefact of
 :mod:`her2fast.synth.artefacts` on its own -- an out-of-focus band (sigma 2.5 um, 150 um wide) and a
 marker stroke (250 um wide, colour drawn per seed), a tissue fold (120 um wide), an over-stained,
-saturated patch (mean radius 70 um), an air bubble (radius 63-117 um) and DAB precipitate (two clusters of
-mean radius 40 um of 1.5-5 um dark brown granules) -- and the map is computed on the clean tile, on the
+saturated patch (mean radius 70 um), an air bubble (radius 63-117 um), DAB precipitate (two clusters of
+mean radius 40 um of 1.5-5 um dark brown granules) and a glass edge (a grey line with a shadow band of
+28-52 um and a brightness step beyond it) -- and the map is computed on the clean tile, on the
 tile with each artefact, and on the clean tile under a uniform 0.6 um blur (a soft but usable scan, the
 blur of ``benchmarks/robustness.py``). Printed per artefact, over all seeds, at image resolution:
 
@@ -59,16 +62,31 @@ import numpy as np
 
 PRESETS = [("0", "typical"), ("1+", "typical"), ("2+", "typical"), ("3+", "typical"), ("3+", "heterogeneous")]
 PRESETS += [("2+", "near-threshold"), ("1+", "near-threshold"), ("0+", "near-threshold")]
+#: The artefact conditions of the table, in order.
+CONDITIONS = ("blur", "ink", "fold", "saturation", "bubble", "precipitate", "glass_edge")
+
+
+def _alternate(a, b, repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds of ``repeats`` calls of ``a`` and of ``b``, called in turn (ABBA...)."""
+    ta: list[float] = []
+    tb: list[float] = []
+    for rep in range(repeats):
+        for first in (True, False) if rep % 2 == 0 else (False, True):
+            t0 = time.perf_counter()
+            (a if first else b)()
+            (ta if first else tb).append(time.perf_counter() - t0)
+    return ta, tb
 
 
 def measure(size: int, seed: int, index: int) -> list[dict]:
     """Rows (one per condition) for one phantom tile."""
-    from her2fast.qc import QualityRules, quality_map
+    from her2fast.qc import QUALITY_REASONS, QualityRules, quality_map
     from her2fast.synth import make_tile
     from her2fast.synth.artefacts import (
         add_blur_band,
         add_bubble,
         add_fold,
+        add_glass_edge,
         add_ink,
         add_precipitate,
         add_saturation,
@@ -80,14 +98,13 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
     tile = make_tile(size, category=cat, variant=var, seed=seed)
     rgb = tile.rgb
     rows = []
-    # time the map with every reason and with only the first two (focus and ink), alternating
+    # time the map with every reason and with only the first two (focus and ink), alternating; and on a
+    # 512^2 crop, with every reason and with all but glass_edge
     first_two = QualityRules(look_for=("out_of_focus", "pen_ink"))
-    dt, dt2 = [], []
-    for rep in range(3):
-        for full in (True, False) if rep % 2 == 0 else (False, True):
-            t0 = time.perf_counter()
-            clean = quality_map(rgb, mpp) if full else quality_map(rgb, mpp, rules=first_two)
-            (dt if full else dt2).append(time.perf_counter() - t0)
+    dt, dt2 = _alternate(lambda: quality_map(rgb, mpp), lambda: quality_map(rgb, mpp, rules=first_two), 3)
+    crop = np.ascontiguousarray(rgb[:512, :512])
+    no_edge = QualityRules(look_for=tuple(r for r in QUALITY_REASONS if r != "glass_edge"))
+    dt3, dt4 = _alternate(lambda: quality_map(crop, mpp), lambda: quality_map(crop, mpp, rules=no_edge), 5)
     clean = quality_map(rgb, mpp)
     shape = rgb.shape[:2]
     # tissue: map pixels of the clean tile that are not glass (holes and fat in the phantom are glass)
@@ -100,6 +117,8 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
             "removed": float(clean.upsample(shape).mean()),
             "seconds": float(np.median(dt)),
             "seconds_focus_ink": float(np.median(dt2)),
+            "seconds_512": float(np.median(dt3)),
+            "seconds_512_no_edge": float(np.median(dt4)),
         }
     )
     soft = quality_map(blur(rgb, 0.6 / mpp), mpp)
@@ -111,6 +130,7 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
         ("saturation", "saturated", add_saturation(rgb, mpp, seed=seed)),
         ("bubble", "bubble", add_bubble(rgb, mpp, seed=seed)),
         ("precipitate", "precipitate", add_precipitate(rgb, mpp, seed=seed)),
+        ("glass_edge", "glass_edge", add_glass_edge(rgb, mpp, seed=seed)),
     ):
         q = quality_map(art.rgb, mpp)
         found = q.upsample(shape, reason) & on_tissue
@@ -333,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     def n_glass(cond: str) -> int:
         return sum(1 for r in rows if r["condition"] == cond and r.get("on_glass"))
 
-    for cond in ("blur", "ink", "fold", "saturation", "bubble", "precipitate"):
+    for cond in CONDITIONS:
         sel = [r for r in rows if r["condition"] == cond and "iou" in r]
         iou = [r["iou"] for r in sel]
         ko = [r["kept_out"] for r in sel]
@@ -349,8 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     secs2 = [r["seconds_focus_ink"] for r in rows if "seconds" in r]
     print(
         f"map time per {args.size}^2 tile: {np.mean(secs):.3f} s "
-        f"(focus and ink only: {np.mean(secs2):.3f} s; fold, saturated, bubble and precipitate add "
+        f"(focus and ink only: {np.mean(secs2):.3f} s; fold, saturated, bubble, precipitate and glass_edge add "
         f"{1000 * (np.mean(secs) - np.mean(secs2)):.1f} ms)"
+    )
+    t512 = float(np.mean([r["seconds_512"] for r in rows if "seconds" in r]))
+    t512n = float(np.mean([r["seconds_512_no_edge"] for r in rows if "seconds" in r]))
+    print(
+        f"glass_edge per 512^2 tile: {1000 * (t512 - t512n):.1f} ms of {1000 * t512:.1f} ms for the whole map "
+        f"({100 * (t512 - t512n) / t512:.1f} %)"
     )
     if args.json:
         with open(args.json, "w") as fh:

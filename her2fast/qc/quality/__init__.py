@@ -14,9 +14,16 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
     acts (it removes the finest scale first). A window with ``focus < focus_min`` is out of focus.
     Out-of-focus areas smaller than one window (``window_um^2``) are dropped (a single low window is
     chance: a patch of pale, fibre-poor stroma), areas less than ``focus_bridge_um`` apart counting as
-    one (pale, patchy tissue out of focus is split by glass); as any window that reaches into a blurred area holds
-    sharp tissue too, the rest is then grown by half a window, so the map covers the blurred area up to
-    its edge.
+    one (pale, patchy tissue out of focus is split by glass) and smaller areas within ``focus_near_um`` of
+    a larger one kept. A window reads low only when most of it is blurred, and windows reaching from a
+    blurred area into smooth, pale tissue read low too, so the window places the area's edge only to
+    within about half a window: map pixels within ``focus_edge_reach_um`` of the edge (either side) are
+    decided again by the votes of ``focus_edge_um`` windows -- each votes by its focus ratio against
+    ``focus_edge``, weighted by its detail energy ``D`` as ``D / (D + focus_detail_min)`` (flat glass and
+    smooth stroma say little), the votes averaged with a Gaussian of ``focus_vote_um`` -- what stays
+    connected to the area is kept, holes are filled, and the area is grown by one map pixel (a small
+    window straddling the edge still reads in focus). Inside the area, windows down to
+    ``focus_tissue_od`` are tissue (blur lowers the mean optical density of pale tissue).
 ``pen_ink``
     Pen and marker ink, with the colour-and-size rule of :func:`her2fast.stages.tissue.pen_mask` (the one
     that keeps ink out of the tissue mask), applied at :attr:`QualityRules.ink_mpp`; a map pixel at least
@@ -57,6 +64,21 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
     ``precipitate_max_um``: a stained membrane continues). Map pixels holding such dark brown less than
     ``precipitate_gap_um`` apart are one cluster; a cluster of at least ``precipitate_min_granules``
     granules is precipitate, grown by ``precipitate_grow_um`` (its edge lies beyond its outer granules).
+``glass_edge``
+    The edge of the coverslip or of the slide crossing the tissue: a long, straight or gently curved,
+    thin, dark grey line, often with a shadow band (the mountant's meniscus) on one side and a brightness
+    step across it. At about 2 um/px, pixels darker than their mean over ``edge_line_um`` by half
+    ``edge_line_od`` in every channel, the channels alike, vote for straight lines; each of the
+    best-supported lines is fitted by a curve of the second order through its pixels and kept when it is
+    at least ``edge_min_um`` long, bends to a radius of at least ``edge_min_radius_um``, and the median
+    profile across it (at about 1 um/px, over its whole length) shows a line standing ``edge_line_od``
+    above the clear side in every channel and no lower than the other side (a step is not a line). The
+    band is read off that profile: on the side standing higher above its own far level (the shadow, when
+    at least ``edge_shadow_od``) it ends where the excess falls below ``edge_band_end`` of the shadow's;
+    on the other side where it falls below that share of the line's. A map pixel at least
+    ``edge_cover`` inside the band is ``glass_edge``. The band is not judged for focus, folds (nor the
+    tissue within ``fold_floor_um`` of it) or bubble rims, and folds are judged on each side of an edge
+    against that side's own tissue (the brightness may step across it).
 
 Windows with too little tissue (mean optical density below :attr:`QualityRules.min_tissue_od`, i.e.
 glass) are not judged: they are neither usable tissue nor unusable.
@@ -64,7 +86,7 @@ glass) are not judged: they are neither usable tissue nor unusable.
 The package's modules: :mod:`.rules` (the reasons and :class:`QualityRules`), :mod:`.result`
 (:class:`QualityMap`, :class:`QualityTally`), :mod:`.grid` (block means, growing, dropping specks),
 one module per detector (:mod:`.focus`, :mod:`.ink`, :mod:`.saturated`, :mod:`.fold`, :mod:`.bubble`,
-:mod:`.precipitate`) and
+:mod:`.precipitate`, :mod:`.glass_edge`) and
 :mod:`.assemble` (:func:`quality_map`: the detectors run in turn and the map put together).
 
 The thresholds and how they were calibrated are in ``docs/qc.md`` (phantoms from

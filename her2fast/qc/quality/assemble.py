@@ -9,6 +9,7 @@ from ...errors import InvalidInputError
 from .bubble import _bubble
 from .focus import _focus, _out_of_focus
 from .fold import _fold
+from .glass_edge import _edge_sides, _glass_edge
 from .grid import _block_mean, _grow
 from .ink import _ink
 from .precipitate import _precipitate
@@ -57,43 +58,59 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
     ci = np.minimum(np.arange(h) * s + s // 2, od.shape[0] - 1)
     cj = np.minimum(np.arange(w) * s + s // 2, od.shape[1] - 1)
     ix = np.ix_(ci, cj)
-    level, focus = _focus(od, work_mpp, ix, rules)
-    tissue = level >= rules.min_tissue_od
+    look = set(rules.look_for)
+    none = np.zeros((h, w), bool)
 
     ink = _ink(arr, mpp, step_px, (h, w), rules)
-
     # saturated: every channel near 0
-    look = set(rules.look_for)
-    dark = _saturated(od, step_px // k, (h, w), rules) & tissue if "saturated" in look else np.zeros_like(tissue)
+    dark = _saturated(od, s, (h, w), rules) if "saturated" in look else none.copy()
 
-    blurred = _out_of_focus(tissue, focus, ink, dark, rules)
+    # the optical density per channel (of the mean colour) at about 2 um/px, for folds, bubbles and the
+    # search for glass edges, and at about 1 um/px, for precipitate and the profiles across glass edges
+    k2 = max(1, int(round(2.0 / mpp)))
+    while step_px % k2:
+        k2 -= 1
+    coarse_mpp = mpp * k2
+    s2 = step_px // k2
+    od3 = np.zeros((1, 1, 3), np.float32)
+    if look & {"fold", "bubble", "glass_edge"}:
+        od3 = -np.log10(np.maximum(_block_mean(arr, k2), np.float32(1.0)) * np.float32(1.0 / 255.0))
+    od3_1 = np.zeros((1, 1, 3), np.float32)
+    if look & {"precipitate", "glass_edge"}:
+        od3_1 = -np.log10(np.maximum(_block_mean(arr, k), np.float32(1.0)) * np.float32(1.0 / 255.0))
+
+    glass, sides = none, None
+    if "glass_edge" in look:
+        glass, edges = _glass_edge(od3, coarse_mpp, s2, od3_1, work_mpp, s, (h, w), rules, dark | ink)
+        # the brightness may step across a glass edge: folds are judged on each side against its own tissue
+        sides = _edge_sides(edges, (h, w), float(s)) if edges else None
+
+    level, focus, fine, detail = _focus(od, work_mpp, s, ix, (h, w), rules)
+    tissue = level >= rules.min_tissue_od
+    dark &= tissue
+
+    bubble = none
+    if "bubble" in look:  # a glass edge's line is a thin grey line too: it is not a bubble's rim
+        bubble = _bubble(od3, coarse_mpp, s2, (h, w), rules, dark | ink, glass) & ~ink & ~dark
+
+    # a glass edge's shadow band and a bubble's flattened content are smooth: neither is judged for focus
+    # (nor are ink and saturated stain)
+    pale = level >= rules.focus_tissue_od
+    blurred = _out_of_focus(tissue, focus, ink, dark | glass | bubble, rules, fine, detail, pale)
 
     if "out_of_focus" not in look:
         blurred[:] = False
     if "pen_ink" not in look:
         ink[:] = False
-    # the optical density per channel at about 2 um/px (of the mean colour), for folds and bubbles
-    k2 = max(1, int(round(2.0 / mpp)))
-    while step_px % k2:
-        k2 -= 1
-    coarse_mpp = mpp * k2
-    if look & {"fold", "bubble"}:
-        mean_rgb = _block_mean(arr, k2)
-        od3 = -np.log10(np.maximum(mean_rgb, np.float32(1.0)) * np.float32(1.0 / 255.0))
-    else:
-        od3 = np.zeros((1, 1, 3), np.float32)
-    s2 = step_px // k2
-    none = np.zeros((h, w), bool)
     saturated = dark if "saturated" in look else none
     near_dark = _grow(dark | ink, rules.window_um / rules.step_um)
-    fold = _fold(od3, coarse_mpp, s2, tissue & ~blurred & ~near_dark, rules) if "fold" in look else none
-    bubble = _bubble(od3, coarse_mpp, s2, (h, w), rules, dark | ink) & ~ink & ~dark if "bubble" in look else none
-    if "precipitate" in look:  # the optical density per channel at about 1 um/px (of the mean colour)
-        od3_1 = -np.log10(np.maximum(_block_mean(arr, k), np.float32(1.0)) * np.float32(1.0 / 255.0))
-        precipitate = _precipitate(od3_1, work_mpp, step_px // k, (h, w), rules)
-    else:
-        precipitate = none
-    tissue = tissue | bubble  # a bubble lies over the section: its flattened, paler content is judged too
+    # the shadow band raises the optical-density floor (a fold's mark) up to a floor square beside it
+    near_glass = _grow(glass, rules.fold_floor_um / rules.step_um)
+    judged = tissue & ~blurred & ~near_dark
+    fold = _fold(od3, coarse_mpp, s2, judged & ~near_glass, rules, judged, sides) if "fold" in look else none
+    precipitate = _precipitate(od3_1, work_mpp, step_px // k, (h, w), rules) if "precipitate" in look else none
+    # a bubble lies over the section: its flattened, paler content is judged too; so is pale, blurred tissue
+    tissue = tissue | bubble | blurred
     focus[~tissue] = np.nan
     return QualityMap(
         step_um=step_px * mpp,
@@ -106,6 +123,7 @@ def quality_map(rgb: np.ndarray, mpp: float, *, rules: QualityRules | None = Non
             "saturated": saturated,
             "bubble": bubble,
             "precipitate": precipitate,
+            "glass_edge": glass,
         },
         focus=focus,
         rules=rules,

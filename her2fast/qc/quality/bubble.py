@@ -9,7 +9,13 @@ from .rules import QualityRules
 
 
 def _bubble(
-    od3: np.ndarray, work_mpp: float, s: int, shape: tuple[int, int], rules: QualityRules, dark: np.ndarray
+    od3: np.ndarray,
+    work_mpp: float,
+    s: int,
+    shape: tuple[int, int],
+    rules: QualityRules,
+    dark: np.ndarray,
+    not_rim: np.ndarray | None = None,
 ) -> np.ndarray:
     """Rounded regions enclosed by a thin, dark, neutral (grey) rim, with the rim.
 
@@ -17,7 +23,7 @@ def _bubble(
     density minus its mean over ``rim_um``) by more than ``rim_min_od`` in every channel, with channels
     within ``rim_max_chroma`` of the largest: an added grey line, unlike either stain. The inside must be
     readable: ``dark`` (saturated or ink) map pixels do not count towards it (the edge of a dark patch is
-    not a rim).
+    not a rim). ``not_rim`` map pixels (a glass edge's band) hold no rim.
     """
     from scipy import ndimage as ndi
 
@@ -30,6 +36,8 @@ def _bubble(
         return np.zeros(shape, bool)
     rim_map = _block_mean(rim.view(np.uint8), s)[: shape[0], : shape[1]] > 0.05
     rim_map = np.pad(rim_map, ((0, shape[0] - rim_map.shape[0]), (0, shape[1] - rim_map.shape[1])))
+    if not_rim is not None:
+        rim_map &= ~not_rim
     closed = ndi.binary_closing(np.pad(rim_map, 3), iterations=2)[3:-3, 3:-3]
     filled = ndi.binary_fill_holes(closed)
     inner = filled & ~closed & ~dark

@@ -64,7 +64,15 @@ def _fold_edge(
     return keep[labels]
 
 
-def _fold(od3: np.ndarray, work_mpp: float, s: int, tissue: np.ndarray, rules: QualityRules) -> np.ndarray:
+def _fold(
+    od3: np.ndarray,
+    work_mpp: float,
+    s: int,
+    tissue: np.ndarray,
+    rules: QualityRules,
+    reference: np.ndarray | None = None,
+    sides: np.ndarray | None = None,
+) -> np.ndarray:
     """Map pixels in a fold: where the optical-density floor is far above the tissue's typical floor.
 
     ``od3`` is the optical density per channel at ``work_mpp`` (about 2 um/px), ``s`` of its pixels per map
@@ -76,7 +84,11 @@ def _fold(od3: np.ndarray, work_mpp: float, s: int, tissue: np.ndarray, rules: Q
     over so large an area). The minimum filter and the average blur the fold's edge by
     about ``fold_floor_um / 2 + window_um / 2``; :func:`_fold_edge` places it again on the floor's opening
     (minimum then maximum over ``fold_floor_um``, which keeps the fold's extent), smoothed over only
-    ``fold_edge_um``.
+    ``fold_edge_um``. ``reference`` (default ``tissue``) is the tissue the median floor is taken on: a
+    region left out of the judging (a glass edge's band) may still be typical tissue. ``sides`` (integer
+    labels per map pixel: the sides of glass edges) splits it: the brightness may step across a glass
+    edge, so the tissue on each side is measured against that side's own median where the side holds
+    enough tissue for one, against the whole's elsewhere.
     """
     from scipy import ndimage as ndi
 
@@ -92,13 +104,20 @@ def _fold(od3: np.ndarray, work_mpp: float, s: int, tissue: np.ndarray, rules: Q
     min_px = (rules.fold_min_um / rules.step_um) ** 2
     if tissue.sum() < min_px:
         return np.zeros_like(tissue)
-    ref = _fold_reference(floor, tissue, rules)
+    reference = tissue if reference is None else reference
+    ref = _fold_reference(floor, reference, rules)
     if not np.isfinite(ref):
         return np.zeros_like(tissue)
-    high = tissue & (floor > rules.fold_ratio * ref) & (floor > rules.fold_min_od)
+    refs = np.full(tissue.shape, ref, np.float32)
+    if sides is not None:
+        for v in np.unique(sides):
+            own = _fold_reference(floor, reference & (sides == v), rules)
+            if np.isfinite(own):
+                refs[sides == v] = own
+    high = tissue & (floor > rules.fold_ratio * refs) & (floor > rules.fold_min_od)
     if not high.any():
         return np.zeros_like(tissue)
-    low = tissue & (floor > rules.fold_grow_ratio * ref)
+    low = tissue & (floor > rules.fold_grow_ratio * refs)
     labels, n = ndi.label(low, structure=np.ones((3, 3), bool))
     keep = np.bincount(labels[high], minlength=n + 1) >= min_px
     keep[0] = False

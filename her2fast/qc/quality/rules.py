@@ -10,7 +10,15 @@ from ...errors import InvalidInputError
 __all__ = ["QUALITY_REASONS", "REASON_UNUSABLE", "QualityRules"]
 
 #: The reasons a quality map gives, in the order they are reported.
-QUALITY_REASONS: tuple[str, ...] = ("out_of_focus", "pen_ink", "fold", "saturated", "bubble", "precipitate")
+QUALITY_REASONS: tuple[str, ...] = (
+    "out_of_focus",
+    "pen_ink",
+    "fold",
+    "saturated",
+    "bubble",
+    "precipitate",
+    "glass_edge",
+)
 
 #: Code of the not-scorable reason (and flag) when too much of the tumour area is unusable.
 REASON_UNUSABLE = "unusable_tumour_area"
@@ -30,6 +38,23 @@ class QualityRules:
         Windows whose focus ratio is lower are out of focus.
     focus_bridge_um : float
         Out-of-focus areas closer than this count as one when areas smaller than a window are dropped.
+    focus_near_um : float
+        ... and those within this distance of an area larger than a window are kept.
+    focus_edge_reach_um : float
+        Map pixels this near the edge of an out-of-focus area (either side) are decided again by the
+        votes of smaller windows.
+    focus_edge_um : float
+        Side of those smaller windows.
+    focus_edge : float
+        A smaller window votes "out of focus" when its focus ratio is below this.
+    focus_detail_min : float
+        Detail energy (mean squared optical density) at which a smaller window's vote counts half: flat
+        windows (glass, smooth stroma) say little about focus.
+    focus_vote_um : float
+        Gaussian scale (sigma) over which the votes are averaged.
+    focus_tissue_od : float
+        Inside an out-of-focus area, windows down to this mean optical density are tissue (blur lowers the
+        mean optical density of pale tissue).
     fine_um, detail_um : float
         Gaussian scales (sigma) separating the finest detail from the cell-scale detail.
     min_tissue_od : float
@@ -84,6 +109,27 @@ class QualityRules:
         A cluster's edge lies this far beyond its outermost granules (about half their spacing).
     precipitate_min_granules : int
         A cluster with fewer granules is not precipitate.
+    edge_line_um : float
+        A glass edge's candidate pixels are darker than their mean over this square (at about 2 um/px) by
+        half ``edge_line_od`` in every channel, the channels within ``rim_max_chroma`` of the largest.
+    edge_line_od : float
+        A glass edge's line, in the median profile across it, stands above the clear side 6 um away by at
+        least this optical density in every channel (and no lower than the shadow side).
+    edge_min_um : float
+        A glass edge is at least this long inside the image.
+    edge_min_radius_um : float
+        ... and bends to no smaller radius.
+    edge_max_um : float
+        The profile across an edge reaches this far on either side; each side's own level is measured in
+        its last 24 um, so a shadow band wider than ``edge_max_um - 24`` um is cut short.
+    edge_shadow_od : float
+        A shadow band stands above its side's level by at least this optical density (mean of the
+        channels, 6 to 14 um from the line); with less, the band is the line alone.
+    edge_band_end : float
+        The band ends where its excess falls below this share of the shadow's (of the line's, on the
+        clear side).
+    edge_cover : float
+        A map pixel at least this share inside the band is ``glass_edge``.
     max_unusable_tumour : float
         A slide whose tumour area (epithelium in the segmented tiles) is unusable for more than this
         fraction is not scorable (:data:`REASON_UNUSABLE`): the rest is too small a sample of the tumour.
@@ -95,6 +141,13 @@ class QualityRules:
     window_um: float = 32.0
     focus_min: float = 0.012
     focus_bridge_um: float = 8.0
+    focus_near_um: float = 128.0
+    focus_edge_reach_um: float = 16.0
+    focus_edge_um: float = 12.0
+    focus_edge: float = 0.016
+    focus_detail_min: float = 3e-5
+    focus_vote_um: float = 6.0
+    focus_tissue_od: float = 0.03
     fine_um: float = 0.7
     detail_um: float = 8.0
     min_tissue_od: float = 0.04
@@ -121,6 +174,14 @@ class QualityRules:
     precipitate_gap_um: float = 24.0
     precipitate_grow_um: float = 6.0
     precipitate_min_granules: int = 8
+    edge_line_um: float = 12.0
+    edge_line_od: float = 0.1
+    edge_min_um: float = 200.0
+    edge_min_radius_um: float = 1000.0
+    edge_max_um: float = 80.0
+    edge_shadow_od: float = 0.04
+    edge_band_end: float = 0.25
+    edge_cover: float = 0.25
     max_unusable_tumour: float = 0.5
     look_for: tuple[str, ...] = QUALITY_REASONS
 
@@ -134,6 +195,12 @@ class QualityRules:
             "step_um",
             "window_um",
             "focus_min",
+            "focus_edge_reach_um",
+            "focus_edge_um",
+            "focus_edge",
+            "focus_detail_min",
+            "focus_vote_um",
+            "focus_tissue_od",
             "fine_um",
             "detail_um",
             "min_tissue_od",
@@ -153,13 +220,27 @@ class QualityRules:
             "precipitate_line_od",
             "precipitate_gap_um",
             "precipitate_grow_um",
+            "edge_line_um",
+            "edge_line_od",
+            "edge_min_um",
+            "edge_min_radius_um",
+            "edge_shadow_od",
         ):
             as_positive_float(getattr(self, name), name)
-        if not float(self.focus_bridge_um) >= 0.0:
-            raise InvalidInputError(f"focus_bridge_um must be 0 or more, got {self.focus_bridge_um!r}")
+        for name in ("focus_bridge_um", "focus_near_um"):
+            if not float(getattr(self, name)) >= 0.0:
+                raise InvalidInputError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
         if not (0.0 < float(self.max_unusable_tumour) <= 1.0):
             raise InvalidInputError(f"max_unusable_tumour must be in (0, 1], got {self.max_unusable_tumour!r}")
-        for name in ("saturated_share", "rim_max_chroma", "bubble_inner_rim", "fold_edge", "precipitate_brown"):
+        for name in (
+            "saturated_share",
+            "rim_max_chroma",
+            "bubble_inner_rim",
+            "fold_edge",
+            "precipitate_brown",
+            "edge_band_end",
+            "edge_cover",
+        ):
             if not (0.0 < float(getattr(self, name)) <= 1.0):
                 raise InvalidInputError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
         if int(self.precipitate_min_granules) < 1:
@@ -168,5 +249,9 @@ class QualityRules:
             )
         if not (0 < int(self.saturated_level) < 255):
             raise InvalidInputError(f"saturated_level must be in 1..254, got {self.saturated_level!r}")
+        if not float(self.edge_max_um) >= 40.0:
+            raise InvalidInputError(
+                f"edge_max_um must be 40 or more (its last 24 um are the sides' level), got {self.edge_max_um!r}"
+            )
         if self.detail_um <= self.fine_um:
             raise InvalidInputError(f"detail_um ({self.detail_um}) must be larger than fine_um ({self.fine_um})")
