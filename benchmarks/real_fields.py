@@ -20,6 +20,10 @@ confidence (and its sampling and measurement parts), flags; per split: readings 
 wrong at confidence >= 0.95, wrong but flagged ``intensity_uncertain`` or at confidence <= 0.8, how many
 HER2-0 images read 1+ or higher, and (estimating) how many resolutions were estimated and the median ratio of
 the estimate to the approximate resolution.
+
+``--out`` writes the run as JSON: ``her2fast`` (version), ``models``, ``mode`` (``"estimated"`` or ``"given"``),
+``min_cells``, ``seconds`` and ``rows`` (one per image); ``scripts/make_validation.py --real-fields`` lays it
+out in docs/validation.md with :func:`summarise`.
 """
 
 from __future__ import annotations
@@ -38,15 +42,15 @@ IHC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ihc"
 WARN = {"intensity_uncertain", "outside_training_range", "near_cutoff"}
 
 
-def items(splits: set[str]) -> list[tuple[str, str, Path, float, str]]:
-    """(split, name, path, mpp, label) of every labelled real image in the chosen splits."""
+def items(splits: set[str]) -> list[tuple[str, str, Path, float, str, str]]:
+    """(split, name, path, mpp, label, label level) of every labelled real image in the chosen splits."""
     from PIL import Image
     from qc_gate import _approx_mpp
 
     out = []
     if "40x" in splits:
         for p in sorted((IHC / "her2-ihc-40x").glob("*.png")):
-            out.append(("40x", p.name, p, 0.6, p.stem.split("score")[-1]))
+            out.append(("40x", p.name, p, 0.6, p.stem.split("score")[-1], "patch"))
     with open(IHC / "real-fields" / "labels.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["her2_label"]]
     for r in rows:
@@ -58,7 +62,34 @@ def items(splits: set[str]) -> list[tuple[str, str, Path, float, str]]:
                 mpp = 420.0 / im.size[0]
         else:
             mpp = _approx_mpp(r["approx_mpp"])
-        out.append((r["split"], f"{p.parent.name}/{p.name}", p, mpp, r["her2_label"]))
+        level = r["label_level"].split(" (")[0]  # case, slide, image or patch (and why, in brackets)
+        out.append((r["split"], f"{p.parent.name}/{p.name}", p, mpp, r["her2_label"], level))
+    return out
+
+
+def summarise(rows: list[dict]) -> dict[str, dict]:
+    """Per split (in the rows' order): images, read, right, wrong, wrong at confidence >= 0.95, wrong but warned
+    (confidence <= 0.8 or a flag of ``WARN``), HER2-0 images read / read 1+ or higher, resolutions estimated and
+    the median ratio of the estimate to the approximate resolution (None without one)."""
+    out = {}
+    for split in dict.fromkeys(r["split"] for r in rows):
+        rs = [r for r in rows if r["split"] == split]
+        read = [r for r in rs if r["score"]]
+        wrong = [r for r in read if r["score"] != r["label"]]
+        zeros = [r for r in read if r["label"] == "0"]
+        ratios = [r["estimated_mpp"] / r["mpp"] for r in rs if r["estimated_mpp"] is not None]
+        out[split] = {
+            "images": len(rs),
+            "read": len(read),
+            "right": len(read) - len(wrong),
+            "wrong": len(wrong),
+            "wrong_confident": sum(r["confidence"] >= 0.95 for r in wrong),
+            "wrong_warned": sum(r["confidence"] <= 0.8 or bool(WARN & set(r["flags"])) for r in wrong),
+            "zeros": len(zeros),
+            "zeros_over": sum(r["score"] != "0" for r in zeros),
+            "estimated": len(ratios),
+            "est_ratio": statistics.median(ratios) if ratios else None,
+        }
     return out
 
 
@@ -90,7 +121,7 @@ def main() -> int:
         f"{'split':8s} {'image':52s} {'mpp':>5s} {'est':>11s} {'label':>5s} {'read':>5s} {'conf':>5s} {'samp':>5s} "
         f"{'meas':>5s}  flags"
     )
-    for split, name, path, mpp, label in items(set(args.split.split(","))):
+    for split, name, path, mpp, label, level in items(set(args.split.split(","))):
         est = unc = None
         try:
             r = her2fast.score(path, mpp=mpp if args.given_mpp else None, settings=settings, progress=False)
@@ -109,6 +140,7 @@ def main() -> int:
                 "estimated_mpp": est,
                 "relative_uncertainty": unc,
                 "label": label,
+                "label_level": level,
                 "score": score,
                 "confidence": conf,
                 "parts": parts,
@@ -126,27 +158,30 @@ def main() -> int:
             f"{','.join(flags) or '-'}{'  (' + why[:60] + ')' if score is None else ''}",
             flush=True,
         )
-    print(f"\n{time.perf_counter() - t0:.0f} s")
+    seconds = time.perf_counter() - t0
+    print(f"\n{seconds:.0f} s")
     print(
         f"{'split':8s} {'images':>6s} {'read':>5s} {'right':>5s} {'wrong':>5s} {'wrong@>=.95':>11s} {'wrong warned':>12s} "
         f"{'0 read >=1+':>11s} {'estimated':>9s} {'est/mpp':>7s}"
     )
-    for split in dict.fromkeys(r["split"] for r in rows):
-        rs = [r for r in rows if r["split"] == split]
-        read = [r for r in rs if r["score"]]
-        wrong = [r for r in read if r["score"] != r["label"]]
-        sure_wrong = [r for r in wrong if r["confidence"] >= 0.95]
-        warned = [r for r in wrong if r["confidence"] <= 0.8 or WARN & set(r["flags"])]
-        zeros = [r for r in read if r["label"] == "0"]
-        ratios = [r["estimated_mpp"] / r["mpp"] for r in rs if r["estimated_mpp"] is not None]
-        ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
+    for split, f in summarise(rows).items():
+        ratio = "-" if f["est_ratio"] is None else f"{f['est_ratio']:.2f}"
         print(
-            f"{split:8s} {len(rs):6d} {len(read):5d} {len(read) - len(wrong):5d} {len(wrong):5d} {len(sure_wrong):11d} "
-            f"{len(warned):12d} {sum(r['score'] != '0' for r in zeros):>5d} of {len(zeros):<3d} {len(ratios):9d} "
-            f"{ratio:>7s}"
+            f"{split:8s} {f['images']:6d} {f['read']:5d} {f['right']:5d} {f['wrong']:5d} {f['wrong_confident']:11d} "
+            f"{f['wrong_warned']:12d} {f['zeros_over']:>5d} of {f['zeros']:<3d} {f['estimated']:9d} {ratio:>7s}"
         )
     if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=1))
+        from her2fast.service.batch import model_versions
+
+        run = {
+            "her2fast": her2fast.__version__,
+            "models": model_versions(settings),
+            "mode": "given" if args.given_mpp else "estimated",
+            "min_cells": args.min_cells,
+            "seconds": round(seconds, 1),
+            "rows": rows,
+        }
+        Path(args.out).write_text(json.dumps(run, indent=1))
     return 0
 
 

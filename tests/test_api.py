@@ -12,16 +12,14 @@ SIZE = 2048
 SEED = 700  # not a training seed (membrane: make_tile seeds; epithelium SVM: slide seeds 101-104)
 
 
-@pytest.fixture(scope="session")
-def phantoms(tmp_path_factory):
-    """2048^2 phantom slides of the clear categories 3+ and 0, with their ground truth."""
-    from her2fast.synth import make_slide
+PHANTOM_SEED = 931  # not a training seed either; the region test crops these phantoms
 
-    folder = tmp_path_factory.mktemp("api_phantoms")
-    return {
-        cat: make_slide(folder / f"p{cat.replace('+', 'p')}.tiff", category=cat, width=SIZE, height=SIZE, seed=SEED)
-        for cat in ("3+", "0")
-    }
+
+@pytest.fixture(scope="session")
+def phantoms(phantom_slide):
+    """2048^2 phantom slides of the clear categories 3+ and 0, with their ground truth (made once per test run:
+    the region test crops the same slides)."""
+    return {cat: phantom_slide(category=cat, width=SIZE, height=SIZE, seed=PHANTOM_SEED) for cat in ("3+", "0")}
 
 
 @pytest.fixture(scope="session")
@@ -267,7 +265,7 @@ def test_import_stays_light():
 
 
 @pytest.mark.parametrize("category", ["3+", "0"])
-def test_a_region_inside_the_tumour_with_no_glass_in_view_scores_like_its_truth(tmp_path, category):
+def test_a_region_inside_the_tumour_with_no_glass_in_view_scores_like_its_truth(tmp_path, phantom_slide, category):
     """An exported region of interest (a crop inside the tumour: no glass for the stain and white-balance
     estimates) scores as the ground truth of that region; checked by hand on 1024^2 and 2048^2 crops of
     all four categories (docs/epithelium.md)."""
@@ -277,17 +275,15 @@ def test_a_region_inside_the_tumour_with_no_glass_in_view_scores_like_its_truth(
     import her2fast
     from her2fast.io.slide import open_slide
     from her2fast.scoring import ScoringRules, score_cells
-    from her2fast.synth import load_ground_truth, make_slide
 
-    src = make_slide(tmp_path / "src.tiff", category=category, width=2048, height=2048, seed=931)
-    g = load_ground_truth(src.path)
+    g = phantom_slide(category=category, width=SIZE, height=SIZE, seed=PHANTOM_SEED)
     per = g.epithelium_mask_mpp / g.mpp  # level-0 px per mask px
     side = 768
     k = int(side / per)
     dense = uniform_filter((g.epithelium_mask > 0).astype(float), k, mode="constant")
     cy, cx = np.unravel_index(np.argmax(dense), dense.shape)
     x0, y0 = int((cx - k // 2) * per), int((cy - k // 2) * per)
-    with open_slide(src.path) as sl:
+    with open_slide(g.path) as sl:
         roi = sl.read(x0, y0, side, side)
     assert np.percentile(roi.reshape(-1, 3), 99, axis=0).min() < 252  # no glass-white in view
     Image.fromarray(roi).save(tmp_path / "roi.png")

@@ -43,6 +43,13 @@ def phantom(tmp_path_factory):
     return path, gt
 
 
+@pytest.fixture(scope="module")
+def small_phantom(phantom_slide) -> Path:
+    """A 768 px 2+ phantom slide (sidecars beside it) for the augmentation tests, which compare superpixel sets
+    row for row: their figures do not need a larger slide."""
+    return phantom_slide(category="2+", width=768, height=768, seed=31).path
+
+
 def random_training_set(n=300, seed=0, settings=None) -> TrainingSet:
     st = settings or EpitheliumSettings()
     d = len(st.feature_names())
@@ -410,12 +417,12 @@ def test_train_epithelium_cli_smoke(phantom, tmp_path, capsys):
     assert model.metadata["background_scales"] == [0.98, 1.0, 1.02] and "x 3 glass levels" in text
 
 
-def test_glass_level_augmentation(phantom):
+def test_glass_level_augmentation(small_phantom):
     """background_scales: the slide's superpixels once per glass level; the 1.0 copy is the plain set, the
     others differ only through the optical densities (and the white balance) measured against the glass."""
     from her2fast.synth.epithelium_truth import phantom_training_set
 
-    path, _ = phantom
+    path = small_phantom
     plain = phantom_training_set(path)
     aug = phantom_training_set(path, background_scales=(0.98, 1.0, 1.02))
     n = len(plain)
@@ -433,12 +440,12 @@ def test_glass_level_augmentation(phantom):
             phantom_training_set(path, background_scales=bad)
 
 
-def test_tone_curve_augmentation(phantom):
+def test_tone_curve_augmentation(small_phantom):
     """tone_gammas: the slide's superpixels once per tone curve 255 (I/255)^g; g = 1 is the plain set, g < 1
     lightens every optical density (lower mean hematoxylin OD), g > 1 darkens it."""
     from her2fast.synth.epithelium_truth import phantom_training_set
 
-    path, _ = phantom
+    path = small_phantom
     plain = phantom_training_set(path)
     aug = phantom_training_set(path, tone_gammas=(0.8, 1.0, 1.25))
     light = phantom_training_set(path, tone_gammas=(0.8,))

@@ -12,7 +12,7 @@ import pytest
 from her2fast.errors import InvalidInputError
 from her2fast.pipeline import ScoreSettings, ThreadPlan
 
-SIZE = 1536
+SIZE = 1280  # 4 x 4 tiles of 320 px: enough for the queues and batches, and over 500 tumour cells
 SEED = 710  # not a training seed
 SETTINGS = ScoreSettings(tile_size=320)  # small tiles: many of them, so queues fill and batches split
 

@@ -55,7 +55,7 @@ def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None
     pytest.fail(f"timed out waiting for {what}")
 
 
-def slow_copy(src: Path, dest: Path, chunks: int = 8, pause: float = 0.4) -> None:
+def slow_copy(src: Path, dest: Path, chunks: int = 8, pause: float = 0.2) -> None:
     """Write ``dest`` in pieces with pauses, like a scanner or a network copy."""
     data = src.read_bytes()
     step = len(data) // chunks + 1
@@ -80,21 +80,21 @@ def test_watch_service_partial_writes_corrupt_file_sigterm_restart(tmp_path, pha
         "--out",
         str(out),
         "--settle",
-        "3",
+        "1.5",
         "--poll",
-        "0.3",
+        "0.1",
         "--no-pictures",
     ]
     with open(tmp_path / "stderr.txt", "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     try:
         wait_for(lambda: log.exists() and "watching" in log.read_text(), 120, "the service to start", proc)
-        slow_copy(phantoms[0], inbox / "slide1.tiff")  # 8 pieces over ~3 s, each pause < --settle
+        slow_copy(phantoms[0], inbox / "slide1.tiff")  # 8 pieces over ~1.6 s, each pause well below --settle
         copied = time.time()
         garbage = np.random.default_rng(1).integers(0, 256, 30_000, dtype=np.uint8).tobytes()
         (inbox / "garbage.svs").write_bytes(garbage)
         wait_for(lambda: len(db_rows(db)) >= 2, 240, "a row for each file", proc)
-        time.sleep(2)  # a few more polls: nothing else may happen
+        time.sleep(1)  # ten more polls: nothing else may happen
         rows = db_rows(db)
         by_name = {Path(r["slide_path"]).name: r for r in rows}
         assert len(rows) == 2 and set(by_name) == {"slide1.tiff", "garbage.svs"}
@@ -136,18 +136,18 @@ def test_watch_in_process_once_copy_under_new_name_and_lock(tmp_path, phantoms):
     inbox.mkdir()
     shutil.copy(phantoms[0], inbox / "a.tiff")
     (inbox / "a.tiff.part").write_bytes(b"being written")  # not a slide name: never looked at
-    summary = watch(inbox, out, settle=0.5, poll=0.2, once=True, pictures=False, geojson=False)
+    summary = watch(inbox, out, settle=0.3, poll=0.05, once=True, pictures=False, geojson=False)
     assert (summary.scored, summary.quarantined) == (1, 0)
     # the same content under another name is recognised by its hash
     shutil.copy(phantoms[0], inbox / "copy-of-a.tiff")
-    summary = watch(inbox, out, settle=0.5, poll=0.2, once=True, pictures=False, geojson=False)
+    summary = watch(inbox, out, settle=0.3, poll=0.05, once=True, pictures=False, geojson=False)
     assert (summary.scored, summary.skipped) == (0, 1)
     assert len(db_rows(out / "results.db")) == 1
 
     # one watcher per output folder; a stop event ends the loop
     stop = threading.Event()
     first = threading.Thread(
-        target=watch, args=(tmp_path / "empty", out), kwargs=dict(poll=0.1, stop=stop), daemon=True
+        target=watch, args=(tmp_path / "empty", out), kwargs=dict(poll=0.05, stop=stop), daemon=True
     )
     (tmp_path / "empty").mkdir()
     first.start()
