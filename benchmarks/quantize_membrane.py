@@ -35,23 +35,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import training.quantize_membrane as _recipe  # noqa: E402
 from her2fast.stages.membrane import _single_pass_input, load_model_config  # noqa: E402
 
 FP32 = ROOT / "her2fast/models/membrane_unet/model.onnx"
-#: the nodes after the last U-Net block: 1x1 head conv, slices, logit difference, logit bias, sigmoids
-HEAD_NODES = [
-    "/net/head/Conv",
-    "/net/Slice",
-    "/net/Slice_1",
-    "/Slice",
-    "/Slice_1",
-    "/Sub",
-    "/Add",
-    "/Sigmoid",
-    "/Sigmoid_1",
-]
-#: the input normalisation and the first conv (3 input channels: little to gain, most to lose)
-FIRST_NODES = ["/net/Sub", "/net/Mul", "/net/enc.0/conv1/Conv"]
+#: the nodes after the last U-Net block and the input normalisation + first conv (as the int8 model keeps them)
+HEAD_NODES = list(_recipe.HEAD_NODES)
+FIRST_NODES = list(_recipe.FIRST_NODES)
 
 
 def variants() -> dict[str, dict]:

@@ -43,13 +43,13 @@ RECIPE = {
     "calibration": "MinMax",
     "reduce_range": False,
 }
-#: nodes left in fp32: the input normalisation and the first convolution (quantised, it costs held-out Dice on
-#: AVX2 CPUs, whose int8 kernels without VNNI can saturate the int16 pair sums of its u8 x s8 products; see
-#: ``--int8-first-conv``), and the head (two logits whose difference is the membrane probability)
-KEEP_FP32 = (
-    "/net/Sub",
-    "/net/Mul",
-    "/net/enc.0/conv1/Conv",
+#: the input normalisation and the first convolution (3 input channels: little to gain; quantised, it costs
+#: held-out Dice on AVX2 CPUs, whose int8 kernels without VNNI can saturate the int16 pair sums of its u8 x s8
+#: products; see ``--int8-first-conv``)
+FIRST_NODES = ("/net/Sub", "/net/Mul", "/net/enc.0/conv1/Conv")
+#: the nodes after the last U-Net block: 1x1 head conv, slices, logit difference, logit bias, sigmoids (two
+#: logits whose difference is the membrane probability)
+HEAD_NODES = (
     "/net/head/Conv",
     "/net/Slice",
     "/net/Slice_1",
@@ -60,7 +60,8 @@ KEEP_FP32 = (
     "/Sigmoid",
     "/Sigmoid_1",
 )
-FIRST_NODES = ("/net/Sub", "/net/Mul", "/net/enc.0/conv1/Conv")
+#: nodes left in fp32
+KEEP_FP32 = FIRST_NODES + HEAD_NODES
 PRESET_ORDER = (
     "0/typical",
     "0+/typical",
