@@ -51,7 +51,9 @@ class CellSet:
     completeness: np.ndarray
     slide: np.ndarray
     n_cells: np.ndarray
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: ("base" | "nan" | "intensity" | "state", key) -> array: the slide offsets and NaN ODs once, the
+    #: intensity classes of the last OD bands and the completeness states of the last complete_fraction
+    _cache: dict[tuple[str, tuple], np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_tables(cls, tables: Sequence[CellTable]) -> CellSet:
@@ -124,28 +126,28 @@ class CellSet:
 
     def _groups(self, rules: ScoringRules) -> np.ndarray:
         """Per cell: slide * 12 + intensity class * 3 + completeness state (see :meth:`categories`)."""
-        if "base" not in self._cache:
+        if ("base", ()) not in self._cache:
             c = self.completeness
             if c.size and (np.isnan(c).any() or c.min() < 0 or c.max() > 1):
                 raise InvalidInputError(
                     "completeness must be in [0, 1] (fraction of the perimeter stained), without NaN"
                 )
-            self._cache["base"] = (self.slide * (4 * _N_STATES)).astype(np.int32)
-            self._cache["nan"] = np.isnan(self.od)
+            self._cache[("base", ())] = (self.slide * (4 * _N_STATES)).astype(np.int32)
+            self._cache[("nan", ())] = np.isnan(self.od)
         bands = (rules.faint_od, rules.weak_od, rules.strong_od)
         inten = self._cache.get(("intensity", bands))
         if inten is None:
             # intensity_class_from_od (searchsorted over the bands, NaN above every band) by comparisons
             od = self.od
             inten = (od >= bands[0]).view(np.int8) + (od >= bands[1]).view(np.int8) + (od >= bands[2]).view(np.int8)
-            inten[self._cache["nan"]] = 3
+            inten[self._cache[("nan", ())]] = 3
             inten = inten * np.int8(_N_STATES)
             self._cache = {k: v for k, v in self._cache.items() if k[0] != "intensity"}
             self._cache[("intensity", bands)] = inten
-        state = self._cache.get(("state", rules.complete_fraction))
+        state = self._cache.get(("state", (rules.complete_fraction,)))
         if state is None:
             c = self.completeness
             state = (c > 0).view(np.int8) + (c >= max(rules.complete_fraction, np.nextafter(0.0, 1.0))).view(np.int8)
             self._cache = {k: v for k, v in self._cache.items() if k[0] != "state"}
-            self._cache[("state", rules.complete_fraction)] = state
-        return self._cache["base"] + (inten + state)
+            self._cache[("state", (rules.complete_fraction,))] = state
+        return self._cache[("base", ())] + (inten + state)
