@@ -135,3 +135,15 @@ def test_bench_pipeline_reports_a_side_that_fails(tmp_path, capsys):
     assert rc != 0
     assert "reference process stopped" in capsys.readouterr().err
     assert not (tmp_path / "b.json").exists()
+
+
+def test_bench_network_command_times_the_network_alone(tmp_path, capsys):
+    out = tmp_path / "net.json"
+    args = ["bench", "network", "--providers", "CPUExecutionProvider", "--tiles", "1", "--size", "64"]
+    assert main([*args, "--repeats", "3", "--threads", "1", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["name"] for r in res["runtimes"]] == ["CPUExecutionProvider"]
+    assert len(res["runtimes"][0]["tiles_per_s"]["runs"]) == 3
+    assert "CPUExecutionProvider" in capsys.readouterr().out
+    assert main([*args, "--repeats", "2"]) == 1  # a median and a spread need three runs
+    assert "repeats must be >= 3" in capsys.readouterr().err

@@ -51,31 +51,47 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "what",
-        choices=["kernels", "pipeline"],
-        help="kernels: SLIC/LBP/features vs scikit-image; pipeline: whole-slide throughput vs a reference pipeline",
+        choices=["kernels", "pipeline", "network"],
+        help="kernels: SLIC/LBP/features vs scikit-image; pipeline: whole-slide throughput vs a reference pipeline; "
+        "network: the membrane network alone under each runtime (tiles/s, CPU s per tile)",
     )
     p.add_argument(
         "--repeats",
         type=int,
         default=None,
         help="timed runs of each side, alternated with the reference; the median and min-max are printed "
-        "(default: kernels 5, pipeline 3; pipeline needs >= 3)",
+        "(default: kernels 5, pipeline 3, network 5; pipeline and network need >= 3)",
     )
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
     p.add_argument("--quick", action="store_true", help="kernels: 512x512 only, fewer repeats (smoke run)")
     p.add_argument("--slide", default=None, help="pipeline: slide to score (default: make a phantom)")
     p.add_argument(
-        "--size", type=int, default=4096, help="pipeline: phantom side in px at 0.5 um/px (default: %(default)s)"
+        "--size",
+        type=int,
+        default=None,
+        help="pipeline: phantom side in px at 0.5 um/px (default: 4096); network: tile side (default: 512)",
     )
     p.add_argument("--category", default="2+", help="pipeline: phantom category (default: %(default)s)")
     p.add_argument("--mpp", type=float, default=None, help="pipeline: um/px for a slide without resolution metadata")
     p.add_argument(
         "--providers",
-        default="auto",
-        help="pipeline: ONNX Runtime providers, 'auto' or comma-separated; or OpenVINO / OpenVINO:f32; or 'all': "
-        "every runtime available here in turn (ONNX Runtime CPU fp32, OpenVINO fp32 and, on bf16 CPUs, bf16)",
+        default=None,
+        help="pipeline, network: ONNX Runtime providers, 'auto' or comma-separated; or OpenVINO / OpenVINO:f32; "
+        "or 'all': every runtime available here in turn (ONNX Runtime CPU fp32, OpenVINO fp32 and, on bf16 CPUs, "
+        "bf16) (default: pipeline auto, network all)",
     )
-    p.add_argument("--threads", type=int, default=None, help="pipeline: cores to plan threads for (default: all)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="pipeline, network: cores to plan threads for (default: all)"
+    )
+    p.add_argument(
+        "--tiles", type=int, default=4, help="network: phantom tiles per alternated round (default: %(default)s)"
+    )
+    p.add_argument(
+        "--int8-model-dir",
+        default=None,
+        help="network: also time this int8 model directory (python -m training.quantize_membrane writes one) in "
+        "ONNX Runtime and OpenVINO",
+    )
     p.add_argument(
         "--batch", type=int, default=None, help="pipeline: network tiles per inference call (default: ScoreSettings')"
     )
@@ -105,15 +121,27 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 @command("bench", "benchmark against reference implementations measured in the same run", _bench_args)
 def _bench(args: argparse.Namespace) -> int:
+    if args.what == "network":
+        from ..bench.pipeline.network import network_main
+
+        return network_main(
+            providers="all" if args.providers is None else args.providers,
+            int8_model_dir=args.int8_model_dir,
+            threads=args.threads,
+            repeats=5 if args.repeats is None else args.repeats,
+            tiles=args.tiles,
+            size=512 if args.size is None else args.size,
+            json_path=args.json,
+        )
     if args.what == "pipeline":
         from ..bench.pipeline import main as pipeline_main
 
         return pipeline_main(
             slide=args.slide,
-            size=args.size,
+            size=4096 if args.size is None else args.size,
             category=args.category,
             mpp=args.mpp,
-            providers=args.providers,
+            providers="auto" if args.providers is None else args.providers,
             threads=args.threads,
             batch=args.batch,
             reference=not args.no_reference,
