@@ -21,4 +21,6 @@ python -m pip install -q "setuptools>=77" wheel "pybind11>=2.12" "cmake>=3.18" n
 # tree, on the same compiled kernels. Set HER2FAST_BUILD_DIR to keep it elsewhere.
 export HER2FAST_BUILD_DIR="${HER2FAST_BUILD_DIR:-$root/build/native-$(python -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')}"
 echo "== building and installing her2fast (C++ extension) into .venv"
-python -m pip install -q --no-build-isolation -e ".[cpu,test]"
+# --no-compile: no bytecode for the ~12,000 modules of the dependencies up front; Python writes it for the
+# modules that are imported, when they first are
+python -m pip install -q --no-compile --no-build-isolation -e ".[cpu,test]"

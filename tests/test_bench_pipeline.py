@@ -60,7 +60,7 @@ def test_bench_pipeline_alternates_sides_in_their_own_processes(tmp_path, capsys
             "bench",
             "pipeline",
             "--size",
-            "1024",
+            "512",
             "--category",
             "3+",
             "--reference-tiles",
