@@ -15,7 +15,7 @@ import numpy as np
 from ..qc import QualityTally, quality_map
 from ..scoring import CellTable
 from ..stages.cells import measure_tile
-from ..stages.nuclei import segment_nuclei
+from ..stages.nuclei import drop_nuclei_on_membrane, segment_nuclei
 from .progress import Progress
 from .settings import ScoreSettings, ThreadPlan, _available_cores
 from .windows import tile_windows
@@ -166,6 +166,8 @@ class _TileStream:
         conc = deconvolve(work.image, self.stains)
         t1 = time.perf_counter()
         nuc = segment_nuclei(conc.hematoxylin, s.mpp, settings=s.nuclei)
+        if s.nuclei.max_membrane_share < 1:  # no cell seeded on a membrane's hematoxylin leak
+            nuc = drop_nuclei_on_membrane(nuc, membrane >= 0.5, s.nuclei.max_membrane_share)
         t2 = time.perf_counter()
         # the window owns the cells whose centres lie in its core (tile_windows: `overlap` inside the
         # window, in the tile's core, and apart from the tile's other windows' cores)
