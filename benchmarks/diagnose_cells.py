@@ -22,7 +22,8 @@ scores every phantom slide ``eval_*.tiff`` of a folder written by ``benchmarks/e
 default settings (the measured cell table is kept beside it as ``*.measured.npz`` and reused) and prints its
 true category, the category read, and the category read without the cells whose centre lies within
 ``--edge-margin`` micrometres of the slide's edge (:meth:`her2fast.scoring.CellTable.away_from_edge`: the
-rule ``benchmarks/real_fields.py --edge-margin`` applies to fields), with the accuracy of both.
+rule ``benchmarks/real_fields.py --edge-margin`` applies to fields), with the accuracy of both, and the % of
+tumour cells read stained (membrane OD >= ``faint_od``) and stained at ``1.5 * faint_od``.
 """
 
 from __future__ import annotations
@@ -128,13 +129,16 @@ def edge_slides(folder: Path, margin_um: float) -> int:
     import time
 
     import her2fast
-    from her2fast.scoring import CellTable, score_cells
+    from her2fast.scoring import DEFAULT_RULES, CellTable, score_cells
     from her2fast.synth import is_current_phantom, load_ground_truth
 
     paths = sorted(folder.glob("eval_*.tiff"))
     if not paths:
         raise SystemExit(f"no eval_*.tiff in {folder}: write them with benchmarks/evaluate_phantoms.py --folder")
-    print(f"{'slide':40s} {'truth':>5s} {'read':>5s} {f'w/o {margin_um:g} um edge':>16s} {'cells':>6s} {'kept':>6s}")
+    print(
+        f"{'slide':40s} {'truth':>5s} {'read':>5s} {f'w/o {margin_um:g} um edge':>16s} {'cells':>6s} {'kept':>6s} "
+        f"{'stained %':>9s} {'at 1.5x faint_od':>16s}"
+    )
     ok = ok_inner = 0
     four = {"0+": "0"}
     for path in paths:
@@ -164,7 +168,12 @@ def edge_slides(folder: Path, margin_um: float) -> int:
         ok += four.get(read, read) == truth
         ok_inner += four.get(inner, inner) == truth
         t = cells.is_tumour
-        print(f"{path.name:40s} {gt.category:>5s} {read:>5s} {inner:>16s} {int(t.sum()):6d} {int((t & keep).sum()):6d}")
+        od, memb = cells.membrane_dab_od[t], cells.completeness[t] > 0
+        faint = DEFAULT_RULES.faint_od
+        print(
+            f"{path.name:40s} {gt.category:>5s} {read:>5s} {inner:>16s} {int(t.sum()):6d} {int((t & keep).sum()):6d} "
+            f"{100 * (memb & (od >= faint)).mean():9.1f} {100 * (memb & (od >= 1.5 * faint)).mean():16.1f}"
+        )
     n = len(paths)
     print(f"accuracy (0/1+/2+/3+): read {ok}/{n}, without the edge cells {ok_inner}/{n}")
     return 0
