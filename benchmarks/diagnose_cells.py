@@ -15,6 +15,15 @@ nearest centre (< 3 um, one to one). Printed per input: completeness bias and MA
 cells, the fraction of truly complete (>= 0.9) stained cells measured complete, intensity-class
 agreement, per-cell class agreement, and the slide-level % complete (true vs measured) of the matched
 cells. U-Net outputs are cached in ``--cache`` (one network pass per tile).
+
+    python benchmarks/diagnose_cells.py --slides /tmp/h2f_eval [--edge-margin 12]
+
+scores every phantom slide ``eval_*.tiff`` of a folder written by ``benchmarks/evaluate_phantoms.py`` with the
+default settings (the measured cell table is kept beside it as ``*.measured.npz`` and reused) and prints its
+true category, the category read, and the category read without the cells whose centre lies within
+``--edge-margin`` micrometres of the slide's edge (:meth:`her2fast.scoring.CellTable.away_from_edge`: the
+rule ``benchmarks/real_fields.py --edge-margin`` applies to fields), with the accuracy of both, and the % of
+tumour cells read stained (membrane OD >= ``faint_od``) and stained at ``1.5 * faint_od``.
 """
 
 from __future__ import annotations
@@ -114,14 +123,74 @@ def summarise(pairs, complete_fraction: float = 0.9) -> dict[str, float]:
     }
 
 
+def edge_slides(folder: Path, margin_um: float) -> int:
+    """Phantom slides of ``folder``: true category, category read, and read without the edge cells."""
+    import json
+    import time
+
+    import her2fast
+    from her2fast.scoring import DEFAULT_RULES, CellTable, score_cells
+    from her2fast.synth import is_current_phantom, load_ground_truth
+
+    paths = sorted(folder.glob("eval_*.tiff"))
+    if not paths:
+        raise SystemExit(f"no eval_*.tiff in {folder}: write them with benchmarks/evaluate_phantoms.py --folder")
+    print(
+        f"{'slide':40s} {'truth':>5s} {'read':>5s} {f'w/o {margin_um:g} um edge':>16s} {'cells':>6s} {'kept':>6s} "
+        f"{'stained %':>9s} {'at 1.5x faint_od':>16s}"
+    )
+    ok = ok_inner = 0
+    four = {"0+": "0"}
+    for path in paths:
+        if not is_current_phantom(path):
+            print(f"{path.name}: not a current phantom, skipped")
+            continue
+        gt = load_ground_truth(path)
+        cached = path.with_suffix(".measured.npz")
+        meta = path.with_suffix(".measured.json")
+        if cached.exists() and meta.exists():
+            cells, info = CellTable.load_npz(cached), json.loads(meta.read_text())
+        else:
+            t0 = time.perf_counter()
+            r = her2fast.score(path, progress=False)
+            cells = r.cells
+            info = {
+                "mpp": float(r.resolution["mpp"]),
+                "size": [r.provenance["slide"]["width"], r.provenance["slide"]["height"]],
+            }
+            cells.save_npz(cached)
+            meta.write_text(json.dumps(info))
+            print(f"  (scored {path.name} in {time.perf_counter() - t0:.0f} s)", flush=True)
+        read = score_cells(cells).category
+        keep = cells.away_from_edge(info["size"][0], info["size"][1], margin_um / info["mpp"])
+        inner = score_cells(cells.select(keep)).category
+        truth = four.get(gt.category, gt.category)
+        ok += four.get(read, read) == truth
+        ok_inner += four.get(inner, inner) == truth
+        t = cells.is_tumour
+        od, memb = cells.membrane_dab_od[t], cells.completeness[t] > 0
+        faint = DEFAULT_RULES.faint_od
+        print(
+            f"{path.name:40s} {gt.category:>5s} {read:>5s} {inner:>16s} {int(t.sum()):6d} {int((t & keep).sum()):6d} "
+            f"{100 * (memb & (od >= faint)).mean():9.1f} {100 * (memb & (od >= 1.5 * faint)).mean():16.1f}"
+        )
+    n = len(paths)
+    print(f"accuracy (0/1+/2+/3+): read {ok}/{n}, without the edge cells {ok_inner}/{n}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--slides", default=None, help="folder of evaluate_phantoms.py slides (edge-cell check)")
+    ap.add_argument("--edge-margin", type=float, default=12.0, help="micrometres from the edge (with --slides)")
     ap.add_argument("--seeds", default="5000,5001")
     ap.add_argument("--categories", default="1+,2+,3+,2+/unusual")
     ap.add_argument("--size", type=int, default=800)
     ap.add_argument("--cache", default="/tmp/h2f_diag")
     ap.add_argument("--confusion", action="store_true", help="print intensity confusion matrices")
     args = ap.parse_args()
+    if args.slides:
+        return edge_slides(Path(args.slides), args.edge_margin)
 
     pairs: dict[str, list] = {"a": [], "b": [], "c": []}
     for seed in (int(s) for s in args.seeds.split(",")):

@@ -132,6 +132,36 @@ class CellTable:
         """The rows picked by a boolean mask or an index array."""
         return CellTable(**{name: getattr(self, name)[rows] for name in CELL_COLUMNS})
 
+    def away_from_edge(self, width: float, height: float, margin: float) -> np.ndarray:
+        """Boolean mask of the cells whose centre lies at least ``margin`` inside a ``width`` x ``height`` image.
+
+        A cell of a field of view whose centre is closer to the image edge than the cell stage's reach
+        (``CellSettings.max_radius_um``, in pixels) has part of its territory and rays cut off by the edge:
+        its completeness and membrane OD come from part of its outline, and its cytoplasm from part of its
+        body. The same reach is the margin a slide's tiles keep around the cells they own.
+
+        Parameters
+        ----------
+        width, height : float
+            Size of the image, in the pixels of ``x`` and ``y`` (pixel ``j`` spans ``[j - 1/2, j + 1/2)``).
+        margin : float
+            Distance in pixels (>= 0).
+
+        Examples
+        --------
+        >>> t = CellTable(cell_id=[1, 2], x=[5.0, 50.0], y=[50.0, 50.0], is_tumour=[True, True],
+        ...               intensity=[0, 0], completeness=[0.0, 0.0], membrane_dab_od=[0.0, 0.0])
+        >>> t.away_from_edge(100, 100, 10).tolist()
+        [False, True]
+        """
+        w, h, m = (float(v) for v in (width, height, margin))
+        if not (np.isfinite(m) and m >= 0 and np.isfinite(w) and np.isfinite(h) and w > 0 and h > 0):
+            raise InvalidInputError(
+                f"away_from_edge needs a finite size > 0 and margin >= 0, got {width} x {height}, margin {margin}"
+            )
+        lo = m - 0.5
+        return (self.x >= lo) & (self.y >= lo) & (self.x <= w - 0.5 - m) & (self.y <= h - 0.5 - m)
+
     def cell_class(self, rules: ScoringRules = DEFAULT_RULES) -> np.ndarray:
         """:func:`classify_cells` of every row."""
         return classify_cells(self.intensity, self.completeness, rules)
