@@ -130,6 +130,17 @@ class QualityRules:
         clear side).
     edge_cover : float
         A map pixel at least this share inside the band is ``glass_edge``.
+    edge_max_chroma : float
+        A glass edge's line, and its shadow band, are grey: in the median profile their excess over the
+        side beside them is within this share of the largest channel in every channel. DAB is not (its
+        optical density in red is 0.16-0.35 of that in blue), nor is hematoxylin (blue 0.41-0.46 of red or
+        green); a mixture of the two can be, hence ``edge_continuity``. A shadow that is not grey (densely
+        stained tissue beside the line) is not a shadow: the band is then the line's.
+    edge_piece_um, edge_continuity : float
+        A glass edge's line shows in at least ``edge_continuity`` of the pieces of ``edge_piece_um`` along
+        it (each piece's median profile: the line at least half as far above the clear side as in the
+        median over the whole length, in every channel): an edge adds the same line wherever it runs,
+        over tissue and glass; stained membranes side by side show a line only in places.
     max_unusable_tumour : float
         A slide whose tumour area (epithelium in the segmented tiles) is unusable for more than this
         fraction is not scorable (:data:`REASON_UNUSABLE`): the rest is too small a sample of the tumour.
@@ -182,6 +193,9 @@ class QualityRules:
     edge_shadow_od: float = 0.04
     edge_band_end: float = 0.25
     edge_cover: float = 0.25
+    edge_max_chroma: float = 0.2
+    edge_piece_um: float = 40.0
+    edge_continuity: float = 0.8
     max_unusable_tumour: float = 0.5
     look_for: tuple[str, ...] = QUALITY_REASONS
 
@@ -225,6 +239,7 @@ class QualityRules:
             "edge_min_um",
             "edge_min_radius_um",
             "edge_shadow_od",
+            "edge_piece_um",
         ):
             as_positive_float(getattr(self, name), name)
         for name in ("focus_bridge_um", "focus_near_um"):
@@ -240,6 +255,8 @@ class QualityRules:
             "precipitate_brown",
             "edge_band_end",
             "edge_cover",
+            "edge_continuity",
+            "edge_max_chroma",
         ):
             if not (0.0 < float(getattr(self, name)) <= 1.0):
                 raise InvalidInputError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
