@@ -142,10 +142,9 @@ def _band_limits(
     was taken over, one per ``sample_um`` along the edge), the line must also show in at least
     ``edge_continuity`` of the pieces of ``edge_piece_um`` along it (:func:`_continuous`): a glass edge adds
     the same line wherever it runs, and stained membranes in a row show it only in places. When the
-    shadow's excess is at least ``edge_shadow_od`` and grey (within ``edge_max_chroma``), the band ends where
-    the excess falls below ``edge_band_end`` of it; otherwise (no shadow, or densely stained tissue beside
-    the line) the band is the line's, on both sides ending where the excess falls below ``edge_band_end``
-    of the line's. None when there is no line.
+    shadow's excess is at least ``edge_shadow_od``, the band ends where the excess falls below
+    ``edge_band_end`` of it; the line's clear side ends where its excess falls below ``edge_band_end`` of
+    the line's. None when there is no line.
     """
     step = float(d_um[1] - d_um[0])
     if np.isnan(m).any():
@@ -178,10 +177,6 @@ def _band_limits(
         if shown is None or shown < rules.edge_continuity:
             return None
     has_shadow = level[shadow] >= rules.edge_shadow_od
-    if has_shadow:
-        # the shadow is grey: densely stained tissue beside the line (brown or blue) is not a shadow
-        sh = np.median((m - base[shadow][None, :])[near & (np.sign(rel) == shadow)], axis=0)
-        has_shadow = _grey(sh, rules.edge_max_chroma)
 
     def reach(side: int, ref: float) -> float:
         """How far from the centre (um) the excess on ``side`` stays at or above ``edge_band_end * ref``."""

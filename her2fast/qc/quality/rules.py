@@ -131,11 +131,10 @@ class QualityRules:
     edge_cover : float
         A map pixel at least this share inside the band is ``glass_edge``.
     edge_max_chroma : float
-        A glass edge's line, and its shadow band, are grey: in the median profile their excess over the
-        side beside them is within this share of the largest channel in every channel. DAB is not (its
-        optical density in red is 0.16-0.35 of that in blue), nor is hematoxylin (blue 0.41-0.46 of red or
-        green); a mixture of the two can be, hence ``edge_continuity``. A shadow that is not grey (densely
-        stained tissue beside the line) is not a shadow: the band is then the line's.
+        A glass edge's line is grey: in the median profile its excess over the clear side is within this
+        share of the largest channel in every channel. DAB is not (its optical density in red is 0.16-0.35
+        of that in blue), nor is hematoxylin (blue 0.41-0.46 of red or green); a mixture of the two can be,
+        hence ``edge_continuity``.
     edge_piece_um, edge_continuity : float
         A glass edge's line shows in at least ``edge_continuity`` of the pieces of ``edge_piece_um`` along
         it (each piece's median profile: the line at least half as far above the clear side as in the
