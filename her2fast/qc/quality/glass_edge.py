@@ -176,7 +176,6 @@ def _band_limits(
         shown = _continuous(prof[:, centre] - prof[:, centre + clear * off], line, per_piece)
         if shown is None or shown < rules.edge_continuity:
             return None
-    has_shadow = level[shadow] >= rules.edge_shadow_od
 
     def reach(side: int, ref: float) -> float:
         """How far from the centre (um) the excess on ``side`` stays at or above ``edge_band_end * ref``."""
@@ -186,7 +185,7 @@ def _band_limits(
         return abs(float(rel[i])) + step / 2.0
 
     line_ref = float(excess[clear][centre])
-    far_reach = reach(shadow, level[shadow] if has_shadow else line_ref)
+    far_reach = reach(shadow, level[shadow] if level[shadow] >= rules.edge_shadow_od else line_ref)
     near_reach = reach(clear, line_ref)
     lo, hi = sorted((shadow * far_reach, clear * near_reach))
     return float(d_um[centre]) + lo, float(d_um[centre]) + hi, float(d_um[centre]), shadow
@@ -234,8 +233,8 @@ def _glass_edge(
     a curve of the second order through its candidates. A line counts when it is at least ``edge_min_um``
     long inside the image, bends to a radius of at least ``edge_min_radius_um``, and the median profile
     across it (over its whole length, so a stretch over dark tissue or glass does not matter) shows a thin
-    grey line that also shows in most pieces along it (:func:`_band_limits`); the band is measured on that profile and a map pixel at least
-    ``edge_cover`` inside it is marked.
+    grey line that also shows in most pieces along it (:func:`_band_limits`); the band is measured on that
+    profile and a map pixel at least ``edge_cover`` inside it is marked.
 
     Also returned, per edge found: ``(theta, rho, coef, centre, side)``, its curve in fine pixel
     coordinates (:func:`_signed_distance`), the line's centre and the shadow's side in that distance.
