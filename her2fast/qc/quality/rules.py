@@ -52,6 +52,10 @@ class QualityRules:
         windows (glass, smooth stroma) say little about focus.
     focus_vote_um : float
         Gaussian scale (sigma) over which the votes are averaged.
+    focus_edge_prior : float
+        Beside an out-of-focus area, the averaged votes count one more vote of "out of focus" with this
+        weight (a window of full detail weighs about 1): where the windows near the edge carry almost no
+        evidence (smooth, pale stroma) the tissue beside the area is taken as out of focus with it.
     focus_tissue_od : float
         Inside an out-of-focus area, windows down to this mean optical density are tissue (blur lowers the
         mean optical density of pale tissue).
@@ -157,6 +161,7 @@ class QualityRules:
     focus_edge: float = 0.016
     focus_detail_min: float = 3e-5
     focus_vote_um: float = 6.0
+    focus_edge_prior: float = 0.03
     focus_tissue_od: float = 0.03
     fine_um: float = 0.7
     detail_um: float = 8.0
@@ -241,7 +246,7 @@ class QualityRules:
             "edge_piece_um",
         ):
             as_positive_float(getattr(self, name), name)
-        for name in ("focus_bridge_um", "focus_near_um"):
+        for name in ("focus_bridge_um", "focus_near_um", "focus_edge_prior"):
             if not float(getattr(self, name)) >= 0.0:
                 raise InvalidInputError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
         if not (0.0 < float(self.max_unusable_tumour) <= 1.0):
