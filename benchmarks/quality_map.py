@@ -46,7 +46,10 @@ blur of ``benchmarks/robustness.py``). Printed per artefact, over all seeds, at 
 glass), so an artefact over a hole is not counted as missed; an artefact with less than a quarter of its area on
 tissue is left out of the table and counted beside it.
 
-and for the clean and softly blurred tiles the % of tissue removed. Seeds 7000 + i are held out: the
+and for the clean and softly blurred tiles the % of tissue removed; and for two look-alikes of a glass
+edge that are tissue (:func:`her2fast.synth.artefacts.add_stained_lines`, dark membranes side by side across
+the tile in brown or in the hematoxylin-DAB mixture nearest grey, drawn per seed, and
+:func:`~her2fast.synth.artefacts.add_stained_border`) the % of tissue removed as ``glass_edge`` (should be 0). Seeds 7000 + i are held out: the
 thresholds of :class:`her2fast.qc.QualityRules` were set on seeds 0-5 (``--first-seed 0``).
 """
 
@@ -90,6 +93,8 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
         add_ink,
         add_precipitate,
         add_saturation,
+        add_stained_border,
+        add_stained_lines,
     )
     from her2fast.synth.perturb import blur
 
@@ -123,6 +128,21 @@ def measure(size: int, seed: int, index: int) -> list[dict]:
     )
     soft = quality_map(blur(rgb, 0.6 / mpp), mpp)
     rows.append({**base, "condition": "soft_0.6um", "removed": float(soft.upsample(shape).mean())})
+    # look-alikes of a glass edge (tissue, not artefacts): what the map removes as glass_edge
+    for kind, look in (
+        ("lines", add_stained_lines(rgb, mpp, seed=seed)),
+        ("border", add_stained_border(rgb, mpp, seed=seed)),
+    ):
+        q = quality_map(look.rgb, mpp)
+        rows.append(
+            {
+                **base,
+                "condition": kind,
+                "colour": look.params["colour"],
+                "removed": float((q.upsample(shape, "glass_edge") & on_tissue).sum())
+                / max(float(on_tissue.sum()), 1.0),
+            }
+        )
     for kind, reason, art in (
         ("blur", "out_of_focus", add_blur_band(rgb, mpp, seed=seed)),
         ("ink", "pen_ink", add_ink(rgb, mpp, seed=seed)),
@@ -365,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     for cond in ("clean", "soft_0.6um"):
         rem = [r["removed"] for r in rows if r["condition"] == cond]
         print(f"{cond:11s} {len(rem):3d} tissue removed: max {100 * max(rem):.2f}%, mean {100 * np.mean(rem):.2f}%")
+    for cond in ("lines", "border"):
+        rem = [r["removed"] for r in rows if r["condition"] == cond]
+        print(
+            f"{cond:11s} {len(rem):3d} removed as glass_edge: max {100 * max(rem):.2f}%, mean {100 * np.mean(rem):.2f}%"
+        )
     secs = [r["seconds"] for r in rows if "seconds" in r]
     secs2 = [r["seconds_focus_ink"] for r in rows if "seconds" in r]
     print(

@@ -155,3 +155,76 @@ def test_real_fields_lose_nothing_to_glass_edges():
         mpp = 0.6 if path.parent.name == "her2-ihc-40x" else 420.0 / rgb.shape[1]
         q = quality_map(rgb, mpp)
         assert q.tissue.mean() > 0.2 and not q.reasons["glass_edge"].any(), path.name
+
+
+def test_stained_look_alikes_render():
+    """The look-alikes darken the tissue with the stain named (brown: blue absorbed most; grey: the channels
+    within 20 % of each other), only where the mask says, and refuse an unknown colour."""
+    from her2fast.synth.artefacts import LOOKALIKE_COLOURS, add_stained_border, add_stained_lines
+
+    base = np.full((400, 400, 3), 230, np.uint8)
+    for maker in (add_stained_lines, add_stained_border):
+        for colour in ("brown", "grey"):
+            a = maker(base, MPP, seed=5, colour=colour)
+            assert a.params["colour"] == colour and 0.02 < a.mask.mean() < 0.9
+            added = _od(a.rgb) - _od(base)
+            assert np.abs(added[~a.mask]).max() < 0.1  # the lines, the fill and the border only
+            v = np.median(added[a.mask & (added.max(axis=2) > 0.3)], axis=0)
+            chroma = (v.max() - v.min()) / v.max()
+            assert (chroma > 0.5 and v[2] == v.max()) if colour == "brown" else chroma < 0.2, (colour, v)
+        with pytest.raises(InvalidInputError, match="colour"):
+            maker(base, MPP, colour="red")
+    assert set(LOOKALIKE_COLOURS) == {"brown", "grey"}
+    solid = add_stained_lines(base, MPP, seed=5, colour="grey", dashed=False)
+    assert solid.mask.sum() > add_stained_lines(base, MPP, seed=5, colour="grey").mask.sum()
+
+
+@pytest.mark.parametrize(
+    ("seed", "category", "colour"), [(6001, "1+", "grey"), (6001, "1+", "brown"), (6003, "3+", "grey")]
+)
+def test_stained_membranes_side_by_side_are_not_glass_edges(seed, category, colour):
+    """Dark membranes running side by side across the tile (brown, or the hematoxylin-DAB mixture nearest
+    grey, in cell-sized pieces) and a straight, ragged border of densely stained tissue are tissue: nothing is
+    removed as a glass edge. Without the colour and continuity tests (``edge_max_chroma`` 1,
+    ``edge_continuity`` ~0), lines through the membranes pass, with the dense side read as a shadow band."""
+    from her2fast.synth.artefacts import add_stained_border, add_stained_lines
+
+    rgb = make_tile(1024, category=category, seed=seed).rgb
+    lines = add_stained_lines(rgb, MPP, seed=seed, colour=colour)
+    border = add_stained_border(rgb, MPP, seed=seed, colour=colour)
+    for look in (lines, border):
+        q = quality_map(look.rgb, MPP)
+        assert not q.reasons["glass_edge"].any(), (look.kind, q.removed_fraction()["glass_edge"])
+    loose = QualityRules(edge_max_chroma=1.0, edge_continuity=1e-9)
+    assert quality_map(lines.rgb, MPP, rules=loose).removed_fraction()["glass_edge"] > 0.05
+
+
+def test_a_bare_brown_line_is_not_a_glass_edge(tile):
+    """The bare line of test_a_bare_grey_line_is_a_narrow_band in a stain's colour (DAB with some
+    hematoxylin: red 0.68 of green, grey enough to be a candidate) is not an edge: a glass edge's line is
+    grey. Without the test on its colour (``edge_max_chroma`` 1) it is taken for one."""
+    yy, xx = np.mgrid[0:512, 0:512]
+    d = (xx - 200) * np.cos(0.3) - (yy - 256) * np.sin(0.3)
+    dab, hem = np.array([0.268, 0.570, 0.776]), np.array([0.650, 0.704, 0.286])
+    v = 0.6 * dab / np.linalg.norm(dab) + 0.4 * hem / np.linalg.norm(hem)
+    od = _od(tile)
+    od[np.abs(d) <= 3.0] += 0.6 * v / v.max()
+    img = np.clip(np.rint(255.0 * 10.0 ** (-od)), 0, 255).astype(np.uint8)
+    assert not quality_map(img, MPP).reasons["glass_edge"].any()
+    assert quality_map(img, MPP, rules=QualityRules(edge_max_chroma=1.0)).reasons["glass_edge"].any()
+
+
+def test_a_dashed_grey_line_is_not_a_glass_edge(tile):
+    """The bare grey line broken into 12-um pieces, each moved 2 um across the line in turn (a row of cell
+    membranes), shows in too few pieces along it: not an edge. Whole, it is one (test above)."""
+    yy, xx = np.mgrid[0:512, 0:512]
+    d = (xx - 200) * np.cos(0.3) - (yy - 256) * np.sin(0.3)
+    along = (xx - 200) * np.sin(0.3) + (yy - 256) * np.cos(0.3)
+    piece = np.floor(along / 32.0).astype(int)  # 16 um per piece: 12 um of line, 4 um of gap
+    shift = np.where(piece % 2 == 0, -4.0, 4.0)  # px
+    line = (np.abs(d - shift) <= 3.0) & ((along % 32.0) < 24.0)
+    od = _od(tile)
+    od[line] += 0.5
+    img = np.clip(np.rint(255.0 * 10.0 ** (-od)), 0, 255).astype(np.uint8)
+    assert not quality_map(img, MPP).reasons["glass_edge"].any()
+    assert quality_map(img, MPP, rules=QualityRules(edge_continuity=1e-9)).reasons["glass_edge"].any()

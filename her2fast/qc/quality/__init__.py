@@ -20,7 +20,8 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
     within about half a window: map pixels within ``focus_edge_reach_um`` of the edge (either side) are
     decided again by the votes of ``focus_edge_um`` windows -- each votes by its focus ratio against
     ``focus_edge``, weighted by its detail energy ``D`` as ``D / (D + focus_detail_min)`` (flat glass and
-    smooth stroma say little), the votes averaged with a Gaussian of ``focus_vote_um`` -- what stays
+    smooth stroma say little), the votes averaged with a Gaussian of ``focus_vote_um`` with one more vote
+    of "out of focus" of weight ``focus_edge_prior`` (no evidence sides with the area) -- what stays
     connected to the area is kept, holes are filled, and the area is grown by one map pixel (a small
     window straddling the edge still reads in focus). Inside the area, windows down to
     ``focus_tissue_od`` are tissue (blur lowers the mean optical density of pale tissue).
@@ -72,7 +73,9 @@ a low-resolution map (one pixel per :attr:`QualityRules.step_um`, 4 um by defaul
     best-supported lines is fitted by a curve of the second order through its pixels and kept when it is
     at least ``edge_min_um`` long, bends to a radius of at least ``edge_min_radius_um``, and the median
     profile across it (at about 1 um/px, over its whole length) shows a line standing ``edge_line_od``
-    above the clear side in every channel and no lower than the other side (a step is not a line). The
+    above the clear side in every channel, grey (within ``edge_max_chroma``: a stain is not) and no lower
+    than the other side (a step is not a line), and the line shows in at least ``edge_continuity`` of the
+    pieces of ``edge_piece_um`` along it (stained membranes side by side show it in places only). The
     band is read off that profile: on the side standing higher above its own far level (the shadow, when
     at least ``edge_shadow_od``) it ends where the excess falls below ``edge_band_end`` of the shadow's;
     on the other side where it falls below that share of the line's. A map pixel at least

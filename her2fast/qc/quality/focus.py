@@ -48,7 +48,9 @@ def _edge_votes(fine: np.ndarray, detail: np.ndarray, flat: np.ndarray, rules: Q
     Each map pixel's window of ``focus_edge_um`` votes by its focus ratio against ``focus_edge`` (-1 to +1,
     see ``_VOTE_SPAN``), weighted by its detail energy ``D`` as ``D / (D + focus_detail_min)``: a flat
     window (glass, smooth stroma) is flat in focus or not and says little. The votes are averaged with a
-    Gaussian of ``focus_vote_um``; ``flat`` pixels (ink, saturated stain) do not vote.
+    Gaussian of ``focus_vote_um``; ``flat`` pixels (ink, saturated stain) do not vote. One more vote of -1
+    with weight ``focus_edge_prior`` is added: where the windows carry almost no evidence, the pixel
+    (always beside an out-of-focus area) sides with the area.
     """
     from scipy import ndimage as ndi
 
@@ -61,7 +63,8 @@ def _edge_votes(fine: np.ndarray, detail: np.ndarray, flat: np.ndarray, rules: Q
     sigma = rules.focus_vote_um / rules.step_um
     num = ndi.gaussian_filter((vote * weight).astype(np.float32), sigma, mode="reflect")
     den = ndi.gaussian_filter(weight.astype(np.float32), sigma, mode="reflect")
-    return num / np.maximum(den, np.float32(1e-6))
+    prior = np.float32(rules.focus_edge_prior)  # one weak vote for "out of focus": no evidence sides with the area
+    return (num - prior) / np.maximum(den + prior, np.float32(1e-6))
 
 
 def _out_of_focus(

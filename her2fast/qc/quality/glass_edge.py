@@ -103,16 +103,46 @@ def _nan_median(a: np.ndarray) -> np.ndarray:
     return np.where(n > 0, 0.5 * (lo + hi), np.nan)
 
 
-def _band_limits(m: np.ndarray, d_um: np.ndarray, rules: QualityRules) -> tuple[float, float, float, int] | None:
+def _grey(v: np.ndarray, max_chroma: float) -> bool:
+    """Whether an optical-density excess (3 channels) is positive and grey: every channel within
+    ``max_chroma`` of the largest."""
+    hi, lo = float(np.max(v)), float(np.min(v))
+    return hi > 0.0 and hi - lo < max_chroma * hi
+
+
+def _continuous(excess: np.ndarray, need: np.ndarray, per_piece: int) -> float | None:
+    """The share of the pieces along an edge in which the line shows: ``excess`` (``(len(a), 3)``, the line
+    over the clear side beside it at each position along the edge, NaN where not measured) is cut into
+    pieces of ``per_piece`` positions, and a piece shows the line when its median is at least half ``need``
+    in every channel. Pieces less than half measured are left out; None when none is measured.
+    """
+    shown, measured = 0, 0
+    for i in range(excess.shape[0] // per_piece):
+        part = excess[i * per_piece : (i + 1) * per_piece]
+        part = part[~np.isnan(part).any(axis=1)]
+        if len(part) < 0.5 * per_piece:
+            continue
+        measured += 1
+        shown += bool(np.all(np.median(part, axis=0) >= 0.5 * need))
+    return shown / measured if measured else None
+
+
+def _band_limits(
+    m: np.ndarray, d_um: np.ndarray, rules: QualityRules, prof: np.ndarray | None = None, sample_um: float = 2.0
+) -> tuple[float, float, float, int] | None:
     """The band's extent ``(lo, hi)`` in um across the edge, the line's centre and the shadow's side (+-1),
     from the median profile ``m`` (``(len(d), 3)``).
 
     Each side's own level is the median of the profile beyond ``edge_max_um - 24`` um; the shadow lies on
     the side whose mean excess over its level, 6 to 14 um from the line, is the higher. The line lies
     within 3 um of the fitted curve, where the profile peaks most sharply (over +-3 um); it must stand
-    above the clear side 6 um away by at least ``edge_line_od`` in every channel and be no lower than the
-    shadow 6 um away (a step, such as the edge of ink or of the shadow band itself, is not a line). When
-    the shadow's excess is at least ``edge_shadow_od``, the band ends where the excess falls below
+    above the clear side 6 um away by at least ``edge_line_od`` in every channel, grey (the channels
+    within ``edge_max_chroma`` of the largest), and be no lower than the shadow 6 um away (a step, such as
+    the edge of ink or of the shadow band itself, is not a line). With ``prof`` (the profiles the median
+    was taken over, one per ``sample_um`` along the edge), the line must also show in at least
+    ``edge_continuity`` of the pieces of ``edge_piece_um`` along it (:func:`_continuous`): a glass edge adds
+    the same line wherever it runs, and stained membranes in a row show it only in places. When the
+    shadow's excess is at least ``edge_shadow_od``, the band ends where the excess falls below
     ``edge_band_end`` of it; the line's clear side ends where its excess falls below ``edge_band_end`` of
     the line's. None when there is no line.
     """
@@ -134,10 +164,18 @@ def _band_limits(m: np.ndarray, d_um: np.ndarray, rules: QualityRules) -> tuple[
     level = {side: float(np.median(excess[side][near & (np.sign(rel) == side)])) for side in (-1, 1)}
     shadow = max((-1, 1), key=lambda sd: level[sd])
     clear = -shadow
-    if np.min(m[centre] - m[centre + clear * off]) < rules.edge_line_od:
+    line = m[centre] - m[centre + clear * off]
+    if np.min(line) < rules.edge_line_od or not _grey(line, rules.edge_max_chroma):
         return None
     if np.min(m[centre] - m[centre + shadow * off]) < 0.0:
         return None
+    per_piece = max(1, int(round(rules.edge_piece_um / sample_um)))
+    if prof is not None:
+        # a glass edge adds the same grey line wherever it runs, over tissue and glass alike: the line shows
+        # in (nearly) every piece along it, not only in the median over its length
+        shown = _continuous(prof[:, centre] - prof[:, centre + clear * off], line, per_piece)
+        if shown is None or shown < rules.edge_continuity:
+            return None
 
     def reach(side: int, ref: float) -> float:
         """How far from the centre (um) the excess on ``side`` stays at or above ``edge_band_end * ref``."""
@@ -195,8 +233,8 @@ def _glass_edge(
     a curve of the second order through its candidates. A line counts when it is at least ``edge_min_um``
     long inside the image, bends to a radius of at least ``edge_min_radius_um``, and the median profile
     across it (over its whole length, so a stretch over dark tissue or glass does not matter) shows a thin
-    line (:func:`_band_limits`); the band is measured on that profile and a map pixel at least
-    ``edge_cover`` inside it is marked.
+    grey line that also shows in most pieces along it (:func:`_band_limits`); the band is measured on that
+    profile and a map pixel at least ``edge_cover`` inside it is marked.
 
     Also returned, per edge found: ``(theta, rho, coef, centre, side)``, its curve in fine pixel
     coordinates (:func:`_signed_distance`), the line's centre and the shadow's side in that distance.
@@ -256,7 +294,7 @@ def _glass_edge(
             fine, skip_fine, theta, rho_f, coef, a[:: max(1, int(round(2.0 / fine_mpp)))], d_um / fine_mpp
         )
         m = _nan_median(prof)
-        limits = _band_limits(m, d_um, rules)
+        limits = _band_limits(m, d_um, rules, prof, max(1, int(round(2.0 / fine_mpp))) * fine_mpp)
         if limits is None:
             continue
         lo, hi = limits[0] / fine_mpp, limits[1] / fine_mpp

@@ -52,6 +52,10 @@ class QualityRules:
         windows (glass, smooth stroma) say little about focus.
     focus_vote_um : float
         Gaussian scale (sigma) over which the votes are averaged.
+    focus_edge_prior : float
+        Beside an out-of-focus area, the averaged votes count one more vote of "out of focus" with this
+        weight (a window of full detail weighs about 1): where the windows near the edge carry almost no
+        evidence (smooth, pale stroma) the tissue beside the area is taken as out of focus with it.
     focus_tissue_od : float
         Inside an out-of-focus area, windows down to this mean optical density are tissue (blur lowers the
         mean optical density of pale tissue).
@@ -130,6 +134,16 @@ class QualityRules:
         clear side).
     edge_cover : float
         A map pixel at least this share inside the band is ``glass_edge``.
+    edge_max_chroma : float
+        A glass edge's line is grey: in the median profile its excess over the clear side is within this
+        share of the largest channel in every channel. DAB is not (its optical density in red is 0.16-0.35
+        of that in blue), nor is hematoxylin (blue 0.41-0.46 of red or green); a mixture of the two can be,
+        hence ``edge_continuity``.
+    edge_piece_um, edge_continuity : float
+        A glass edge's line shows in at least ``edge_continuity`` of the pieces of ``edge_piece_um`` along
+        it (each piece's median profile: the line at least half as far above the clear side as in the
+        median over the whole length, in every channel): an edge adds the same line wherever it runs,
+        over tissue and glass; stained membranes side by side show a line only in places.
     max_unusable_tumour : float
         A slide whose tumour area (epithelium in the segmented tiles) is unusable for more than this
         fraction is not scorable (:data:`REASON_UNUSABLE`): the rest is too small a sample of the tumour.
@@ -147,6 +161,7 @@ class QualityRules:
     focus_edge: float = 0.016
     focus_detail_min: float = 3e-5
     focus_vote_um: float = 6.0
+    focus_edge_prior: float = 0.03
     focus_tissue_od: float = 0.03
     fine_um: float = 0.7
     detail_um: float = 8.0
@@ -182,6 +197,9 @@ class QualityRules:
     edge_shadow_od: float = 0.04
     edge_band_end: float = 0.25
     edge_cover: float = 0.25
+    edge_max_chroma: float = 0.2
+    edge_piece_um: float = 40.0
+    edge_continuity: float = 0.8
     max_unusable_tumour: float = 0.5
     look_for: tuple[str, ...] = QUALITY_REASONS
 
@@ -225,9 +243,10 @@ class QualityRules:
             "edge_min_um",
             "edge_min_radius_um",
             "edge_shadow_od",
+            "edge_piece_um",
         ):
             as_positive_float(getattr(self, name), name)
-        for name in ("focus_bridge_um", "focus_near_um"):
+        for name in ("focus_bridge_um", "focus_near_um", "focus_edge_prior"):
             if not float(getattr(self, name)) >= 0.0:
                 raise InvalidInputError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
         if not (0.0 < float(self.max_unusable_tumour) <= 1.0):
@@ -240,6 +259,8 @@ class QualityRules:
             "precipitate_brown",
             "edge_band_end",
             "edge_cover",
+            "edge_continuity",
+            "edge_max_chroma",
         ):
             if not (0.0 < float(getattr(self, name)) <= 1.0):
                 raise InvalidInputError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")

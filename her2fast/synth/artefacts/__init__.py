@@ -38,6 +38,11 @@ tissue terms, at any resolution.
     band's far edge) and a brightness step beyond the line (neutral, -0.03 to 0.05). The mask is the
     line and the band; the step leaves the tissue beyond readable and is outside it.
 
+Look-alikes of a glass edge that are tissue, not artefacts (the map must keep them):
+:func:`add_stained_lines` (dark stained membranes side by side across the image, brown or the
+hematoxylin-DAB mixture nearest grey) and :func:`add_stained_border` (a straight, ragged border of
+densely stained tissue), in :mod:`.lookalike`.
+
 The makers live in one module per origin: :mod:`.defocus` (the scanner), :mod:`.marker` (pen ink),
 :mod:`.section` (folds), :mod:`.stain` (saturated stain, precipitate) and :mod:`.mounting` (bubbles, glass
 edges); :mod:`._base` holds what they share.
@@ -62,6 +67,7 @@ from ..._validate import as_int, as_rgb_uint8
 from ...errors import InvalidInputError
 from ._base import Artefact, ArtefactImage
 from .defocus import add_blur_band
+from .lookalike import LOOKALIKE_COLOURS, add_stained_border, add_stained_lines
 from .marker import INK_COLOURS, add_ink
 from .mounting import add_bubble, add_glass_edge
 from .section import add_fold
@@ -70,6 +76,7 @@ from .stain import PRECIPITATE_HAZE_OD, PRECIPITATE_OD, SATURATION_OD, add_preci
 __all__ = [
     "ARTEFACT_KINDS",
     "INK_COLOURS",
+    "LOOKALIKE_COLOURS",
     "SATURATION_OD",
     "Artefact",
     "ArtefactImage",
@@ -81,6 +88,8 @@ __all__ = [
     "add_ink",
     "add_precipitate",
     "add_saturation",
+    "add_stained_border",
+    "add_stained_lines",
     "PRECIPITATE_HAZE_OD",
     "PRECIPITATE_OD",
 ]
