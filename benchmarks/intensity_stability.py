@@ -21,7 +21,21 @@ of stained cells whose intensity class changes, with bands fitted per measure on
 (fewest misclassified cells per boundary). A re-scan should leave a measure at 1.00; the stain change
 should move it (ASCO/CAP intensity is a judgement of the absolute staining level). Per-cell class
 changes include the measurement's own cell-to-cell noise (a cell seen again through a re-scan), so
-compare them between measures, not with zero.
+compare them between measures, not with zero. Also printed per measure: the share of the unchanged
+cells (all matched, and the stained ones) in their true class under those bands (class separation).
+
+Blends of the shipped peak measure ``cur`` with the inner mean (``--measures`` names; ``inner`` is
+``inner 0.5-1.0`` or ``inner 0.5-1.5`` of ``intensity_measures.py``, ``bg`` the cell's cytoplasm DAB,
+``gate`` the gated peak ``gate 0.5-1.5 k0.9 q75`` without the cytoplasm subtraction):
+
+- ``cur*(inner/med)``: per cell, ``cur`` times the cell's inner / median-peak ratio;
+- ``cur^0.5*(inner-bg)^0.5``: per cell, the geometric mean of ``cur`` and the inner mean above cytoplasm;
+- ``0.7cur+0.6(inner-bg)``: per cell, a weighted sum;
+- ``cur x tile(inner 0.5-1.0)`` / ``cur x tile(inner 0.5-1.5)``: ``cur`` times one factor per tile, the
+  median over its cells with ``cur`` >= ``weak_od`` of (inner - bg) / (gate - bg): a defocus or JPEG
+  widens the ridge and raises this ratio on every cell of the slide while the stain level leaves it be,
+  so it stands for a per-slide correction estimated from the slide's own cells (the ratio's clean-tissue
+  value only rescales the bands, which are fitted per measure here).
 """
 
 from __future__ import annotations
@@ -49,6 +63,36 @@ CHANGES: dict[str, tuple[tuple[str, float], ...] | str] = {
 PRESETS = "3+/near-threshold,2+/near-threshold,2+/typical,1+/typical,3+/typical"
 MEASURES = "cur,med,cur-bg,memmean-bg,int_full 1.5,inner 0.5-1.5,inner 0.5-1.5 -bg,gate 0.5-1.5 k0.9 q75"
 FEATURE_VERSION = 1
+BLENDS = (
+    "cur*(inner/med),cur^0.5*(inner-bg)^0.5,0.7cur+0.6(inner-bg),cur x tile(inner 0.5-1.0),cur x tile(inner 0.5-1.5)"
+)
+
+
+def _tile_ratio(f: dict, inner: str) -> float:
+    """The tile's median (inner - bg) / (gate - bg) over its cells measured weak or stronger (1 if < 10)."""
+    from her2fast.scoring import DEFAULT_RULES
+
+    sel = f["cur"] >= DEFAULT_RULES.weak_od
+    if sel.sum() < 10:
+        return 1.0
+    bg = f["bg"][sel]
+    return float(np.median((f[inner][sel] - bg) / np.maximum(f["gate 0.5-1.5 k0.9 q75"][sel] - bg, 1e-3)))
+
+
+def measure(f: dict, name: str) -> np.ndarray:
+    """A candidate of ``intensity_measures.py`` by name, or one of the blends (:data:`BLENDS`)."""
+    if name in f:
+        return f[name]
+    cur, bg = f["cur"], f["bg"]
+    if name == "cur*(inner/med)":
+        return cur * np.maximum(f["inner 0.5-1.5"], 0.0) / np.maximum(f["med"], 1e-3)
+    if name == "cur^0.5*(inner-bg)^0.5":
+        return np.sqrt(np.maximum(cur, 0.0) * np.maximum(f["inner 0.5-1.5"] - bg, 0.0))
+    if name == "0.7cur+0.6(inner-bg)":
+        return 0.7 * cur + 0.6 * np.maximum(f["inner 0.5-1.5"] - bg, 0.0)
+    if name.startswith("cur x tile(") and name.endswith(")"):
+        return cur * _tile_ratio(f, name[len("cur x tile(") : -1])
+    raise SystemExit(f"unknown measure {name!r}")
 
 
 def _render(cat: str, variant: str, seed: int, size: int, change: str):
@@ -105,13 +149,18 @@ def main() -> int:
     ap.add_argument("--seeds", default="100")
     ap.add_argument("--size", type=int, default=800)
     ap.add_argument("--cache", default="/tmp/h2f_stab")
-    ap.add_argument("--measures", default=MEASURES, help="comma-separated names (see intensity_measures.py)")
+    ap.add_argument(
+        "--measures", default=MEASURES, help="comma-separated names (intensity_measures.py, or the blends above)"
+    )
+    ap.add_argument("--blends", action="store_true", help="also the blends of cur with the inner mean (BLENDS)")
     args = ap.parse_args()
     cache = Path(args.cache)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     if min(seeds) >= 1000:
         raise SystemExit("use training seeds (< 1000): the held-out seeds stay for the scoring benchmarks")
     measures = [m for m in args.measures.split(",") if m]
+    if args.blends:
+        measures += [m for m in BLENDS.split(",") if m not in measures]
     pairs: dict[str, list] = {c: [] for c in CHANGES}
     base_all: list = []
     for preset in args.presets.split(","):
@@ -128,24 +177,27 @@ def main() -> int:
         f"{cls_all.size} matched tumour cells, {(cls_all > 0).sum()} stained"
     )
     print("median ratio changed / unchanged over stained cells | % of stained cells whose class changes")
-    print(f"{'measure':24s} " + " ".join(f"{c:>15s}" for c in CHANGES))
+    print("in class: % of the unchanged cells in their true class (all / stained), bands fitted per measure")
+    print(f"{'measure':26s} {'in class':>11s} " + " ".join(f"{c:>15s}" for c in CHANGES))
     for name in measures:
-        vals = np.concatenate([b[0][name] for b in base_all])
+        vals = np.concatenate([measure(b[0], name) for b in base_all])
         edges = np.array([best_cut(vals, cls_all, k) for k in range(3)])
         edges = np.maximum.accumulate(edges + np.arange(3) * 1e-9)
+        right = np.searchsorted(edges, vals, side="right") == cls_all
+        sep = f"{100 * right.mean():4.1f} / {100 * right[cls_all > 0].mean():4.1f}"
         cells = []
         for change in CHANGES:
             ratios, moved = [], []
             for (fb, jb, cb), (fp, jp, _) in pairs[change]:
                 _, ib, ip = np.intersect1d(jb, jp, return_indices=True)
                 stained = cb[ib] > 0
-                vb, vp = fb[name][ib][stained], fp[name][ip][stained]
+                vb, vp = measure(fb, name)[ib][stained], measure(fp, name)[ip][stained]
                 ok = vb > 1e-3
                 ratios.append(vp[ok] / vb[ok])
                 moved.append(np.searchsorted(edges, vb, side="right") != np.searchsorted(edges, vp, side="right"))
             r, m = np.concatenate(ratios), np.concatenate(moved)
             cells.append(f"{np.median(r):6.3f} | {100 * m.mean():5.1f}")
-        print(f"{name:24s} " + " ".join(f"{c:>15s}" for c in cells))
+        print(f"{name:26s} {sep:>11s} " + " ".join(f"{c:>15s}" for c in cells))
     return 0
 
 
