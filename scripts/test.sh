@@ -59,7 +59,5 @@ echo "== Python tests"
 # with bytecode caches (an environment may turn them off): else each pytest-xdist worker and each process a test
 # starts compiles her2fast and the test modules from source again
 unset PYTHONDONTWRITEBYTECODE
-# one pytest-xdist worker more than there are cores (many tests wait on the processes they start: a third
-# worker on two cores ran the suite in 320 s instead of 362 s, a fourth in 356 s), a test module's tests on
-# one worker (its module fixtures are made once)
-python -m pytest --all -n "$((jobs + 1))" --dist loadfile --durations=15 "$@"
+# on every core (pytest-xdist), a test module's tests on one worker (its module fixtures are made once)
+python -m pytest --all -n "$jobs" --dist loadfile --durations=15 "$@"
