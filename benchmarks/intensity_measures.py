@@ -61,31 +61,22 @@ def _ray_profiles(od, lab, mem, base, frac, n_rays, length):
     return prof.astype(np.float32), lab[yi, xi], mem[yi, xi], t
 
 
-def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=None):
-    """measure_tile's owned cells plus candidate intensity measures (dict of (n_owned,) arrays)."""
-    from scipy import ndimage as ndi
+def territories(membrane, dab_od, nuclei, *, mpp, settings):
+    """The steps of :func:`her2fast.stages.cells.measure_tile` up to the cells' territories, as it runs them.
 
+    Returns (dab OD, membrane mask, nucleus markers, n, pixel count, x sum, y sum, centre base, centre
+    fraction, territories, territory radius in px): what the studies measure the cells' rays on.
+    """
     from her2fast import _native
-    from her2fast.stages.cells import (
-        DEFAULT_CELL_SETTINGS,
-        _as_float_map,
-        _exact_centres,
-        _nucleus_labels,
-        _rays,
-        measure_tile,
-    )
+    from her2fast.stages.cells import _as_float_map, _exact_centres, _nucleus_labels
 
-    s = settings or DEFAULT_CELL_SETTINGS
-    tc = measure_tile(membrane, dab_od, nuclei, mpp=mpp, core=core, epithelium=epithelium, settings=s)
-    cells = tc.cells
+    s = settings
     prob = _as_float_map(membrane, "membrane")
     od = _as_float_map(dab_od, "dab_od")
-    h, w = od.shape
     radius = s.max_radius_um / mpp
     markers, n, count, sx, sy = _nucleus_labels(np.asarray(nuclei), int(np.ceil(s.min_nucleus_um2 / mpp**2)))
     base, frac = _exact_centres(count, sx, sy)
     thr = np.float32(s.membrane_threshold)
-    # the flood landscape and membrane mask, as measure_tile computes them
     land, mem_mask = _native.cell_landscape(
         prob,
         od,
@@ -97,6 +88,26 @@ def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=N
     bases = np.ascontiguousarray(np.vstack([np.zeros((1, 2), np.int32), base]))
     fracs = np.ascontiguousarray(np.vstack([np.zeros((1, 2)), frac]))
     terr = _native.seeded_watershed(land, markers, n, None, float(thr), float(radius), bases, fracs, True)
+    return od, mem_mask, markers, n, count, sx, sy, base, frac, terr, radius
+
+
+def cell_features(membrane, dab_od, nuclei, *, mpp, core, epithelium, settings=None):
+    """measure_tile's owned cells plus candidate intensity measures (dict of (n_owned,) arrays)."""
+    from scipy import ndimage as ndi
+
+    from her2fast.stages.cells import (
+        DEFAULT_CELL_SETTINGS,
+        _rays,
+        measure_tile,
+    )
+
+    s = settings or DEFAULT_CELL_SETTINGS
+    tc = measure_tile(membrane, dab_od, nuclei, mpp=mpp, core=core, epithelium=epithelium, settings=s)
+    cells = tc.cells
+    od, mem_mask, markers, n, count, sx, sy, base, frac, terr, radius = territories(
+        membrane, dab_od, nuclei, mpp=mpp, settings=s
+    )
+    h, w = od.shape
     mem_u8 = mem_mask.view(np.uint8)
     run, peak = _rays(terr, mem_u8, od, base, frac, int(s.n_rays), radius + 2.0, 0.0, s.max_run_um / mpp)
     # ownership, as measure_tile

@@ -49,10 +49,10 @@ INNER_UM = (0.5, 1.0)  # the inner window, um before the membrane peak
 
 def cell_ratios(tc, membrane, dab_od, nuclei, *, mpp=0.5, origin=(0, 0), core=None, epithelium=None, settings=None):
     """``r`` of each owned tumour cell of ``tc`` (a :func:`measure_tile` result) measured weak or stronger."""
+    from intensity_measures import territories
     from scipy.ndimage import map_coordinates
 
-    from her2fast import _native
-    from her2fast.stages.cells import DEFAULT_CELL_SETTINGS, _as_float_map, _exact_centres, _nucleus_labels, _rays
+    from her2fast.stages.cells import DEFAULT_CELL_SETTINGS, _rays
     from her2fast.stages.cells.intensity import _cytoplasm_od
 
     s = settings or DEFAULT_CELL_SETTINGS
@@ -60,19 +60,10 @@ def cell_ratios(tc, membrane, dab_od, nuclei, *, mpp=0.5, origin=(0, 0), core=No
     sel = (cur_all >= s.rules.weak_od) & np.asarray(tc.cells.is_tumour, bool)
     if not sel.any():
         return np.zeros(0)
-    prob = _as_float_map(membrane, "membrane")
-    od = _as_float_map(dab_od, "dab_od")
-    h, w = od.shape
-    radius = s.max_radius_um / mpp
-    markers, n, count, sx, sy = _nucleus_labels(np.asarray(nuclei), int(np.ceil(s.min_nucleus_um2 / mpp**2)))
-    base, frac = _exact_centres(count, sx, sy)
-    thr = np.float32(s.membrane_threshold)
-    land, mem = _native.cell_landscape(
-        prob, od, float(thr), float(thr * np.float32(0.5)), float(np.float32(s.membrane_od_weight)), 1 - 1e-6
+    od, mem, markers, n, count, sx, sy, base, frac, terr, radius = territories(
+        membrane, dab_od, nuclei, mpp=mpp, settings=s
     )
-    bases = np.ascontiguousarray(np.vstack([np.zeros((1, 2), np.int32), base]))
-    fracs = np.ascontiguousarray(np.vstack([np.zeros((1, 2)), frac]))
-    terr = _native.seeded_watershed(land, markers, n, None, float(thr), float(radius), bases, fracs, True)
+    h, w = od.shape
     ox, oy = origin
     cx0, cy0, cx1, cy1 = core if core is not None else (ox, oy, ox + w, oy + h)
     gsx, gsy = sx + count * ox, sy + count * oy
